@@ -1,0 +1,368 @@
+"""Merge several conformance JSON reports into one compatibility matrix.
+
+Pure functions, no I/O: ``build_matrix`` turns reports (the ``nsprim.conformance/1``
+JSON schema, already parsed) into a :class:`Matrix`; ``render_matrix`` turns a
+matrix into text (``table``, ``markdown`` or ``json``). Used by
+``nsprim conformance --merge`` and by ``scripts/vm/matrix`` (one column per
+kernel and privilege level).
+
+Imports only the standard library and tabulate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tabulate import tabulate
+
+__all__ = [
+    "FORMATS",
+    "MATRIX_SCHEMA",
+    "STATUSES",
+    "Cell",
+    "Column",
+    "Matrix",
+    "Row",
+    "build_matrix",
+    "differing_rows",
+    "matrix_from_dict",
+    "matrix_to_dict",
+    "render_matrix",
+]
+
+MATRIX_SCHEMA = "nsprim.conformance.matrix/1"
+REPORT_SCHEMA = "nsprim.conformance/1"
+STATUSES = ("PASS", "FAIL", "SKIP", "ERROR")
+FORMATS = ("table", "markdown", "json")
+# Statuses whose reason is worth a footnote (PASS needs no explanation).
+_EXPLAINED = frozenset({"FAIL", "SKIP", "ERROR"})
+_MISSING = "-"  # shown where a report has no result for a row
+
+
+@dataclass(frozen=True)
+class Column:
+    """One report: its label, where it ran, and its status counts."""
+
+    label: str
+    kernel: str
+    privileges: str
+    summary: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One check in one report; *status* is ``None`` when the report lacks the check."""
+
+    status: str | None
+    reason: str | None = None
+    control: str | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One check across every column, in column order."""
+
+    id: str
+    catalogue_id: str | None
+    title: str
+    level: str | None
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Checks (rows) by reports (columns), plus notes (e.g. a kernel that did not boot)."""
+
+    columns: tuple[Column, ...]
+    rows: tuple[Row, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _reason(result: Mapping[str, Any]) -> str | None:
+    """Explain a non-PASS result in one line: the message, then expected/actual if given."""
+    status = result.get("status")
+    if status not in _EXPLAINED:
+        return None
+    parts = [_one_line(str(result.get("message") or ""))]
+    expected, actual = result.get("expected"), result.get("actual")
+    if status != "SKIP" and (expected is not None or actual is not None):
+        parts.append(f"(expected {_one_line(str(expected))}, got {_one_line(str(actual))})")
+    text = " ".join(p for p in parts if p)
+    return text or f"{status} without a message"
+
+
+def _default_label(report: Mapping[str, Any], index: int) -> str:
+    env = report.get("environment") or {}
+    kernel = str(env.get("kernel") or f"report {index + 1}")
+    privileges = env.get("privileges")
+    return f"{kernel} ({privileges})" if privileges else kernel
+
+
+def build_matrix(
+    reports: Sequence[Mapping[str, Any]],
+    labels: Sequence[str | None] | None = None,
+    notes: Sequence[str] = (),
+) -> Matrix:
+    """Merge conformance reports into a matrix, one column per report.
+
+    Rows are the union of check ids, in order of first appearance. Column labels are
+    ``labels[i]`` when given, else ``"<kernel release> (<privileges>)"`` from the
+    report's ``environment``; repeated labels get a ``#2``, ``#3`` suffix.
+
+    Args:
+        reports: parsed ``nsprim.conformance/1`` reports.
+        labels: optional label per report (``None`` entries fall back to the default).
+        notes: free text shown under the matrix (e.g. a kernel that failed to boot).
+
+    Raises:
+        ValueError: a report has another schema, or *labels* has the wrong length.
+    """
+    if labels is not None and len(labels) != len(reports):
+        raise ValueError(
+            f"labels must have one entry per report ({len(reports)}), got {len(labels)}"
+        )
+    columns: list[Column] = []
+    seen_labels: dict[str, int] = {}
+    by_id: list[dict[str, Mapping[str, Any]]] = []
+    order: dict[str, Mapping[str, Any]] = {}
+    for index, report in enumerate(reports):
+        schema = report.get("schema")
+        if schema != REPORT_SCHEMA:
+            raise ValueError(
+                f"report {index + 1}: schema must be {REPORT_SCHEMA!r}, got {schema!r}"
+            )
+        label = (labels[index] if labels is not None else None) or _default_label(report, index)
+        count = seen_labels.get(label, 0) + 1
+        seen_labels[label] = count
+        if count > 1:
+            label = f"{label} #{count}"
+        results: dict[str, Mapping[str, Any]] = {}
+        for result in report.get("results") or []:
+            check_id = str(result["id"])
+            results[check_id] = result
+            order.setdefault(check_id, result)
+        by_id.append(results)
+        summary = {s: 0 for s in STATUSES}
+        for result in results.values():
+            status = str(result.get("status"))
+            summary[status] = summary.get(status, 0) + 1
+        env = report.get("environment") or {}
+        columns.append(
+            Column(
+                label=label,
+                kernel=str(env.get("kernel") or ""),
+                privileges=str(env.get("privileges") or ""),
+                summary=summary,
+            )
+        )
+    rows: list[Row] = []
+    for check_id, first in order.items():
+        cells: list[Cell] = []
+        for results in by_id:
+            result = results.get(check_id)
+            if result is None:
+                cells.append(Cell(status=None))
+                continue
+            control = result.get("control")
+            cells.append(
+                Cell(
+                    status=str(result.get("status")),
+                    reason=_reason(result),
+                    control=None if control is None else str(control),
+                )
+            )
+        catalogue = first.get("catalogue_id")
+        level = first.get("level")
+        rows.append(
+            Row(
+                id=check_id,
+                catalogue_id=None if catalogue is None else str(catalogue),
+                title=_one_line(str(first.get("title") or "")),
+                level=None if level is None else str(level),
+                cells=tuple(cells),
+            )
+        )
+    return Matrix(columns=tuple(columns), rows=tuple(rows), notes=tuple(notes))
+
+
+def _differing_groups(row: Row, columns: Sequence[Column]) -> list[str]:
+    """Name the privilege groups in which this row's present statuses disagree."""
+    groups: dict[str, set[str]] = {}
+    for index, cell in enumerate(row.cells):
+        if cell.status is None:
+            continue
+        group = columns[index].privileges if index < len(columns) else ""
+        groups.setdefault(group, set()).add(cell.status)
+    return sorted(g for g, statuses in groups.items() if len(statuses) > 1)
+
+
+def differing_rows(matrix: Matrix) -> list[Row]:
+    """Return the rows whose statuses differ between columns with the same privileges."""
+    return [row for row in matrix.rows if _differing_groups(row, matrix.columns)]
+
+
+def _footnotes(matrix: Matrix) -> tuple[list[list[str]], list[str]]:
+    """Number each distinct reason (row-major order) and return cell texts plus the notes."""
+    numbers: dict[str, int] = {}
+    texts: list[list[str]] = []
+    for row in matrix.rows:
+        line: list[str] = []
+        for cell in row.cells:
+            if cell.status is None:
+                line.append(_MISSING)
+                continue
+            text = cell.status
+            if cell.reason:
+                number = numbers.setdefault(cell.reason, len(numbers) + 1)
+                text = f"{text} [{number}]"
+            line.append(text)
+        texts.append(line)
+    return texts, list(numbers)
+
+
+def _summary_text(summary: Mapping[str, int]) -> str:
+    return " ".join(f"{s[0]}:{summary.get(s, 0)}" for s in STATUSES)
+
+
+def _escape_md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _render_text(matrix: Matrix, markdown: bool) -> str:
+    cells, footnotes = _footnotes(matrix)
+    headers = ["Check", "Catalogue", *[c.label for c in matrix.columns]]
+    body: list[list[str]] = []
+    for row, line in zip(matrix.rows, cells):
+        body.append([row.id, row.catalogue_id or "", *line])
+    body.append(["Summary (P/F/S/E)", "", *[_summary_text(c.summary) for c in matrix.columns]])
+    out: list[str] = []
+    if markdown:
+        out.append("| " + " | ".join(_escape_md(h) for h in headers) + " |")
+        out.append("|" + "|".join(["---"] * len(headers)) + "|")
+        for line in body:
+            out.append("| " + " | ".join(_escape_md(x) for x in line) + " |")
+    else:
+        out.append(tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True))
+    if footnotes:
+        out.append("")
+        out.append("Notes:" if not markdown else "**Reasons**")
+        if markdown:
+            out.append("")
+        for number, text in enumerate(footnotes, 1):
+            out.append(f"{number}. {text}" if markdown else f"[{number}] {text}")
+    diffs = [(row, _differing_groups(row, matrix.columns)) for row in matrix.rows]
+    diffs = [(row, groups) for row, groups in diffs if groups]
+    if diffs:
+        out.append("")
+        out.append(
+            "**Differences between columns of the same privileges**"
+            if markdown
+            else "Differences between columns of the same privileges:"
+        )
+        if markdown:
+            out.append("")
+        for row, _groups in diffs:
+            statuses = ", ".join(
+                f"{col.label}: {cell.status or _MISSING}"
+                for col, cell in zip(matrix.columns, row.cells)
+            )
+            out.append(f"- `{row.id}`: {statuses}" if markdown else f"- {row.id}: {statuses}")
+    if matrix.notes:
+        out.append("")
+        out.append("**Runs without a report**" if markdown else "Runs without a report:")
+        if markdown:
+            out.append("")
+        for note in matrix.notes:
+            out.append(f"- {_one_line(note)}")
+    return "\n".join(out) + "\n"
+
+
+def matrix_to_dict(matrix: Matrix) -> dict[str, Any]:
+    """Return the matrix as JSON-ready data (schema ``nsprim.conformance.matrix/1``)."""
+    return {
+        "schema": MATRIX_SCHEMA,
+        "columns": [
+            {
+                "label": c.label,
+                "kernel": c.kernel,
+                "privileges": c.privileges,
+                "summary": dict(c.summary),
+            }
+            for c in matrix.columns
+        ],
+        "rows": [
+            {
+                "id": r.id,
+                "catalogue_id": r.catalogue_id,
+                "title": r.title,
+                "level": r.level,
+                "differs": bool(_differing_groups(r, matrix.columns)),
+                "cells": [
+                    {"status": c.status, "reason": c.reason, "control": c.control} for c in r.cells
+                ],
+            }
+            for r in matrix.rows
+        ],
+        "notes": list(matrix.notes),
+    }
+
+
+def matrix_from_dict(data: Mapping[str, Any]) -> Matrix:
+    """Rebuild a matrix from :func:`matrix_to_dict` output.
+
+    Raises:
+        ValueError: *data* has another schema.
+    """
+    schema = data.get("schema")
+    if schema != MATRIX_SCHEMA:
+        raise ValueError(f"matrix schema must be {MATRIX_SCHEMA!r}, got {schema!r}")
+    return Matrix(
+        columns=tuple(
+            Column(
+                label=str(c["label"]),
+                kernel=str(c["kernel"]),
+                privileges=str(c["privileges"]),
+                summary={str(k): int(v) for k, v in c["summary"].items()},
+            )
+            for c in data["columns"]
+        ),
+        rows=tuple(
+            Row(
+                id=str(r["id"]),
+                catalogue_id=r["catalogue_id"],
+                title=str(r["title"]),
+                level=r["level"],
+                cells=tuple(
+                    Cell(status=c["status"], reason=c["reason"], control=c["control"])
+                    for c in r["cells"]
+                ),
+            )
+            for r in data["rows"]
+        ),
+        notes=tuple(str(n) for n in data.get("notes", [])),
+    )
+
+
+def render_matrix(matrix: Matrix, fmt: str) -> str:
+    """Render *matrix* as ``table`` (tabulate), ``markdown`` or ``json``.
+
+    Table and Markdown show each FAIL/SKIP/ERROR reason once, as a numbered footnote,
+    then a summary row with PASS/FAIL/SKIP/ERROR counts per column.
+
+    Raises:
+        ValueError: *fmt* is not one of :data:`FORMATS`.
+    """
+    if fmt == "json":
+        return json.dumps(matrix_to_dict(matrix), indent=2, sort_keys=False) + "\n"
+    if fmt == "markdown":
+        return _render_text(matrix, markdown=True)
+    if fmt == "table":
+        return _render_text(matrix, markdown=False)
+    raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -1,0 +1,660 @@
+"""Typed bindings of the Linux namespace syscalls, one function per man page.
+
+Layer 1: imports :mod:`nsprim.errors`, :mod:`nsprim._sys`, :mod:`nsprim.flags`
+and :mod:`nsprim._fd` only.
+
+Each function validates its arguments before any syscall (a bad value is a
+``ValueError``/``TypeError`` naming the parameter and echoing the value), makes
+exactly one call, and raises ``OSError`` with the kernel's errno (the subclass
+follows PEP 3151: ``PermissionError`` for EPERM, ``ProcessLookupError`` for
+ESRCH, ...) just as Python 3.12's ``os.unshare``/``os.setns`` do. ENOSYS
+becomes :class:`nsprim.UnsupportedError` naming the kernel version needed.
+
+Several calls act on the calling **thread** (setns, unshare): say so where it
+matters, and prefer :mod:`nsprim.process`, which does the work in a fresh
+single-threaded child.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+from collections.abc import Sequence
+from typing import Optional, Union
+
+from ._fd import FdLike, fd_of
+from ._sys import consts as C
+from ._sys import libc as _libc
+from ._sys import nr as _nr
+from ._sys.structs import (
+    CLONE_ARGS_SIZE_VER0,
+    CLONE_ARGS_SIZE_VER1,
+    CLONE_ARGS_SIZE_VER2,
+    CloneArgs,
+    MountAttr,
+)
+from .errors import UnsupportedError
+from .flags import CloneFlags, MountAttrFlags, MountFlags, Propagation, UmountFlags
+
+__all__ = [
+    "unshare",
+    "setns",
+    "clone3",
+    "sethostname",
+    "setdomainname",
+    "mount",
+    "umount",
+    "pivot_root",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pidfd_getfd",
+    "open_tree",
+    "move_mount",
+    "mount_setattr",
+    "ns_get_userns",
+    "ns_get_parent",
+    "ns_get_nstype",
+    "ns_get_owner_uid",
+    "ns_get_id",
+    "socket_netns",
+    "set_pdeathsig",
+    "HOST_NAME_MAX",
+]
+
+HOST_NAME_MAX = C.NEW_UTS_LEN
+
+StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+_UNSHARE_OK = int(CloneFlags.UNSHARE_ALL) | C.CLONE_THREAD | C.CLONE_SIGHAND | C.CLONE_VM
+_NS_ALL = int(CloneFlags.NS_ALL)
+
+
+# --- validation helpers ------------------------------------------------------------
+
+
+def _int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _flags(value: object, name: str, allowed: int, what: str) -> int:
+    v = _int(value, name)
+    if v < 0 or v & ~allowed:
+        bad = v & ~allowed if v >= 0 else v
+        raise ValueError(f"{name} must be a combination of {what}, got {value!r} (bad bits {bad:#x})")
+    return v
+
+
+def _path(value: object, name: str, *, allow_none: bool = False) -> Optional[bytes]:
+    if value is None:
+        if allow_none:
+            return None
+        raise TypeError(f"{name} must be a path, got None")
+    if isinstance(value, (str, bytes, os.PathLike)):
+        b = os.fsencode(value)
+    else:
+        raise TypeError(f"{name} must be str, bytes or os.PathLike, got {type(value).__name__}")
+    if b"\0" in b:
+        raise ValueError(f"{name} must not contain a NUL byte, got {value!r}")
+    return b
+
+
+def _name(value: object, name: str, limit: int) -> bytes:
+    if isinstance(value, str):
+        b = value.encode("utf-8", "surrogateescape")
+    elif isinstance(value, (bytes, bytearray)):
+        b = bytes(value)
+    else:
+        raise TypeError(f"{name} must be str or bytes, got {type(value).__name__} {value!r}")
+    if b"\0" in b:
+        raise ValueError(f"{name} must not contain a NUL byte, got {value!r}")
+    if len(b) > limit:
+        raise ValueError(f"{name} must be at most {limit} bytes, got {len(b)} bytes: {value!r}")
+    return b
+
+
+def _pid(value: object, name: str = "pid") -> int:
+    v = _int(value, name)
+    if v <= 0 or v > 0x7FFFFFFF:
+        raise ValueError(f"{name} must be a positive process id, got {v}")
+    return v
+
+
+# --- namespaces --------------------------------------------------------------------
+
+
+def unshare(flags: int) -> None:
+    """Disassociate parts of the calling thread's execution context.
+
+    Wraps unshare(2); Linux 2.6.16 (each namespace flag needs the kernel that
+    brought that type: user 3.8, cgroup 4.6, time 5.6). Same contract as
+    Python 3.12's ``os.unshare``. ``CLONE_NEWPID`` and ``CLONE_NEWTIME`` move
+    only the caller's future children; ``CLONE_NEWUSER`` and ``CLONE_NEWNS``
+    are refused (EINVAL) in a multithreaded process.
+
+    Args:
+        flags: ``CLONE_*`` bits (:class:`~nsprim.flags.CloneFlags`).
+
+    Raises:
+        TypeError: *flags* is not an int.
+        ValueError: *flags* has bits unshare(2) does not accept.
+        OSError: the kernel refused (EPERM without privilege, EINVAL, ENOSPC
+            at a nesting or ``max_*_namespaces`` limit, ENOMEM ...).
+        UnsupportedError: the kernel lacks unshare(2).
+    """
+    f = _flags(flags, "flags", _UNSHARE_OK, "CLONE_NEW* and CLONE_FILES/FS/SYSVSEM flags")
+    _libc.check(_libc.unshare(f), "unshare")
+
+
+def setns(fd: FdLike, nstype: int = 0) -> None:
+    """Move the calling thread into the namespace(s) that *fd* refers to.
+
+    Wraps setns(2); Linux 3.0 with an nsfs fd (``/proc/PID/ns/TYPE``), Linux
+    5.8 with a pidfd, which may name several types at once (joined
+    atomically: all or none). Same contract as Python 3.12's ``os.setns``.
+
+    Args:
+        fd: an nsfs file descriptor or a pidfd (int or object with ``fileno()``).
+        nstype: 0 (any type, nsfs fd only) or ``CLONE_NEW*`` bits: for an nsfs
+            fd, the one type it must be; for a pidfd, the types to join.
+
+    Raises:
+        TypeError/ValueError: bad fd or non-namespace bits in *nstype*.
+        OSError: EINVAL (type mismatch, joining one's own user namespace, a
+            multithreaded caller for user/mnt), EPERM, EBADF, ESRCH (pidfd of
+            an exited process), EUSERS (time namespace, multithreaded).
+    """
+    f = fd_of(fd, "fd")
+    t = _flags(nstype, "nstype", _NS_ALL, "CLONE_NEW* flags")
+    _libc.check(_libc.setns(f, t), "setns")
+
+
+_CLONE3_OK = _NS_ALL | C.CLONE_CLEAR_SIGHAND | C.CLONE_PARENT
+
+
+def clone3(
+    flags: int = ...,
+    *,
+    pidfd: bool = ...,
+    exit_signal: int = ...,
+    set_tid: Sequence[int] = ...,
+    cgroup: Optional[FdLike] = ...,
+) -> int: ...
+
+
+def clone3(
+    flags: int = 0,
+    *,
+    pidfd: bool = False,
+    exit_signal: int = signal.SIGCHLD,
+    set_tid: Sequence[int] = (),
+    cgroup: Optional[FdLike] = None,
+) -> Union[int, tuple[int, int]]:
+    """Create a child process, fork-style, optionally in new namespaces.
+
+    Wraps clone3(2); Linux 5.3 (``set_tid`` 5.5, ``cgroup``/CLONE_INTO_CGROUP
+    5.7, ``CLONE_NEWTIME`` 5.6). Like ``os.fork()``: the child continues from
+    this call with 0 as the result and runs CPython's after-fork handlers, so
+    Python stays usable in it. With ``CLONE_NEWPID`` the child is PID 1 of the
+    new pid namespace. Shared-memory flags (CLONE_VM, CLONE_THREAD, ...) are
+    refused: they cannot be used safely from Python.
+
+    Args:
+        flags: ``CLONE_NEW*`` bits, plus ``CLONE_CLEAR_SIGHAND``/``CLONE_PARENT``.
+        pidfd: also return a pidfd for the child (CLONE_PIDFD), O_CLOEXEC.
+        exit_signal: signal sent to the parent when the child exits.
+        set_tid: pids to give the child, innermost pid namespace first
+            (needs CAP_SYS_ADMIN in the owning user namespaces).
+        cgroup: fd of a cgroup v2 directory to start the child in.
+
+    Returns:
+        In the child 0 (or ``(0, -1)`` when *pidfd*); in the parent the child's
+        pid, or ``(pid, pidfd)`` when *pidfd* is true.
+
+    Raises:
+        ValueError/TypeError: unsupported flags, bad signal, bad set_tid.
+        UnsupportedError: no clone3 in this kernel.
+        OSError: the kernel refused (EPERM, ENOSPC, EEXIST for set_tid ...).
+    """
+    f = _flags(flags, "flags", _CLONE3_OK, "CLONE_NEW* flags, CLONE_CLEAR_SIGHAND, CLONE_PARENT")
+    sig = _int(exit_signal, "exit_signal")
+    if not 0 <= sig < signal.NSIG:
+        raise ValueError(f"exit_signal must be 0 or a signal number below {signal.NSIG}, got {sig}")
+    if not isinstance(pidfd, bool):
+        raise TypeError(f"pidfd must be a bool, got {pidfd!r}")
+    tids = [_pid(t, "set_tid[]") for t in set_tid]
+    if len(tids) > 32:
+        raise ValueError(f"set_tid may name at most 32 pids (MAX_PID_NS_LEVEL), got {len(tids)}")
+    args = CloneArgs()
+    out_pidfd = ctypes.c_int(-1)
+    args.flags = f
+    args.exit_signal = sig
+    size = CLONE_ARGS_SIZE_VER0
+    if pidfd:
+        args.flags |= C.CLONE_PIDFD
+        args.pidfd = ctypes.addressof(out_pidfd)
+    tid_arr = (ctypes.c_int32 * max(1, len(tids)))(*tids)
+    if tids:
+        args.set_tid = ctypes.addressof(tid_arr)
+        args.set_tid_size = len(tids)
+        size = CLONE_ARGS_SIZE_VER1
+    if cgroup is not None:
+        args.flags |= C.CLONE_INTO_CGROUP
+        args.cgroup = fd_of(cgroup, "cgroup")
+        size = CLONE_ARGS_SIZE_VER2
+    number = _nr.nr("clone3")
+    # The syscall runs with the GIL held (PyDLL) and between CPython's own
+    # before/after-fork hooks, exactly as os.fork() does (Modules/posixmodule.c):
+    # a child that inherited a GIL owned by another thread would deadlock.
+    _pyapi.PyOS_BeforeFork()
+    ret = int(_pysyscall(number, ctypes.addressof(args), size, 0, 0, 0, 0))
+    err = ctypes.get_errno()
+    if ret == 0:
+        _pyapi.PyOS_AfterFork_Child()
+        return (0, -1) if pidfd else 0
+    _pyapi.PyOS_AfterFork_Parent()
+    if ret < 0:
+        _libc.raise_errno(err, "clone3")
+    return (ret, out_pidfd.value) if pidfd else ret
+
+
+_pyapi = ctypes.pythonapi
+_pyapi.PyOS_BeforeFork.restype = None
+_pyapi.PyOS_BeforeFork.argtypes = []
+_pyapi.PyOS_AfterFork_Child.restype = None
+_pyapi.PyOS_AfterFork_Child.argtypes = []
+_pyapi.PyOS_AfterFork_Parent.restype = None
+_pyapi.PyOS_AfterFork_Parent.argtypes = []
+_pysyscall = ctypes.PyDLL(None, use_errno=True).syscall
+_pysyscall.restype = ctypes.c_long
+_pysyscall.argtypes = [ctypes.c_long] * 7
+
+
+# --- UTS ---------------------------------------------------------------------------
+
+
+def sethostname(name: Union[str, bytes]) -> None:
+    """Set the hostname of the calling process's UTS namespace.
+
+    Wraps sethostname(2); any Linux. Needs CAP_SYS_ADMIN in the user
+    namespace that owns the UTS namespace.
+
+    Args:
+        name: at most 64 bytes (HOST_NAME_MAX), no NUL; str is UTF-8 encoded.
+
+    Raises:
+        TypeError/ValueError: not str/bytes, too long, or contains NUL.
+        OSError: EPERM without privilege.
+    """
+    b = _name(name, "name", HOST_NAME_MAX)
+    _libc.check(_libc.sethostname(b, len(b)), "sethostname")
+
+
+def setdomainname(name: Union[str, bytes]) -> None:
+    """Set the NIS domain name of the calling process's UTS namespace.
+
+    Wraps setdomainname(2); any Linux. Same rules as :func:`sethostname`.
+    """
+    b = _name(name, "name", HOST_NAME_MAX)
+    _libc.check(_libc.setdomainname(b, len(b)), "setdomainname")
+
+
+# --- mounts ------------------------------------------------------------------------
+
+_MS_ALL = 0
+for _m in MountFlags:
+    _MS_ALL |= int(_m)
+_UMOUNT_ALL = 0
+for _u in UmountFlags:
+    _UMOUNT_ALL |= int(_u)
+_ATTR_ALL = 0
+for _a in MountAttrFlags:
+    _ATTR_ALL |= int(_a)
+_ATTR_ALL |= C.MOUNT_ATTR__ATIME
+
+
+def mount(
+    source: Optional[StrPath],
+    target: StrPath,
+    fstype: Optional[Union[str, bytes]] = None,
+    flags: int = 0,
+    data: Optional[Union[str, bytes]] = None,
+) -> None:
+    """Attach a filesystem, or change a mount's flags or propagation.
+
+    Wraps mount(2); any Linux (MS_NOSYMFOLLOW 5.10). Acts in the calling
+    process's mount namespace; needs CAP_SYS_ADMIN in the user namespace
+    that owns it.
+
+    Args:
+        source: device, directory (bind) or a name ("proc", "tmpfs"); may be None.
+        target: mount point.
+        fstype: filesystem type, or None for bind/remount/propagation changes.
+        flags: ``MS_*`` bits (:class:`~nsprim.flags.MountFlags`).
+        data: filesystem options ("mode=755,size=1m").
+
+    Raises:
+        TypeError/ValueError: bad types, NUL bytes, unknown flag bits.
+        OSError: the kernel refused; *filename* is the target.
+    """
+    src = _path(source, "source", allow_none=True)
+    tgt = _path(target, "target")
+    fst = _path(fstype, "fstype", allow_none=True)
+    fl = _flags(flags, "flags", _MS_ALL, "MS_* flags")
+    dat = _path(data, "data", allow_none=True)
+    assert tgt is not None
+    _libc.check(_libc.mount(src, tgt, fst, fl, dat), "mount", os.fsdecode(tgt))
+
+
+def umount(target: StrPath, flags: int = 0) -> None:
+    """Detach the filesystem mounted on *target*.
+
+    Wraps umount2(2); Linux 2.1.116 (MNT_DETACH 2.4.11, UMOUNT_NOFOLLOW 2.6.34).
+
+    Args:
+        target: mount point.
+        flags: ``MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW``.
+
+    Raises:
+        TypeError/ValueError: bad path or flags.
+        OSError: EBUSY, EINVAL (not a mount point), EPERM.
+    """
+    tgt = _path(target, "target")
+    fl = _flags(flags, "flags", _UMOUNT_ALL, "MNT_FORCE/MNT_DETACH/MNT_EXPIRE/UMOUNT_NOFOLLOW")
+    assert tgt is not None
+    _libc.check(_libc.umount2(tgt, fl), "umount2", os.fsdecode(tgt))
+
+
+def pivot_root(new_root: StrPath, put_old: StrPath) -> None:
+    """Make *new_root* the root of the calling process's mount namespace.
+
+    Wraps pivot_root(2) (raw syscall: glibc has no wrapper); Linux 2.3.41.
+    The old root is moved to *put_old*, which must be at or under
+    *new_root*; *new_root* must be a mount point that is not on the current
+    root's filesystem, and neither may have shared propagation.
+
+    Raises:
+        TypeError/ValueError: bad paths.
+        OSError: EBUSY, EINVAL, ENOTDIR, EPERM (see pivot_root(2)).
+    """
+    new = _path(new_root, "new_root")
+    old = _path(put_old, "put_old")
+    assert new is not None and old is not None
+    bnew = ctypes.create_string_buffer(new)
+    bold = ctypes.create_string_buffer(old)
+    try:
+        _libc.syscall("pivot_root", ctypes.addressof(bnew), ctypes.addressof(bold))
+    except OSError as err:
+        if isinstance(err, UnsupportedError):
+            raise
+        raise OSError(err.errno, f"pivot_root: {os.strerror(err.errno or 0)}", os.fsdecode(new)) from None
+
+
+def open_tree(path: StrPath, flags: int = 0, *, dirfd: int = C.AT_FDCWD) -> int:
+    """Open a mount (or clone a mount tree) as an fd.
+
+    Wraps open_tree(2); Linux 5.2. ``OPEN_TREE_CLONE`` (optionally with
+    ``AT_RECURSIVE``) makes a detached copy that :func:`move_mount` can
+    attach. The fd is always close-on-exec.
+
+    Returns:
+        A new file descriptor (the caller closes it).
+    """
+    p = _path(path, "path")
+    allowed = (
+        C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | C.AT_EMPTY_PATH | C.AT_NO_AUTOMOUNT
+        | C.AT_RECURSIVE | C.AT_SYMLINK_NOFOLLOW
+    )
+    fl = _flags(flags, "flags", allowed, "OPEN_TREE_*/AT_* flags") | C.OPEN_TREE_CLOEXEC
+    d = _dirfd(dirfd)
+    assert p is not None
+    buf = ctypes.create_string_buffer(p)
+    return _libc.syscall("open_tree", d, ctypes.addressof(buf), fl)
+
+
+def move_mount(
+    from_path: StrPath,
+    to_path: StrPath,
+    flags: int = 0,
+    *,
+    from_dirfd: int = C.AT_FDCWD,
+    to_dirfd: int = C.AT_FDCWD,
+) -> None:
+    """Move a mount (or attach a detached one from :func:`open_tree`).
+
+    Wraps move_mount(2); Linux 5.2. Pass ``from_path=""`` with
+    ``MOVE_MOUNT_F_EMPTY_PATH`` and ``from_dirfd=<tree fd>`` to attach a tree.
+    """
+    fp = _path(from_path, "from_path")
+    tp = _path(to_path, "to_path")
+    allowed = 0x377  # every MOVE_MOUNT_* bit defined up to Linux 6.5
+    fl = _flags(flags, "flags", allowed, "MOVE_MOUNT_* flags")
+    fd1 = _dirfd(from_dirfd, "from_dirfd")
+    fd2 = _dirfd(to_dirfd, "to_dirfd")
+    assert fp is not None and tp is not None
+    b1 = ctypes.create_string_buffer(fp)
+    b2 = ctypes.create_string_buffer(tp)
+    _libc.syscall("move_mount", fd1, ctypes.addressof(b1), fd2, ctypes.addressof(b2), fl)
+
+
+def mount_setattr(
+    path: StrPath,
+    *,
+    attr_set: int = 0,
+    attr_clr: int = 0,
+    propagation: int = 0,
+    userns_fd: Optional[FdLike] = None,
+    recursive: bool = False,
+    dirfd: int = C.AT_FDCWD,
+    flags: int = 0,
+) -> None:
+    """Change the properties of a mount (or a whole tree with *recursive*).
+
+    Wraps mount_setattr(2); Linux 5.12 (MOUNT_ATTR_NOSYMFOLLOW 5.14).
+
+    Args:
+        path: the mount.
+        attr_set: ``MOUNT_ATTR_*`` bits to set.
+        attr_clr: ``MOUNT_ATTR_*`` bits to clear.
+        propagation: 0 (unchanged) or one of ``MS_SHARED``, ``MS_PRIVATE``,
+            ``MS_SLAVE``, ``MS_UNBINDABLE``.
+        userns_fd: user namespace for ``MOUNT_ATTR_IDMAP``.
+        recursive: apply to the whole subtree (AT_RECURSIVE).
+        flags: extra ``AT_*`` lookup flags.
+
+    Raises:
+        ValueError: unknown attribute bits, a propagation that is not one type.
+        OSError: EINVAL, EPERM, EBUSY ...
+    """
+    p = _path(path, "path")
+    s = _flags(attr_set, "attr_set", _ATTR_ALL, "MOUNT_ATTR_* flags")
+    c = _flags(attr_clr, "attr_clr", _ATTR_ALL, "MOUNT_ATTR_* flags")
+    prop = _int(propagation, "propagation")
+    if prop != 0 and prop not in {int(x) for x in Propagation}:
+        raise ValueError(
+            f"propagation must be 0 or one of MS_SHARED/MS_PRIVATE/MS_SLAVE/MS_UNBINDABLE, got {prop:#x}"
+        )
+    fl = _flags(flags, "flags", C.AT_EMPTY_PATH | C.AT_NO_AUTOMOUNT | C.AT_SYMLINK_NOFOLLOW | C.AT_RECURSIVE,
+                "AT_* flags")
+    if recursive:
+        fl |= C.AT_RECURSIVE
+    attr = MountAttr(attr_set=s, attr_clr=c, propagation=prop,
+                     userns_fd=fd_of(userns_fd, "userns_fd") if userns_fd is not None else 0)
+    d = _dirfd(dirfd)
+    assert p is not None
+    buf = ctypes.create_string_buffer(p)
+    try:
+        _libc.syscall("mount_setattr", d, ctypes.addressof(buf), fl, ctypes.addressof(attr),
+                      ctypes.sizeof(attr))
+    except UnsupportedError:
+        raise
+    except OSError as err:
+        raise OSError(err.errno, f"mount_setattr: {os.strerror(err.errno or 0)}", os.fsdecode(p)) from None
+
+
+def _dirfd(value: object, name: str = "dirfd") -> int:
+    v = _int(value, name)
+    if v != C.AT_FDCWD and v < 0:
+        raise ValueError(f"{name} must be AT_FDCWD or a non-negative fd, got {v}")
+    return v
+
+
+# --- pidfds --------------------------------------------------------------------------
+
+
+def pidfd_open(pid: int, flags: int = 0) -> int:
+    """Return a pidfd referring to process *pid* (close-on-exec).
+
+    Wraps pidfd_open(2); Linux 5.3 (PIDFD_NONBLOCK 5.10, PIDFD_THREAD 6.9).
+
+    Raises:
+        ValueError: *pid* not positive, unknown flags.
+        ProcessLookupError: no such process (ESRCH).
+        UnsupportedError: no pidfd_open in this kernel.
+    """
+    p = _pid(pid)
+    fl = _flags(flags, "flags", C.PIDFD_NONBLOCK | C.PIDFD_THREAD, "PIDFD_NONBLOCK/PIDFD_THREAD")
+    return _libc.syscall("pidfd_open", p, fl)
+
+
+def pidfd_send_signal(pidfd: FdLike, sig: int, flags: int = 0) -> None:
+    """Send signal *sig* to the process that *pidfd* refers to.
+
+    Wraps pidfd_send_signal(2); Linux 5.1 (scope flags 6.9). Unlike kill(2),
+    a recycled pid can't redirect the signal to another process.
+
+    Raises:
+        ValueError: bad fd, signal out of range, unknown flags.
+        ProcessLookupError: the process has exited (ESRCH).
+    """
+    fd = fd_of(pidfd, "pidfd")
+    s = _int(sig, "sig")
+    if not 0 <= s < signal.NSIG:
+        raise ValueError(f"sig must be 0 or a signal number below {signal.NSIG}, got {s}")
+    fl = _flags(flags, "flags", 0x7, "PIDFD_SIGNAL_* flags")
+    _libc.syscall("pidfd_send_signal", fd, s, 0, fl)
+
+
+def pidfd_getfd(pidfd: FdLike, targetfd: int) -> int:
+    """Duplicate fd *targetfd* of the process behind *pidfd* into this process.
+
+    Wraps pidfd_getfd(2); Linux 5.6. Needs PTRACE_MODE_ATTACH_REALCREDS.
+    """
+    fd = fd_of(pidfd, "pidfd")
+    t = fd_of(targetfd, "targetfd")
+    return _libc.syscall("pidfd_getfd", fd, t, 0)
+
+
+# --- nsfs ioctls ---------------------------------------------------------------------
+
+
+def _ns_ioctl(fd: FdLike, request: int, call: str, arg: Optional[ctypes._SimpleCData] = None) -> int:  # type: ignore[type-arg]
+    f = fd_of(fd, "fd")
+    ptr = ctypes.addressof(arg) if arg is not None else None
+    ret = _libc.ioctl(f, request, ptr)
+    if ret == -1:
+        err = ctypes.get_errno()
+        if err == errno.ENOTTY and _is_nsfs(f):
+            raise UnsupportedError(call, requires=_IOCTL_SINCE[call])
+        _libc.raise_errno(err, call)
+    return int(ret)
+
+
+_IOCTL_SINCE = {
+    "NS_GET_USERNS": "Linux 4.9",
+    "NS_GET_PARENT": "Linux 4.9",
+    "NS_GET_NSTYPE": "Linux 4.11",
+    "NS_GET_OWNER_UID": "Linux 4.11",
+    "NS_GET_ID": "Linux 6.18",
+    "SIOCGSKNS": "Linux 4.9",
+}
+
+
+def _is_nsfs(fd: int) -> bool:
+    # An nsfs fd's /proc link reads "<type>:[<inode>]"; nothing else does.
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return False
+    head, _, tail = target.partition(":[")
+    return bool(tail) and head in {"mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"}
+
+
+def ns_get_userns(fd: FdLike) -> int:
+    """Return a new fd for the user namespace that owns namespace *fd*.
+
+    Wraps ioctl(NS_GET_USERNS); Linux 4.9.
+
+    Raises:
+        PermissionError: the owner is outside the caller's user namespace scope (EPERM).
+        OSError: ENOTTY/EINVAL if *fd* is not an nsfs fd.
+    """
+    return _ns_ioctl(fd, C.NS_GET_USERNS, "NS_GET_USERNS")
+
+
+def ns_get_parent(fd: FdLike) -> int:
+    """Return a new fd for the parent of the pid or user namespace *fd*.
+
+    Wraps ioctl(NS_GET_PARENT); Linux 4.9. EINVAL for non-hierarchical
+    types, EPERM when the parent is outside the caller's scope.
+    """
+    return _ns_ioctl(fd, C.NS_GET_PARENT, "NS_GET_PARENT")
+
+
+def ns_get_nstype(fd: FdLike) -> CloneFlags:
+    """Return the ``CLONE_NEW*`` type of namespace *fd*.
+
+    Wraps ioctl(NS_GET_NSTYPE); Linux 4.11.
+    """
+    return CloneFlags(_ns_ioctl(fd, C.NS_GET_NSTYPE, "NS_GET_NSTYPE"))
+
+
+def ns_get_owner_uid(fd: FdLike) -> int:
+    """Return the uid (in the caller's user namespace) that created user namespace *fd*.
+
+    Wraps ioctl(NS_GET_OWNER_UID); Linux 4.11. EINVAL if *fd* is not a user namespace.
+    """
+    uid = ctypes.c_uint32(0)
+    _ns_ioctl(fd, C.NS_GET_OWNER_UID, "NS_GET_OWNER_UID", uid)
+    return int(uid.value)
+
+
+def ns_get_id(fd: FdLike) -> int:
+    """Return the 64-bit namespace id of namespace *fd* (never reused until reboot).
+
+    Wraps ioctl(NS_GET_ID); Linux 6.18 for every type (NS_GET_MNTNS_ID, 6.8,
+    covers mount namespaces on older kernels).
+
+    Raises:
+        UnsupportedError: the kernel lacks NS_GET_ID.
+    """
+    out = ctypes.c_uint64(0)
+    _ns_ioctl(fd, C.NS_GET_ID, "NS_GET_ID", out)
+    return int(out.value)
+
+
+def socket_netns(sock: FdLike) -> int:
+    """Return a new nsfs fd for the network namespace a socket belongs to.
+
+    Wraps ioctl(SIOCGSKNS); Linux 4.9. Needs CAP_NET_ADMIN in the user
+    namespace that owns that network namespace.
+    """
+    return _ns_ioctl(sock, C.SIOCGSKNS, "SIOCGSKNS")
+
+
+# --- prctl ---------------------------------------------------------------------------
+
+
+def set_pdeathsig(sig: int) -> None:
+    """Ask for signal *sig* when the parent thread exits (0 cancels).
+
+    Wraps prctl(PR_SET_PDEATHSIG); Linux 2.1.57. Note: it fires when the
+    parent *thread* exits, and is cleared by fork and by set-user-ID exec.
+    """
+    s = _int(sig, "sig")
+    if not 0 <= s < signal.NSIG:
+        raise ValueError(f"sig must be 0 or a signal number below {signal.NSIG}, got {s}")
+    _libc.check(_libc.prctl(C.PR_SET_PDEATHSIG, s, 0, 0, 0), "prctl")

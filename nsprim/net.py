@@ -1,9 +1,10 @@
 """Network plumbing without the ``ip`` binary: links, veth pairs, addresses, link events.
 
-Layer 2. May import only the standard library and :mod:`nsprim.errors` (never
-``process``, ``cli`` or ``conformance``). It talks to the kernel directly, over
-``AF_NETLINK``/``NETLINK_ROUTE`` sockets and the ``SIOC[GS]IFFLAGS`` ioctls, so
-it works in a minimal VM without iproute2 and without pyroute2.
+Layer 2. May import only the standard library, :mod:`nsprim.errors` and
+:mod:`nsprim._fd` (never ``process``, ``cli`` or ``conformance``). It talks to
+the kernel directly, over ``AF_NETLINK``/``NETLINK_ROUTE`` sockets and the
+``SIOC[GS]IFFLAGS`` ioctls, so it works in a minimal VM without iproute2 and
+without pyroute2.
 
 Every function acts on the network namespace of the **calling thread**: a
 socket is bound to the network namespace of the thread that creates it, and
@@ -33,13 +34,13 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Literal, Protocol, Union, final
+from typing import Literal, Union, final
 
+from ._fd import FdLike, fd_of
 from .errors import AccessDenied
 
 __all__ = [
     "Address",
-    "FdLike",
     "IfFlags",
     "Link",
     "LinkEvent",
@@ -58,14 +59,6 @@ __all__ = [
     "set_link_up",
 ]
 
-
-class _HasFileno(Protocol):
-    def fileno(self) -> int: ...
-
-
-# TODO(lead): replace with ``from ._fd import FdLike`` once nsprim/_fd.py lands.
-FdLike = Union[int, _HasFileno]
-"""An open file descriptor: an ``int`` or any object with ``fileno()``."""
 
 # --- UAPI constants ---------------------------------------------------------
 # <linux/netlink.h>
@@ -283,25 +276,6 @@ def _check_ifname(value: object, param: str = "name") -> bytes:
         if ch in "/:\0" or ch.isspace():
             raise ValueError(f"{param} must not contain '/', ':', NUL or whitespace, got {value!r}")
     return raw
-
-
-def _check_fd(value: object, param: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{param} must be an int fd or have fileno(), got bool: {value!r}")
-    if isinstance(value, int):
-        fd = value
-    else:
-        fileno = getattr(value, "fileno", None)
-        if not callable(fileno):
-            raise TypeError(
-                f"{param} must be an int fd or have fileno(), got {type(value).__name__}: {value!r}"
-            )
-        fd = fileno()
-        if not isinstance(fd, int) or isinstance(fd, bool):
-            raise TypeError(f"{param}.fileno() must return an int, got {fd!r}")
-    if fd < 0:
-        raise ValueError(f"{param} must be a non-negative file descriptor, got {fd!r}")
-    return fd
 
 
 def _check_pid(value: object, param: str) -> int:
@@ -729,7 +703,7 @@ def create_veth(name: str, peer: str, *, peer_netns: FdLike | None = None) -> No
     """
     raw = _check_ifname(name, "name")
     raw_peer = _check_ifname(peer, "peer")
-    fd = None if peer_netns is None else _check_fd(peer_netns, "peer_netns")
+    fd = None if peer_netns is None else fd_of(peer_netns, "peer_netns")
     if fd is None and raw == raw_peer:
         raise ValueError(
             f"peer must differ from name when both ends are in one namespace, got {peer!r}"
@@ -782,7 +756,7 @@ def move_link(name: str, *, netns_fd: FdLike | None = None, netns_pid: int | Non
             f"netns_pid={netns_pid!r}"
         )
     if netns_fd is not None:
-        target = _attr_u32(_IFLA_NET_NS_FD, _check_fd(netns_fd, "netns_fd"))
+        target = _attr_u32(_IFLA_NET_NS_FD, fd_of(netns_fd, "netns_fd"))
     else:
         target = _attr_u32(_IFLA_NET_NS_PID, _check_pid(netns_pid, "netns_pid"))
     with _Rtnl() as rtnl:

@@ -1,0 +1,403 @@
+"""The :class:`Context` a check receives, and its forked helpers (``in_child``, ``spawn_child``).
+
+Layer: conformance, private; re-exported by :mod:`nsprim.conformance.registry`.
+Imports the standard library, :mod:`nsprim` (errors) and the conformance
+private modules.
+
+A check already runs in a forked child inside the runner's outer sandbox, and
+it may have unshared namespaces itself, so the helpers here use nothing but
+``fork``, a socketpair and ``poll``: no threads (``unshare(CLONE_NEWUSER)``
+refuses multithreaded callers, user_namespaces(7)), no exec. Each helper child
+is tracked by a pidfd and is always killed and reaped (kselftest's
+fork-per-test and ``FIXTURE_TEARDOWN``; psutil's ``reap_children``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import time
+import traceback
+from typing import Any, Callable
+
+import nsprim
+
+from . import _kernel
+from .outcome import Fail, Skip
+
+__all__ = ["Context", "ChildHandle", "describe_exception"]
+
+_HEADER = struct.Struct("!I")
+
+
+def describe_exception(exc: BaseException) -> str:
+    """Return ``"TypeName: message (at file.py:42 in func)"`` for an ERROR report."""
+    text = f"{type(exc).__name__}: {exc}"
+    child_where = getattr(exc, "_nsprim_where", None)
+    if child_where:
+        return f"{text} ({child_where})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        text += f" (at {os.path.basename(last.filename)}:{last.lineno} in {last.name})"
+    return text
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return f"in child {os.getpid()}"
+    last = frames[-1]
+    return (
+        f"in child {os.getpid()} at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+    )
+
+
+def _send(sock: socket.socket, obj: Any) -> None:
+    data = pickle.dumps(obj)
+    sock.sendall(_HEADER.pack(len(data)) + data)
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytes | None:
+    """Read *n* bytes; ``None`` on EOF; :class:`TimeoutError` when *deadline* passes."""
+    chunks: list[bytes] = []
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    while n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if not poller.poll(left * 1000):
+                continue
+        try:
+            chunk = sock.recv(n)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
+            continue
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(sock: socket.socket, deadline: float | None) -> tuple[bool, Any]:
+    """Receive one message: ``(True, obj)``, or ``(False, None)`` on EOF."""
+    head = _recv_exact(sock, _HEADER.size, deadline)
+    if head is None:
+        return False, None
+    (size,) = _HEADER.unpack(head)
+    body = _recv_exact(sock, size, deadline)
+    if body is None:
+        return False, None
+    return True, pickle.loads(body)
+
+
+def _reply(sock: socket.socket, fn: Callable[..., Any], *args: Any) -> None:
+    """Run ``fn(*args)``; send ``("ok", value)`` or the exception in a form the parent rebuilds."""
+    try:
+        msg: tuple[Any, ...] = ("ok", fn(*args))
+    except BaseException as exc:
+        msg = ("exc", exc, _where(exc), "".join(traceback.format_exception(exc)))
+    try:
+        _send(sock, msg)
+    except Exception as err:  # the value or the exception would not pickle
+        if msg[0] == "ok":
+            text = f"result of type {type(msg[1]).__name__} cannot be pickled: {err}"
+            _send(sock, ("raw", "CallError", text, ""))
+        else:
+            _send(sock, ("raw", type(msg[1]).__qualname__, f"{msg[1]} ({msg[2]})", msg[3]))
+
+
+def _rebuild(msg: tuple[Any, ...]) -> Any:
+    """Return the value in a reply, or raise the child's exception in this process."""
+    if msg[0] == "ok":
+        return msg[1]
+    if msg[0] == "exc":
+        exc: BaseException = msg[1]
+        if not isinstance(exc, (Fail, Skip)):
+            exc._nsprim_where = msg[2]  # type: ignore[attr-defined]
+        raise exc
+    _, type_name, text, child_tb = msg
+    raise nsprim.CallError(f"{type_name}: {text}", type_name=type_name, child_traceback=child_tb)
+
+
+def _kill_and_reap(pid: int, pidfd: int) -> int | None:
+    """SIGKILL the child through its pidfd (no pid-reuse race), reap it; return its wait status."""
+    # ESRCH: it already exited (a zombie counts as gone for pidfd_send_signal).
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        status = None
+    finally:
+        os.close(pidfd)
+    return status
+
+
+def _describe_status(status: int | None) -> str:
+    if status is None:
+        return "was already reaped"
+    if os.WIFSIGNALED(status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+class ChildHandle:
+    """A long-lived helper child made by :meth:`Context.spawn_child`.
+
+    The child runs ``fn(*args)`` (after ``unshare``), sends the result, then
+    blocks serving requests until :meth:`stop`. A request is a module-level
+    callable or a tuple ``(callable, *args)``; it runs in the child and its
+    result (or exception) is what the next :meth:`recv` returns (or raises).
+    The framework stops every handle at the end of the check.
+
+    Attributes:
+        pid: the child's pid as this process sees it.
+    """
+
+    def __init__(self, pid: int, pidfd: int, sock: socket.socket, owner: int) -> None:
+        self.pid = pid
+        self._pidfd = pidfd
+        self._sock = sock
+        self._owner = owner
+        self._stopped = False
+
+    def ns_path(self, nstype: str) -> str:
+        """Return ``/proc/<pid>/ns/<nstype>`` (``nstype`` is a /proc ns name such as ``"uts"``)."""
+        return f"/proc/{self.pid}/ns/{nstype}"
+
+    def send(self, obj: Any) -> None:
+        """Ask the child to run *obj*: a callable or ``(callable, *args)`` (both picklable)."""
+        if self._stopped:
+            raise ValueError(f"send(): helper child {self.pid} was stopped")
+        if not (callable(obj) or (isinstance(obj, tuple) and obj and callable(obj[0]))):
+            raise TypeError(f"send(obj): obj must be a callable or (callable, *args), got {obj!r}")
+        _send(self._sock, obj if isinstance(obj, tuple) else (obj,))
+
+    def recv(self, timeout: float = 5.0) -> Any:
+        """Return the next reply from the child, re-raising its exception if it raised one.
+
+        Raises:
+            nsprim.TimeoutExpired: nothing arrived within *timeout* seconds.
+            nsprim.CallError: the child died, or its reply could not be rebuilt.
+        """
+        try:
+            ok, msg = _recv(self._sock, time.monotonic() + timeout)
+        except TimeoutError:
+            raise nsprim.TimeoutExpired(timeout, self.pid) from None
+        if not ok:
+            status = self.stop()
+            raise nsprim.CallError(
+                f"helper child {self.pid} {_describe_status(status)} before replying"
+            )
+        return _rebuild(msg)
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 5.0) -> Any:
+        """Run ``fn(*args)`` in the child and return its result: :meth:`send` then :meth:`recv`."""
+        self.send((fn, *args))
+        return self.recv(timeout)
+
+    def stop(self) -> int | None:
+        """Kill and reap the child (idempotent); return its wait status the first time."""
+        if self._stopped:
+            return None
+        self._stopped = True
+        self._sock.close()
+        return _kill_and_reap(self.pid, self._pidfd)
+
+
+def _serve(sock: socket.socket) -> None:
+    while True:
+        ok, request = _recv(sock, None)
+        if not ok:
+            return
+        fn, *args = request
+        _reply(sock, fn, *args)
+
+
+class Context:
+    """What a check gets: the run's facts and the helpers to fork, expect and clean up.
+
+    Attributes:
+        control: True in the negative-control run; :meth:`isolate` then returns 0.
+        privileged: real root with CAP_SYS_ADMIN in the initial user namespace.
+        as_user: the run is rootless (``--as-user`` or started as non-root): the
+            outer sandbox is a user namespace that maps one uid to 0.
+        kernel: the running kernel's version, ``(major, minor, patch)``.
+        tmpdir: a private directory (a tmpfs when the sandbox could mount one), removed after.
+        check_id: the id of the running check.
+    """
+
+    def __init__(
+        self,
+        *,
+        control: bool = False,
+        privileged: bool = False,
+        as_user: bool = False,
+        kernel: tuple[int, int, int] = (0, 0, 0),
+        tmpdir: str = "",
+        check_id: str = "",
+    ) -> None:
+        self.control = control
+        self.privileged = privileged
+        self.as_user = as_user
+        self.kernel = kernel
+        self.tmpdir = tmpdir
+        self.check_id = check_id
+        self._cleanups: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._handles: list[ChildHandle] = []
+
+    # -- verdicts ---------------------------------------------------------
+
+    def isolate(self, flags: int) -> int:
+        """Return *flags*, or 0 in the control run (the control leaves isolation out)."""
+        return 0 if self.control else flags
+
+    def expect(self, cond: object, msg: str, expected: Any = None, actual: Any = None) -> None:
+        """Raise :class:`Fail` (*msg*, *expected*, *actual*) unless *cond* is true."""
+        if not cond:
+            raise Fail(msg, expected, actual)
+
+    def expect_equal(self, actual: Any, expected: Any, what: str) -> None:
+        """Raise :class:`Fail` unless ``actual == expected``; *what* names the observed thing."""
+        if actual != expected:
+            raise Fail(f"{what}: expected {expected!r}, got {actual!r}", expected, actual)
+
+    # -- cleanup ----------------------------------------------------------
+
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` when the check ends, whatever its outcome (LIFO order).
+
+        A cleanup that raises turns the result into ERROR, naming the cleanup.
+        """
+        self._cleanups.append((fn, args))
+
+    def run_cleanups(self) -> list[str]:
+        """Stop helper children and run deferred cleanups; return one line per failure.
+
+        Called by the runner; checks don't call it.
+        """
+        errors: list[str] = []
+        me = os.getpid()
+        for handle in reversed(self._handles):
+            if handle._owner == me:
+                handle.stop()
+        self._handles.clear()
+        while self._cleanups:
+            fn, args = self._cleanups.pop()
+            try:
+                fn(*args)
+            except Exception as exc:
+                name = getattr(fn, "__qualname__", repr(fn))
+                errors.append(f"cleanup {name}{args!r} failed: {describe_exception(exc)}")
+        return errors
+
+    # -- forked helpers ---------------------------------------------------
+
+    def _fork(self, unshare: int) -> tuple[int, int, socket.socket, socket.socket]:
+        if unshare < 0:
+            raise ValueError(f"unshare must be a combination of CLONE_* flags, got {unshare!r}")
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            parent_sock.close()
+            return 0, -1, parent_sock, child_sock
+        child_sock.close()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            parent_sock.close()
+            raise
+        return pid, pidfd, parent_sock, child_sock
+
+    def _child_exit(self, code: int) -> None:
+        """Leave a helper child: stop the helpers *it* spawned, never run the check's cleanups."""
+        try:
+            me = os.getpid()
+            for handle in self._handles:
+                if handle._owner == me:
+                    handle.stop()
+        finally:
+            os._exit(code)
+
+    def in_child(
+        self, fn: Callable[..., Any], *args: Any, unshare: int = 0, timeout: float = 5.0
+    ) -> Any:
+        """Run ``fn(*args)`` in a forked child (after ``unshare(unshare)``) and return its result.
+
+        The result must pickle. An exception in the child (``Fail`` and ``Skip``
+        included) is re-raised here. The child is always killed and reaped.
+
+        Args:
+            fn: what to run; a closure is fine (fork, not spawn).
+            unshare: CLONE_NEW* flags to unshare in the child first (0: none).
+            timeout: seconds to wait for the result.
+
+        Raises:
+            nsprim.TimeoutExpired: no result within *timeout* (an ERROR, not a FAIL).
+            nsprim.CallError: the child died before reporting, or its result did not pickle.
+        """
+        pid, pidfd, parent_sock, child_sock = self._fork(unshare)
+        if pid == 0:
+            self._handles = [h for h in self._handles if h._owner == os.getpid()]
+            try:
+                _reply(child_sock, _call_after_unshare, unshare, fn, args)
+            finally:
+                self._child_exit(0)
+        try:
+            try:
+                ok, msg = _recv(parent_sock, time.monotonic() + timeout)
+            except TimeoutError:
+                raise nsprim.TimeoutExpired(
+                    timeout, pid, msg=f"in_child({_name(fn)}): no result after {timeout} s"
+                ) from None
+        finally:
+            parent_sock.close()
+            status = _kill_and_reap(pid, pidfd)
+        if not ok:
+            raise nsprim.CallError(
+                f"in_child({_name(fn)}): child {pid} {_describe_status(status)} before reporting"
+            )
+        return _rebuild(msg)
+
+    def spawn_child(self, fn: Callable[..., Any], *args: Any, unshare: int = 0) -> ChildHandle:
+        """Fork a long-lived helper that runs ``fn(*args)`` then waits for requests.
+
+        The first :meth:`ChildHandle.recv` returns what ``fn`` returned (or
+        raises what it raised). The framework stops the child when the check
+        ends; :meth:`ChildHandle.stop` does it earlier.
+
+        Args:
+            fn: the helper's setup; a closure is fine.
+            unshare: CLONE_NEW* flags to unshare in the child first (0: none).
+        """
+        pid, pidfd, parent_sock, child_sock = self._fork(unshare)
+        if pid == 0:
+            self._handles = []
+            try:
+                _reply(child_sock, _call_after_unshare, unshare, fn, args)
+                _serve(child_sock)
+            finally:
+                self._child_exit(0)
+        handle = ChildHandle(pid, pidfd, parent_sock, owner=os.getpid())
+        self._handles.append(handle)
+        return handle
+
+
+def _call_after_unshare(flags: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    if flags:
+        _kernel.unshare(flags)
+    return fn(*args)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", repr(fn))

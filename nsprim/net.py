@@ -614,6 +614,19 @@ def is_up(name: str = "lo") -> bool:
     return bool(link_flags(name) & IfFlags.UP)
 
 
+def _set_up_netlink(raw: bytes, name: str, up: bool, operation: str) -> None:
+    with _Rtnl() as rtnl:
+        index = rtnl.link(raw, name, operation).index
+        rtnl.change_link(
+            index,
+            b"",
+            operation=operation,
+            ifname=name,
+            flags=_IFF_UP if up else 0,
+            change=_IFF_UP,
+        )
+
+
 def _set_up(name: str, up: bool, operation: str) -> None:
     raw = _check_ifname(name)
     try:
@@ -622,16 +635,7 @@ def _set_up(name: str, up: bool, operation: str) -> None:
         if err.errno != errno.EAFNOSUPPORT:
             raise
         # No IPv4 in this kernel: RTM_SETLINK with ifi_change=IFF_UP does the same.
-        with _Rtnl() as rtnl:
-            index = rtnl.link(raw, name, operation).index
-            rtnl.change_link(
-                index,
-                b"",
-                operation=operation,
-                ifname=name,
-                flags=_IFF_UP if up else 0,
-                change=_IFF_UP,
-            )
+        _set_up_netlink(raw, name, up, operation)
         return
     with sock:
         try:

@@ -22,6 +22,7 @@ import pytest
 
 from nsprim import net
 
+
 def _any(value: object) -> Any:
     """Pass a deliberately wrong type past mypy."""
     return value

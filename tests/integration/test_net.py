@@ -582,3 +582,36 @@ def test_link_monitor_reports_up_as_new_event_and_polls_with_zero_timeout() -> N
     assert quiet == []
     assert ("new", "lo", True) in events
     assert "fd=" in text and text.endswith("<LinkMonitor closed>")
+
+
+def test_links_dump_spans_many_datagrams() -> None:
+    # 161 links need several 32 KiB dump datagrams (multipart, NLMSG_DONE).
+    def body() -> tuple[list[str], int]:
+        _new_netns()
+        for i in range(80):
+            net.create_veth(f"nspt{i}a", f"nspt{i}b")
+        net.add_address("nspt79b", "198.51.100.79/24")
+        return [link.name for link in net.links()], len(net.addresses("nspt79b"))
+
+    names, count = _in_child(body)
+    assert len(names) == 161
+    assert names[0] == "lo"
+    assert set(names[1:]) == {f"nspt{i}{end}" for i in range(80) for end in "ab"}
+    assert count == 1
+
+
+def test_link_monitor_overflow_raises_enobufs_then_recovers() -> None:
+    def body() -> tuple[int | None, bool]:
+        _new_netns()
+        with net.link_monitor() as mon:
+            mon._live().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            for i in range(40):
+                net.create_veth(f"nspt{i}a", f"nspt{i}b")
+            err = _error(lambda: mon.events(0))[1]
+            while mon.events(0):  # read what was queued before the overflow
+                pass
+            net.delete_link("nspt0a")
+            after = _collect(mon, {("del", "nspt0a")})
+            return err, ("del", "nspt0a", "veth") in after
+
+    assert _in_child(body) == (errno.ENOBUFS, True)

@@ -488,7 +488,10 @@ class _Rtnl:
                     # The DONE body holds the dump's final status (0 or -errno).
                     err = _NLMSGERR.unpack_from(rbody)[0] if len(rbody) >= 4 else 0
                     if err:
-                        raise _os_error(-err, operation, ifname, _extack_message(rflags, rbody))
+                        # Here the extack TLVs follow the bare error code.
+                        tlvs = _parse_attrs(rbody, 4) if rflags & _NLM_F_ACK_TLVS else {}
+                        detail = _cstr(tlvs.get(_NLMSGERR_ATTR_MSG, b""))
+                        raise _os_error(-err, operation, ifname, detail)
                     if interrupted:
                         raise _DumpInterrupted
                     return replies

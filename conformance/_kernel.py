@@ -38,6 +38,8 @@ __all__ = [
     "sethostname",
     "setdomainname",
     "drop_capabilities",
+    "set_pdeathsig",
+    "set_dumpable",
 ]
 
 # include/uapi/linux/sched.h
@@ -56,6 +58,9 @@ MS_NOEXEC = 8
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
+# include/uapi/linux/prctl.h
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
 # include/uapi/linux/capability.h
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -99,6 +104,15 @@ _mount = _proto(
 _umount2 = _proto("umount2", ctypes.c_int, ctypes.c_char_p, ctypes.c_int)
 _sethostname = _proto("sethostname", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
 _setdomainname = _proto("setdomainname", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+_prctl = _proto(
+    "prctl",
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+)
 _capset = _proto("capset", ctypes.c_int, ctypes.POINTER(_CapHeader), ctypes.POINTER(_CapData))
 
 
@@ -162,3 +176,18 @@ def drop_capabilities() -> None:
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
     _check(_capset(ctypes.byref(header), data), "capset")
+
+
+def set_pdeathsig(sig: int) -> None:
+    """Have the kernel send *sig* to the calling thread when its parent dies. prctl(2)."""
+    _check(_prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def set_dumpable(on: bool) -> None:
+    """Set the dumpable attribute. prctl(2).
+
+    A uid change clears it, and a non-dumpable process's ``/proc/self`` files
+    belong to root, so a process that dropped root must set it again before it
+    can write its own ``uid_map`` (proc(5), "/proc/pid" ownership).
+    """
+    _check(_prctl(_PR_SET_DUMPABLE, int(on), 0, 0, 0), "prctl(PR_SET_DUMPABLE)")

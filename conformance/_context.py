@@ -372,8 +372,10 @@ class Context:
     def spawn_child(self, fn: Callable[..., Any], *args: Any, unshare: int = 0) -> ChildHandle:
         """Fork a long-lived helper that runs ``fn(*args)`` then waits for requests.
 
-        The first :meth:`ChildHandle.recv` returns what ``fn`` returned (or
-        raises what it raised). The framework stops the child when the check
+        It returns at once, before ``fn`` has run: the first
+        :meth:`ChildHandle.recv` waits for ``fn`` and returns what it returned
+        (or raises what it raised), so call it before relying on the helper's
+        state (e.g. that its ``unshare`` happened). The framework stops the child when the check
         ends; :meth:`ChildHandle.stop` does it earlier.
 
         Args:

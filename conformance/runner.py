@@ -558,6 +558,8 @@ def run(
             raise ValueError(f"as_user must name an existing user, got {as_user!r}") from None
         if pw.pw_uid == os.geteuid():
             as_user = None
+        elif os.geteuid() != 0:
+            raise ValueError(f"as_user: only root can switch to {as_user!r}; run as that user")
     privileged = is_privileged()
     drop = as_user is not None and os.geteuid() == 0
     rootless = drop or not privileged

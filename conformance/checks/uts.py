@@ -176,12 +176,14 @@ def initial_copy(ctx: Context) -> None:
     namespace is created *before* the rename, so it holds the old names and
     the comparison must fail (the check can tell a copy from a stale one).
     """
-    early = ctx.spawn_child(_idle, unshare=NEWUTS) if ctx.control else None
+    early = None
+    if ctx.control:
+        early = ctx.spawn_child(_idle, unshare=NEWUTS)
+        early.recv()  # wait until its unshare is done, or it could copy the new names
     names = ("nsprim-uts-copy-h", "nsprim-uts-copy-d")
     syscalls.sethostname(names[0])
     syscalls.setdomainname(names[1])
     if early is not None:
-        early.recv()
         seen = early.call(_names)
     else:
         seen = ctx.in_child(_names, unshare=NEWUTS)

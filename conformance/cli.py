@@ -1,0 +1,173 @@
+"""The ``nsprim conformance`` command line: select checks, run them, write a report.
+
+Layer: conformance CLI, the only conformance module that prints. Imports the
+standard library and the conformance modules. ``nsprim conformance ...``
+(nsprim's CLI) and ``python -m nsprim.conformance`` both call :func:`main`.
+
+Exit status: 0 when nothing FAILed or ERRORed (and, with ``--controls``,
+every PASSing check's control FAILed); 1 otherwise; 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from . import report, runner
+from .outcome import CheckResult
+from .registry import Check, load_checks, select
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    """Bad usage found after parsing (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse would sys.exit(2) itself
+        raise _UsageError(message)
+
+
+def build_parser(prog: str = "nsprim conformance") -> argparse.ArgumentParser:
+    """Return the argument parser (exposed for ``nsprim``'s CLI and its help text)."""
+    p = _Parser(
+        prog=prog,
+        description="Run the namespace conformance checks, each in a throwaway sandbox.",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="run only checks whose id or catalogue id matches (fnmatch, e.g. 'uts.*' 'PID-0?')",
+    )
+    p.add_argument(
+        "--exclude", nargs="+", default=[], metavar="PATTERN", help="skip matching checks"
+    )
+    p.add_argument("--list", action="store_true", help="list the selected checks and exit")
+    p.add_argument(
+        "--controls",
+        action="store_true",
+        help="also run each check's negative control; a control that does not FAIL is a problem",
+    )
+    p.add_argument("--format", choices=report.FORMATS, default="table", help="report format")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="sandboxes run in parallel (default: CPUs)",
+    )
+    p.add_argument(
+        "--as-user",
+        metavar="USER",
+        help="as root: drop to USER and run rootless (user namespace sandbox)",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="REPORT.json",
+        help="render JSON reports of several runs as one matrix instead of running",
+    )
+    return p
+
+
+def _progress(stream: TextIO) -> runner.ProgressFn:
+    def show(done: int, total: int, result: CheckResult) -> None:
+        line = f"[{done}/{total}] {result.id} {result.status.value}"
+        stream.write("\r\x1b[2K" + line[:120])
+        if done == total:
+            stream.write("\r\x1b[2K")
+        stream.flush()
+
+    return show
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        with open(output, "w") as f:
+            f.write(text)
+
+
+def _merge(paths: Sequence[str], fmt: str, output: str | None) -> int:
+    from .report import json as json_report
+    from .report import matrix
+
+    if fmt not in matrix.FORMATS:
+        raise _UsageError(f"--merge renders {', '.join(matrix.FORMATS)}, not {fmt!r}")
+    reports = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as err:
+            raise _UsageError(f"cannot read report {path!r}: {err}") from err
+        problems = json_report.validate(doc)
+        if problems:
+            raise _UsageError(f"{path!r} is not a {json_report.SCHEMA} report: {problems[0]}")
+        reports.append(doc)
+    _write(matrix.render_matrix(matrix.build_matrix(reports), fmt), output)
+    return EXIT_OK
+
+
+def _list(checks: Sequence[Check]) -> str:
+    from tabulate import tabulate
+
+    rows = [(c.id, c.catalogue_id, c.level, c.title) for c in checks]
+    return tabulate(rows, headers=["ID", "Catalogue", "Level", "Guarantee"]) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nsprim conformance`` with *argv* (default ``sys.argv[1:]``); return the exit status."""
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        if args.merge:
+            return _merge(args.merge, args.format, args.output)
+        if args.jobs < 1:
+            raise _UsageError(f"--jobs must be at least 1, got {args.jobs}")
+        checks = select(load_checks(), args.only, args.exclude)
+        if not checks:
+            raise _UsageError(
+                f"no check matches --only {args.only or ['*']} --exclude {args.exclude}"
+            )
+        if args.list:
+            _write(_list(checks), args.output)
+            return EXIT_OK
+        as_user = args.as_user
+        if as_user is not None and as_user.isdigit():
+            as_user = int(as_user)
+        progress = _progress(sys.stderr) if sys.stderr.isatty() else None
+        try:
+            run = runner.run(
+                checks,
+                controls=args.controls,
+                jobs=args.jobs,
+                as_user=as_user,
+                progress=progress,
+            )
+        except ValueError as err:  # unknown --as-user and the like
+            raise _UsageError(str(err)) from err
+        info = report.ReportInfo(
+            environment=run.environment,
+            started=run.started,
+            duration_s=run.duration_s,
+            controls=run.controls,
+        )
+        _write(report.render(args.format, run.results, info), args.output)
+        return EXIT_OK if run.ok else EXIT_PROBLEM
+    except _UsageError as err:
+        sys.stderr.write(f"nsprim conformance: error: {err}\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK

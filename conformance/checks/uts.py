@@ -183,10 +183,7 @@ def initial_copy(ctx: Context) -> None:
     names = ("nsprim-uts-copy-h", "nsprim-uts-copy-d")
     syscalls.sethostname(names[0])
     syscalls.setdomainname(names[1])
-    if early is not None:
-        seen = early.call(_names)
-    else:
-        seen = ctx.in_child(_names, unshare=NEWUTS)
+    seen = early.call(_names) if early is not None else ctx.in_child(_names, unshare=NEWUTS)
     ctx.expect_equal(seen, names, "(hostname, domainname) of a new UTS namespace")
 
 

@@ -1,0 +1,74 @@
+#!/bin/sh
+# Runs as root inside a scripts/vm matrix guest; $1 selects the payload:
+#   smoke  print SMOKE key=value lines (nsprim imports, pid and user namespaces work)
+#   suite  run the conformance suite as root and as nobody; reports go to /mnt/out
+#   none   do nothing (boot test)
+# The checkout is read-only at /mnt/host. nsprim is not installed in the guest: its
+# nsprim/ and conformance/ folders are copied into a tmpfs laid out like an installed
+# package (site/nsprim, site/nsprim/conformance) and put on PYTHONPATH.
+# dash has no pipefail; no -e either: each run's status is recorded, not fatal.
+set -u
+host=/mnt/host
+out=/mnt/out
+site=/tmp/site
+
+make_site() {
+    mkdir -p "$site"
+    cp -r "$host/nsprim" "$site/nsprim"
+    rm -rf "$site/nsprim/conformance"
+    cp -r "$host/conformance" "$site/nsprim/conformance"
+    find "$site" -name __pycache__ -prune -exec rm -rf {} +
+    chmod -R a+rX "$site"
+    export PYTHONPATH="$site" PYTHONDONTWRITEBYTECODE=1
+}
+
+as_nobody() {
+    setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"
+}
+
+case "${1:-smoke}" in
+none)
+    exit 0
+    ;;
+smoke)
+    make_site
+    echo "SMOKE release=$(uname -r)"
+    echo "SMOKE import=$(python3 -c 'import nsprim, tabulate; print("ok", nsprim.__version__)' 2>&1)"
+    echo "SMOKE pidns_pid=$(unshare --pid --fork --mount-proc sh -c 'echo $$' 2>&1)"
+    echo "SMOKE userns_uid=$(as_nobody unshare --user --map-root-user id -u 2>&1)"
+    echo "SMOKE nobody_import=$(as_nobody python3 -c 'import nsprim.conformance; print("ok")' 2>&1)"
+    printf 'SMOKE ns='
+    for f in /proc/self/ns/*; do printf '%s ' "${f##*/}"; done
+    echo
+    exit 0
+    ;;
+suite)
+    make_site
+    reports=/tmp/reports
+    mkdir -p "$reports"
+    chmod 1777 "$reports"
+    status=0
+    for who in root user; do
+        if [ "$who" = user ]; then set -- --as-user nobody; else set --; fi
+        start=$(date +%s)
+        (cd / && python3 -m nsprim.conformance --format json "$@" -o "$reports/$who.json") \
+            >"$reports/$who.log" 2>&1
+        rc=$?
+        echo "NSPRIM-RUN $who rc=$rc seconds=$(($(date +%s) - start))"
+        echo "$rc" >"$out/$who.rc"
+        cp "$reports/$who.log" "$out/$who.log"
+        if [ -s "$reports/$who.json" ]; then
+            cp "$reports/$who.json" "$out/$who.json"
+        else
+            echo "NSPRIM-NOREPORT $who"
+            tail -n 5 "$reports/$who.log"
+            status=1
+        fi
+    done
+    exit "$status"
+    ;;
+*)
+    echo "guest-payload: unknown payload ${1}" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,717 @@
+"""Build and boot minimal Debian guests under QEMU for nsprim's kernel matrix.
+
+Everything big lives in the git-ignored cache ``scripts/vm/.cache/``:
+
+    debs/            downloaded .deb files (kernel packages, busybox-static)
+    rootfs/          debootstrapped bookworm root (shared read-only over 9p)
+    kernels/<spec>/  vmlinux (PVH ELF), initrd.cpio (busybox + modules), meta.json
+    runs/<spec>/     console.log and the writable "out" share of the last run
+
+The Debian mirror is read at run time from the first ``URIs:`` line of
+/etc/apt/sources.list.d/debian.sources and never written into the cache or the repo:
+apt state for other suites lives in a temporary directory on /dev/shm (tmpfs), and the
+debootstrapped root is scrubbed of it.
+
+See VM-NOTES (shared notes) for the measurements behind each choice: TCG because
+/dev/kvm here is PVM, PVH vmlinux + qboot because it boots in ~4 s, switch_root because
+user namespaces fail in a chroot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import lzma
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+VM_DIR = Path(__file__).resolve().parent
+REPO = VM_DIR.parent.parent
+CACHE = VM_DIR / ".cache"
+SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+QBOOT = Path("/usr/share/qemu/qboot.rom")
+
+# One debootstrap serves the matrix (9p root, guest-init.sh as PID 1) and the Vagrant
+# box (ext4 image, systemd): python3 + tabulate for nsprim, the rest for the box.
+ROOTFS_SUITE = "bookworm"
+ROOTFS_PACKAGES = (
+    "python3",
+    "python3-tabulate",
+    "python3-venv",
+    "python3-setuptools",
+    "procps",
+    "iproute2",
+    "kmod",
+    "util-linux",
+    "systemd-sysv",
+    "udev",
+    "dbus",
+    "openssh-server",
+    "sudo",
+    "qemu-guest-agent",
+)
+
+MODULES_9P = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+MODULES_BLK = ("virtio_blk", "ext4")
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """Where a kernel comes from: a Debian suite (None = this machine's apt sources)."""
+
+    suite: str | None
+    package: str
+
+
+# Short names accepted by --kernels. Any "suite:package" works too, e.g.
+# "trixie:linux-image-amd64"; "host:<package>" uses this machine's apt sources.
+KNOWN_KERNELS: dict[str, KernelSource] = {
+    "5.10": KernelSource("bullseye", "linux-image-amd64"),
+    "6.1": KernelSource(None, "linux-image-amd64"),
+    "6.12": KernelSource(None, "linux-image-6.12-amd64"),
+    "7.2": KernelSource("sid", "linux-image-amd64"),
+}
+
+# Packages that carry the kernel image and its modules (not linux-base, the perl helper).
+_KERNEL_PKG = re.compile(r"^linux-(image|binary|modules|base)-[0-9]")
+
+
+def log(message: str) -> None:
+    """Print a progress line on stderr (stdout carries the rendered matrix)."""
+    print(f"[vm] {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a command, check it, and return its text output."""
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [str(c) for c in cmd], check=True, text=True, **kwargs
+    )
+
+
+def kernel_source(spec: str) -> KernelSource:
+    """Map a --kernels entry to its source.
+
+    Raises:
+        ValueError: *spec* is neither a known short name nor ``suite:package``.
+    """
+    if spec in KNOWN_KERNELS:
+        return KNOWN_KERNELS[spec]
+    suite, sep, package = spec.partition(":")
+    if sep and suite and package:
+        return KernelSource(None if suite == "host" else suite, package)
+    known = ", ".join(KNOWN_KERNELS)
+    raise ValueError(f"kernel must be one of {known} or SUITE:PACKAGE, got {spec!r}")
+
+
+def spec_slug(spec: str) -> str:
+    """Return a file-name-safe form of a kernel spec."""
+    return re.sub(r"[^A-Za-z0-9.+-]", "_", spec)
+
+
+def mirror_uri() -> str:
+    """Return the first ``URIs:`` entry of this machine's Debian sources (never stored).
+
+    Raises:
+        RuntimeError: the sources file has no URIs line.
+    """
+    try:
+        text = SOURCES.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RuntimeError(f"cannot read {SOURCES}: {err}") from err
+    for line in text.splitlines():
+        if line.startswith("URIs:"):
+            uris = line.split()[1:]
+            if uris:
+                return uris[0]
+    raise RuntimeError(f"{SOURCES} has no 'URIs:' line")
+
+
+def mirror_host() -> str:
+    """Return the host part of the mirror URI (used only to check scrubbing)."""
+    match = re.match(r"^[a-z]+://([^/:]+)", mirror_uri())
+    return match.group(1) if match else mirror_uri()
+
+
+class Apt:
+    """apt-get/apt-cache for one suite; state in a tmpfs directory, removed on close.
+
+    ``suite=None`` uses this machine's own apt configuration (bookworm + security).
+    """
+
+    def __init__(self, suite: str | None) -> None:
+        self.suite = suite
+        self._tmp: str | None = None
+        self._opts: list[str] = []
+
+    def __enter__(self) -> Apt:
+        if self.suite is None:
+            self._opts = ["-oAPT::Sandbox::User=root"]
+            return self
+        base = "/dev/shm" if Path("/dev/shm").is_dir() else None
+        self._tmp = tempfile.mkdtemp(prefix="nsprim-apt-", dir=base)
+        tmp = Path(self._tmp)
+        for d in ("state/lists/partial", "cache/archives/partial"):
+            (tmp / d).mkdir(parents=True)
+        sources = tmp / "sources.list"
+        sources.write_text(f"deb [signed-by={KEYRING}] {mirror_uri()} {self.suite} main\n")
+        self._opts = [
+            f"-oDir::Etc::sourcelist={sources}",
+            "-oDir::Etc::sourceparts=-",
+            f"-oDir::State={tmp / 'state'}",
+            f"-oDir::Cache={tmp / 'cache'}",
+            "-oDir::State::status=/var/lib/dpkg/status",
+            "-oDebug::NoLocking=1",
+            "-oAPT::Sandbox::User=root",
+        ]
+        log(f"apt: fetching the {self.suite} package lists into a tmpfs")
+        run(["apt-get", *self._opts, "-qq", "update"], stdout=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def depends(self, package: str) -> list[str]:
+        """Return the names *package* directly depends on (or pre-depends on)."""
+        out = run(
+            ["apt-cache", *self._opts, "depends", "--no-recommends", "--no-suggests", package],
+            stdout=subprocess.PIPE,
+        ).stdout
+        names = []
+        for line in out.splitlines():
+            m = re.match(r"^\s*\|?(?:Pre)?Depends:\s*(\S+)", line)
+            if m and not m.group(1).startswith("<"):
+                names.append(m.group(1))
+        return names
+
+    def kernel_packages(self, meta: str) -> list[str]:
+        """Follow *meta*'s dependencies to the packages holding vmlinuz and modules."""
+        found: list[str] = []
+        todo = [meta]
+        seen: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if _KERNEL_PKG.match(name):
+                found.append(name)
+            for dep in self.depends(name):
+                if _KERNEL_PKG.match(dep) or dep == f"{name}-unsigned":
+                    todo.append(dep)
+        if not found:
+            raise RuntimeError(f"no kernel image package found behind {meta} ({self.suite})")
+        return sorted(found)
+
+    def download(self, packages: Sequence[str], dest: Path) -> list[Path]:
+        """Download *packages* into *dest* (skipping ones already there) and return the paths."""
+        dest.mkdir(parents=True, exist_ok=True)
+        paths: list[Path] = []
+        for package in packages:
+            out = run(
+                ["apt-cache", *self._opts, "show", "--no-all-versions", package],
+                stdout=subprocess.PIPE,
+            ).stdout
+            version = re.search(r"^Version: (\S+)$", out, re.M)
+            arch = re.search(r"^Architecture: (\S+)$", out, re.M)
+            if not version or not arch:
+                raise RuntimeError(f"apt-cache show {package}: no Version/Architecture")
+            # apt-get download spells the epoch colon as %3a.
+            name = f"{package}_{version.group(1).replace(':', '%3a')}_{arch.group(1)}.deb"
+            path = dest / name
+            if not path.exists():
+                run(["apt-get", *self._opts, "-qq", "download", package], cwd=dest)
+            if not path.exists():
+                raise RuntimeError(f"apt-get download {package} did not produce {path.name}")
+            paths.append(path)
+        return paths
+
+
+# --- kernel image ------------------------------------------------------------------
+
+_MAGICS: tuple[tuple[str, bytes], ...] = (
+    ("xz", b"\xfd7zXZ\x00"),
+    ("zstd", b"\x28\xb5\x2f\xfd"),
+    ("gzip", b"\x1f\x8b\x08"),
+)
+
+
+def _decompress(kind: str, data: bytes) -> bytes:
+    if kind == "xz":
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31).decompress(data)
+    proc = subprocess.run(
+        ["zstd", "-qdc"], input=data, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    return proc.stdout  # trailing bytes after the frame make zstd complain; output is whole
+
+
+def extract_vmlinux(bzimage: Path, dest: Path) -> None:
+    """Write the uncompressed ELF vmlinux found inside *bzimage* (like extract-vmlinux).
+
+    Raises:
+        RuntimeError: no compressed ELF payload was found.
+    """
+    data = bzimage.read_bytes()
+    for kind, magic in _MAGICS:
+        start = 0
+        while (offset := data.find(magic, start)) >= 0:
+            start = offset + 1
+            try:
+                elf = _decompress(kind, data[offset:])
+            except (lzma.LZMAError, zlib.error, OSError, EOFError):
+                continue
+            if elf.startswith(b"\x7fELF"):
+                dest.write_bytes(elf)
+                return
+    raise RuntimeError(f"{bzimage}: no xz/zstd/gzip-compressed ELF kernel inside")
+
+
+# --- initramfs ---------------------------------------------------------------------
+
+
+def _module_paths(tree: Path, kver: str, modules: Sequence[str]) -> list[Path]:
+    """Return the module files to insmod for *modules*, dependencies first."""
+    out = run(
+        ["modprobe", "-a", "-d", tree, "-S", kver, "--show-depends", *modules],
+        stdout=subprocess.PIPE,
+    ).stdout
+    paths: list[Path] = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "insmod":
+            path = Path(parts[1])
+            if path not in paths:
+                paths.append(path)
+    return paths
+
+
+def _plain_module(src: Path) -> bytes:
+    """Return a module's bytes, decompressed: busybox insmod wants plain .ko."""
+    data = src.read_bytes()
+    if src.name.endswith(".ko.xz"):
+        return lzma.decompress(data)
+    if src.name.endswith(".ko.zst"):
+        return subprocess.run(
+            ["zstd", "-qdc"], input=data, stdout=subprocess.PIPE, check=True
+        ).stdout
+    if src.name.endswith(".ko.gz"):
+        return gzip.decompress(data)
+    return data
+
+
+def build_initrd(tree: Path, kver: str, busybox: Path, dest: Path) -> None:
+    """Pack busybox, the virtio/9p/overlay (+ virtio_blk/ext4) modules and /init into *dest*.
+
+    The archive stays uncompressed: decompression is slow under TCG.
+    """
+    with tempfile.TemporaryDirectory(prefix="nsprim-initrd-", dir=CACHE) as tmp:
+        root = Path(tmp)
+        for d in ("bin", "dev", "proc", "sys", "newroot", "lower", "upper", "lib/modules"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(busybox, root / "bin" / "busybox")
+        (root / "bin" / "busybox").chmod(0o755)
+        shutil.copy2(VM_DIR / "initramfs-init", root / "init")
+        (root / "init").chmod(0o755)
+        done: set[str] = set()
+        for order_name, modules in (
+            ("modules.order", MODULES_9P),
+            ("modules-blk.order", MODULES_BLK),
+        ):
+            names: list[str] = []
+            for src in _module_paths(tree, kver, modules):
+                name = re.sub(r"\.ko(\.(xz|zst|gz))?$", ".ko", src.name)
+                if name in done:
+                    continue
+                done.add(name)
+                (root / "lib" / "modules" / name).write_bytes(_plain_module(src))
+                names.append(name)
+            (root / order_name).write_text("".join(f"{n}\n" for n in names))
+        files = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+        with open(dest, "wb") as f:
+            subprocess.run(
+                ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
+                input="\n".join([".", *files]) + "\n",
+                cwd=root,
+                stdout=f,
+                check=True,
+                text=True,
+            )
+
+
+# --- kernels -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A prepared kernel: PVH vmlinux, initramfs, and the Debian packages it came from."""
+
+    spec: str
+    release: str
+    vmlinux: Path
+    initrd: Path
+    packages: tuple[str, ...]
+
+
+def busybox_binary() -> Path:
+    """Return busybox from Debian's busybox-static package (downloaded into the cache)."""
+    dest = CACHE / "busybox"
+    if dest.exists():
+        return dest
+    with Apt(None) as apt:
+        (deb,) = apt.download(["busybox-static"], CACHE / "debs")
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        run(["dpkg-deb", "-x", deb, tmp])
+        found = [
+            p for p in (Path(tmp) / "bin" / "busybox", Path(tmp) / "usr/bin/busybox") if p.exists()
+        ]
+        if not found:
+            raise RuntimeError(f"{deb.name} has no busybox binary")
+        shutil.copy2(found[0], dest)
+    return dest
+
+
+@contextlib.contextmanager
+def unpacked_kernel(debs: Sequence[Path]) -> Iterator[tuple[Path, str, Path]]:
+    """Unpack kernel .debs into a temporary tree; yield (tree, release, vmlinuz)."""
+    with tempfile.TemporaryDirectory(prefix="nsprim-kernel-", dir=CACHE) as tmp:
+        tree = Path(tmp)
+        for deb in debs:
+            run(["dpkg-deb", "-x", deb, tree])
+        # sid's split packaging puts everything under usr/lib/modules/<release>/.
+        if (tree / "usr/lib/modules").is_dir() and not (tree / "lib").exists():
+            (tree / "lib").symlink_to("usr/lib")
+        candidates = sorted(tree.glob("boot/vmlinuz-*")) + sorted(
+            tree.glob("usr/lib/modules/*/vmlinuz")
+        )
+        if not candidates:
+            raise RuntimeError(f"no vmlinuz in {', '.join(d.name for d in debs)}")
+        vmlinuz = candidates[0]
+        if vmlinuz.parent.name == "boot":
+            release = vmlinuz.name[len("vmlinuz-") :]
+        else:
+            release = vmlinuz.parent.name
+        run(["depmod", "-b", tree, release])
+        yield tree, release, vmlinuz
+
+
+def prepare_kernel(spec: str, refresh: bool = False) -> Kernel:
+    """Download, unpack and convert one kernel (cached under kernels/<spec>/)."""
+    kdir = CACHE / "kernels" / spec_slug(spec)
+    meta_path = kdir / "meta.json"
+    if meta_path.exists() and not refresh:
+        meta = json.loads(meta_path.read_text())
+        kernel = Kernel(
+            spec, meta["release"], kdir / "vmlinux", kdir / "initrd.cpio", tuple(meta["packages"])
+        )
+        if kernel.vmlinux.exists() and kernel.initrd.exists():
+            return kernel
+    source = kernel_source(spec)
+    started = time.monotonic()
+    with Apt(source.suite) as apt:
+        packages = apt.kernel_packages(source.package)
+        log(f"{spec}: downloading {' '.join(packages)}")
+        debs = apt.download(packages, CACHE / "debs")
+    busybox = busybox_binary()
+    kdir.mkdir(parents=True, exist_ok=True)
+    with unpacked_kernel(debs) as (tree, release, vmlinuz):
+        extract_vmlinux(vmlinuz, kdir / "vmlinux.tmp")
+        build_initrd(tree, release, busybox, kdir / "initrd.tmp")
+    os.replace(kdir / "vmlinux.tmp", kdir / "vmlinux")
+    os.replace(kdir / "initrd.tmp", kdir / "initrd.cpio")
+    meta_path.write_text(
+        json.dumps({"release": release, "packages": [d.name for d in debs]}, indent=2)
+    )
+    log(f"{spec}: kernel {release} ready in {time.monotonic() - started:.1f} s")
+    return Kernel(
+        spec, release, kdir / "vmlinux", kdir / "initrd.cpio", tuple(d.name for d in debs)
+    )
+
+
+# --- root file system --------------------------------------------------------------
+
+
+def scrub_mirror(root: Path) -> None:
+    """Remove every trace of the build mirror from a debootstrapped tree.
+
+    Raises:
+        RuntimeError: the mirror host still appears under etc/ or var/lib/apt.
+    """
+    (root / "etc/apt/sources.list").write_text(
+        "# Emptied by nsprim's scripts/vm: this root has no package sources.\n"
+    )
+    for path in (root / "var/lib/apt/lists").glob("*_*"):
+        path.unlink()
+    for path in (root / "var/cache/apt").glob("**/*.deb"):
+        path.unlink()
+    for path in (root / "var/cache/apt").glob("*.bin"):
+        path.unlink()
+    for log_file in ("var/log/bootstrap.log", "debootstrap/debootstrap.log"):
+        (root / log_file).unlink(missing_ok=True)
+    host = mirror_host()
+    leaks = subprocess.run(
+        ["grep", "-rlsI", "--", host, root / "etc", root / "var/lib/apt", root / "var/log"],
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout.split()
+    if leaks:
+        raise RuntimeError(f"mirror host still present in {len(leaks)} file(s), e.g. {leaks[0]}")
+
+
+def rootfs_stamp() -> str:
+    """Return the identity of the wanted root (suite + packages): a change forces a rebuild."""
+    return f"{ROOTFS_SUITE} {' '.join(ROOTFS_PACKAGES)}\n"
+
+
+def build_rootfs(refresh: bool = False) -> Path:
+    """Debootstrap the bookworm root once (cached as rootfs/) and return its path."""
+    dest = CACHE / "rootfs"
+    stamp = CACHE / "rootfs.stamp"
+    if dest.is_dir() and stamp.exists() and stamp.read_text() == rootfs_stamp() and not refresh:
+        return dest
+    tmp = CACHE / "rootfs.tmp"
+    for path in (tmp, dest):
+        if path.exists():
+            shutil.rmtree(path)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    log("rootfs: debootstrap bookworm (about 1.5 min)")
+    with open(CACHE / "debootstrap.log", "w") as out:
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(ROOTFS_PACKAGES)}",
+                ROOTFS_SUITE,
+                tmp,
+                mirror_uri(),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    (CACHE / "debootstrap.log").unlink()  # it names the mirror
+    scrub_mirror(tmp)
+    (tmp / "etc/hostname").write_text("nsprim-guest\n")
+    os.replace(tmp, dest)
+    stamp.write_text(rootfs_stamp())
+    log(f"rootfs: ready in {time.monotonic() - started:.1f} s")
+    return dest
+
+
+# --- booting -----------------------------------------------------------------------
+
+
+def kvm_really_works() -> bool:
+    """Tell whether hardware KVM can run a stock kernel (not just whether /dev/kvm opens).
+
+    /dev/kvm may be PVM (kvm_pvm), which accepts every ioctl but hangs stock kernels;
+    a CPU without vmx/svm cannot run them either. Only when both look right does the
+    caller try a real boot with -accel kvm (see :func:`probe_accel`).
+    """
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    if Path("/sys/module/kvm_pvm").exists():
+        return False
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    return bool({"vmx", "svm"} & set(flags.split()))
+
+
+@dataclass
+class GuestRun:
+    """What one boot produced."""
+
+    spec: str
+    booted: bool
+    exit_code: int | None
+    seconds: float
+    console: list[str] = field(default_factory=list)
+    outdir: Path | None = None
+    error: str | None = None
+    attempts: int = 1
+
+    def tail(self, n: int = 12) -> str:
+        """Return the last *n* non-empty console lines."""
+        lines = [line for line in self.console if line.strip()]
+        return "\n".join(lines[-n:])
+
+
+def qemu_command(
+    kernel: Kernel,
+    rootfs: Path,
+    outdir: Path,
+    payload: str,
+    accel: str,
+    memory_mb: int,
+) -> list[str]:
+    """Return the qemu command line of the fast 9p recipe (no NIC: no guest network)."""
+    cpu = "host" if accel == "kvm" else "qemu64,+rdrand"
+    bios = ["-bios", str(QBOOT)] if QBOOT.exists() else []
+    append = (
+        f"console=ttyS0 quiet loglevel=1 panic=-1 nsout=1 nspayload={payload} "
+        "nsinit=/mnt/host/scripts/vm/guest-init.sh"
+    )
+    share = "security_model=none"
+    return [
+        "qemu-system-x86_64",
+        "-accel",
+        accel,
+        "-M",
+        "pc",
+        *bios,
+        "-cpu",
+        cpu,
+        "-m",
+        str(memory_mb),
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        str(kernel.vmlinux),
+        "-initrd",
+        str(kernel.initrd),
+        "-append",
+        append,
+        "-fsdev",
+        f"local,id=r,path={rootfs},{share},readonly=on",
+        "-device",
+        "virtio-9p-pci,fsdev=r,mount_tag=rootfs",
+        "-fsdev",
+        f"local,id=h,path={REPO},{share},readonly=on",
+        "-device",
+        "virtio-9p-pci,fsdev=h,mount_tag=host",
+        "-fsdev",
+        f"local,id=o,path={outdir},{share}",
+        "-device",
+        "virtio-9p-pci,fsdev=o,mount_tag=out",
+    ]
+
+
+def _boot_once(
+    kernel: Kernel,
+    rootfs: Path,
+    outdir: Path,
+    payload: str,
+    accel: str,
+    boot_timeout: float,
+    run_timeout: float,
+    memory_mb: int,
+) -> GuestRun:
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    outdir.mkdir(parents=True)
+    cmd = qemu_command(kernel, rootfs, outdir, payload, accel, memory_mb)
+    started = time.monotonic()
+    result = GuestRun(kernel.spec, booted=False, exit_code=None, seconds=0.0, outdir=outdir)
+    lines: queue.Queue[str | None] = queue.Queue()
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.put(raw.decode("utf-8", "replace").replace("\r", "").rstrip("\n"))
+        lines.put(None)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = started + boot_timeout
+    try:
+        with open(outdir.parent / "console.log", "w") as console:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    phase = "run" if result.booted else "boot"
+                    limit = run_timeout if result.booted else boot_timeout
+                    result.error = f"{phase} timeout after {limit:.0f} s"
+                    break
+                try:
+                    line = lines.get(timeout=min(remaining, 1.0))
+                except queue.Empty:
+                    continue
+                if line is None:
+                    if result.exit_code is None:
+                        result.error = (
+                            "qemu exited before the guest reported"
+                            if result.booted
+                            else f"qemu exited during boot (rc {proc.wait()})"
+                        )
+                    break
+                console.write(line + "\n")
+                result.console.append(line)
+                if not result.booted and "NSPRIM-BEGIN" in line:
+                    result.booted = True
+                    deadline = time.monotonic() + run_timeout
+                m = re.search(r"NSPRIM-EXIT=(\d+)", line)
+                if m:
+                    result.exit_code = int(m.group(1))
+                    # Power-off follows at once; give qemu a moment to exit by itself.
+                    deadline = min(deadline, time.monotonic() + 15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        reader.join(timeout=5)
+    if result.exit_code is not None:
+        result.error = None
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def boot(
+    kernel: Kernel,
+    rootfs: Path,
+    payload: str,
+    accel: str = "tcg",
+    boot_timeout: float = 120.0,
+    run_timeout: float = 900.0,
+    memory_mb: int = 768,
+    retries: int = 1,
+) -> GuestRun:
+    """Boot *kernel* with *payload*; retry a failed boot (not a failed run) *retries* times."""
+    outdir = CACHE / "runs" / spec_slug(kernel.spec) / "out"
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    attempt = 0
+    while True:
+        attempt += 1
+        result = _boot_once(
+            kernel, rootfs, outdir, payload, accel, boot_timeout, run_timeout, memory_mb
+        )
+        result.attempts = attempt
+        if result.booted or attempt > retries:
+            return result
+        log(f"{kernel.spec}: boot failed ({result.error}); retrying")
+
+
+def probe_accel(kernel: Kernel, rootfs: Path) -> str:
+    """Return "kvm" only if a real guest boots with it; else "tcg"."""
+    if not kvm_really_works():
+        return "tcg"
+    log("kvm: /dev/kvm looks usable; trying a real boot")
+    result = boot(kernel, rootfs, "none", accel="kvm", boot_timeout=30, run_timeout=30, retries=0)
+    return "kvm" if result.exit_code == 0 else "tcg"

@@ -1,0 +1,404 @@
+"""The conformance runner on the real kernel, driven by test-only checks.
+
+Each test builds its own :class:`Registry` and passes its checks to
+``runner.run`` explicitly, so nothing here is registered globally.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import random
+import socket
+import subprocess
+import time
+
+import pytest
+from nsprim.conformance import cli, runner
+from nsprim.conformance.outcome import Fail, Outcome
+from nsprim.conformance.registry import Check, Context, Needs, Registry, load_checks, select
+
+NEWUTS = 0x04000000
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def _checks(reg: Registry) -> list[Check]:
+    return reg.checks()
+
+
+def _set_and_read(name: str) -> str:
+    socket.sethostname(name)
+    return socket.gethostname()
+
+
+# -- verdicts ----------------------------------------------------------------
+
+
+@needs_root
+def test_run_reports_forgotten_isolation_as_not_discriminating() -> None:
+    reg = Registry()
+
+    @reg.check("test.forgets_isolate", catalogue="TEST-01", timeout=5.0)
+    def forgets_isolate(ctx: Context) -> None:
+        """A hostname set in a new UTS namespace stays there (but the check ignores isolate)."""
+        before = socket.gethostname()
+        ctx.in_child(_set_and_read, "nsprim-broken", unshare=NEWUTS)  # not ctx.isolate(...)
+        ctx.expect_equal(socket.gethostname(), before, "parent hostname")
+
+    run = runner.run(_checks(reg), controls=True)
+    (r,) = run.results
+    assert (r.status, r.control) == (Outcome.PASS, Outcome.PASS)
+    assert r.discriminating is False
+    assert r.problem
+    assert run.non_discriminating == [r]
+    assert not run.ok
+
+
+@needs_root
+def test_run_without_controls_leaves_control_null() -> None:
+    reg = Registry()
+
+    @reg.check("test.passes", catalogue="TEST-01")
+    def passes(ctx: Context) -> None:
+        """Nothing to see."""
+
+    run = runner.run(_checks(reg))
+    assert run.results[0].control is None
+    assert run.ok
+
+
+@needs_root
+def test_run_reports_unexpected_exception_as_error_not_fail() -> None:
+    reg = Registry()
+
+    @reg.check("test.raises", catalogue="TEST-01")
+    def raises(ctx: Context) -> None:
+        """Division works."""
+        ctx.in_child(lambda: 1 // 0)
+
+    @reg.check("test.fails", catalogue="TEST-02")
+    def fails(ctx: Context) -> None:
+        """One is two."""
+        ctx.in_child(ctx.expect_equal, 1, 2, "one")
+
+    run = runner.run(_checks(reg), controls=True)
+    raised, failed = run.results
+    assert raised.status is Outcome.ERROR and raised.control is Outcome.ERROR
+    assert "ZeroDivisionError" in raised.message
+    assert failed.status is Outcome.FAIL
+    assert (failed.expected, failed.actual) == ("2", "1")
+    assert run.summary == {"PASS": 0, "FAIL": 1, "SKIP": 0, "ERROR": 1}
+
+
+def _marker_processes(marker: str) -> list[int]:
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
+
+
+@needs_root
+def test_run_kills_hanging_check_at_timeout_and_leaves_no_process() -> None:
+    marker = f"{random.randint(100, 999)}.{random.randint(100, 999)}"
+    reg = Registry()
+
+    @reg.check("test.hangs", catalogue="TEST-01", timeout=0.5)
+    def hangs(ctx: Context) -> None:
+        """It finishes."""
+        subprocess.Popen(["sleep", marker])  # a grandchild that must die with the sandbox
+        ctx.spawn_child(time.sleep, 60)
+        time.sleep(60)
+
+    t0 = time.monotonic()
+    run = runner.run(_checks(reg))
+    elapsed = time.monotonic() - t0
+    (r,) = run.results
+    assert r.status is Outcome.ERROR
+    assert "timed out after 0.5 s" in r.message
+    assert elapsed < 0.5 + runner.SETUP_SLACK + 2.0
+    assert _marker_processes(marker) == []
+    assert not [g for g in run.results if g.type == "guard"]
+
+
+@needs_root
+def test_run_reports_crashed_check_process_as_error() -> None:
+    reg = Registry()
+
+    @reg.check("test.crashes", catalogue="TEST-01")
+    def crashes(ctx: Context) -> None:
+        """It survives."""
+        os.kill(os.getpid(), 9)
+
+    (r,) = runner.run(_checks(reg)).results
+    assert r.status is Outcome.ERROR
+    assert "SIGKILL" in r.message
+
+
+# -- needs, cleanup --------------------------------------------------------
+
+
+@needs_root
+def test_run_skips_unmet_needs_and_errors_on_broken_probe() -> None:
+    reg = Registry()
+    ran: list[str] = []
+
+    def broken_probe() -> str | None:
+        raise RuntimeError("probe exploded")
+
+    @reg.check("test.future", catalogue="TEST-01", needs=Needs(min_kernel=(99, 0)))
+    def future(ctx: Context) -> None:
+        """Needs a kernel from the future."""
+        ran.append("future")
+
+    @reg.check("test.probed", catalogue="TEST-02", needs=Needs(probes=(lambda: "no widget",)))
+    def probed(ctx: Context) -> None:
+        """Needs a widget."""
+
+    @reg.check("test.bad_probe", catalogue="TEST-03", needs=Needs(probes=(broken_probe,)))
+    def bad_probe(ctx: Context) -> None:
+        """Has a broken probe."""
+
+    @reg.check("test.kconfig", catalogue="TEST-04", needs=Needs(kconfig=("NSPRIM_NO_SUCH",)))
+    def kconfig(ctx: Context) -> None:
+        """Needs an option no kernel has."""
+
+    @reg.check("test.userns", catalogue="TEST-05", needs=Needs(userns=True))
+    def userns(ctx: Context) -> None:
+        """Needs user namespaces (this machine has them)."""
+
+    run = runner.run(_checks(reg), controls=True)
+    by_id = {r.id: r for r in run.results}
+    assert by_id["test.future"].status is Outcome.SKIP
+    assert "needs Linux 99.0" in by_id["test.future"].message
+    assert by_id["test.future"].control is Outcome.SKIP
+    assert (by_id["test.probed"].status, by_id["test.probed"].message) == (
+        Outcome.SKIP,
+        "no widget",
+    )
+    assert by_id["test.bad_probe"].status is Outcome.ERROR
+    assert "probe exploded" in by_id["test.bad_probe"].message
+    if runner.read_kconfig() is not None:
+        assert by_id["test.kconfig"].status is Outcome.SKIP
+        assert "CONFIG_NSPRIM_NO_SUCH" in by_id["test.kconfig"].message
+    assert by_id["test.userns"].status is Outcome.PASS
+    assert ran == []
+
+
+@needs_root
+def test_run_skips_root_checks_as_user() -> None:
+    reg = Registry()
+
+    @reg.check("test.root", catalogue="TEST-01", needs=Needs(root=True))
+    def root(ctx: Context) -> None:
+        """Needs real root."""
+
+    @reg.check("test.facts", catalogue="TEST-02")
+    def facts(ctx: Context) -> None:
+        """The context says rootless, and this is uid 0 of a user namespace."""
+        ctx.expect_equal((ctx.as_user, ctx.privileged), (True, False), "ctx privileges")
+        ctx.expect_equal(os.getuid(), 0, "uid inside the sandbox")
+        with open("/proc/self/uid_map") as f:
+            ctx.expect_equal(f.read().split(), ["0", "65534", "1"], "uid_map")
+
+    run = runner.run(_checks(reg), as_user="nobody")
+    root_result, facts_result = run.results
+    assert root_result.status is Outcome.SKIP
+    assert root_result.message == "needs root in the initial user namespace"
+    assert facts_result.status is Outcome.PASS, facts_result.message
+    assert run.environment["privileges"] == "user"
+    assert run.environment["uid"] == 65534
+
+
+@needs_root
+def test_run_reports_failing_cleanup_as_error_naming_it() -> None:
+    reg = Registry()
+    order: list[str] = []
+
+    def bad_cleanup(what: str) -> None:
+        raise OSError(5, f"cannot undo {what}")
+
+    @reg.check("test.cleanup", catalogue="TEST-01")
+    def cleanup(ctx: Context) -> None:
+        """Cleanups run, LIFO, even when one fails."""
+        ctx.defer(bad_cleanup, "the widget")
+        ctx.defer(order.append, "second")
+
+    (r,) = runner.run(_checks(reg)).results
+    assert r.status is Outcome.ERROR
+    assert "bad_cleanup" in r.message and "cannot undo the widget" in r.message
+
+
+@needs_root
+def test_sandbox_has_private_pid_namespace_proc_and_tmpdir() -> None:
+    reg = Registry()
+
+    @reg.check("test.sandbox", catalogue="TEST-01")
+    def sandbox(ctx: Context) -> None:
+        """The check runs under the sandbox init with its own /proc and a tmpfs tmpdir."""
+        ctx.expect_equal(os.getppid(), 1, "parent of the check process")
+        pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+        ctx.expect_equal(pids, [1, os.getpid()], "processes visible in /proc")
+        with open(os.path.join(ctx.tmpdir, "f"), "w") as f:
+            f.write("x")
+        ctx.expect(os.path.ismount(ctx.tmpdir), "tmpdir is a private mount", True, False)
+
+    run = runner.run(_checks(reg))
+    assert run.results[0].status is Outcome.PASS, run.results[0].message
+
+
+# -- the host guard -----------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.msgget.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.msgctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+IPC_CREAT, IPC_RMID, CLONE_NEWIPC = 0o1000, 0, 0x08000000
+
+
+def _escape_and_create_queue(host_ipc_fd: int, key: int) -> int:
+    if _libc.setns(host_ipc_fd, CLONE_NEWIPC) != 0:
+        raise OSError(ctypes.get_errno(), "setns")
+    qid: int = _libc.msgget(key, IPC_CREAT | 0o600)
+    if qid < 0:
+        raise OSError(ctypes.get_errno(), "msgget")
+    return qid
+
+
+@needs_root
+def test_guard_reports_ipc_object_leaked_onto_the_host() -> None:
+    key = random.randint(0x4E530000, 0x4E53FFFF)
+    host_ipc = os.open("/proc/self/ns/ipc", os.O_RDONLY)  # inherited by the sandbox's fork
+    reg = Registry()
+
+    @reg.check("test.escapes", catalogue="TEST-01")
+    def escapes(ctx: Context) -> None:
+        """Nothing escapes (but this check setns()es to the host IPC ns on purpose)."""
+        ctx.in_child(_escape_and_create_queue, host_ipc, key)
+
+    try:
+        run = runner.run(_checks(reg))
+    finally:
+        os.close(host_ipc)
+        qid = _libc.msgget(key, 0)
+        if qid >= 0:
+            _libc.msgctl(qid, IPC_RMID, None)
+    assert qid >= 0, "the test check did not manage to plant its queue"
+    guard = [r for r in run.results if r.type == "guard"]
+    assert [g.id for g in guard] == ["guard.ipc"]
+    assert guard[0].status is Outcome.ERROR
+    assert f"msg key={key:#x}" in guard[0].message
+    assert not run.ok
+
+
+# -- whole-catalogue behaviour -------------------------------------------------
+
+
+@needs_root
+def test_two_runs_give_the_same_verdicts() -> None:
+    checks = load_checks()
+
+    def verdicts() -> list[tuple[str, Outcome, Outcome | None]]:
+        return [(r.id, r.status, r.control) for r in runner.run(checks, controls=True).results]
+
+    assert verdicts() == verdicts()
+
+
+@needs_root
+def test_run_serial_and_parallel_give_the_same_verdicts() -> None:
+    reg = Registry()
+    for i in range(4):
+
+        def body(ctx: Context, i: int = i) -> None:
+            ctx.expect(i % 2 == 0, f"odd {i}")
+
+        body.__doc__ = f"Check {i} is even."
+        reg.check(f"test.c{i}", catalogue=f"TEST-0{i}", serial=(i == 1))(body)
+    one = runner.run(_checks(reg), jobs=1)
+    many = runner.run(_checks(reg), jobs=4)
+    assert [r.status for r in one.results] == [r.status for r in many.results]
+    assert [r.status.value for r in one.results] == ["PASS", "FAIL", "PASS", "FAIL"]
+
+
+def test_run_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="jobs must be at least 1, got 0"):
+        runner.run([], jobs=0)
+    with pytest.raises(ValueError, match="as_user must name an existing user"):
+        runner.run([], as_user="nsprim-no-such-user")
+
+
+def test_in_child_reraises_fail_and_reaps() -> None:
+    ctx = Context()
+    with pytest.raises(Fail) as info:
+        ctx.in_child(ctx.expect_equal, "a", "b", "letter")
+    assert (info.value.expected, info.value.actual) == ("b", "a")
+    with pytest.raises(TimeoutError):
+        ctx.in_child(time.sleep, 10, timeout=0.2)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+# -- the CLI ------------------------------------------------------------------
+
+
+@needs_root
+def test_cli_as_user_nobody_writes_a_valid_json_report(tmp_path: os.PathLike[str]) -> None:
+    from nsprim.conformance.report import json as json_report
+
+    out = os.path.join(tmp_path, "r.json")
+    rc = cli.main(["--only", "uts.*", "--controls", "--as-user", "nobody", "--format", "json",
+                   "-o", out])  # fmt: skip
+    assert rc == 0
+    with open(out) as f:
+        doc = json.load(f)
+    assert json_report.validate(doc) == []
+    assert doc["environment"]["privileges"] == "user"
+    assert doc["summary"]["PASS"] == len(doc["results"]) == 6
+    assert {r["control"] for r in doc["results"]} == {"FAIL"}
+
+
+def test_cli_exit_status_2_on_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--only", "nosuch.*"]) == 2
+    assert "no check matches" in capsys.readouterr().err
+    assert cli.main(["--jobs", "0"]) == 2
+    assert cli.main(["--format", "yaml"]) == 2
+    assert cli.main(["--merge", "/nonexistent.json"]) == 2
+
+
+def test_cli_list_prints_selected_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--list", "--only", "UTS-0[12]"]) == 0
+    out = capsys.readouterr().out
+    assert "uts.hostname_isolated" in out and "uts.domainname_isolated" in out
+    assert "uts.initial_copy" not in out
+
+
+@needs_root
+def test_cli_merge_renders_a_matrix(tmp_path: os.PathLike[str]) -> None:
+    paths = []
+    for user in ("root", "nobody"):
+        path = os.path.join(tmp_path, f"{user}.json")
+        args = ["--only", "uts.*", "--format", "json", "-o", path]
+        assert cli.main([*args, "--as-user", user] if user != "root" else args) == 0
+        paths.append(path)
+    matrix_path = os.path.join(tmp_path, "matrix.md")
+    assert cli.main(["--merge", *paths, "--format", "markdown", "-o", matrix_path]) == 0
+    with open(matrix_path) as f:
+        assert "uts.hostname_isolated" in f.read()
+
+
+@needs_root
+def test_full_catalogue_with_controls_is_fast() -> None:
+    checks = select(load_checks(), ["*"])
+    t0 = time.monotonic()
+    run = runner.run(checks, controls=True)
+    elapsed = time.monotonic() - t0
+    print(f"{len(checks)} checks with controls in {elapsed:.2f} s")
+    assert elapsed < 30.0
+    assert not [r for r in run.results if r.type == "guard"]

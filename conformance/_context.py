@@ -225,6 +225,11 @@ def _serve(sock: socket.socket) -> None:
 class Context:
     """What a check gets: the run's facts and the helpers to fork, expect and clean up.
 
+    Unshare in helpers (``in_child(..., unshare=...)``, ``spawn_child``), not
+    in the check's own process: after ``unshare(CLONE_NEWPID)`` the first
+    child becomes that namespace's init and, once it exits, every later fork
+    fails with ENOMEM (pid_namespaces(7)), which would break the helpers.
+
     Attributes:
         control: True in the negative-control run; :meth:`isolate` then returns 0.
         privileged: real root with CAP_SYS_ADMIN in the initial user namespace.

@@ -455,7 +455,28 @@ def _run_jobs(
     return results
 
 
-_PRELOAD = ("json", "pickle", "traceback", "linecache", "tokenize", "shutil", "tempfile", "gzip")
+# Standard modules a check or the harness may import lazily. After dropping to
+# --as-user the interpreter's own library may be unreadable (here it lives in
+# /root, mode 700), so they are imported while still root. Check modules
+# should import at module level for the same reason.
+_PRELOAD = (
+    "json",
+    "pickle",
+    "traceback",
+    "linecache",
+    "tokenize",
+    "shutil",
+    "tempfile",
+    "gzip",
+    "zlib",
+    "ipaddress",
+    "subprocess",
+    "selectors",
+    "fcntl",
+    "mmap",
+    "random",
+    "encodings.idna",
+)
 
 
 def _drop_privileges(user: str | int) -> tuple[int, int]:

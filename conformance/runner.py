@@ -335,7 +335,10 @@ def _read(job: _Job) -> bool:
     job.buf += data
     *lines, job.buf = job.buf.split(b"\n")
     for line in lines:
-        msg = json.loads(line)
+        try:
+            msg = json.loads(line)
+        except ValueError:  # a check wrote into the result pipe
+            msg = {"setup_error": f"garbage on the result pipe: {line[:80]!r}"}
         job.messages.append(msg)
         if "init" in msg and job.init_pidfd < 0:
             # The launcher cannot reap the init before we look: it waits for it,
@@ -375,6 +378,48 @@ def _finish(job: _Job) -> CheckResult:
     return check.result(Outcome.ERROR, message, duration_s=duration)
 
 
+def _schedule(
+    pending: list[_Job],
+    running: dict[int, _Job],
+    done: dict[tuple[str, bool], CheckResult],
+    cfg: RunConfig,
+    jobs: int,
+    report_ready: Callable[[], None],
+) -> None:
+    """Start, watch, time out and finish jobs until none is left."""
+    while pending or running:
+        serial_running = any(j.check.serial for j in running.values())
+        while pending and len(running) < jobs and not serial_running:
+            if pending[0].check.serial and running:
+                break
+            job = pending.pop(0)
+            _start(job, cfg)
+            running[job.rfd] = job
+            serial_running = job.check.serial
+        poller = select.poll()
+        for fd in running:
+            poller.register(fd, select.POLLIN)
+        now = time.monotonic()
+        wake = min(
+            (j.deadline if j.killed_at is None else j.killed_at + KILL_GRACE)
+            for j in running.values()
+        )
+        events = poller.poll(max(0.0, wake - now) * 1000 + 1)
+        for fd, _ in events:
+            job = running[fd]
+            if not _read(job):
+                del running[fd]
+                done[(job.check.id, job.control)] = _finish(job)
+        now = time.monotonic()
+        for job in running.values():
+            if job.killed_at is None and now >= job.deadline:
+                job.killed_at = now
+                _kill(job)
+            elif job.killed_at is not None and now >= job.killed_at + KILL_GRACE:
+                _signal(job.pidfd, job.pid)  # the launcher hangs on: kill it too
+        report_ready()
+
+
 def _run_jobs(
     checks: Sequence[Check],
     cfg: RunConfig,
@@ -412,37 +457,15 @@ def _run_jobs(
 
     report_ready()
     running: dict[int, _Job] = {}
-    while pending or running:
-        serial_running = any(j.check.serial for j in running.values())
-        while pending and len(running) < jobs and not serial_running:
-            if pending[0].check.serial and running:
-                break
-            job = pending.pop(0)
-            _start(job, cfg)
-            running[job.rfd] = job
-            serial_running = job.check.serial
-        poller = select.poll()
-        for fd in running:
-            poller.register(fd, select.POLLIN)
-        now = time.monotonic()
-        wake = min(
-            (j.deadline if j.killed_at is None else j.killed_at + KILL_GRACE)
-            for j in running.values()
-        )
-        events = poller.poll(max(0.0, wake - now) * 1000 + 1)
-        for fd, _ in events:
-            job = running[fd]
-            if not _read(job):
-                del running[fd]
-                done[(job.check.id, job.control)] = _finish(job)
-        now = time.monotonic()
+    try:
+        _schedule(pending, running, done, cfg, jobs, report_ready)
+    finally:
+        # Only reached with jobs still running if something raised (^C, a bug):
+        # never leave a sandbox behind.
         for job in running.values():
-            if job.killed_at is None and now >= job.deadline:
-                job.killed_at = now
-                _kill(job)
-            elif job.killed_at is not None and now >= job.killed_at + KILL_GRACE:
-                _signal(job.pidfd, job.pid)  # the launcher hangs on: kill it too
-        report_ready()
+            _kill(job)
+            _signal(job.pidfd, job.pid)
+            _finish(job)
 
     results = []
     for check in checks:

@@ -52,6 +52,7 @@ ROOTFS_PACKAGES = (
     "python3-tabulate",
     "python3-venv",
     "python3-setuptools",
+    "python3-wheel",
     "procps",
     "iproute2",
     "kmod",

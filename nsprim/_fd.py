@@ -8,6 +8,7 @@ names the parameter.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from types import TracebackType
 from typing import Optional, Protocol, Union, runtime_checkable
@@ -41,9 +42,7 @@ def fd_of(obj: object, name: str = "fd") -> int:
         if not isinstance(fd, int) or isinstance(fd, bool):
             raise TypeError(f"{name}.fileno() must return an int, got {fd!r}")
     else:
-        raise TypeError(
-            f"{name} must be an int or have fileno(), got {type(obj).__name__} {obj!r}"
-        )
+        raise TypeError(f"{name} must be an int or have fileno(), got {type(obj).__name__} {obj!r}")
     if fd < 0:
         raise ValueError(f"{name} must be a non-negative file descriptor, got {fd}")
     if fd > 0x7FFFFFFF:
@@ -102,10 +101,8 @@ class OwnedFd:
 
     def __del__(self) -> None:
         # Last resort, like io.FileIO: never leak an fd because a caller forgot.
-        try:
+        with contextlib.suppress(OSError):
             self.close()
-        except OSError:
-            pass
 
     def __repr__(self) -> str:
         return f"OwnedFd({self._fd})" if self._fd is not None else "OwnedFd(closed)"

@@ -22,7 +22,7 @@ import errno
 import os
 import signal
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from ._fd import FdLike, fd_of
 from ._sys import consts as C
@@ -84,7 +84,9 @@ def _flags(value: object, name: str, allowed: int, what: str) -> int:
     v = _int(value, name)
     if v < 0 or v & ~allowed:
         bad = v & ~allowed if v >= 0 else v
-        raise ValueError(f"{name} must be a combination of {what}, got {value!r} (bad bits {bad:#x})")
+        raise ValueError(
+            f"{name} must be a combination of {what}, got {value!r} (bad bits {bad:#x})"
+        )
     return v
 
 
@@ -173,16 +175,6 @@ def setns(fd: FdLike, nstype: int = 0) -> None:
 
 
 _CLONE3_OK = _NS_ALL | C.CLONE_CLEAR_SIGHAND | C.CLONE_PARENT
-
-
-def clone3(
-    flags: int = ...,
-    *,
-    pidfd: bool = ...,
-    exit_signal: int = ...,
-    set_tid: Sequence[int] = ...,
-    cgroup: Optional[FdLike] = ...,
-) -> int: ...
 
 
 def clone3(
@@ -390,7 +382,9 @@ def pivot_root(new_root: StrPath, put_old: StrPath) -> None:
     except OSError as err:
         if isinstance(err, UnsupportedError):
             raise
-        raise OSError(err.errno, f"pivot_root: {os.strerror(err.errno or 0)}", os.fsdecode(new)) from None
+        raise OSError(
+            err.errno, f"pivot_root: {os.strerror(err.errno or 0)}", os.fsdecode(new)
+        ) from None
 
 
 def open_tree(path: StrPath, flags: int = 0, *, dirfd: int = C.AT_FDCWD) -> int:
@@ -405,8 +399,12 @@ def open_tree(path: StrPath, flags: int = 0, *, dirfd: int = C.AT_FDCWD) -> int:
     """
     p = _path(path, "path")
     allowed = (
-        C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | C.AT_EMPTY_PATH | C.AT_NO_AUTOMOUNT
-        | C.AT_RECURSIVE | C.AT_SYMLINK_NOFOLLOW
+        C.OPEN_TREE_CLONE
+        | C.OPEN_TREE_CLOEXEC
+        | C.AT_EMPTY_PATH
+        | C.AT_NO_AUTOMOUNT
+        | C.AT_RECURSIVE
+        | C.AT_SYMLINK_NOFOLLOW
     )
     fl = _flags(flags, "flags", allowed, "OPEN_TREE_*/AT_* flags") | C.OPEN_TREE_CLOEXEC
     d = _dirfd(dirfd)
@@ -475,24 +473,41 @@ def mount_setattr(
     prop = _int(propagation, "propagation")
     if prop != 0 and prop not in {int(x) for x in Propagation}:
         raise ValueError(
-            f"propagation must be 0 or one of MS_SHARED/MS_PRIVATE/MS_SLAVE/MS_UNBINDABLE, got {prop:#x}"
+            "propagation must be 0 or one of MS_SHARED/MS_PRIVATE/MS_SLAVE/MS_UNBINDABLE, "
+            f"got {prop:#x}"
         )
-    fl = _flags(flags, "flags", C.AT_EMPTY_PATH | C.AT_NO_AUTOMOUNT | C.AT_SYMLINK_NOFOLLOW | C.AT_RECURSIVE,
-                "AT_* flags")
+    fl = _flags(
+        flags,
+        "flags",
+        C.AT_EMPTY_PATH | C.AT_NO_AUTOMOUNT | C.AT_SYMLINK_NOFOLLOW | C.AT_RECURSIVE,
+        "AT_* flags",
+    )
     if recursive:
         fl |= C.AT_RECURSIVE
-    attr = MountAttr(attr_set=s, attr_clr=c, propagation=prop,
-                     userns_fd=fd_of(userns_fd, "userns_fd") if userns_fd is not None else 0)
+    attr = MountAttr(
+        attr_set=s,
+        attr_clr=c,
+        propagation=prop,
+        userns_fd=fd_of(userns_fd, "userns_fd") if userns_fd is not None else 0,
+    )
     d = _dirfd(dirfd)
     assert p is not None
     buf = ctypes.create_string_buffer(p)
     try:
-        _libc.syscall("mount_setattr", d, ctypes.addressof(buf), fl, ctypes.addressof(attr),
-                      ctypes.sizeof(attr))
+        _libc.syscall(
+            "mount_setattr",
+            d,
+            ctypes.addressof(buf),
+            fl,
+            ctypes.addressof(attr),
+            ctypes.sizeof(attr),
+        )
     except UnsupportedError:
         raise
     except OSError as err:
-        raise OSError(err.errno, f"mount_setattr: {os.strerror(err.errno or 0)}", os.fsdecode(p)) from None
+        raise OSError(
+            err.errno, f"mount_setattr: {os.strerror(err.errno or 0)}", os.fsdecode(p)
+        ) from None
 
 
 def _dirfd(value: object, name: str = "dirfd") -> int:
@@ -551,7 +566,9 @@ def pidfd_getfd(pidfd: FdLike, targetfd: int) -> int:
 # --- nsfs ioctls ---------------------------------------------------------------------
 
 
-def _ns_ioctl(fd: FdLike, request: int, call: str, arg: Optional[ctypes._SimpleCData] = None) -> int:  # type: ignore[type-arg]
+def _ns_ioctl(
+    fd: FdLike, request: int, call: str, arg: Optional[ctypes._SimpleCData[Any]] = None
+) -> int:
     f = fd_of(fd, "fd")
     ptr = ctypes.addressof(arg) if arg is not None else None
     ret = _libc.ioctl(f, request, ptr)

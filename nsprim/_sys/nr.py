@@ -92,7 +92,7 @@ def nr(name: str) -> int:
 _cache: dict[str, int] = {}
 
 
-def _TABLE() -> dict[str, int]:  # noqa: N802 - constant-like accessor
+def _TABLE() -> dict[str, int]:
     if not _cache:
         _cache.update(table())
     return _cache

@@ -27,7 +27,7 @@ MOUNT_ATTR_SIZE_VER0 = 32  # Linux 5.12
 class CloneArgs(ctypes.Structure):
     """``struct clone_args`` from <linux/sched.h> (clone3(2))."""
 
-    _fields_ = [  # noqa: RUF012 - ctypes API
+    _fields_ = [
         ("flags", ctypes.c_uint64),
         ("pidfd", ctypes.c_uint64),
         ("child_tid", ctypes.c_uint64),
@@ -45,7 +45,7 @@ class CloneArgs(ctypes.Structure):
 class MountAttr(ctypes.Structure):
     """``struct mount_attr`` from <linux/mount.h> (mount_setattr(2))."""
 
-    _fields_ = [  # noqa: RUF012 - ctypes API
+    _fields_ = [
         ("attr_set", ctypes.c_uint64),
         ("attr_clr", ctypes.c_uint64),
         ("propagation", ctypes.c_uint64),

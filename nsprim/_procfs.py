@@ -1,0 +1,111 @@
+"""Every /proc read nsprim makes, with the race handling a live /proc needs.
+
+Layer 1: standard library and :mod:`nsprim.errors` only. A process can exit
+between listing /proc and reading its files; like psutil's ``_pslinux`` this
+module turns that into :class:`~nsprim.NoSuchProcess` (the caller decides
+whether to skip it) and EACCES/EPERM into :class:`~nsprim.AccessDenied`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Optional
+
+from .errors import AccessDenied, NoSuchProcess
+
+__all__ = [
+    "PROC",
+    "pid_path",
+    "read_text",
+    "read_bytes",
+    "readlink",
+    "stat",
+    "pids",
+    "tids",
+    "translate",
+    "status_field",
+]
+
+PROC = "/proc"
+
+
+def pid_path(pid: Optional[int], *parts: str) -> str:
+    """Return ``/proc/<pid>/<parts...>``; *pid* None means ``self``."""
+    head = "self" if pid is None else str(pid)
+    return os.path.join(PROC, head, *parts)
+
+
+def translate(err: OSError, pid: Optional[int], operation: str) -> Exception:
+    """Map an OSError from reading ``/proc/<pid>/...`` to nsprim's errors.
+
+    ENOENT/ESRCH become NoSuchProcess when /proc/<pid> itself is gone
+    (otherwise the original error: the file is missing, not the process).
+    """
+    gone = pid is not None and not os.path.exists(pid_path(pid))
+    if err.errno in (errno.ENOENT, errno.ESRCH) and gone:
+        assert pid is not None
+        return NoSuchProcess(pid)
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return AccessDenied(
+            operation, pid=pid, hint=f"reading {err.filename} needs ptrace access", err=err.errno
+        )
+    return err
+
+
+def read_bytes(path: str, pid: Optional[int] = None) -> bytes:
+    """Read a whole /proc file (one read loop, no buffering surprises)."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            chunks = []
+            while True:
+                b = f.read(65536)
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks)
+    except OSError as err:
+        raise translate(err, pid, f"read {path}") from err
+
+
+def read_text(path: str, pid: Optional[int] = None) -> str:
+    """Read a /proc file as text (surrogateescape: /proc holds raw bytes)."""
+    return read_bytes(path, pid).decode("utf-8", "surrogateescape")
+
+
+def readlink(path: str, pid: Optional[int] = None) -> str:
+    """readlink(2) on a /proc link."""
+    try:
+        return os.readlink(path)
+    except OSError as err:
+        raise translate(err, pid, f"readlink {path}") from err
+
+
+def stat(path: str, pid: Optional[int] = None) -> os.stat_result:
+    """stat(2) following the link (nsfs files resolve to the namespace inode)."""
+    try:
+        return os.stat(path)
+    except OSError as err:
+        raise translate(err, pid, f"stat {path}") from err
+
+
+def pids() -> list[int]:
+    """Return the pids visible in this /proc, ascending."""
+    return sorted(int(n) for n in os.listdir(PROC) if n.isdigit())
+
+
+def tids(pid: int) -> list[int]:
+    """Return the thread ids of *pid* ([] if it vanished)."""
+    try:
+        return sorted(int(n) for n in os.listdir(pid_path(pid, "task")) if n.isdigit())
+    except OSError:
+        return []
+
+
+def status_field(pid: Optional[int], field: str) -> Optional[str]:
+    """Return one field of ``/proc/<pid>/status`` (None if absent)."""
+    for line in read_text(pid_path(pid, "status"), pid).splitlines():
+        key, _, value = line.partition(":")
+        if key == field:
+            return value.strip()
+    return None

@@ -1,0 +1,391 @@
+"""The namespace model: types and identities.
+
+Layer 2: imports :mod:`nsprim.errors`, :mod:`nsprim._sys`, :mod:`nsprim.flags`,
+:mod:`nsprim.syscalls`, :mod:`nsprim._fd` and :mod:`nsprim._procfs`.
+
+A namespace *is* its nsfs inode: two handles name the same namespace when
+``(st_dev, st_ino)`` of their nsfs files match (the kernel's
+``pidfd_setns_test.c`` ``in_same_namespace()``). Readlink strings such as
+``net:[4026531840]`` carry only the inode, and the inode alone is not unique
+across nsfs instances, so nsprim never compares them.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from . import _procfs
+from . import syscalls as _sc
+from ._fd import FdLike, OwnedFd, fd_of
+from ._sys import consts as C
+from .errors import AccessDenied, NoSuchProcess, NsprimError, UnsupportedError
+from .flags import CloneFlags
+
+__all__ = ["NsType", "Namespace", "namespaces", "nstype_of"]
+
+
+class NsType(str, enum.Enum):
+    """The eight namespace types, named as in ``/proc/PID/ns``.
+
+    Each member has ``flag`` (its ``CLONE_NEW*`` bit), ``since`` (the kernel
+    that made it usable) and ``init_ino`` (the fixed inode of the initial
+    namespace, or None where the kernel gives none).
+    """
+
+    MNT = "mnt"
+    UTS = "uts"
+    IPC = "ipc"
+    PID = "pid"
+    NET = "net"
+    USER = "user"
+    CGROUP = "cgroup"
+    TIME = "time"
+
+    @property
+    def flag(self) -> CloneFlags:
+        """The ``CLONE_NEW*`` flag of this type."""
+        return _FLAGS[self]
+
+    @property
+    def since(self) -> str:
+        """The first kernel version with this namespace type."""
+        return _SINCE[self]
+
+    @property
+    def init_ino(self) -> int:
+        """The inode number of the initial namespace of this type.
+
+        Fixed (``<linux/nsfs.h>``) since Linux 3.8 for ipc/uts/user/pid, 4.6
+        for cgroup, 5.6 for time, 6.18 for net and mnt.
+        """
+        return _INIT_INO[self]
+
+    @property
+    def hierarchical(self) -> bool:
+        """Whether namespaces of this type have parents (pid and user)."""
+        return self in (NsType.PID, NsType.USER)
+
+    @classmethod
+    def parse(cls, value: Union[NsType, str, int]) -> NsType:
+        """Return the type named by a member, a proc name or a ``CLONE_NEW*`` flag.
+
+        Raises:
+            ValueError: no such namespace type.
+            TypeError: not a str, NsType or int.
+        """
+        if isinstance(value, NsType):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls(value.lower())
+            except ValueError:
+                names = ", ".join(t.value for t in cls)
+                raise ValueError(
+                    f"unknown namespace type {value!r}; expected one of {names}"
+                ) from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            for t in cls:
+                if int(t.flag) == int(value):
+                    return t
+            raise ValueError(f"{value!r} is not a single CLONE_NEW* flag")
+        raise TypeError(
+            f"namespace type must be NsType, str or int, got {type(value).__name__} {value!r}"
+        )
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_FLAGS = {
+    NsType.MNT: CloneFlags.NEWNS,
+    NsType.UTS: CloneFlags.NEWUTS,
+    NsType.IPC: CloneFlags.NEWIPC,
+    NsType.PID: CloneFlags.NEWPID,
+    NsType.NET: CloneFlags.NEWNET,
+    NsType.USER: CloneFlags.NEWUSER,
+    NsType.CGROUP: CloneFlags.NEWCGROUP,
+    NsType.TIME: CloneFlags.NEWTIME,
+}
+_SINCE = {
+    NsType.MNT: "Linux 2.4.19",
+    NsType.UTS: "Linux 2.6.19",
+    NsType.IPC: "Linux 2.6.19",
+    NsType.PID: "Linux 2.6.24",
+    NsType.NET: "Linux 2.6.29",
+    NsType.USER: "Linux 3.8",
+    NsType.CGROUP: "Linux 4.6",
+    NsType.TIME: "Linux 5.6",
+}
+_INIT_INO = {
+    NsType.MNT: C.MNT_NS_INIT_INO,
+    NsType.UTS: C.UTS_NS_INIT_INO,
+    NsType.IPC: C.IPC_NS_INIT_INO,
+    NsType.PID: C.PID_NS_INIT_INO,
+    NsType.NET: C.NET_NS_INIT_INO,
+    NsType.USER: C.USER_NS_INIT_INO,
+    NsType.CGROUP: C.CGROUP_NS_INIT_INO,
+    NsType.TIME: C.TIME_NS_INIT_INO,
+}
+
+
+def nstype_of(fd: FdLike) -> NsType:
+    """Return the type of the namespace that nsfs fd *fd* refers to.
+
+    Uses NS_GET_NSTYPE (Linux 4.11), falling back to the fd's /proc link.
+
+    Raises:
+        ValueError: *fd* is not a namespace file descriptor.
+    """
+    f = fd_of(fd)
+    try:
+        return NsType.parse(int(_sc.ns_get_nstype(f)))
+    except UnsupportedError:
+        pass
+    except OSError as err:
+        if err.errno not in (errno.ENOTTY, errno.EINVAL):
+            raise
+        raise ValueError(f"fd {f} is not a namespace file descriptor") from None
+    link = os.readlink(f"/proc/self/fd/{f}")
+    head, _, _ = link.partition(":[")
+    try:
+        return NsType(head)
+    except ValueError:
+        raise ValueError(f"fd {f} is not a namespace file descriptor ({link})") from None
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """One namespace, identified by the (st_dev, st_ino) of its nsfs file.
+
+    Equality and hashing use ``(type, dev, ino)`` only; ``path`` is a hint for
+    :meth:`open` (re-checked against the identity before use).
+    """
+
+    type: NsType
+    dev: int
+    ino: int
+    path: Optional[str] = field(default=None, compare=False)
+    # Namespaces reached by ioctl (parent(), owner()) have no /proc path; they
+    # keep the kernel's fd so that they can still be opened and walked further.
+    _fd: Optional[OwnedFd] = field(default=None, compare=False, repr=False)
+
+    # --- constructors ---------------------------------------------------------
+    @classmethod
+    def of_pid(cls, pid: int, type: Union[NsType, str]) -> Namespace:
+        """Return the namespace of *type* that process *pid* is in.
+
+        Reads ``/proc/PID/ns/TYPE`` (Linux 3.8 for all of them but cgroup 4.6
+        and time 5.6).
+
+        Raises:
+            NoSuchProcess: *pid* does not exist.
+            AccessDenied: no ptrace access to *pid*.
+            UnsupportedError: this kernel has no namespaces of *type*.
+        """
+        if isinstance(pid, bool) or not isinstance(pid, int):
+            raise TypeError(f"pid must be an int, got {pid!r}")
+        if pid <= 0:
+            raise ValueError(f"pid must be a positive process id, got {pid}")
+        return cls._of(
+            _procfs.pid_path(pid, "ns", NsType.parse(type).value), NsType.parse(type), pid
+        )
+
+    @classmethod
+    def of_self(cls, type: Union[NsType, str]) -> Namespace:
+        """Return the namespace of *type* of the calling process (its main thread's view).
+
+        Note: setns/unshare act per thread; see :meth:`of_thread`.
+        """
+        t = NsType.parse(type)
+        return cls._of(_procfs.pid_path(os.getpid(), "ns", t.value), t, os.getpid())
+
+    @classmethod
+    def of_thread(cls, type: Union[NsType, str], tid: Optional[int] = None) -> Namespace:
+        """Return the namespace of *type* of the calling thread (or of thread *tid*)."""
+        t = NsType.parse(type)
+        if tid is None:
+            path = os.path.join(_procfs.PROC, "thread-self", "ns", t.value)
+        else:
+            path = _procfs.pid_path(os.getpid(), "task", str(tid), "ns", t.value)
+        return cls._of(path, t, None)
+
+    @classmethod
+    def for_children(cls, type: Union[NsType, str], pid: Optional[int] = None) -> Namespace:
+        """Return the pid or time namespace that *pid*'s future children will join.
+
+        Reads ``/proc/PID/ns/{pid,time}_for_children`` (Linux 4.12 / 5.6).
+        """
+        t = NsType.parse(type)
+        if t not in (NsType.PID, NsType.TIME):
+            raise ValueError(f"only pid and time have a *_for_children namespace, got {t.value!r}")
+        p = os.getpid() if pid is None else pid
+        return cls._of(_procfs.pid_path(p, "ns", f"{t.value}_for_children"), t, p)
+
+    @classmethod
+    def from_fd(cls, fd: FdLike) -> Namespace:
+        """Return the namespace that an open nsfs fd refers to.
+
+        Raises:
+            ValueError: *fd* is not a namespace fd.
+            OSError: EBADF.
+        """
+        f = fd_of(fd)
+        st = os.fstat(f)
+        t = nstype_of(f)
+        return cls(t, st.st_dev, st.st_ino, f"/proc/{os.getpid()}/fd/{f}")
+
+    @classmethod
+    def from_path(cls, path: Union[str, os.PathLike[str]]) -> Namespace:
+        """Return the namespace behind a path (``/proc/PID/ns/X`` or a bind mount of one).
+
+        Raises:
+            ValueError: the path is not a namespace file.
+            FileNotFoundError: no such path.
+        """
+        p = os.fspath(path)
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            t = nstype_of(fd)
+        finally:
+            os.close(fd)
+        return cls(t, st.st_dev, st.st_ino, p)
+
+    @classmethod
+    def _of(cls, path: str, t: NsType, pid: Optional[int]) -> Namespace:
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            if err.errno == errno.ENOENT and (pid is None or os.path.exists(_procfs.pid_path(pid))):
+                raise UnsupportedError(f"{t.value} namespaces", requires=t.since) from err
+            raise _procfs.translate(err, pid, f"stat {path}") from err
+        return cls(t, st.st_dev, st.st_ino, path)
+
+    # --- queries -------------------------------------------------------------------
+    def open(self) -> OwnedFd:
+        """Open this namespace and return an owned, close-on-exec fd.
+
+        The path hint is opened and its identity checked, so a recycled pid
+        can never hand back another namespace.
+
+        Raises:
+            NsprimError: no path is known or the namespace is no longer reachable there.
+        """
+        path = self.path
+        if self._fd is not None and not self._fd.closed:
+            path = f"/proc/self/fd/{self._fd.fileno()}"
+        if path is None:
+            raise NsprimError(f"{self}: no path to open it by (keep an fd to it instead)")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            raise NsprimError(f"{self}: cannot open {self.path}: {err.strerror}") from err
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (self.dev, self.ino):
+            os.close(fd)
+            raise NsprimError(f"{self}: {self.path} now refers to another namespace")
+        return OwnedFd(fd)
+
+    def parent(self) -> Optional[Namespace]:
+        """Return the parent pid or user namespace, or None at the top of the caller's scope.
+
+        Uses NS_GET_PARENT (Linux 4.9).
+
+        Raises:
+            ValueError: the type is not hierarchical (only pid and user are).
+        """
+        if not self.type.hierarchical:
+            raise ValueError(f"{self.type.value} namespaces have no parent; only pid and user do")
+        with self.open() as fd:
+            try:
+                pfd = _sc.ns_get_parent(fd)
+            except PermissionError:
+                return None
+        return _adopt(pfd, self.type)
+
+    def owner(self) -> Namespace:
+        """Return the user namespace that owns this namespace (NS_GET_USERNS, Linux 4.9).
+
+        For a user namespace this is its parent.
+
+        Raises:
+            AccessDenied: the owner is outside the caller's user namespace scope.
+        """
+        with self.open() as fd:
+            try:
+                ufd = _sc.ns_get_userns(fd)
+            except PermissionError as err:
+                raise AccessDenied(
+                    "NS_GET_USERNS", hint="the owning user namespace is outside the caller's scope"
+                ) from err
+        return _adopt(ufd, NsType.USER)
+
+    @property
+    def owner_uid(self) -> int:
+        """For a user namespace: its creator's euid as the caller sees it.
+
+        Uses NS_GET_OWNER_UID (Linux 4.11).
+        """
+        if self.type is not NsType.USER:
+            raise ValueError(
+                f"owner_uid is defined for user namespaces only, not {self.type.value}"
+            )
+        with self.open() as fd:
+            return _sc.ns_get_owner_uid(fd)
+
+    @property
+    def ns_id(self) -> Optional[int]:
+        """The kernel's 64-bit namespace id (NS_GET_ID, Linux 6.18), or None where unsupported."""
+        with self.open() as fd:
+            try:
+                return _sc.ns_get_id(fd)
+            except UnsupportedError:
+                return None
+
+    @property
+    def is_initial(self) -> Optional[bool]:
+        """Whether this is the initial namespace of its type, judged by its fixed inode.
+
+        None for net and mnt when the inode doesn't match, because those got a
+        fixed inode only in Linux 6.18; an older kernel can't tell.
+        """
+        if self.ino == self.type.init_ino:
+            return True
+        if self.type in (NsType.NET, NsType.MNT):
+            return None
+        return False
+
+    def __str__(self) -> str:
+        return f"{self.type.value}:[{self.ino}]"
+
+
+def _adopt(fd: int, t: NsType) -> Namespace:
+    # A fresh fd from an ioctl becomes owned by the Namespace (closed when it
+    # is collected), since nothing else can reach that namespace again.
+    owned = OwnedFd(fd)
+    st = os.fstat(fd)
+    return Namespace(t, st.st_dev, st.st_ino, None, owned)
+
+
+def namespaces(pid: Optional[int] = None) -> dict[NsType, Namespace]:
+    """Return every namespace (all eight types the kernel has) of *pid* (default: self).
+
+    Types this kernel lacks are left out.
+
+    Raises:
+        NoSuchProcess: *pid* does not exist.
+        AccessDenied: no ptrace access to *pid*.
+    """
+    out: dict[NsType, Namespace] = {}
+    for t in NsType:
+        try:
+            out[t] = Namespace.of_self(t) if pid is None else Namespace.of_pid(pid, t)
+        except UnsupportedError:
+            continue
+    if pid is not None and not out:
+        raise NoSuchProcess(pid)
+    return out

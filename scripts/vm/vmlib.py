@@ -516,6 +516,35 @@ def build_rootfs(refresh: bool = False) -> Path:
 
 # --- booting -----------------------------------------------------------------------
 
+# Every qemu this process started and has not reaped yet, also recorded as a pid file
+# under .cache/pids/ so that scripts/vm/ci.sh can kill them by id if this process dies.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+STOPPING = threading.Event()  # set by kill_all(): no new boot, no retry
+PIDS_DIR = CACHE / "pids"
+
+
+def _track(proc: subprocess.Popen[bytes], running: bool) -> None:
+    pidfile = PIDS_DIR / f"qemu-{proc.pid}"
+    with _RUNNING_LOCK:
+        if running:
+            _RUNNING.add(proc)
+            PIDS_DIR.mkdir(parents=True, exist_ok=True)
+            pidfile.write_text(f"{proc.pid}\n")
+        else:
+            _RUNNING.discard(proc)
+            pidfile.unlink(missing_ok=True)
+
+
+def kill_all() -> None:
+    """Kill every qemu this process started and start no more (for signal handlers)."""
+    STOPPING.set()
+    with _RUNNING_LOCK:
+        procs = list(_RUNNING)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+
 
 def kvm_really_works() -> bool:
     """Tell whether hardware KVM can run a stock kernel (not just whether /dev/kvm opens).
@@ -622,6 +651,8 @@ def _boot_once(
     run_timeout: float,
     memory_mb: int,
 ) -> GuestRun:
+    if STOPPING.is_set():
+        return GuestRun(kernel.spec, False, None, 0.0, outdir=outdir, error="interrupted")
     if outdir.exists():
         shutil.rmtree(outdir)
     outdir.mkdir(parents=True)
@@ -632,6 +663,7 @@ def _boot_once(
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    _track(proc, running=True)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -677,6 +709,7 @@ def _boot_once(
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        _track(proc, running=False)
         reader.join(timeout=5)
     if result.exit_code is not None:
         result.error = None
@@ -704,7 +737,7 @@ def boot(
             kernel, rootfs, outdir, payload, accel, boot_timeout, run_timeout, memory_mb
         )
         result.attempts = attempt
-        if result.booted or attempt > retries:
+        if result.booted or attempt > retries or STOPPING.is_set():
             return result
         log(f"{kernel.spec}: boot failed ({result.error}); retrying")
 

@@ -25,6 +25,7 @@ __all__ = [
     "tids",
     "translate",
     "status_field",
+    "self_pid",
 ]
 
 PROC = "/proc"
@@ -51,6 +52,15 @@ def translate(err: OSError, pid: Optional[int], operation: str) -> Exception:
             operation, pid=pid, hint=f"reading {err.filename} needs ptrace access", err=err.errno
         )
     return err
+
+
+def self_pid() -> int:
+    """Return this process's pid as the mounted /proc numbers it.
+
+    Differs from ``os.getpid()`` in a child pid namespace that still sees its
+    parent's /proc: paths must use the /proc numbering.
+    """
+    return int(os.readlink(os.path.join(PROC, "self")))
 
 
 def read_bytes(path: str, pid: Optional[int] = None) -> bytes:

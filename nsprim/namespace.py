@@ -201,7 +201,8 @@ class Namespace:
         Note: setns/unshare act per thread; see :meth:`of_thread`.
         """
         t = NsType.parse(type)
-        return cls._of(_procfs.pid_path(os.getpid(), "ns", t.value), t, os.getpid())
+        pid = _procfs.self_pid()
+        return cls._of(_procfs.pid_path(pid, "ns", t.value), t, pid)
 
     @classmethod
     def of_thread(cls, type: Union[NsType, str], tid: Optional[int] = None) -> Namespace:
@@ -210,7 +211,7 @@ class Namespace:
         if tid is None:
             path = os.path.join(_procfs.PROC, "thread-self", "ns", t.value)
         else:
-            path = _procfs.pid_path(os.getpid(), "task", str(tid), "ns", t.value)
+            path = _procfs.pid_path(_procfs.self_pid(), "task", str(tid), "ns", t.value)
         return cls._of(path, t, None)
 
     @classmethod
@@ -222,7 +223,7 @@ class Namespace:
         t = NsType.parse(type)
         if t not in (NsType.PID, NsType.TIME):
             raise ValueError(f"only pid and time have a *_for_children namespace, got {t.value!r}")
-        p = os.getpid() if pid is None else pid
+        p = _procfs.self_pid() if pid is None else pid
         return cls._of(_procfs.pid_path(p, "ns", f"{t.value}_for_children"), t, p)
 
     @classmethod
@@ -236,7 +237,7 @@ class Namespace:
         f = fd_of(fd)
         st = os.fstat(f)
         t = nstype_of(f)
-        return cls(t, st.st_dev, st.st_ino, f"/proc/{os.getpid()}/fd/{f}")
+        return cls(t, st.st_dev, st.st_ino, _procfs.pid_path(_procfs.self_pid(), "fd", str(f)))
 
     @classmethod
     def from_path(cls, path: Union[str, os.PathLike[str]]) -> Namespace:

@@ -39,13 +39,20 @@ class NsprimError(Exception):
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuild from keyword attributes so subclasses with extra fields
         # survive pickling (psutil._common.Error.__reduce__).
-        return (_rebuild, (type(self), dict(self.__dict__)))
+        state = dict(self.__dict__)
+        if isinstance(self, OSError):
+            # errno/strerror/filename live in OSError's C slots, not __dict__.
+            state["__oserror__"] = (self.errno, self.strerror, self.filename)
+        return (_rebuild, (type(self), state))
 
 
 def _rebuild(cls: type[NsprimError], state: dict[str, Any]) -> NsprimError:
     obj = cls.__new__(cls)
     Exception.__init__(obj, state.get("msg", ""))
+    slots = state.pop("__oserror__", None)
     obj.__dict__.update(state)
+    if slots is not None and isinstance(obj, OSError):
+        obj.errno, obj.strerror, obj.filename = slots
     return obj
 
 

@@ -32,6 +32,9 @@ from ._sys.structs import (
     CLONE_ARGS_SIZE_VER0,
     CLONE_ARGS_SIZE_VER1,
     CLONE_ARGS_SIZE_VER2,
+    LINUX_CAPABILITY_VERSION_3,
+    CapUserData,
+    CapUserHeader,
     CloneArgs,
     MountAttr,
 )
@@ -60,6 +63,10 @@ __all__ = [
     "ns_get_id",
     "socket_netns",
     "set_pdeathsig",
+    "set_dumpable",
+    "capget",
+    "capset",
+    "drop_capabilities",
     "HOST_NAME_MAX",
 ]
 
@@ -675,3 +682,69 @@ def set_pdeathsig(sig: int) -> None:
     if not 0 <= s < signal.NSIG:
         raise ValueError(f"sig must be 0 or a signal number below {signal.NSIG}, got {s}")
     _libc.check(_libc.prctl(C.PR_SET_PDEATHSIG, s, 0, 0, 0), "prctl")
+
+
+def set_dumpable(on: bool) -> None:
+    """Set the calling process's "dumpable" attribute.
+
+    Wraps prctl(PR_SET_DUMPABLE); Linux 2.3.20. A uid change clears it, and
+    a non-dumpable process's /proc/PID files belong to root, so a process
+    that dropped root must set it again to write its own ``uid_map``.
+    """
+    if not isinstance(on, bool):
+        raise TypeError(f"on must be a bool, got {on!r}")
+    _libc.check(_libc.prctl(C.PR_SET_DUMPABLE, int(on), 0, 0, 0), "prctl")
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """Return the (effective, permitted, inheritable) capability sets of *pid* (0: caller).
+
+    Wraps capget(2) with _LINUX_CAPABILITY_VERSION_3 (Linux 2.6.26); each set
+    is a 64-bit mask with bit N for capability N (``CAP_SYS_ADMIN`` is 21).
+    """
+    p = _int(pid, "pid")
+    if p < 0:
+        raise ValueError(f"pid must be 0 (the caller) or a positive process id, got {p}")
+    header = CapUserHeader(LINUX_CAPABILITY_VERSION_3, p)
+    data = (CapUserData * 2)()
+    _libc.check(_libc.capget(ctypes.addressof(header), ctypes.addressof(data)), "capget")
+    return (
+        data[0].effective | (data[1].effective << 32),
+        data[0].permitted | (data[1].permitted << 32),
+        data[0].inheritable | (data[1].inheritable << 32),
+    )
+
+
+def capset(effective: int, permitted: int, inheritable: int = 0) -> None:
+    """Set the calling thread's capability sets (each a 64-bit mask).
+
+    Wraps capset(2) (Linux 2.6.26 for 64-bit sets). Only dropping is possible
+    without CAP_SETPCAP; effective must stay a subset of permitted.
+    """
+    sets = []
+    for name, value in (
+        ("effective", effective),
+        ("permitted", permitted),
+        ("inheritable", inheritable),
+    ):
+        v = _int(value, name)
+        if not 0 <= v < 1 << 64:
+            raise ValueError(f"{name} must be a 64-bit capability mask, got {v:#x}")
+        sets.append(v)
+    header = CapUserHeader(LINUX_CAPABILITY_VERSION_3, 0)
+    data = (CapUserData * 2)()
+    for i in range(2):
+        data[i].effective = (sets[0] >> (32 * i)) & 0xFFFFFFFF
+        data[i].permitted = (sets[1] >> (32 * i)) & 0xFFFFFFFF
+        data[i].inheritable = (sets[2] >> (32 * i)) & 0xFFFFFFFF
+    _libc.check(_libc.capset(ctypes.addressof(header), ctypes.addressof(data)), "capset")
+
+
+def drop_capabilities() -> None:
+    """Clear the calling thread's effective, permitted and inheritable capabilities.
+
+    Wraps capset(2). The uid does not change, so this also works inside a
+    user namespace that maps a single uid; ambient capabilities go too
+    (they must stay a subset of permitted and inheritable, capabilities(7)).
+    """
+    capset(0, 0, 0)

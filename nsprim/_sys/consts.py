@@ -116,6 +116,7 @@ PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
 # --- <sys/prctl.h> --------------------------------------------------------------
 PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38

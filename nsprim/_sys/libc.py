@@ -46,6 +46,8 @@ mount = _proto("mount", _c_int, _c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_vo
 umount2 = _proto("umount2", _c_int, _c_char_p, _c_int)
 ioctl = _proto("ioctl", _c_int, _c_int, _c_ulong, _c_void_p)
 prctl = _proto("prctl", _c_int, _c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)
+capget = _proto("capget", _c_int, _c_void_p, _c_void_p)
+capset = _proto("capset", _c_int, _c_void_p, _c_void_p)
 # syscall(2) is variadic; on the supported Linux ABIs integer variadic
 # arguments travel exactly like fixed ones, so a fixed 7-long prototype is
 # correct and keeps ctypes from guessing the width of each argument.

@@ -15,6 +15,9 @@ __all__ = [
     "CLONE_ARGS_SIZE_VER2",
     "MOUNT_ATTR_SIZE_VER0",
     "CloneArgs",
+    "CapUserHeader",
+    "CapUserData",
+    "LINUX_CAPABILITY_VERSION_3",
     "MountAttr",
 ]
 
@@ -52,6 +55,24 @@ class MountAttr(ctypes.Structure):
         ("userns_fd", ctypes.c_uint64),
     ]
 
+
+class CapUserHeader(ctypes.Structure):
+    """``struct __user_cap_header_struct`` from <linux/capability.h> (capget(2))."""
+
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapUserData(ctypes.Structure):
+    """``struct __user_cap_data_struct`` from <linux/capability.h>; version 3 uses two."""
+
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+LINUX_CAPABILITY_VERSION_3 = 0x20080522  # Linux 2.6.26: 64-bit sets in two structs
 
 assert ctypes.sizeof(CloneArgs) == CLONE_ARGS_SIZE_VER2, ctypes.sizeof(CloneArgs)
 assert CloneArgs.set_tid.offset == CLONE_ARGS_SIZE_VER0

@@ -426,3 +426,29 @@ def _child_userns_parent() -> bool:
 
 def test_ns_get_parent_of_a_child_user_namespace_is_ours() -> None:
     assert in_child(_child_userns_parent)
+
+
+def _drop_caps() -> tuple[tuple[int, int, int], tuple[int, int, int], int]:
+    before = S.capget()
+    S.drop_capabilities()
+    after = S.capget()
+    try:
+        S.unshare(CloneFlags.NEWUTS)
+        err = 0
+    except PermissionError as e:
+        err = e.errno or 0
+    return before, after, err
+
+
+def test_drop_capabilities_leaves_root_powerless() -> None:
+    before, after, err = in_child(_drop_caps)
+    assert before[0] & (1 << 21)  # CAP_SYS_ADMIN
+    assert after == (0, 0, 0)
+    assert err == errno.EPERM
+
+
+def test_capset_refuses_bad_masks() -> None:
+    with pytest.raises(ValueError, match="effective must be a 64-bit capability mask"):
+        S.capset(-1, 0)
+    with pytest.raises(TypeError, match="on must be a bool"):
+        S.set_dumpable(1)  # type: ignore[arg-type]

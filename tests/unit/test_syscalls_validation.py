@@ -176,6 +176,7 @@ def test_errors_pickle_with_attributes() -> None:
         UnsupportedError("clone3", "Linux 5.3"),
         NoSuchProcess(42),
         AccessDenied("setns", pid=7, hint="needs CAP_SYS_ADMIN"),
+        _with_filename(AccessDenied("ioctl", hint="needs CAP_NET_ADMIN"), "eth0"),
         TimeoutExpired(1.5, pid=9),
         CallError("boom", type_name="x.Y", child_traceback="tb"),
     ):
@@ -183,6 +184,17 @@ def test_errors_pickle_with_attributes() -> None:
         assert type(back) is type(err)
         assert str(back) == str(err)
         assert back.__dict__ == err.__dict__
+        if isinstance(err, OSError):
+            assert (back.errno, back.strerror, back.filename) == (
+                err.errno,
+                err.strerror,
+                err.filename,
+            )
+
+
+def _with_filename(err: OSError, name: str) -> OSError:
+    err.filename = name
+    return err
 
 
 def test_errors_refine_the_builtin_classes() -> None:

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up (on a fresh Debian/Ubuntu machine) and run nsprim's test suite.
+#   sudo bash scripts/test.sh [pytest arguments]
+# Root runs every test; as another user the tests that need root skip with a reason.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/_setup.sh
+. scripts/_setup.sh
+ensure_system_packages test
+ensure_venv test
+exec .venv/bin/python -m pytest -q "$@"

@@ -50,6 +50,8 @@ suite)
     status=0
     for who in root user; do
         if [ "$who" = user ]; then set -- --as-user nobody; else set --; fi
+        # nscontrols=1 on the kernel cmdline: also run each check's negative control.
+        if [ "${nscontrols:-0}" = 1 ]; then set -- "$@" --controls; fi
         start=$(date +%s)
         (cd / && python3 -m nsprim.conformance --format json "$@" -o "$reports/$who.json") \
             >"$reports/$who.log" 2>&1

@@ -591,13 +591,14 @@ def qemu_command(
     payload: str,
     accel: str,
     memory_mb: int,
+    controls: bool = False,
 ) -> list[str]:
     """Return the qemu command line of the fast 9p recipe (no NIC: no guest network)."""
     cpu = "host" if accel == "kvm" else "qemu64,+rdrand"
     bios = ["-bios", str(QBOOT)] if QBOOT.exists() else []
     append = (
         f"console=ttyS0 quiet loglevel=1 panic=-1 nsout=1 nspayload={payload} "
-        "nsinit=/mnt/host/scripts/vm/guest-init.sh"
+        f"nscontrols={int(controls)} nsinit=/mnt/host/scripts/vm/guest-init.sh"
     )
     share = "security_model=none"
     return [
@@ -650,13 +651,14 @@ def _boot_once(
     boot_timeout: float,
     run_timeout: float,
     memory_mb: int,
+    controls: bool,
 ) -> GuestRun:
     if STOPPING.is_set():
         return GuestRun(kernel.spec, False, None, 0.0, outdir=outdir, error="interrupted")
     if outdir.exists():
         shutil.rmtree(outdir)
     outdir.mkdir(parents=True)
-    cmd = qemu_command(kernel, rootfs, outdir, payload, accel, memory_mb)
+    cmd = qemu_command(kernel, rootfs, outdir, payload, accel, memory_mb, controls)
     started = time.monotonic()
     result = GuestRun(kernel.spec, booted=False, exit_code=None, seconds=0.0, outdir=outdir)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -726,15 +728,19 @@ def boot(
     run_timeout: float = 900.0,
     memory_mb: int = 768,
     retries: int = 1,
+    controls: bool = False,
 ) -> GuestRun:
-    """Boot *kernel* with *payload*; retry a failed boot (not a failed run) *retries* times."""
+    """Boot *kernel* with *payload*; retry a failed boot (not a failed run) *retries* times.
+
+    *controls* makes the suite payload also run each check's negative control.
+    """
     outdir = CACHE / "runs" / spec_slug(kernel.spec) / "out"
     outdir.parent.mkdir(parents=True, exist_ok=True)
     attempt = 0
     while True:
         attempt += 1
         result = _boot_once(
-            kernel, rootfs, outdir, payload, accel, boot_timeout, run_timeout, memory_mb
+            kernel, rootfs, outdir, payload, accel, boot_timeout, run_timeout, memory_mb, controls
         )
         result.attempts = attempt
         if result.booted or attempt > retries or STOPPING.is_set():

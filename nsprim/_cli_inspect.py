@@ -1,0 +1,319 @@
+"""The ``nsprim check`` and ``nsprim ls`` subcommands (argparse wiring and output).
+
+Layer 4: imports :mod:`nsprim.compat`, :mod:`nsprim.listing`,
+:mod:`nsprim.namespace` and ``tabulate``. :mod:`nsprim.cli` adds the parsers
+with :func:`add_check_parser`/:func:`add_ls_parser` and calls the handler in
+``ns.func``; handlers print to stdout (errors to stderr) and return the exit
+status, they never call ``sys.exit``.
+
+``nsprim check --json`` prints one object::
+
+    {
+      "schema": "nsprim-check/1",
+      "kernel": "6.18.44-...",            # uname -r
+      "machine": "x86_64",
+      "summary": {"ok": 60, "limited": 3, "missing": 2, "unknown": 0},
+      "probes": [
+        {"group": "namespaces",           # one of nsprim.compat.GROUPS
+         "name": "net",                   # unique within the group
+         "status": "ok",                  # "ok" | "limited" | "missing" | "unknown"
+         "value": "works",                # string, integer, boolean or null
+         "detail": "present in /proc/self/ns; unshare(CLONE_NEWNET) works",
+         "consequence": "a private network stack: available",
+         "needs_root": false},            # the full answer needs root
+        ...
+      ],
+      "require": {                        # only with --require
+        "names": ["user", "net"],
+        "satisfied": false,
+        "missing": [{"group": ..., "name": ..., "detail": ..., ...}]   # probe objects
+      }
+    }
+
+``nsprim ls --json`` prints what ``lsns -J`` prints, plus extra keys::
+
+    {"namespaces": [
+      {"ns": 4026531840,           # nsfs inode (lsns NS)
+       "type": "net",              # lsns TYPE
+       "nprocs": 97,               # member processes (lsns NPROCS)
+       "pid": 2,                   # lowest member pid, or null if no process is a member
+       "user": "root",             # owner of that pid (lsns USER), or null
+       "command": "kthreadd",      # its command line, else its comm (lsns COMMAND), or null
+       # extra keys:
+       "dev": 4,                   # nsfs st_dev: (dev, ns) is the identity
+       "id": 4097,                 # NS_GET_ID (Linux 6.18), or null
+       "uid": 0,                   # numeric uid of "pid", or null
+       "held": ["process", "fd"],  # process | thread | fd | bind-mount | socket | ancestor
+       "owner": 4026531837,        # inode of the owning user namespace, or null
+       "owner_uid": 0,             # creator's euid of that user namespace, or null
+       "parent": null,             # parent inode (pid and user namespaces), or null
+       "threads": [1234],          # tids whose thread (not process) is a member
+       "fds": [{"pid": 42, "fd": 5}],              # open fds referring to it
+       "mounts": [{"pid": 42, "path": "/run/x"}],  # nsfs bind mounts (path in pid's mount ns)
+       "sockets": [{"pid": 42, "fd": 7}]           # sockets in it (only with --sockets)
+      }, ...]}
+
+With ``--tree`` every object also has ``"children"`` (a list of the same
+objects), and only the roots are listed at the top, as ``lsns -J --tree`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections.abc import Sequence
+from typing import Any, Optional, TextIO
+
+from tabulate import tabulate
+
+from . import compat, listing
+from .namespace import NsType
+
+__all__ = ["add_check_parser", "add_ls_parser", "cmd_check", "cmd_ls"]
+
+
+def add_check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``check`` subcommand (handler :func:`cmd_check` in ``func``)."""
+    p = subparsers.add_parser(
+        "check",
+        help="what this kernel and environment let nsprim do",
+        description="Probe namespace support: types, syscalls, sysctls, kernel config, "
+        "credentials, cgroups. Never needs root; changes nothing.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (schema in the docs)")
+    p.add_argument(
+        "--require",
+        metavar="NAMES",
+        help="comma-separated requirements (namespace types, 'rootless', syscalls such as "
+        "clone3): exit 1 if any is missing",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="also show each probe's evidence")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds each throwaway probe child may take (default 10)",
+    )
+    p.set_defaults(func=cmd_check)
+
+
+def add_ls_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``ls`` subcommand (handler :func:`cmd_ls` in ``func``)."""
+    p = subparsers.add_parser(
+        "ls",
+        help="list namespaces (like lsns, plus those held by threads, fds and bind mounts)",
+        description="List every namespace visible from here in one pass over /proc.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON shaped like lsns -J")
+    p.add_argument(
+        "-t",
+        "--type",
+        action="append",
+        metavar="TYPE",
+        help="only this namespace type (repeatable; " + ", ".join(t.value for t in NsType) + ")",
+    )
+    p.add_argument("-p", "--pid", type=int, help="only namespaces this process is in or holds")
+    p.add_argument(
+        "--tree",
+        nargs="?",
+        const="user",
+        choices=("user", "pid"),
+        help="show the user (default: ownership) or pid hierarchy as a tree",
+    )
+    p.add_argument(
+        "--sockets",
+        action="store_true",
+        help="also find network namespaces held only by sockets (pidfd_getfd + SIOCGSKNS; "
+        "needs ptrace rights over every process)",
+    )
+    p.set_defaults(func=cmd_ls)
+
+
+# --- check -------------------------------------------------------------------------
+
+
+def cmd_check(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """Run ``nsprim check``: 0 normally, 1 when a ``--require`` is missing, 2 on bad usage."""
+    stdout = out if out is not None else sys.stdout
+    names: Optional[list[str]] = None
+    if ns.require:
+        names = [n.strip() for n in ns.require.split(",") if n.strip()]
+        try:
+            # Validate the names before any probe runs (STYLE.md 5.4).
+            compat.require(names, probes=[])
+        except ValueError as err:
+            print(f"nsprim check: {err}", file=sys.stderr)
+            return 2
+    try:
+        probes = compat.probe_all(timeout=ns.timeout)
+    except ValueError as err:
+        print(f"nsprim check: {err}", file=sys.stderr)
+        return 2
+    failed = compat.require(names, probes) if names else []
+    if ns.json:
+        doc: dict[str, Any] = {
+            "schema": "nsprim-check/1",
+            "kernel": platform.release(),
+            "machine": platform.machine(),
+            "summary": _summary(probes),
+            "probes": [p.to_dict() for p in probes],
+        }
+        if names is not None:
+            doc["require"] = {
+                "names": names,
+                "satisfied": not failed,
+                "missing": [p.to_dict() for p in failed],
+            }
+        json.dump(doc, stdout, indent=2)
+        stdout.write("\n")
+    else:
+        stdout.write(render_check(probes, verbose=ns.verbose))
+        if names is not None:
+            if failed:
+                stdout.write("\nrequired but not available here:\n")
+                for p in failed:
+                    stdout.write(f"  {p.name}: {p.status}: {p.consequence}\n")
+            else:
+                stdout.write(f"\nall required available: {', '.join(names)}\n")
+    return 1 if failed else 0
+
+
+def _summary(probes: Sequence[compat.Probe]) -> dict[str, int]:
+    return {s: sum(1 for p in probes if p.status == s) for s in compat.STATUSES}
+
+
+def render_check(probes: Sequence[compat.Probe], verbose: bool = False) -> str:
+    """Return the grouped table of ``nsprim check`` (one table per group)."""
+    parts = []
+    for group in compat.GROUPS:
+        rows = []
+        for p in probes:
+            if p.group != group:
+                continue
+            value = "-" if p.value is None else str(p.value)
+            if len(value) > 40:
+                value = value[:37] + "..."
+            row = [p.name, p.status.upper(), value, p.consequence]
+            if verbose:
+                row.append(p.detail + (" [needs root for the full answer]" if p.needs_root else ""))
+            rows.append(row)
+        if not rows:
+            continue
+        headers = ["PROBE", "STATUS", "VALUE", "CONSEQUENCE"] + (["DETAIL"] if verbose else [])
+        parts.append(f"== {group} ==\n" + tabulate(rows, headers=headers, tablefmt="plain"))
+    s = _summary(probes)
+    parts.append(", ".join(f"{n} {k}" for k, n in s.items()))
+    return "\n\n".join(parts) + "\n"
+
+
+# --- ls ----------------------------------------------------------------------------
+
+
+def cmd_ls(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
+    """Run ``nsprim ls``: 0 normally, 2 on bad usage (an unknown type, a bad pid)."""
+    stdout = out if out is not None else sys.stdout
+    try:
+        types = [NsType.parse(t) for t in ns.type] if ns.type else None
+    except ValueError as err:
+        print(f"nsprim ls: {err}", file=sys.stderr)
+        return 2
+    if ns.pid is not None and ns.pid <= 0:
+        print(f"nsprim ls: --pid must be a positive process id, got {ns.pid}", file=sys.stderr)
+        return 2
+    result = listing.scan(sockets=ns.sockets)
+    chosen = result.select(types, ns.pid)
+    if ns.tree:
+        sub = listing.Listing(tuple(chosen), result.scanned, result.vanished, result.denied)
+        roots = listing.tree(sub, ns.tree)
+        if ns.json:
+            json.dump({"namespaces": [_tree_json(r) for r in roots]}, stdout, indent=2)
+            stdout.write("\n")
+        else:
+            stdout.write(render_tree(roots))
+        return 0
+    if ns.json:
+        json.dump({"namespaces": [ns_json(n) for n in chosen]}, stdout, indent=2)
+        stdout.write("\n")
+    else:
+        stdout.write(render_ls(chosen))
+    return 0
+
+
+def ns_json(n: listing.NsInfo) -> dict[str, Any]:
+    """Return the ``nsprim ls --json`` object of one namespace (lsns -J keys first)."""
+    return {
+        "ns": n.ino,
+        "type": n.type.value,
+        "nprocs": n.nprocs,
+        "pid": n.pid,
+        "user": n.user,
+        "command": n.command,
+        "dev": n.dev,
+        "id": n.ns_id,
+        "uid": n.uid,
+        "held": [h.value for h in n.held],
+        "owner": n.owner.ino if n.owner else None,
+        "owner_uid": n.owner_uid,
+        "parent": n.parent.ino if n.parent else None,
+        "threads": list(n.threads),
+        "fds": [{"pid": h.pid, "fd": h.fd} for h in n.fds],
+        "mounts": [{"pid": h.pid, "path": h.path} for h in n.mounts],
+        "sockets": [{"pid": h.pid, "fd": h.fd} for h in n.sockets],
+    }
+
+
+def _tree_json(node: listing.TreeNode) -> dict[str, Any]:
+    d = ns_json(node.ns)
+    d["children"] = [_tree_json(c) for c in node.children]
+    return d
+
+
+def _holder_text(n: listing.NsInfo) -> str:
+    # For namespaces no process is a member of, say what keeps them alive.
+    if n.threads:
+        return f"[thread {n.threads[0]}]"
+    if n.fds:
+        return f"[fd {n.fds[0].fd} of pid {n.fds[0].pid}]"
+    if n.mounts:
+        return f"[bind mount {n.mounts[0].path} (mnt ns of pid {n.mounts[0].pid})]"
+    if n.sockets:
+        return f"[socket fd {n.sockets[0].fd} of pid {n.sockets[0].pid}]"
+    return "[ancestor only]"
+
+
+def _row(n: listing.NsInfo, ns_text: str) -> list[Any]:
+    return [
+        ns_text,
+        n.type.value,
+        n.nprocs,
+        n.pid if n.pid is not None else "-",
+        n.user if n.user is not None else "-",
+        n.command if n.pid is not None else _holder_text(n),
+    ]
+
+
+_HEADERS = ["NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND"]
+
+
+def render_ls(namespaces: Sequence[listing.NsInfo]) -> str:
+    """Return the lsns-style table (NS TYPE NPROCS PID USER COMMAND)."""
+    rows = [_row(n, str(n.ino)) for n in namespaces]
+    return tabulate(rows, headers=_HEADERS, tablefmt="plain", disable_numparse=True) + "\n"
+
+
+def render_tree(roots: Sequence[listing.TreeNode]) -> str:
+    """Return the hierarchy as a table whose NS column is indented with tree branches."""
+    rows = []
+
+    def visit(node: listing.TreeNode, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─" if last else "├─")
+        rows.append(_row(node.ns, f"{prefix}{branch}{node.ns.ino}"))
+        child_prefix = prefix if top else prefix + ("  " if last else "│ ")
+        for i, c in enumerate(node.children):
+            visit(c, child_prefix, i == len(node.children) - 1, False)
+
+    for r in roots:
+        visit(r, "", True, True)
+    return tabulate(rows, headers=_HEADERS, tablefmt="plain", disable_numparse=True) + "\n"

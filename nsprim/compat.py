@@ -77,6 +77,8 @@ GROUPS = (
 
 Value = Union[str, int, bool, None]
 
+_PR_SET_DUMPABLE = 4  # <linux/prctl.h>
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -229,7 +231,11 @@ def _map_self(uid: int, gid: int) -> None:
 
     Writing one's own single id is allowed without privilege once setgroups
     is denied (user_namespaces(7), "Defining user and group ID mappings").
+    A process whose ids changed (setresuid) is not dumpable, which makes its
+    /proc/self files root's; this throwaway child makes itself dumpable again
+    so that it can write its own maps (prctl(2) PR_SET_DUMPABLE).
     """
+    _libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
@@ -817,7 +823,7 @@ def _raw(name: str, *args: int) -> int:
     return 0
 
 
-def _syscall_probe(name: str, err: int, call: str, since: str) -> Probe:
+def _syscall_probe(name: str, err: int, call: str, since: str, seccomp: str = "0") -> Probe:
     if err == errno.ENOSYS:
         return _p(
             "syscalls",
@@ -828,14 +834,27 @@ def _syscall_probe(name: str, err: int, call: str, since: str) -> Probe:
             f"{name}: not in this kernel (needs {since}); "
             "nsprim falls back or raises UnsupportedError",
         )
-    if err == errno.EPERM:
+    if err == errno.EPERM and seccomp != "0":
         return _p(
             "syscalls",
             name,
             "unknown",
             "EPERM",
-            f"{call} -> EPERM: a seccomp filter or LSM refused it, so presence is unknown",
+            f"{call} -> EPERM with a seccomp filter active (Seccomp: {seccomp}): the filter "
+            "may have answered for the kernel, so presence is unknown",
             f"{name}: refused here",
+        )
+    if err == errno.EPERM:
+        # No filter: only the syscall's own privilege check answers EPERM
+        # (move_mount checks may_mount() before its flags).
+        return _p(
+            "syscalls",
+            name,
+            "ok",
+            "EPERM",
+            f"{call} -> EPERM (no seccomp filter: the kernel's own privilege check; present)",
+            f"{name}: available with CAP_SYS_ADMIN",
+            needs_root=True,
         )
     return _p(
         "syscalls",
@@ -870,44 +889,28 @@ def _setns_pidfd_body() -> _Result:
 
 
 def _syscalls(ctx: _Ctx) -> list[Probe]:
-    out = [
-        _syscall_probe("unshare", _raw("unshare", 0), "unshare(0)", "Linux 2.6.16"),
-        _syscall_probe("setns", _raw("setns", -1, 0), "setns(-1, 0)", "Linux 3.0"),
+    # (name, arguments of a call that cannot do anything, text, kernel that added it)
+    table: list[tuple[str, tuple[int, ...], str, str]] = [
+        ("unshare", (0,), "unshare(0)", "Linux 2.6.16"),
+        ("setns", (-1, 0), "setns(-1, 0)", "Linux 3.0"),
         # clone3(NULL, 0): EINVAL from the size check before anything happens.
-        _syscall_probe("clone3", _raw("clone3", 0, 0), "clone3(NULL, 0)", "Linux 5.3"),
-        _syscall_probe(
-            "pidfd_open", _raw("pidfd_open", os.getpid(), 0), "pidfd_open(getpid(), 0)", "Linux 5.3"
-        ),
-        _syscall_probe(
-            "pidfd_send_signal",
-            _raw("pidfd_send_signal", -1, 0, 0, 0),
-            "pidfd_send_signal(-1, 0)",
-            "Linux 5.1",
-        ),
-        _syscall_probe(
-            "pidfd_getfd", _raw("pidfd_getfd", -1, 0, 0), "pidfd_getfd(-1, 0, 0)", "Linux 5.6"
-        ),
-        _syscall_probe(
-            "mount_setattr",
-            _raw("mount_setattr", -1, 0, 0, 0, 0),
-            "mount_setattr(-1, NULL, 0, NULL, 0)",
-            "Linux 5.12",
-        ),
-        _syscall_probe(
-            "open_tree",
-            _raw("open_tree", -1, 0, 0xFFFFFFFF),
-            "open_tree(-1, NULL, ~0)",
-            "Linux 5.2",
-        ),
-        _syscall_probe(
+        ("clone3", (0, 0), "clone3(NULL, 0)", "Linux 5.3"),
+        ("pidfd_open", (os.getpid(), 0), "pidfd_open(getpid(), 0)", "Linux 5.3"),
+        ("pidfd_send_signal", (-1, 0, 0, 0), "pidfd_send_signal(-1, 0)", "Linux 5.1"),
+        ("pidfd_getfd", (-1, 0, 0), "pidfd_getfd(-1, 0, 0)", "Linux 5.6"),
+        ("mount_setattr", (-1, 0, 0, 0, 0), "mount_setattr(-1, NULL, 0, NULL, 0)", "Linux 5.12"),
+        ("open_tree", (-1, 0, 0xFFFFFFFF), "open_tree(-1, NULL, ~0)", "Linux 5.2"),
+        (
             "move_mount",
-            _raw("move_mount", -1, 0, -1, 0, 0xFFFFFFFF),
+            (-1, 0, -1, 0, 0xFFFFFFFF),
             "move_mount(-1, NULL, -1, NULL, ~0)",
             "Linux 5.2",
         ),
-        _syscall_probe(
-            "listns", _raw("listns", 0, 0, 0, 0), "listns(NULL, NULL, 0, 0)", "Linux 6.19"
-        ),
+        ("listns", (0, 0, 0, 0), "listns(NULL, NULL, 0, 0)", "Linux 6.19"),
+    ]
+    out = [
+        _syscall_probe(name, _raw(name, *args), text, since, ctx.seccomp)
+        for name, args, text, since in table
     ]
     # setns with a pidfd (5.8): the errno of joining our own UTS namespace, in a child.
     res = _in_child(_setns_pidfd_body, ctx.timeout)

@@ -1,0 +1,314 @@
+"""``nsprim.compat`` on the real kernel: the answers match the machine, and a refused call is named.
+
+The rootless view runs in a forked child that dropped to nobody in-process;
+the refused-syscall cases run in a child that installed a seccomp filter
+returning EPERM for unshare(2), or that lowered ``user.max_user_namespaces``
+inside its own user namespace. Nothing here changes the host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gzip
+import os
+import platform
+import re
+import struct
+
+import pytest
+from forked import drop_to_nobody, in_child
+
+from nsprim import compat
+from nsprim import syscalls as S
+from nsprim._sys import nr
+from nsprim.namespace import NsType, namespaces
+
+KCONFIG_OF_TYPE = {
+    "mnt": "NAMESPACES",
+    "uts": "UTS_NS",
+    "ipc": "IPC_NS",
+    "pid": "PID_NS",
+    "net": "NET_NS",
+    "user": "USER_NS",
+    "cgroup": "CGROUPS",
+    "time": "TIME_NS",
+}
+
+
+def _by(probes: list[compat.Probe]) -> dict[tuple[str, str], compat.Probe]:
+    return {(p.group, p.name): p for p in probes}
+
+
+def _config_gz() -> dict[str, str]:
+    # An independent parse of /proc/config.gz for the comparison.
+    out = {}
+    with gzip.open("/proc/config.gz", "rt") as f:
+        for line in f:
+            m = re.match(r"CONFIG_(\w+)=(.*)", line)
+            if m:
+                out[m.group(1)] = m.group(2)
+            m = re.match(r"# CONFIG_(\w+) is not set", line)
+            if m:
+                out[m.group(1)] = "n"
+    return out
+
+
+def _kernel() -> tuple[int, int]:
+    m = re.match(r"(\d+)\.(\d+)", platform.release())
+    assert m
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.fixture(scope="module")
+def probes() -> list[compat.Probe]:
+    return compat.probe_all()
+
+
+def test_probe_all_covers_every_group_with_unique_names(probes: list[compat.Probe]) -> None:
+    assert [g for g in compat.GROUPS if any(p.group == g for p in probes)] == list(compat.GROUPS)
+    keys = [(p.group, p.name) for p in probes]
+    assert len(keys) == len(set(keys))
+    assert all(p.status in compat.STATUSES for p in probes)
+    assert all(p.consequence and p.detail for p in probes)
+    # the 24 probe items of GUARANTEES.md, by the probe that answers each
+    b = _by(probes)
+    for key in [
+        ("system", "kernel"),
+        ("environment", "initial_namespaces"),
+        ("kconfig", "NAMESPACES"),
+        ("limits", "max_user_namespaces"),
+        ("userns", "unprivileged_userns_clone"),
+        ("credentials", "CapEff"),
+        ("syscalls", "clone3"),
+        ("syscalls", "setns_pidfd"),
+        ("system", "threads"),
+        ("environment", "cgroup"),
+        ("environment", "root_propagation"),
+        ("features", "fresh_proc"),
+        ("features", "time_ns_threads"),
+        ("environment", "idmap_tools"),
+        ("system", "libc"),
+        ("system", "python"),
+        ("environment", "container"),
+        ("credentials", "lsm"),
+        ("features", "ns_last_pid"),
+        ("system", "unshare"),
+        ("features", "netns_loopback"),
+        ("limits", "overflowuid"),
+        ("features", "hostname_max"),
+        ("system", "architecture"),
+    ]:
+        assert key in b, key
+
+
+@pytest.mark.needs_root
+def test_all_eight_types_creatable_and_agree_with_config_gz(probes: list[compat.Probe]) -> None:
+    b = _by(probes)
+    config = _config_gz()
+    for t in NsType:
+        p = b[("namespaces", t.value)]
+        assert p.status == "ok", p
+        assert p.value == "works"
+        assert f"unshare(CLONE_NEW{'NS' if t is NsType.MNT else t.value.upper()}) works" in p.detail
+        # a type that works must be configured in, and the probe says what config.gz says
+        assert config[KCONFIG_OF_TYPE[t.value]] in ("y", "m")
+    for opt in compat.KCONFIG_OPTIONS:
+        p = b[("kconfig", opt)]
+        assert p.value == config.get(opt, "n"), opt
+        assert p.status == ("ok" if config.get(opt, "n") in ("y", "m") else "missing")
+        assert "/proc/config.gz" in p.detail
+
+
+def test_syscall_presence_matches_the_kernel_version(probes: list[compat.Probe]) -> None:
+    b = _by(probes)
+    version = _kernel()
+    # listns arrived in 6.19; everything else probed here is older than 6.18
+    listns = b[("syscalls", "listns")]
+    assert listns.status == ("ok" if version >= (6, 19) else "missing")
+    if version < (6, 19):
+        assert listns.value == "ENOSYS"
+    assert b[("syscalls", "clone3")].value == "EINVAL"  # clone3(NULL, 0): present
+    for name in ("pidfd_open", "pidfd_getfd", "mount_setattr", "open_tree", "move_mount"):
+        assert b[("syscalls", name)].status == "ok", name
+    ns_id = b[("syscalls", "NS_GET_ID")]
+    assert ns_id.status == ("ok" if version >= (6, 18) else "missing")
+
+
+def test_values_match_proc_and_uname(probes: list[compat.Probe]) -> None:
+    b = _by(probes)
+    assert b[("system", "kernel")].value == os.uname().release
+    assert b[("system", "architecture")].value == platform.machine()
+    for t in NsType:
+        with open(f"/proc/sys/user/max_{t.value}_namespaces") as f:
+            assert b[("limits", f"max_{t.value}_namespaces")].value == int(f.read())
+    with open("/proc/sys/kernel/overflowuid") as f:
+        assert b[("limits", "overflowuid")].value == int(f.read())
+    status = dict(
+        line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line
+    )
+    assert b[("credentials", "NoNewPrivs")].value == status["NoNewPrivs"].strip()
+    eff = int(status["CapEff"], 16)
+    assert ("sys_admin" in compat.decode_caps(eff)) == (b[("credentials", "CapEff")].status == "ok")
+    assert b[("system", "threads")].value == len(os.listdir("/proc/self/task"))
+    assert b[("features", "hostname_max")].value == 64
+
+
+def test_probe_all_changes_nothing_in_the_caller() -> None:
+    before = {t: (n.dev, n.ino) for t, n in namespaces().items()}
+    cwd, root_st = os.getcwd(), os.stat("/")
+    compat.probe_all(groups=["namespaces", "userns", "syscalls", "features"])
+    after = {t: (n.dev, n.ino) for t, n in namespaces().items()}
+    assert after == before
+    assert os.getcwd() == cwd
+    assert os.stat("/").st_ino == root_st.st_ino
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every probe child was reaped (the leak guard checks fds)
+
+
+def _probe_as_nobody() -> list[compat.Probe]:
+    drop_to_nobody()
+    return compat.probe_all()
+
+
+@pytest.mark.needs_root
+def test_rootless_view_as_nobody() -> None:
+    probes = in_child(_probe_as_nobody, timeout=60)
+    b = _by(probes)
+    assert b[("credentials", "ids")].value == 65534
+    assert b[("credentials", "CapEff")].value == "none"
+    assert b[("credentials", "CapEff")].status == "limited"
+    assert b[("namespaces", "user")].status == "ok"
+    assert b[("userns", "unprivileged")].status == "ok"
+    assert "as uid 65534" in b[("userns", "unprivileged")].detail
+    for t in NsType:
+        if t is NsType.USER:
+            continue
+        p = b[("namespaces", t.value)]
+        # EPERM directly, works inside a new user namespace: the rootless view
+        assert p.status == "limited", p
+        assert "EPERM" in p.detail and "inside a new user namespace" in p.detail, p
+        assert p.needs_root
+    # the features run inside a user namespace as nobody, too
+    assert b[("features", "netns_loopback")].value == "DOWN -> UP"
+    assert b[("features", "hostname_max")].value == 64
+    assert compat.require("user,net,pid", probes) == []
+
+
+# --- a syscall made to fail -------------------------------------------------------
+
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_SECCOMP_RET_ALLOW = 0x7FFF0000
+_SECCOMP_RET_ERRNO = 0x00050000
+_PR_SET_NO_NEW_PRIVS = 38
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _install_unshare_filter() -> None:
+    """Return EPERM from unshare(2) for this process and its children (classic BPF)."""
+    arch = _AUDIT_ARCH[platform.machine()]
+
+    def stmt(code: int, k: int) -> bytes:
+        return struct.pack("HBBI", code, 0, 0, k)
+
+    def jump(code: int, k: int, jt: int, jf: int) -> bytes:
+        return struct.pack("HBBI", code, jt, jf, k)
+
+    ld_w_abs, jeq_k, ret_k = 0x20, 0x15, 0x06
+    prog = b"".join(
+        [
+            stmt(ld_w_abs, 4),  # seccomp_data.arch
+            jump(jeq_k, arch, 1, 0),
+            stmt(ret_k, _SECCOMP_RET_ALLOW),  # another ABI: leave it alone
+            stmt(ld_w_abs, 0),  # seccomp_data.nr
+            jump(jeq_k, nr.nr("unshare"), 0, 1),
+            stmt(ret_k, _SECCOMP_RET_ERRNO | errno.EPERM),
+            stmt(ret_k, _SECCOMP_RET_ALLOW),
+        ]
+    )
+    buf = ctypes.create_string_buffer(prog, len(prog))
+    fprog = _SockFprog(len(prog) // 8, ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [
+        ctypes.c_int,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+        ctypes.c_ulong,
+    ]
+    libc.prctl.restype = ctypes.c_int
+    assert libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+def _probe_under_seccomp() -> tuple[list[compat.Probe], int]:
+    _install_unshare_filter()
+    try:
+        S.unshare(0)
+        direct = 0
+    except OSError as err:
+        direct = err.errno or 0
+    probes = compat.probe_all(groups=["namespaces", "userns"])
+    return probes, direct
+
+
+@pytest.mark.skipif(platform.machine() not in _AUDIT_ARCH, reason="no AUDIT_ARCH value here")
+def test_seccomp_refused_unshare_reported_missing_with_the_reason() -> None:
+    probes, direct = in_child(_probe_under_seccomp, timeout=60)
+    assert direct == errno.EPERM  # the filter really refuses unshare
+    b = _by(probes)
+    for t in NsType:
+        p = b[("namespaces", t.value)]
+        assert p.status == "missing", p
+        assert p.value == "EPERM"
+        assert "seccomp filter" in p.detail and "Seccomp: 2" in p.detail, p
+        assert "not possible here" in p.consequence
+    assert b[("userns", "seccomp")].status == "limited"
+    assert b[("userns", "seccomp")].value == "filter"
+    assert [p.name for p in compat.require("user,net", probes)] == ["user", "net"]
+
+
+def _probe_with_max_user_namespaces_zero() -> tuple[list[compat.Probe], str]:
+    uid, gid = os.geteuid(), os.getegid()
+    S.unshare(int(NsType.USER.flag))
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    # The ucount sysctls are per user namespace; its creator holds
+    # CAP_SYS_RESOURCE in it (kernel/ucount.c set_permissions).
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:
+        f.write("0")
+    with open("/proc/sys/user/max_user_namespaces") as f:
+        seen = f.read().strip()
+    return compat.probe_all(groups=["namespaces", "userns", "limits"]), seen
+
+
+@pytest.mark.needs_userns
+def test_lowered_max_user_namespaces_reported_missing_with_the_reason() -> None:
+    probes, seen = in_child(_probe_with_max_user_namespaces_zero, timeout=60)
+    assert seen == "0"
+    b = _by(probes)
+    user = b[("namespaces", "user")]
+    assert user.status == "missing"
+    assert user.value == "ENOSPC"
+    assert "user.max_user_namespaces = 0" in user.detail
+    assert "rootless containers and id mapping: not possible here" in user.consequence
+    assert b[("userns", "max_user_namespaces")].status == "missing"
+    assert b[("limits", "max_user_namespaces")].value == 0
+    # the other types still work there (root of that user namespace)
+    assert b[("namespaces", "net")].status == "ok"
+    assert [p.name for p in compat.require(["user"], probes)] == ["user"]
+
+
+@pytest.mark.needs_root
+def test_require_on_this_machine() -> None:
+    assert compat.require("user,net,pid") == []
+    if _kernel() < (6, 19):
+        failed = compat.require("listns,clone3")
+        assert [p.name for p in failed] == ["listns"]

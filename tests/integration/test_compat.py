@@ -144,9 +144,8 @@ def test_values_match_proc_and_uname(probes: list[compat.Probe]) -> None:
             assert b[("limits", f"max_{t.value}_namespaces")].value == int(f.read())
     with open("/proc/sys/kernel/overflowuid") as f:
         assert b[("limits", "overflowuid")].value == int(f.read())
-    status = dict(
-        line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line
-    )
+    with open("/proc/self/status") as f:
+        status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
     assert b[("credentials", "NoNewPrivs")].value == status["NoNewPrivs"].strip()
     eff = int(status["CapEff"], 16)
     assert ("sys_admin" in compat.decode_caps(eff)) == (b[("credentials", "CapEff")].status == "ok")

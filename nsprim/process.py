@@ -1,0 +1,1951 @@
+"""The process API: start programs and callables in new or existing namespaces.
+
+Layer 3: imports the standard library and nsprim layers 0-2
+(:mod:`~nsprim.errors`, :mod:`~nsprim.syscalls`, :mod:`~nsprim.namespace`,
+:mod:`~nsprim.idmap`, :mod:`~nsprim.net` through :mod:`nsprim._child`),
+plus :mod:`nsprim._child`, its own half that runs between fork and exec.
+
+* :func:`spawn` starts a program in new namespaces and returns an
+  :class:`NsProcess`, a real pidfd-backed child (never a proxy);
+  :func:`run` is its ``subprocess.run``.
+* :func:`call` runs a Python callable in a fresh child in new namespaces;
+  :func:`call_in` and :func:`spawn_in` do the same in the namespaces of a
+  running process.
+* :func:`enter` moves the calling **thread** into another process's
+  thread-scoped namespaces (net, uts, ipc, cgroup) and back.
+
+Anything the kernel allows only in a single-threaded process (creating a user
+namespace by unshare, joining user/mnt/time namespaces, becoming PID 1)
+happens in the fresh child, so all of this works from a process with running
+threads. Every option is validated in the parent before anything is created
+(STYLE.md 5.4); kernel errors keep their errno, with EPERM as
+:class:`~nsprim.AccessDenied` and ESRCH as :class:`~nsprim.NoSuchProcess`
+(one translation helper, psutil's ``wrap_exceptions``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import functools
+import gc
+import os
+import pickle
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, final
+
+from . import _child
+from . import namespace as _namespace
+from . import syscalls as _sc
+from ._fd import FdLike, HasFileno, OwnedFd, fd_of
+from ._sys import consts as C
+from .errors import (
+    AccessDenied,
+    CallError,
+    NoSuchProcess,
+    NsprimError,
+    TimeoutExpired,
+    UnsupportedError,
+)
+from .idmap import IdMap, IdMapLike, write_gid_map, write_setgroups, write_uid_map
+from .namespace import Namespace, NsType
+
+__all__ = [
+    "NsProcess",
+    "spawn",
+    "run",
+    "call",
+    "call_in",
+    "spawn_in",
+    "enter",
+    "PIPE",
+    "DEVNULL",
+    "STDOUT",
+    "THREAD_SCOPED",
+]
+
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+STDOUT = subprocess.STDOUT
+
+#: The namespace types that setns(2) moves per thread, so :func:`enter` can use them.
+THREAD_SCOPED = frozenset({NsType.NET, NsType.UTS, NsType.IPC, NsType.CGROUP})
+
+#: How long a child may take from fork to exec (or to its callable) before it is killed.
+SETUP_TIMEOUT = 60.0
+
+T = TypeVar("T")
+NsSpec = Union[NsType, str, int]
+StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+StdSpec = Union[None, int, HasFileno]
+
+_ALL_FLAGS = 0
+for _t in NsType:
+    _ALL_FLAGS |= int(_t.flag)
+
+_PROPAGATION = {
+    "private": C.MS_PRIVATE,
+    "slave": C.MS_SLAVE,
+    "shared": C.MS_SHARED,
+    "unbindable": C.MS_UNBINDABLE,
+    "unchanged": 0,
+}
+
+_CLOCKS = ("monotonic", "boottime")
+
+# Which privilege a step needs, for AccessDenied hints.
+_HINTS = {
+    "clone3": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
+    "add 'user' (map_root=True) to run unprivileged",
+    "unshare": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
+    "add 'user' (map_root=True) to run unprivileged",
+    "sethostname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
+    "setdomainname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
+    "mount": "needs CAP_SYS_ADMIN in the user namespace that owns the mount namespace",
+    "mount_proc": "mounting proc needs a pid namespace owned by the caller's user namespace "
+    "and a /proc that is not partly hidden by other mounts",
+    "pivot_root": "needs CAP_SYS_ADMIN over the new mount namespace",
+    "set_link_up": "needs CAP_NET_ADMIN over the new network namespace",
+    "setns": "needs CAP_SYS_ADMIN in the user namespace that owns the target namespace "
+    "(and in the caller's own)",
+    "uid_map": "without CAP_SETUID only the caller's own euid can be mapped, in one line",
+    "gid_map": "without CAP_SETGID write setgroups='deny' first and map only the caller's egid",
+    "timens_offsets": "needs CAP_SYS_TIME over the new time namespace",
+    "pidfd_send_signal": "the process belongs to another user",
+    "chroot": "needs CAP_SYS_CHROOT",
+    "setuid": "needs CAP_SETUID in the joined user namespace",
+    "setgid": "needs CAP_SETGID in the joined user namespace",
+}
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:  # Python < 3.11: what add_note would store
+        notes = getattr(exc, "__notes__", None)
+        if not isinstance(notes, list):
+            notes = []
+        notes.append(note)
+        with contextlib.suppress(AttributeError, TypeError):
+            exc.__notes__ = notes  # type: ignore[attr-defined]
+
+
+def _translate(err: OSError, operation: str, pid: Optional[int] = None) -> BaseException:
+    """Map an OSError from *operation* to nsprim's errors (psutil ``wrap_exceptions``)."""
+    if isinstance(err, (NsprimError,)):
+        return err
+    if err.errno in (errno.EPERM, errno.EACCES):
+        out: BaseException = AccessDenied(
+            operation, pid=pid, hint=_HINTS.get(operation, ""), err=err.errno
+        )
+        out.filename = err.filename  # type: ignore[attr-defined]
+        return out
+    if err.errno == errno.ESRCH and pid is not None:
+        return NoSuchProcess(pid)
+    return err
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _wrap_exceptions(operation: str) -> Callable[[F], F]:
+    """Translate OSError escaping the function (EPERM, ESRCH) with ``raise ... from err``."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except OSError as err:
+                new = _translate(err, operation, getattr(args[0], "pid", None) if args else None)
+                if new is err:
+                    raise
+                raise new from err
+
+        return cast(F, inner)
+
+    return deco
+
+
+_CHILD_CLASSES: dict[str, type[BaseException]] = {
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+    "KeyError": KeyError,
+    "RuntimeError": RuntimeError,
+}
+
+
+def _child_error(payload: bytes, pid: int) -> BaseException:
+    """Rebuild the exception that the child reported as ``Name:hexerrno:step:detail``."""
+    text = payload.decode("utf-8", "surrogateescape")
+    parts = text.split(":", 3)
+    while len(parts) < 4:
+        parts.append("")
+    name, hexerr, step, detail = parts
+    try:
+        code = int(hexerr, 16)
+    except ValueError:
+        code = 0
+    exc: BaseException
+    if code:
+        os_err = OSError(code, f"{step}: {os.strerror(code)}", detail or None)
+        exc = _translate(os_err, step)
+    elif name == "UnsupportedError":
+        exc = UnsupportedError(step, msg=detail or f"{step} is not supported here")
+    elif name in _CHILD_CLASSES:
+        exc = _CHILD_CLASSES[name](detail)
+    else:
+        exc = NsprimError(f"{step}: {name}: {detail}" if detail else f"{step}: {name}")
+    with contextlib.suppress(AttributeError):
+        exc.step = step  # type: ignore[attr-defined]
+    _add_note(exc, f"in child {pid} before exec")
+    return exc
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def _parse_types(namespaces: Iterable[NsSpec], name: str = "namespaces") -> frozenset[NsType]:
+    if isinstance(namespaces, (str, NsType)):
+        namespaces = (namespaces,)
+    if not isinstance(namespaces, Iterable):
+        raise TypeError(
+            f"{name} must be an iterable of namespace types, got "
+            f"{type(namespaces).__name__} {namespaces!r}"
+        )
+    out = set()
+    for item in namespaces:
+        try:
+            out.add(NsType.parse(item))
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{name}: {err}") from None
+    return frozenset(out)
+
+
+def _opt_name(value: object, name: str) -> Optional[bytes]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        b = value.encode("utf-8", "surrogateescape")
+    elif isinstance(value, bytes):
+        b = value
+    else:
+        raise TypeError(f"{name} must be str or bytes, got {type(value).__name__} {value!r}")
+    if b"\0" in b:
+        raise ValueError(f"{name} must not contain a NUL byte, got {value!r}")
+    if len(b) > _sc.HOST_NAME_MAX:
+        raise ValueError(
+            f"{name} must be at most {_sc.HOST_NAME_MAX} bytes, got {len(b)}: {value!r}"
+        )
+    return b
+
+
+def _opt_path(value: object, name: str) -> Optional[bytes]:
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a path, got {type(value).__name__} {value!r}")
+    b = os.fsencode(value)
+    if not b or b"\0" in b:
+        raise ValueError(f"{name} must be a non-empty path without NUL bytes, got {value!r}")
+    return b
+
+
+def _seconds(value: object, name: str) -> int:
+    """Return *value* (seconds: int, float or timedelta) in nanoseconds."""
+    if isinstance(value, timedelta):
+        return (value.days * 86400 + value.seconds) * 1_000_000_000 + value.microseconds * 1000
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be seconds (int, float or timedelta), got {value!r}")
+    if isinstance(value, float) and value != value:  # NaN
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    return round(value * 1_000_000_000) if isinstance(value, float) else value * 1_000_000_000
+
+
+def _format_offsets(offsets: Mapping[str, Any]) -> str:
+    if not isinstance(offsets, Mapping):
+        raise TypeError(
+            f"time_offsets must be a mapping like {{'monotonic': 3600}}, got {offsets!r}"
+        )
+    lines = []
+    for clock, value in offsets.items():
+        if clock not in _CLOCKS:
+            raise ValueError(f"time_offsets keys must be 'monotonic' or 'boottime', got {clock!r}")
+        ns = _seconds(value, f"time_offsets[{clock!r}]")
+        sec, nsec = divmod(ns, 1_000_000_000)
+        lines.append(f"{clock} {sec} {nsec}\n")
+    return "".join(lines)
+
+
+def _pdeathsig(value: object) -> int:
+    if isinstance(value, bool):
+        return int(signal.SIGKILL) if value else 0
+    if isinstance(value, int):
+        if not 0 < value < signal.NSIG:
+            raise ValueError(
+                f"die_with_parent must be a bool or a signal number below {signal.NSIG}, "
+                f"got {value}"
+            )
+        return int(value)
+    raise TypeError(f"die_with_parent must be a bool or a signal number, got {value!r}")
+
+
+def _has_cap(bit: int) -> bool:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except OSError:
+        pass
+    return False
+
+
+_CAP_SETGID = 6
+
+
+class _Setup:
+    """Validated namespace options, shared by spawn and call (parent side)."""
+
+    __slots__ = (
+        "cwd",
+        "domainname",
+        "flags",
+        "gid_map",
+        "hostname",
+        "loopback_up",
+        "mount_proc",
+        "offsets",
+        "pdeathsig",
+        "propagation",
+        "root",
+        "setgroups",
+        "types",
+        "uid_map",
+    )
+
+    def __init__(
+        self,
+        namespaces: Iterable[NsSpec],
+        hostname: Optional[Union[str, bytes]],
+        domainname: Optional[Union[str, bytes]],
+        map_root: bool,
+        uid_map: Optional[IdMapLike],
+        gid_map: Optional[IdMapLike],
+        setgroups: Optional[str],
+        mount_proc: bool,
+        propagation: str,
+        root: Optional[StrPath],
+        time_offsets: Optional[Mapping[str, Any]],
+        loopback_up: bool,
+        cwd: Optional[StrPath],
+        die_with_parent: Union[bool, int],
+    ) -> None:
+        types = set(_parse_types(namespaces))
+        for flag_name, flag in (
+            ("map_root", map_root),
+            ("mount_proc", mount_proc),
+            ("loopback_up", loopback_up),
+        ):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{flag_name} must be a bool, got {flag!r}")
+        self.hostname = _opt_name(hostname, "hostname")
+        self.domainname = _opt_name(domainname, "domainname")
+        self.root = _opt_path(root, "root")
+        self.cwd = _opt_path(cwd, "cwd")
+        self.pdeathsig = _pdeathsig(die_with_parent)
+        if map_root and (uid_map is not None or gid_map is not None):
+            raise ValueError(
+                f"map_root=True maps the caller to 0; it can't be combined with "
+                f"uid_map={uid_map!r} or gid_map={gid_map!r}"
+            )
+        self.uid_map = IdMap.coerce(uid_map, "uid_map") if uid_map is not None else None
+        self.gid_map = IdMap.coerce(gid_map, "gid_map") if gid_map is not None else None
+        if map_root:
+            self.uid_map = IdMap.single(0, os.geteuid())
+            self.gid_map = IdMap.single(0, os.getegid())
+        if setgroups is not None and setgroups not in ("allow", "deny"):
+            raise ValueError(f"setgroups must be 'allow', 'deny' or None, got {setgroups!r}")
+        # unshare(1) --map-root-user writes 'deny'; an unprivileged writer
+        # must (user_namespaces(7), "Interaction with setgroups").
+        if (
+            setgroups is None
+            and self.gid_map is not None
+            and (map_root or not _has_cap(_CAP_SETGID))
+        ):
+            setgroups = "deny"
+        self.setgroups = setgroups
+        # Options that only make sense in a namespace imply it, as in unshare(1).
+        if self.uid_map is not None or self.gid_map is not None or setgroups is not None:
+            types.add(NsType.USER)
+        if self.hostname is not None or self.domainname is not None:
+            types.add(NsType.UTS)
+        if loopback_up:
+            types.add(NsType.NET)
+        if mount_proc:
+            if NsType.PID not in types:
+                raise ValueError(
+                    "mount_proc=True needs 'pid' in namespaces: a fresh /proc of the "
+                    f"caller's own pid namespace isolates nothing (namespaces={sorted(types)})"
+                )
+            types.add(NsType.MNT)
+        if self.root is not None:
+            types.add(NsType.MNT)
+        self.offsets = _format_offsets(time_offsets) if time_offsets is not None else None
+        if self.offsets is not None:
+            types.add(NsType.TIME)
+        if not isinstance(propagation, str) or propagation not in _PROPAGATION:
+            raise ValueError(
+                f"propagation must be one of {', '.join(_PROPAGATION)}, got {propagation!r}"
+            )
+        if NsType.MNT in types:
+            self.propagation = _PROPAGATION[propagation]
+            if self.root is not None and self.propagation in (0, C.MS_SHARED):
+                raise ValueError(
+                    f"root needs propagation 'private', 'slave' or 'unbindable' "
+                    f"(pivot_root(2) refuses shared mounts), got {propagation!r}"
+                )
+        else:
+            if propagation not in ("private", "unchanged"):
+                raise ValueError(f"propagation={propagation!r} needs 'mnt' in namespaces")
+            self.propagation = 0
+        self.mount_proc = mount_proc
+        self.loopback_up = loopback_up
+        self.types = frozenset(types)
+        flags = 0
+        for t in types:
+            flags |= int(t.flag)
+        if self.offsets is not None:
+            # Offsets can only be written before any process is in the time
+            # namespace (timens_offsets, Linux 5.6): the child unshares it,
+            # the parent writes them, the child enters it.
+            flags &= ~C.CLONE_NEWTIME
+        self.flags = flags
+
+    @property
+    def sync(self) -> bool:
+        return (
+            self.uid_map is not None
+            or self.gid_map is not None
+            or bool(self.setgroups or self.offsets)
+        )
+
+
+def _argv(args: object) -> tuple[bytes, ...]:
+    if isinstance(args, (str, bytes, os.PathLike)):
+        args = [args]
+    if not isinstance(args, Sequence) or not args:
+        raise ValueError(f"args must be a non-empty sequence of str/bytes/PathLike, got {args!r}")
+    out = []
+    for i, a in enumerate(args):
+        if not isinstance(a, (str, bytes, os.PathLike)):
+            raise TypeError(
+                f"args[{i}] must be str, bytes or PathLike, got {type(a).__name__} {a!r}"
+            )
+        b = os.fsencode(a)
+        if b"\0" in b:
+            raise ValueError(f"args[{i}] must not contain a NUL byte, got {a!r}")
+        out.append(b)
+    return tuple(out)
+
+
+def _envp(env: Optional[Mapping[Any, Any]]) -> Optional[dict[bytes, bytes]]:
+    if env is None:
+        return None
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping or None, got {type(env).__name__}")
+    out = {}
+    for k, v in env.items():
+        kb, vb = os.fsencode(k), os.fsencode(v)
+        if not kb or b"=" in kb or b"\0" in kb or b"\0" in vb:
+            raise ValueError(f"env has an invalid entry {k!r}={v!r}")
+        out[kb] = vb
+    return out
+
+
+def _executables(argv0: bytes, env: Optional[Mapping[Any, Any]]) -> tuple[bytes, ...]:
+    if b"/" in argv0:
+        return (argv0,)
+    # PATH of the child's environment, as CPython's _execute_child computes it.
+    path_env: Optional[Mapping[Any, Any]] = env
+    if env is not None and b"PATH" not in {os.fsencode(k) for k in env}:
+        path_env = None
+    dirs = os.get_exec_path(path_env)
+    return tuple(os.path.join(os.fsencode(d), argv0) for d in dirs)
+
+
+def _pass_fds(pass_fds: Iterable[int]) -> tuple[int, ...]:
+    out = set()
+    for fd in pass_fds:
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            raise TypeError(f"pass_fds must hold ints, got {fd!r}")
+        if fd < 3:
+            raise ValueError(f"pass_fds must hold fds >= 3 (0-2 are stdin/stdout/stderr), got {fd}")
+        os.fstat(fd)  # EBADF now, not in the child
+        out.add(fd)
+    return tuple(sorted(out))
+
+
+# --- bookkeeping shared by every launch ---------------------------------------------------
+
+# fds of launches in flight and of open NsProcess pipes: a child started
+# meanwhile from another thread closes them at once, so it can never hold
+# another spawn's channel or pipe open (the classic concurrent-Popen EOF hang).
+_inflight: set[int] = set()
+# NsProcess objects that were dropped while their process ran; reaped later
+# (subprocess._active).
+_orphans: list[tuple[int, Optional[OwnedFd]]] = []
+_orphans_lock = threading.Lock()
+
+
+def _track(*fds: int) -> None:
+    _inflight.update(fds)
+
+
+def _close(fd: int) -> None:
+    _inflight.discard(fd)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _reap_orphans() -> None:
+    with _orphans_lock:
+        keep = []
+        for pid, pidfd in _orphans:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                if pidfd is not None:
+                    pidfd.close()
+            else:
+                keep.append((pid, pidfd))
+        _orphans[:] = keep
+
+
+def _kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> None:
+    with contextlib.suppress(OSError):
+        if pidfd is not None and not pidfd.closed:
+            _sc.pidfd_send_signal(pidfd, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    if pidfd is not None:
+        pidfd.close()
+
+
+_clone3_ok = True
+
+
+def _parent_pidfd() -> int:
+    """A pidfd the child polls to see whether the spawning thread already exited."""
+    try:
+        return _sc.pidfd_open(threading.get_native_id(), C.PIDFD_THREAD)
+    except (OSError, ValueError):
+        pass
+    try:
+        return _sc.pidfd_open(os.getpid())
+    except OSError:
+        return -1
+
+
+def _fork(
+    flags: int, plan: _child.Plan, body: Callable[[_child.Plan], NoReturn]
+) -> tuple[int, OwnedFd]:
+    """Create the child (clone3 with a pidfd; os.fork + unshare where clone3 is missing)."""
+    global _clone3_ok
+    if _clone3_ok:
+        try:
+            res = _sc.clone3(flags, pidfd=True)
+        except UnsupportedError:
+            # ENOSYS: an old kernel, or a seccomp profile that hides clone3.
+            _clone3_ok = False
+        except OSError as err:
+            raise _translate(err, "clone3") from err
+        else:
+            assert isinstance(res, tuple)
+            pid, pidfd = res
+            if pid == 0:
+                try:
+                    gc.disable()
+                    body(plan)
+                finally:
+                    os._exit(255)
+            return pid, OwnedFd(pidfd)
+    if flags & C.CLONE_NEWPID:
+        raise UnsupportedError(
+            "a new pid namespace without clone3", requires="Linux 5.3 (clone3 with a pidfd)"
+        )
+    pid = os.fork()
+    if pid == 0:
+        try:
+            gc.disable()
+            if flags:
+                try:
+                    _sc.unshare(flags)
+                except BaseException as exc:
+                    _child.send_frame(plan.chan, _child.ERROR, _child.encode_error(exc, "unshare"))
+                    os._exit(255)
+            body(plan)
+        finally:
+            os._exit(255)
+    try:
+        return pid, OwnedFd(_sc.pidfd_open(pid))
+    except BaseException:
+        _kill_reap(pid, None)
+        raise
+
+
+class _Channel:
+    """The parent's end of the channel: frames, with the child's pidfd watched too."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+        self.eof = False
+
+    def _frame(self) -> Optional[tuple[bytes, bytes]]:
+        size = _child._HEADER.size
+        if len(self.buf) < size:
+            return None
+        tag, n = _child._HEADER.unpack(bytes(self.buf[:size]))
+        if len(self.buf) < size + n:
+            return None
+        payload = bytes(self.buf[size : size + n])
+        del self.buf[: size + n]
+        return tag, payload
+
+    def next(self, pidfd: int, deadline: Optional[float]) -> Optional[tuple[bytes, bytes]]:
+        """Return the next frame, or None at EOF or once the child exited with nothing more.
+
+        Raises:
+            TimeoutError: *deadline* passed first.
+        """
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        exited = False
+        while True:
+            frame = self._frame()
+            if frame is not None:
+                return frame
+            if self.eof:
+                return None
+            if exited:
+                # The child is gone; whatever it wrote is already buffered in
+                # the socket. A copy of its end held elsewhere must not stall us.
+                ready = select.select([self.fd], [], [], 0)[0]
+                if not ready:
+                    return None
+                self._read()
+                continue
+            if deadline is None:
+                ms = -1
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                ms = max(1, int(left * 1000 + 1))
+            for fd, _ in poller.poll(ms):
+                if fd == self.fd:
+                    self._read()
+                elif fd == pidfd:
+                    exited = True
+
+    def _read(self) -> None:
+        data = os.read(self.fd, 65536)
+        if data:
+            self.buf += data
+        else:
+            self.eof = True
+
+
+class _Launch:
+    """A started child: its pid, pidfd and the parent's end of the channel."""
+
+    __slots__ = ("chan", "pid", "pidfd")
+
+    def __init__(self, pid: int, pidfd: OwnedFd, chan: _Channel) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.chan = chan
+
+    def close_chan(self) -> None:
+        _close(self.chan.fd)
+
+
+def _write_setup(pid: int, setup: _Setup) -> None:
+    """The parent's part while the child waits: setgroups, id maps, time offsets."""
+    op = "setgroups"
+    try:
+        if setup.setgroups is not None:
+            write_setgroups(pid, setup.setgroups)  # type: ignore[arg-type]
+        if setup.uid_map is not None:
+            op = "uid_map"
+            write_uid_map(pid, setup.uid_map)
+        if setup.gid_map is not None:
+            op = "gid_map"
+            write_gid_map(pid, setup.gid_map)
+        if setup.offsets is not None:
+            op = "timens_offsets"
+            path = f"/proc/{pid}/timens_offsets"
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, setup.offsets.encode())
+            except OSError as err:
+                raise OSError(err.errno, f"timens_offsets: {err.strerror}", path) from None
+            finally:
+                os.close(fd)
+    except AccessDenied as err:
+        raise AccessDenied(
+            op, pid=pid, hint=_HINTS.get(op, err.hint), err=err.errno or errno.EPERM
+        ) from err
+    except OSError as err:
+        raise _translate(err, op, pid) from err
+
+
+def _launch(
+    setup: Optional[_Setup],
+    fields: dict[str, Any],
+    body: Callable[[_child.Plan], NoReturn],
+    own: Sequence[int],
+    clone_flags: int = 0,
+    pdeathsig: int = 0,
+    until: bytes = b"",
+    deadline: Optional[float] = None,
+) -> tuple[_Launch, Optional[bytes]]:
+    """Start a child on a plan and see it through setup.
+
+    Returns the launch and, when *until* names a frame tag (``O`` for
+    :func:`call`), that frame's payload (None if the child died first).
+    Without *until* it returns once the child has exec'd (channel EOF).
+
+    On any failure the child is killed and reaped and nothing is left open.
+    """
+    _reap_orphans()
+    if setup is not None:
+        clone_flags = setup.flags
+        pdeathsig = setup.pdeathsig
+    ppfd = _parent_pidfd() if pdeathsig else -1
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    pfd, cfd = a.detach(), b.detach()
+    _track(pfd, cfd)
+    ownset = {pfd, cfd, ppfd, *own}
+    try:
+        plan = _child.Plan(
+            chan=cfd,
+            peer=pfd,
+            pdeathsig=pdeathsig,
+            parent_pidfd=ppfd,
+            foreign=tuple(fd for fd in _inflight if fd not in ownset),
+            **fields,
+        )
+        if setup is not None:
+            plan = _replace_setup(plan, setup)
+        pid, pidfd = _fork(clone_flags, plan, body)
+    except BaseException:
+        _close(pfd)
+        raise
+    finally:
+        _close(cfd)
+        if ppfd >= 0:
+            os.close(ppfd)
+    launch = _Launch(pid, pidfd, _Channel(pfd))
+    if deadline is None:
+        deadline = time.monotonic() + SETUP_TIMEOUT
+    try:
+        while True:
+            try:
+                frame = launch.chan.next(launch.pidfd.fileno(), deadline)
+            except TimeoutError:
+                raise TimeoutExpired(
+                    SETUP_TIMEOUT if not until else max(0.0, deadline - time.monotonic()),
+                    launch.pid,
+                    msg=f"child {launch.pid} did not finish its setup in time",
+                ) from None
+            if frame is None:
+                return launch, None
+            tag, payload = frame
+            if tag == _child.READY:
+                assert setup is not None
+                _write_setup(launch.pid, setup)
+                _child.send_frame(pfd, _child.GO)
+            elif tag == _child.HOP:
+                # The intermediate joined a pid namespace and started its
+                # successor as our child (CLONE_PARENT); it exits now.
+                new_pid = int(payload)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(launch.pid, 0)
+                launch.pidfd.close()
+                launch.pid = new_pid
+                launch.pidfd = OwnedFd(_sc.pidfd_open(new_pid))
+            elif tag == _child.ERROR:
+                exc = _child_error(payload, launch.pid)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(launch.pid, 0)
+                launch.pidfd.close()
+                launch.close_chan()
+                raise exc
+            elif tag == until:
+                return launch, payload
+    except BaseException:
+        if not launch.pidfd.closed:
+            _kill_reap(launch.pid, launch.pidfd)
+        launch.close_chan()
+        raise
+
+
+def _replace_setup(plan: _child.Plan, setup: _Setup) -> _child.Plan:
+    import dataclasses
+
+    return dataclasses.replace(
+        plan,
+        sync=setup.sync,
+        unshare_time=setup.offsets is not None,
+        hostname=setup.hostname,
+        domainname=setup.domainname,
+        propagation=setup.propagation,
+        root=setup.root,
+        mount_proc=setup.mount_proc,
+        loopback_up=setup.loopback_up,
+        cwd=setup.cwd,
+    )
+
+
+# --- NsProcess ---------------------------------------------------------------------------
+
+
+class _NoPublicConstructor(type):
+    """Metaclass: ``Cls(...)`` is a TypeError; the module builds objects with ``_create``.
+
+    trio's ``NoPublicConstructor`` (src/trio/_util.py).
+    """
+
+    def __call__(cls, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            f"{cls.__module__}.{cls.__qualname__} has no public constructor; "
+            "use nsprim.spawn() or nsprim.spawn_in()"
+        )
+
+    def _create(cls: type[T], *args: Any, **kwargs: Any) -> T:
+        return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]
+
+
+def _status_to_returncode(status: int) -> int:
+    return os.waitstatus_to_exitcode(status)
+
+
+@final
+class NsProcess(metaclass=_NoPublicConstructor):
+    """A program started by :func:`spawn`: a real child of the caller, pidfd-backed.
+
+    The interface follows ``subprocess.Popen``: ``args``, ``pid``,
+    ``returncode`` (negative signal number when killed), ``stdin``,
+    ``stdout``, ``stderr``, :meth:`poll`, :meth:`wait`,
+    :meth:`communicate`, :meth:`send_signal`, :meth:`terminate`,
+    :meth:`kill`; plus ``pidfd`` and :meth:`namespaces`. Used as a context
+    manager it closes the pipes and kills and reaps a process that is still
+    running on exit. Signals go through the pidfd, so a recycled pid can
+    never receive them.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]],
+        pid: int,
+        pidfd: OwnedFd,
+        stdin: Optional[IO[bytes]],
+        stdout: Optional[IO[bytes]],
+        stderr: Optional[IO[bytes]],
+    ) -> None:
+        self.args = args
+        self.pid = pid
+        self._pidfd: Optional[OwnedFd] = pidfd
+        self.returncode: Optional[int] = None
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self._lock = threading.Lock()
+        self._output: dict[str, list[bytes]] = {}
+        self._input = memoryview(b"")
+        self._input_offset = 0
+        self._communication_started = False
+        self._finalizer = weakref.finalize(self, NsProcess._orphan, pid, pidfd, [self.returncode])
+        self._finalizer.atexit = False
+
+    @staticmethod
+    def _orphan(pid: int, pidfd: OwnedFd, state: list[Optional[int]]) -> None:
+        # Dropped while possibly running: reap it later, never leave a zombie.
+        with _orphans_lock:
+            _orphans.append((pid, pidfd))
+        _reap_orphans()
+
+    @property
+    def pidfd(self) -> int:
+        """The pidfd (close-on-exec); -1 once the process has been reaped."""
+        fd = self._pidfd
+        return -1 if fd is None or fd.closed else fd.fileno()
+
+    def __repr__(self) -> str:
+        return f"<NsProcess pid={self.pid} returncode={self.returncode} args={self.args!r}>"
+
+    # --- waiting -------------------------------------------------------------------
+    def _reaped(self, status: int) -> int:
+        self.returncode = _status_to_returncode(status)
+        self._finalizer.detach()
+        if self._pidfd is not None:
+            self._pidfd.close()
+        return self.returncode
+
+    def poll(self) -> Optional[int]:
+        """Return the exit code if the process has finished, else None (never blocks)."""
+        if self.returncode is not None:
+            return self.returncode
+        if not self._lock.acquire(False):
+            return None
+        try:
+            if self.returncode is not None:
+                return self.returncode
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                # Someone else reaped it (SIGCHLD set to SIG_IGN); as Popen does.
+                return self._reaped(0)
+            if pid == self.pid:
+                return self._reaped(status)
+            return None
+        finally:
+            self._lock.release()
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Wait for the process to finish and return its exit code.
+
+        Polls the pidfd (Linux 5.3), so the wait is exact, with no sleep loop.
+
+        Raises:
+            nsprim.TimeoutExpired: still running after *timeout* seconds.
+        """
+        if self.returncode is not None:
+            return self.returncode
+        if timeout is not None:
+            fd = self._pidfd
+            if fd is not None and not fd.closed:
+                p = select.poll()
+                p.register(fd.fileno(), select.POLLIN)
+                deadline = time.monotonic() + timeout
+                while not p.poll(max(0, int((deadline - time.monotonic()) * 1000 + 1))):
+                    if time.monotonic() >= deadline:
+                        raise TimeoutExpired(timeout, self.pid)
+        with self._lock:
+            if self.returncode is not None:
+                return self.returncode
+            try:
+                _, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                return self._reaped(0)
+            return self._reaped(status)
+
+    # --- signals ---------------------------------------------------------------------
+    def send_signal(self, sig: int) -> None:
+        """Send signal *sig* through the pidfd; does nothing once the process is reaped.
+
+        Raises:
+            AccessDenied: the kernel refused (EPERM).
+        """
+        self.poll()
+        fd = self._pidfd
+        if self.returncode is not None or fd is None or fd.closed:
+            return
+        try:
+            _sc.pidfd_send_signal(fd, sig)
+        except ProcessLookupError:
+            pass  # exited meanwhile; wait() will tell
+        except OSError as err:
+            raise _translate(err, "pidfd_send_signal", self.pid) from err
+
+    def terminate(self) -> None:
+        """Send SIGTERM."""
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Send SIGKILL."""
+        self.send_signal(signal.SIGKILL)
+
+    # --- I/O ---------------------------------------------------------------------------
+    def communicate(
+        self, input: Optional[bytes] = None, timeout: Optional[float] = None
+    ) -> tuple[Optional[bytes], Optional[bytes]]:
+        """Send *input*, read stdout/stderr to EOF, wait; return ``(stdout, stderr)``.
+
+        Like ``Popen.communicate``: only pipes give data (None otherwise), and
+        after a timeout a later call goes on where the first stopped.
+
+        Raises:
+            nsprim.TimeoutExpired: not done after *timeout* seconds; the
+                process keeps running, and ``output``/``stderr`` attributes
+                hold what was read so far.
+            ValueError: *input* after communication started.
+        """
+        if self._communication_started and input:
+            raise ValueError("Cannot send input after starting communication")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._communication_started:
+            self._communication_started = True
+            self._input = memoryview(input or b"")
+            for key, f in (("stdout", self.stdout), ("stderr", self.stderr)):
+                if f is not None:
+                    self._output[key] = []
+        poller = select.poll()
+        fds: dict[int, tuple[str, IO[bytes]]] = {}
+        for key, f in (("stdout", self.stdout), ("stderr", self.stderr)):
+            if f is not None and not f.closed:
+                poller.register(f.fileno(), select.POLLIN)
+                fds[f.fileno()] = (key, f)
+        if self.stdin is not None and not self.stdin.closed:
+            if self._input_offset >= len(self._input):
+                self._close_file(self.stdin)
+            else:
+                poller.register(self.stdin.fileno(), select.POLLOUT)
+                fds[self.stdin.fileno()] = ("stdin", self.stdin)
+        while fds:
+            if deadline is None:
+                ms = -1
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._timeout(timeout)
+                ms = max(1, int(left * 1000 + 1))
+            for fd, _mask in poller.poll(ms):
+                key, f = fds[fd]
+                if key == "stdin":
+                    chunk = self._input[self._input_offset : self._input_offset + select.PIPE_BUF]
+                    try:
+                        self._input_offset += os.write(fd, chunk)
+                    except BrokenPipeError:
+                        self._input_offset = len(self._input)
+                    if self._input_offset >= len(self._input):
+                        poller.unregister(fd)
+                        del fds[fd]
+                        self._close_file(f)
+                else:
+                    data = os.read(fd, 32768)
+                    if data:
+                        self._output[key].append(data)
+                    else:
+                        poller.unregister(fd)
+                        del fds[fd]
+                        self._close_file(f)
+        out = b"".join(self._output["stdout"]) if "stdout" in self._output else None
+        err = b"".join(self._output["stderr"]) if "stderr" in self._output else None
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return out, err
+
+    def _timeout(self, timeout: Optional[float]) -> NoReturn:
+        exc = TimeoutExpired(timeout or 0.0, self.pid)
+        out = b"".join(self._output["stdout"]) if "stdout" in self._output else None
+        err = b"".join(self._output["stderr"]) if "stderr" in self._output else None
+        exc.output = exc.stdout = out  # type: ignore[attr-defined]
+        exc.stderr = err  # type: ignore[attr-defined]
+        raise exc
+
+    def _close_file(self, f: IO[bytes]) -> None:
+        if f.closed:
+            return
+        _inflight.discard(f.fileno())
+        with contextlib.suppress(OSError):
+            f.close()
+
+    # --- queries -----------------------------------------------------------------------
+    def namespaces(self) -> dict[NsType, Namespace]:
+        """Return ``{NsType: Namespace}`` for every namespace the process is in.
+
+        Raises:
+            NoSuchProcess: the process has finished.
+        """
+        if self.poll() is not None:
+            raise NoSuchProcess(
+                self.pid, f"process {self.pid} has exited (returncode {self.returncode})"
+            )
+        return _namespace.namespaces(self.pid)
+
+    # --- context manager ---------------------------------------------------------------
+    def close(self) -> None:
+        """Close the pipes; kill and reap the process if it is still running."""
+        for f in (self.stdin, self.stdout, self.stderr):
+            if f is not None:
+                self._close_file(f)
+        if self.returncode is None:
+            self.kill()
+            self.wait()
+
+    def __enter__(self) -> NsProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+NsProcess.__module__ = "nsprim"
+
+
+# --- spawn / run ---------------------------------------------------------------------------
+
+
+def _stdio(
+    stdin: StdSpec, stdout: StdSpec, stderr: StdSpec
+) -> tuple[list[int], list[int], list[Optional[IO[bytes]]]]:
+    """Return (child source fds, fds to close in the parent after fork, parent file objects)."""
+    child = [-1, -1, -1]
+    to_close: list[int] = []
+    files: list[Optional[IO[bytes]]] = [None, None, None]
+    devnull = -1
+    try:
+        for i, spec in enumerate((stdin, stdout, stderr)):
+            name = ("stdin", "stdout", "stderr")[i]
+            if spec is None:
+                continue
+            if spec == PIPE:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                _track(r, w)
+                if i == 0:
+                    child[0], mine, mode = r, w, "wb"
+                    to_close.append(r)
+                else:
+                    child[i], mine, mode = w, r, "rb"
+                    to_close.append(w)
+                # Owned by the NsProcess, which closes it (no context manager here).
+                files[i] = cast(IO[bytes], open(mine, mode, buffering=0 if i == 0 else -1))  # noqa: SIM115
+            elif spec == DEVNULL:
+                if devnull < 0:
+                    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                    _track(devnull)
+                    to_close.append(devnull)
+                child[i] = devnull
+            elif spec == STDOUT:
+                if i != 2:
+                    raise ValueError(f"{name}=STDOUT is only valid for stderr")
+                child[2] = child[1] if child[1] >= 0 else 1
+            elif isinstance(spec, int) and not isinstance(spec, bool) and spec < 0:
+                raise ValueError(f"{name} must be PIPE, DEVNULL, a file or an fd >= 0, got {spec}")
+            else:
+                child[i] = fd_of(spec, name)
+    except BaseException:
+        for fd in to_close:
+            _close(fd)
+        for f in files:
+            if f is not None:
+                _inflight.discard(f.fileno())
+                f.close()
+        raise
+    return child, to_close, files
+
+
+def spawn(
+    args: Union[StrPath, Sequence[StrPath]],
+    *,
+    namespaces: Iterable[NsSpec] = (),
+    hostname: Optional[Union[str, bytes]] = None,
+    domainname: Optional[Union[str, bytes]] = None,
+    map_root: bool = False,
+    uid_map: Optional[IdMapLike] = None,
+    gid_map: Optional[IdMapLike] = None,
+    setgroups: Optional[str] = None,
+    mount_proc: bool = False,
+    propagation: str = "private",
+    root: Optional[StrPath] = None,
+    time_offsets: Optional[Mapping[str, Any]] = None,
+    loopback_up: bool = False,
+    cwd: Optional[StrPath] = None,
+    env: Optional[Mapping[Any, Any]] = None,
+    stdin: StdSpec = None,
+    stdout: StdSpec = None,
+    stderr: StdSpec = None,
+    pass_fds: Iterable[int] = (),
+    die_with_parent: Union[bool, int] = True,
+) -> NsProcess:
+    """Start a program in new namespaces and return it as an :class:`NsProcess`.
+
+    Uses clone3(2) with CLONE_PIDFD (Linux 5.3), so with ``"pid"`` the
+    program is PID 1 of the new pid namespace; falls back to fork + unshare
+    where clone3 is missing (then without ``"pid"``). The child runs a plan
+    the parent computed, then execve(2)s; a failing step is re-raised here.
+
+    Args:
+        args: the program and its arguments (PATH is searched for a bare name).
+        namespaces: types to create: ``NsType`` members or names ("uts",
+            "ipc", "pid", "net", "mnt", "user", "cgroup", "time").
+        hostname, domainname: set in the new UTS namespace (implies "uts").
+        map_root: map the caller's euid/egid to 0, as ``unshare --map-root-user``
+            (implies "user"; writes setgroups "deny").
+        uid_map, gid_map: explicit maps (:class:`~nsprim.IdMap`, text, or
+            ``(inside, outside, count)`` triples); imply "user". Written by
+            the parent while the child waits.
+        setgroups: "allow" or "deny"; None picks "deny" where an
+            unprivileged gid map needs it.
+        mount_proc: mount a fresh proc on /proc (implies "mnt"; needs "pid").
+        propagation: for "/" in the new mount namespace: "private" (default),
+            "slave", "shared", "unbindable" or "unchanged".
+        root: directory to pivot_root(2) into (implies "mnt").
+        time_offsets: ``{"monotonic": seconds, "boottime": seconds}`` (implies "time").
+        loopback_up: bring ``lo`` up in the new network namespace (implies "net").
+        cwd: working directory of the program (after any pivot).
+        env: environment (default: the caller's).
+        stdin, stdout, stderr: None (inherit), ``PIPE``, ``DEVNULL``, an fd or
+            a file; stderr may be ``STDOUT``.
+        pass_fds: fds (>= 3) the program keeps; every other fd is closed.
+        die_with_parent: True (SIGKILL) or a signal the program gets when the
+            spawning **thread** exits (PR_SET_PDEATHSIG); False for none.
+
+    Returns:
+        The running program.
+
+    Raises:
+        ValueError, TypeError: bad arguments (before anything is created).
+        AccessDenied: a step needed privilege the caller lacks (EPERM).
+        OSError: another refusal; ``err.step`` names the step, and a note says
+            which child it came from. FileNotFoundError when the program is missing.
+        UnsupportedError: the kernel lacks a feature that was asked for.
+    """
+    argv = _argv(args)
+    setup = _Setup(
+        namespaces, hostname, domainname, map_root, uid_map, gid_map, setgroups,
+        mount_proc, propagation, root, time_offsets, loopback_up, cwd, die_with_parent,
+    )  # fmt: skip
+    envp = _envp(env)
+    executables = _executables(argv[0], env)
+    fds = _pass_fds(pass_fds)
+    child_std, to_close, files = _stdio(stdin, stdout, stderr)
+    try:
+        launch, _ = _launch(
+            setup,
+            {
+                "argv": argv,
+                "executables": executables,
+                "envp": envp,
+                "stdio": tuple(child_std),
+                "pass_fds": fds,
+            },
+            _child.run_exec,
+            own=[*child_std, *fds],
+        )
+    except BaseException:
+        for f in files:
+            if f is not None:
+                _inflight.discard(f.fileno())
+                f.close()
+        raise
+    finally:
+        for fd in to_close:
+            _close(fd)
+    launch.close_chan()
+    return NsProcess._create(
+        args if not isinstance(args, (str, bytes, os.PathLike)) else [args],
+        launch.pid,
+        launch.pidfd,
+        files[0],
+        files[1],
+        files[2],
+    )
+
+
+def run(
+    args: Union[StrPath, Sequence[StrPath]],
+    *,
+    input: Optional[bytes] = None,
+    capture_output: bool = False,
+    timeout: Optional[float] = None,
+    check: bool = False,
+    **spawn_options: Any,
+) -> subprocess.CompletedProcess[Any]:
+    """Run a program in new namespaces, wait for it, return a ``CompletedProcess``.
+
+    Behaves like ``subprocess.run``: *input* feeds stdin, *capture_output*
+    pipes stdout and stderr, *timeout* kills the program and raises
+    ``subprocess.TimeoutExpired``, *check* raises
+    ``subprocess.CalledProcessError`` on a non-zero exit. Every other keyword
+    goes to :func:`spawn`.
+
+    Raises:
+        subprocess.TimeoutExpired, subprocess.CalledProcessError: as ``subprocess.run``.
+        ValueError: conflicting stdin/input or stdout/stderr/capture_output.
+        Whatever :func:`spawn` raises.
+    """
+    if input is not None:
+        if spawn_options.get("stdin") is not None:
+            raise ValueError("stdin and input arguments may not both be used.")
+        spawn_options["stdin"] = PIPE
+    if capture_output:
+        if spawn_options.get("stdout") is not None or spawn_options.get("stderr") is not None:
+            raise ValueError("stdout and stderr arguments may not be used with capture_output.")
+        spawn_options["stdout"] = PIPE
+        spawn_options["stderr"] = PIPE
+    with spawn(args, **spawn_options) as proc:
+        try:
+            stdout, stderr = proc.communicate(input, timeout=timeout)
+        except TimeoutExpired as exc:
+            proc.kill()
+            proc.wait()
+            raise subprocess.TimeoutExpired(
+                proc.args,
+                timeout if timeout is not None else exc.seconds,
+                output=getattr(exc, "output", None),
+                stderr=getattr(exc, "stderr", None),
+            ) from None
+        except BaseException:
+            proc.kill()
+            raise
+        retcode = proc.poll()
+        assert retcode is not None
+        if check and retcode:
+            raise subprocess.CalledProcessError(retcode, proc.args, output=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(proc.args, retcode, stdout, stderr)
+
+
+# --- call / call_in ---------------------------------------------------------------------------
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _pack(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> bytes:
+    """Run *fn* (in the child) and pickle its outcome; never raises."""
+    try:
+        value = fn(*args, **kwargs)
+    except BaseException as exc:
+        tb = traceback.format_exc()
+        try:
+            return pickle.dumps(("raise", exc, tb))
+        except Exception as perr:
+            return pickle.dumps(
+                ("lost", _qualname(type(exc)), f"{type(exc).__name__}: {exc}", tb,
+                 f"the exception could not be pickled ({type(perr).__name__}: {perr})")
+            )  # fmt: skip
+    try:
+        return pickle.dumps(("return", value))
+    except Exception as perr:
+        return pickle.dumps(
+            ("lost", _qualname(type(value)), "", "",
+             f"the result could not be pickled ({type(perr).__name__}: {perr})")
+        )  # fmt: skip
+
+
+def _unpack(payload: Optional[bytes], pid: int, status: Optional[int]) -> Any:
+    if payload is None:
+        if status is not None and os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            raise CallError(
+                f"child {pid} was killed by {signal.Signals(sig).name} before it returned"
+            )
+        code = os.waitstatus_to_exitcode(status) if status is not None else None
+        raise CallError(f"child {pid} exited (status {code}) before it returned")
+    try:
+        outcome = pickle.loads(payload)
+    except Exception as err:
+        raise CallError(
+            f"the child's outcome could not be unpickled here: {type(err).__name__}: {err}"
+        ) from None
+    kind = outcome[0]
+    if kind == "return":
+        return outcome[1]
+    if kind == "raise":
+        exc, tb = outcome[1], outcome[2]
+        if not isinstance(exc, Exception):
+            # SystemExit, KeyboardInterrupt ... belong to the child, not to us.
+            raise CallError(
+                f"the callable raised {type(exc).__name__}: {exc}",
+                type_name=_qualname(type(exc)),
+                child_traceback=tb,
+            )
+        _add_note(exc, f"in child {pid}; its traceback:\n{tb.rstrip()}")
+        with contextlib.suppress(AttributeError, TypeError):
+            exc.child_traceback = tb  # type: ignore[attr-defined]
+        raise exc
+    _, type_name, text, tb, why = outcome
+    raise CallError(
+        f"{why}" + (f"; the child raised {text}" if text else f"; result type {type_name}"),
+        type_name=type_name,
+        child_traceback=tb,
+    )
+
+
+def _finish_call(launch: _Launch, payload: Optional[bytes], deadline: Optional[float]) -> Any:
+    """Reap the call child (killing it past the deadline) and unpack its outcome."""
+    launch.close_chan()
+    status: Optional[int] = None
+    p = select.poll()
+    p.register(launch.pidfd.fileno(), select.POLLIN)
+    grace = 5.0 if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
+    if not p.poll(int(grace * 1000)):
+        with contextlib.suppress(OSError):
+            _sc.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
+    try:
+        _, status = os.waitpid(launch.pid, 0)
+    except ChildProcessError:
+        status = None
+    launch.pidfd.close()
+    return _unpack(payload, launch.pid, status)
+
+
+def _call_launch(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    setup: Optional[_Setup],
+    timeout: Optional[float],
+    join: Optional[_child.Join] = None,
+    own: Sequence[int] = (),
+    pdeathsig: int = 0,
+) -> Any:
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+    ):
+        raise ValueError(f"timeout must be None or seconds >= 0, got {timeout!r}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def body(plan: _child.Plan) -> NoReturn:
+        _child.run_call(plan, fn, args, kwargs, _pack)
+
+    fields: dict[str, Any] = {"join": join} if join is not None else {}
+    try:
+        launch, payload = _launch(
+            setup, fields, body, own=own, pdeathsig=pdeathsig, until=_child.OUTCOME,
+            deadline=deadline,
+        )  # fmt: skip
+    except TimeoutExpired as exc:
+        if timeout is not None and deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutExpired(
+                timeout, exc.pid, msg=f"call timed out after {timeout} seconds"
+            ) from None
+        raise
+    return _finish_call(launch, payload, deadline)
+
+
+def call(
+    fn: Callable[..., T],
+    *args: Any,
+    namespaces: Iterable[NsSpec] = (),
+    timeout: Optional[float] = None,
+    hostname: Optional[Union[str, bytes]] = None,
+    domainname: Optional[Union[str, bytes]] = None,
+    map_root: bool = False,
+    uid_map: Optional[IdMapLike] = None,
+    gid_map: Optional[IdMapLike] = None,
+    setgroups: Optional[str] = None,
+    mount_proc: bool = False,
+    propagation: str = "private",
+    root: Optional[StrPath] = None,
+    time_offsets: Optional[Mapping[str, Any]] = None,
+    loopback_up: bool = False,
+    cwd: Optional[StrPath] = None,
+    die_with_parent: Union[bool, int] = True,
+    **kwargs: Any,
+) -> T:
+    """Run ``fn(*args, **kwargs)`` in a fresh child inside new namespaces; return its result.
+
+    The child is created like :func:`spawn`'s (clone3, Linux 5.3), with the
+    same namespace options, and runs *fn* instead of a program. The result
+    comes back pickled. An exception from *fn* is re-raised here with its
+    type, with the child's traceback as a note (and as ``child_traceback``).
+    Keyword arguments that are not options of this function go to *fn*
+    (use ``functools.partial`` for one whose name clashes).
+
+    Raises:
+        CallError: the result or exception could not be pickled, *fn* raised
+            a BaseException that is not an Exception, or the child died
+            first (the message names the signal).
+        TimeoutExpired: *timeout* seconds passed; the child is killed.
+        Whatever *fn* raised, and whatever :func:`spawn` raises for setup.
+    """
+    setup = _Setup(
+        namespaces, hostname, domainname, map_root, uid_map, gid_map, setgroups,
+        mount_proc, propagation, root, time_offsets, loopback_up, cwd, die_with_parent,
+    )  # fmt: skip
+    return cast(T, _call_launch(fn, args, kwargs, setup, timeout))
+
+
+# --- targets (enter / call_in / spawn_in) ----------------------------------------------------
+
+_ORDER = (
+    # util-linux nsenter's namespace_files[] order: user first, so that an
+    # unprivileged caller gains its capabilities before the others are checked.
+    NsType.USER,
+    NsType.CGROUP,
+    NsType.IPC,
+    NsType.UTS,
+    NsType.NET,
+    NsType.PID,
+    NsType.MNT,
+    NsType.TIME,
+)
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    rel = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(rel[0]), int(rel[1])) >= (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
+# setns(pidfd, mask), several types at once and atomically: Linux 5.8.
+_pidfd_setns = _kernel_at_least(5, 8)
+
+
+class _Target:
+    """A resolved target: a pidfd and pid, or one namespace fd."""
+
+    def __init__(self) -> None:
+        self.pid: Optional[int] = None
+        self.pidfd: Optional[int] = None
+        self.ns: Optional[Namespace] = None
+        self.owned: list[OwnedFd] = []
+
+    def close(self) -> None:
+        for fd in self.owned:
+            fd.close()
+        self.owned.clear()
+
+
+def _fd_kind(fd: int) -> str:
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError as err:
+        raise ValueError(f"target fd {fd} is not open ({err.strerror})") from None
+    if link in ("anon_inode:[pidfd]",) or link.startswith("pidfd:"):
+        return "pidfd"
+    head, sep, _ = link.partition(":[")
+    if sep and head in {t.value for t in NsType}:
+        return "nsfs"
+    raise ValueError(f"target fd {fd} is neither a pidfd nor a namespace file descriptor ({link})")
+
+
+def _pid_of_pidfd(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("Pid:"):
+                pid = int(line.split()[1])
+                if pid <= 0:
+                    raise NoSuchProcess(pid, f"pidfd {fd} refers to a process that exited")
+                return pid
+    raise ValueError(f"fd {fd} has no Pid in its fdinfo")
+
+
+def _resolve(target: object) -> _Target:
+    """Open what *target* names; validation errors before any syscall that changes anything."""
+    out = _Target()
+    try:
+        if isinstance(target, NsProcess):
+            if target.poll() is not None:
+                raise NoSuchProcess(target.pid, f"process {target.pid} has exited")
+            out.pid, out.pidfd = target.pid, target.pidfd
+        elif isinstance(target, Namespace):
+            owned = target.open()
+            out.owned.append(owned)
+            out.ns = target
+            out.pidfd = None
+        elif isinstance(target, bool):
+            raise TypeError(f"target must be a pid, pidfd, NsProcess or Namespace, got {target!r}")
+        elif isinstance(target, int):
+            if target <= 0:
+                raise ValueError(f"target pid must be positive, got {target}")
+            try:
+                fd = _sc.pidfd_open(target)
+            except ProcessLookupError:
+                raise NoSuchProcess(target) from None
+            out.owned.append(OwnedFd(fd))
+            out.pid, out.pidfd = target, fd
+        elif isinstance(target, HasFileno):
+            fd = fd_of(target, "target")
+            kind = _fd_kind(fd)
+            if kind == "pidfd":
+                out.pidfd = fd
+                out.pid = _pid_of_pidfd(fd)
+            else:
+                out.ns = Namespace.from_fd(fd)
+                out.owned.append(OwnedFd(os.dup(fd)))
+                os.set_inheritable(out.owned[-1].fileno(), False)
+        else:
+            raise TypeError(
+                "target must be a pid, a pidfd, an NsProcess or a Namespace, "
+                f"got {type(target).__name__} {target!r}"
+            )
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _thread_ns_path(t: NsType) -> str:
+    # What a child of this thread would be in: pid/time children land in *_for_children.
+    name = t.value + "_for_children" if t in (NsType.PID, NsType.TIME) else t.value
+    return f"/proc/thread-self/ns/{name}"
+
+
+def _open_target_ns(tgt: _Target, types: Iterable[NsType], op: str) -> list[tuple[NsType, OwnedFd]]:
+    """Open the target's namespace fds for *types* (skipping those it lacks)."""
+    out: list[tuple[NsType, OwnedFd]] = []
+    try:
+        if tgt.ns is not None:
+            out.append((tgt.ns.type, tgt.owned[0]))
+            return out
+        assert tgt.pid is not None and tgt.pidfd is not None
+        for t in types:
+            path = f"/proc/{tgt.pid}/ns/{t.value}"
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if not os.path.exists(f"/proc/{tgt.pid}"):
+                    raise NoSuchProcess(tgt.pid) from None
+                continue  # this kernel lacks the type
+            except OSError as err:
+                raise _translate(err, op, tgt.pid) from err
+            out.append((t, OwnedFd(fd)))
+        # The pid could have been recycled between pidfd_open and the opens:
+        # the pidfd still being alive proves it was not.
+        p = select.poll()
+        p.register(tgt.pidfd, select.POLLIN)
+        if p.poll(0):
+            raise NoSuchProcess(tgt.pid)
+    except BaseException:
+        for _, owned in out:
+            if owned not in tgt.owned:
+                owned.close()
+        raise
+    return out
+
+
+def _differs(t: NsType, fd: OwnedFd) -> bool:
+    try:
+        mine = os.stat(_thread_ns_path(t))
+    except OSError:
+        return True
+    return not _same(mine, os.fstat(fd.fileno()))
+
+
+# --- enter -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -> Iterator[None]:
+    """Move the calling **thread** into *target*'s namespaces; move it back on exit.
+
+    Wraps setns(2) (Linux 3.0; one atomic call with a pidfd on Linux 5.8).
+    Only the thread-scoped types (net, uts, ipc, cgroup) can be entered by
+    one thread of a process; the previous namespaces are saved from
+    ``/proc/thread-self/ns`` first and restored on exit. Leave the ``with``
+    block on the thread that entered it. Namespaces the thread is already in
+    are skipped.
+
+    Args:
+        target: a pid, a pidfd (any object with ``fileno()``), an
+            :class:`NsProcess`, or a :class:`~nsprim.Namespace` (then its type).
+        types: the types to enter (default: every thread-scoped type, or the
+            Namespace's own type).
+
+    Raises:
+        ValueError: a type is mnt, user, time or pid (the kernel refuses them
+            in a multithreaded process or applies them to children only; use
+            :func:`call_in`), or *target* is not a process or namespace fd.
+        NoSuchProcess: the target process is gone.
+        AccessDenied: setns(2) was refused; nothing was changed.
+    """
+    wanted = _parse_types(types, "types")
+    bad = sorted(t.value for t in wanted - THREAD_SCOPED)
+    if bad:
+        raise ValueError(
+            f"enter() moves one thread and can't enter {', '.join(bad)}: the kernel refuses "
+            "user/mnt/time namespaces in a multithreaded process and applies pid to "
+            "children only; use nsprim.call_in() to run code in a fresh child there"
+        )
+    tgt = _resolve(target)
+    saved: list[tuple[NsType, OwnedFd]] = []
+    theirs: list[tuple[NsType, OwnedFd]] = []
+    joined: list[tuple[NsType, OwnedFd]] = []
+    try:
+        if tgt.ns is not None:
+            if wanted and wanted != {tgt.ns.type}:
+                raise ValueError(
+                    f"target is a {tgt.ns.type.value} namespace; types must be empty or "
+                    f"({tgt.ns.type.value!r},), got {sorted(t.value for t in wanted)}"
+                )
+            if tgt.ns.type not in THREAD_SCOPED:
+                raise ValueError(
+                    f"enter() can't move a thread into a {tgt.ns.type.value} namespace; "
+                    "use nsprim.call_in()"
+                )
+            wanted = frozenset({tgt.ns.type})
+        elif not wanted:
+            wanted = THREAD_SCOPED
+        order = [t for t in _ORDER if t in wanted]
+        theirs = _open_target_ns(tgt, order, "setns")
+        todo = [(t, fd) for t, fd in theirs if _differs(t, fd)]
+        for t, _ in todo:
+            saved.append(
+                (t, OwnedFd(os.open(f"/proc/thread-self/ns/{t.value}", os.O_RDONLY | os.O_CLOEXEC)))
+            )
+        tid = threading.get_native_id()
+        if todo:
+            if tgt.pidfd is not None and _pidfd_setns:
+                mask = 0
+                for t, _ in todo:
+                    mask |= int(t.flag)
+                try:
+                    _sc.setns(tgt.pidfd, mask)  # all or nothing
+                except OSError as err:
+                    raise _translate(err, "setns", tgt.pid) from err
+                joined = list(todo)
+            else:
+                _join_each(todo, joined, saved, tgt.pid)
+        try:
+            yield
+        finally:
+            if threading.get_native_id() != tid:
+                raise RuntimeError(
+                    "nsprim.enter() must be left on the thread that entered it "
+                    f"(entered on {tid}, leaving on {threading.get_native_id()})"
+                )
+            _restore(joined, saved)
+    finally:
+        for _, fd in saved:
+            fd.close()
+        for _, fd in theirs:
+            if fd not in tgt.owned:
+                fd.close()
+        tgt.close()
+
+
+def _join_each(
+    todo: list[tuple[NsType, OwnedFd]],
+    joined: list[tuple[NsType, OwnedFd]],
+    saved: list[tuple[NsType, OwnedFd]],
+    pid: Optional[int],
+) -> None:
+    """setns one type at a time; on a failure restore the ones already joined, then raise."""
+    for t, fd in todo:
+        try:
+            _sc.setns(fd, int(t.flag))
+        except OSError as err:
+            _restore(joined, saved)
+            joined.clear()
+            raise _translate(err, "setns", pid) from err
+        joined.append((t, fd))
+
+
+def _restore(joined: list[tuple[NsType, OwnedFd]], saved: list[tuple[NsType, OwnedFd]]) -> None:
+    back = dict(saved)
+    first: Optional[BaseException] = None
+    for t, _ in reversed(joined):
+        try:
+            _sc.setns(back[t], int(t.flag))
+        except OSError as err:
+            first = first or err
+    if first is not None:
+        raise NsprimError(
+            f"could not move the thread back into its previous namespaces: {first}"
+        ) from first
+
+
+# --- call_in / spawn_in ------------------------------------------------------------------------
+
+
+def _join_plan(
+    tgt: _Target, types: Optional[Iterable[NsSpec]], extra: dict[str, int]
+) -> tuple[_child.Join, list[tuple[NsType, OwnedFd]]]:
+    wanted = _parse_types(types, "types") if types is not None else frozenset(NsType)
+    if tgt.ns is not None:
+        if types is not None and wanted != {tgt.ns.type}:
+            raise ValueError(
+                f"target is a {tgt.ns.type.value} namespace; types must be None or "
+                f"({tgt.ns.type.value!r},), got {sorted(t.value for t in wanted)}"
+            )
+        wanted = frozenset({tgt.ns.type})
+    order = [t for t in _ORDER if t in wanted]
+    theirs = _open_target_ns(tgt, order, "setns")
+    # Re-joining one's own user namespace is EINVAL (setns(2)); skip every
+    # namespace the child would already be in.
+    todo = [(t, fd) for t, fd in theirs if _differs(t, fd)]
+    mask = 0
+    for t, _ in todo:
+        mask |= int(t.flag)
+    join = _child.Join(
+        pidfd=tgt.pidfd if tgt.pidfd is not None else -1,
+        mask=mask,
+        fds=tuple((int(t.flag), fd.fileno()) for t, fd in todo),
+        atomic=tgt.pidfd is not None and _pidfd_setns,
+        hop=bool(mask & C.CLONE_NEWPID),
+        **extra,
+    )
+    return join, theirs
+
+
+def call_in(
+    target: Union[int, HasFileno, NsProcess, Namespace],
+    fn: Callable[..., T],
+    *args: Any,
+    types: Optional[Iterable[NsSpec]] = None,
+    timeout: Optional[float] = None,
+    **kwargs: Any,
+) -> T:
+    """Run ``fn(*args, **kwargs)`` in a fresh child that joined *target*'s namespaces.
+
+    The child is single-threaded, so every type can be joined, user and
+    mount included: one atomic ``setns(pidfd, mask)`` (Linux 5.8), or one
+    setns(2) per type (user first, as util-linux nsenter orders them for an
+    unprivileged caller). Namespaces the child is already in are skipped.
+    With a pid namespace the work runs in a second child, which is then in
+    it (setns moves only children), and is still the caller's child.
+
+    Args:
+        target: a pid, a pidfd, an :class:`NsProcess` or a :class:`~nsprim.Namespace`.
+        fn: the callable; its result and exceptions travel as in :func:`call`.
+        types: which types to join (default: all of the target's).
+        timeout: seconds before the child is killed and TimeoutExpired raised.
+
+    Raises:
+        NoSuchProcess: the target is gone (before anything started).
+        AccessDenied: setns(2) was refused (``err.step == "setns"``).
+        CallError, TimeoutExpired: as :func:`call`.
+    """
+    tgt = _resolve(target)
+    theirs: list[tuple[NsType, OwnedFd]] = []
+    try:
+        join, theirs = _join_plan(tgt, types, {})
+        own = [fd for _, fd in join.fds] + ([join.pidfd] if join.pidfd >= 0 else [])
+        return cast(T, _call_launch(fn, args, kwargs, None, timeout, join=join, own=own))
+    finally:
+        for _, fd in theirs:
+            if fd not in tgt.owned:
+                fd.close()
+        tgt.close()
+
+
+def spawn_in(
+    target: Union[int, HasFileno, NsProcess, Namespace],
+    args: Union[StrPath, Sequence[StrPath]],
+    *,
+    types: Optional[Iterable[NsSpec]] = None,
+    uid: Optional[int] = None,
+    gid: Optional[int] = None,
+    target_root: bool = False,
+    target_cwd: bool = False,
+    env: Optional[Mapping[Any, Any]] = None,
+    stdin: StdSpec = None,
+    stdout: StdSpec = None,
+    stderr: StdSpec = None,
+    pass_fds: Iterable[int] = (),
+    die_with_parent: Union[bool, int] = True,
+) -> NsProcess:
+    """Start a program in the namespaces of *target*, as ``nsenter(1)`` does.
+
+    Joins like :func:`call_in`, then optionally switches to *uid*/*gid*
+    (dropping supplementary groups), chroots to the target's root and
+    changes to its working directory, and execve(2)s. With a pid namespace
+    the program is started by a second child with CLONE_PARENT, so the
+    returned :class:`NsProcess` is still the caller's own child.
+
+    Raises:
+        NoSuchProcess, AccessDenied, ValueError: as :func:`call_in`.
+        FileNotFoundError: the program was not found (``err.step == "execve"``).
+    """
+    argv = _argv(args)
+    envp = _envp(env)
+    executables = _executables(argv[0], env)
+    fds = _pass_fds(pass_fds)
+    pdeathsig = _pdeathsig(die_with_parent)
+    extra: dict[str, int] = {}
+    for name, value in (("uid", uid), ("gid", gid)):
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 0xFFFFFFFF:
+                raise ValueError(f"{name} must be an id from 0 to 4294967294, got {value!r}")
+            extra[name] = value
+    tgt = _resolve(target)
+    theirs: list[tuple[NsType, OwnedFd]] = []
+    aux: list[int] = []
+    try:
+        for flag, name in ((target_root, "root"), (target_cwd, "cwd")):
+            if flag:
+                if tgt.pid is None:
+                    raise ValueError(f"target_{name} needs a process target, not a namespace")
+                try:
+                    fd = os.open(
+                        f"/proc/{tgt.pid}/{name}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                    )
+                except OSError as err:
+                    raise _translate(err, f"open /proc/{tgt.pid}/{name}", tgt.pid) from err
+                aux.append(fd)
+                extra[f"{name}_fd"] = fd
+        join, theirs = _join_plan(tgt, types, extra)
+        child_std, to_close, files = _stdio(stdin, stdout, stderr)
+        try:
+            launch, _ = _launch(
+                None,
+                {
+                    "join": join,
+                    "argv": argv,
+                    "executables": executables,
+                    "envp": envp,
+                    "stdio": tuple(child_std),
+                    "pass_fds": fds,
+                },
+                _child.run_exec,
+                own=[*child_std, *fds, *aux, *(fd for _, fd in join.fds),
+                     *([join.pidfd] if join.pidfd >= 0 else [])],
+                pdeathsig=pdeathsig,
+            )  # fmt: skip
+        except BaseException:
+            for f in files:
+                if f is not None:
+                    _inflight.discard(f.fileno())
+                    f.close()
+            raise
+        finally:
+            for fd in to_close:
+                _close(fd)
+        launch.close_chan()
+        return NsProcess._create(
+            args if not isinstance(args, (str, bytes, os.PathLike)) else [args],
+            launch.pid,
+            launch.pidfd,
+            files[0],
+            files[1],
+            files[2],
+        )
+    finally:
+        for fd in aux:
+            os.close(fd)
+        for _, nsfd in theirs:
+            if nsfd not in tgt.owned:
+                nsfd.close()
+        tgt.close()
+
+
+del _t
+_ = (FdLike, enum)  # re-exported types used in annotations only

@@ -303,12 +303,15 @@ def _scan_pid(
                 st.denied += 1
                 return
             except OSError:
-                # ENOENT (exited: the /proc/PID dir we hold is now empty) or
-                # ESRCH; a kernel thread's links still resolve, so this is a
-                # vanished process, never a fatal error.
-                st.vanished += 1
-                return
+                # ENOENT: either the process exited (the /proc/PID we hold is
+                # now empty) or it is a zombie, whose nsproxy is gone while its
+                # pid and user namespaces still resolve; lsns counts those, so
+                # keep whichever types resolve.
+                continue
             own[t] = (t, s.st_dev, s.st_ino)
+        if not own:
+            st.vanished += 1
+            return
         st.scanned += 1
         for t, key in own.items():
             st.note(st.members, key, pid, f"{_PROC}/{pid}/ns/{t}")
@@ -343,7 +346,7 @@ def _scan_threads(st: _Scan, pfd: int, pid: int, own: dict[str, _Key]) -> None:
             except OSError:
                 break  # the thread exited
             key = (t, s.st_dev, s.st_ino)
-            if key != own[t]:
+            if key != own.get(t):
                 st.note(st.threads, key, tid, f"{_PROC}/{pid}/task/{tid}/ns/{t}")
 
 

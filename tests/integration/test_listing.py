@@ -352,3 +352,32 @@ def test_nsref_and_select_filters() -> None:
     assert NsRef(NsType.NET, st.st_dev, st.st_ino) in result.by_ref()
     with pytest.raises(ValueError, match="tree kind must be 'user' or 'pid'"):
         listing.tree(result, "net")
+
+
+def _zombie_in_new_pidns(w: int) -> None:
+    S.unshare(int(CloneFlags.NEWPID))
+    z = os.fork()
+    if z == 0:
+        os._exit(0)  # pid 1 of the new pid namespace exits; nobody reaps it yet
+    ino = 0
+    for _ in range(200):
+        with open(f"/proc/{z}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                ino = os.stat(f"/proc/{z}/ns/pid").st_ino
+                break
+        time.sleep(0.01)
+    _say(w, f"{z} {ino}")
+
+
+@pytest.mark.needs_root
+def test_zombie_keeps_its_pid_namespace_listed_like_lsns() -> None:
+    # A zombie has no nsproxy (mnt/net/... links give ENOENT) but its pid and
+    # user namespaces still resolve; lsns lists them, so must we.
+    with holder(_zombie_in_new_pidns) as (_, line):
+        zpid, ino = (int(x) for x in line.split())
+        assert ino, "the child never became a zombie"
+        result = listing.scan()
+        lsns_seen = {(e["type"], e["ns"]) for e in _lsns()} if LSNS else {("pid", ino)}
+    n = _find(result, "pid", ino)
+    assert n.pids == (zpid,) and n.held == (Held.PROCESS,)
+    assert ("pid", ino) in lsns_seen

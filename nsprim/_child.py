@@ -291,7 +291,9 @@ def _join(join: Join, step: _Step, chan: int) -> bool:
         # setns(CLONE_NEWPID) moves only future children (pid_namespaces(7)).
         # CLONE_PARENT makes the next one the caller's child, not ours.
         step.name = "clone3"
-        pid = _sc.clone3(C.CLONE_PARENT)
+        # clone3(2) takes CLONE_PARENT only with exit_signal 0; the child then
+        # inherits ours (SIGCHLD), as clone(2) does.
+        pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0)
         if pid != 0:
             send_frame(chan, HOP, str(pid).encode())
             os._exit(0)

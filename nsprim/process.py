@@ -189,7 +189,7 @@ _CHILD_CLASSES: dict[str, type[BaseException]] = {
 }
 
 
-def _child_error(payload: bytes, pid: int) -> BaseException:
+def _child_error(payload: bytes, pid: int, when: str = "before exec") -> BaseException:
     """Rebuild the exception that the child reported as ``Name:hexerrno:step:detail``."""
     text = payload.decode("utf-8", "surrogateescape")
     parts = text.split(":", 3)
@@ -212,7 +212,7 @@ def _child_error(payload: bytes, pid: int) -> BaseException:
         exc = NsprimError(f"{step}: {name}: {detail}" if detail else f"{step}: {name}")
     with contextlib.suppress(AttributeError):
         exc.step = step  # type: ignore[attr-defined]
-    _add_note(exc, f"in child {pid} before exec")
+    _add_note(exc, f"in child {pid} {when}")
     return exc
 
 
@@ -400,7 +400,7 @@ class _Setup:
             if NsType.PID not in types:
                 raise ValueError(
                     "mount_proc=True needs 'pid' in namespaces: a fresh /proc of the "
-                    f"caller's own pid namespace isolates nothing (namespaces={sorted(types)})"
+                    f"caller's own pid namespace isolates nothing (namespaces={sorted(t.value for t in types)})"
                 )
             types.add(NsType.MNT)
         if self.root is not None:
@@ -796,7 +796,9 @@ def _launch(
                 launch.pid = new_pid
                 launch.pidfd = OwnedFd(_sc.pidfd_open(new_pid))
             elif tag == _child.ERROR:
-                exc = _child_error(payload, launch.pid)
+                exc = _child_error(
+                    payload, launch.pid, "before the callable ran" if until else "before exec"
+                )
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(launch.pid, 0)
                 launch.pidfd.close()

@@ -1,0 +1,1020 @@
+"""Time namespace checks: TIME-01 to TIME-09 of GUARANTEES.md.
+
+Layer: conformance checks. Imports public nsprim names and the conformance
+registry only, plus ctypes bindings (full prototypes, STYLE.md 5.7) for the
+calls neither :mod:`os`, :mod:`time` nor :mod:`nsprim.syscalls` offer:
+clock_nanosleep(2), timerfd_create(2)/timerfd_settime(2), timer_create(2)
+and friends, sysinfo(2), and syscall(2) for a raw clock_gettime and futex.
+
+How a time namespace is used (time_namespaces(7)): unshare(CLONE_NEWTIME)
+leaves the caller where it is and makes ``time_for_children`` a new
+namespace; the caller writes CLOCK_MONOTONIC and CLOCK_BOOTTIME offsets to
+``/proc/self/timens_offsets``; the first process to enter (a child it forks,
+or setns(2) to ``time_for_children``) freezes them. So most checks here run
+an *unsharer* helper (``ctx.in_child(..., unshare=ctx.isolate(CLONE_NEWTIME))``)
+that writes the offsets and forks the process that looks at the clocks. In a
+negative control the unsharer gets no new time namespace: its offset write is
+refused (EACCES: the initial namespace's offsets are frozen; EPERM rootless)
+and the processes it forks see the parent's clocks, which the check's own
+expectations then reject.
+
+Clock readings are nanoseconds. A reading inside the namespace is compared
+with readings the unsharer (which stays outside) takes just before and just
+after it: ``before + offset <= inside <= after + offset`` holds exactly for a
+correct kernel, with no tolerance to tune.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
+
+from nsprim import syscalls
+from nsprim.flags import CloneFlags
+from nsprim.namespace import Namespace
+
+from ..registry import Context, Needs, Skip, check
+
+__all__: list[str] = []
+
+NEWTIME = int(CloneFlags.NEWTIME)
+NSEC = 1_000_000_000
+DAY = 86_400 * NSEC
+
+# include/uapi/linux/time.h
+CLOCK_REALTIME = 0
+CLOCK_MONOTONIC = 1
+CLOCK_MONOTONIC_RAW = 4
+CLOCK_REALTIME_COARSE = 5
+CLOCK_MONOTONIC_COARSE = 6
+CLOCK_BOOTTIME = 7
+CLOCK_BOOTTIME_ALARM = 9
+CLOCK_TAI = 11
+TIMER_ABSTIME = 1
+_CLOCK_NAMES = {
+    CLOCK_REALTIME: "CLOCK_REALTIME",
+    CLOCK_MONOTONIC: "CLOCK_MONOTONIC",
+    CLOCK_MONOTONIC_RAW: "CLOCK_MONOTONIC_RAW",
+    CLOCK_REALTIME_COARSE: "CLOCK_REALTIME_COARSE",
+    CLOCK_MONOTONIC_COARSE: "CLOCK_MONOTONIC_COARSE",
+    CLOCK_BOOTTIME: "CLOCK_BOOTTIME",
+    CLOCK_BOOTTIME_ALARM: "CLOCK_BOOTTIME_ALARM",
+    CLOCK_TAI: "CLOCK_TAI",
+}
+# include/uapi/linux/timerfd.h (TFD_CLOEXEC is O_CLOEXEC)
+TFD_TIMER_ABSTIME = 1
+# include/uapi/asm-generic/siginfo.h
+SIGEV_SIGNAL = 0
+# include/uapi/linux/futex.h
+FUTEX_WAIT_BITSET = 9
+FUTEX_PRIVATE_FLAG = 128
+FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
+
+# syscall(2) numbers for the two raw calls, per architecture (arch/*/include/uapi,
+# asm-generic/unistd.h for aarch64 and riscv64). An architecture missing here is
+# a SKIP, never a guessed number (STYLE.md 5.7).
+_NR: dict[str, dict[str, int]] = {
+    "x86_64": {"clock_gettime": 228, "futex": 202},
+    "aarch64": {"clock_gettime": 113, "futex": 98},
+    "riscv64": {"clock_gettime": 113, "futex": 98},
+}
+
+# The offsets the checks write: days, so that a missing offset can never pass for
+# jitter, with nanoseconds, so that the nanosecond field is exercised too.
+OFFSET_MONOTONIC = 10 * DAY + 123_456_789
+OFFSET_BOOTTIME = 9 * DAY + 987_654_321
+_OFFSETS_FILE = "/proc/self/timens_offsets"
+
+
+# --- ctypes bindings -------------------------------------------------------------------
+
+
+class _Timespec(ctypes.Structure):
+    """struct timespec (time_t and long, as glibc declares them for this ABI)."""
+
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    """struct itimerspec."""
+
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class _Sigevent(ctypes.Structure):
+    """struct sigevent: sigval, signo, notify, padding to 64 bytes (glibc sigevent_t.h)."""
+
+    _fields_ = [
+        ("sigev_value", ctypes.c_void_p),
+        ("sigev_signo", ctypes.c_int),
+        ("sigev_notify", ctypes.c_int),
+        ("_pad", ctypes.c_int * ((64 - ctypes.sizeof(ctypes.c_void_p) - 8) // 4)),
+    ]
+
+
+class _Sysinfo(ctypes.Structure):
+    """struct sysinfo (linux/sysinfo.h)."""
+
+    _fields_ = [
+        ("uptime", ctypes.c_long),
+        ("loads", ctypes.c_ulong * 3),
+        ("totalram", ctypes.c_ulong),
+        ("freeram", ctypes.c_ulong),
+        ("sharedram", ctypes.c_ulong),
+        ("bufferram", ctypes.c_ulong),
+        ("totalswap", ctypes.c_ulong),
+        ("freeswap", ctypes.c_ulong),
+        ("procs", ctypes.c_ushort),
+        ("pad", ctypes.c_ushort),
+        ("totalhigh", ctypes.c_ulong),
+        ("freehigh", ctypes.c_ulong),
+        ("mem_unit", ctypes.c_uint),
+        ("_f", ctypes.c_char * (20 - 2 * ctypes.sizeof(ctypes.c_long) - 4)),
+    ]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _proto(lib: ctypes.CDLL, name: str, restype: Any, *argtypes: Any) -> Any:
+    # lib[name] makes a fresh function object, so one symbol (syscall) can carry
+    # several prototypes.
+    fn = lib[name]
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+    return fn
+
+
+def _librt() -> Optional[ctypes.CDLL]:
+    # POSIX timers moved from librt into libc in glibc 2.34.
+    if hasattr(_libc, "timer_create"):
+        return _libc
+    try:
+        return ctypes.CDLL("librt.so.1", use_errno=True)
+    except OSError:
+        return None
+
+
+_TS = ctypes.POINTER(_Timespec)
+_ITS = ctypes.POINTER(_Itimerspec)
+_clock_nanosleep = _proto(
+    _libc, "clock_nanosleep", ctypes.c_int, ctypes.c_int, ctypes.c_int, _TS, _TS
+)
+_timerfd_create = _proto(_libc, "timerfd_create", ctypes.c_int, ctypes.c_int, ctypes.c_int)
+_timerfd_settime = _proto(
+    _libc, "timerfd_settime", ctypes.c_int, ctypes.c_int, ctypes.c_int, _ITS, _ITS
+)
+_sysinfo = _proto(_libc, "sysinfo", ctypes.c_int, ctypes.POINTER(_Sysinfo))
+# syscall(2) is variadic and reads every argument as a long: pass longs and pointers only.
+_syscall_clock_gettime = _proto(
+    _libc, "syscall", ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_void_p
+)
+_syscall_futex = _proto(
+    _libc,
+    "syscall",
+    ctypes.c_long,
+    ctypes.c_long,
+    ctypes.c_void_p,
+    ctypes.c_long,
+    ctypes.c_long,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_long,
+)
+_rt = _librt()
+if _rt is not None:
+    _timer_create = _proto(
+        _rt,
+        "timer_create",
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.POINTER(_Sigevent),
+        ctypes.POINTER(ctypes.c_void_p),
+    )
+    _timer_settime = _proto(
+        _rt, "timer_settime", ctypes.c_int, ctypes.c_void_p, ctypes.c_int, _ITS, _ITS
+    )
+    _timer_delete = _proto(_rt, "timer_delete", ctypes.c_int, ctypes.c_void_p)
+
+
+def _check(ret: int, call: str) -> None:
+    if ret == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{call}: {os.strerror(err)}")
+
+
+def _nr(name: str) -> int:
+    table = _NR.get(platform.machine())
+    if table is None:
+        raise Skip(f"no syscall number for {name} on {platform.machine()} in this check's table")
+    return table[name]
+
+
+def _timespec(ns: int) -> _Timespec:
+    # Floor division keeps tv_nsec in [0, 1e9) for negative values too.
+    return _Timespec(ns // NSEC, ns % NSEC)
+
+
+def _now(clock: int) -> int:
+    """Read *clock* through glibc's clock_gettime, which the vDSO serves."""
+    return time.clock_gettime_ns(clock)
+
+
+def _now_syscall(clock: int) -> int:
+    """Read *clock* with a raw clock_gettime system call, bypassing the vDSO."""
+    ts = _Timespec()
+    _check(
+        _syscall_clock_gettime(_nr("clock_gettime"), clock, ctypes.addressof(ts)), "clock_gettime"
+    )
+    return int(ts.tv_sec) * NSEC + int(ts.tv_nsec)
+
+
+def _sample(clocks: Sequence[int]) -> dict[int, Optional[int]]:
+    """Read each clock; None for a clock this machine lacks (EINVAL).
+
+    CLOCK_BOOTTIME_ALARM needs an RTC device (alarmtimer); without one, the
+    kernel answers EINVAL, as the selftests' check_skip() expects.
+    """
+    out: dict[int, Optional[int]] = {}
+    for clock in clocks:
+        try:
+            out[clock] = _now(clock)
+        except OSError as err:
+            if err.errno != errno.EINVAL:
+                raise
+            out[clock] = None
+    return out
+
+
+def _errname(err: OSError) -> str:
+    return errno.errorcode.get(err.errno or 0, str(err.errno))
+
+
+def _attempt(fn: Callable[..., object], *args: object) -> str:
+    """Call ``fn(*args)``; return ``"ok"`` or the errno name it failed with."""
+    try:
+        fn(*args)
+    except OSError as err:
+        return _errname(err)
+    return "ok"
+
+
+def _record(clock: int, offset: int) -> str:
+    """One timens_offsets line: ``"<clockid> <seconds> <nanoseconds>"``."""
+    ts = _timespec(offset)
+    return f"{clock} {ts.tv_sec} {ts.tv_nsec}"
+
+
+def _write_offsets(records: str) -> str:
+    """Write *records* to /proc/self/timens_offsets in one write(2); ``"ok"`` or the errno name."""
+    try:
+        fd = os.open(_OFFSETS_FILE, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, records.encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        return _errname(err)
+    return "ok"
+
+
+def _read_offsets() -> dict[str, tuple[int, int]]:
+    """Parse /proc/self/timens_offsets: ``{"monotonic": (seconds, nanoseconds), ...}``."""
+    with open(_OFFSETS_FILE) as f:
+        rows = [line.split() for line in f if line.strip()]
+    return {name: (int(sec), int(nsec)) for name, sec, nsec in rows}
+
+
+def _time_ns(path: str) -> tuple[int, int]:
+    """Return the (st_dev, st_ino) identity of the time namespace at *path*."""
+    ns = Namespace.from_path(path)
+    return (ns.dev, ns.ino)
+
+
+def _fmt(ns: int) -> str:
+    sign = "-" if ns < 0 else "+"
+    return f"{sign}{abs(ns) / NSEC:.9f} s"
+
+
+# --- the unsharer and its observations --------------------------------------------------
+
+
+def _observe(
+    ctx: Context, records: str, clocks: Sequence[int], probe: Callable[[], Any]
+) -> dict[str, Any]:
+    """In the unsharer: write *records*, then sample its own *clocks* around a child's *probe*."""
+    write = _write_offsets(records)
+    before = _sample(clocks)
+    inside = ctx.in_child(probe)
+    after = _sample(clocks)
+    return {"write": write, "before": before, "inside": inside, "after": after}
+
+
+def _observe_in_new_ns(
+    ctx: Context, clocks: Sequence[int], probe: Callable[[], Any]
+) -> dict[str, Any]:
+    """Run :func:`_observe` in an unsharer (both standard offsets) and check it stayed outside."""
+    records = "\n".join(
+        (_record(CLOCK_MONOTONIC, OFFSET_MONOTONIC), _record(CLOCK_BOOTTIME, OFFSET_BOOTTIME))
+    )
+    outer_before = _sample(clocks)
+    seen: dict[str, Any] = ctx.in_child(
+        _observe, ctx, records, clocks, probe, unshare=ctx.isolate(NEWTIME)
+    )
+    outer_after = _sample(clocks)
+    for clock in clocks:
+        if seen["before"][clock] is None:
+            continue
+        window = (outer_before[clock], outer_after[clock])
+        got = (seen["before"][clock], seen["after"][clock])
+        ctx.expect(
+            window[0] <= got[0] <= got[1] <= window[1],
+            f"{_CLOCK_NAMES[clock]} of the process that unshared CLONE_NEWTIME is the parent's",
+            f"within {window}",
+            got,
+        )
+    return seen
+
+
+def _expect_shift(
+    ctx: Context, seen: dict[str, Any], clock: int, inside: Optional[int], offset: int, what: str
+) -> None:
+    """Expect *inside* to be the unsharer's *clock* reading shifted by *offset*."""
+    low, high = seen["before"][clock], seen["after"][clock]
+    if low is None or inside is None:
+        return  # a clock this machine lacks; _sample documents when
+    window = (low + offset, high + offset)
+    ctx.expect(
+        window[0] <= inside <= window[1],
+        f"{what} in the new time namespace is the parent's {_fmt(offset)} "
+        f"(timens_offsets write: {seen['write']})",
+        f"within {window}",
+        inside,
+    )
+
+
+_MONOTONIC_OFFSETS = {
+    CLOCK_MONOTONIC: OFFSET_MONOTONIC,
+    CLOCK_MONOTONIC_COARSE: OFFSET_MONOTONIC,
+    CLOCK_MONOTONIC_RAW: OFFSET_MONOTONIC,
+}
+_BOOTTIME_OFFSETS = {CLOCK_BOOTTIME: OFFSET_BOOTTIME, CLOCK_BOOTTIME_ALARM: OFFSET_BOOTTIME}
+_REALTIME_CLOCKS = (CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI)
+
+_NEEDS = Needs(min_kernel=(5, 6), kconfig=("TIME_NS",))
+_ANCHOR = "time_namespaces(7)"
+
+
+# --- TIME-01 ------------------------------------------------------------------------------
+
+
+def _unsharer_namespaces(ctx: Context) -> dict[str, tuple[int, int]]:
+    return {
+        "time": _time_ns("/proc/self/ns/time"),
+        "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+        "child's time": ctx.in_child(_time_ns, "/proc/self/ns/time"),
+    }
+
+
+@check(
+    "time.caller_not_moved",
+    catalogue="TIME-01",
+    level="MUST",
+    anchors=(_ANCHOR, "selftest timens/timens.c"),
+    needs=_NEEDS,
+    timeout=5.0,
+)
+def caller_not_moved(ctx: Context) -> None:
+    """unshare(CLONE_NEWTIME) changes /proc/self/ns/time_for_children but not /proc/self/ns/time.
+
+    A helper unshares CLONE_NEWTIME: its ``time`` link must still name the
+    parent's namespace, its ``time_for_children`` a new one, and a child it
+    forks must be in that new one (nsfs (st_dev, st_ino) identities).
+    Control: the helper does not unshare, so ``time_for_children`` stays the
+    parent's.
+    """
+    mine = {
+        "time": _time_ns("/proc/self/ns/time"),
+        "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+    }
+    seen = ctx.in_child(_unsharer_namespaces, ctx, unshare=ctx.isolate(NEWTIME))
+    ctx.expect_equal(seen["time"], mine["time"], "the unsharer's own time namespace")
+    ctx.expect(
+        seen["time_for_children"] != mine["time_for_children"],
+        "the unsharer's time_for_children is a new namespace",
+        f"not {mine['time_for_children']}",
+        seen["time_for_children"],
+    )
+    ctx.expect_equal(
+        seen["child's time"],
+        seen["time_for_children"],
+        "time namespace of a child forked after the unshare",
+    )
+
+
+# --- TIME-02 ------------------------------------------------------------------------------
+
+
+def _monotonic_clocks() -> dict[int, Optional[int]]:
+    return _sample(tuple(_MONOTONIC_OFFSETS))
+
+
+@check(
+    "time.monotonic_offset",
+    catalogue="TIME-02",
+    level="MUST",
+    anchors=(_ANCHOR, "selftest timens/timens.c", "LTP clock_gettime03"),
+    needs=_NEEDS,
+    timeout=5.0,
+)
+def monotonic_offset(ctx: Context) -> None:
+    """With a MONOTONIC offset, a child's CLOCK_MONOTONIC, _COARSE and _RAW are the parent's + it.
+
+    A helper unshares CLONE_NEWTIME, writes a 10-day (plus nanoseconds)
+    CLOCK_MONOTONIC offset and forks a child that reads the three monotonic
+    clocks; each must lie between the helper's own readings taken just before
+    and after, shifted by exactly the offset. The helper's readings must lie
+    between the check's, unshifted (the parent's clocks are unchanged).
+    Control: the helper does not unshare, so no offset applies.
+    """
+    seen = _observe_in_new_ns(ctx, tuple(_MONOTONIC_OFFSETS), _monotonic_clocks)
+    for clock, offset in _MONOTONIC_OFFSETS.items():
+        _expect_shift(ctx, seen, clock, seen["inside"][clock], offset, _CLOCK_NAMES[clock])
+
+
+# --- TIME-03 ------------------------------------------------------------------------------
+
+
+def _uptime_centiseconds() -> int:
+    with open("/proc/uptime") as f:
+        sec, _, cs = f.read().split()[0].partition(".")
+    return int(sec) * 100 + int(cs)
+
+
+def _btime() -> int:
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("btime "):
+                return int(line.split()[1])
+    raise LookupError("no btime line in /proc/stat")
+
+
+def _boot_views() -> dict[str, Any]:
+    """Read CLOCK_BOOTTIME around /proc/uptime, sysinfo(2) and /proc/stat btime."""
+    first = _now(CLOCK_BOOTTIME)
+    alarm = _sample((CLOCK_BOOTTIME_ALARM,))[CLOCK_BOOTTIME_ALARM]
+    uptime_cs = _uptime_centiseconds()
+    info = _Sysinfo()
+    _check(_sysinfo(ctypes.byref(info)), "sysinfo")
+    btime = _btime()
+    last = _now(CLOCK_BOOTTIME)
+    return {
+        "boottime": first,
+        "alarm": alarm,
+        "uptime_cs": uptime_cs,
+        "sysinfo": int(info.uptime),
+        "btime": btime,
+        "boottime after": last,
+    }
+
+
+def _ceil_seconds(ns: int) -> int:
+    return -(-ns // NSEC)
+
+
+@check(
+    "time.boottime_offset",
+    catalogue="TIME-03",
+    level="MUST",
+    anchors=(_ANCHOR, "LTP sysinfo03", "selftest timens/procfs.c"),
+    needs=_NEEDS,
+    timeout=5.0,
+)
+def boottime_offset(ctx: Context) -> None:
+    """CLOCK_BOOTTIME (and _ALARM), /proc/uptime and sysinfo().uptime include the BOOTTIME offset.
+
+    A helper unshares CLONE_NEWTIME, writes a 9-day CLOCK_BOOTTIME offset
+    and forks a child. The child's CLOCK_BOOTTIME (and CLOCK_BOOTTIME_ALARM,
+    where an RTC makes that clock exist) must be the helper's shifted by the
+    offset; its /proc/uptime (truncated to centiseconds) and sysinfo(2)
+    uptime (rounded up to seconds) must agree with its own boottime read
+    around them; its /proc/stat btime must move back by the offset (within a
+    second: btime is whole seconds of realtime minus boottime). Control: the
+    helper does not unshare.
+    """
+    host_btime = _btime()
+    seen = _observe_in_new_ns(ctx, (CLOCK_BOOTTIME, CLOCK_BOOTTIME_ALARM), _boot_views)
+    inside = seen["inside"]
+    _expect_shift(ctx, seen, CLOCK_BOOTTIME, inside["boottime"], OFFSET_BOOTTIME, "CLOCK_BOOTTIME")
+    _expect_shift(
+        ctx, seen, CLOCK_BOOTTIME_ALARM, inside["alarm"], OFFSET_BOOTTIME, "CLOCK_BOOTTIME_ALARM"
+    )
+    window = (inside["boottime"] // 10_000_000, inside["boottime after"] // 10_000_000)
+    ctx.expect(
+        window[0] <= inside["uptime_cs"] <= window[1],
+        "/proc/uptime (centiseconds) agrees with CLOCK_BOOTTIME in the namespace",
+        f"within {window}",
+        inside["uptime_cs"],
+    )
+    window = (_ceil_seconds(inside["boottime"]), _ceil_seconds(inside["boottime after"]))
+    ctx.expect(
+        window[0] <= inside["sysinfo"] <= window[1],
+        "sysinfo(2) uptime (seconds, rounded up) agrees with CLOCK_BOOTTIME in the namespace",
+        f"within {window}",
+        inside["sysinfo"],
+    )
+    shift = host_btime - inside["btime"]
+    whole = OFFSET_BOOTTIME // NSEC
+    ctx.expect(
+        whole - 1 <= shift <= whole + 1,
+        "/proc/stat btime in the namespace is the parent's minus the offset",
+        f"{whole} +- 1",
+        shift,
+    )
+
+
+# --- TIME-04 ------------------------------------------------------------------------------
+
+
+def _realtime_and_monotonic() -> dict[int, Optional[int]]:
+    return _sample((CLOCK_MONOTONIC, *_REALTIME_CLOCKS))
+
+
+@check(
+    "time.realtime_global",
+    catalogue="TIME-04",
+    level="MUST",
+    anchors=(_ANCHOR,),
+    needs=_NEEDS,
+    timeout=5.0,
+)
+def realtime_global(ctx: Context) -> None:
+    """CLOCK_REALTIME is not virtualized: it reads the same inside a time namespace and outside.
+
+    A helper unshares CLONE_NEWTIME, writes the standard offsets and forks a
+    child. The child's CLOCK_MONOTONIC must show the offset (the namespace is
+    in effect), while its CLOCK_REALTIME, CLOCK_REALTIME_COARSE and CLOCK_TAI
+    lie between the helper's own readings of the same clocks, unshifted.
+    Control: the helper does not unshare, so the child is not in a time
+    namespace with offsets and the first expectation fails.
+    """
+    seen = _observe_in_new_ns(ctx, (CLOCK_MONOTONIC, *_REALTIME_CLOCKS), _realtime_and_monotonic)
+    inside = seen["inside"]
+    _expect_shift(
+        ctx, seen, CLOCK_MONOTONIC, inside[CLOCK_MONOTONIC], OFFSET_MONOTONIC, "CLOCK_MONOTONIC"
+    )
+    for clock in _REALTIME_CLOCKS:
+        _expect_shift(ctx, seen, clock, inside[clock], 0, _CLOCK_NAMES[clock])
+
+
+# --- TIME-05 ------------------------------------------------------------------------------
+
+
+def _offsets_lifecycle(ctx: Context, entry: str, enter: bool) -> dict[str, Any]:
+    """In the unsharer: write twice, let the first process enter (by *entry*), write again."""
+    steps: dict[str, Any] = {
+        "first write": _write_offsets(_record(CLOCK_MONOTONIC, 100 * NSEC)),
+        "second write": _write_offsets(
+            f"{_record(CLOCK_MONOTONIC, OFFSET_MONOTONIC)}\n"
+            f"{_record(CLOCK_BOOTTIME, OFFSET_BOOTTIME)}"
+        ),
+    }
+    steps["offsets"] = _read_offsets()
+    if enter:
+        if entry == "fork":
+            ctx.in_child(_now, CLOCK_MONOTONIC)  # a child is the first process in the namespace
+        else:
+            fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                syscalls.setns(fd, NEWTIME)  # the unsharer itself enters
+            finally:
+                os.close(fd)
+    steps["write after entry"] = _write_offsets(_record(CLOCK_MONOTONIC, 200 * NSEC))
+    steps["offsets after"] = _read_offsets()
+    return steps
+
+
+@check(
+    "time.offsets_before_entry",
+    catalogue="TIME-05",
+    level="MUST",
+    anchors=(_ANCHOR, "selftest timens/timens.c"),
+    needs=_NEEDS,
+    timeout=5.0,
+)
+def offsets_before_entry(ctx: Context) -> None:
+    """timens_offsets can be written repeatedly until the first process enters, then EACCES.
+
+    For each way in (a forked child, or setns(2) to ``time_for_children`` by
+    the unsharer itself), a helper unshares CLONE_NEWTIME and writes offsets
+    twice: both writes succeed and the file shows the second. Once a process
+    has entered, a third write fails with EACCES and the offsets stay as
+    they were. Control: no process enters (the precondition is removed), so
+    the third write succeeds.
+    """
+    second = {
+        "monotonic": (OFFSET_MONOTONIC // NSEC, OFFSET_MONOTONIC % NSEC),
+        "boottime": (OFFSET_BOOTTIME // NSEC, OFFSET_BOOTTIME % NSEC),
+    }
+    for entry in ("fork", "setns"):
+        steps = ctx.in_child(_offsets_lifecycle, ctx, entry, not ctx.control, unshare=NEWTIME)
+        ctx.expect_equal(steps["first write"], "ok", f"first timens_offsets write ({entry})")
+        ctx.expect_equal(steps["second write"], "ok", f"second timens_offsets write ({entry})")
+        ctx.expect_equal(steps["offsets"], second, f"timens_offsets after two writes ({entry})")
+        ctx.expect_equal(
+            steps["write after entry"],
+            "EACCES",
+            f"timens_offsets write after the first process entered by {entry}",
+        )
+        ctx.expect_equal(
+            steps["offsets after"], second, f"timens_offsets after the refused write ({entry})"
+        )
+
+
+# --- TIME-06 ------------------------------------------------------------------------------
+
+_M, _B = CLOCK_MONOTONIC, CLOCK_BOOTTIME
+# (what, malformed records, errno, the nearest well-formed records): the cases of
+# LTP timens01 plus the nanosecond boundary and a clock the kernel does not offset.
+# The negative control writes the well-formed twin instead, so each write succeeds.
+_BAD_OFFSETS = (
+    ("garbage", "not an offset", "EINVAL", f"{_M} 10 0"),
+    ("missing nanoseconds", f"{_M} 10", "EINVAL", f"{_M} 10 0"),
+    ("negative nanoseconds", f"{_M} 10 -10", "EINVAL", f"{_M} 10 10"),
+    ("nanoseconds = 1e9", f"{_M} 10 1000000000", "EINVAL", f"{_M} 10 999999999"),
+    ("nanoseconds > 1e9", f"{_M} 10 1000000001", "EINVAL", f"{_M} 11 1"),
+    ("CLOCK_REALTIME", f"{CLOCK_REALTIME} 10 0", "EINVAL", f"{_M} 10 0"),
+    ("CLOCK_MONOTONIC_RAW", f"{CLOCK_MONOTONIC_RAW} 10 0", "EINVAL", f"{_M} 10 0"),
+    ("a bad second line", f"{_M} 10 0\na", "EINVAL", f"{_M} 10 0\n{_B} 10 0"),
+    ("monotonic overflow", f"{_M} 9223372036 0", "ERANGE", f"{_M} 86400 0"),
+    ("monotonic underflow", f"{_M} -9223372036 0", "ERANGE", f"{_M} -1 0"),
+    ("boottime overflow", f"{_B} 9223372036 0", "ERANGE", f"{_B} 86400 0"),
+)
+
+
+def _write_each(records: Sequence[str]) -> tuple[list[str], dict[str, tuple[int, int]]]:
+    """Write each of *records* on its own; return the results and the offsets left."""
+    return [_write_offsets(r) for r in records], _read_offsets()
+
+
+@check(
+    "time.offset_validation",
+    catalogue="TIME-06",
+    level="MUST",
+    anchors=("LTP timens01", _ANCHOR),
+    needs=_NEEDS,
+    timeout=5.0,
+)
+def offset_validation(ctx: Context) -> None:
+    """Malformed timens_offsets records, bad nsec or clock give EINVAL, overflowing offsets ERANGE.
+
+    A helper unshares CLONE_NEWTIME and writes each bad record of the table
+    (LTP timens01's cases, the 1e9 boundary, CLOCK_MONOTONIC_RAW, both
+    overflow directions, and CLOCK_BOOTTIME overflow) to
+    /proc/self/timens_offsets; each write must fail with its errno and leave
+    the offsets at zero. Control: the helper writes each case's nearest
+    well-formed twin instead (the precondition, malformedness, is removed),
+    so the writes succeed.
+    """
+    records = [good if ctx.control else bad for _, bad, _, good in _BAD_OFFSETS]
+    results, left = ctx.in_child(_write_each, records, unshare=NEWTIME)
+    for (what, bad, want, _), got in zip(_BAD_OFFSETS, results):
+        ctx.expect_equal(got, want, f"timens_offsets write of {what} ({bad!r})")
+    ctx.expect_equal(
+        left, {"monotonic": (0, 0), "boottime": (0, 0)}, "offsets after the refused writes"
+    )
+
+
+# --- TIME-07 ------------------------------------------------------------------------------
+
+_SLEEP_NS = 300_000_000  # how far ahead (in the namespace's time) every timer is armed
+_WAIT_TIMEOUT = 5.0
+
+
+def _wait_clock_nanosleep(clock: int, target: int) -> int:
+    ts = _timespec(target)
+    while True:
+        ret = _clock_nanosleep(clock, TIMER_ABSTIME, ctypes.byref(ts), None)
+        if ret != errno.EINTR:
+            break
+    if ret:
+        raise OSError(ret, f"clock_nanosleep: {os.strerror(ret)}")
+    return 0
+
+
+def _wait_timerfd(clock: int, target: int) -> int:
+    fd = _timerfd_create(clock, os.O_CLOEXEC)
+    _check(fd, "timerfd_create")
+    try:
+        spec = _Itimerspec(_Timespec(0, 0), _timespec(target))
+        _check(_timerfd_settime(fd, TFD_TIMER_ABSTIME, ctypes.byref(spec), None), "timerfd_settime")
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(_WAIT_TIMEOUT * 1000):
+            raise TimeoutError(f"the timerfd did not expire within {_WAIT_TIMEOUT} s")
+        return int.from_bytes(os.read(fd, 8), sys.byteorder)  # expirations
+    finally:
+        os.close(fd)
+
+
+def _wait_posix_timer(clock: int, target: int) -> int:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    event = _Sigevent()
+    event.sigev_notify = SIGEV_SIGNAL
+    event.sigev_signo = signal.SIGUSR1
+    timer = ctypes.c_void_p()
+    _check(_timer_create(clock, ctypes.byref(event), ctypes.byref(timer)), "timer_create")
+    try:
+        spec = _Itimerspec(_Timespec(0, 0), _timespec(target))
+        _check(_timer_settime(timer, TIMER_ABSTIME, ctypes.byref(spec), None), "timer_settime")
+        info = signal.sigtimedwait({signal.SIGUSR1}, _WAIT_TIMEOUT)
+        if info is None:
+            raise TimeoutError(f"the POSIX timer did not fire within {_WAIT_TIMEOUT} s")
+        return int(info.si_signo)
+    finally:
+        _timer_delete(timer)
+
+
+def _wait_futex(clock: int, target: int) -> int:
+    # FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout (no FUTEX_CLOCK_REALTIME).
+    word = ctypes.c_uint32(0)
+    ts = _timespec(target)
+    op = FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG
+    while True:
+        ret = _syscall_futex(
+            _nr("futex"),
+            ctypes.addressof(word),
+            op,
+            0,
+            ctypes.addressof(ts),
+            None,
+            FUTEX_BITSET_MATCH_ANY,
+        )
+        err = ctypes.get_errno()
+        if not (ret == -1 and err == errno.EINTR):
+            break
+    if ret != -1 or err != errno.ETIMEDOUT:
+        raise OSError(err, f"futex(FUTEX_WAIT_BITSET) returned {ret}, not ETIMEDOUT")
+    return 0
+
+
+_WAITERS: dict[str, Callable[[int, int], int]] = {
+    "clock_nanosleep(TIMER_ABSTIME)": _wait_clock_nanosleep,
+    "timerfd_settime(TFD_TIMER_ABSTIME)": _wait_timerfd,
+    "timer_settime(TIMER_ABSTIME)": _wait_posix_timer,
+    "futex(FUTEX_WAIT_BITSET)": _wait_futex,
+}
+_TIMERS = (
+    ("clock_nanosleep(TIMER_ABSTIME)", CLOCK_MONOTONIC),
+    ("clock_nanosleep(TIMER_ABSTIME)", CLOCK_BOOTTIME),
+    ("timerfd_settime(TFD_TIMER_ABSTIME)", CLOCK_MONOTONIC),
+    ("timerfd_settime(TFD_TIMER_ABSTIME)", CLOCK_BOOTTIME),
+    ("timer_settime(TIMER_ABSTIME)", CLOCK_MONOTONIC),
+    ("timer_settime(TIMER_ABSTIME)", CLOCK_BOOTTIME),
+    ("futex(FUTEX_WAIT_BITSET)", CLOCK_MONOTONIC),
+)
+
+
+def _arm_and_wait(kind: str, clock: int, target: int) -> dict[str, int]:
+    """Arm *kind* for absolute *target* on *clock* and wait; report the clock around it."""
+    armed = _now(clock)
+    detail = _WAITERS[kind](clock, target)
+    return {"armed": armed, "woke": _now(clock), "detail": detail}
+
+
+def _absolute_timers(ctx: Context) -> dict[str, Any]:
+    """In the unsharer: set offsets that put the namespace *behind*, then arm every timer.
+
+    Negative offsets make a kernel that reads an absolute time outside the
+    namespace fire at once (the target lies in the host's past) instead of
+    hanging, and so does a namespace without the offsets (the control).
+    """
+    back = min(3600 * NSEC, _now(CLOCK_MONOTONIC) // 2, _now(CLOCK_BOOTTIME) // 2)
+    back -= back % NSEC
+    if back < 2 * NSEC:
+        raise Skip("the machine booted too recently to set a negative offset of 2 s or more")
+    write = _write_offsets(f"{_record(CLOCK_MONOTONIC, -back)}\n{_record(CLOCK_BOOTTIME, -back)}")
+    start = {clock: _now(clock) for clock in (CLOCK_MONOTONIC, CLOCK_BOOTTIME)}
+    armed = []
+    for kind, clock in _TIMERS:
+        # The namespace's time for "start + _SLEEP_NS" on the host's clock.
+        target = start[clock] + _SLEEP_NS - back
+        armed.append((kind, clock, target, ctx.spawn_child(_arm_and_wait, kind, clock, target)))
+    results = [
+        (kind, clock, target, handle.recv(timeout=_WAIT_TIMEOUT))
+        for kind, clock, target, handle in armed
+    ]
+    return {"write": write, "back": back, "results": results}
+
+
+def _posix_timers_missing() -> Optional[str]:
+    return None if _rt is not None else "no timer_create in libc or librt.so.1"
+
+
+@check(
+    "time.absolute_timers",
+    catalogue="TIME-07",
+    level="MUST",
+    anchors=(
+        "LTP clock_nanosleep03",
+        "LTP timerfd04",
+        "selftest timens/clock_nanosleep.c",
+        "selftest timens/timerfd.c",
+        "selftest timens/timer.c",
+        "selftest timens/futex.c",
+    ),
+    needs=Needs(min_kernel=(5, 6), kconfig=("TIME_NS",), probes=(_posix_timers_missing,)),
+    timeout=5.0,
+)
+def absolute_timers(ctx: Context) -> None:
+    """clock_nanosleep, timerfd, POSIX timers and futex read absolute timeouts in namespace time.
+
+    A helper unshares CLONE_NEWTIME and sets negative CLOCK_MONOTONIC and
+    CLOCK_BOOTTIME offsets (the namespace runs up to an hour behind). Like
+    LTP clock_nanosleep03, it computes from its own (host) clock the
+    namespace time 300 ms ahead, and children in the namespace arm, on both
+    clocks, clock_nanosleep(TIMER_ABSTIME), timerfd_settime(TFD_TIMER_ABSTIME)
+    and timer_settime(TIMER_ABSTIME) (SIGEV_SIGNAL), and on CLOCK_MONOTONIC
+    futex(FUTEX_WAIT_BITSET) (converted since Linux 5.10, c2f7d08cccf4;
+    earlier kernels FAIL here). Each must wake at the target: not before it
+    on the namespace clock, and after sleeping at least half of the 300 ms.
+    Control: the helper does not unshare, so the targets lie in the past and
+    the timers fire at once.
+    """
+    seen = ctx.in_child(_absolute_timers, ctx, unshare=ctx.isolate(NEWTIME))
+    for kind, clock, target, result in seen["results"]:
+        what = f"{kind} on {_CLOCK_NAMES[clock]}"
+        slept = result["woke"] - result["armed"]
+        ctx.expect(
+            slept >= _SLEEP_NS // 2,
+            f"{what} slept until the namespace-time target "
+            f"(offset {_fmt(-seen['back'])}, timens_offsets write: {seen['write']})",
+            f">= {_SLEEP_NS // 2_000_000} ms",
+            f"{slept / 1e6:.1f} ms",
+        )
+        ctx.expect(
+            result["woke"] >= target, f"{what} did not wake before its target", target, result
+        )
+        ctx.expect(
+            slept <= _SLEEP_NS + NSEC, f"{what} did not oversleep", "<= 1.3 s", f"{slept / 1e6} ms"
+        )
+        if kind.startswith("timerfd"):
+            ctx.expect_equal(result["detail"], 1, f"{what} expirations read")
+
+
+# --- TIME-08 ------------------------------------------------------------------------------
+
+_VDSO_CLOCKS = {
+    CLOCK_MONOTONIC: OFFSET_MONOTONIC,
+    CLOCK_MONOTONIC_COARSE: OFFSET_MONOTONIC,
+    CLOCK_MONOTONIC_RAW: OFFSET_MONOTONIC,
+    CLOCK_BOOTTIME: OFFSET_BOOTTIME,
+    CLOCK_REALTIME: 0,
+}
+
+
+def _vdso_and_syscall() -> dict[int, tuple[int, int, int]]:
+    """Read each clock vDSO, raw syscall, vDSO again."""
+    return {clock: (_now(clock), _now_syscall(clock), _now(clock)) for clock in _VDSO_CLOCKS}
+
+
+def _vdso_mapped() -> bool:
+    with open("/proc/self/maps") as f:
+        return any(line.rstrip().endswith("[vdso]") for line in f)
+
+
+@check(
+    "time.vdso_consistency",
+    catalogue="TIME-08",
+    level="MUST",
+    anchors=("selftest timens/timens.c", "selftest vDSO/vdso_test_correctness.c"),
+    needs=_NEEDS,
+    timeout=5.0,
+)
+def vdso_consistency(ctx: Context) -> None:
+    """Inside a time namespace, vDSO and raw-syscall clock readings agree.
+
+    A helper unshares CLONE_NEWTIME, writes the standard offsets and forks a
+    child that reads CLOCK_MONOTONIC, _COARSE, _RAW, CLOCK_BOOTTIME and
+    CLOCK_REALTIME through glibc (the vDSO), then syscall(SYS_clock_gettime),
+    then the vDSO again: the syscall reading must lie between the two vDSO
+    ones, and both paths must show the namespace's offset (none for
+    REALTIME) against the helper's own readings. Control: the helper does
+    not unshare, so neither path shows an offset.
+    """
+    if not _vdso_mapped():
+        raise Skip("no [vdso] mapping in this process: nothing to compare the syscall with")
+    _nr("clock_gettime")
+    seen = _observe_in_new_ns(ctx, tuple(_VDSO_CLOCKS), _vdso_and_syscall)
+    for clock, offset in _VDSO_CLOCKS.items():
+        first, raw, last = seen["inside"][clock]
+        name = _CLOCK_NAMES[clock]
+        _expect_shift(ctx, seen, clock, first, offset, f"{name} via the vDSO")
+        _expect_shift(ctx, seen, clock, raw, offset, f"{name} via syscall(2)")
+        ctx.expect(
+            first <= raw <= last,
+            f"{name} via syscall(2) lies between two vDSO readings in the namespace",
+            f"within {(first, last)}",
+            raw,
+        )
+
+
+# --- TIME-09 ------------------------------------------------------------------------------
+
+
+def _prepare_time_ns() -> None:
+    """In a helper that unshared CLONE_NEWTIME: give its time_for_children the standard offset."""
+    result = _write_offsets(_record(CLOCK_MONOTONIC, OFFSET_MONOTONIC))
+    if result != "ok":  # setup, not the guarantee under test: an ERROR
+        err = getattr(errno, result, errno.EIO)
+        raise OSError(err, f"writing {_OFFSETS_FILE}: {os.strerror(err)}")
+
+
+def _setns_retrying(fd: int) -> str:
+    """setns(fd, CLONE_NEWTIME), retrying EUSERS for up to 0.5 s.
+
+    pthread_join returns once the thread's tid is cleared, which the kernel
+    does a moment before the thread drops its reference to the address
+    space; current_is_single_threaded() can still see it in that window.
+    """
+    deadline = time.monotonic() + 0.5
+    while True:
+        result = _attempt(syscalls.setns, fd, NEWTIME)
+        if result != "EUSERS" or time.monotonic() > deadline:
+            return result
+        time.sleep(0.002)
+
+
+def _join_time_ns(path: str, threaded: bool) -> dict[str, Any]:
+    """Try setns(2) into the time namespace at *path* with a second thread alive, then alone."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        seen: dict[str, Any] = {
+            "target": _time_ns(path),
+            "own": _time_ns("/proc/self/ns/time"),
+        }
+        stop = threading.Event()
+        worker = threading.Thread(target=stop.wait, args=(_WAIT_TIMEOUT,), daemon=True)
+        if threaded:
+            worker.start()
+        try:
+            seen["with a second thread"] = _attempt(syscalls.setns, fd, NEWTIME)
+            seen["after the refused setns"] = _time_ns("/proc/self/ns/time")
+        finally:
+            if threaded:
+                stop.set()
+                worker.join(_WAIT_TIMEOUT)
+        before = _now(CLOCK_MONOTONIC)
+        seen["single-threaded"] = _setns_retrying(fd)
+        seen["shift"] = _now(CLOCK_MONOTONIC) - before
+        seen["joined"] = _time_ns("/proc/self/ns/time")
+    finally:
+        os.close(fd)
+    return seen
+
+
+@check(
+    "time.setns_single_threaded",
+    catalogue="TIME-09",
+    level="MUST",
+    anchors=("kernel timens_install()", "selftest pidfd/pidfd_setns_test.c switch_timens"),
+    needs=_NEEDS,
+    timeout=5.0,
+)
+def setns_single_threaded(ctx: Context) -> None:
+    """setns(2) to a time namespace fails with EUSERS in a multithreaded process; alone it works.
+
+    A helper unshares CLONE_NEWTIME and sets a CLOCK_MONOTONIC offset. A
+    process opens the helper's ``time_for_children`` and, with a second
+    thread running, calls setns(2): EUSERS, and its time namespace is
+    unchanged. Once the thread is joined, setns(2) succeeds: the process is
+    in that namespace and its CLOCK_MONOTONIC jumps by the offset. Control:
+    no second thread (the precondition is removed), so the first setns(2)
+    succeeds.
+    """
+    holder = ctx.spawn_child(_prepare_time_ns, unshare=NEWTIME)
+    holder.recv()
+    seen = ctx.in_child(_join_time_ns, holder.ns_path("time_for_children"), not ctx.control)
+    ctx.expect_equal(
+        seen["with a second thread"], "EUSERS", "setns(CLONE_NEWTIME) with a second thread alive"
+    )
+    ctx.expect_equal(
+        seen["after the refused setns"], seen["own"], "time namespace after the refused setns"
+    )
+    ctx.expect_equal(seen["single-threaded"], "ok", "setns(CLONE_NEWTIME) once single-threaded")
+    ctx.expect_equal(seen["joined"], seen["target"], "time namespace after setns(2)")
+    ctx.expect(
+        OFFSET_MONOTONIC <= seen["shift"] <= OFFSET_MONOTONIC + NSEC,
+        "CLOCK_MONOTONIC jumps by the namespace's offset at setns(2)",
+        f"{_fmt(OFFSET_MONOTONIC)} (+ < 1 s)",
+        _fmt(seen["shift"]),
+    )

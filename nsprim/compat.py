@@ -23,9 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import gzip
 import json
-import multiprocessing
 import os
 import platform
 import pwd
@@ -35,7 +33,6 @@ import shutil
 import signal
 import socket
 import stat
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -384,6 +381,8 @@ def kernel_config() -> tuple[Optional[str], dict[str, str]]:
     ``"m"``, ``"n"`` for "is not set", or a string/number). ``(None, {})`` when
     neither file is readable.
     """
+    import gzip
+
     release = platform.release()
     for path in ("/proc/config.gz", f"/boot/config-{release}"):
         try:
@@ -532,6 +531,8 @@ def _system(ctx: _Ctx) -> list[Probe]:
             "nsprim uses its own ctypes bindings either way",
         )
     )
+    import multiprocessing  # here: importing it costs ~10 ms that `nsprim ls` needn't pay
+
     method = multiprocessing.get_start_method(allow_none=True)
     out.append(
         _p(
@@ -582,6 +583,8 @@ def _system(ctx: _Ctx) -> list[Probe]:
             "process: nsprim does them in a fresh child",
         )
     )
+    import subprocess
+
     for tool in ("unshare", "nsenter"):
         path = shutil.which(tool)
         if path is None:

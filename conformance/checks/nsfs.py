@@ -1,0 +1,875 @@
+"""Cross-cutting nsfs checks: NS-01 to NS-06 of GUARANTEES.md.
+
+Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``,
+``nsprim.flags``, ``nsprim.namespace``) and the conformance registry. One
+call is bound here with ctypes: setns(2) itself, for NS-05's invalid masks,
+which :func:`nsprim.syscalls.setns` rightly refuses before the kernel sees them.
+
+Namespace identity is the nsfs ``(st_dev, st_ino)`` pair plus ``NS_GET_ID``
+where the kernel has it (STYLE.md 5.8; the kernel's ``in_same_namespace()``
+in ``pidfd_setns_test.c``). Namespace types come from the one
+:class:`~nsprim.namespace.NsType` table; the checks loop over it instead of
+repeating a body per type (STYLE.md 5.12).
+
+For pid and time namespaces, unshare(2) changes only what the caller's
+*children* get, so the namespace a process "created" or "joined" of those
+types is read from ``pid_for_children``/``time_for_children``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from typing import Callable, Optional, Union
+
+from nsprim import UnsupportedError, syscalls
+from nsprim.flags import CloneFlags, MountFlags
+from nsprim.namespace import NsType
+
+from ..registry import Context, Needs, check
+
+__all__: list[str] = []
+
+NEWUSER = int(CloneFlags.NEWUSER)
+NEWNS = int(CloneFlags.NEWNS)
+NEWPID = int(CloneFlags.NEWPID)
+NEWTIME = int(CloneFlags.NEWTIME)
+NEWNET = int(CloneFlags.NEWNET)
+NEWUTS = int(CloneFlags.NEWUTS)
+NEWIPC = int(CloneFlags.NEWIPC)
+NEWCGROUP = int(CloneFlags.NEWCGROUP)
+CLONE_VM = int(CloneFlags.VM)
+
+#: A namespace's identity: nsfs (st_dev, st_ino) and NS_GET_ID (None where unsupported).
+Ident = tuple[int, int, Optional[int]]
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc_setns = _libc.setns
+_libc_setns.restype = ctypes.c_int
+_libc_setns.argtypes = [ctypes.c_int, ctypes.c_int]
+
+
+def _types() -> list[NsType]:
+    """The namespace types this kernel has (a /proc/self/ns entry each)."""
+    return [t for t in NsType if os.path.exists(f"/proc/self/ns/{t.value}")]
+
+
+def _entry(t: NsType) -> str:
+    """The /proc/PID/ns entry naming the namespace a process made or joined of type *t*."""
+    return f"{t.value}_for_children" if t in (NsType.PID, NsType.TIME) else t.value
+
+
+def _entries() -> list[str]:
+    """Every /proc/PID/ns entry this kernel has, *_for_children included."""
+    return sorted(os.listdir("/proc/self/ns"))
+
+
+def _errname(err: OSError) -> str:
+    return errno.errorcode.get(err.errno or 0, str(err.errno))
+
+
+def _attempt(fn: Callable[..., object], *args: object) -> str:
+    """Call ``fn(*args)``; return ``"ok"`` or the errno name it failed with."""
+    try:
+        fn(*args)
+    except OSError as err:
+        return _errname(err)
+    return "ok"
+
+
+def _ident_fd(fd: int) -> Ident:
+    st = os.fstat(fd)
+    try:
+        ns_id: Optional[int] = syscalls.ns_get_id(fd)
+    except UnsupportedError:
+        ns_id = None
+    return (st.st_dev, st.st_ino, ns_id)
+
+
+def _ident(path: str) -> Ident:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _ident_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _identities(pid: Union[int, str] = "self", entries: Sequence[str] = ()) -> dict[str, Ident]:
+    """Identities of *pid*'s namespaces (``"thread-self"`` for the calling thread)."""
+    base = f"/proc/{pid}/ns"
+    return {e: _ident(f"{base}/{e}") for e in (entries or _entries())}
+
+
+def _same(a: Ident, b: Ident) -> bool:
+    """Whether two identities name one namespace: same (st_dev, st_ino), same id if both have it."""
+    return a[:2] == b[:2] and (a[2] is None or b[2] is None or a[2] == b[2])
+
+
+def _distinct(a: Ident, b: Ident) -> bool:
+    """Whether two identities name different namespaces, by (st_dev, st_ino) and by id alike."""
+    return a[:2] != b[:2] and (a[2] is None or b[2] is None or a[2] != b[2])
+
+
+def _idle() -> None:
+    """Nothing: a helper that only holds its namespaces."""
+
+
+#: Write ends of pipes a helper keeps open for its lifetime (see :func:`_hold`).
+_HELD: list[int] = []
+
+
+def _hold(flags: int) -> None:
+    """Hold the namespaces this helper unshared with *flags*; start a new pid ns's init.
+
+    /proc/PID/ns/pid_for_children can't be opened before the new pid namespace
+    has a first process (ENOENT; the kernel's pidns_for_children_get()), so
+    fork one. It closes everything but a pipe that only this helper can write
+    to, and exits on EOF, that is when the helper dies.
+    """
+    if not flags & NEWPID:
+        return
+    r, w = os.pipe2(os.O_CLOEXEC)
+    if os.fork() == 0:
+        try:
+            os.closerange(3, r)
+            os.closerange(r + 1, 1 << 16)
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    os.close(r)
+    _HELD.append(w)
+
+
+def _join(path: str, nstype: int) -> dict[str, Ident]:
+    """setns(2) to the namespace at *path*; return this process's identities afterwards."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(fd, nstype)
+    finally:
+        os.close(fd)
+    return _identities()
+
+
+# -- NS-01 identity ------------------------------------------------------------
+
+
+@check(
+    "nsfs.identity",
+    catalogue="NS-01",
+    level="MUST",
+    anchors=(
+        "runtime-tools linux_ns_nopath/_path/_itype",
+        "selftest nsid_test",
+        "selftest pidfd_setns_test in_same_namespace",
+    ),
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("NAMESPACES",)),
+    timeout=5.0,
+)
+def identity(ctx: Context) -> None:
+    """A namespace is its nsfs (st_dev, st_ino): new ones differ, joined ones match, others stay.
+
+    For each namespace type this kernel has, a helper unshares that one type:
+    its namespace of that type must differ from the parent's (by (st_dev,
+    st_ino) and by NS_GET_ID where the kernel has it), while every other
+    entry of /proc/PID/ns stays identical to the parent's; a third process
+    that setns(2)es to the helper's namespace must then have exactly the
+    helper's identity. Control: the helper does not unshare, so its
+    namespace is the parent's.
+    """
+    ours = _identities()
+    for t in _types():
+        created = _entry(t)
+        flags = ctx.isolate(int(t.flag))
+        helper = ctx.spawn_child(_hold, flags, unshare=flags)
+        helper.recv()
+        theirs = _identities(helper.pid)
+        ctx.expect(
+            _distinct(theirs[created], ours[created]),
+            f"a new {t.value} namespace differs from the parent's ({created})",
+            f"not {ours[created]}",
+            theirs[created],
+        )
+        inherited = {e: v for e, v in theirs.items() if e != created}
+        ctx.expect_equal(
+            inherited,
+            {e: v for e, v in ours.items() if e != created},
+            f"the other namespaces of a process that unshared only {t.value}",
+        )
+        joined = ctx.in_child(_join, helper.ns_path(created), int(t.flag))
+        ctx.expect(
+            _same(joined[created], theirs[created]),
+            f"{created} of a process that setns(2)ed to the helper's {t.value} namespace",
+            theirs[created],
+            joined[created],
+        )
+        helper.stop()
+
+
+# -- NS-02 type-checked join ---------------------------------------------------
+
+
+def _typed_join(path: str, t: NsType, wrong: int) -> dict[str, object]:
+    """NS_GET_NSTYPE, then setns(2) with type *wrong*, then with the right type."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        seen: dict[str, object] = {"nstype": int(syscalls.ns_get_nstype(fd))}
+        seen["setns(wrong type)"] = _attempt(syscalls.setns, fd, wrong)
+        seen["setns(right type)"] = _attempt(syscalls.setns, fd, int(t.flag))
+        seen["joined"] = _same(_ident(f"/proc/self/ns/{_entry(t)}"), _ident_fd(fd))
+        return seen
+    finally:
+        os.close(fd)
+
+
+def _non_ns_calls(foreign: bool) -> dict[str, str]:
+    """ioctl(NS_GET_*) and setns(2) on a memfd and a directory (on nsfs fds when not *foreign*)."""
+    if foreign:
+        memfd = os.memfd_create("nsprim-not-a-namespace", os.MFD_CLOEXEC)
+        dirfd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    else:
+        memfd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+        dirfd = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        seen = {"setns(memfd, 0)": _attempt(syscalls.setns, memfd, 0)}
+        # ioctl_ns07: each NS_GET_* request on a non-namespace fd is ENOTTY.
+        requests: dict[str, Callable[[int], object]] = {
+            "NS_GET_USERNS": lambda fd: os.close(syscalls.ns_get_userns(fd)),
+            "NS_GET_PARENT": lambda fd: os.close(syscalls.ns_get_parent(fd)),
+            "NS_GET_NSTYPE": syscalls.ns_get_nstype,
+            "NS_GET_OWNER_UID": syscalls.ns_get_owner_uid,
+        }
+        for name, call in requests.items():
+            seen[f"{name}(directory)"] = _attempt(call, dirfd)
+        seen["NS_GET_NSTYPE(memfd)"] = _attempt(syscalls.ns_get_nstype, memfd)
+        return seen
+    finally:
+        os.close(memfd)
+        os.close(dirfd)
+
+
+@check(
+    "nsfs.typed_join",
+    catalogue="NS-02",
+    level="MUST",
+    anchors=(
+        "LTP setns01",
+        "LTP ioctl_ns07",
+        "runtime-tools linux_ns_path_type",
+        "selftest pidfd_setns_test setns_einval",
+    ),
+    needs=Needs(userns=True, min_kernel=(4, 11), kconfig=("NAMESPACES",)),
+    timeout=5.0,
+)
+def typed_join(ctx: Context) -> None:
+    """setns(2) refuses an nsfs fd of another type (EINVAL) and fds that are no namespace at all.
+
+    A helper creates one namespace of every type. For each, a process gets
+    NS_GET_NSTYPE (must be that type's CLONE_NEW* value), then setns(2) with
+    the next type's flag (EINVAL), then with the right flag (joins: same
+    identity). setns(memfd, 0) must fail with EINVAL and every NS_GET_*
+    ioctl on a directory, and NS_GET_NSTYPE on the memfd, with ENOTTY.
+    Control: the preconditions are removed (the flag matches; the fds are
+    nsfs files), so the calls succeed.
+    """
+    mismatch = not ctx.control
+    types = _types()
+    all_flags = 0
+    for t in types:
+        all_flags |= int(t.flag)
+    helper = ctx.spawn_child(_hold, all_flags, unshare=all_flags)
+    helper.recv()
+    for i, t in enumerate(types):
+        wrong = int(types[(i + 1) % len(types)].flag) if mismatch else int(t.flag)
+        seen = ctx.in_child(_typed_join, helper.ns_path(_entry(t)), t, wrong)
+        ctx.expect_equal(seen["nstype"], int(t.flag), f"NS_GET_NSTYPE of a {t.value} namespace")
+        ctx.expect_equal(
+            seen["setns(wrong type)"], "EINVAL", f"setns(2) of a {t.value} fd with another type"
+        )
+        ctx.expect_equal(seen["setns(right type)"], "ok", f"setns(2) of a {t.value} fd, its type")
+        ctx.expect(seen["joined"], f"the process is in the {t.value} namespace it joined")
+
+    seen_fds = ctx.in_child(_non_ns_calls, mismatch)
+    ctx.expect_equal(seen_fds.pop("setns(memfd, 0)"), "EINVAL", "setns(memfd, 0)")
+    ctx.expect_equal(
+        seen_fds,
+        {name: "ENOTTY" for name in seen_fds},
+        "NS_GET_* ioctls on fds that are not namespaces",
+    )
+
+
+# -- NS-03 relations -----------------------------------------------------------
+
+
+def _related(ioctl: Callable[[int], int], path: str) -> Union[Ident, str]:
+    """Apply an NS_GET_USERNS/NS_GET_PARENT *ioctl* to *path*; the result's identity or errno."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            got = ioctl(fd)
+        except OSError as err:
+            return _errname(err)
+        try:
+            return _ident_fd(got)
+        finally:
+            os.close(got)
+    finally:
+        os.close(fd)
+
+
+def _relations(hpid: int, hierarchical: Sequence[str], flat: Sequence[str]) -> dict[str, object]:
+    """Walk NS_GET_USERNS/NS_GET_PARENT from the helper's namespaces and from our own."""
+    base = f"/proc/{hpid}/ns"
+    seen: dict[str, object] = {}
+    for e in [*hierarchical, *flat]:
+        if e != "user":
+            seen[f"owner of {e}"] = _related(syscalls.ns_get_userns, f"{base}/{e}")
+    seen["owner of user"] = _related(syscalls.ns_get_userns, f"{base}/user")
+    for e in hierarchical:
+        seen[f"parent of {e}"] = _related(syscalls.ns_get_parent, f"{base}/{e}")
+    for e in flat:
+        seen[f"parent of {e}"] = _related(syscalls.ns_get_parent, f"{base}/{e}")
+    # At and above the caller's own scope (selftest nsfs/pidns.c, owner.c; LTP ioctl_ns01/04).
+    seen["parent of our pid"] = _related(syscalls.ns_get_parent, "/proc/self/ns/pid")
+    seen["parent of our user"] = _related(syscalls.ns_get_parent, "/proc/self/ns/user")
+    seen["owner of our user"] = _related(syscalls.ns_get_userns, "/proc/self/ns/user")
+    return seen
+
+
+def _owner_from_new_userns(path: str) -> str:
+    """owner.c: after unshare(CLONE_NEWUSER), a sibling's namespace's owner is out of scope."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # before: /proc/PID needs ptrace rights
+    try:
+        syscalls.unshare(NEWUSER)
+        return _attempt(lambda: os.close(syscalls.ns_get_userns(fd)))
+    finally:
+        os.close(fd)
+
+
+@check(
+    "nsfs.relations",
+    catalogue="NS-03",
+    level="MUST",
+    anchors=(
+        "selftest nsfs/owner.c",
+        "selftest nsfs/pidns.c",
+        "LTP ioctl_ns01",
+        "LTP ioctl_ns02",
+        "LTP ioctl_ns04",
+        "LTP ioctl_ns05",
+        "LTP ioctl_ns06",
+        "ioctl_ns(2)",
+    ),
+    needs=Needs(userns=True, min_kernel=(4, 9), kconfig=("NAMESPACES", "USER_NS", "PID_NS")),
+    timeout=5.0,
+)
+def relations(ctx: Context) -> None:
+    """NS_GET_USERNS returns the owning user ns; NS_GET_PARENT walks pid/user ns up to the caller.
+
+    A helper unshares a user namespace together with every other type. From
+    outside: NS_GET_USERNS of each of its namespaces must be its user
+    namespace, whose own owner (and NS_GET_PARENT) is ours; NS_GET_PARENT of
+    its pid namespace is ours; NS_GET_PARENT of a non-hierarchical namespace
+    is EINVAL; NS_GET_PARENT of our own pid and user namespaces and
+    NS_GET_USERNS of our own user namespace are EPERM (out of scope); and a
+    process in a new user namespace of its own gets EPERM for the owner of
+    the helper's UTS namespace. Control: the helper unshares nothing, so its
+    user namespace is ours and its parent is out of scope.
+    """
+    types = _types()
+    flags = 0
+    for t in types:
+        flags |= int(t.flag)
+    flags = ctx.isolate(flags)
+    helper = ctx.spawn_child(_hold, flags, unshare=flags)
+    helper.recv()
+    hierarchical = [_entry(t) for t in types if t.hierarchical]
+    flat = [_entry(t) for t in types if not t.hierarchical]
+    ours = _identities()
+    theirs = _identities(helper.pid)
+    seen = ctx.in_child(_relations, helper.pid, hierarchical, flat)
+
+    ctx.expect_equal(seen["parent of user"], ours["user"], "NS_GET_PARENT of the helper's user ns")
+    ctx.expect_equal(seen["owner of user"], ours["user"], "NS_GET_USERNS of the helper's user ns")
+    ctx.expect_equal(
+        seen["parent of pid_for_children"], ours["pid"], "NS_GET_PARENT of the helper's new pid ns"
+    )
+    for e in [*hierarchical, *flat]:
+        if e != "user":
+            ctx.expect_equal(seen[f"owner of {e}"], theirs["user"], f"NS_GET_USERNS of its {e}")
+    for e in flat:
+        ctx.expect_equal(seen[f"parent of {e}"], "EINVAL", f"NS_GET_PARENT of a {e} namespace")
+    for what in ("parent of our pid", "parent of our user", "owner of our user"):
+        ctx.expect_equal(seen[what], "EPERM", f"{what} namespace (out of the caller's scope)")
+    ctx.expect_equal(
+        ctx.in_child(_owner_from_new_userns, helper.ns_path("uts")),
+        "EPERM",
+        "NS_GET_USERNS of the helper's uts ns from a sibling user namespace",
+    )
+
+
+# -- NS-04 persistence ---------------------------------------------------------
+
+#: Types whose lifetime NS-04 follows: a synchronous and two deferred frees.
+_PERSIST_TYPES = (NsType.UTS, NsType.IPC, NsType.NET)
+_HOLDERS = ("fd", "bind mount")
+#: Seconds to wait for a released namespace to be freed (ipc and net free from a workqueue).
+_RELEASE_WAIT = 2.0
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _try_unshare(flag: int) -> str:
+    return _attempt(syscalls.unshare, flag)
+
+
+def _unshare_when_free(flag: int) -> None:
+    """unshare(2) *flag*, waiting while the previous namespace of the type is still being freed."""
+    deadline = time.monotonic() + _RELEASE_WAIT
+    while True:
+        try:
+            syscalls.unshare(flag)
+            return
+        except OSError as err:
+            if err.errno != errno.ENOSPC or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
+
+
+def _persist_one(
+    ctx: Context, t: NsType, holder: str, bind_target: str, early_release: bool
+) -> dict[str, object]:
+    """Hold one member's namespace by *holder*, let the member exit, re-enter, release."""
+    flag = int(t.flag)
+    member = ctx.spawn_child(_unshare_when_free, flag)
+    member.recv()
+    target = member.ns_path(t.value)
+    want = _ident(target)
+    fd = -1
+    if holder == "fd":
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        path = f"/proc/{os.getpid()}/fd/{fd}"
+    else:
+        syscalls.mount(target, bind_target, None, int(MountFlags.BIND))
+        path = bind_target
+
+    def release() -> None:
+        if holder == "fd":
+            os.close(fd)
+        else:
+            syscalls.umount(bind_target)
+
+    if early_release:
+        release()
+    member.stop()  # the last (only) member exits
+    seen: dict[str, object] = {"want": want}
+    try:
+        seen["re-entered"] = _same(ctx.in_child(_join, path, flag)[t.value], want)
+    except OSError as err:  # nothing to open (fd gone) or not a namespace file (EINVAL)
+        seen["re-entered"] = _errname(err)
+    # max_<type>_namespaces is 1: the held namespace still counts, so a second is refused.
+    seen["unshare while held"] = ctx.in_child(_try_unshare, flag)
+    if not early_release:
+        release()
+    deadline = time.monotonic() + _RELEASE_WAIT
+    while True:
+        seen["unshare after release"] = got = ctx.in_child(_try_unshare, flag)
+        if got == "ok" or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.01)
+
+
+def _persistence(ctx: Context, tmpdir: str, early_release: bool) -> dict[str, object]:
+    """Run NS-04 in this process, which has just unshared CLONE_NEWUSER|CLONE_NEWNS."""
+    syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+    out: dict[str, object] = {}
+    for t in _PERSIST_TYPES:
+        # Counted per owning user namespace, which is new and ours (user_namespaces(7)).
+        _write(f"/proc/sys/user/max_{t.value}_namespaces", "1")
+        for holder in _HOLDERS:
+            bind_target = os.path.join(tmpdir, f"holder-{t.value}")
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(bind_target, os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            out[f"{t.value} by {holder}"] = _persist_one(ctx, t, holder, bind_target, early_release)
+    return out
+
+
+@check(
+    "nsfs.persistence",
+    catalogue="NS-04",
+    level="MUST",
+    anchors=("util-linux unshare(1) =file", "lsns(8) -P", "selftest namespaces/siocgskns_test"),
+    needs=Needs(userns=True, min_kernel=(4, 9), kconfig=("NAMESPACES", "USER_NS")),
+    timeout=8.0,
+)
+def persistence(ctx: Context) -> None:
+    """An open nsfs fd or a bind mount of /proc/PID/ns/X keeps a memberless namespace alive.
+
+    Inside a user namespace of its own (where /proc/sys/user/max_<type>_
+    namespaces can be set to 1, so a live namespace of that type blocks the
+    next unshare), for UTS, IPC and net namespaces and for both holders: a
+    member unshares the type, the namespace is held by an fd or by a bind
+    mount, and the member exits. setns(2) through the holder must re-enter
+    the very namespace (same identity) and a second unshare must still be
+    refused (ENOSPC); after close/umount the unshare must succeed again (the
+    namespace is freed; up to 2 s for the deferred frees). Control: the
+    holder is released before the member exits, so there is nothing to
+    re-enter.
+    """
+    seen = ctx.in_child(
+        _persistence, ctx, ctx.tmpdir, ctx.control, unshare=NEWUSER | NEWNS, timeout=7.0
+    )
+    for what, one in seen.items():
+        ctx.expect_equal(one["re-entered"], True, f"{what}: setns(2) into the memberless namespace")
+        ctx.expect_equal(one["unshare while held"], "ENOSPC", f"{what}: a second ns while held")
+        ctx.expect_equal(one["unshare after release"], "ok", f"{what}: a second ns after release")
+
+
+# -- NS-05 pidfd multi-join ----------------------------------------------------
+
+
+def _switch_timens() -> None:
+    """Move the calling process into a new time namespace (selftest pidfd_setns_test)."""
+    syscalls.unshare(NEWTIME)
+    fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(fd, NEWTIME)
+    finally:
+        os.close(fd)
+
+
+def _read_within(fd: int, seconds: float) -> bytes:
+    """Read one byte from *fd* if it comes within *seconds*, else return b""."""
+    ready, _, _ = select.select([fd], [], [], seconds)
+    return os.read(fd, 1) if ready else b""
+
+
+def _start_target(flags: int, timens: bool) -> tuple[int, int, int]:
+    """clone3(2) a process into *flags*; return (pid, pidfd, the fd that keeps it waiting).
+
+    Unlike unshare(2), clone3 makes CLONE_NEWPID the child's *active* pid
+    namespace, which is what setns(pidfd, CLONE_NEWPID) joins. The child
+    moves on into a new time namespace when *timens*, reports ready, then
+    waits until that fd is closed or it is killed.
+    """
+    hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        result = syscalls.clone3(flags, pidfd=True)
+    except BaseException:
+        for fd in (hold_r, hold_w, ready_r, ready_w):
+            os.close(fd)
+        raise
+    assert isinstance(result, tuple)
+    pid, pidfd = result
+    if pid == 0:
+        code = 1
+        try:
+            os.close(hold_w)
+            os.close(ready_r)
+            if timens:
+                _switch_timens()
+            os.write(ready_w, b"1")
+            os.read(hold_r, 1)  # EOF when the check is done with us
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(hold_r)
+    os.close(ready_w)
+    try:
+        ready = _read_within(ready_r, 5.0)
+    finally:
+        os.close(ready_r)
+    if ready != b"1":
+        _stop_target(pid, pidfd, hold_w)
+        raise ChildProcessError(f"the clone3 target {pid} did not get ready")
+    return pid, pidfd, hold_w
+
+
+def _stop_target(pid: int, pidfd: int, hold_w: int) -> None:
+    """Kill the target through its pidfd and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        syscalls.pidfd_send_signal(pidfd, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(pidfd)
+    os.close(hold_w)
+
+
+#: Masks setns(pidfd, mask) must refuse with EINVAL (selftest pidfd_setns_test invalid_flags).
+_INVALID_MASKS = {
+    "0": 0,
+    "-1": -1,
+    "CLONE_VM": CLONE_VM,
+    "CLONE_NEWUSER|CLONE_VM": NEWUSER | CLONE_VM,
+}
+
+
+def _raw_setns(fd: int, nstype: int) -> str:
+    """setns(2) straight to the kernel, unvalidated; "ok" or the errno name."""
+    if _libc_setns(fd, nstype) == -1:
+        return errno.errorcode.get(ctypes.get_errno(), "?")
+    return "ok"
+
+
+def _setns_exited() -> str:
+    """setns(pidfd) to a process that has exited but is not yet reaped; "ok" or errno name."""
+    result = syscalls.clone3(NEWUSER | NEWNET, pidfd=True)
+    assert isinstance(result, tuple)
+    pid, pidfd = result
+    if pid == 0:
+        os._exit(0)
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        return _attempt(syscalls.setns, pidfd, NEWUSER | NEWNET)
+    finally:
+        os.waitpid(pid, 0)
+        os.close(pidfd)
+
+
+def _pidfd_joins(target: int, mask: int) -> dict[str, object]:
+    """In a fresh process: invalid masks, ESRCH from an exited process, then the real join."""
+    pidfd = syscalls.pidfd_open(target)
+    try:
+        seen: dict[str, object] = {
+            "invalid": {name: _raw_setns(pidfd, m) for name, m in _INVALID_MASKS.items()}
+        }
+        seen["before"] = before = _identities()
+        seen["exited"] = _setns_exited()
+        seen["unchanged after ESRCH"] = _identities() == before
+        seen["join"] = _attempt(syscalls.setns, pidfd, mask)
+        seen["after"] = _identities()
+        return seen
+    finally:
+        os.close(pidfd)
+
+
+def _partial_join(target: int, mask: int) -> dict[str, object]:
+    """With a second thread alive, setns(pidfd, mask) whose last type, time, must be refused."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, args=(5.0,))
+    other.start()
+    pidfd = syscalls.pidfd_open(target)
+    try:
+        before = _identities("thread-self")
+        result = _attempt(syscalls.setns, pidfd, mask)
+        return {"result": result, "unchanged": _identities("thread-self") == before}
+    finally:
+        os.close(pidfd)
+        stop.set()
+        other.join()
+
+
+def _joined_entry(t: NsType) -> str:
+    # Joining a pid namespace changes only pid_for_children; time changes both entries.
+    return "pid_for_children" if t is NsType.PID else t.value
+
+
+@check(
+    "nsfs.pidfd_multi_join",
+    catalogue="NS-05",
+    level="MUST",
+    anchors=("selftest pidfd_setns_test", "setns(2)", "CPython os.setns", "rustix setns"),
+    needs=Needs(userns=True, min_kernel=(5, 8), kconfig=("NAMESPACES", "USER_NS", "PID_NS")),
+    timeout=5.0,
+)
+def pidfd_multi_join(ctx: Context) -> None:
+    """setns(pidfd, mask) joins every listed namespace of the target at once, or none.
+
+    A target is clone3(2)d into new user, mount, cgroup, IPC, UTS, pid and
+    net namespaces and moves itself into a new time namespace. A fresh
+    process must get EINVAL for the masks 0, -1, CLONE_VM and
+    CLONE_NEWUSER|CLONE_VM, ESRCH for a pidfd of an exited (unreaped)
+    process with nothing changed, and then join all of the target's
+    namespaces with one setns(pidfd, all types): each must differ from where
+    it started and equal the target's (its own pid namespace stays, as
+    pid_for_children moves). Where time namespaces exist, a process with a
+    second thread asking for UTS, IPC, net, cgroup and time must get EUSERS
+    (time is validated last) with none of the others joined. Control: the
+    target is made without new namespaces, so joining changes nothing.
+    """
+    types = _types()
+    mask = 0
+    for t in types:
+        mask |= int(t.flag)
+    flags = ctx.isolate(mask & ~NEWTIME)
+    timens = NsType.TIME in types and bool(ctx.isolate(NEWTIME))
+    pid, pidfd, hold = _start_target(flags, timens)
+    ctx.defer(_stop_target, pid, pidfd, hold)
+    target = _identities(pid)
+
+    seen = ctx.in_child(_pidfd_joins, pid, mask)
+    ctx.expect_equal(
+        seen["invalid"], {name: "EINVAL" for name in _INVALID_MASKS}, "setns(pidfd, bad mask)"
+    )
+    ctx.expect_equal(seen["exited"], "ESRCH", "setns(pidfd of an exited process)")
+    ctx.expect(
+        seen["unchanged after ESRCH"], "no namespace changed by the ESRCH setns", True, False
+    )
+    before, after = seen["before"], seen["after"]
+    for t in types:
+        e = _joined_entry(t)
+        ctx.expect(
+            _distinct(before[e], target[t.value]),
+            f"the target's {t.value} namespace differs from the joiner's ({e})",
+            f"not {before[e]}",
+            target[t.value],
+        )
+    ctx.expect_equal(seen["join"], "ok", "setns(pidfd, every type)")
+    for t in types:
+        e = _joined_entry(t)
+        ctx.expect(
+            _same(after[e], target[t.value]),
+            f"{e} after setns(pidfd, every type) is the target's {t.value} namespace",
+            target[t.value],
+            after[e],
+        )
+    ctx.expect_equal(after["pid"], before["pid"], "the joiner's own pid namespace")
+
+    if NsType.TIME in types:
+        partial = NEWUTS | NEWIPC | NEWNET | NEWCGROUP | NEWTIME
+        seen = ctx.in_child(_partial_join, pid, partial)
+        ctx.expect_equal(seen["result"], "EUSERS", "multithreaded setns(pidfd, ...|CLONE_NEWTIME)")
+        ctx.expect(seen["unchanged"], "no namespace joined by the refused setns", True, False)
+
+
+# -- NS-06 thread scope --------------------------------------------------------
+
+_THREAD_TYPES = (NsType.NET, NsType.UTS, NsType.IPC, NsType.CGROUP)
+
+
+def _run(fn: Callable[[], None], threaded: bool) -> None:
+    """Run *fn* in a new thread and wait for it, or in the calling thread."""
+    if not threaded:
+        fn()
+        return
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    th = threading.Thread(target=body)
+    th.start()
+    th.join(5.0)
+    if th.is_alive():
+        raise TimeoutError("a helper thread did not finish within 5 s")
+    if errors:
+        raise errors[0]
+
+
+def _thread_scope(threaded: bool) -> dict[str, object]:
+    """One thread unshares, another setns(2)es to its namespaces; report every view."""
+    entries = [t.value for t in _THREAD_TYPES]
+    flags = 0
+    for t in _THREAD_TYPES:
+        flags |= int(t.flag)
+    seen: dict[str, object] = {"main before": _identities("thread-self", entries)}
+    fds: list[int] = []
+
+    def unsharer() -> None:
+        syscalls.unshare(flags)
+        seen["unsharer"] = _identities("thread-self", entries)
+        fds.extend(
+            os.open(f"/proc/thread-self/ns/{e}", os.O_RDONLY | os.O_CLOEXEC) for e in entries
+        )
+
+    def joiner() -> None:
+        for fd, t in zip(fds, _THREAD_TYPES):
+            syscalls.setns(fd, int(t.flag))
+        seen["joiner"] = _identities("thread-self", entries)
+
+    try:
+        _run(unsharer, threaded)
+        _run(joiner, threaded)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    seen["main after"] = _identities("thread-self", entries)
+    seen["process"] = _identities("self", entries)
+    return seen
+
+
+#: Joins refused while another thread exists, and the errno (setns(2)).
+_SINGLE_THREADED = {NsType.MNT: "EINVAL", NsType.USER: "EINVAL", NsType.TIME: "EUSERS"}
+
+
+def _refused_joins(paths: dict[str, str], threaded: bool) -> dict[str, str]:
+    """setns(2) to each of *paths* (type name → nsfs path), with a second thread if *threaded*."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, args=(5.0,))
+    if threaded:
+        other.start()
+    try:
+        seen = {}
+        for name, path in paths.items():
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                seen[name] = _attempt(syscalls.setns, fd, int(NsType(name).flag))
+            finally:
+                os.close(fd)
+        return seen
+    finally:
+        stop.set()
+        if threaded:
+            other.join()
+
+
+@check(
+    "nsfs.thread_scoped",
+    catalogue="NS-06",
+    level="MUST",
+    anchors=("setns(2)", "unshare(2)", "vishvananda/netns#1", "moby#5926", "pyroute2#697"),
+    needs=Needs(userns=True, min_kernel=(5, 6), kconfig=("NAMESPACES", "USER_NS", "TIME_NS")),
+    timeout=5.0,
+)
+def thread_scoped(ctx: Context) -> None:
+    """setns/unshare of net, uts, ipc and cgroup move only the calling thread; mnt/user/time refuse.
+
+    In a fresh process, one thread unshares net, UTS, IPC and cgroup
+    namespaces and a second setns(2)es to them: each must then differ from
+    the main thread's (read from /proc/thread-self/ns and /proc/self/ns),
+    which must be unchanged. With a second thread alive, setns(2) to a mount
+    or user namespace must fail with EINVAL and to a time namespace with
+    EUSERS. Control: everything runs in the main thread with no other
+    thread, so the main thread moves and the joins succeed.
+    """
+    threaded = not ctx.control
+    seen = ctx.in_child(_thread_scope, threaded)
+    before = seen["main before"]
+    for t in _THREAD_TYPES:
+        e = t.value
+        ctx.expect(
+            _distinct(seen["unsharer"][e], before[e]),
+            f"the unsharing thread's {e} namespace is new",
+            f"not {before[e]}",
+            seen["unsharer"][e],
+        )
+        ctx.expect(
+            _same(seen["joiner"][e], seen["unsharer"][e]),
+            f"the joining thread's {e} namespace is the one it setns(2)ed to",
+            seen["unsharer"][e],
+            seen["joiner"][e],
+        )
+    ctx.expect_equal(seen["main after"], before, "the main thread's namespaces (thread-self)")
+    ctx.expect_equal(seen["process"], before, "/proc/self/ns of the process")
+
+    targets = NEWUSER | NEWNS | NEWTIME
+    helper = ctx.spawn_child(_idle, unshare=targets)
+    helper.recv()
+    paths = {t.value: helper.ns_path(_entry(t)) for t in _SINGLE_THREADED}
+    ctx.expect_equal(
+        ctx.in_child(_refused_joins, paths, threaded),
+        {t.value: err for t, err in _SINGLE_THREADED.items()},
+        "setns(2) to mnt/user/time namespaces with a second thread alive",
+    )

@@ -109,6 +109,15 @@ def process_farm(n: int, distinct: int, timeout: float = 120.0) -> Iterator[int]
         os.waitpid(holder, 0)
 
 
+def _count(entries: list[dict[str, object]]) -> int:
+    # lsns -J nests namespaces under their lowest pid's parent's ("children").
+    n = 0
+    for e in entries:
+        kids = e.get("children")
+        n += 1 + (_count(kids) if isinstance(kids, list) else 0)
+    return n
+
+
 def _median(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -144,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     with process_farm(args.procs, args.distinct):
         found = listing.scan()
         out = subprocess.run([lsns, "-J"], capture_output=True, timeout=120, check=True).stdout
-        lsns_count = len(json.loads(out)["namespaces"])
+        lsns_count = _count(json.loads(out)["namespaces"])
         rows = {
             "lsns": _median(_command([lsns]), args.repeat),
             "lsns -J": _median(_command([lsns, "-J"]), args.repeat),

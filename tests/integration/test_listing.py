@@ -79,10 +79,20 @@ def _say(fd: int, text: str) -> None:
     os.write(fd, (text + "\n").encode())
 
 
+def _flatten(entries: list[dict[str, object]]) -> Iterator[dict[str, object]]:
+    # lsns -J nests a namespace under the one of its lowest pid's parent
+    # process ("children"); flatten to compare sets.
+    for e in entries:
+        yield e
+        kids = e.get("children")
+        if isinstance(kids, list):
+            yield from _flatten(kids)
+
+
 def _lsns() -> list[dict[str, object]]:
     assert LSNS is not None
     out = subprocess.run([LSNS, "-J"], capture_output=True, timeout=30, check=True).stdout
-    return list(json.loads(out)["namespaces"])
+    return list(_flatten(json.loads(out)["namespaces"]))
 
 
 def _ino(pid: int, t: str) -> int:

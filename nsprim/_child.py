@@ -33,11 +33,13 @@ from typing import Any, Callable, NoReturn, Optional
 from . import net as _net
 from . import syscalls as _sc
 from ._sys import consts as C
+from ._sys import libc as _libc
 from .errors import NsprimError
 
 __all__ = ["Plan", "Join", "run_exec", "run_call", "send_frame", "recv_frame", "encode_error"]
 
 _HEADER = struct.Struct("=cI")
+_PR_GET_DUMPABLE = 3  # <linux/prctl.h>
 
 #: Frame tags.
 READY = b"R"
@@ -236,12 +238,23 @@ def _early(plan: Plan, step: _Step) -> None:
 
 
 def _handshake(plan: Plan, step: _Step) -> None:
+    # A process that changed its uids (a daemon dropping root) is not
+    # dumpable, and neither is this fork of it: its /proc files then belong
+    # to root and the parent can't write the maps (proc(5), "/proc/pid").
+    # Be dumpable only while the parent writes them.
+    step.name = "prctl"
+    dumpable = _libc.check(_libc.prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0), "prctl")
+    if dumpable != 1:
+        _libc.check(_libc.prctl(C.PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl")
     step.name = "sync"
     send_frame(plan.chan, READY)
     frame = recv_frame(plan.chan)
     if frame is None or frame[0] != GO:
         # The parent gave up (it closed the channel or failed to write a map).
         os._exit(1)
+    if dumpable != 1:
+        step.name = "prctl"
+        _libc.check(_libc.prctl(C.PR_SET_DUMPABLE, dumpable, 0, 0, 0), "prctl")
 
 
 def _join(join: Join, step: _Step, chan: int) -> bool:

@@ -398,9 +398,10 @@ class _Setup:
             types.add(NsType.NET)
         if mount_proc:
             if NsType.PID not in types:
+                names = sorted(t.value for t in types)
                 raise ValueError(
                     "mount_proc=True needs 'pid' in namespaces: a fresh /proc of the "
-                    f"caller's own pid namespace isolates nothing (namespaces={sorted(t.value for t in types)})"
+                    f"caller's own pid namespace isolates nothing (namespaces={names})"
                 )
             types.add(NsType.MNT)
         if self.root is not None:

@@ -1,0 +1,547 @@
+"""spawn/run/call on the real kernel: every option's observable effect, errors, threads.
+
+Each test asserts what a person would check by hand (hostname inside and
+outside, ``getpid() == 1``, ``ipcs``, two binds of one port, ``id -u``...).
+Anything that changes the namespaces of the calling process runs in a
+forked child (``in_child``); the conftest leak guard checks that no fd,
+child, mount or host setting is left behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from forked import drop_to_nobody, in_child
+
+import nsprim.process as process
+from nsprim.errors import AccessDenied, CallError, TimeoutExpired, UnsupportedError
+from nsprim.flags import CloneFlags
+from nsprim.namespace import Namespace, NsType
+from nsprim.syscalls import unshare
+
+pytestmark = pytest.mark.needs_root
+
+PY = "/usr/bin/python3"  # the venv's python lives under /root (0700): nobody can't exec it
+
+
+# --- each option, observed ------------------------------------------------------------------
+
+
+def test_spawn_hostname_invisible_to_host() -> None:
+    host = socket.gethostname()
+    r = process.run(["hostname"], hostname="nsprim-inside", capture_output=True, check=True)
+    assert r.stdout == b"nsprim-inside\n"
+    assert socket.gethostname() == host
+
+
+def test_spawn_domainname_set_inside_only() -> None:
+    before = Path("/proc/sys/kernel/domainname").read_text()
+    r = process.run(
+        ["cat", "/proc/sys/kernel/domainname"], namespaces=["uts"], domainname="nsprim.test",
+        capture_output=True,
+    )  # fmt: skip
+    assert r.stdout == b"nsprim.test\n"
+    assert Path("/proc/sys/kernel/domainname").read_text() == before
+
+
+def _ipc_object_hidden() -> tuple[bytes, bytes]:
+    # In a throwaway outer IPC namespace, so the queue never exists on the host.
+    unshare(CloneFlags.NEWIPC)
+    subprocess.run(["ipcmk", "-Q"], check=True, capture_output=True)
+    seen = process.run(["ipcs", "-q"], capture_output=True, check=True).stdout
+    hidden = process.run(["ipcs", "-q"], namespaces=["ipc"], capture_output=True, check=True).stdout
+    return seen, hidden
+
+
+def test_spawn_ipc_objects_hidden() -> None:
+    seen, hidden = in_child(_ipc_object_hidden)
+    assert b"0x" in seen  # the control: without the namespace the queue is listed
+    assert b"0x" not in hidden
+
+
+def test_spawn_pid_is_1_and_proc_lists_only_the_namespace() -> None:
+    r = process.run(
+        ["sh", "-c", "echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '"],
+        namespaces=["pid"], mount_proc=True, capture_output=True, check=True,
+    )  # fmt: skip
+    first, listing = r.stdout.decode().splitlines()
+    assert first == "1"
+    pids = [int(p) for p in listing.split()]
+    assert pids[0] == 1 and max(pids) < 10, pids  # sh, ls, grep, sort, tr: nothing of the host
+    # The host's /proc is untouched (the mount was in the child's mount namespace).
+    assert os.path.exists(f"/proc/{os.getpid()}")
+
+
+def test_spawn_pid_without_mount_proc_still_pid1() -> None:
+    r = process.run(["sh", "-c", "echo $$"], namespaces=["pid"], capture_output=True)
+    assert r.stdout == b"1\n"
+
+
+_BIND = (
+    "import socket,sys;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,0);"
+    "s.bind(('127.0.0.1',int(sys.argv[1])));s.listen();print('bound',flush=True);sys.stdin.read()"
+)
+
+
+def test_spawn_net_same_port_bound_twice() -> None:
+    port = 47111
+    procs = [
+        process.spawn(
+            [PY, "-c", _BIND, str(port)], loopback_up=True, stdin=process.PIPE, stdout=process.PIPE
+        )
+        for _ in range(2)
+    ]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            assert p.stdout.readline() == b"bound\n"
+        # Both are listening at the same time, each in its own namespace.
+        assert all(p.poll() is None for p in procs)
+    finally:
+        for p in procs:
+            p.communicate(b"", timeout=10)
+    assert [p.returncode for p in procs] == [0, 0]
+
+
+def test_spawn_net_sees_only_loopback() -> None:
+    r = process.run([PY, "-c", "import socket;print(socket.if_nameindex())"], namespaces=["net"],
+                    capture_output=True, check=True)  # fmt: skip
+    assert r.stdout.strip() == b"[(1, 'lo')]"
+
+
+def _map_root_as_nobody() -> tuple[str, str, str]:
+    drop_to_nobody()
+    inside = process.run(["id", "-u"], map_root=True, capture_output=True, check=True).stdout
+    with process.spawn(["sleep", "30"], map_root=True) as p:
+        status = Path(f"/proc/{p.pid}/status").read_text()
+        uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
+        uid_map = Path(f"/proc/{p.pid}/uid_map").read_text().split()
+    return inside.decode().strip(), uid_line.split()[1], " ".join(uid_map)
+
+
+def test_run_map_root_as_nobody() -> None:
+    inside, outside, uid_map = in_child(_map_root_as_nobody)
+    assert inside == "0"  # root inside
+    assert outside == "65534"  # still nobody from the outside
+    assert uid_map == "0 65534 1"
+
+
+def _unprivileged_needs_user() -> str:
+    drop_to_nobody()
+    try:
+        process.run(["true"], namespaces=["uts"])
+    except AccessDenied as err:
+        return f"{err.operation}|{err.hint}"
+    return "no error"
+
+
+def test_spawn_unprivileged_without_user_is_access_denied() -> None:
+    op, hint = in_child(_unprivileged_needs_user).split("|")
+    assert op == "clone3" and "add 'user'" in hint
+
+
+def _multi_extent_map() -> str:
+    with process.spawn(["sleep", "30"], uid_map=[(0, 100000, 1000), (1000, 0, 1)],
+                       gid_map="0 100000 1000\n") as p:  # fmt: skip
+        return Path(f"/proc/{p.pid}/uid_map").read_text()
+
+
+def test_spawn_multi_extent_map_for_privileged_caller() -> None:
+    text = process.call(_multi_extent_map)  # our own child: root in the init user ns
+    assert [line.split() for line in text.splitlines()] == [
+        ["0", "100000", "1000"],
+        ["1000", "0", "1"],
+    ]
+
+
+def test_spawn_time_offsets_shift_monotonic_clock() -> None:
+    r = process.run([PY, "-c", "import time;print(time.monotonic())"],
+                    time_offsets={"monotonic": 7 * 86400}, capture_output=True, check=True)  # fmt: skip
+    inside = float(r.stdout)
+    assert abs(inside - (time.monotonic() + 7 * 86400)) < 30
+    r = process.run([PY, "-c", "import time;print(time.monotonic())"], namespaces=["time"],
+                    capture_output=True, check=True)  # fmt: skip
+    assert abs(float(r.stdout) - time.monotonic()) < 30  # control: no offset, no shift
+
+
+def test_spawn_pivots_into_prepared_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy("/usr/bin/busybox", root / "bin" / "busybox")
+    (root / "marker").write_text("inside the new root\n")
+    r = process.run(["/bin/busybox", "sh", "-c", "/bin/busybox cat /marker; /bin/busybox ls /"],
+                    root=root, capture_output=True, check=True)  # fmt: skip
+    out = r.stdout.decode().splitlines()
+    assert out[0] == "inside the new root"
+    assert sorted(out[1:]) == ["bin", "marker"]
+
+
+def test_spawn_loopback_up_in_new_netns() -> None:
+    code = (
+        "import socket;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();"
+        "c=socket.socket();c.settimeout(5);print(c.connect_ex(s.getsockname()))"
+    )
+    assert process.run([PY, "-c", code], loopback_up=True, capture_output=True).stdout == b"0\n"
+    # Control: lo stays down in a bare new network namespace (ENETUNREACH).
+    down = process.run([PY, "-c", code], namespaces=["net"], capture_output=True)
+    assert down.stdout == f"{errno.ENETUNREACH}\n".encode()
+
+
+def test_spawn_cwd_env_and_propagation(tmp_path: Path) -> None:
+    r = process.run(["sh", "-c", "pwd; echo $FOO; grep ' / / ' /proc/self/mountinfo"],
+                    namespaces=["mnt"], cwd=tmp_path, env={"FOO": "bar", "PATH": "/usr/bin:/bin"},
+                    capture_output=True, check=True)  # fmt: skip
+    pwd, foo, rootline = r.stdout.decode().splitlines()
+    assert (pwd, foo) == (str(tmp_path), "bar")
+    assert "shared:" not in rootline  # private propagation
+    r = process.run(["grep", " / / ", "/proc/self/mountinfo"], namespaces=["mnt"],
+                    propagation="shared", capture_output=True, check=True)  # fmt: skip
+    assert b"shared:" in r.stdout
+
+
+def _die_with_parent(flag: bool) -> int:
+    p = process.spawn(["sleep", "60"], die_with_parent=flag)
+    return p.pid  # this process exits now without waiting
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_spawn_die_with_parent_kills_child_when_parent_dies() -> None:
+    pid = in_child(_die_with_parent, True)
+    deadline = time.monotonic() + 5
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _gone(pid)
+    # Control: without it the program outlives its parent.
+    pid = in_child(_die_with_parent, False)
+    try:
+        time.sleep(0.2)
+        assert not _gone(pid)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+# --- the process object ----------------------------------------------------------------------
+
+
+def test_nsprocess_has_no_public_constructor() -> None:
+    with pytest.raises(TypeError, match="no public constructor"):
+        process.NsProcess([], 1, None, None, None, None)  # type: ignore[arg-type]
+
+
+def test_nsprocess_is_popen_like() -> None:
+    with process.spawn(["sleep", "30"], namespaces=["uts"]) as p:
+        assert p.pidfd >= 0 and p.poll() is None
+        with pytest.raises(TimeoutExpired) as info:
+            p.wait(timeout=0.05)
+        assert info.value.pid == p.pid
+        assert isinstance(info.value, TimeoutError)
+        ns = p.namespaces()
+        assert ns[NsType.UTS] != Namespace.of_self("uts")
+        assert ns[NsType.NET] == Namespace.of_self("net")
+        p.terminate()
+        assert p.wait(timeout=5) == -signal.SIGTERM
+        assert p.pidfd == -1  # closed once reaped
+        p.kill()  # a no-op after reaping, like Popen
+
+
+def test_nsprocess_context_manager_kills_and_reaps() -> None:
+    with process.spawn(["sleep", "30"]) as p:
+        pid = p.pid
+    assert p.returncode == -signal.SIGKILL
+    assert _gone(pid)
+
+
+def test_communicate_feeds_input_and_reads_both_streams() -> None:
+    with process.spawn(["sh", "-c", "cat; echo err >&2"], namespaces=["ipc"], stdin=process.PIPE,
+                       stdout=process.PIPE, stderr=process.PIPE) as p:  # fmt: skip
+        out, err = p.communicate(b"x" * 200_000, timeout=10)
+    assert out == b"x" * 200_000 and err == b"err\n" and p.returncode == 0
+
+
+def test_communicate_timeout_keeps_partial_output() -> None:
+    with process.spawn(["sh", "-c", "echo early; sleep 30"], stdout=process.PIPE) as p:
+        with pytest.raises(TimeoutExpired) as info:
+            p.communicate(timeout=0.5)
+        assert info.value.output == b"early\n"  # type: ignore[attr-defined]
+
+
+def test_stderr_to_stdout_and_devnull() -> None:
+    r = process.run(["sh", "-c", "echo a; echo b >&2"], stdout=process.PIPE, stderr=process.STDOUT)
+    assert sorted(r.stdout.split()) == [b"a", b"b"] and r.stderr is None
+    r = process.run(["sh", "-c", "echo a"], stdout=process.DEVNULL)
+    assert r.stdout is None and r.returncode == 0
+
+
+def test_pass_fds_kept_and_other_fds_closed() -> None:
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    os.set_inheritable(w2, True)  # inheritable, yet not in pass_fds: must still be closed
+    try:
+        code = (
+            "import os,sys\nos.write(int(sys.argv[1]), b'kept\\n')\n"
+            "try: os.fstat(int(sys.argv[2])); print('leaked')\nexcept OSError: print('closed')"
+        )
+        r = process.run([PY, "-c", code, str(w1), str(w2)], pass_fds=[w1], capture_output=True)
+        assert r.stdout == b"closed\n", r.stderr
+        os.close(w1)
+        assert os.read(r1, 100) == b"kept\n"
+    finally:
+        for fd in (r1, w2, r2):
+            os.close(fd)
+
+
+# --- run() mirrors subprocess.run ---------------------------------------------------------------
+
+
+def test_run_check_raises_called_process_error() -> None:
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        process.run(["sh", "-c", "echo out; exit 3"], capture_output=True, check=True)
+    assert info.value.returncode == 3 and info.value.stdout == b"out\n"
+    assert process.run(["sh", "-c", "exit 3"]).returncode == 3
+
+
+def test_run_timeout_raises_subprocess_timeout_and_kills() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired) as info:
+        process.run(["sh", "-c", "echo partial; exec sleep 30"], timeout=0.5, capture_output=True)
+    assert time.monotonic() - t0 < 10
+    assert info.value.timeout == 0.5 and info.value.output == b"partial\n"
+
+
+def test_run_argument_conflicts_match_subprocess() -> None:
+    with pytest.raises(ValueError, match=r"stdin and input arguments may not both be used\."):
+        process.run(["true"], input=b"x", stdin=process.PIPE)
+    with pytest.raises(ValueError, match="stdout and stderr arguments may not be used with"):
+        process.run(["true"], capture_output=True, stdout=process.PIPE)
+    assert process.run(["cat"], input=b"abc", capture_output=True).stdout == b"abc"
+
+
+# --- bad input: typed error, nothing started ----------------------------------------------------
+
+
+def _children() -> set[int]:
+    me = str(os.getpid()).encode()
+    out = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_bytes()
+            except OSError:
+                continue
+            if stat[stat.rindex(b")") + 2 :].split()[1] == me:
+                out.add(int(name))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"namespaces": ["uts", "bogus"]}, ValueError, r"unknown namespace type 'bogus'"),
+        ({"namespaces": [3.5]}, TypeError, r"namespace type must be NsType, str or int"),
+        ({"mount_proc": True}, ValueError, r"mount_proc=True needs 'pid' in namespaces"),
+        ({"uid_map": "0 0 10\n5 100 1\n"}, ValueError, r"uid_map: .*overlap on the inside side"),
+        ({"uid_map": [(i, i, 1) for i in range(341)]}, ValueError, r"at most 340 extents"),
+        ({"map_root": True, "uid_map": "0 0 1"}, ValueError, r"can't be combined with uid_map"),
+        ({"hostname": "x" * 65}, ValueError, r"hostname must be at most 64 bytes"),
+        ({"propagation": "weird"}, ValueError, r"propagation must be one of .* got 'weird'"),
+        ({"propagation": "shared"}, ValueError, r"propagation='shared' needs 'mnt'"),
+        ({"setgroups": "maybe"}, ValueError, r"setgroups must be 'allow', 'deny' or None"),
+        ({"time_offsets": {"realtime": 1}}, ValueError, r"keys must be 'monotonic' or 'boottime'"),
+        ({"die_with_parent": 99}, ValueError, r"die_with_parent must be a bool or a signal"),
+        ({"pass_fds": [1]}, ValueError, r"pass_fds must hold fds >= 3"),
+        ({"root": "/tmp", "propagation": "shared"}, ValueError, r"root needs propagation"),
+    ],
+)
+def test_spawn_bad_input_is_typed_and_starts_nothing(
+    kwargs: dict[str, Any], exc: type, match: str
+) -> None:
+    before = _children()
+    with pytest.raises(exc, match=match):
+        process.spawn(["true"], **kwargs)
+    assert _children() == before
+
+
+def test_spawn_empty_args_rejected() -> None:
+    with pytest.raises(ValueError, match="args must be a non-empty sequence"):
+        process.spawn([])
+
+
+def test_spawn_missing_program_is_file_not_found_with_step() -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        process.spawn(["/nonexistent/program"], namespaces=["uts"])
+    err = info.value
+    assert err.step == "execve"  # type: ignore[attr-defined]
+    assert err.filename == "/nonexistent/program"
+    assert any("before exec" in n for n in getattr(err, "__notes__", []))
+
+
+def test_spawn_child_step_error_is_reraised_with_step() -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        process.spawn(["true"], namespaces=["mnt"], cwd="/nonexistent-dir")
+    assert info.value.step == "chdir"  # type: ignore[attr-defined]
+
+
+def test_spawn_pid_after_fallback_to_fork_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As under a seccomp profile that answers clone3 with ENOSYS.
+    monkeypatch.setattr(process, "_clone3_ok", False)
+    r = process.run(["hostname"], hostname="forked", capture_output=True, check=True)
+    assert r.stdout == b"forked\n"
+    with pytest.raises(UnsupportedError, match="pid namespace without clone3"):
+        process.spawn(["true"], namespaces=["pid"])
+
+
+# --- call ------------------------------------------------------------------------------------------
+
+
+def test_call_returns_result_from_inside() -> None:
+    assert process.call(os.getpid, namespaces=["pid"]) == 1
+    assert process.call(socket.gethostname, hostname="called") == "called"
+    assert process.call(lambda a, b=0: a + b, 2, b=3) == 5
+
+
+class Boom(Exception):
+    pass
+
+
+def _raise() -> None:
+    raise Boom("from the child")
+
+
+def test_call_reraises_child_exception_with_traceback_note() -> None:
+    with pytest.raises(Boom, match="from the child") as info:
+        process.call(_raise, namespaces=["uts"])
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "in child" in notes and "_raise" in notes and 'raise Boom("from the child")' in notes
+
+
+class Unpicklable(Exception):
+    def __reduce__(self) -> Any:
+        raise TypeError("no pickling for you")
+
+
+def _raise_unpicklable() -> None:
+    raise Unpicklable("x")
+
+
+def test_call_unpicklable_result_or_exception_is_call_error() -> None:
+    with pytest.raises(CallError, match="result could not be pickled") as info:
+        process.call(lambda: threading.Lock())
+    assert info.value.type_name == "_thread.lock"
+    with pytest.raises(CallError, match="exception could not be pickled") as info2:
+        process.call(_raise_unpicklable)
+    assert (
+        "Unpicklable" in info2.value.type_name
+        and "_raise_unpicklable" in info2.value.child_traceback
+    )
+
+
+def test_call_child_death_names_the_signal() -> None:
+    with pytest.raises(CallError, match="killed by SIGKILL"):
+        process.call(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(CallError, match=r"exited \(status 7\)"):
+        process.call(lambda: os._exit(7))
+
+
+def test_call_system_exit_stays_in_the_child() -> None:
+    with pytest.raises(CallError, match="SystemExit") as info:
+        process.call(sys.exit, 3)
+    assert info.value.type_name == "builtins.SystemExit"
+
+
+def test_call_timeout_kills_the_child() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutExpired, match=r"call timed out after 0\.3 seconds"):
+        process.call(time.sleep, 30, timeout=0.3)
+    assert time.monotonic() - t0 < 5
+
+
+def test_call_big_result_does_not_deadlock() -> None:
+    data = process.call(lambda: b"z" * (8 << 20))
+    assert len(data) == 8 << 20
+
+
+def _mount_proc_and_count() -> int:
+    return len([p for p in os.listdir("/proc") if p.isdigit()])
+
+
+def test_call_mount_proc_sees_only_itself() -> None:
+    assert process.call(_mount_proc_and_count, namespaces=["pid"], mount_proc=True) == 1
+
+
+def test_call_result_pickles_exceptions_from_nsprim() -> None:
+    err = AccessDenied("setns", pid=5, hint="h")
+    assert pickle.loads(pickle.dumps(err)).hint == "h"
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+
+def test_spawn_run_call_from_16_threads_at_once() -> None:
+    results: list[object] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(16)
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            kind = i % 4
+            if kind == 0:
+                r = process.run(["hostname"], hostname=f"t{i}", capture_output=True, check=True)
+                results.append(r.stdout.decode().strip() == f"t{i}")
+            elif kind == 1:
+                results.append(process.call(os.getpid, namespaces=["pid"]) == 1)
+            elif kind == 2:
+                with process.spawn(["cat"], map_root=True, stdin=process.PIPE,
+                                   stdout=process.PIPE) as p:  # fmt: skip
+                    out, _ = p.communicate(f"{i}".encode(), timeout=20)
+                results.append(out == f"{i}".encode())
+            else:
+                results.append(process.call(os.getuid, map_root=True) == 0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert results == [True] * 16
+
+
+def test_user_namespace_works_from_a_process_with_running_threads() -> None:
+    stop = threading.Event()
+    spinners = [threading.Thread(target=lambda: stop.wait(30)) for _ in range(4)]
+    for t in spinners:
+        t.start()
+    try:
+        assert threading.active_count() > 4
+        # unshare(CLONE_NEWUSER) would be EINVAL here; nsprim does it in the fresh child.
+        with pytest.raises(OSError) as info:
+            unshare(CloneFlags.NEWUSER)
+        assert info.value.errno == errno.EINVAL
+        assert process.call(os.getuid, map_root=True) == 0
+        assert process.run(["id", "-u"], map_root=True, capture_output=True).stdout == b"0\n"
+    finally:
+        stop.set()
+        for t in spinners:
+            t.join()

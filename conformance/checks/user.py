@@ -1,0 +1,874 @@
+"""User namespace checks: USR-01 to USR-13 of GUARANTEES.md.
+
+Layer: conformance checks. Imports public nsprim names and the conformance
+registry only (plus :mod:`nsprim.conformance._kernel` for capset(2) and
+prctl(PR_SET_DUMPABLE), which nsprim.syscalls does not bind).
+
+Most checks follow LTP's userns tests: a helper unshares CLONE_NEWUSER and
+waits (``ctx.spawn_child``; its first ``recv()`` is the "I'm in" message),
+the check writes the helper's ``/proc/PID/uid_map``/``gid_map`` from the
+parent namespace, then asks the helper what it sees. The check process is
+root of its user namespace in both runs: the initial one as root, the
+sandbox's one-id namespace under ``--as-user`` (where the check's uid 0 is
+the host's ``nobody``). Guarantees that need more than one mapped id (the
+unprivileged-writer rules, 340-extent maps) SKIP in a one-id namespace,
+saying so, rather than pass on the part they could show.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import threading
+from typing import Any, Callable
+
+from nsprim import syscalls
+from nsprim.flags import CloneFlags
+from nsprim.namespace import Namespace, NsType
+
+from .._kernel import drop_capabilities, set_dumpable
+from ..registry import Context, Needs, Skip, check
+
+__all__: list[str] = []
+
+NEWUSER = int(CloneFlags.NEWUSER)
+NEWUTS = int(CloneFlags.NEWUTS)
+
+#: The unprivileged id the checks drop to where the namespace has it (nobody).
+NOBODY = 65534
+#: CAP_SYS_ADMIN's bit (linux/capability.h).
+CAP_SYS_ADMIN = 21
+
+_USERNS = Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",))
+
+
+# -- small helpers (run in whichever process calls them) --------------------------
+
+
+def _errname(err: OSError) -> str:
+    return errno.errorcode.get(err.errno or 0, str(err.errno))
+
+
+def _attempt(fn: Callable[..., object], *args: Any) -> str:
+    """Call ``fn(*args)``; return ``"ok"`` or the errno name it failed with."""
+    try:
+        fn(*args)
+    except OSError as err:
+        return _errname(err)
+    return "ok"
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, text: str) -> None:
+    """Write *text* with one write(2), as map files demand (user_namespaces(7))."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _write_attempt(path: str, text: str) -> str:
+    return _attempt(_write, path, text)
+
+
+def _extents(path: str) -> list[tuple[int, int, int]]:
+    """Parse a uid_map/gid_map file into (inside, outside, count) triples."""
+    out = []
+    for line in _read(path).splitlines():
+        inside, outside, count = (int(v) for v in line.split())
+        out.append((inside, outside, count))
+    return out
+
+
+def _mapped(kind: str, ids: range | tuple[int, ...]) -> bool:
+    """Whether every id in *ids* is mapped in the caller's user namespace (*kind* uid or gid)."""
+    extents = _extents(f"/proc/self/{kind}_map")
+    return all(any(i <= x < i + n for i, _, n in extents) for x in ids)
+
+
+def _idle() -> None:
+    """Nothing: a helper that only holds its namespaces."""
+
+
+def _ids() -> tuple[int, int, int, int]:
+    return (os.getuid(), os.geteuid(), os.getgid(), os.getegid())
+
+
+def _caps(status: str | None = None) -> dict[str, int]:
+    """Return the Cap* sets of /proc/self/status (or of the *status* text) as integers."""
+    text = _read("/proc/self/status") if status is None else status
+    caps = {}
+    for line in text.splitlines():
+        if line.startswith("Cap"):
+            name, value = line.split(":", 1)
+            caps[name] = int(value, 16)
+    return caps
+
+
+def _full_caps() -> int:
+    """The set a new user namespace's first process gets: every capability the kernel knows."""
+    return (1 << (int(_read("/proc/sys/kernel/cap_last_cap")) + 1)) - 1
+
+
+def _drop_to(uid: int, gid: int) -> None:
+    """Become *uid*/*gid* with no supplementary groups (and so no capabilities)."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    # A uid change clears "dumpable" and makes /proc/self/* root's (proc(5)).
+    set_dumpable(True)
+
+
+def _map_helper(pid: int, uid_line: str, gid_line: str, setgroups: str | None = None) -> None:
+    """Write a helper's setgroups (if given), uid_map and gid_map from the parent namespace."""
+    if setgroups is not None:
+        _write(f"/proc/{pid}/setgroups", setgroups)
+    _write(f"/proc/{pid}/uid_map", uid_line)
+    _write(f"/proc/{pid}/gid_map", gid_line)
+
+
+def _map_root_to_me(pid: int) -> None:
+    """Map root of helper *pid*'s user namespace to the check's own euid/egid."""
+    _map_helper(pid, f"0 {os.geteuid()} 1", f"0 {os.getegid()} 1")
+
+
+def _userns_helper(ctx: Context) -> Any:
+    """Spawn a helper in a new user namespace (unmapped) and wait until it is there."""
+    helper = ctx.spawn_child(_idle, unshare=NEWUSER)
+    helper.recv()
+    return helper
+
+
+def _fd(path: str) -> int:
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _create(path: str, mode: int = 0o644, owner: int | None = None) -> str:
+    """Create an empty file *path* with *mode*, chowned to uid=gid=*owner* if given."""
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, mode))
+    if owner is not None:
+        os.chown(path, owner, owner)
+    return path
+
+
+# -- USR-01 / USR-02 ----------------------------------------------------------------
+
+
+def _unmapped_view(path: str) -> dict[str, object]:
+    st = os.stat(path)
+    return {"ids": _ids(), "file": (st.st_uid, st.st_gid)}
+
+
+@check(
+    "user.overflow_ids",
+    catalogue="USR-01",
+    level="MUST",
+    anchors=("LTP userns01", "user_namespaces(7)", "proc(5) overflowuid"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def overflow_ids(ctx: Context) -> None:
+    """Before its maps are written, a new user ns shows the overflow uid/gid for itself and files.
+
+    A helper unshares CLONE_NEWUSER and, with no uid_map/gid_map yet, must
+    see getuid()/geteuid() and getgid()/getegid() as
+    /proc/sys/kernel/overflowuid and overflowgid (65534), and a file the
+    check created (owned by an id unmapped there) as owned by them too.
+    Control: the helper does not unshare, so it sees the check's own ids.
+    """
+    overflow = (
+        int(_read("/proc/sys/kernel/overflowuid")),
+        int(_read("/proc/sys/kernel/overflowgid")),
+    )
+    path = _create(os.path.join(ctx.tmpdir, "owned"))
+    seen = ctx.in_child(_unmapped_view, path, unshare=ctx.isolate(NEWUSER))
+    uid, euid, gid, egid = seen["ids"]
+    ctx.expect_equal(
+        (uid, euid), (overflow[0],) * 2, "getuid()/geteuid() before uid_map is written"
+    )
+    ctx.expect_equal(
+        (gid, egid), (overflow[1],) * 2, "getgid()/getegid() before gid_map is written"
+    )
+    ctx.expect_equal(seen["file"], overflow, "(st_uid, st_gid) of a file owned by unmapped ids")
+
+
+def _caps_in_new_userns(flags: int) -> dict[str, int]:
+    """Drop every capability, unshare *flags*; return the capability sets before and after."""
+    drop_capabilities()
+    before = _caps()
+    syscalls.unshare(flags)
+    after = _caps()
+    return {"before": before["CapEff"] | before["CapPrm"], **after, "full": _full_caps()}
+
+
+@check(
+    "user.full_caps_inside",
+    catalogue="USR-02",
+    level="MUST",
+    anchors=("LTP userns01", "user_namespaces(7) (capabilities)"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def full_caps_inside(ctx: Context) -> None:
+    """The first process of a new user namespace has every capability, even if it had none before.
+
+    A helper clears its capability sets with capset(2) (unprivileged
+    outside, the uid unchanged), unshares CLONE_NEWUSER and must then have
+    CapEff and CapPrm equal to every capability up to
+    /proc/sys/kernel/cap_last_cap. Control: the helper does not unshare, so
+    its sets stay empty.
+    """
+    seen = ctx.in_child(_caps_in_new_userns, ctx.isolate(NEWUSER))
+    if seen["before"]:
+        raise RuntimeError(f"capset(2) left capabilities {seen['before']:#x}")
+    for name in ("CapEff", "CapPrm"):
+        ctx.expect_equal(
+            hex(seen[name]), hex(seen["full"]), f"{name} of the first process in a new user ns"
+        )
+
+
+# -- USR-03 -------------------------------------------------------------------------
+
+
+def _attempts_outside(flags: int, sibling: int) -> dict[str, object]:
+    """Unshare *flags*, then try to act on the parent's UTS ns and to join a sibling's ns."""
+    user_fd = _fd(f"/proc/{sibling}/ns/user")
+    uts_fd = _fd(f"/proc/{sibling}/ns/uts")
+    try:
+        syscalls.unshare(flags)
+        seen: dict[str, object] = {"CAP_SYS_ADMIN": bool(_caps()["CapEff"] >> CAP_SYS_ADMIN & 1)}
+        # The same name: success would change nothing the control could leak.
+        seen["sethostname"] = _attempt(syscalls.sethostname, os.uname().nodename)
+        seen["setns(sibling uts)"] = _attempt(syscalls.setns, uts_fd, NEWUTS)
+        seen["setns(sibling user)"] = _attempt(syscalls.setns, user_fd, NEWUSER)
+    finally:
+        os.close(user_fd)
+        os.close(uts_fd)
+    return seen
+
+
+@check(
+    "user.no_caps_outside",
+    catalogue="USR-03",
+    level="MUST",
+    anchors=("LTP userns04", "selftest pidfd_setns no_foul_play", "user_namespaces(7)"),
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS", "UTS_NS")),
+    timeout=5.0,
+)
+def no_caps_outside(ctx: Context) -> None:
+    """Capabilities in a new user namespace give no power over namespaces it does not own.
+
+    A sibling helper holds its own user and UTS namespaces. Another helper
+    opens them, unshares CLONE_NEWUSER (gaining CAP_SYS_ADMIN there), and
+    then: sethostname(2) on the UTS namespace it still shares with the
+    check (owned by the parent user ns) → EPERM; setns(2) into the
+    sibling's UTS and user namespaces → EPERM (LTP userns04). Control: the
+    helper does not unshare, so it acts with the check's privileges.
+    """
+    sibling = ctx.spawn_child(_idle, unshare=NEWUSER | NEWUTS)
+    sibling.recv()
+    seen = ctx.in_child(_attempts_outside, ctx.isolate(NEWUSER), sibling.pid)
+    ctx.expect(seen["CAP_SYS_ADMIN"], "the helper has CAP_SYS_ADMIN in its own user ns")
+    ctx.expect_equal(seen["sethostname"], "EPERM", "sethostname on the parent's UTS ns")
+    ctx.expect_equal(seen["setns(sibling uts)"], "EPERM", "setns into a sibling's UTS ns")
+    ctx.expect_equal(seen["setns(sibling user)"], "EPERM", "setns into a sibling user ns")
+
+
+# -- USR-04 -------------------------------------------------------------------------
+
+
+@check(
+    "user.map_write_once",
+    catalogue="USR-04",
+    level="MUST",
+    anchors=("user_namespaces(7) (defining a mapping)", "LTP userns02", "LTP userns03"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def map_write_once(ctx: Context) -> None:
+    """uid_map and gid_map each accept one successful write; a second write fails with EPERM.
+
+    The check maps root of a waiting helper's user namespace to its own
+    ids, then writes each map again with different content: EPERM, and
+    the map still reads as the first write, and the helper is root there.
+    Control: the second write goes to a fresh namespace's map instead (the
+    precondition, a map already written, is removed), so it succeeds.
+    """
+    helper = _userns_helper(ctx)
+    fresh = _userns_helper(ctx)
+    second = fresh if ctx.control else helper
+    for kind, own in (("uid", os.geteuid()), ("gid", os.getegid())):
+        path = f"/proc/{helper.pid}/{kind}_map"
+        ctx.expect_equal(_write_attempt(path, f"0 {own} 1"), "ok", f"first write to {kind}_map")
+        again = _write_attempt(f"/proc/{second.pid}/{kind}_map", f"1 {own} 1")
+        ctx.expect_equal(again, "EPERM", f"second write to {kind}_map")
+        ctx.expect_equal(_extents(path), [(0, own, 1)], f"{kind}_map after the second write")
+    ctx.expect_equal(helper.call(_ids), (0, 0, 0, 0), "the helper's ids after the first writes")
+
+
+# -- USR-05 -------------------------------------------------------------------------
+
+# What an unprivileged writer (euid NOBODY, no CAP_SETUID/CAP_SETGID in the parent
+# ns) may write for a namespace it owns, in this order (user_namespaces(7)).
+_UNPRIVILEGED_WRITES = (
+    ("uid_map", "0 0 1", "EPERM", "an id other than the writer's euid"),
+    ("uid_map", f"0 {NOBODY} 2", "EPERM", "two ids starting at the writer's euid"),
+    ("uid_map", f"0 {NOBODY} 1\n1 1000 1", "EPERM", "two lines"),
+    ("gid_map", f"0 {NOBODY} 1", "EPERM", "the writer's egid before setgroups=deny"),
+    ("uid_map", f"0 {NOBODY} 1", "ok", "the writer's own euid, one line"),
+    ("setgroups", "deny", "ok", "deny"),
+    ("gid_map", f"0 {NOBODY} 1", "ok", "the writer's own egid after setgroups=deny"),
+)
+
+
+def _drop_then_unshare(uid: int, gid: int) -> None:
+    _drop_to(uid, gid)
+    syscalls.unshare(NEWUSER)
+
+
+def _writer(unprivileged: bool) -> None:
+    """Become the map writer: nobody without capabilities, or (control) stay root."""
+    if unprivileged:
+        _drop_to(NOBODY, NOBODY)
+
+
+def _ids_for_usr05() -> str | None:
+    ids = (0, 1000, NOBODY, NOBODY + 1)
+    if _mapped("uid", ids) and _mapped("gid", ids):
+        return None
+    return (
+        "needs uids and gids 0, 1000, 65534 and 65535 mapped in this user namespace to tell "
+        "the unprivileged-writer rule from unmapped ids (a rootless sandbox maps one id)"
+    )
+
+
+@check(
+    "user.unprivileged_map_rules",
+    catalogue="USR-05",
+    level="MUST",
+    anchors=("user_namespaces(7) (defining a mapping)", "LTP userns03", "util-linux -r"),
+    needs=Needs(userns=True, min_kernel=(3, 19), kconfig=("USER_NS",), probes=(_ids_for_usr05,)),
+    timeout=5.0,
+)
+def unprivileged_map_rules(ctx: Context) -> None:
+    """Without CAP_SETUID/CAP_SETGID a writer may map only its own euid/egid, gid after deny.
+
+    A helper drops to nobody (65534) and unshares CLONE_NEWUSER; a writer
+    in the parent namespace, also dropped to nobody (no capabilities there),
+    writes the helper's maps: another id, a two-id range and two lines →
+    EPERM; gid_map before setgroups=deny → EPERM; its own euid, one line →
+    accepted; setgroups=deny then its own egid → accepted; the helper is
+    then root inside. Control: the writer keeps root's capabilities, so the
+    first refused write goes through.
+    """
+    target = ctx.spawn_child(_drop_then_unshare, NOBODY, NOBODY)
+    target.recv()
+    writer = ctx.spawn_child(_writer, not ctx.control)
+    writer.recv()
+    for name, text, expected, what in _UNPRIVILEGED_WRITES:
+        seen = writer.call(_write_attempt, f"/proc/{target.pid}/{name}", text)
+        ctx.expect_equal(seen, expected, f"unprivileged write to {name} of {what} ({text!r})")
+    ctx.expect_equal(target.call(_ids), (0, 0, 0, 0), "the helper's ids after its maps")
+
+
+# -- USR-06 -------------------------------------------------------------------------
+
+
+def _nested_setgroups(pid: int) -> str:
+    """Join helper *pid*'s user namespace, create a child of it, and read setgroups there."""
+    fd = _fd(f"/proc/{pid}/ns/user")
+    try:
+        syscalls.setns(fd, NEWUSER)
+    finally:
+        os.close(fd)
+    syscalls.unshare(NEWUSER)
+    return _read("/proc/self/setgroups").strip()
+
+
+def _setgroups_allowed_here() -> str | None:
+    if _read("/proc/self/setgroups").strip() == "allow":
+        return None
+    return (
+        "this user namespace already has setgroups=deny (a rootless sandbox must, to write its "
+        "gid_map) and every child inherits it, so allow vs deny can't be shown here"
+    )
+
+
+@check(
+    "user.setgroups_deny_permanent",
+    catalogue="USR-06",
+    level="MUST",
+    anchors=("user_namespaces(7) (/proc/PID/setgroups)", "LTP userns03", "util-linux --setgroups"),
+    needs=Needs(
+        userns=True, min_kernel=(3, 19), kconfig=("USER_NS",), probes=(_setgroups_allowed_here,)
+    ),
+    timeout=5.0,
+)
+def setgroups_deny_permanent(ctx: Context) -> None:
+    """After setgroups=deny, setgroups(2) fails, "allow" can't return, and child user ns inherit it.
+
+    The check writes ``deny`` to a waiting helper's /proc/PID/setgroups and
+    maps it: setgroups(2) in the helper (root there, with CAP_SETGID) →
+    EPERM; writing ``allow`` → EPERM; a user namespace created inside it
+    reads ``deny``. In a second helper whose gid_map is written first,
+    writing ``deny`` → EPERM. Control: the check writes ``allow`` instead,
+    so the helper's setgroups(2) succeeds.
+    """
+    policy = "allow" if ctx.control else "deny"
+    helper = _userns_helper(ctx)
+    _map_helper(helper.pid, f"0 {os.geteuid()} 1", f"0 {os.getegid()} 1", setgroups=policy)
+    ctx.expect_equal(helper.call(_attempt, os.setgroups, []), "EPERM", "setgroups(2) after deny")
+    again = _write_attempt(f"/proc/{helper.pid}/setgroups", "allow")
+    ctx.expect_equal(again, "EPERM", "writing allow after deny")
+    nested = ctx.in_child(_nested_setgroups, helper.pid)
+    ctx.expect_equal(nested, "deny", "setgroups of a user ns created inside a denied one")
+    late = _userns_helper(ctx)
+    _map_root_to_me(late.pid)
+    ctx.expect_equal(
+        _write_attempt(f"/proc/{late.pid}/setgroups", "deny"), "EPERM", "deny after gid_map"
+    )
+
+
+# -- USR-07 -------------------------------------------------------------------------
+
+
+@check(
+    "user.map_relative_view",
+    catalogue="USR-07",
+    level="MUST",
+    anchors=("LTP userns03", "user_namespaces(7) (uid_map)"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def map_relative_view(ctx: Context) -> None:
+    """/proc/PID/uid_map shows the outside ids relative to the reader's user namespace.
+
+    As LTP userns03: helper A maps root to the check's ids, helper B maps
+    200 to them. B must read its own maps as ``200 <check id> 1`` and A's as
+    ``0 200 1`` (the outside ids in B's terms), while the check reads A's as
+    ``0 <check id> 1``. Control: B stays in the check's user namespace, so
+    it reads A's maps in the check's terms.
+    """
+    a = _userns_helper(ctx)
+    _map_root_to_me(a.pid)
+    b = ctx.spawn_child(_idle, unshare=ctx.isolate(NEWUSER))
+    b.recv()
+    uid, gid = os.geteuid(), os.getegid()
+    if not ctx.control:
+        _map_helper(b.pid, f"200 {uid} 1", f"200 {gid} 1")
+    for kind, own in (("uid", uid), ("gid", gid)):
+        ctx.expect_equal(
+            _extents(f"/proc/{a.pid}/{kind}_map"),
+            [(0, own, 1)],
+            f"A's {kind}_map read by the check",
+        )
+        ctx.expect_equal(
+            b.call(_extents, f"/proc/self/{kind}_map"), [(200, own, 1)], f"B's own {kind}_map"
+        )
+        ctx.expect_equal(
+            b.call(_extents, f"/proc/{a.pid}/{kind}_map"),
+            [(0, 200, 1)],
+            f"A's {kind}_map read by B",
+        )
+
+
+# -- USR-08 -------------------------------------------------------------------------
+
+_MAX_EXTENTS = 340  # UID_GID_MAP_MAX_EXTENTS since Linux 4.15
+_BASE = 1000  # outside ids of the large map: inside k is outside _BASE + k
+# LTP userns08 (CVE-2018-18955): level 1 maps 0..999 to 100000..100999; level 2 maps
+# 6 extents (more than the 5 kept unsorted) back onto level 1's ids.
+_LEVEL1 = (100000, 1000)
+_OVER_5 = "0 0 1\n1 1 1\n2 2 1\n3 3 1\n4 4 1\n5 5 990"
+
+
+def _large_map(n: int) -> str:
+    return "".join(f"{k} {_BASE + k} 1\n" for k in range(n))
+
+
+def _ids_for_usr08() -> str | None:
+    ids = (*range(_BASE, _BASE + _MAX_EXTENTS + 2), *range(_LEVEL1[0], sum(_LEVEL1)))
+    if _mapped("uid", ids) and _mapped("gid", ids):
+        return None
+    return (
+        f"needs uids and gids {_BASE}-{_BASE + _MAX_EXTENTS + 1} and "
+        f"{_LEVEL1[0]}-{sum(_LEVEL1) - 1} mapped in this user namespace (a rootless sandbox "
+        "maps one id)"
+    )
+
+
+def _owners(paths: list[str]) -> list[tuple[int, int]]:
+    return [(os.stat(p).st_uid, os.stat(p).st_gid) for p in paths]
+
+
+def _become_root() -> None:
+    """In a user namespace that maps 0: become uid/gid 0 there (LTP userns08 level 1)."""
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    set_dumpable(True)
+
+
+def _level2(level1: int) -> None:
+    """Join *level1*'s user namespace as its root, then unshare a child of it."""
+    fd = _fd(f"/proc/{level1}/ns/user")
+    try:
+        syscalls.setns(fd, NEWUSER)
+    finally:
+        os.close(fd)
+    _become_root()
+    syscalls.unshare(NEWUSER)
+
+
+def _level2_view(paths: list[str], restricted: str) -> dict[str, object]:
+    return {
+        "ids": _ids(),
+        "owners": _owners(paths),
+        "open restricted": _attempt(lambda: os.close(os.open(restricted, os.O_WRONLY))),
+    }
+
+
+@check(
+    "user.large_maps",
+    catalogue="USR-08",
+    level="MUST",
+    anchors=("LTP userns08 (CVE-2018-18955)", "user_namespaces(7)", "kernel commit 6397fac4915a"),
+    needs=Needs(userns=True, min_kernel=(4, 15), kconfig=("USER_NS",), probes=(_ids_for_usr08,)),
+    timeout=5.0,
+)
+def large_maps(ctx: Context) -> None:
+    """Maps of up to 340 extents are accepted and translate ids right, also nested (CVE-2018-18955).
+
+    341 one-id extents → EINVAL; 340 are accepted (uid_map and gid_map),
+    read back unchanged, and files owned by outside ids map to the right
+    inside ids (the kernel switches to sorted lookups above 5 extents) or to
+    the overflow id outside the map. Nested, as LTP userns08: level 1 maps
+    0..999 to 100000..100999 and its root writes a 6-extent map for level 2;
+    level 2 must see a host-root file as overflow-owned and be refused
+    writing it (EACCES), and see 100005 as 5. Control: the first write has
+    340 extents, within the limit, so it succeeds.
+    """
+    too_many = _MAX_EXTENTS if ctx.control else _MAX_EXTENTS + 1
+    helper = _userns_helper(ctx)
+    for kind in ("uid", "gid"):
+        path = f"/proc/{helper.pid}/{kind}_map"
+        seen = _write_attempt(path, _large_map(too_many))
+        ctx.expect_equal(seen, "EINVAL", f"{kind}_map with {too_many} extents")
+        seen = _write_attempt(path, _large_map(_MAX_EXTENTS))
+        ctx.expect_equal(seen, "ok", f"{kind}_map with {_MAX_EXTENTS} extents")
+        ctx.expect_equal(
+            _extents(path),
+            [(k, _BASE + k, 1) for k in range(_MAX_EXTENTS)],
+            f"{kind}_map read back",
+        )
+    probes = (0, 4, 5, 6, 170, _MAX_EXTENTS - 1, _MAX_EXTENTS)
+    overflow = int(_read("/proc/sys/kernel/overflowuid"))
+    paths = [_create(os.path.join(ctx.tmpdir, f"owned-{k}"), 0o600, _BASE + k) for k in probes]
+    want = [(k, k) if k < _MAX_EXTENTS else (overflow, overflow) for k in probes]
+    ctx.expect_equal(helper.call(_owners, paths), want, "owners seen through a 340-extent map")
+
+    level1 = _userns_helper(ctx)
+    _map_helper(level1.pid, f"0 {_LEVEL1[0]} {_LEVEL1[1]}", f"0 {_LEVEL1[0]} {_LEVEL1[1]}")
+    level1.call(_become_root)
+    level2 = ctx.spawn_child(_level2, level1.pid)
+    level2.recv()
+    level1.call(_map_helper, level2.pid, _OVER_5, _OVER_5)
+    restricted = _create(os.path.join(ctx.tmpdir, "restricted"), 0o700, 0)
+    nested = [
+        _create(os.path.join(ctx.tmpdir, f"nested-{uid}"), 0o600, uid)
+        for uid in (0, _LEVEL1[0] + 5, _LEVEL1[0] + 500)
+    ]
+    seen = level2.call(_level2_view, nested, restricted)
+    ctx.expect_equal(seen["ids"], (0, 0, 0, 0), "level 2's ids")
+    ctx.expect_equal(
+        seen["owners"],
+        [(overflow, overflow), (5, 5), (500, 500)],
+        "owners of host 0, 100005 and 100500 seen from level 2",
+    )
+    ctx.expect_equal(seen["open restricted"], "EACCES", "level 2 opening a root-only file")
+
+
+# -- USR-09 -------------------------------------------------------------------------
+
+#: create_user_ns() refuses a child of a namespace whose level is above 32, so the
+#: deepest user namespace is at level 33 below the initial one (kernel/user_namespace.c).
+_DEEPEST_LEVEL = 33
+
+
+def _unshare_mapped() -> None:
+    """unshare(CLONE_NEWUSER) and map root to the caller's old ids (``unshare -r``)."""
+    uid, gid = os.geteuid(), os.getegid()
+    syscalls.unshare(NEWUSER)
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"0 {uid} 1")
+    _write("/proc/self/gid_map", f"0 {gid} 1")
+
+
+def _nest(ctx: Context, nested: bool, attempts: int) -> dict[str, object]:
+    """Create up to *attempts* user namespaces, each inside the last; stop at the first error.
+
+    With *nested* false each one is made by a fresh child of this process instead.
+    """
+    created, error = 0, None
+    for _ in range(attempts):
+        # Not nested: each from a fresh child, so every one is at the same level.
+        result = _attempt(_unshare_mapped) if nested else ctx.in_child(_attempt, _unshare_mapped)
+        if result != "ok":
+            error = result
+            break
+        created += 1
+    return {"created": created, "error": error}
+
+
+def _nest_under_limit(ctx: Context, limit: int | None, attempts: int) -> dict[str, object]:
+    """In a new user namespace, set its max_user_namespaces to *limit* (if given), then nest."""
+    _unshare_mapped()
+    if limit is not None:
+        # ucount limits are per user namespace; its root holds CAP_SYS_RESOURCE there.
+        _write("/proc/sys/user/max_user_namespaces", str(limit))
+    return _nest(ctx, True, attempts)
+
+
+@check(
+    "user.nesting_limit",
+    catalogue="USR-09",
+    level="MUST",
+    anchors=("LTP userns07", "clone(2) ENOSPC", "user_namespaces(7)", "lxns limits API"),
+    needs=Needs(userns=True, min_kernel=(4, 9), kconfig=("USER_NS",)),
+    timeout=5.0,
+)
+def nesting_limit(ctx: Context) -> None:
+    """At least 32 nested user namespaces can be created; past the kernel's limit unshare is ENOSPC.
+
+    A helper unshares CLONE_NEWUSER (mapping root to its old ids each time)
+    inside its last user namespace until it fails. From the initial user
+    namespace it must create 32 or 33 levels (this kernel family stops at
+    level 33, one more than the catalogue's 32) and then get ENOSPC (EUSERS
+    before 4.9). From a nested start (rootless), whose depth can't be
+    seen from inside, it must stop with ENOSPC after at most 32. A second
+    helper sets max_user_namespaces=3 in a user namespace of its own: the
+    4th nested namespace below it → ENOSPC. Control: the namespaces are
+    created side by side (each from a fresh child) and the limit is left
+    alone, so nothing runs out.
+    """
+    nested = not ctx.control
+    seen = ctx.in_child(_nest, ctx, nested, _DEEPEST_LEVEL + 1)
+    ctx.expect_equal(seen["error"], "ENOSPC", "error once the nesting limit is reached")
+    start = Namespace.of_self(NsType.USER)
+    if start.is_initial:
+        ctx.expect(
+            32 <= seen["created"] <= _DEEPEST_LEVEL,
+            "nested user namespaces below the initial one",
+            f"32 to {_DEEPEST_LEVEL}",
+            seen["created"],
+        )
+    else:
+        ctx.expect(
+            1 <= seen["created"] <= _DEEPEST_LEVEL - 1,
+            "nested user namespaces below a non-initial one",
+            f"1 to {_DEEPEST_LEVEL - 1}",
+            seen["created"],
+        )
+    limit = 3
+    seen = ctx.in_child(_nest_under_limit, ctx, None if ctx.control else limit, limit + 1)
+    ctx.expect_equal(
+        (seen["created"], seen["error"]),
+        (limit, "ENOSPC"),
+        f"(created, error) nesting below max_user_namespaces={limit}",
+    )
+
+
+# -- USR-10 -------------------------------------------------------------------------
+
+_CAT = "/bin/cat"
+
+
+def _exec_caps() -> dict[str, int]:
+    """Return this process's CapEff, then CapEff/CapPrm of a program it execs (cat(1))."""
+    out = subprocess.run(
+        [_CAT, "/proc/self/status"], capture_output=True, timeout=5.0, check=True
+    ).stdout.decode()
+    caps = _caps(out)
+    return {"before": _caps()["CapEff"], "CapEff": caps["CapEff"], "CapPrm": caps["CapPrm"]}
+
+
+@check(
+    "user.exec_cap_rules",
+    catalogue="USR-10",
+    level="MUST",
+    anchors=("LTP userns06", "capabilities(7) (transformation during execve)"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def exec_cap_rules(ctx: Context) -> None:
+    """In a user namespace, execve by a non-zero uid clears the capabilities; by uid 0 keeps them.
+
+    Two helpers unshare CLONE_NEWUSER (full capabilities there); the check
+    maps one as uid 1000 and the other as uid 0 (both onto its own id).
+    Each execs cat(1) on /proc/self/status: after the uid-1000 exec CapEff
+    and CapPrm must be empty; after the uid-0 exec both must be full.
+    Control: the first helper is mapped as uid 0 too, so its exec keeps them.
+    """
+    if not os.access(_CAT, os.X_OK):
+        raise Skip(f"needs {_CAT} to exec")
+    full = _full_caps()
+    uid, gid = os.geteuid(), os.getegid()
+    cases = (("a non-zero uid", 0 if ctx.control else 1000, 0), ("uid 0", 0, full))
+    for what, ns_uid, want in cases:
+        helper = _userns_helper(ctx)
+        _map_helper(helper.pid, f"{ns_uid} {uid} 1", f"0 {gid} 1")
+        seen = helper.call(_exec_caps, timeout=8.0)
+        if seen["before"] != full:
+            raise RuntimeError(f"the helper lacks capabilities before exec: {seen['before']:#x}")
+        for name in ("CapEff", "CapPrm"):
+            ctx.expect_equal(hex(seen[name]), hex(want), f"{name} after an exec by {what}")
+
+
+# -- USR-11 -------------------------------------------------------------------------
+
+
+def _userns_identity() -> tuple[int, int]:
+    ns = Namespace.of_self(NsType.USER)
+    return (ns.dev, ns.ino)
+
+
+def _create_userns(uid: int | None, flags: int) -> None:
+    if uid is not None:
+        _drop_to(uid, uid)
+    syscalls.unshare(flags)
+
+
+@check(
+    "user.membership",
+    catalogue="USR-11",
+    level="MUST",
+    anchors=("LTP userns05", "selftest nsfs/owner.c", "lsns(8) UID", "ioctl_ns(2)"),
+    needs=Needs(userns=True, min_kernel=(4, 11), kconfig=("USER_NS",)),
+    timeout=5.0,
+)
+def membership(ctx: Context) -> None:
+    """fork keeps the user ns, unshare moves the caller, NS_GET_OWNER_UID names the creator.
+
+    A child forked without CLONE_NEWUSER must be in the check's user
+    namespace (same nsfs (st_dev, st_ino)). A helper drops to nobody where
+    that id is mapped (else keeps the check's uid) and unshares
+    CLONE_NEWUSER: its user namespace must differ from the check's, have
+    the check's as NS_GET_PARENT, and NS_GET_OWNER_UID must be the
+    helper's euid. Control: the helper does not unshare, so it stays.
+    """
+    mine = Namespace.of_self(NsType.USER)
+    forked = ctx.in_child(_userns_identity)
+    ctx.expect_equal(forked, (mine.dev, mine.ino), "user ns of a child forked without NEWUSER")
+    creator = NOBODY if _mapped("uid", (NOBODY,)) and _mapped("gid", (NOBODY,)) else None
+    helper = ctx.spawn_child(_create_userns, creator, ctx.isolate(NEWUSER))
+    helper.recv()
+    theirs = Namespace.of_pid(helper.pid, NsType.USER)
+    ctx.expect(theirs != mine, "unshare(CLONE_NEWUSER) moved the helper", str(theirs), str(mine))
+    ctx.expect_equal(theirs.parent(), mine, "NS_GET_PARENT of the helper's user namespace")
+    owner = os.geteuid() if creator is None else creator
+    ctx.expect_equal(theirs.owner_uid, owner, "NS_GET_OWNER_UID of the helper's user namespace")
+
+
+# -- USR-12 -------------------------------------------------------------------------
+
+
+def _join_then_unshare(threaded: bool, target: int) -> dict[str, object]:
+    """With a second thread running (if *threaded*): setns into *target*'s user ns, unshare one."""
+    fd = _fd(f"/proc/{target}/ns/user")
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, args=(5.0,)) if threaded else None
+    if thread is not None:
+        thread.start()
+    try:
+        seen: dict[str, object] = {"threads": len(os.listdir("/proc/self/task"))}
+        seen["setns"] = _attempt(syscalls.setns, fd, NEWUSER)
+        seen["unshare"] = _attempt(syscalls.unshare, NEWUSER)
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join()
+        os.close(fd)
+    return seen
+
+
+@check(
+    "user.single_threaded_only",
+    catalogue="USR-12",
+    level="MUST",
+    anchors=("user_namespaces(7)", "setns(2)", "unshare(2)", "numpy/numpy#27012", "runc#1795"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def single_threaded_only(ctx: Context) -> None:
+    """A multithreaded process can't setns into or unshare a user namespace (EINVAL).
+
+    A helper starts a second thread, then setns(2)es into another user
+    namespace (one it may join: its owner is the check) and unshares
+    CLONE_NEWUSER: both EINVAL. A fresh single-threaded child then does the
+    same and both succeed. Control: the helper starts no thread.
+    """
+    target = _userns_helper(ctx)
+    _map_root_to_me(target.pid)
+    seen = ctx.in_child(_join_then_unshare, not ctx.control, target.pid)
+    if not ctx.control and seen["threads"] < 2:
+        raise RuntimeError(f"the helper runs {seen['threads']} thread(s), expected 2")
+    ctx.expect_equal(seen["setns"], "EINVAL", "setns(user ns) from a multithreaded process")
+    ctx.expect_equal(seen["unshare"], "EINVAL", "unshare(CLONE_NEWUSER), multithreaded")
+    fresh = ctx.in_child(_join_then_unshare, False, target.pid)
+    ctx.expect_equal(
+        fresh,
+        {"threads": 1, "setns": "ok", "unshare": "ok"},
+        "the same calls from a fresh single-threaded child",
+    )
+
+
+# -- USR-13 -------------------------------------------------------------------------
+
+
+def _rejoin(path: str) -> dict[str, object]:
+    """setns(2) into the user namespace at *path*, with and without nstype."""
+    before = _userns_identity()
+    fd = _fd(path)
+    try:
+        seen: dict[str, object] = {
+            "setns(fd, CLONE_NEWUSER)": _attempt(syscalls.setns, fd, NEWUSER),
+            "setns(fd, 0)": _attempt(syscalls.setns, fd, 0),
+        }
+    finally:
+        os.close(fd)
+    seen["unchanged"] = _userns_identity() == before
+    return seen
+
+
+@check(
+    "user.rejoin_same_userns",
+    catalogue="USR-13",
+    level="MUST",
+    anchors=("setns(2) EINVAL", "benfred/py-spy#68", "mitogen setns"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def rejoin_same_userns(ctx: Context) -> None:
+    """setns(2) into the user namespace the caller is already in fails with EINVAL.
+
+    A child (with CAP_SYS_ADMIN in its user namespace, so privilege is not
+    the reason) opens /proc/self/ns/user and setns(2)es into it, with
+    CLONE_NEWUSER and with 0: both EINVAL, and the namespace is unchanged.
+    Control: the fd names another user namespace (owned by the check), so
+    the first setns succeeds.
+    """
+    if ctx.control:
+        other = _userns_helper(ctx)
+        path = f"/proc/{other.pid}/ns/user"
+    else:
+        path = "/proc/self/ns/user"
+    seen = ctx.in_child(_rejoin, path)
+    for call in ("setns(fd, CLONE_NEWUSER)", "setns(fd, 0)"):
+        ctx.expect_equal(seen[call], "EINVAL", f"{call} into the caller's own user ns")
+    ctx.expect(seen["unchanged"], "the caller's user namespace is unchanged", True, False)

@@ -27,7 +27,7 @@ import platform
 import threading
 from typing import Any, Callable
 
-from nsprim import syscalls
+from nsprim import process, syscalls
 from nsprim.flags import CloneFlags, MountAttrFlags, MountFlags, UmountFlags
 
 from .._kernel import drop_capabilities
@@ -54,8 +54,8 @@ MS_SLAVE = int(MountFlags.SLAVE)
 MS_UNBINDABLE = int(MountFlags.UNBINDABLE)
 MNT_DETACH = int(UmountFlags.DETACH)
 
-#: What nsprim does to ``/`` after unshare(CLONE_NEWNS) unless told otherwise: the
-#: util-linux unshare(1) default since 2.27 ("--propagation private").
+#: util-linux unshare(1)'s default since 2.27 ("--propagation private"), which is
+#: also nsprim.process's (``propagation="private"``); MNT-05 checks nsprim's own.
 NSPRIM_DEFAULT_PROPAGATION = MS_REC | MS_PRIVATE
 
 # statvfs(3) f_flag bits (linux/statfs.h); os lacks ST_NOSYMFOLLOW.
@@ -441,13 +441,11 @@ def unbindable(ctx: Context) -> None:
 # -- MNT-05 -------------------------------------------------------------------------
 
 
-def _mount_from_new_ns(target: str, default: bool) -> str:
-    """In a fresh mount namespace: apply nsprim's default (if asked), mount a marked tmpfs.
+def _mount_marked(target: str) -> str:
+    """Mount a marked tmpfs on *target*; return the propagation this namespace sees.
 
-    Returns the propagation of ``/`` and of the shared tmpfs, as this namespace sees them.
+    That is of ``/`` and of the shared tmpfs holding *target*.
     """
-    if default:
-        _make_root_private()
     _tmpfs(target, "mark")
     return f"/ {_propagation('/')}, the shared tmpfs {_propagation(os.path.dirname(target))}"
 
@@ -471,14 +469,16 @@ def inherited_propagation(ctx: Context) -> None:
     shared (systemd's default) a child's mount leaks back. The sandbox's own
     ``/`` is private (the runner made it so; the host's ``/`` can't be seen
     from inside), so the check mounts a shared tmpfs to play the host's ``/``:
-    a child that only unshares must leak a mount into it; a child that also
-    applies nsprim's default (MS_REC|MS_PRIVATE on ``/``, util-linux's
-    default since 2.27) must not. The ``/`` propagation the children saw is
-    in the failure message. Control: the second child skips the default.
+    a child that only unshares must leak a mount into it; a child started by
+    ``nsprim.process.call(..., namespaces=["mnt"])`` with its default
+    propagation (``"private"``: MS_REC|MS_PRIVATE on ``/``, util-linux's
+    default since 2.27) must not. The propagation the children saw is in
+    the failure message. Control: the nsprim child is started with
+    ``propagation="unchanged"``.
     """
     base = _shared_base(ctx, "mnt05", ("plain", "nsprim"))
     sandbox_root = _propagation("/")
-    ctx.in_child(_mount_from_new_ns, f"{base}/plain", False, unshare=NEWNS)
+    ctx.in_child(_mount_marked, f"{base}/plain", unshare=NEWNS)
     ctx.expect(
         os.path.exists(f"{base}/plain/mark"),
         "with unshare(CLONE_NEWNS) alone, a child's mount under a shared mount reaches the "
@@ -486,11 +486,19 @@ def inherited_propagation(ctx: Context) -> None:
         "present",
         "absent",
     )
-    child_root = ctx.in_child(_mount_from_new_ns, f"{base}/nsprim", not ctx.control, unshare=NEWNS)
+    # The check relies on nsprim's default; the control asks it to leave propagation alone.
+    target = f"{base}/nsprim"
+    child_root = (
+        process.call(
+            _mount_marked, target, namespaces=["mnt"], timeout=5.0, propagation="unchanged"
+        )
+        if ctx.control
+        else process.call(_mount_marked, target, namespaces=["mnt"], timeout=5.0)
+    )
     ctx.expect(
         not os.path.exists(f"{base}/nsprim/mark"),
-        f"after nsprim's default propagation a child's mount reached the parent (in the "
-        f"sandbox: / {sandbox_root}; in the child: {child_root})",
+        f"a mount by a child of nsprim.process.call(namespaces=['mnt']) reached the parent "
+        f"(in the sandbox: / {sandbox_root}; in the child: {child_root})",
         "absent",
         "present",
     )

@@ -23,7 +23,7 @@ import subprocess
 import threading
 from typing import Any, Callable
 
-from nsprim import syscalls
+from nsprim import process, syscalls
 from nsprim.flags import CloneFlags
 from nsprim.namespace import Namespace, NsType
 
@@ -859,8 +859,9 @@ def rejoin_same_userns(ctx: Context) -> None:
 
     A child (with CAP_SYS_ADMIN in its user namespace, so privilege is not
     the reason) opens /proc/self/ns/user and setns(2)es into it, with
-    CLONE_NEWUSER and with 0: both EINVAL, and the namespace is unchanged.
-    Control: the fd names another user namespace (owned by the check), so
+    CLONE_NEWUSER and with 0: both EINVAL, and the namespace is unchanged;
+    ``nsprim.process.call_in`` the check's own user namespace must skip the
+    join and run in it. Control: the fd names another user namespace (owned by the check), so
     the first setns succeeds.
     """
     if ctx.control:
@@ -872,3 +873,6 @@ def rejoin_same_userns(ctx: Context) -> None:
     for call in ("setns(fd, CLONE_NEWUSER)", "setns(fd, 0)"):
         ctx.expect_equal(seen[call], "EINVAL", f"{call} into the caller's own user ns")
     ctx.expect(seen["unchanged"], "the caller's user namespace is unchanged", True, False)
+    # nsprim must not trip over it: joining one's own user namespace is skipped.
+    joined = process.call_in(Namespace.of_self(NsType.USER), _userns_identity, timeout=5.0)
+    ctx.expect_equal(joined, _userns_identity(), "nsprim.process.call_in into the own user ns")

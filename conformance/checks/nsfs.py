@@ -221,6 +221,7 @@ def _typed_join(path: str, t: NsType, wrong: int) -> dict[str, object]:
     try:
         seen: dict[str, object] = {"nstype": int(syscalls.ns_get_nstype(fd))}
         seen["setns(wrong type)"] = _attempt(syscalls.setns, fd, wrong)
+        seen["setns(-1)"] = _raw_setns(fd, -1)  # LTP setns01 "invalid ns_type"
         seen["setns(right type)"] = _attempt(syscalls.setns, fd, int(t.flag))
         seen["joined"] = _same(_ident(f"/proc/self/ns/{_entry(t)}"), _ident_fd(fd))
         return seen
@@ -272,8 +273,8 @@ def typed_join(ctx: Context) -> None:
 
     A helper creates one namespace of every type. For each, a process gets
     NS_GET_NSTYPE (must be that type's CLONE_NEW* value), then setns(2) with
-    the next type's flag (EINVAL), then with the right flag (joins: same
-    identity). setns(memfd, 0) must fail with EINVAL and every NS_GET_*
+    the next type's flag and with -1 (both EINVAL), then with the right flag
+    (joins: same identity). setns(memfd, 0) must fail with EINVAL and every NS_GET_*
     ioctl on a directory, and NS_GET_NSTYPE on the memfd, with ENOTTY.
     Control: the preconditions are removed (the flag matches; the fds are
     nsfs files), so the calls succeed.
@@ -292,6 +293,7 @@ def typed_join(ctx: Context) -> None:
         ctx.expect_equal(
             seen["setns(wrong type)"], "EINVAL", f"setns(2) of a {t.value} fd with another type"
         )
+        ctx.expect_equal(seen["setns(-1)"], "EINVAL", f"setns(2) of a {t.value} fd with type -1")
         ctx.expect_equal(seen["setns(right type)"], "ok", f"setns(2) of a {t.value} fd, its type")
         ctx.expect(seen["joined"], f"the process is in the {t.value} namespace it joined")
 
@@ -508,7 +510,7 @@ def _persistence(ctx: Context, tmpdir: str, early_release: bool) -> dict[str, ob
     catalogue="NS-04",
     level="MUST",
     anchors=("util-linux unshare(1) =file", "lsns(8) -P", "selftest namespaces/siocgskns_test"),
-    needs=Needs(userns=True, min_kernel=(4, 9), kconfig=("NAMESPACES", "USER_NS")),
+    needs=Needs(userns=True, min_kernel=(4, 9), kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS")),
     timeout=8.0,
 )
 def persistence(ctx: Context) -> None:
@@ -735,7 +737,7 @@ def pidfd_multi_join(ctx: Context) -> None:
     ctx.expect_equal(after["pid"], before["pid"], "the joiner's own pid namespace")
 
     if NsType.TIME in types:
-        partial = NEWUTS | NEWIPC | NEWNET | NEWCGROUP | NEWTIME
+        partial = (mask & (NEWUTS | NEWIPC | NEWNET | NEWCGROUP)) | NEWTIME
         seen = ctx.in_child(_partial_join, pid, partial)
         ctx.expect_equal(seen["result"], "EUSERS", "multithreaded setns(pidfd, ...|CLONE_NEWTIME)")
         ctx.expect(seen["unchanged"], "no namespace joined by the refused setns", True, False)
@@ -830,7 +832,11 @@ def _refused_joins(paths: dict[str, str], threaded: bool) -> dict[str, str]:
     catalogue="NS-06",
     level="MUST",
     anchors=("setns(2)", "unshare(2)", "vishvananda/netns#1", "moby#5926", "pyroute2#697"),
-    needs=Needs(userns=True, min_kernel=(5, 6), kconfig=("NAMESPACES", "USER_NS", "TIME_NS")),
+    needs=Needs(
+        userns=True,
+        min_kernel=(5, 6),
+        kconfig=("USER_NS", "NET_NS", "UTS_NS", "IPC_NS", "CGROUPS", "TIME_NS"),
+    ),
     timeout=5.0,
 )
 def thread_scoped(ctx: Context) -> None:

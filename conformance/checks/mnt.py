@@ -58,6 +58,8 @@ MNT_DETACH = int(UmountFlags.DETACH)
 #: also nsprim.process's (``propagation="private"``); MNT-05 checks nsprim's own.
 NSPRIM_DEFAULT_PROPAGATION = MS_REC | MS_PRIVATE
 
+AT_EMPTY_PATH = 0x1000  # linux/fcntl.h
+MS_RDONLY_ATTR = int(MountAttrFlags.RDONLY)
 # statvfs(3) f_flag bits (linux/statfs.h); os lacks ST_NOSYMFOLLOW.
 _ST_NOSYMFOLLOW = 0x2000
 _PROC_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
@@ -721,6 +723,15 @@ def _attr_matrix(base: str, names: tuple[str, ...], control: bool) -> dict[str, 
         value = MS_SHARED if control else bad
         seen[f"propagation {label}"] = _attempt(_raw_mount_setattr_propagation, top, value)
     seen["propagation after invalid"] = _propagation(top)
+    # selftest mount_setattr wrong_mount_namespace: a mount of another mount ns is EINVAL.
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        syscalls.unshare(0 if control else NEWNS)
+        seen["other mount ns"] = _attempt(
+            syscalls.mount_setattr, "", dirfd=fd, flags=AT_EMPTY_PATH, attr_set=MS_RDONLY_ATTR
+        )
+    finally:
+        os.close(fd)
     return seen
 
 
@@ -747,8 +758,11 @@ def mount_setattr(ctx: Context) -> None:
     after ``attr_clr`` both are gone. Propagation (LTP mount_setattr02):
     MS_SHARED, MS_UNBINDABLE, MS_SLAVE on a bind of a shared mount, 0 keeps,
     MS_PRIVATE; -1 and MS_SHARED|MS_SLAVE → EINVAL with nothing changed.
+    A mount of the mount namespace the helper left (held by an fd) → EINVAL
+    (selftest ``wrong_mount_namespace``).
     NOSYMFOLLOW needs Linux 5.14 and is left out before. Control:
-    ``attr_set`` is 0 and the invalid propagations are replaced by MS_SHARED.
+    ``attr_set`` is 0, the invalid propagations are replaced by MS_SHARED,
+    and the helper stays in the mount's namespace.
     """
     names = tuple(name for name, _, _, since in _ATTRS if ctx.kernel[:2] >= since)
     base = os.path.join(ctx.tmpdir, "mnt08")
@@ -770,6 +784,7 @@ def mount_setattr(ctx: Context) -> None:
         seen["propagation MS_SHARED|MS_SLAVE"], "EINVAL", "mount_setattr with two propagations"
     )
     ctx.expect_equal(seen["propagation after invalid"], "private", "propagation after EINVAL")
+    ctx.expect_equal(seen["other mount ns"], "EINVAL", "mount_setattr of another mount ns's mount")
     for name, want in (
         ("shared", "shared"),
         ("unbindable", "unbindable"),

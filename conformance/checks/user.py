@@ -28,7 +28,7 @@ from nsprim.flags import CloneFlags
 from nsprim.namespace import Namespace, NsType
 
 from .._kernel import drop_capabilities, set_dumpable
-from ..registry import Context, Needs, Skip, check
+from ..registry import ChildHandle, Context, Needs, Skip, check
 
 __all__: list[str] = []
 
@@ -138,11 +138,19 @@ def _map_root_to_me(pid: int) -> None:
     _map_helper(pid, f"0 {os.geteuid()} 1", f"0 {os.getegid()} 1")
 
 
-def _userns_helper(ctx: Context) -> Any:
+def _userns_helper(ctx: Context) -> ChildHandle:
     """Spawn a helper in a new user namespace (unmapped) and wait until it is there."""
     helper = ctx.spawn_child(_idle, unshare=NEWUSER)
     helper.recv()
     return helper
+
+
+def _overflow_ids() -> tuple[int, int]:
+    """The ids unmapped ones show as: /proc/sys/kernel/overflow{uid,gid} (proc(5))."""
+    return (
+        int(_read("/proc/sys/kernel/overflowuid")),
+        int(_read("/proc/sys/kernel/overflowgid")),
+    )
 
 
 def _fd(path: str) -> int:
@@ -182,10 +190,7 @@ def overflow_ids(ctx: Context) -> None:
     check created (owned by an id unmapped there) as owned by them too.
     Control: the helper does not unshare, so it sees the check's own ids.
     """
-    overflow = (
-        int(_read("/proc/sys/kernel/overflowuid")),
-        int(_read("/proc/sys/kernel/overflowgid")),
-    )
+    overflow = _overflow_ids()
     path = _create(os.path.join(ctx.tmpdir, "owned"))
     seen = ctx.in_child(_unmapped_view, path, unshare=ctx.isolate(NEWUSER))
     uid, euid, gid, egid = seen["ids"]
@@ -538,7 +543,7 @@ def _level2_view(paths: list[str], restricted: str) -> dict[str, object]:
     "user.large_maps",
     catalogue="USR-08",
     level="MUST",
-    anchors=("LTP userns08 (CVE-2018-18955)", "user_namespaces(7)", "kernel commit 6397fac4915a"),
+    anchors=("LTP userns08 (CVE-2018-18955)", "user_namespaces(7)", "kernel commit d2f007dbe7e4"),
     needs=Needs(userns=True, min_kernel=(4, 15), kconfig=("USER_NS",), probes=(_ids_for_usr08,)),
     timeout=5.0,
 )
@@ -568,9 +573,9 @@ def large_maps(ctx: Context) -> None:
             f"{kind}_map read back",
         )
     probes = (0, 4, 5, 6, 170, _MAX_EXTENTS - 1, _MAX_EXTENTS)
-    overflow = int(_read("/proc/sys/kernel/overflowuid"))
+    overflow = _overflow_ids()
     paths = [_create(os.path.join(ctx.tmpdir, f"owned-{k}"), 0o600, _BASE + k) for k in probes]
-    want = [(k, k) if k < _MAX_EXTENTS else (overflow, overflow) for k in probes]
+    want = [(k, k) if k < _MAX_EXTENTS else overflow for k in probes]
     ctx.expect_equal(helper.call(_owners, paths), want, "owners seen through a 340-extent map")
 
     level1 = _userns_helper(ctx)
@@ -588,7 +593,7 @@ def large_maps(ctx: Context) -> None:
     ctx.expect_equal(seen["ids"], (0, 0, 0, 0), "level 2's ids")
     ctx.expect_equal(
         seen["owners"],
-        [(overflow, overflow), (5, 5), (500, 500)],
+        [overflow, (5, 5), (500, 500)],
         "owners of host 0, 100005 and 100500 seen from level 2",
     )
     ctx.expect_equal(seen["open restricted"], "EACCES", "level 2 opening a root-only file")
@@ -648,10 +653,11 @@ def nesting_limit(ctx: Context) -> None:
 
     A helper unshares CLONE_NEWUSER (mapping root to its old ids each time)
     inside its last user namespace until it fails. From the initial user
-    namespace it must create 32 or 33 levels (this kernel family stops at
-    level 33, one more than the catalogue's 32) and then get ENOSPC (EUSERS
-    before 4.9). From a nested start (rootless), whose depth can't be
-    seen from inside, it must stop with ENOSPC after at most 32. A second
+    namespace it must create 32 or 33 levels (the kernel stops at level 33,
+    one more than the catalogue's 32) and then get ENOSPC (4.9+; earlier
+    kernels said EUSERS and had no ucount limits, so they SKIP). From a
+    nested start (rootless), whose depth can't be seen from inside, it must
+    stop with ENOSPC after at most 32. A second
     helper sets max_user_namespaces=3 in a user namespace of its own: the
     4th nested namespace below it → ENOSPC. Control: the namespaces are
     created side by side (each from a fresh child) and the limit is left

@@ -68,8 +68,17 @@ def _release_held() -> None:
 
 
 def _delete_link(name: str) -> None:
-    """Delete *name* from the caller's namespace (a veth takes its peer along)."""
-    net.delete_link(name)
+    """Delete *name* from the caller's namespace (a veth takes its peer along).
+
+    ENODEV means it is gone already: the helpers are stopped before deferred
+    cleanups run, and when the namespace holding a veth's other end is torn
+    down (asynchronously, in the kernel's cleanup_net work) both ends go.
+    """
+    try:
+        net.delete_link(name)
+    except OSError as err:
+        if err.errno != errno.ENODEV:
+            raise
 
 
 def _veth_here(ctx: Context, name: str, peer: str) -> None:
@@ -596,30 +605,42 @@ def _write_sysctl(path: str, value: str) -> str:
     return _read(path)
 
 
+_TTL = "/proc/sys/net/ipv4/ip_default_ttl"
+
+
 def _hold_abstract(name: str) -> None:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     _HELD[name] = s
     s.bind(b"\0" + name.encode())
 
 
-def _proc_net_follows_setns(here: str, there: str, target: str) -> dict[str, bool]:
-    """Bind *here*, pin /proc/net/unix in the dcache, setns(2) to *target*; who is listed?"""
+def _mark_namespace(name: str, ttl: str) -> None:
+    """Mark the caller's namespace: an abstract socket *name*, net.ipv4.ip_default_ttl *ttl*."""
+    _hold_abstract(name)
+    _write_sysctl(_TTL, ttl)
+
+
+def _views_across_setns(here: str, there: str, target: str) -> dict[str, Any]:
+    """Bind *here*, pin /proc/net/unix and a net sysctl in the dcache, setns(2) to *target*.
+
+    Returns who /proc/net/unix lists and what ip_default_ttl reads, before and after.
+    """
     _hold_abstract(here)
-    # Keep /proc/net/unix open across setns so its dentry stays cached (selftest
-    # proc/setns-dcache.c, the bug fixed in Linux 5.1).
-    with open("/proc/net/unix") as pinned:
-        before = pinned.read()
+    # Keep both files open across setns so their dentries stay cached (selftest
+    # proc/setns-dcache.c, the /proc/net bug fixed in Linux 5.1).
+    with open("/proc/net/unix") as unix, open(_TTL) as ttl:
+        seen: dict[str, Any] = {"here listed before setns": f"@{here}" in unix.read()}
+        seen["ttl before setns"] = ttl.read().strip()
         fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
         try:
             syscalls.setns(fd, NEWNET)
         finally:
             os.close(fd)
         after = _read("/proc/net/unix")
-    return {
-        "here listed before setns": f"@{here}" in before,
-        "here listed after setns": f"@{here}" in after,
-        "there listed after setns": f"@{there}" in after,
-    }
+        seen["here listed after setns"] = f"@{here}" in after
+        seen["there listed after setns"] = f"@{there}" in after
+        seen["ttl after setns"] = _read(_TTL)
+    return seen
 
 
 def _sysfs_view(home: str) -> dict[str, list[str]]:
@@ -662,9 +683,10 @@ def proc_sys_views(ctx: Context) -> None:
 
     Three views. A helper in a new network namespace flips
     net.ipv4.ip_forward: it reads its new value, the parent keeps the old one.
-    A process holding /proc/net/unix open (dentry cached) setns(2)es into a
-    helper's new namespace: /proc/net/unix then lists the helper's abstract
-    socket and no longer its own. A helper that unshares CLONE_NEWNS and
+    A process holding /proc/net/unix and net.ipv4.ip_default_ttl open
+    (dentries cached) setns(2)es into a helper's new namespace: /proc/net/unix
+    then lists the helper's abstract socket and no longer its own, and the
+    sysctl reads the value the helper set there. A helper that unshares CLONE_NEWNS and
     CLONE_NEWNET and mounts sysfs finds exactly its own links in
     /sys/class/net, none of the parent's, and still its own after setns(2)
     back to the parent's namespace. Control: no helper gets a new network
@@ -678,23 +700,26 @@ def proc_sys_views(ctx: Context) -> None:
     ctx.expect_equal(_read(_FORWARD), before, "net.ipv4.ip_forward in the parent namespace")
 
     pid = os.getpid()
-    target = ctx.spawn_child(_hold_abstract, f"nsprim-net08-there-{pid}", unshare=flags)
+    ttl = "77" if _read(_TTL) != "77" else "78"
+    target = ctx.spawn_child(_mark_namespace, f"nsprim-net08-there-{pid}", ttl, unshare=flags)
     target.recv()
     seen = ctx.in_child(
-        _proc_net_follows_setns,
+        _views_across_setns,
         f"nsprim-net08-here-{pid}",
         f"nsprim-net08-there-{pid}",
         target.ns_path("net"),
     )
     ctx.expect_equal(
-        seen,
-        {
-            "here listed before setns": True,
-            "here listed after setns": False,
-            "there listed after setns": True,
-        },
-        "/proc/net/unix before and after setns(2) into another network namespace",
+        [seen[k] for k in ("here listed before setns", "ttl before setns")],
+        [True, _read(_TTL)],
+        "/proc/net/unix lists our socket, ip_default_ttl reads ours, before setns(2)",
     )
+    ctx.expect_equal(
+        [seen[k] for k in ("here listed after setns", "there listed after setns")],
+        [False, True],
+        "/proc/net/unix lists (our socket, the target's) after setns(2) into another namespace",
+    )
+    ctx.expect_equal(seen["ttl after setns"], ttl, "ip_default_ttl after setns(2)")
 
     _veth_here(ctx, "nsp08a", "nsp08b")
     view = ctx.in_child(_sysfs_view, f"/proc/{pid}/ns/net", unshare=NEWNS | flags)

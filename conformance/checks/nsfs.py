@@ -33,7 +33,7 @@ from nsprim import UnsupportedError, syscalls
 from nsprim.flags import CloneFlags, MountFlags
 from nsprim.namespace import NsType
 
-from ..registry import Context, Needs, check
+from ..registry import ChildHandle, Context, Needs, check
 
 __all__: list[str] = []
 
@@ -46,6 +46,8 @@ NEWUTS = int(CloneFlags.NEWUTS)
 NEWIPC = int(CloneFlags.NEWIPC)
 NEWCGROUP = int(CloneFlags.NEWCGROUP)
 CLONE_VM = int(CloneFlags.VM)
+#: waitpid(2) option for children whatever their exit signal (linux/wait.h; not in os).
+_WALL = 0x40000000
 
 #: A namespace's identity: nsfs (st_dev, st_ino) and NS_GET_ID (None where unsupported).
 Ident = tuple[int, int, Optional[int]]
@@ -125,18 +127,25 @@ def _idle() -> None:
 _HELD: list[int] = []
 
 
-def _hold(flags: int) -> None:
+def _hold(flags: int) -> Optional[int]:
     """Hold the namespaces this helper unshared with *flags*; start a new pid ns's init.
 
     /proc/PID/ns/pid_for_children can't be opened before the new pid namespace
     has a first process (ENOENT; the kernel's pidns_for_children_get()), so
-    fork one. It closes everything but a pipe that only this helper can write
-    to, and exits on EOF, that is when the helper dies.
+    make one. It is clone3(CLONE_PARENT)ed, so the check (the helper's parent)
+    reaps it; it closes everything but a pipe that only this helper can write
+    to and exits on EOF, that is when the helper dies.
+
+    Returns:
+        The init's pid, for the check to reap (:func:`_reap`), or None.
     """
     if not flags & NEWPID:
-        return
+        return None
     r, w = os.pipe2(os.O_CLOEXEC)
-    if os.fork() == 0:
+    # clone3(2) wants exit_signal 0 with CLONE_PARENT, which makes it a "clone"
+    # child: only waitpid with __WALL (or __WCLONE) sees it, see _reap().
+    pid = syscalls.clone3(int(CloneFlags.PARENT), exit_signal=0)
+    if pid == 0:
         try:
             os.closerange(3, r)
             os.closerange(r + 1, 1 << 16)
@@ -145,6 +154,22 @@ def _hold(flags: int) -> None:
             os._exit(0)
     os.close(r)
     _HELD.append(w)
+    assert isinstance(pid, int)
+    return pid
+
+
+def _reap(pid: int) -> None:
+    """Reap *pid* (a :func:`_hold` init: it exits once its helper is gone)."""
+    os.waitpid(pid, _WALL)
+
+
+def _spawn_holder(ctx: Context, flags: int) -> ChildHandle:
+    """Spawn a helper that unshares *flags* and holds them (see :func:`_hold`)."""
+    helper = ctx.spawn_child(_hold, flags, unshare=flags)
+    init = helper.recv()
+    if init is not None:
+        ctx.defer(_reap, init)  # cleanups run after the helpers are stopped
+    return helper
 
 
 def _join(path: str, nstype: int) -> dict[str, Ident]:
@@ -186,9 +211,7 @@ def identity(ctx: Context) -> None:
     ours = _identities()
     for t in _types():
         created = _entry(t)
-        flags = ctx.isolate(int(t.flag))
-        helper = ctx.spawn_child(_hold, flags, unshare=flags)
-        helper.recv()
+        helper = _spawn_holder(ctx, ctx.isolate(int(t.flag)))
         theirs = _identities(helper.pid)
         ctx.expect(
             _distinct(theirs[created], ours[created]),
@@ -284,8 +307,7 @@ def typed_join(ctx: Context) -> None:
     all_flags = 0
     for t in types:
         all_flags |= int(t.flag)
-    helper = ctx.spawn_child(_hold, all_flags, unshare=all_flags)
-    helper.recv()
+    helper = _spawn_holder(ctx, all_flags)
     for i, t in enumerate(types):
         wrong = int(types[(i + 1) % len(types)].flag) if mismatch else int(t.flag)
         seen = ctx.in_child(_typed_join, helper.ns_path(_entry(t)), t, wrong)
@@ -388,9 +410,7 @@ def relations(ctx: Context) -> None:
     flags = 0
     for t in types:
         flags |= int(t.flag)
-    flags = ctx.isolate(flags)
-    helper = ctx.spawn_child(_hold, flags, unshare=flags)
-    helper.recv()
+    helper = _spawn_holder(ctx, ctx.isolate(flags))
     hierarchical = [_entry(t) for t in types if t.hierarchical]
     flat = [_entry(t) for t in types if not t.hierarchical]
     ours = _identities()

@@ -15,10 +15,12 @@ runs a module-level function and sends its result back over a pipe
 value, which the check compares like any other, so a control that kills the
 process FAILs rather than ERRORs.
 
-Every process made here is reaped by its parent before the helper returns;
-each one also has PR_SET_PDEATHSIG(SIGKILL), so a helper killed on timeout
-takes its descendants along (and killing a pid-namespace init takes the whole
-namespace, pid_namespaces(7)).
+Every process made here is reaped by its parent before the helper returns
+(or, in a control that orphans it on purpose, killed through a pidfd and left
+to the sandbox's init to reap). Long-lived ones also have
+PR_SET_PDEATHSIG(SIGKILL), so a helper killed on timeout takes them along,
+except where surviving the parent is what a check measures (PID-06); killing
+a pid-namespace init takes its whole namespace (pid_namespaces(7)).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import signal
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 from nsprim import syscalls
 from nsprim.flags import CloneFlags, MountFlags, UmountFlags
@@ -149,12 +151,12 @@ def _kill_and_reap(pid: int) -> Optional[int]:
         return None
 
 
-def _child_exit(code: int = 0) -> None:
+def _child_exit(code: int = 0) -> NoReturn:
     """Leave a forked process without running anything of the parent's (no cleanups, no atexit)."""
     os._exit(code)
 
 
-def _serve_result(wfd: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _serve_result(wfd: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> NoReturn:
     """In the process under test: run ``fn(*args)``, send the outcome on *wfd*, exit."""
     try:
         syscalls.set_pdeathsig(signal.SIGKILL)
@@ -708,9 +710,9 @@ def init_death_kills_members(ctx: Context) -> None:
     The init starts a sleeping member and a member that is itself init of a
     nested namespace with a sleeping member (LTP pidns05's nesting); all
     three sleep for 30 s. The helper holds pidfds to them, lets the init
-    exit(0), and once it is reaped all three must be gone. Control: no CLONE_NEWPID
-    for the outer init, so its exit orphans the members and they live on
-    (the helper then kills them).
+    exit(0), and once it is reaped all three must be gone. Control: no
+    CLONE_NEWPID for the outer init, so its exit orphans the members and
+    they live on (the helper then kills them).
     """
     seen = ctx.in_child(_members_after_init_exit, ctx.isolate(NEWPID), timeout=8.0)
     ctx.expect_equal(seen["init"], "exited with status 0", "how the init ended")

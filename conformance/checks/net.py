@@ -20,7 +20,7 @@ import contextlib
 import errno
 import os
 import socket
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from nsprim import UnsupportedError, net, syscalls
 from nsprim.flags import CloneFlags, MountFlags
@@ -44,6 +44,7 @@ _IO_TIMEOUT = 2.0  # seconds for any socket operation; loopback and veth answer 
 # Each forked helper has its own copy; the check process closes its own copy
 # in a deferred cleanup.
 _HELD: dict[str, Any] = {}
+_T = TypeVar("_T")
 
 
 def _errname(err: OSError) -> str:
@@ -57,6 +58,15 @@ def _attempt(fn: Callable[..., object], *args: object) -> str:
     except OSError as err:
         return _errname(err)
     return "ok"
+
+
+def _hold(key: str, obj: _T) -> _T:
+    """Keep *obj* in :data:`_HELD` under *key*, closing whatever was kept there before."""
+    old = _HELD.pop(key, None)
+    if old is not None:
+        old.close()
+    _HELD[key] = obj
+    return obj
 
 
 def _release_held() -> None:
@@ -165,8 +175,7 @@ def _bind_loopback(port: int) -> dict[str, Any]:
     """
     net.set_link_up("lo")
     seen: dict[str, Any] = {}
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    _HELD["tcp"] = tcp
+    tcp = _hold("tcp", socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC))
     seen["tcp"] = _attempt(tcp.bind, ("127.0.0.1", port))
     if seen["tcp"] == "ok":
         tcp.listen(1)
@@ -176,8 +185,7 @@ def _bind_loopback(port: int) -> dict[str, Any]:
             conn, _ = tcp.accept()
             conn.close()
         seen["accepted"] = True
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    _HELD["udp"] = udp
+    udp = _hold("udp", socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC))
     seen["udp"] = _attempt(udp.bind, ("127.0.0.1", port))
     seen["port"] = port
     return seen
@@ -207,6 +215,7 @@ def same_port_bound_twice(ctx: Context) -> None:
     ctx.expect_equal(
         (held["tcp"], held["udp"]), ("ok", "ok"), "TCP and UDP binds in the first namespace"
     )
+    ctx.expect(held.get("accepted"), "the first namespace's listener accepts its own connection")
     port = held["port"]
     second = ctx.in_child(_bind_loopback, port, unshare=flags)
     ctx.expect_equal(
@@ -307,8 +316,7 @@ def _configure_end(name: str, end: int) -> list[str]:
 
 def _listen(family: int, addr: str) -> int:
     """Hold a listening TCP socket on *addr*; return its port."""
-    listener = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    _HELD["listener"] = listener
+    listener = _hold("listener", socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC))
     listener.settimeout(_IO_TIMEOUT)
     listener.bind((addr, 0))
     listener.listen(1)
@@ -318,8 +326,7 @@ def _listen(family: int, addr: str) -> int:
 
 def _connect_send(family: int, addr: str, port: int, payload: bytes) -> None:
     """Connect to *addr*:*port*, send *payload*, keep the connection for :func:`_recv_reply`."""
-    conn = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    _HELD["conn"] = conn
+    conn = _hold("conn", socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC))
     conn.settimeout(_IO_TIMEOUT)
     conn.connect((addr, port))
     conn.sendall(payload)
@@ -465,8 +472,7 @@ def foreign_device_unreachable(ctx: Context) -> None:
 def _listen_unix(abstract: bytes, path: str) -> None:
     """Hold listening AF_UNIX stream sockets on an abstract name and on a pathname."""
     for key, addr in (("abstract", abstract), ("pathname", path)):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        _HELD[key] = s
+        s = _hold(key, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC))
         s.bind(addr)
         s.listen(1)
 
@@ -529,7 +535,7 @@ _EVENT_PREFIX = "nsp07"
 
 
 def _open_monitor() -> None:
-    _HELD["monitor"] = net.link_monitor()
+    _hold("monitor", net.link_monitor())
 
 
 def _seen_events(timeout: float) -> list[tuple[str, str]]:
@@ -609,8 +615,7 @@ _TTL = "/proc/sys/net/ipv4/ip_default_ttl"
 
 
 def _hold_abstract(name: str) -> None:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    _HELD[name] = s
+    s = _hold(name, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC))
     s.bind(b"\0" + name.encode())
 
 

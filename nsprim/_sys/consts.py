@@ -113,6 +113,11 @@ PIDFD_SIGNAL_THREAD = 1 << 0  # Linux 6.9
 PIDFD_SIGNAL_THREAD_GROUP = 1 << 1
 PIDFD_SIGNAL_PROCESS_GROUP = 1 << 2
 
+# --- <linux/wait.h>: wait for any child whatever its exit signal (needed for
+# children made with exit_signal 0, e.g. clone3 with CLONE_PARENT); os lacks it.
+WALL = 0x40000000
+WCLONE = 0x80000000
+
 # --- <sys/prctl.h> --------------------------------------------------------------
 PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2
@@ -201,3 +206,5 @@ PIDFD_GET_TIME_NAMESPACE = io(PIDFS_IOCTL_MAGIC, 7)
 PIDFD_GET_TIME_FOR_CHILDREN_NAMESPACE = io(PIDFS_IOCTL_MAGIC, 8)
 PIDFD_GET_USER_NAMESPACE = io(PIDFS_IOCTL_MAGIC, 9)
 PIDFD_GET_UTS_NAMESPACE = io(PIDFS_IOCTL_MAGIC, 10)
+PIDFD_INFO_SIZE_VER0 = 64
+PIDFD_GET_INFO = iowr(PIDFS_IOCTL_MAGIC, 11, PIDFD_INFO_SIZE_VER0)  # Linux 6.13

@@ -141,8 +141,9 @@ def unshare(flags: int) -> None:
     Wraps unshare(2); Linux 2.6.16 (each namespace flag needs the kernel that
     brought that type: user 3.8, cgroup 4.6, time 5.6). Same contract as
     Python 3.12's ``os.unshare``. ``CLONE_NEWPID`` and ``CLONE_NEWTIME`` move
-    only the caller's future children; ``CLONE_NEWUSER`` and ``CLONE_NEWNS``
-    are refused (EINVAL) in a multithreaded process.
+    only the caller's future children; ``CLONE_NEWUSER`` is refused (EINVAL)
+    in a multithreaded process (joining a mount namespace with setns is too,
+    but unsharing one is not).
 
     Args:
         flags: ``CLONE_*`` bits (:class:`~nsprim.flags.CloneFlags`).
@@ -181,7 +182,9 @@ def setns(fd: FdLike, nstype: int = 0) -> None:
     _libc.check(_libc.setns(f, t), "setns")
 
 
-_CLONE3_OK = _NS_ALL | C.CLONE_CLEAR_SIGHAND | C.CLONE_PARENT
+# CLONE_FS shares only cwd/root/umask (no memory), so a Python child survives it;
+# CLONE_VM, CLONE_FILES, CLONE_SIGHAND and CLONE_THREAD would not.
+_CLONE3_OK = _NS_ALL | C.CLONE_CLEAR_SIGHAND | C.CLONE_PARENT | C.CLONE_FS
 
 
 def clone3(
@@ -202,7 +205,8 @@ def clone3(
     refused: they cannot be used safely from Python.
 
     Args:
-        flags: ``CLONE_NEW*`` bits, plus ``CLONE_CLEAR_SIGHAND``/``CLONE_PARENT``.
+        flags: ``CLONE_NEW*`` bits, plus ``CLONE_CLEAR_SIGHAND``, ``CLONE_PARENT``
+            and ``CLONE_FS`` (which the kernel refuses together with CLONE_NEWNS).
         pidfd: also return a pidfd for the child (CLONE_PIDFD), O_CLOEXEC.
         exit_signal: signal sent to the parent when the child exits.
         set_tid: pids to give the child, innermost pid namespace first
@@ -218,7 +222,9 @@ def clone3(
         UnsupportedError: no clone3 in this kernel.
         OSError: the kernel refused (EPERM, ENOSPC, EEXIST for set_tid ...).
     """
-    f = _flags(flags, "flags", _CLONE3_OK, "CLONE_NEW* flags, CLONE_CLEAR_SIGHAND, CLONE_PARENT")
+    f = _flags(
+        flags, "flags", _CLONE3_OK, "CLONE_NEW* flags, CLONE_CLEAR_SIGHAND, CLONE_PARENT, CLONE_FS"
+    )
     sig = _int(exit_signal, "exit_signal")
     if not 0 <= sig < signal.NSIG:
         raise ValueError(f"exit_signal must be 0 or a signal number below {signal.NSIG}, got {sig}")

@@ -79,7 +79,7 @@ CASES = [
         S.clone3,
         (int(CloneFlags.VM),),
         ValueError,
-        "flags must be a combination of CLONE_NEW* flags, CLONE_CLEAR_SIGHAND, CLONE_PARENT, got 256",
+        "flags must be a combination of CLONE_NEW* flags, CLONE_CLEAR_SIGHAND, CLONE_PARENT, CLONE_FS, got 256",
     ),
     (S.ns_get_nstype, (-1,), ValueError, "fd must be a non-negative file descriptor, got -1"),
     (S.set_pdeathsig, (-1,), ValueError, "sig must be 0 or a signal number below"),

@@ -227,6 +227,18 @@ def _footnotes(matrix: Matrix) -> tuple[list[list[str]], list[str]]:
     return texts, list(numbers)
 
 
+def _describe_difference(row: Row, columns: Sequence[Column]) -> str:
+    """Say which columns have which status, the most common status last and in short."""
+    groups: dict[str, list[str]] = {}
+    for column, cell in zip(columns, row.cells):
+        groups.setdefault(cell.status or _MISSING, []).append(column.label)
+    ordered = sorted(groups.items(), key=lambda item: len(item[1]))
+    parts = [f"{status} on {', '.join(labels)}" for status, labels in ordered[:-1]]
+    status, labels = ordered[-1]
+    parts.append(f"{status} on the other {len(labels)}" if parts else f"{status} on all")
+    return "; ".join(parts)
+
+
 def _summary_text(summary: Mapping[str, int]) -> str:
     return " ".join(f"{s[0]}:{summary.get(s, 0)}" for s in STATUSES)
 
@@ -269,11 +281,8 @@ def _render_text(matrix: Matrix, markdown: bool) -> str:
         if markdown:
             out.append("")
         for row, _groups in diffs:
-            statuses = ", ".join(
-                f"{col.label}: {cell.status or _MISSING}"
-                for col, cell in zip(matrix.columns, row.cells)
-            )
-            out.append(f"- `{row.id}`: {statuses}" if markdown else f"- {row.id}: {statuses}")
+            text = _describe_difference(row, matrix.columns)
+            out.append(f"- `{row.id}`: {text}" if markdown else f"- {row.id}: {text}")
     if matrix.notes:
         out.append("")
         out.append("**Runs without a report**" if markdown else "Runs without a report:")

@@ -36,6 +36,8 @@ smoke)
     echo "SMOKE import=$(python3 -c 'import nsprim, tabulate; print("ok", nsprim.__version__)' 2>&1)"
     echo "SMOKE pidns_pid=$(unshare --pid --fork --mount-proc sh -c 'echo $$' 2>&1)"
     echo "SMOKE userns_uid=$(as_nobody unshare --user --map-root-user id -u 2>&1)"
+    # On-demand module loading works (veth is a module in Debian's kernels).
+    echo "SMOKE veth=$(unshare --net sh -c 'ip link add nsv0 type veth peer name nsv1 && echo ok' 2>&1)"
     echo "SMOKE nobody_import=$(as_nobody python3 -c 'import nsprim.conformance; print("ok")' 2>&1)"
     printf 'SMOKE ns='
     for f in /proc/self/ns/*; do printf '%s ' "${f##*/}"; done

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import lzma
 import os
@@ -357,6 +358,35 @@ def build_initrd(tree: Path, kver: str, busybox: Path, dest: Path) -> None:
 
 # --- kernels -----------------------------------------------------------------------
 
+# Modules a guest may load on demand (veth, bridge, netfilter, 9p, ...): the kernel's
+# fs/net/crypto/lib/arch trees and a few driver folders, ~1/3 of the whole tree.
+MODULE_DIRS = ("kernel/fs", "kernel/net", "kernel/crypto", "kernel/lib", "kernel/arch")
+MODULE_DRIVERS = ("virtio", "char", "block", "net")
+# Bumped when the cached layout of kernels/<spec>/ changes.
+KERNEL_LAYOUT = 2
+
+
+def _init_digest() -> str:
+    """Digest of the initramfs /init: editing it rebuilds the cached initramfs."""
+    return hashlib.sha256((VM_DIR / "initramfs-init").read_bytes()).hexdigest()[:16]
+
+
+def copy_modules(tree: Path, release: str, root: Path) -> None:
+    """Copy the module subset of an unpacked kernel into *root*/lib/modules and depmod it."""
+    src = tree / "lib/modules" / release
+    dest = root / "lib/modules" / release
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    subs = [*MODULE_DIRS, *(f"kernel/drivers/{d}" for d in MODULE_DRIVERS)]
+    for sub in subs:
+        if (src / sub).is_dir():
+            shutil.copytree(src / sub, dest / sub, symlinks=True)
+    for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        if (src / name).exists():
+            shutil.copy2(src / name, dest / name)
+    run(["depmod", "-b", root, release])
+
 
 @dataclass(frozen=True)
 class Kernel:
@@ -367,6 +397,11 @@ class Kernel:
     vmlinux: Path
     initrd: Path
     packages: tuple[str, ...]
+
+    @property
+    def modules(self) -> Path:
+        """The guest's /lib/modules (a subset of the kernel's modules, depmod'ed)."""
+        return self.vmlinux.parent / "modroot" / "lib" / "modules"
 
 
 def busybox_binary() -> Path:
@@ -420,7 +455,9 @@ def prepare_kernel(spec: str, refresh: bool = False) -> Kernel:
         kernel = Kernel(
             spec, meta["release"], kdir / "vmlinux", kdir / "initrd.cpio", tuple(meta["packages"])
         )
-        if kernel.vmlinux.exists() and kernel.initrd.exists():
+        ready = kernel.vmlinux.exists() and kernel.initrd.exists() and kernel.modules.is_dir()
+        current = meta.get("layout") == KERNEL_LAYOUT and meta.get("init") == _init_digest()
+        if ready and current:
             return kernel
     source = kernel_source(spec)
     started = time.monotonic()
@@ -430,14 +467,21 @@ def prepare_kernel(spec: str, refresh: bool = False) -> Kernel:
         debs = apt.download(packages, CACHE / "debs")
     busybox = busybox_binary()
     kdir.mkdir(parents=True, exist_ok=True)
+    if (kdir / "modroot").exists():
+        shutil.rmtree(kdir / "modroot")
     with unpacked_kernel(debs) as (tree, release, vmlinuz):
         extract_vmlinux(vmlinuz, kdir / "vmlinux.tmp")
         build_initrd(tree, release, busybox, kdir / "initrd.tmp")
+        copy_modules(tree, release, kdir / "modroot")
     os.replace(kdir / "vmlinux.tmp", kdir / "vmlinux")
     os.replace(kdir / "initrd.tmp", kdir / "initrd.cpio")
-    meta_path.write_text(
-        json.dumps({"release": release, "packages": [d.name for d in debs]}, indent=2)
-    )
+    meta = {
+        "release": release,
+        "packages": [d.name for d in debs],
+        "layout": KERNEL_LAYOUT,
+        "init": _init_digest(),
+    }
+    meta_path.write_text(json.dumps(meta, indent=2))
     log(f"{spec}: kernel {release} ready in {time.monotonic() - started:.1f} s")
     return Kernel(
         spec, release, kdir / "vmlinux", kdir / "initrd.cpio", tuple(d.name for d in debs)
@@ -597,7 +641,7 @@ def qemu_command(
     cpu = "host" if accel == "kvm" else "qemu64,+rdrand"
     bios = ["-bios", str(QBOOT)] if QBOOT.exists() else []
     append = (
-        f"console=ttyS0 quiet loglevel=1 panic=-1 nsout=1 nspayload={payload} "
+        f"console=ttyS0 quiet loglevel=1 panic=-1 nsout=1 nsmods=1 nspayload={payload} "
         f"nscontrols={int(controls)} nsinit=/mnt/host/scripts/vm/guest-init.sh"
     )
     share = "security_model=none"
@@ -635,6 +679,10 @@ def qemu_command(
         f"local,id=h,path={REPO},{share},readonly=on",
         "-device",
         "virtio-9p-pci,fsdev=h,mount_tag=host",
+        "-fsdev",
+        f"local,id=m,path={kernel.modules},{share},readonly=on",
+        "-device",
+        "virtio-9p-pci,fsdev=m,mount_tag=modules",
         "-fsdev",
         f"local,id=o,path={outdir},{share}",
         "-device",

@@ -183,6 +183,7 @@ def test_render_markdown_footnotes_and_summary(reports: list[dict[str, Any]]) ->
     assert "3. second bind failed (expected bind ok, got EADDRINUSE)" in lines
     assert "4. fork failed: | pipe" in lines
     assert "- 7.2 (root): did not boot" in lines
+    assert "- `time.offsets_isolated`: PASS on 6.1.0-56-amd64 (root); SKIP on the other 2" in lines
 
 
 def test_render_table_uses_same_footnotes(reports: list[dict[str, Any]]) -> None:

@@ -1,10 +1,21 @@
 """nsprim: Linux namespaces from Python.
 
 Public facade only: re-exports, ``__all__`` and ``__version__``; no logic here.
+
+The daily API is here (``nsprim.spawn``, ``nsprim.run``, ``nsprim.call``,
+``nsprim.call_in``, ``nsprim.enter``, ``nsprim.Namespace`` ...); the low-level
+door is :mod:`nsprim.syscalls` (one typed function per syscall), network
+plumbing is :mod:`nsprim.net`, environment probes :mod:`nsprim.compat`, and
+namespace discovery :mod:`nsprim.listing`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from . import syscalls as syscalls
+from ._fd import FdLike as FdLike
+from ._fd import OwnedFd as OwnedFd
 from ._version import __version__ as __version__
 from .errors import AccessDenied as AccessDenied
 from .errors import CallError as CallError
@@ -12,13 +23,83 @@ from .errors import NoSuchProcess as NoSuchProcess
 from .errors import NsprimError as NsprimError
 from .errors import TimeoutExpired as TimeoutExpired
 from .errors import UnsupportedError as UnsupportedError
+from .flags import CloneFlags as CloneFlags
+from .flags import MountAttrFlags as MountAttrFlags
+from .flags import MountFlags as MountFlags
+from .flags import Propagation as Propagation
+from .flags import UmountFlags as UmountFlags
+from .namespace import Namespace as Namespace
+from .namespace import NsType as NsType
+from .namespace import namespaces as namespaces
+
+if TYPE_CHECKING:
+    from . import net as net
+    from .idmap import IdMap as IdMap
+    from .idmap import IdMapping as IdMapping
+    from .process import NsProcess as NsProcess
+    from .process import call as call
+    from .process import call_in as call_in
+    from .process import enter as enter
+    from .process import run as run
+    from .process import spawn as spawn
+
+# The process API and the netlink module cost ~30 ms to import; load them on
+# first use (PEP 562) so that `nsprim ls` and `nsprim check` start fast.
+_LAZY = {
+    "net": ("net", None),
+    "IdMap": ("idmap", "IdMap"),
+    "IdMapping": ("idmap", "IdMapping"),
+    "NsProcess": ("process", "NsProcess"),
+    "call": ("process", "call"),
+    "call_in": ("process", "call_in"),
+    "enter": ("process", "enter"),
+    "run": ("process", "run"),
+    "spawn": ("process", "spawn"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'nsprim' has no attribute {name!r}") from None
+    import importlib
+
+    mod = importlib.import_module(f".{module}", __name__)
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "__version__",
     "AccessDenied",
     "CallError",
+    "CloneFlags",
+    "FdLike",
+    "IdMap",
+    "IdMapping",
+    "MountAttrFlags",
+    "MountFlags",
+    "Namespace",
     "NoSuchProcess",
+    "NsProcess",
+    "NsType",
     "NsprimError",
+    "OwnedFd",
+    "Propagation",
     "TimeoutExpired",
+    "UmountFlags",
     "UnsupportedError",
+    "call",
+    "call_in",
+    "enter",
+    "namespaces",
+    "net",
+    "run",
+    "spawn",
+    "syscalls",
 ]

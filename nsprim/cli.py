@@ -1,0 +1,81 @@
+"""The ``nsprim`` command: argparse subcommands over the library.
+
+Layer 4, the top: the only layer that prints or exits. Subcommands:
+
+* ``run``         start a command in new namespaces (util-linux ``unshare(1)`` flags);
+* ``enter``       run a command in the namespaces of a process (``nsenter(1)`` flags);
+* ``check``       what this kernel and environment support;
+* ``ls``          the namespaces that exist right now (``lsns(8)`` and more);
+* ``conformance`` the isolation conformance suite (``python -m nsprim.conformance``).
+
+Errors print one line (``nsprim: <message>``) and exit 1; bad usage exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Callable, Optional
+
+from . import __version__
+from . import _cli_inspect as _inspect
+from . import _cli_process as _process
+from .errors import NsprimError
+
+__all__ = ["main", "build_parser"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="nsprim",
+        description="Linux namespaces: run, enter, inspect, and prove their isolation.",
+    )
+    parser.add_argument("--version", action="version", version=f"nsprim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    table: list[tuple[str, Callable[..., object], Handler]] = [
+        ("run", _process.add_run_parser, _process.cmd_run),
+        ("enter", _process.add_enter_parser, _process.cmd_enter),
+        ("check", _inspect.add_check_parser, _inspect.cmd_check),
+        ("ls", _inspect.add_ls_parser, _inspect.cmd_ls),
+    ]
+    for name, add, handler in table:
+        add(sub)
+        sub.choices[name].set_defaults(func=handler)
+    sub.add_parser(
+        "conformance",
+        help="run the isolation conformance suite (see 'nsprim conformance --help')",
+        add_help=False,
+    )
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the ``nsprim`` command line and return its exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "conformance":
+        # The suite owns its own parser (it is also `python -m nsprim.conformance`).
+        # Imported by name: the suite lives in the top-level conformance/ folder,
+        # mapped to nsprim.conformance at install time.
+        import importlib
+
+        conformance_cli = importlib.import_module("nsprim.conformance.cli")
+        return int(conformance_cli.main(args[1:]))
+    parser = build_parser()
+    ns = parser.parse_args(args)
+    handler: Handler = ns.func
+    try:
+        return handler(ns)
+    except KeyboardInterrupt:
+        return 130
+    except (NsprimError, OSError, ValueError, TypeError) as err:
+        print(f"nsprim: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

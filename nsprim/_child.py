@@ -306,10 +306,19 @@ def _join(join: Join, step: _Step, chan: int) -> bool:
         step.name = "clone3"
         # clone3(2) takes CLONE_PARENT only with exit_signal 0; the child then
         # inherits ours (SIGCHLD), as clone(2) does.
+        me = _sc.pidfd_open(os.getpid())
         pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0)
         if pid != 0:
             send_frame(chan, HOP, str(pid).encode())
             os._exit(0)
+        # Say nothing before the HOP frame is out, i.e. until the intermediate
+        # is gone: the parent must learn this pid before anything else, or it
+        # would reap the wrong process and leave this one a zombie (which, in
+        # a pid namespace, keeps its init from ever finishing its exit).
+        p = select.poll()
+        p.register(me, select.POLLIN)
+        p.poll()
+        os.close(me)
         return True
     return True
 

@@ -116,8 +116,9 @@ def test_enter_exited_pid_is_no_such_process() -> None:
 
 def test_enter_non_namespace_fd_is_value_error(tmp_path: Path) -> None:
     match = "neither a pidfd nor a namespace file descriptor"
-    with open(tmp_path / "f", "w") as f, pytest.raises(ValueError, match=match):
-        with process.enter(f, "uts"):
+    with open(tmp_path / "f", "w") as f:
+        cm = process.enter(f, "uts")
+        with pytest.raises(ValueError, match=match), cm:
             pass
 
 

@@ -2,11 +2,12 @@
 
 Layer: conformance checks. Imports public nsprim names and the conformance
 registry only; the few libc calls nsprim.syscalls does not bind (POSIX
-message queues for PID-09, pthread_create for PID-12) are bound here with
-full prototypes (STYLE.md 5.7).
+message queues for PID-09, pthread_create for PID-12, prctl for
+PR_SET_CHILD_SUBREAPER) are bound here with full prototypes (STYLE.md 5.7).
 
-Shape (see :mod:`.uts`): the check forks a helper (``ctx.in_child``), and the
-helper creates the process under test with ``clone3``/``unshare``+``fork``/
+Shape (see :mod:`.uts`): the check forks a helper (``ctx.in_child`` through
+:func:`_in_helper`, which makes it a child subreaper), and the helper
+creates the process under test with ``clone3``/``unshare``+``fork``/
 ``setns``+``fork`` using the flags ``ctx.isolate`` returned, so the negative
 control is the same code without CLONE_NEWPID (or, for guarantees about an
 error or a privilege, with the precondition removed). The process under test
@@ -15,9 +16,9 @@ runs a module-level function and sends its result back over a pipe
 value, which the check compares like any other, so a control that kills the
 process FAILs rather than ERRORs.
 
-Every process made here is reaped by its parent before the helper returns
-(or, in a control that orphans it on purpose, killed through a pidfd and left
-to the sandbox's init to reap). Long-lived ones also have
+Every process made here is reaped by its parent before the helper returns,
+and whatever a control orphans on purpose comes back to the helper, which is
+a child subreaper, and is killed and reaped there. Long-lived ones also have
 PR_SET_PDEATHSIG(SIGKILL), so a helper killed on timeout takes them along,
 except where surviving the parent is what a check measures (PID-06); killing
 a pid-namespace init takes its whole namespace (pid_namespaces(7)).
@@ -57,6 +58,13 @@ _PF_KTHREAD = 0x00200000
 _PROC_FLAGS = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
 
 _MSG = struct.Struct("!I")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_prctl = _libc.prctl
+_prctl.restype = ctypes.c_int
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_PR_SET_CHILD_SUBREAPER = 36  # include/uapi/linux/prctl.h; Linux 3.4
+_WALL = 0x40000000  # include/uapi/linux/wait.h __WALL: also wait for "clone" children
 
 
 # -- plumbing: processes, pipes, results -------------------------------------------
@@ -141,12 +149,15 @@ def _wait(pid: int, timeout: float = _WAIT) -> int:
         time.sleep(0.002)
 
 
-def _kill_and_reap(pid: int) -> Optional[int]:
-    """SIGKILL child *pid* (from its parent: reaches even a pid-namespace init) and reap it."""
+def _kill_and_reap(pid: int, options: int = 0) -> Optional[int]:
+    """SIGKILL child *pid* (from its parent: reaches even a pid-namespace init) and reap it.
+
+    Pass ``options=_WALL`` for a child created with exit_signal 0.
+    """
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     try:
-        return os.waitpid(pid, 0)[1]
+        return os.waitpid(pid, options)[1]
     except ChildProcessError:
         return None
 
@@ -286,6 +297,45 @@ def _attempt(fn: Callable[..., Any], *args: Any) -> str:
     return "ok"
 
 
+def _children() -> list[int]:
+    """Return the pids of this process's children, zombies included (CONFIG_PROC_CHILDREN).
+
+    Raises:
+        RuntimeError: /proc is not this pid namespace's procfs (its pids would be foreign).
+    """
+    if os.readlink("/proc/self") != str(os.getpid()):
+        raise RuntimeError("/proc belongs to another pid namespace; cannot list children")
+    kids: list[int] = []
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/children") as f:
+            kids += [int(p) for p in f.read().split()]
+    return kids
+
+
+def _as_subreaper(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` as a child subreaper, then kill and reap every child left.
+
+    For helpers whose control run orphans processes on purpose: the orphans
+    come back to this helper (prctl(2) PR_SET_CHILD_SUBREAPER) instead of the
+    sandbox's init, and are reaped here. A subreaper outside a pid namespace
+    never adopts that namespace's orphans (kernel find_new_reaper() looks only
+    inside the orphan's namespace), so the checks themselves are unaffected.
+    """
+    if _prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+    try:
+        return fn(*args)
+    finally:
+        for pid in _children():
+            _kill_and_reap(pid, _WALL)
+
+
+def _in_helper(ctx: Context, fn: Callable[..., Any], *args: Any, timeout: float = 5.0) -> Any:
+    """``ctx.in_child(fn, *args)`` in a helper that subreaps (:func:`_as_subreaper`)."""
+    return ctx.in_child(_as_subreaper, fn, *args, timeout=timeout)
+
+
 # -- PID-01 ----------------------------------------------------------------------
 
 
@@ -323,7 +373,7 @@ def first_child_is_init(ctx: Context) -> None:
     """
     flags = ctx.isolate(NEWPID)
     for variant in _ENTRY_VARIANTS:
-        pid = ctx.in_child(_run_in_pidns, (variant, flags), _getpid)
+        pid = _in_helper(ctx, _run_in_pidns, (variant, flags), _getpid)
         ctx.expect_equal(pid, 1, f"getpid() of the first process in the new pid ns ({variant})")
 
 
@@ -352,7 +402,7 @@ def init_parent_invisible(ctx: Context) -> None:
     group named by its own pid, 1 (LTP pidns02). Control: no CLONE_NEWPID,
     so the parent is visible and the ids are the child's real pid.
     """
-    seen = ctx.in_child(_run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _init_identity)
+    seen = _in_helper(ctx, _run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _init_identity)
     ctx.expect_equal(seen["ppid"], 0, "getppid() of a pid namespace's init")
     ctx.expect_equal(seen["sid"], 1, "getsid(0) of the init after setsid()")
     ctx.expect_equal(seen["pgid"], 1, "getpgid(0) of the init after setsid()")
@@ -405,7 +455,7 @@ def proc_view(ctx: Context) -> None:
     whole sandbox.
     """
     flags = ctx.isolate(NEWPID) | NEWNS
-    seen = ctx.in_child(_run_in_pidns, ("clone3", flags), _proc_view)
+    seen = _in_helper(ctx, _run_in_pidns, ("clone3", flags), _proc_view)
     ctx.expect_equal(seen["self"], str(seen["pid"]), "/proc/self inside the namespace")
     ctx.expect_equal(seen["listed"], seen["members"], "pids listed in the namespace's /proc")
     ctx.expect_equal(seen["members"], [1, 2], "pids of the namespace's two members")
@@ -467,7 +517,7 @@ def init_signal_protection(ctx: Context) -> None:
     drop). Control: no CLONE_NEWPID, so the "init" is an ordinary process
     and the first signal kills it.
     """
-    seen = ctx.in_child(_run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _signal_self_from_member)
+    seen = _in_helper(ctx, _run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _signal_self_from_member)
     ctx.expect(isinstance(seen, dict), "the init reported after the signals", "a report", seen)
     ctx.expect_equal(
         seen["survived"],
@@ -595,7 +645,7 @@ def ancestor_can_kill_init(ctx: Context) -> None:
     namespace (the ancestor precondition removed), so init's protection
     drops them all.
     """
-    seen = ctx.in_child(_signal_init, NEWPID, ctx.control)
+    seen = _in_helper(ctx, _signal_init, NEWPID, ctx.control)
     for sig, expected in _ANCESTOR_SIGNALS.items():
         ctx.expect_equal(seen.get(sig.name), expected, f"effect of {sig.name} on the init")
 
@@ -669,7 +719,7 @@ def _members_after_init_exit(flags: int) -> dict[str, Any]:
         alive = _still_alive(pidfds, 0.5)
     finally:
         for fd in pidfds:
-            # The control leaves them running (reparented to the sandbox init, which reaps).
+            # The control leaves them running (orphans of the subreaping helper).
             with contextlib.suppress(ProcessLookupError):
                 syscalls.pidfd_send_signal(fd, signal.SIGKILL)
             os.close(fd)
@@ -712,9 +762,10 @@ def init_death_kills_members(ctx: Context) -> None:
     three sleep for 30 s. The helper holds pidfds to them, lets the init
     exit(0), and once it is reaped all three must be gone. Control: no
     CLONE_NEWPID for the outer init, so its exit orphans the members and
-    they live on (the helper then kills them).
+    they live on (the helper, a subreaper, then kills and reaps them).
     """
-    seen = ctx.in_child(_members_after_init_exit, ctx.isolate(NEWPID), timeout=8.0)
+    flags = ctx.isolate(NEWPID)
+    seen = _in_helper(ctx, _members_after_init_exit, flags, timeout=8.0)
     ctx.expect_equal(seen["init"], "exited with status 0", "how the init ended")
     ctx.expect_equal(seen["members"], 3, "members that reported before the init exited")
     ctx.expect_equal(seen["alive"], 0, "members still alive after the init exited")
@@ -772,10 +823,12 @@ def orphan_reparenting(ctx: Context) -> None:
 
     Inside the namespace (no subreaper there), the init forks C, C forks D
     and exits: D's getppid() must become the init's pid, 1, and the init must
-    be able to reap D. Control: no CLONE_NEWPID, so D goes to the sandbox's
-    pid 1, not to the process that played init.
+    be able to reap D. The helper outside is a child subreaper and must not
+    get D. Control: no CLONE_NEWPID, so D goes to that subreaper, not to the
+    process that played init.
     """
-    seen = ctx.in_child(_run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _orphan_parent)
+    entry = ("clone3", ctx.isolate(NEWPID))
+    seen = _in_helper(ctx, _run_in_pidns, entry, _orphan_parent)
     ctx.expect_equal(seen["new_parent"], seen["init"], "the orphan's new parent (getppid())")
     ctx.expect(seen["reaped_by_init"], "the init reaps the orphan", True, False)
     ctx.expect_equal(seen["init"], 1, "pid of the init that adopted the orphan")
@@ -815,7 +868,7 @@ def outside_invisible(ctx: Context) -> None:
     sibling.recv()
     outer = [os.getpid(), sibling.pid]
     flags = ctx.isolate(NEWPID) | NEWNS
-    seen = ctx.in_child(_run_in_pidns, ("clone3", flags), _outside_view, outer)
+    seen = _in_helper(ctx, _run_in_pidns, ("clone3", flags), _outside_view, outer)
     for pid in outer:
         ctx.expect_equal(seen[str(pid)], "ESRCH", f"kill({pid}, 0) of an outside process")
     ctx.expect_equal(seen["-1"], "ESRCH", "kill(-1, 0) from an init with no other members")
@@ -1011,7 +1064,7 @@ def siginfo_translation(ctx: Context) -> None:
     CLONE_NEWPID, so the helper is visible and its pid appears.
     """
     name = f"/nsprim-pid-siginfo-{os.getpid()}-{int(ctx.control)}".encode()
-    seen = ctx.in_child(_siginfo_from_ancestor, ctx.isolate(NEWPID), name)
+    seen = _in_helper(ctx, _siginfo_from_ancestor, ctx.isolate(NEWPID), name)
     ctx.expect(isinstance(seen, dict), "the receiving init reported", "a report", seen)
     ctx.expect_equal(seen["signal from ancestor"], 0, "si_pid of SIGUSR1 sent by an ancestor")
     ctx.expect_equal(seen["mq from ancestor"], 0, "si_pid of an mq notification by an ancestor")
@@ -1122,9 +1175,9 @@ def nesting_limit(ctx: Context) -> None:
         budget = MAX_PID_NS_LEVEL
     if budget < MAX_PID_NS_LEVEL:
         raise Skip(f"user.max_pid_namespaces is {budget}: ENOSPC would come from that limit")
-    level = ctx.in_child(_absolute_level, unshare=NEWNS)
+    level = ctx.in_child(_absolute_level, unshare=NEWNS)  # forks nothing
     allowed = MAX_PID_NS_LEVEL - level
-    seen = ctx.in_child(_nesting, ctx.isolate(NEWPID), allowed + 1, timeout=8.0)
+    seen = _in_helper(ctx, _nesting, ctx.isolate(NEWPID), allowed + 1, timeout=8.0)
     ctx.expect_equal(
         seen,
         (allowed + 1, "ENOSPC"),
@@ -1168,13 +1221,12 @@ def init_one_shot(ctx: Context) -> None:
     fail with ENOMEM (not EAGAIN: kernel commits 35f71bc0a09a, b26ebfe12f34).
     Control: no CLONE_NEWPID, so the second fork succeeds.
     """
-    seen = ctx.in_child(_fork_after_init_exit, ctx.isolate(NEWPID))
+    seen = _in_helper(ctx, _fork_after_init_exit, ctx.isolate(NEWPID))
     ctx.expect_equal(seen, "ENOMEM", "fork() after the namespace's init exited")
 
 
 # -- PID-12 ----------------------------------------------------------------------
 
-_libc = ctypes.CDLL(None, use_errno=True)
 _THREAD_START = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
 _pthread_create = _libc.pthread_create
 _pthread_create.restype = ctypes.c_int
@@ -1210,22 +1262,23 @@ def _try_thread() -> str:
     return "ok"
 
 
-def _start_init() -> None:
-    """In a helper that unshared CLONE_NEWPID: fork the namespace's init, which waits.
+def _start_init() -> int:
+    """In a helper that unshared CLONE_NEWPID: start the namespace's init; return its pid.
 
     ``pid_for_children`` can only be opened once its namespace has an init.
-    The init dies with the helper (PR_SET_PDEATHSIG) and the sandbox's init
-    reaps it.
+    The init is clone3(CLONE_PARENT)ed, so it is the check's child and the
+    check kills and reaps it, not the sandbox's init. clone3(2) wants
+    exit_signal 0 with CLONE_PARENT, which makes it a "clone" child that only
+    waitpid(__WALL) sees.
     """
-    rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    if os.fork() == 0:
+    pid = syscalls.clone3(int(CloneFlags.PARENT), exit_signal=0)
+    assert isinstance(pid, int)
+    if pid == 0:
         try:
-            os.close(wfd)
-            syscalls.set_pdeathsig(signal.SIGKILL)
-            os.read(rfd, 1)
+            time.sleep(60)
         finally:
             _child_exit(0)
-    os.close(rfd)  # the write end stays open in the helper until it is stopped
+    return pid
 
 
 def _for_children(active: tuple[int, int]) -> str:
@@ -1295,10 +1348,10 @@ def caller_not_moved(ctx: Context) -> None:
     """
     flags = ctx.isolate(NEWPID)
     keeper = ctx.spawn_child(_start_init, unshare=flags)
-    keeper.recv()
+    ctx.defer(_kill_and_reap, keeper.recv(), _WALL)
     variants = {"unshare": flags, "setns": keeper.ns_path("pid_for_children")}
     for how, arg in variants.items():
-        seen = ctx.in_child(_caller_not_moved, how, arg)
+        seen = _in_helper(ctx, _caller_not_moved, how, arg)
         ctx.expect(seen["pid unchanged"], f"getpid() unchanged after {how}", True, False)
         ctx.expect(
             seen["pid ns unchanged"], f"/proc/self/ns/pid unchanged after {how}", True, False
@@ -1407,7 +1460,7 @@ def nspid_chain(ctx: Context) -> None:
         pid_max = int(f.read())
     if pid_max <= max(_TID_OUTER):
         raise Skip(f"kernel.pid_max is {pid_max}, too small for the chosen pids")
-    seen = ctx.in_child(_set_tid_chain, ctx.isolate(NEWPID))
+    seen = _in_helper(ctx, _set_tid_chain, ctx.isolate(NEWPID))
     if seen.get("A") == "EPERM":
         raise Skip("clone3 set_tid needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE here (EPERM)")
     ctx.expect_equal(seen["A"], [_TID_OUTER[0], 1], "NSpid of A (set_tid=[1, 4242])")
@@ -1487,7 +1540,7 @@ def no_ancestor_join(ctx: Context) -> None:
     CLONE_NEWPID, so the "ancestor" is the init's own namespace and the join
     succeeds.
     """
-    seen = ctx.in_child(_join_both_ways, ctx.isolate(NEWPID))
+    seen = _in_helper(ctx, _join_both_ways, ctx.isolate(NEWPID))
     ctx.expect_equal(seen["ancestor"], "EINVAL", "setns(2) into an ancestor pid namespace")
     child = seen["descendant"]
     ctx.expect_equal(child["ns"], seen["init ns"], "pid namespace of a child forked after the join")

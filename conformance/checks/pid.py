@@ -297,19 +297,31 @@ def _attempt(fn: Callable[..., Any], *args: Any) -> str:
     return "ok"
 
 
-def _children() -> list[int]:
-    """Return the pids of this process's children, zombies included (CONFIG_PROC_CHILDREN).
+def _reap_children(timeout: float = _WAIT) -> None:
+    """SIGKILL this process's remaining children (when /proc lists them), then reap them all.
 
-    Raises:
-        RuntimeError: /proc is not this pid namespace's procfs (its pids would be foreign).
+    ``/proc/self/task/*/children`` needs CONFIG_PROC_CHILDREN; without it, or
+    when /proc is another pid namespace's, the children are only reaped (they
+    are processes the helper expects to exit on their own), for at most
+    *timeout* seconds.
     """
-    if os.readlink("/proc/self") != str(os.getpid()):
-        raise RuntimeError("/proc belongs to another pid namespace; cannot list children")
-    kids: list[int] = []
-    for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/children") as f:
-            kids += [int(p) for p in f.read().split()]
-    return kids
+    with contextlib.suppress(OSError, ValueError):
+        if os.readlink("/proc/self") == str(os.getpid()):  # /proc is our pid namespace's
+            for tid in os.listdir("/proc/self/task"):
+                with open(f"/proc/self/task/{tid}/children") as f:
+                    for child in f.read().split():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(child), signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reaped, _ = os.waitpid(-1, os.WNOHANG | _WALL)
+        except ChildProcessError:
+            return  # none left
+        if reaped == 0:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.002)
 
 
 def _as_subreaper(fn: Callable[..., Any], *args: Any) -> Any:
@@ -327,8 +339,7 @@ def _as_subreaper(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     finally:
-        for pid in _children():
-            _kill_and_reap(pid, _WALL)
+        _reap_children()
 
 
 def _in_helper(ctx: Context, fn: Callable[..., Any], *args: Any, timeout: float = 5.0) -> Any:

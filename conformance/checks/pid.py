@@ -1452,7 +1452,7 @@ def _set_tid_chain(flags: int) -> dict[str, Any]:
         "LTP clone304",
         "proc(5) NSpid",
     ),
-    needs=Needs(min_kernel=(5, 5), kconfig=("PID_NS", "CHECKPOINT_RESTORE")),
+    needs=Needs(min_kernel=(5, 5), kconfig=("PID_NS",)),
     timeout=5.0,
 )
 def nspid_chain(ctx: Context) -> None:

@@ -9,8 +9,9 @@ ERROR result named ``guard.<what>``.
 
 Watched: hostname and domainname; SysV IPC objects (``/proc/sysvipc``); POSIX
 message queues (``/dev/mqueue`` when mounted); mounts (``/proc/self/mountinfo``);
-network interfaces (``/sys/class/net``) and named netns (``/run/netns``); the
-calling process's children and open fds.
+network interfaces (``/sys/class/net``) and named netns (``/run/netns``);
+cgroups under the runner's own cgroup v2 directory; the calling process's
+children and open fds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _CATEGORIES: dict[str, str] = {
     "netns": "host named network namespaces",
     "children": "the runner's child processes",
     "fds": "the runner's open file descriptors",
+    "cgroup": "cgroups under the runner's cgroup v2 directory",
 }
 
 
@@ -105,6 +107,36 @@ def _fds() -> Counter[str]:
     return items
 
 
+def _own_cgroup2_dir() -> str | None:
+    """Return the directory of this process's cgroup in the cgroup2 hierarchy, if mounted."""
+    rel = next(
+        (line[3:] for line in _read("/proc/self/cgroup").splitlines() if line.startswith("0::")),
+        None,
+    )
+    if rel is None:
+        return None
+    for line in _read("/proc/self/mountinfo").splitlines():
+        left, _, right = line.partition(" - ")
+        lcols, rcols = left.split(), right.split()
+        if rcols and rcols[0] == "cgroup2" and len(lcols) >= 5:
+            root, mnt = lcols[3], lcols[4]
+            inner = os.path.relpath(rel, root) if rel.startswith(root) else None
+            if inner is not None and not inner.startswith(".."):
+                return os.path.normpath(os.path.join(mnt, inner))
+    return None
+
+
+def _cgroups() -> Counter[str]:
+    # Checks create their cgroups right under the runner's own; a check killed
+    # at its timeout never runs its cleanup, so look for what it left.
+    base = _own_cgroup2_dir()
+    if base is None:
+        return Counter()
+    return Counter(
+        os.path.join(base, n) for n in _listdir(base) if os.path.isdir(os.path.join(base, n))
+    )
+
+
 def _uts() -> Counter[str]:
     uts: Counter[str] = Counter()
     for name in ("hostname", "domainname"):
@@ -121,10 +153,11 @@ _OBSERVERS: dict[str, Callable[[], Counter[str]]] = {
     "netns": lambda: Counter(f"/run/netns/{n}" for n in _listdir("/run/netns")),
     "children": _children,
     "fds": _fds,
+    "cgroup": _cgroups,
 }
 
 #: The categories that describe the host (the rest describe the calling process).
-HOST = ("uts", "ipc", "mqueue", "mnt", "net", "netns")
+HOST = ("uts", "ipc", "mqueue", "mnt", "net", "netns", "cgroup")
 #: The categories that describe the calling process.
 PROCESS = ("children", "fds")
 

@@ -64,6 +64,7 @@ __all__ = [
     "socket_netns",
     "set_pdeathsig",
     "set_dumpable",
+    "set_child_subreaper",
     "capget",
     "capset",
     "drop_capabilities",
@@ -754,3 +755,15 @@ def drop_capabilities() -> None:
     (they must stay a subset of permitted and inheritable, capabilities(7)).
     """
     capset(0, 0, 0)
+
+
+def set_child_subreaper(on: bool = True) -> None:
+    """Make the calling process a "child subreaper" (or stop being one).
+
+    Wraps prctl(PR_SET_CHILD_SUBREAPER); Linux 3.4. Orphaned descendants are
+    then reparented to this process instead of the pid namespace's init, so
+    it can reap them.
+    """
+    if not isinstance(on, bool):
+        raise TypeError(f"on must be a bool, got {on!r}")
+    _libc.check(_libc.prctl(C.PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0), "prctl")

@@ -452,3 +452,23 @@ def test_capset_refuses_bad_masks() -> None:
         S.capset(-1, 0)
     with pytest.raises(TypeError, match="on must be a bool"):
         S.set_dumpable(1)  # type: ignore[arg-type]
+
+
+def _subreaper_adopts_orphans() -> bool:
+    S.set_child_subreaper(True)
+    r, w = os.pipe()
+    mid = os.fork()
+    if mid == 0:
+        if os.fork() == 0:  # grandchild: orphaned when mid exits
+            time.sleep(0.2)
+            os.write(w, str(os.getppid()).encode())
+            os._exit(0)
+        os._exit(0)
+    os.waitpid(mid, 0)
+    adopted = int(os.read(r, 32)) == os.getpid()
+    os.wait()
+    return adopted
+
+
+def test_child_subreaper_adopts_orphaned_grandchildren() -> None:
+    assert in_child(_subreaper_adopts_orphans)

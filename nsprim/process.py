@@ -47,6 +47,7 @@ from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, 
 
 from . import _child
 from . import namespace as _namespace
+from . import net as _net
 from . import syscalls as _sc
 from ._fd import FdLike, HasFileno, OwnedFd, fd_of
 from ._sys import consts as C
@@ -1164,6 +1165,128 @@ def _stdio(
     return child, to_close, files
 
 
+# --- the fast path: no Python between fork and exec -----------------------------------------
+
+# Types one thread can unshare in a multithreaded process and pass on to a
+# vfork-style child. Not user (unshare(2) refuses it in a multithreaded
+# process), not pid (copy_process() refuses CLONE_VM into another pid
+# namespace), not time (offsets need the slow path's parent/child dance).
+_FAST_TYPES = frozenset({NsType.UTS, NsType.IPC, NsType.NET, NsType.CGROUP, NsType.MNT})
+_fast_ok = hasattr(os, "posix_spawn")
+
+
+def _fast_eligible(setup: _Setup, child_std: Sequence[int]) -> bool:
+    return (
+        _fast_ok
+        and setup.pdeathsig == 0  # posix_spawn(3) can't set PR_SET_PDEATHSIG in the child
+        and not setup.sync
+        and setup.root is None
+        and not setup.mount_proc
+        and setup.types <= _FAST_TYPES
+        and all(src < 0 or src == i or src > 2 for i, src in enumerate(child_std))
+    )
+
+
+def _fast_spawn(
+    setup: _Setup,
+    argv: tuple[bytes, ...],
+    executables: tuple[bytes, ...],
+    envp: Optional[dict[bytes, bytes]],
+    child_std: Sequence[int],
+    pass_fds: tuple[int, ...],
+) -> tuple[int, OwnedFd]:
+    """Start the program with posix_spawn(3) from a throwaway thread that unshared first.
+
+    glibc's posix_spawn uses clone(CLONE_VM|CLONE_VFORK): nothing of this
+    process is copied and no Python runs in the child, which is what makes
+    it several times cheaper than fork() of a big interpreter. The new
+    namespaces are made by unshare(2) in a dedicated thread (with
+    CLONE_FS, so its cwd and root are its own), set up there (hostname,
+    propagation, lo, cwd), and inherited by the child. The thread
+    then ends, and the namespaces live on in the child.
+    """
+    actions: list[tuple[int, ...]] = []
+    keep = set(pass_fds)
+    for i, src in enumerate(child_std):
+        if src >= 0:
+            keep.add(src)
+            actions.append((os.POSIX_SPAWN_DUP2, src, i))
+    for fd in pass_fds:
+        # dup2(fd, fd) clears FD_CLOEXEC in posix_spawn (glibc 2.29).
+        actions.append((os.POSIX_SPAWN_DUP2, fd, fd))
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                inheritable = os.get_inheritable(fd)
+            except OSError:
+                continue
+            if inheritable:
+                actions.append((os.POSIX_SPAWN_CLOSE, fd))
+    env = envp if envp is not None else os.environb
+    sigdef = [sig for sig in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None))]
+    box: list[Any] = []
+
+    def work() -> None:
+        step = "unshare"
+        try:
+            _sc.unshare(setup.flags | C.CLONE_FS)
+            if setup.hostname is not None:
+                step = "sethostname"
+                _sc.sethostname(setup.hostname)
+            if setup.domainname is not None:
+                step = "setdomainname"
+                _sc.setdomainname(setup.domainname)
+            if setup.propagation:
+                step = "mount"
+                _sc.mount(None, "/", None, C.MS_REC | setup.propagation)
+            if setup.loopback_up:
+                step = "set_link_up"
+                _net.set_link_up("lo")
+            if setup.cwd is not None:
+                step = "chdir"
+                os.chdir(setup.cwd)
+            step = "execve"
+            first: Optional[OSError] = None
+            for exe in executables:
+                try:
+                    pid = os.posix_spawn(
+                        exe, argv, env, file_actions=actions, setsigdef=[s for s in sigdef if s]
+                    )
+                except OSError as err:
+                    if first is None or (
+                        first.errno in (errno.ENOENT, errno.ENOTDIR)
+                        and err.errno not in (errno.ENOENT, errno.ENOTDIR)
+                    ):
+                        first = err
+                    continue
+                box.append(pid)
+                return
+            raise first or OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        except BaseException as exc:  # every failure goes back to the caller's thread
+            box.append((step, exc))
+
+    t = threading.Thread(target=work, name="nsprim-spawn")
+    t.start()
+    t.join()
+    res = box[0]
+    if isinstance(res, tuple):
+        step, exc = res
+        if isinstance(exc, OSError):
+            if step == "execve":
+                exc = OSError(exc.errno, f"execve: {exc.strerror}", os.fsdecode(argv[0]))
+            exc = _translate(exc, step)
+        with contextlib.suppress(AttributeError):
+            exc.step = step
+        raise exc
+    pid = int(res)
+    try:
+        return pid, OwnedFd(_sc.pidfd_open(pid))
+    except BaseException:
+        _kill_reap(pid, None)
+        raise
+
+
 def spawn(
     args: Union[StrPath, Sequence[StrPath]],
     *,
@@ -1239,6 +1362,26 @@ def spawn(
     executables = _executables(argv[0], env)
     fds = _pass_fds(pass_fds)
     child_std, to_close, files = _stdio(stdin, stdout, stderr)
+    if _fast_eligible(setup, child_std):
+        try:
+            pid, pidfd = _fast_spawn(setup, argv, executables, envp, child_std, fds)
+        except BaseException:
+            for f in files:
+                if f is not None:
+                    _inflight.discard(f.fileno())
+                    f.close()
+            raise
+        finally:
+            for fd in to_close:
+                _close(fd)
+        return NsProcess._create(
+            args if not isinstance(args, (str, bytes, os.PathLike)) else [args],
+            pid,
+            pidfd,
+            files[0],
+            files[1],
+            files[2],
+        )
     try:
         launch, _ = _launch(
             setup,

@@ -545,3 +545,57 @@ def test_user_namespace_works_from_a_process_with_running_threads() -> None:
         stop.set()
         for t in spinners:
             t.join()
+
+
+# --- the posix_spawn fast path (die_with_parent=False, thread-scoped types and mnt) --------------
+
+
+def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[int] = []
+    real = process._fast_spawn
+
+    def counting(*a: Any) -> Any:
+        calls.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(process, "_fast_spawn", counting)
+    host = socket.gethostname()
+    mnt = Namespace.of_self("mnt")
+    r = process.run(
+        ["sh", "-c", "hostname; pwd; grep ' / / ' /proc/self/mountinfo; readlink /proc/self/ns/mnt"],
+        namespaces=["mnt", "ipc", "cgroup"], hostname="fast", cwd=tmp_path, loopback_up=True,
+        die_with_parent=False, capture_output=True, check=True,
+    )  # fmt: skip
+    name, pwd, rootline, mntlink = r.stdout.decode().splitlines()
+    assert calls == [1]
+    assert (name, pwd) == ("fast", str(tmp_path)) and "shared:" not in rootline
+    assert mntlink != f"mnt:[{mnt.ino}]"
+    # Nothing of the caller changed: not this thread, not the process.
+    assert socket.gethostname() == host and Namespace.of_thread("mnt") == mnt
+    assert os.getcwd() != str(tmp_path)
+    # pid, user, time and die_with_parent need the fork path.
+    process.run(["true"], namespaces=["pid"], die_with_parent=False)
+    process.run(["true"], namespaces=["uts"])
+    assert calls == [1]
+
+
+def test_fast_path_closes_inheritable_fds_and_reports_exec_errors() -> None:
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    os.set_inheritable(w2, True)
+    try:
+        code = (
+            "import os,sys\nos.write(int(sys.argv[1]), b'kept\\n')\n"
+            "try: os.fstat(int(sys.argv[2])); print('leaked')\nexcept OSError: print('closed')"
+        )
+        r = process.run([PY, "-c", code, str(w1), str(w2)], pass_fds=[w1], namespaces=["uts"],
+                        die_with_parent=False, capture_output=True)  # fmt: skip
+        assert r.stdout == b"closed\n", r.stderr
+        os.close(w1)
+        assert os.read(r1, 100) == b"kept\n"
+    finally:
+        for fd in (r1, w2, r2):
+            os.close(fd)
+    with pytest.raises(FileNotFoundError) as info:
+        process.run(["no-such-program-xyz"], namespaces=["net"], die_with_parent=False)
+    assert info.value.step == "execve"  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from .errors import AccessDenied as AccessDenied
 from .errors import CallError as CallError
 from .errors import NoSuchProcess as NoSuchProcess
 from .errors import NsprimError as NsprimError
+from .errors import ThreadScopeError as ThreadScopeError
 from .errors import TimeoutExpired as TimeoutExpired
 from .errors import UnsupportedError as UnsupportedError
 from .flags import CloneFlags as CloneFlags
@@ -36,12 +37,16 @@ if TYPE_CHECKING:
     from . import net as net
     from .idmap import IdMap as IdMap
     from .idmap import IdMapping as IdMapping
+    from .process import DEVNULL as DEVNULL
+    from .process import PIPE as PIPE
+    from .process import STDOUT as STDOUT
     from .process import NsProcess as NsProcess
     from .process import call as call
     from .process import call_in as call_in
     from .process import enter as enter
     from .process import run as run
     from .process import spawn as spawn
+    from .process import spawn_in as spawn_in
 
 # The process API and the netlink module cost ~30 ms to import; load them on
 # first use (PEP 562) so that `nsprim ls` and `nsprim check` start fast.
@@ -55,6 +60,10 @@ _LAZY = {
     "enter": ("process", "enter"),
     "run": ("process", "run"),
     "spawn": ("process", "spawn"),
+    "spawn_in": ("process", "spawn_in"),
+    "PIPE": ("process", "PIPE"),
+    "DEVNULL": ("process", "DEVNULL"),
+    "STDOUT": ("process", "STDOUT"),
 }
 
 
@@ -74,6 +83,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
+
 __all__ = [
     "__version__",
     "AccessDenied",
@@ -91,6 +101,7 @@ __all__ = [
     "NsprimError",
     "OwnedFd",
     "Propagation",
+    "ThreadScopeError",
     "TimeoutExpired",
     "UmountFlags",
     "UnsupportedError",
@@ -101,5 +112,9 @@ __all__ = [
     "net",
     "run",
     "spawn",
+    "spawn_in",
     "syscalls",
+    "PIPE",
+    "DEVNULL",
+    "STDOUT",
 ]

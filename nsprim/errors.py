@@ -23,6 +23,7 @@ __all__ = [
     "AccessDenied",
     "TimeoutExpired",
     "CallError",
+    "ThreadScopeError",
 ]
 
 
@@ -148,6 +149,16 @@ class TimeoutExpired(NsprimError, TimeoutError):
         return self.msg
 
 
+class ThreadScopeError(NsprimError, ValueError):
+    """The kernel won't do this to one thread of a process; do it in a fresh child.
+
+    Raised by :func:`nsprim.enter` for user, mnt and time namespaces (setns(2)
+    refuses them in a multithreaded process) and pid (it applies to children
+    only). :func:`nsprim.call_in` runs code in a single-threaded child there.
+    A ``ValueError`` too, because it is about the arguments, checked first.
+    """
+
+
 class CallError(NsprimError):
     """A callable run by :func:`nsprim.call` failed in a way the parent cannot rebuild.
 
@@ -165,6 +176,14 @@ class CallError(NsprimError):
         self.child_traceback = child_traceback
 
 
-for _cls in (NsprimError, UnsupportedError, NoSuchProcess, AccessDenied, TimeoutExpired, CallError):
+for _cls in (
+    NsprimError,
+    UnsupportedError,
+    NoSuchProcess,
+    AccessDenied,
+    TimeoutExpired,
+    CallError,
+    ThreadScopeError,
+):
     _cls.__module__ = "nsprim"
 del _cls

@@ -30,6 +30,7 @@ import enum
 import errno
 import functools
 import gc
+import locale
 import os
 import pickle
 import select
@@ -56,6 +57,7 @@ from .errors import (
     CallError,
     NoSuchProcess,
     NsprimError,
+    ThreadScopeError,
     TimeoutExpired,
     UnsupportedError,
 )
@@ -1418,10 +1420,13 @@ def spawn(
 def run(
     args: Union[StrPath, Sequence[StrPath]],
     *,
-    input: Optional[bytes] = None,
+    input: Optional[Union[bytes, str]] = None,
     capture_output: bool = False,
     timeout: Optional[float] = None,
     check: bool = False,
+    text: Optional[bool] = None,
+    encoding: Optional[str] = None,
+    errors: Optional[str] = None,
     **spawn_options: Any,
 ) -> subprocess.CompletedProcess[Any]:
     """Run a program in new namespaces, wait for it, return a ``CompletedProcess``.
@@ -1430,13 +1435,23 @@ def run(
     pipes stdout and stderr, *timeout* kills the program and raises
     ``subprocess.TimeoutExpired``, *check* raises
     ``subprocess.CalledProcessError`` on a non-zero exit. Every other keyword
-    goes to :func:`spawn`.
+    goes to :func:`spawn`. *text*, *encoding* and *errors* switch to text
+    mode as in ``subprocess.run``: *input* is encoded, captured output is
+    decoded with universal newlines.
 
     Raises:
         subprocess.TimeoutExpired, subprocess.CalledProcessError: as ``subprocess.run``.
         ValueError: conflicting stdin/input or stdout/stderr/capture_output.
         Whatever :func:`spawn` raises.
     """
+    text_mode = bool(text or encoding or errors)
+    if text_mode:
+        enc = encoding or locale.getpreferredencoding(False)
+        errs = errors or "strict"
+        if isinstance(input, str):
+            input = input.encode(enc, errs)
+    if isinstance(input, str):
+        raise TypeError("input must be bytes unless text, encoding or errors is given")
     if input is not None:
         if spawn_options.get("stdin") is not None:
             raise ValueError("stdin and input arguments may not both be used.")
@@ -1463,9 +1478,20 @@ def run(
             raise
         retcode = proc.poll()
         assert retcode is not None
+        out: Union[bytes, str, None] = stdout
+        err: Union[bytes, str, None] = stderr
+        if text_mode:
+            out, err = _decode(stdout, enc, errs), _decode(stderr, enc, errs)
         if check and retcode:
-            raise subprocess.CalledProcessError(retcode, proc.args, output=stdout, stderr=stderr)
-    return subprocess.CompletedProcess(proc.args, retcode, stdout, stderr)
+            raise subprocess.CalledProcessError(retcode, proc.args, output=out, stderr=err)
+    return subprocess.CompletedProcess(proc.args, retcode, out, err)
+
+
+def _decode(data: Optional[bytes], encoding: str, errors: str) -> Optional[str]:
+    # subprocess reads through io.TextIOWrapper: universal newlines.
+    if data is None:
+        return None
+    return data.decode(encoding, errors).replace("\r\n", "\n").replace("\r", "\n")
 
 
 # --- call / call_in ---------------------------------------------------------------------------
@@ -1826,7 +1852,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
     wanted = _parse_types(types, "types")
     bad = sorted(t.value for t in wanted - THREAD_SCOPED)
     if bad:
-        raise ValueError(
+        raise ThreadScopeError(
             f"enter() moves one thread and can't enter {', '.join(bad)}: the kernel refuses "
             "user/mnt/time namespaces in a multithreaded process and applies pid to "
             "children only; use nsprim.call_in() to run code in a fresh child there"
@@ -1843,7 +1869,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
                     f"({tgt.ns.type.value!r},), got {sorted(t.value for t in wanted)}"
                 )
             if tgt.ns.type not in THREAD_SCOPED:
-                raise ValueError(
+                raise ThreadScopeError(
                     f"enter() can't move a thread into a {tgt.ns.type.value} namespace; "
                     "use nsprim.call_in()"
                 )

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from forked import drop_to_nobody, in_child
 
+import nsprim
 import nsprim.process as process
 from nsprim.errors import AccessDenied, CallError, TimeoutExpired, UnsupportedError
 from nsprim.flags import CloneFlags
@@ -599,3 +600,28 @@ def test_fast_path_closes_inheritable_fds_and_reports_exec_errors() -> None:
     with pytest.raises(FileNotFoundError) as info:
         process.run(["no-such-program-xyz"], namespaces=["net"], die_with_parent=False)
     assert info.value.step == "execve"  # type: ignore[attr-defined]
+
+
+def test_run_text_mode_encodes_input_and_decodes_output_like_subprocess() -> None:
+    import subprocess as sp
+
+    ours = nsprim.run(
+        ["sh", "-c", "cat; printf 'a\\r\\nb'"],
+        input="héllo\n",
+        capture_output=True,
+        text=True,
+        namespaces=["uts"],
+    )
+    theirs = sp.run(
+        ["sh", "-c", "cat; printf 'a\\r\\nb'"], input="héllo\n", capture_output=True, text=True
+    )
+    assert ours.stdout == theirs.stdout == "héllo\na\nb"
+    assert ours.stderr == theirs.stderr == ""
+    with pytest.raises(TypeError, match="input must be bytes unless text"):
+        nsprim.run(["true"], input="x")
+
+
+def test_enter_refusal_is_a_thread_scope_error() -> None:
+    cm = nsprim.enter(os.getpid(), "mnt")
+    with pytest.raises(nsprim.ThreadScopeError, match=r"use nsprim\.call_in"), cm:
+        pass

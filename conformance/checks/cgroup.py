@@ -35,6 +35,7 @@ from nsprim import syscalls
 from nsprim.flags import CloneFlags, MountFlags, UmountFlags
 
 from ..registry import Context, Needs, Skip, check
+from ._common import errname as _errname
 
 __all__: list[str] = []
 
@@ -45,10 +46,6 @@ _MOUNT_FLAGS = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
 #: errnos that mean "this environment does not let us create cgroups": SKIP, not ERROR.
 _REFUSED = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EAGAIN)
 _WAIT = 3.0
-
-
-def _errname(err: OSError) -> str:
-    return errno.errorcode.get(err.errno or 0, str(err.errno))
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,17 @@ marker file, and "sees the mount" means the marker path exists.
 from __future__ import annotations
 
 import ctypes
-import errno
 import mmap
 import os
 import platform
 import threading
-from typing import Any, Callable
 
 from nsprim import process, syscalls
 from nsprim.flags import CloneFlags, MountAttrFlags, MountFlags, UmountFlags
 
 from .._kernel import drop_capabilities
 from ..registry import Context, Needs, Skip, check
+from ._common import attempt as _attempt
 
 __all__: list[str] = []
 
@@ -66,19 +65,6 @@ _PROC_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
 # -- small helpers (run in whichever process calls them) --------------------------
-
-
-def _errname(err: OSError) -> str:
-    return errno.errorcode.get(err.errno or 0, str(err.errno))
-
-
-def _attempt(fn: Callable[..., object], *args: Any, **kwargs: Any) -> str:
-    """Call ``fn``; return ``"ok"`` or the errno name it failed with."""
-    try:
-        fn(*args, **kwargs)
-    except OSError as err:
-        return _errname(err)
-    return "ok"
 
 
 def _touch(path: str) -> None:

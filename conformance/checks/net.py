@@ -20,13 +20,15 @@ import contextlib
 import errno
 import os
 import socket
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from nsprim import UnsupportedError, net, syscalls
 from nsprim.flags import CloneFlags, MountFlags
 
 from .._kernel import drop_capabilities
 from ..registry import Context, Needs, Skip, check
+from ._common import attempt as _attempt
+from ._common import errname as _errname
 
 __all__: list[str] = []
 
@@ -45,19 +47,6 @@ _IO_TIMEOUT = 2.0  # seconds for any socket operation; loopback and veth answer 
 # in a deferred cleanup.
 _HELD: dict[str, Any] = {}
 _T = TypeVar("_T")
-
-
-def _errname(err: OSError) -> str:
-    return errno.errorcode.get(err.errno or 0, str(err.errno))
-
-
-def _attempt(fn: Callable[..., object], *args: object) -> str:
-    """Call ``fn(*args)``; return ``"ok"`` or the errno name it failed with."""
-    try:
-        fn(*args)
-    except OSError as err:
-        return _errname(err)
-    return "ok"
 
 
 def _hold(key: str, obj: _T) -> _T:

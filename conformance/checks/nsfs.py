@@ -34,6 +34,8 @@ from nsprim.flags import CloneFlags, MountFlags
 from nsprim.namespace import NsType
 
 from ..registry import ChildHandle, Context, Needs, check
+from ._common import attempt as _attempt
+from ._common import errname as _errname
 
 __all__: list[str] = []
 
@@ -71,19 +73,6 @@ def _entry(t: NsType) -> str:
 def _entries() -> list[str]:
     """Every /proc/PID/ns entry this kernel has, *_for_children included."""
     return sorted(os.listdir("/proc/self/ns"))
-
-
-def _errname(err: OSError) -> str:
-    return errno.errorcode.get(err.errno or 0, str(err.errno))
-
-
-def _attempt(fn: Callable[..., object], *args: object) -> str:
-    """Call ``fn(*args)``; return ``"ok"`` or the errno name it failed with."""
-    try:
-        fn(*args)
-    except OSError as err:
-        return _errname(err)
-    return "ok"
 
 
 def _ident_fd(fd: int) -> Ident:

@@ -43,6 +43,8 @@ from nsprim import syscalls
 from nsprim.flags import CloneFlags, MountFlags, UmountFlags
 
 from ..registry import Context, Needs, Skip, check
+from ._common import attempt as _attempt
+from ._common import errname as _errname
 
 __all__: list[str] = []
 
@@ -75,10 +77,6 @@ class InitDied:
     """The process under test died before it could report (a value checks compare against)."""
 
     status: str
-
-
-def _errname(err: OSError) -> str:
-    return errno.errorcode.get(err.errno or 0, str(err.errno))
 
 
 def _status_text(status: Optional[int]) -> str:
@@ -286,15 +284,6 @@ def _mount_proc() -> None:
 
 def _proc_pids() -> list[int]:
     return sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
-
-
-def _attempt(fn: Callable[..., Any], *args: Any) -> str:
-    """Call ``fn(*args)``; return ``"ok"`` or the errno name it failed with."""
-    try:
-        fn(*args)
-    except OSError as err:
-        return _errname(err)
-    return "ok"
 
 
 def _reap_children(timeout: float = _WAIT) -> None:

@@ -43,6 +43,8 @@ from nsprim.flags import CloneFlags
 from nsprim.namespace import Namespace
 
 from ..registry import Context, Needs, Skip, check
+from ._common import attempt as _attempt
+from ._common import errname as _errname
 
 __all__: list[str] = []
 
@@ -253,19 +255,6 @@ def _sample(clocks: Sequence[int]) -> dict[int, Optional[int]]:
                 raise
             out[clock] = None
     return out
-
-
-def _errname(err: OSError) -> str:
-    return errno.errorcode.get(err.errno or 0, str(err.errno))
-
-
-def _attempt(fn: Callable[..., object], *args: object) -> str:
-    """Call ``fn(*args)``; return ``"ok"`` or the errno name it failed with."""
-    try:
-        fn(*args)
-    except OSError as err:
-        return _errname(err)
-    return "ok"
 
 
 def _record(clock: int, offset: int) -> str:

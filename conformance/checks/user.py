@@ -17,11 +17,9 @@ saying so, rather than pass on the part they could show.
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import threading
-from typing import Any, Callable
 
 from nsprim import process, syscalls
 from nsprim.flags import CloneFlags
@@ -29,6 +27,7 @@ from nsprim.namespace import Namespace, NsType
 
 from .._kernel import drop_capabilities, set_dumpable
 from ..registry import ChildHandle, Context, Needs, Skip, check
+from ._common import attempt as _attempt
 
 __all__: list[str] = []
 
@@ -44,19 +43,6 @@ _USERNS = Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",))
 
 
 # -- small helpers (run in whichever process calls them) --------------------------
-
-
-def _errname(err: OSError) -> str:
-    return errno.errorcode.get(err.errno or 0, str(err.errno))
-
-
-def _attempt(fn: Callable[..., object], *args: Any) -> str:
-    """Call ``fn(*args)``; return ``"ok"`` or the errno name it failed with."""
-    try:
-        fn(*args)
-    except OSError as err:
-        return _errname(err)
-    return "ok"
 
 
 def _read(path: str) -> str:

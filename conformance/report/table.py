@@ -22,7 +22,10 @@ _WIDTH = 60  # characters of title/message per cell line
 def _control(r: CheckResult) -> str:
     if r.control is None:
         return ""
-    return r.control.value if r.discriminating is not False else f"{r.control.value} (!)"
+    # Flag a control only where it matters: a PASS whose control did not FAIL.
+    # A SKIPped check's control is skipped for the same reason, not suspicious.
+    flagged = r.status.value == "PASS" and r.discriminating is False
+    return f"{r.control.value} (!)" if flagged else r.control.value
 
 
 def _note(r: CheckResult) -> str:

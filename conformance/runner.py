@@ -236,6 +236,10 @@ def _worker(check: Check, control: bool, cfg: RunConfig, tmpdir: str, wfd: int) 
         status, message, expected, actual = Outcome.FAIL, exc.msg, exc.expected, exc.actual
     except Skip as exc:
         status, message = Outcome.SKIP, exc.reason
+    except nsprim.UnsupportedError as exc:
+        # The kernel lacks a syscall or ioctl the check needs (ENOSYS and the
+        # like): that is "can't run here", not broken set-up.
+        status, message = Outcome.SKIP, f"not supported by this kernel: {exc}"
     except BaseException as exc:
         status, message = Outcome.ERROR, describe_exception(exc)
     if os.getpid() != me:

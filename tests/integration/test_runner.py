@@ -19,6 +19,8 @@ from nsprim.conformance import _guard, cli, runner
 from nsprim.conformance.outcome import Fail, Outcome
 from nsprim.conformance.registry import Check, Context, Needs, Registry, load_checks, select
 
+import nsprim
+
 NEWUTS = 0x04000000
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -89,6 +91,23 @@ def test_run_reports_unexpected_exception_as_error_not_fail() -> None:
     assert failed.status is Outcome.FAIL
     assert (failed.expected, failed.actual) == ("2", "1")
     assert run.summary == {"PASS": 0, "FAIL": 1, "SKIP": 0, "ERROR": 1}
+
+
+def _unsupported() -> None:
+    raise nsprim.UnsupportedError("mount_setattr", requires="Linux 5.12")
+
+
+def test_run_reports_a_missing_kernel_feature_as_skip_not_error() -> None:
+    reg = Registry()
+
+    @reg.check("test.unsupported", catalogue="TEST-01")
+    def unsupported(ctx: Context) -> None:
+        """A feature this kernel lacks (raised in a helper child)."""
+        ctx.in_child(_unsupported)
+
+    (result,) = runner.run(_checks(reg)).results
+    assert result.status is Outcome.SKIP
+    assert "mount_setattr is not supported here (needs Linux 5.12)" in result.message
 
 
 def _marker_processes(marker: str) -> list[int]:

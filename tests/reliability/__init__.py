@@ -1,0 +1,1 @@
+"""Reliability tests (issue 7): nothing leaks, nothing hangs, bad input is refused."""

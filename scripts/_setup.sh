@@ -1,4 +1,5 @@
 # Shared set-up for scripts/test.sh and scripts/quickstart.sh (sourced, not run).
+# shellcheck shell=bash
 # Installs what nsprim needs on a fresh Debian/Ubuntu machine, idempotently:
 # Python's venv module, a C compiler and the kernel headers (the test suite
 # cross-checks nsprim's constants against them), then a virtualenv in .venv

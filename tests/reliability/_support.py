@@ -97,6 +97,11 @@ def set_pdeathsig(sig: int) -> None:
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
 
 
+def set_dumpable() -> None:
+    """PR_SET_DUMPABLE 1: a process that changed its uids may again open its own /proc files."""
+    _check(_libc.prctl(4, 1, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+
+
 def set_comm(name: str) -> None:
     """Set this thread's comm (forks inherit it, so it marks fork-only children too)."""
     with open("/proc/thread-self/comm", "w") as f:

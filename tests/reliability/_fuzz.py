@@ -37,6 +37,8 @@ from typing import Any, Callable
 
 from hypothesis import strategies as st
 
+from nsprim.errors import NsprimError
+
 from ._support import drop_to_nobody, raw_unshare, set_dumpable
 
 __all__ = ["Special", "Target", "junk", "fd", "pid", "path", "run_examples", "WATCHDOG"]
@@ -45,7 +47,7 @@ __all__ = ["Special", "Target", "junk", "fd", "pid", "path", "run_examples", "WA
 WATCHDOG = 15.0
 WALL = 0x40000000  # __WALL
 
-ALLOWED = (ValueError, TypeError, OSError)  # nsprim's errors are OSError or NsprimError
+ALLOWED = (ValueError, TypeError, OSError, NsprimError)
 NS_NAMES = ("mnt", "uts", "ipc", "net", "pid", "user", "cgroup", "time")
 
 

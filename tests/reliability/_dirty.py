@@ -50,7 +50,9 @@ def dirty(marker: str) -> str:
     key = int(marker[-8:]) & 0x7FFFFFFF
     _ok(_libc.msgget(key, IPC_CREAT | 0o600), "msgget")
     _ok(_libc.shmget(key, 4096, IPC_CREAT | 0o600), "shmget")
-    os.close(_ok(_libc.mq_open(f"/rel{marker}".encode(), os.O_CREAT | os.O_RDWR, 0o600, None), "mq_open"))
+    os.close(
+        _ok(_libc.mq_open(f"/rel{marker}".encode(), os.O_CREAT | os.O_RDWR, 0o600, None), "mq_open")
+    )
     _ok(_libc.mount(b"none", b"/mnt", b"tmpfs", 0, None), "mount tmpfs")
     net.create_veth("rel0", "rel1")
     net.add_address("rel0", "198.51.100.1/24")

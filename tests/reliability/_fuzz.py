@@ -62,8 +62,19 @@ class Special:
         return f"<{self.kind}:{self.arg}>"
 
 
-FD_KINDS = ("closed", "pipe", "file", "dir", "socket", "nsfs", "pidfd", "pidfd_exited", "devnull",
-            "epoll", "memfd")  # fmt: skip
+FD_KINDS = (
+    "closed",
+    "pipe",
+    "file",
+    "dir",
+    "socket",
+    "nsfs",
+    "pidfd",
+    "pidfd_exited",
+    "devnull",
+    "epoll",
+    "memfd",
+)
 PID_KINDS = ("gone", "exiting", "zombie", "self", "init", "sleeper", "userns_child")
 PATH_KINDS = ("missing", "tmpdir", "file", "root", "proc", "long", "relative")
 
@@ -122,8 +133,9 @@ def nstype() -> st.SearchStrategy[Any]:
 
 def nstypes() -> st.SearchStrategy[Any]:
     """A collection of namespace types (or a single one, or junk)."""
-    return st.one_of(st.lists(nstype(), max_size=4), st.lists(st.sampled_from(NS_NAMES), max_size=8),
-                     nstype())  # fmt: skip
+    return st.one_of(
+        st.lists(nstype(), max_size=4), st.lists(st.sampled_from(NS_NAMES), max_size=8), nstype()
+    )
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,13 @@ _libc.mount.argtypes = [
     ctypes.c_void_p,
 ]
 _libc.mount.restype = ctypes.c_int
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 _libc.prctl.restype = ctypes.c_int
 
 
@@ -167,11 +173,19 @@ def posix_mqueues(timeout: float = 10.0) -> list[str]:
     return [f"mqueue {n}" for n in data[:-1].decode().split("\n") if n]
 
 
+#: Mount points another CI stage mounts and unmounts on the host while we run
+#: (the VM image build, scripts/vm): not ours, so not judged.
+FOREIGN_MOUNTS = (os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "vm", ".cache"),)
+_FOREIGN = tuple(os.path.realpath(p) + "/" for p in FOREIGN_MOUNTS)
+
+
 def _mounts() -> list[str]:
     out = []
     for line in _read("/proc/self/mountinfo").splitlines():
         left, _, right = line.partition(" - ")
         lcols, rcols = left.split(), right.split()
+        if len(lcols) >= 5 and (lcols[4] + "/").startswith(_FOREIGN):
+            continue
         if len(lcols) >= 5 and len(rcols) >= 2:
             out.append(f"{lcols[4]} {rcols[0]} {rcols[1]} root={lcols[3]}")
     return sorted(out)
@@ -302,7 +316,7 @@ def drop_to_nobody() -> None:
 
 
 def _read_all(fd: int, timeout: float) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -380,7 +394,9 @@ def _sandbox_worker(w: int, flags: int, fn: Callable[..., Any], args: tuple[Any,
                 raw_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
             payload = pickle.dumps(("ok", fn(*args)))
         except BaseException as exc:
-            payload = pickle.dumps(("err", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+            payload = pickle.dumps(
+                ("err", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            )
         os.write(w, payload)
     finally:
         os._exit(0)

@@ -20,6 +20,7 @@ Examples per target: :data:`EXAMPLES` (default), overridden in :data:`HEAVY`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
@@ -84,7 +85,9 @@ def _intish() -> st.SearchStrategy[Any]:
 
 def _name() -> st.SearchStrategy[Any]:
     return st.one_of(
-        st.sampled_from(["lo", "eth0", "veth0", "x" * 15, "x" * 16, "", "a/b", "a b", "..", "lo\0"]),
+        st.sampled_from(
+            ["lo", "eth0", "veth0", "x" * 15, "x" * 16, "", "a/b", "a b", "..", "lo\0"]
+        ),
         st.text(max_size=20),
         junk(),
     )
@@ -92,11 +95,26 @@ def _name() -> st.SearchStrategy[Any]:
 
 def _idmap() -> st.SearchStrategy[Any]:
     return st.one_of(
-        st.sampled_from(["0 0 1", "0 65534 1", "0 0 4294967295", "0 0 0", "1 2", "a b c",
-                         "0 0 1\n0 0 1", "-1 0 1", "0 0 1\n" * 341, "", "\0"]),  # fmt: skip
+        st.sampled_from(
+            [
+                "0 0 1",
+                "0 65534 1",
+                "0 0 4294967295",
+                "0 0 0",
+                "1 2",
+                "a b c",
+                "0 0 1\n0 0 1",
+                "-1 0 1",
+                "0 0 1\n" * 341,
+                "",
+                "\0",
+            ]
+        ),
         st.lists(st.tuples(_intish(), _intish(), _intish()), max_size=3),
-        st.lists(st.builds(idmap.IdMapping, st.integers(0, 9), st.integers(0, 9),
-                           st.integers(1, 3)), max_size=3),  # fmt: skip
+        st.lists(
+            st.builds(idmap.IdMapping, st.integers(0, 9), st.integers(0, 9), st.integers(1, 3)),
+            max_size=3,
+        ),
         junk(),
     )
 
@@ -159,25 +177,19 @@ def _enter(v: tuple[Any, Any]) -> None:
 
 
 def _monitor(v: Any) -> None:
-    with contextlib_closing(net.link_monitor()) as mon:
+    with contextlib.closing(net.link_monitor()) as mon:
         mon.events(timeout=v)
-
-
-class contextlib_closing:  # noqa: N801 - tiny local stand-in for contextlib.closing with a type
-    def __init__(self, obj: net.LinkMonitor) -> None:
-        self.obj = obj
-
-    def __enter__(self) -> net.LinkMonitor:
-        return self.obj
-
-    def __exit__(self, *exc: object) -> None:
-        self.obj.close()
 
 
 def _bounded_timeout() -> st.SearchStrategy[Any]:
     # Watchdog-friendly: a real timeout is at most 0.2 s, the rest is junk.
-    return st.one_of(st.floats(-1, 0.2), st.integers(-3, 0), junk().filter(
-        lambda x: not (isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0.2)))  # fmt: skip
+    return st.one_of(
+        st.floats(-1, 0.2),
+        st.integers(-3, 0),
+        junk().filter(
+            lambda x: not (isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0.2)
+        ),
+    )
 
 
 def _safe_fn() -> st.SearchStrategy[Any]:
@@ -189,30 +201,65 @@ TARGETS: list[Target] = [
     # --- nsprim.syscalls -------------------------------------------------------------------
     T("syscalls.unshare", _args(_intish()), lambda v: sc.unshare(*v)),
     T("syscalls.setns", _args(fd(), _intish()), lambda v: sc.setns(*v)),
-    T("syscalls.clone3", _kw(flags=_intish(), pidfd=junk(), exit_signal=_intish(),
-                             set_tid=st.one_of(st.lists(_intish(), max_size=40), junk()),
-                             cgroup=fd()),  # fmt: skip
-      lambda v: sc.clone3(**v)),
-    T("syscalls.sethostname", _args(st.one_of(st.text(max_size=80), st.binary(max_size=80), junk())),
-      lambda v: sc.sethostname(*v)),
-    T("syscalls.setdomainname", _args(st.one_of(st.text(max_size=80), junk())),
-      lambda v: sc.setdomainname(*v)),
-    T("syscalls.mount", _args(st.one_of(path(), st.none()), path(),
-                              st.one_of(st.sampled_from(["tmpfs", "proc", "bogus", "sysfs"]), junk()),
-                              _intish(), st.one_of(st.text(max_size=10), junk())),  # fmt: skip
-      lambda v: sc.mount(*v), userns=True),
+    T(
+        "syscalls.clone3",
+        _kw(
+            flags=_intish(),
+            pidfd=junk(),
+            exit_signal=_intish(),
+            set_tid=st.one_of(st.lists(_intish(), max_size=40), junk()),
+            cgroup=fd(),
+        ),
+        lambda v: sc.clone3(**v),
+    ),
+    T(
+        "syscalls.sethostname",
+        _args(st.one_of(st.text(max_size=80), st.binary(max_size=80), junk())),
+        lambda v: sc.sethostname(*v),
+    ),
+    T(
+        "syscalls.setdomainname",
+        _args(st.one_of(st.text(max_size=80), junk())),
+        lambda v: sc.setdomainname(*v),
+    ),
+    T(
+        "syscalls.mount",
+        _args(
+            st.one_of(path(), st.none()),
+            path(),
+            st.one_of(st.sampled_from(["tmpfs", "proc", "bogus", "sysfs"]), junk()),
+            _intish(),
+            st.one_of(st.text(max_size=10), junk()),
+        ),
+        lambda v: sc.mount(*v),
+        userns=True,
+    ),
     T("syscalls.umount", _args(path(), _intish()), lambda v: sc.umount(*v), userns=True),
     T("syscalls.pivot_root", _args(path(), path()), lambda v: sc.pivot_root(*v), userns=True),
-    T("syscalls.open_tree", _args(path(), _intish()), lambda v: os.close(sc.open_tree(*v)),
-      userns=True),
-    T("syscalls.move_mount", _args(fd(), path(), fd(), path(), _intish()),
-      lambda v: sc.move_mount(*v), userns=True),
-    T("syscalls.mount_setattr", _args(fd(), path(), _intish(), _intish(), _intish()),
-      lambda v: sc.mount_setattr(*v), userns=True),
+    T(
+        "syscalls.open_tree",
+        _args(path(), _intish()),
+        lambda v: os.close(sc.open_tree(*v)),
+        userns=True,
+    ),
+    T(
+        "syscalls.move_mount",
+        _args(fd(), path(), fd(), path(), _intish()),
+        lambda v: sc.move_mount(*v),
+        userns=True,
+    ),
+    T(
+        "syscalls.mount_setattr",
+        _args(fd(), path(), _intish(), _intish(), _intish()),
+        lambda v: sc.mount_setattr(*v),
+        userns=True,
+    ),
     T("syscalls.pidfd_open", _args(pid(), _intish()), lambda v: os.close(sc.pidfd_open(*v))),
-    T("syscalls.pidfd_send_signal", _args(fd(), st.one_of(st.sampled_from([0, 15, 9, 10]), _intish()),
-                                          _intish()),  # fmt: skip
-      lambda v: sc.pidfd_send_signal(*v)),
+    T(
+        "syscalls.pidfd_send_signal",
+        _args(fd(), st.one_of(st.sampled_from([0, 15, 9, 10]), _intish()), _intish()),
+        lambda v: sc.pidfd_send_signal(*v),
+    ),
     T("syscalls.pidfd_getfd", _args(fd(), _intish()), lambda v: os.close(sc.pidfd_getfd(*v))),
     T("syscalls.ns_get_userns", _args(fd()), lambda v: os.close(sc.ns_get_userns(*v))),
     T("syscalls.ns_get_parent", _args(fd()), lambda v: os.close(sc.ns_get_parent(*v))),
@@ -226,18 +273,26 @@ TARGETS: list[Target] = [
     T("syscalls.capset", _args(_intish(), _intish(), _intish()), lambda v: sc.capset(*v)),
     # --- nsprim.namespace ----------------------------------------------------------------
     T("namespace.NsType.parse", _args(nstype()), lambda v: namespace.NsType.parse(*v)),
-    T("namespace.Namespace.of_pid", _args(pid(), nstype()),
-      lambda v: namespace.Namespace.of_pid(*v)),
+    T(
+        "namespace.Namespace.of_pid",
+        _args(pid(), nstype()),
+        lambda v: namespace.Namespace.of_pid(*v),
+    ),
     T("namespace.Namespace.of_self", _args(nstype()), lambda v: namespace.Namespace.of_self(*v)),
     # tid: only None or a real thread of ours; any other tid is misreported as
     # UnsupportedError (test_of_thread_unknown_tid_is_no_such_process, xfail).
-    T("namespace.Namespace.of_thread", _args(nstype(), st.one_of(st.none(), st.just(Special("pid", "self")))),
-      lambda v: namespace.Namespace.of_thread(*v)),
-    T("namespace.Namespace.for_children", _args(nstype(), pid()),
-      lambda v: namespace.Namespace.for_children(*v)),
+    T(
+        "namespace.Namespace.of_thread",
+        _args(nstype(), st.one_of(st.none(), st.just(Special("pid", "self")))),
+        lambda v: namespace.Namespace.of_thread(*v),
+    ),
+    T(
+        "namespace.Namespace.for_children",
+        _args(nstype(), pid()),
+        lambda v: namespace.Namespace.for_children(*v),
+    ),
     T("namespace.Namespace.from_fd", _args(fd()), lambda v: namespace.Namespace.from_fd(*v)),
-    T("namespace.Namespace.from_path", _args(path()),
-      lambda v: namespace.Namespace.from_path(*v)),
+    T("namespace.Namespace.from_path", _args(path()), lambda v: namespace.Namespace.from_path(*v)),
     T("namespace.namespaces", _args(pid()), lambda v: namespace.namespaces(*v)),
     T("namespace.nstype_of", _args(fd()), lambda v: namespace.nstype_of(*v)),
     # --- nsprim.net ----------------------------------------------------------------------
@@ -245,86 +300,221 @@ TARGETS: list[Target] = [
     T("net.is_up", _args(_name()), lambda v: net.is_up(*v)),
     T("net.set_link_up", _args(_name()), lambda v: net.set_link_up(*v)),
     T("net.set_link_down", _args(_name()), lambda v: net.set_link_down(*v)),
-    T("net.create_veth", st.tuples(_name(), _name(), _kw(peer_netns=fd())),
-      lambda v: net.create_veth(v[0], v[1], **v[2])),
-    T("net.move_link", st.tuples(_name(), _kw(netns_fd=fd(), netns_pid=pid())),
-      lambda v: net.move_link(v[0], **v[1])),
+    T(
+        "net.create_veth",
+        st.tuples(_name(), _name(), _kw(peer_netns=fd())),
+        lambda v: net.create_veth(v[0], v[1], **v[2]),
+    ),
+    T(
+        "net.move_link",
+        st.tuples(_name(), _kw(netns_fd=fd(), netns_pid=pid())),
+        lambda v: net.move_link(v[0], **v[1]),
+    ),
     T("net.delete_link", _args(_name()), lambda v: net.delete_link(*v)),
-    T("net.add_address", _args(_name(), st.one_of(
-        st.sampled_from(["198.51.100.1/24", "2001:db8::1/64", "198.51.100.1/33", "::/200",
-                         "1.2.3", "198.51.100.1"]), junk())),  # fmt: skip
-      lambda v: net.add_address(*v)),
+    T(
+        "net.add_address",
+        _args(
+            _name(),
+            st.one_of(
+                st.sampled_from(
+                    [
+                        "198.51.100.1/24",
+                        "2001:db8::1/64",
+                        "198.51.100.1/33",
+                        "::/200",
+                        "1.2.3",
+                        "198.51.100.1",
+                    ]
+                ),
+                junk(),
+            ),
+        ),
+        lambda v: net.add_address(*v),
+    ),
     T("net.addresses", _args(st.one_of(st.none(), _name())), lambda v: net.addresses(*v)),
     T("net.link_monitor.events", _bounded_timeout(), _monitor),
     # --- nsprim.idmap --------------------------------------------------------------------
     T("idmap.IdMapping", _args(_intish(), _intish(), _intish()), lambda v: idmap.IdMapping(*v)),
-    T("idmap.IdMap", _args(st.one_of(st.lists(st.one_of(
-        st.builds(idmap.IdMapping, st.integers(0, 5), st.integers(0, 5), st.integers(1, 3)),
-        junk()), max_size=4), junk())),  # fmt: skip
-      lambda v: idmap.IdMap(*v)),
-    T("idmap.IdMap.single", _args(_intish(), _intish(), _intish()),
-      lambda v: idmap.IdMap.single(*v)),
-    T("idmap.IdMap.parse", _args(st.one_of(st.text(max_size=40), st.binary(max_size=40),
-                                           _idmap())),  # fmt: skip
-      lambda v: idmap.IdMap.parse(*v)),
+    T(
+        "idmap.IdMap",
+        _args(
+            st.one_of(
+                st.lists(
+                    st.one_of(
+                        st.builds(
+                            idmap.IdMapping, st.integers(0, 5), st.integers(0, 5), st.integers(1, 3)
+                        ),
+                        junk(),
+                    ),
+                    max_size=4,
+                ),
+                junk(),
+            )
+        ),
+        lambda v: idmap.IdMap(*v),
+    ),
+    T(
+        "idmap.IdMap.single",
+        _args(_intish(), _intish(), _intish()),
+        lambda v: idmap.IdMap.single(*v),
+    ),
+    T(
+        "idmap.IdMap.parse",
+        _args(st.one_of(st.text(max_size=40), st.binary(max_size=40), _idmap())),
+        lambda v: idmap.IdMap.parse(*v),
+    ),
     T("idmap.IdMap.coerce", _args(_idmap()), lambda v: idmap.IdMap.coerce(*v)),
     T("idmap.write_uid_map", _args(pid(), _idmap()), lambda v: idmap.write_uid_map(*v)),
     T("idmap.write_gid_map", _args(pid(), _idmap()), lambda v: idmap.write_gid_map(*v)),
-    T("idmap.write_setgroups", _args(pid(), st.one_of(st.sampled_from(["allow", "deny"]), junk())),
-      lambda v: idmap.write_setgroups(*v)),
+    T(
+        "idmap.write_setgroups",
+        _args(pid(), st.one_of(st.sampled_from(["allow", "deny"]), junk())),
+        lambda v: idmap.write_setgroups(*v),
+    ),
     T("idmap.read_uid_map", _args(pid()), lambda v: idmap.read_uid_map(*v)),
     T("idmap.read_gid_map", _args(pid()), lambda v: idmap.read_gid_map(*v)),
     # --- nsprim.process ------------------------------------------------------------------
-    T("process.spawn", st.tuples(st.one_of(st.sampled_from(SAFE_COMMANDS), junk()),
-                                 _kw(**SPAWN_OPTIONS)), _spawn),  # fmt: skip
-    T("process.run", st.tuples(st.sampled_from(SAFE_COMMANDS),
-                               _kw(**SPAWN_OPTIONS, input=junk(), capture_output=junk(),
-                                   timeout=_bounded_timeout(), check=junk())), _run),  # fmt: skip
-    T("process.call", st.tuples(_safe_fn(), _kw(**SETUP_OPTIONS, timeout=_bounded_timeout())),
-      lambda v: process.call(v[0], **v[1])),
-    T("process.call_in", st.tuples(st.one_of(pid(), fd()), _safe_fn(),
-                                   _kw(types=st.one_of(st.none(), nstypes()),
-                                       timeout=_bounded_timeout())),  # fmt: skip
-      lambda v: process.call_in(v[0], v[1], **v[2])),
-    T("process.spawn_in", st.tuples(st.one_of(pid(), fd()), st.sampled_from(SAFE_COMMANDS),
-                                    _kw(types=st.one_of(st.none(), nstypes()), uid=_intish(),
-                                        gid=_intish(), target_root=junk(), target_cwd=junk(),
-                                        env=junk(), pass_fds=st.lists(fd(), max_size=2))),  # fmt: skip
-      lambda v: process.spawn_in(v[0], v[1], **v[2]).__exit__(None, None, None)),
-    T("process.enter", st.tuples(st.one_of(pid(), fd()), st.lists(nstype(), max_size=3)),
-      _enter),
+    T(
+        "process.spawn",
+        st.tuples(st.one_of(st.sampled_from(SAFE_COMMANDS), junk()), _kw(**SPAWN_OPTIONS)),
+        _spawn,
+    ),
+    T(
+        "process.run",
+        st.tuples(
+            st.sampled_from(SAFE_COMMANDS),
+            _kw(
+                **SPAWN_OPTIONS,
+                input=junk(),
+                capture_output=junk(),
+                timeout=_bounded_timeout(),
+                check=junk(),
+            ),
+        ),
+        _run,
+    ),
+    T(
+        "process.call",
+        st.tuples(_safe_fn(), _kw(**SETUP_OPTIONS, timeout=_bounded_timeout())),
+        lambda v: process.call(v[0], **v[1]),
+    ),
+    T(
+        "process.call_in",
+        st.tuples(
+            st.one_of(pid(), fd()),
+            _safe_fn(),
+            _kw(types=st.one_of(st.none(), nstypes()), timeout=_bounded_timeout()),
+        ),
+        lambda v: process.call_in(v[0], v[1], **v[2]),
+    ),
+    T(
+        "process.spawn_in",
+        st.tuples(
+            st.one_of(pid(), fd()),
+            st.sampled_from(SAFE_COMMANDS),
+            _kw(
+                types=st.one_of(st.none(), nstypes()),
+                uid=_intish(),
+                gid=_intish(),
+                target_root=junk(),
+                target_cwd=junk(),
+                env=junk(),
+                pass_fds=st.lists(fd(), max_size=2),
+            ),
+        ),
+        lambda v: process.spawn_in(v[0], v[1], **v[2]).__exit__(None, None, None),
+    ),
+    T("process.enter", st.tuples(st.one_of(pid(), fd()), st.lists(nstype(), max_size=3)), _enter),
     # --- nsprim.compat / nsprim.listing ----------------------------------------------------
-    T("compat.probe_all", _kw(groups=st.one_of(st.lists(st.one_of(
-        st.sampled_from(["system", "namespaces", "userns", "syscalls", "limits"]), junk()),
-        max_size=2), junk()), timeout=st.one_of(st.floats(-1, 2), junk().filter(
-            lambda x: not (isinstance(x, (int, float)) and not isinstance(x, bool) and x > 2)))),
-      lambda v: compat.probe_all(**v)),  # fmt: skip
+    T(
+        "compat.probe_all",
+        _kw(
+            groups=st.one_of(
+                st.lists(
+                    st.one_of(
+                        st.sampled_from(["system", "namespaces", "userns", "syscalls", "limits"]),
+                        junk(),
+                    ),
+                    max_size=2,
+                ),
+                junk(),
+            ),
+            timeout=st.one_of(
+                st.floats(-1, 2),
+                junk().filter(
+                    lambda x: (
+                        not (isinstance(x, (int, float)) and not isinstance(x, bool) and x > 2)
+                    )
+                ),
+            ),
+        ),
+        lambda v: compat.probe_all(**v),
+    ),
     # Names: str or lists of str; other types raise AttributeError
     # (test_compat_require_rejects_wrong_types, xfail).
-    T("compat.require", _args(st.one_of(st.text(max_size=20), st.lists(st.text(max_size=8), max_size=3),
-                                        st.sampled_from(["user,net,pid", "clone3", ",", "nope"])),
-                              st.just([])),  # fmt: skip
-      lambda v: compat.require(*v)),
+    T(
+        "compat.require",
+        _args(
+            st.one_of(
+                st.text(max_size=20),
+                st.lists(st.text(max_size=8), max_size=3),
+                st.sampled_from(["user,net,pid", "clone3", ",", "nope"]),
+            ),
+            st.just([]),
+        ),
+        lambda v: compat.require(*v),
+    ),
     # int or str only: other types raise AttributeError (test_decode_caps_rejects_wrong_types, xfail).
-    T("compat.decode_caps", _args(st.one_of(st.integers(-(1 << 70), 1 << 70), st.text(max_size=20))),
-      lambda v: compat.decode_caps(*v)),
-    T("listing.scan", _kw(threads=junk(), fds=junk(), mounts=junk(), sockets=junk(),
-                          ioctls=junk()),  # fmt: skip
-      lambda v: listing.scan(**v)),
+    T(
+        "compat.decode_caps",
+        _args(st.one_of(st.integers(-(1 << 70), 1 << 70), st.text(max_size=20))),
+        lambda v: compat.decode_caps(*v),
+    ),
+    T(
+        "listing.scan",
+        _kw(threads=junk(), fds=junk(), mounts=junk(), sockets=junk(), ioctls=junk()),
+        lambda v: listing.scan(**v),
+    ),
     # A real Listing only: junk raises AttributeError (test_listing_tree_and_walk_reject_junk, xfail).
-    T("listing.tree", _args(st.just("scan"), nstype()),
-      lambda v: listing.tree(listing.scan() if v[0] == "scan" else v[0], v[1])),
-    T("listing.walk", _args(st.just("scan"), _intish()),
-      lambda v: list(listing.walk(listing.tree(listing.scan()), v[1]))),
+    T(
+        "listing.tree",
+        _args(st.just("scan"), nstype()),
+        lambda v: listing.tree(listing.scan() if v[0] == "scan" else v[0], v[1]),
+    ),
+    T(
+        "listing.walk",
+        _args(st.just("scan"), _intish()),
+        lambda v: list(listing.walk(listing.tree(listing.scan()), v[1])),
+    ),
 ]
 
 # --- the CLI ----------------------------------------------------------------------------------
 
 VALUES = st.one_of(
-    st.sampled_from(["0", "-1", "99999999999", "nan", "inf", "root", "nobody", "/", "/nonexistent",
-                     "KILL", "SIGTERM", "64", "1e9", "user", "a\0b", "é", "", "--"]),
+    st.sampled_from(
+        [
+            "0",
+            "-1",
+            "99999999999",
+            "nan",
+            "inf",
+            "root",
+            "nobody",
+            "/",
+            "/nonexistent",
+            "KILL",
+            "SIGTERM",
+            "64",
+            "1e9",
+            "user",
+            "a\0b",
+            "é",
+            "",
+            "--",
+        ]
+    ),
     st.text(max_size=12),
-)  # fmt: skip
+)
 
 
 def _opts(flags: list[str], valued: list[str]) -> st.SearchStrategy[list[str]]:
@@ -337,18 +527,38 @@ def _opts(flags: list[str], valued: list[str]) -> st.SearchStrategy[list[str]]:
 
 
 NS_FLAGS = ["-m", "-u", "-i", "-n", "-p", "-U", "-C", "-T"]
-CMD_TAIL = st.sampled_from([["--", "/bin/true"], ["--", "/bin/echo", "-n"], ["/bin/true"],
-                            ["--", "/nonexistent"], ["--", "/etc/hostname"]])  # fmt: skip
+CMD_TAIL = st.sampled_from(
+    [
+        ["--", "/bin/true"],
+        ["--", "/bin/echo", "-n"],
+        ["/bin/true"],
+        ["--", "/nonexistent"],
+        ["--", "/etc/hostname"],
+    ]
+)
 
 RUN_ARGV = st.tuples(
-    _opts(NS_FLAGS + ["-f", "-r", "--mount-proc", "--lo-up", "--kill-child"],
-          ["--map-user", "--map-group", "--propagation", "--setgroups", "-R", "-w", "--monotonic",
-           "--boottime", "--kill-child", "--hostname", "--domainname"]),
+    _opts(
+        [*NS_FLAGS, "-f", "-r", "--mount-proc", "--lo-up", "--kill-child"],
+        [
+            "--map-user",
+            "--map-group",
+            "--propagation",
+            "--setgroups",
+            "-R",
+            "-w",
+            "--monotonic",
+            "--boottime",
+            "--kill-child",
+            "--hostname",
+            "--domainname",
+        ],
+    ),
     CMD_TAIL,
-).map(lambda t: ["run", *t[0], *t[1]])  # fmt: skip
+).map(lambda t: ["run", *t[0], *t[1]])
 ENTER_ARGV = st.tuples(
     st.sampled_from([["-t", "1"], ["-t", "0"], ["-t", "-5"], ["-t", "999999999"], ["-t", "x"], []]),
-    _opts(NS_FLAGS + ["-a", "--preserve-credentials", "-r", "-w"], ["-S", "-G", "-t"]),
+    _opts([*NS_FLAGS, "-a", "--preserve-credentials", "-r", "-w"], ["-S", "-G", "-t"]),
     CMD_TAIL,
 ).map(lambda t: ["enter", *t[0], *t[1], *t[2]])
 CHECK_ARGV = _opts(["--json", "-v"], ["--require", "--timeout"]).map(lambda a: ["check", *a])
@@ -361,8 +571,14 @@ CONFORMANCE_ARGV = st.tuples(
     # Never a real run: --list or --merge (of files that are not reports) decides.
     # (-o into a missing directory escapes as FileNotFoundError:
     # test_cli_conformance_output_in_missing_dir_is_one_line, xfail.)
-    st.sampled_from([["--list"], ["--merge", "/nonexistent.json"], ["--merge", "/etc/hostname"],
-                     ["--list", "-o", f"{_OUT}/nsprim-fuzz-list.txt"]]),  # fmt: skip
+    st.sampled_from(
+        [
+            ["--list"],
+            ["--merge", "/nonexistent.json"],
+            ["--merge", "/etc/hostname"],
+            ["--list", "-o", f"{_OUT}/nsprim-fuzz-list.txt"],
+        ]
+    ),
 ).map(lambda t: ["conformance", *t[0], *t[1]])
 
 
@@ -437,8 +653,10 @@ def test_fuzz_target_refuses_bad_input_with_typed_one_line_errors(name: str) -> 
     t0 = time.monotonic()
     result = sandboxed(_run_target, name, examples, SEED, timeout=300)
     tally = result["tally"]
-    print(f"{name}: seed {SEED}, {sum(tally.values())} examples in "
-          f"{time.monotonic() - t0:.1f}s: {tally}")  # fmt: skip
+    print(
+        f"{name}: seed {SEED}, {sum(tally.values())} examples in "
+        f"{time.monotonic() - t0:.1f}s: {tally}"
+    )
     assert result["problems"] == [], f"seed {SEED}: " + "\n".join(result["problems"])
     assert sum(tally.values()) >= examples // 2, tally  # hypothesis really ran
 
@@ -478,8 +696,11 @@ def test_cli_subprocess_bad_input_one_line_no_traceback(argv: list[str]) -> None
 # --- bugs the fuzzer found, pinned down deterministically ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="compat.py bug: decode_caps(None/3.5/[]) raises AttributeError, not TypeError")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="compat.py bug: decode_caps(None/3.5/[]) raises AttributeError, not TypeError",
+)
 @pytest.mark.parametrize("bad", [None, 3.5, [], {}])
 def test_decode_caps_rejects_wrong_types(bad: Any) -> None:
     try:
@@ -491,8 +712,11 @@ def test_decode_caps_rejects_wrong_types(bad: Any) -> None:
     raise AssertionError(f"decode_caps({bad!r}) accepted it")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="compat.py bug: require([False]) / require([{}]) raise AttributeError, not TypeError")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="compat.py bug: require([False]) / require([{}]) raise AttributeError, not TypeError",
+)
 @pytest.mark.parametrize("bad", [[False], [{}], [None]])
 def test_compat_require_rejects_wrong_types(bad: Any) -> None:
     try:
@@ -504,8 +728,11 @@ def test_compat_require_rejects_wrong_types(bad: Any) -> None:
     raise AssertionError(f"require({bad!r}) accepted it")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="listing.py bug: tree('x') and walk([1]) raise AttributeError, not TypeError")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="listing.py bug: tree('x') and walk([1]) raise AttributeError, not TypeError",
+)
 @pytest.mark.parametrize("call", ["tree", "walk"])
 def test_listing_tree_and_walk_reject_junk(call: str) -> None:
     try:
@@ -520,10 +747,13 @@ def test_listing_tree_and_walk_reject_junk(call: str) -> None:
     raise AssertionError(f"{call} accepted junk")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="namespace.py bug: of_thread(t, tid) for a tid that is not our thread "
-                   "raises UnsupportedError ('mnt namespaces is not supported here'), "
-                   "not NoSuchProcess")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="namespace.py bug: of_thread(t, tid) for a tid that is not our thread "
+    "raises UnsupportedError ('mnt namespaces is not supported here'), "
+    "not NoSuchProcess",
+)
 def test_of_thread_unknown_tid_is_no_such_process() -> None:
     from nsprim.errors import NoSuchProcess
 
@@ -536,17 +766,25 @@ def test_of_thread_unknown_tid_is_no_such_process() -> None:
     except NoSuchProcess:
         return
     except Exception as exc:
-        raise AssertionError(f"of_thread('mnt', {gone}) raised {type(exc).__name__}: {exc}") from None
+        raise AssertionError(
+            f"of_thread('mnt', {gone}) raised {type(exc).__name__}: {exc}"
+        ) from None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="conformance/cli.py bug: -o into a missing directory lets FileNotFoundError "
-                   "escape main() (a traceback from the command line)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="conformance/cli.py bug: -o into a missing directory lets FileNotFoundError "
+    "escape main() (a traceback from the command line)",
+)
 def test_cli_conformance_output_in_missing_dir_is_one_line() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "nsprim", "conformance", "--list", "-o", "/nonexistent/dir/r.txt"],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode not in (0, None)
     assert "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

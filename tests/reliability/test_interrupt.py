@@ -74,45 +74,44 @@ def _interrupt_subprocess(
     and SIGKILL go to the nsprim process alone, as ``kill PID`` does.
     """
     # stderr to a file, not a pipe: a survivor holding the pipe would hang the read.
-    errfile = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=errfile,
-        start_new_session=True,
-    )
-    try:
-        time.sleep(delay)
-        running = [p for p in marked(marker) if int(p.split()[0]) != proc.pid]
-        phase = "children running" if running else "before children"
-        if proc.poll() is not None:
-            phase = "after exit"
-        elif sig == signal.SIGINT:
-            os.killpg(proc.pid, sig)
-        else:
-            proc.send_signal(sig)
+    with tempfile.TemporaryFile() as errfile:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errfile,
+            start_new_session=True,
+        )
         try:
-            proc.wait(timeout=settle)
-            outcome = f"exited {proc.returncode}"
-        except subprocess.TimeoutExpired:
-            # Only possible for SIGINT that reached a pid namespace's init
-            # before it installed its handler: the kernel drops it
-            # (pid_namespaces(7)) and nsprim ignores ^C while its command
-            # runs, as unshare(1) does. Finish it the way a user would.
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=settle)
-            outcome = f"ignored, then SIGTERM: exited {proc.returncode}"
-        errfile.seek(0)
-        err = errfile.read().decode(errors="replace")
-        if "Traceback" in err and sig != signal.SIGINT:
-            raise AssertionError(f"traceback after {sig.name}:\n{err}")
-        return phase, outcome
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        errfile.close()
+            time.sleep(delay)
+            running = [p for p in marked(marker) if int(p.split()[0]) != proc.pid]
+            phase = "children running" if running else "before children"
+            if proc.poll() is not None:
+                phase = "after exit"
+            elif sig == signal.SIGINT:
+                os.killpg(proc.pid, sig)
+            else:
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=settle)
+                outcome = f"exited {proc.returncode}"
+            except subprocess.TimeoutExpired:
+                # Only possible for SIGINT that reached a pid namespace's init
+                # before it installed its handler: the kernel drops it
+                # (pid_namespaces(7)) and nsprim ignores ^C while its command
+                # runs, as unshare(1) does. Finish it the way a user would.
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=settle)
+                outcome = f"ignored, then SIGTERM: exited {proc.returncode}"
+            errfile.seek(0)
+            err = errfile.read().decode(errors="replace")
+            if "Traceback" in err and sig != signal.SIGINT:
+                raise AssertionError(f"traceback after {sig.name}:\n{err}")
+            return phase, outcome
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def _report(name: str, tally: collections.Counter[str], problems: list[str]) -> None:
@@ -130,11 +129,25 @@ def test_nsprim_run_interrupted_leaves_nothing() -> None:
         sig = SIGNALS[i % 3]
         marker = _marker(rng)
         # Always mnt/uts/ipc/net: the script mounts, renames and adds links.
-        flags = ["-m", "-u", "-i", "-n"] + [f for f in ("-p", "-r", "-C", "-T") if rng.random() < 0.5]
+        flags = ["-m", "-u", "-i", "-n"] + [
+            f for f in ("-p", "-r", "-C", "-T") if rng.random() < 0.5
+        ]
         if "-p" in flags and rng.random() < 0.5:
             flags.append("--mount-proc")
-        argv = [PY, "-m", "nsprim", "run", *flags, "--kill-child", "--",
-                "/bin/sh", "-c", _dirty.SHELL_DIRTY_PID if "-p" in flags else _dirty.SHELL_DIRTY, f"rel-{marker}", f"600.{marker}"]  # fmt: skip
+        argv = [
+            PY,
+            "-m",
+            "nsprim",
+            "run",
+            *flags,
+            "--kill-child",
+            "--",
+            "/bin/sh",
+            "-c",
+            _dirty.SHELL_DIRTY_PID if "-p" in flags else _dirty.SHELL_DIRTY,
+            f"rel-{marker}",
+            f"600.{marker}",
+        ]
         before = host_state()
         delay = rng.uniform(0.0, 0.6)
         phase, outcome = _interrupt_subprocess(argv, sig, delay, marker)
@@ -153,8 +166,23 @@ def test_nsprim_conformance_interrupted_leaves_nothing() -> None:
             marker = _marker(rng)
             # The report path carries the marker; every sandbox is a fork of
             # the runner, so its argv carries it too.
-            argv = [PY, "-m", "nsprim", "conformance", "--only", "uts.*", "ipc.*", "pid.*",
-                    "--controls", "--jobs", "2", "--format", "json", "-o", f"{out}/r{marker}.json"]  # fmt: skip
+            argv = [
+                PY,
+                "-m",
+                "nsprim",
+                "conformance",
+                "--only",
+                "uts.*",
+                "ipc.*",
+                "pid.*",
+                "--controls",
+                "--jobs",
+                "2",
+                "--format",
+                "json",
+                "-o",
+                f"{out}/r{marker}.json",
+            ]
             before = host_state()
             delay = rng.uniform(0.0, 0.9)
             phase, outcome = _interrupt_subprocess(argv, sig, delay, marker)

@@ -94,8 +94,9 @@ def _file_attempts(path: str) -> dict[str, int]:
 
 
 def test_userns_root_cannot_write_host_root_files(root_file: str) -> None:
-    r = _as_nobody(lambda: process.call(_file_attempts, root_file, namespaces=["user", "mnt"],
-                                        map_root=True))  # fmt: skip
+    r = _as_nobody(
+        lambda: process.call(_file_attempts, root_file, namespaces=["user", "mnt"], map_root=True)
+    )
     assert r["uid"] == 0  # root in its user namespace ...
     # ... but host uid 0 is unmapped there: "other" permissions apply, and
     # CAP_DAC_OVERRIDE/CAP_FOWNER don't cover unmapped owners (user_namespaces(7)).
@@ -129,13 +130,22 @@ def _signal_attempts(pid: int) -> dict[str, int]:
 
 
 def test_userns_root_cannot_signal_host_processes(sleeper: subprocess.Popen[bytes]) -> None:
-    r = _as_nobody(lambda: process.call(_signal_attempts, sleeper.pid, namespaces=["user"],
-                                        map_root=True))  # fmt: skip
+    r = _as_nobody(
+        lambda: process.call(_signal_attempts, sleeper.pid, namespaces=["user"], map_root=True)
+    )
     assert r["uid"] == 0
-    assert (r["kill"], r["term"], r["pidfd"], r["self"]) == (errno.EPERM, errno.EPERM, errno.EPERM, 0)
+    assert (r["kill"], r["term"], r["pidfd"], r["self"]) == (
+        errno.EPERM,
+        errno.EPERM,
+        errno.EPERM,
+        0,
+    )
     # In a pid namespace of its own the host process is not even visible.
-    hidden = _as_nobody(lambda: process.call(_signal_attempts, sleeper.pid,
-                                             namespaces=["user", "pid"], map_root=True))  # fmt: skip
+    hidden = _as_nobody(
+        lambda: process.call(
+            _signal_attempts, sleeper.pid, namespaces=["user", "pid"], map_root=True
+        )
+    )
     assert hidden["kill"] in (errno.ESRCH, errno.EPERM)
     assert sleeper.poll() is None, "the root-owned sleeper was killed"
 
@@ -152,7 +162,9 @@ def _mount_attempts() -> dict[str, int]:
     return {
         "mount": _errno_of(lambda: sc.mount("none", "/mnt", "tmpfs")),
         "umount": _errno_of(lambda: sc.umount("/proc")),
-        "remount_ro": _errno_of(lambda: sc.mount("none", "/", None, 0x20 | 0x1)),  # MS_REMOUNT|MS_RDONLY
+        "remount_ro": _errno_of(
+            lambda: sc.mount("none", "/", None, 0x20 | 0x1)
+        ),  # MS_REMOUNT|MS_RDONLY
     }
 
 
@@ -166,26 +178,32 @@ def _net_attempts() -> dict[str, int]:
 
 def test_userns_root_cannot_change_host_hostname_mounts_or_network() -> None:
     before = host_state()
-    host_only = _as_nobody(lambda: {
-        "uts": process.call(_uts_attempts, namespaces=["user"], map_root=True),
-        "mnt": process.call(_mount_attempts, namespaces=["user"], map_root=True),
-        "net": process.call(_net_attempts, namespaces=["user"], map_root=True),
-    })  # fmt: skip
+    host_only = _as_nobody(
+        lambda: {
+            "uts": process.call(_uts_attempts, namespaces=["user"], map_root=True),
+            "mnt": process.call(_mount_attempts, namespaces=["user"], map_root=True),
+            "net": process.call(_net_attempts, namespaces=["user"], map_root=True),
+        }
+    )
     # The host's UTS, mount and network namespaces belong to the initial user
     # namespace: root of a child user namespace has no capability there.
     assert host_only["uts"]["sethostname"] == errno.EPERM
     assert host_only["uts"]["setdomainname"] == errno.EPERM
-    assert host_only["mnt"] == {"mount": errno.EPERM, "umount": errno.EPERM,
-                                "remount_ro": errno.EPERM}  # fmt: skip
-    assert host_only["net"] == {"lo_down": errno.EPERM, "veth": errno.EPERM,
-                                "address": errno.EPERM}  # fmt: skip
+    assert host_only["mnt"] == {
+        "mount": errno.EPERM,
+        "umount": errno.EPERM,
+        "remount_ro": errno.EPERM,
+    }
+    assert host_only["net"] == {"lo_down": errno.EPERM, "veth": errno.EPERM, "address": errno.EPERM}
     # Controls: in namespaces of its own the same calls work (or hit the
     # locked-mount rules), and still nothing reaches the host.
-    own = _as_nobody(lambda: {
-        "uts": process.call(_uts_attempts, namespaces=["user", "uts"], map_root=True),
-        "mnt": process.call(_mount_attempts, namespaces=["user", "mnt"], map_root=True),
-        "net": process.call(_net_attempts, namespaces=["user", "net"], map_root=True),
-    })  # fmt: skip
+    own = _as_nobody(
+        lambda: {
+            "uts": process.call(_uts_attempts, namespaces=["user", "uts"], map_root=True),
+            "mnt": process.call(_mount_attempts, namespaces=["user", "mnt"], map_root=True),
+            "net": process.call(_net_attempts, namespaces=["user", "net"], map_root=True),
+        }
+    )
     assert own["uts"] == {"sethostname": 0, "setdomainname": 0, "name": "pwned"}
     assert own["mnt"]["mount"] == 0
     # /proc came from the more privileged namespace: locked (mount_namespaces(7)).

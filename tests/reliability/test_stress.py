@@ -205,9 +205,12 @@ def _exhaust_pids() -> dict[str, Any]:
 
 def test_pid_max_exhaustion_is_eagain_and_recovers() -> None:
     r = process.call(
-        _exhaust_pids, namespaces=["user", "pid", "mnt"], map_root=True, mount_proc=True,
+        _exhaust_pids,
+        namespaces=["user", "pid", "mnt"],
+        map_root=True,
+        mount_proc=True,
         timeout=120,
-    )  # fmt: skip
+    )
     if "skip" in r:
         pytest.skip(r["skip"])
     assert PID_MAX - 20 < r["created"] < PID_MAX, r

@@ -418,5 +418,7 @@ def run_examples(
     except AssertionError:
         pass  # the shrunk example is the last problem recorded
     except Exception as exc:  # hypothesis itself gave up (e.g. Flaky)
-        problems.append(f"{target.name}: hypothesis: {type(exc).__name__}: {exc}")
+        problems.append(
+            f"{target.name}: hypothesis: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        )
     return {"tally": dict(tally), "problems": problems}

@@ -122,7 +122,14 @@ def _idmap() -> st.SearchStrategy[Any]:
 def _offsets() -> st.SearchStrategy[Any]:
     return st.one_of(
         st.dictionaries(
-            st.one_of(st.sampled_from(["monotonic", "boottime", "realtime"]), junk()),
+            # Keys must be hashable: no lists from junk() here.
+            st.one_of(
+                st.sampled_from(["monotonic", "boottime", "realtime"]),
+                st.text(max_size=10),
+                st.integers(),
+                st.none(),
+                st.binary(max_size=5),
+            ),
             st.one_of(st.integers(-(1 << 64), 1 << 64), st.floats(), junk()),
             max_size=3,
         ),

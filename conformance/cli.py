@@ -96,8 +96,22 @@ def _write(text: str, output: str | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        with open(output, "w") as f:
-            f.write(text)
+        try:
+            with open(output, "w") as f:
+                f.write(text)
+        except OSError as err:
+            raise _UsageError(f"cannot write the report to {output}: {err.strerror}") from err
+
+
+def _check_output(output: str | None) -> None:
+    # Refuse an unwritable -o before a run that could take a while, not after it.
+    if output is None:
+        return
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise _UsageError(f"-o {output}: no such directory {parent}")
+    if not os.access(parent, os.W_OK):
+        raise _UsageError(f"-o {output}: directory {parent} is not writable")
 
 
 def _merge(paths: Sequence[str], fmt: str, output: str | None) -> int:
@@ -132,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nsprim conformance`` with *argv* (default ``sys.argv[1:]``); return the exit status."""
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        _check_output(args.output)
         if args.merge:
             return _merge(args.merge, args.format, args.output)
         if args.jobs < 1:

@@ -319,6 +319,12 @@ def _join(join: Join, step: _Step, chan: int) -> bool:
         p.register(me, select.POLLIN)
         p.poll()
         os.close(me)
+        # Then wait for the parent's acknowledgement: if it gave up before it
+        # learnt this pid (a timeout, a signal), it closes the channel and
+        # this process leaves without running anything.
+        frame = recv_frame(chan)
+        if frame is None or frame[0] != GO:
+            os._exit(1)
         return True
     return True
 

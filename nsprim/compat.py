@@ -335,8 +335,22 @@ def decode_caps(mask: Union[int, str]) -> list[str]:
 
     Args:
         mask: an int or the hex string of a ``Cap*`` line of /proc/PID/status.
+
+    Raises:
+        TypeError: *mask* is neither an int nor a str.
+        ValueError: a negative mask, or a string that is not hexadecimal.
     """
-    m = int(mask, 16) if isinstance(mask, str) else mask
+    if isinstance(mask, bool) or not isinstance(mask, (int, str)):
+        raise TypeError(f"mask must be an int or a hex str, got {type(mask).__name__} {mask!r}")
+    if isinstance(mask, str):
+        try:
+            m = int(mask, 16)
+        except ValueError:
+            raise ValueError(f"mask must be hexadecimal, got {mask!r}") from None
+    else:
+        m = mask
+    if m < 0:
+        raise ValueError(f"mask must not be negative, got {m}")
     return [
         _CAP_NAMES[i] if i < len(_CAP_NAMES) else f"cap_{i}"
         for i in range(m.bit_length())
@@ -1855,8 +1869,14 @@ def require(
 
     Raises:
         ValueError: an unknown name (the message lists the known ones).
+        TypeError: *names* is not a str or a sequence of str.
     """
-    items = names.split(",") if isinstance(names, str) else list(names)
+    if isinstance(names, str):
+        items = names.split(",")
+    elif isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
+        items = list(names)
+    else:
+        raise TypeError(f"names must be a str or a sequence of str, got {names!r}")
     wanted: list[tuple[str, str]] = []
     for raw in items:
         n = raw.strip().lower()

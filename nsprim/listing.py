@@ -663,7 +663,10 @@ def tree(listing: Listing, kind: Union[NsType, str] = NsType.USER) -> list[TreeN
 
     Raises:
         ValueError: *kind* is not a hierarchical type.
+        TypeError: *listing* is not a :class:`Listing`.
     """
+    if not isinstance(listing, Listing):
+        raise TypeError(f"listing must be a Listing from scan(), got {type(listing).__name__}")
     k = NsType.parse(kind)
     if not k.hierarchical:
         raise ValueError(f"tree kind must be 'user' or 'pid', got {k.value!r}")
@@ -689,7 +692,13 @@ def tree(listing: Listing, kind: Union[NsType, str] = NsType.USER) -> list[TreeN
 
 
 def walk(nodes: Iterable[TreeNode], depth: int = 0) -> Iterator[tuple[int, TreeNode]]:
-    """Yield ``(depth, node)`` for a forest from :func:`tree`, depth first."""
+    """Yield ``(depth, node)`` for a forest from :func:`tree`, depth first.
+
+    Raises:
+        TypeError: an item is not a :class:`TreeNode`.
+    """
     for node in nodes:
+        if not isinstance(node, TreeNode):
+            raise TypeError(f"nodes must be TreeNode objects from tree(), got {node!r}")
         yield depth, node
         yield from walk(node.children, depth + 1)

@@ -209,10 +209,13 @@ class Namespace:
         """Return the namespace of *type* of the calling thread (or of thread *tid*)."""
         t = NsType.parse(type)
         if tid is None:
-            path = os.path.join(_procfs.PROC, "thread-self", "ns", t.value)
-        else:
-            path = _procfs.pid_path(_procfs.self_pid(), "task", str(tid), "ns", t.value)
-        return cls._of(path, t, None)
+            return cls._of(os.path.join(_procfs.PROC, "thread-self", "ns", t.value), t, None)
+        if isinstance(tid, bool) or not isinstance(tid, int):
+            raise TypeError(f"tid must be an int, got {tid!r}")
+        if tid <= 0:
+            raise ValueError(f"tid must be a positive thread id, got {tid}")
+        task = _procfs.pid_path(_procfs.self_pid(), "task", str(tid))
+        return cls._of(os.path.join(task, "ns", t.value), t, tid, alive=task)
 
     @classmethod
     def for_children(cls, type: Union[NsType, str], pid: Optional[int] = None) -> Namespace:
@@ -257,11 +260,20 @@ class Namespace:
         return cls(t, st.st_dev, st.st_ino, p)
 
     @classmethod
-    def _of(cls, path: str, t: NsType, pid: Optional[int]) -> Namespace:
+    def _of(
+        cls, path: str, t: NsType, pid: Optional[int], alive: Optional[str] = None
+    ) -> Namespace:
+        # *alive*: the /proc directory whose existence tells "the process (or
+        # thread) is gone" from "this kernel has no such namespace type".
+        if alive is None and pid is not None:
+            alive = _procfs.pid_path(pid)
         try:
             st = os.stat(path)
         except OSError as err:
-            if err.errno == errno.ENOENT and (pid is None or os.path.exists(_procfs.pid_path(pid))):
+            if err.errno == errno.ENOENT:
+                if alive is not None and not os.path.exists(alive):
+                    assert pid is not None
+                    raise NoSuchProcess(pid) from err
                 raise UnsupportedError(f"{t.value} namespaces", requires=t.since) from err
             raise _procfs.translate(err, pid, f"stat {path}") from err
         return cls(t, st.st_dev, st.st_ino, path)

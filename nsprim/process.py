@@ -747,6 +747,7 @@ def _launch(
         clone_flags = setup.flags
         pdeathsig = setup.pdeathsig
     ppfd = _parent_pidfd() if pdeathsig else -1
+    before = _thread_children() if "join" in fields else set()
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     pfd, cfd = a.detach(), b.detach()
     _track(pfd, cfd)
@@ -771,6 +772,8 @@ def _launch(
         if ppfd >= 0:
             os.close(ppfd)
     launch = _Launch(pid, pidfd, _Channel(pfd))
+    hop = isinstance(fields.get("join"), _child.Join) and fields["join"].hop
+    hopped = False
     if deadline is None:
         deadline = time.monotonic() + SETUP_TIMEOUT
     try:
@@ -799,6 +802,8 @@ def _launch(
                 launch.pidfd.close()
                 launch.pid = new_pid
                 launch.pidfd = OwnedFd(_sc.pidfd_open(new_pid))
+                hopped = True
+                _child.send_frame(pfd, _child.GO)  # the successor may go on
             elif tag == _child.ERROR:
                 exc = _child_error(
                     payload, launch.pid, "before the callable ran" if until else "before exec"
@@ -814,7 +819,29 @@ def _launch(
         if not launch.pidfd.closed:
             _kill_reap(launch.pid, launch.pidfd)
         launch.close_chan()
+        if hop and not hopped:
+            _reap_lost_successors(before)
         raise
+
+
+def _thread_children() -> set[int]:
+    try:
+        with open("/proc/thread-self/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        return set()
+
+
+def _reap_lost_successors(before: set[int]) -> None:
+    # A pid-namespace hop that failed before its HOP frame arrived may have
+    # left a successor we never heard of. It is this thread's child
+    # (CLONE_PARENT, exit signal 0) and leaves on the closed channel; make
+    # sure of it and reap it, so that nothing outlives the failed launch.
+    for pid in _thread_children() - before:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, C.WALL)
 
 
 def _replace_setup(plan: _child.Plan, setup: _Setup) -> _child.Plan:
@@ -1984,6 +2011,7 @@ def call_in(
     *args: Any,
     types: Optional[Iterable[NsSpec]] = None,
     timeout: Optional[float] = None,
+    die_with_parent: Union[bool, int] = True,
     **kwargs: Any,
 ) -> T:
     """Run ``fn(*args, **kwargs)`` in a fresh child that joined *target*'s namespaces.
@@ -2000,18 +2028,23 @@ def call_in(
         fn: the callable; its result and exceptions travel as in :func:`call`.
         types: which types to join (default: all of the target's).
         timeout: seconds before the child is killed and TimeoutExpired raised.
+        die_with_parent: as :func:`call` (SIGKILL when the calling thread dies).
 
     Raises:
         NoSuchProcess: the target is gone (before anything started).
         AccessDenied: setns(2) was refused (``err.step == "setns"``).
         CallError, TimeoutExpired: as :func:`call`.
     """
+    pdeathsig = _pdeathsig(die_with_parent)
     tgt = _resolve(target)
     theirs: list[tuple[NsType, OwnedFd]] = []
     try:
         join, theirs = _join_plan(tgt, types, {})
         own = [fd for _, fd in join.fds] + ([join.pidfd] if join.pidfd >= 0 else [])
-        return cast(T, _call_launch(fn, args, kwargs, None, timeout, join=join, own=own))
+        return cast(
+            T,
+            _call_launch(fn, args, kwargs, None, timeout, join=join, own=own, pdeathsig=pdeathsig),
+        )
     finally:
         for _, fd in theirs:
             if fd not in tgt.owned:

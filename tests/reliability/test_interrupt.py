@@ -9,7 +9,7 @@ commands create one of each of those inside their namespaces first
 
 Delays come from a seeded RNG; the seed is printed and can be replayed with
 ``NSPRIM_RELIABILITY_SEED``. Interruptions tried: 30 ``nsprim run``, 9
-``nsprim conformance``, 35 library (spawn/call/call_in) — see the counts below.
+``nsprim conformance``, 36 library (spawn/call/call_in) — see the counts below.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ SEED = int(os.environ.get("NSPRIM_RELIABILITY_SEED", str(time.time_ns() % 1_000_
 
 RUN_ITERATIONS = 30
 CONFORMANCE_ITERATIONS = 9
-LIBRARY_ITERATIONS = 35
+LIBRARY_ITERATIONS = 36
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 #: How long a process may take to vanish after its killer died (pdeathsig + pid-ns teardown).
 GONE_WITHIN = 10.0
@@ -225,12 +225,10 @@ def _lib_call(marker: str, rng: random.Random) -> None:
 
 
 def _lib_call_in(marker: str, rng: random.Random) -> None:
-    # No pid namespace in the target: interrupting call_in into one can
-    # deadlock the caller (test_call_in_timeout_into_pid_namespace_...).
     while True:
         with process.spawn(
             ["/bin/sleep", f"600.{marker}"],
-            namespaces=_BASE + [t for t in _extra(rng) if t != "pid"],
+            namespaces=_BASE + _extra(rng),
         ) as holder:
             process.call_in(holder, _dirty.dirty_then_sleep, marker, rng.choice([0.0, 60.0]))
             for _ in range(3):
@@ -264,12 +262,8 @@ def _fork_library(api: str, marker: str, seed: str) -> int:
     return pid
 
 
-#: (api, signal) pairs the random test cycles through. call_in is interrupted by
-#: SIGINT only: its child has no PR_SET_PDEATHSIG, so SIGTERM/SIGKILL of the
-#: caller leave it running (test_call_in_child_dies_with_its_caller, xfail).
-SCHEDULE = [(api, sig) for api in ("spawn", "call") for sig in SIGNALS] + [
-    ("call_in", signal.SIGINT)
-]
+#: (api, signal) pairs the random test cycles through.
+SCHEDULE = [(api, sig) for api in ("spawn", "call", "call_in") for sig in SIGNALS]
 
 
 def test_library_interrupted_leaves_nothing() -> None:
@@ -297,7 +291,7 @@ def test_library_interrupted_leaves_nothing() -> None:
     _report("library", tally, problems)
 
 
-# --- known bugs, reproduced deterministically ------------------------------------------------
+# --- bugs these tests found (fixed in e9271cf), kept as deterministic regressions ------------------------------------------------
 
 
 def _children_of_self() -> set[int]:
@@ -345,24 +339,12 @@ def _call_in_timeout_untracked() -> list[str]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="process.py bug: call_in() into a pid namespace that times out (or is "
-    "interrupted) before the HOP frame is read kills only the intermediate; the "
-    "CLONE_PARENT successor stays an untracked child of the caller, and waiting for "
-    "the target's init then deadlocks",
-)
 def test_call_in_timeout_into_pid_namespace_leaves_no_untracked_child() -> None:
     from forked import in_child
 
     assert in_child(_call_in_timeout_untracked, timeout=60) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="process.py bug: call_in() sets no PR_SET_PDEATHSIG (no die_with_parent), "
-    "so its child outlives a caller killed by SIGTERM/SIGKILL, unlike call()'s",
-)
 def test_call_in_child_dies_with_its_caller() -> None:
     marker = str(random.Random(SEED).randrange(10**11, 10**12))
     pid = os.fork()

@@ -84,15 +84,18 @@ def raw_unshare(flags: int) -> None:
     _check(_libc.unshare(flags), "unshare")
 
 
-def raw_mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+def raw_mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str = ""
+) -> None:
     """mount(2) through plain ctypes (not nsprim's binding)."""
+    opts = ctypes.c_char_p(data.encode()) if data else None
     _check(
         _libc.mount(
             source.encode() if source else None,
             target.encode(),
             fstype.encode() if fstype else None,
             flags,
-            None,
+            ctypes.cast(opts, ctypes.c_void_p) if opts is not None else None,
         ),
         f"mount {target}",
     )
@@ -342,8 +345,8 @@ def sandboxed(
 
     A forked child unshares *flags*, makes every mount rec-private (so no
     mount event can propagate back to the host) and forks the worker, which
-    mounts a proc of the new pid namespace on /proc, closes every inherited fd
-    and runs *fn*. The worker has PR_SET_PDEATHSIG=SIGKILL, so killing the
+    mounts a proc of the new pid namespace on /proc and a private tmpfs on
+    /tmp, and runs *fn* (with every inherited fd closed). The worker has PR_SET_PDEATHSIG=SIGKILL, so killing the
     intermediate on a timeout tears the whole pid namespace down.
     """
     r, w = os.pipe()
@@ -392,6 +395,9 @@ def _sandbox_worker(w: int, flags: int, fn: Callable[..., Any], args: tuple[Any,
             set_pdeathsig(signal.SIGKILL)
             if flags & CLONE_NEWPID:
                 raw_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            if flags & CLONE_NEWNS:
+                # A private /tmp: whatever the function writes there vanishes with it.
+                raw_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
             payload = pickle.dumps(("ok", fn(*args)))
         except BaseException as exc:
             payload = pickle.dumps(

@@ -1794,6 +1794,10 @@ _PROBERS: dict[str, Callable[[_Ctx], list[Probe]]] = {
 }
 
 
+#: Longest per-probe timeout accepted: beyond it poll(2)'s millisecond int overflows.
+_MAX_TIMEOUT = 86400.0
+
+
 def probe_all(*, groups: Optional[Iterable[str]] = None, timeout: float = 10.0) -> list[Probe]:
     """Run every compatibility probe (or those of *groups*) and return the answers.
 
@@ -1810,10 +1814,15 @@ def probe_all(*, groups: Optional[Iterable[str]] = None, timeout: float = 10.0) 
         The probes, grouped in :data:`GROUPS` order.
 
     Raises:
-        ValueError: an unknown group name, or a non-positive timeout.
+        ValueError: an unknown group name, or a timeout that is not a positive
+            number of seconds (at most a day).
     """
-    if not timeout > 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+    if not 0 < timeout <= _MAX_TIMEOUT:
+        raise ValueError(
+            f"timeout must be more than 0 and at most {_MAX_TIMEOUT:.0f} seconds, got {timeout!r}"
+        )
     wanted = list(GROUPS) if groups is None else list(groups)
     for g in wanted:
         if g not in _PROBERS:

@@ -356,13 +356,29 @@ def write_setgroups(pid: int, value: SetgroupsValue) -> None:
     )
 
 
+def _check_opt_pid(pid: object) -> Optional[int]:
+    return None if pid is None else _check_pid(pid)
+
+
 def read_uid_map(pid: Optional[int] = None) -> Optional[IdMap]:
-    """Return the uid map of *pid*'s user namespace (default: self), or None if unset."""
+    """Return the uid map of *pid*'s user namespace (default: self), or None if unset.
+
+    Raises:
+        TypeError/ValueError: *pid* is not a positive int.
+        NoSuchProcess: *pid* does not exist.
+    """
+    pid = _check_opt_pid(pid)
     text = _procfs.read_text(_procfs.pid_path(pid, "uid_map"), pid)
     return IdMap.parse(text) if text.strip() else None
 
 
 def read_gid_map(pid: Optional[int] = None) -> Optional[IdMap]:
-    """Return the gid map of *pid*'s user namespace (default: self), or None if unset."""
+    """Return the gid map of *pid*'s user namespace (default: self), or None if unset.
+
+    Raises:
+        TypeError/ValueError: *pid* is not a positive int.
+        NoSuchProcess: *pid* does not exist.
+    """
+    pid = _check_opt_pid(pid)
     text = _procfs.read_text(_procfs.pid_path(pid, "gid_map"), pid)
     return IdMap.parse(text) if text.strip() else None

@@ -59,9 +59,9 @@ def in_child(fn: Callable[..., Any], *args: Any, timeout: float = 20.0) -> Any:
     kind, *rest = pickle.loads(b"".join(chunks))
     if kind == "ok":
         return rest[0]
-    text, exc = rest
-    if exc is not None:
-        raise exc
+    text, child_exc = rest
+    if child_exc is not None:
+        raise child_exc
     raise ChildFailed(text)
 
 

@@ -1593,16 +1593,23 @@ def _finish_call(launch: _Launch, payload: Optional[bytes], deadline: Optional[f
     """Reap the call child (killing it past the deadline) and unpack its outcome."""
     launch.close_chan()
     status: Optional[int] = None
-    p = select.poll()
-    p.register(launch.pidfd.fileno(), select.POLLIN)
-    grace = 5.0 if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
-    if not p.poll(int(grace * 1000)):
-        with contextlib.suppress(OSError):
-            _sc.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
     try:
-        _, status = os.waitpid(launch.pid, 0)
-    except ChildProcessError:
-        status = None
+        p = select.poll()
+        p.register(launch.pidfd.fileno(), select.POLLIN)
+        grace = 5.0 if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
+        if not p.poll(int(grace * 1000)):
+            with contextlib.suppress(OSError):
+                _sc.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
+        try:
+            _, status = os.waitpid(launch.pid, 0)
+        except ChildProcessError:
+            status = None
+    except BaseException:
+        # Interrupted (^C) while waiting: the child must not outlive the call.
+        # Left unreaped inside a pid namespace, it would also keep that
+        # namespace's init from ever finishing its exit (zap_pid_ns_processes).
+        _kill_reap(launch.pid, launch.pidfd)
+        raise
     launch.pidfd.close()
     return _unpack(payload, launch.pid, status)
 

@@ -1391,27 +1391,10 @@ def spawn(
     executables = _executables(argv[0], env)
     fds = _pass_fds(pass_fds)
     child_std, to_close, files = _stdio(stdin, stdout, stderr)
-    if _fast_eligible(setup, child_std):
-        try:
-            pid, pidfd = _fast_spawn(setup, argv, executables, envp, child_std, fds)
-        except BaseException:
-            for f in files:
-                if f is not None:
-                    _inflight.discard(f.fileno())
-                    f.close()
-            raise
-        finally:
-            for fd in to_close:
-                _close(fd)
-        return NsProcess._create(
-            args if not isinstance(args, (str, bytes, os.PathLike)) else [args],
-            pid,
-            pidfd,
-            files[0],
-            files[1],
-            files[2],
-        )
-    try:
+
+    def start() -> tuple[int, OwnedFd]:
+        if _fast_eligible(setup, child_std):
+            return _fast_spawn(setup, argv, executables, envp, child_std, fds)
         launch, _ = _launch(
             setup,
             {
@@ -1424,6 +1407,21 @@ def spawn(
             _child.run_exec,
             own=[*child_std, *fds],
         )
+        launch.close_chan()
+        return launch.pid, launch.pidfd
+
+    return _start_program(args, start, to_close, files)
+
+
+def _start_program(
+    args: Union[StrPath, Sequence[StrPath]],
+    start: Callable[[], tuple[int, OwnedFd]],
+    to_close: Sequence[int],
+    files: Sequence[Optional[IO[bytes]]],
+) -> NsProcess:
+    """Run *start* and wrap its child in an NsProcess; on failure close the pipes."""
+    try:
+        pid, pidfd = start()
     except BaseException:
         for f in files:
             if f is not None:
@@ -1433,11 +1431,10 @@ def spawn(
     finally:
         for fd in to_close:
             _close(fd)
-    launch.close_chan()
     return NsProcess._create(
         args if not isinstance(args, (str, bytes, os.PathLike)) else [args],
-        launch.pid,
-        launch.pidfd,
+        pid,
+        pidfd,
         files[0],
         files[1],
         files[2],
@@ -2116,7 +2113,8 @@ def spawn_in(
                 extra[f"{name}_fd"] = fd
         join, theirs = _join_plan(tgt, types, extra)
         child_std, to_close, files = _stdio(stdin, stdout, stderr)
-        try:
+
+        def start() -> tuple[int, OwnedFd]:
             launch, _ = _launch(
                 None,
                 {
@@ -2132,24 +2130,10 @@ def spawn_in(
                      *([join.pidfd] if join.pidfd >= 0 else [])],
                 pdeathsig=pdeathsig,
             )  # fmt: skip
-        except BaseException:
-            for f in files:
-                if f is not None:
-                    _inflight.discard(f.fileno())
-                    f.close()
-            raise
-        finally:
-            for fd in to_close:
-                _close(fd)
-        launch.close_chan()
-        return NsProcess._create(
-            args if not isinstance(args, (str, bytes, os.PathLike)) else [args],
-            launch.pid,
-            launch.pidfd,
-            files[0],
-            files[1],
-            files[2],
-        )
+            launch.close_chan()
+            return launch.pid, launch.pidfd
+
+        return _start_program(args, start, to_close, files)
     finally:
         for fd in aux:
             os.close(fd)

@@ -503,6 +503,11 @@ def _p(
     return Probe(group, name, status, value, detail, consequence, needs_root)
 
 
+def _child_failed(group: str, name: str, res: _Result, consequence: str) -> Probe:
+    """The probe whose throwaway child died or timed out: status unknown, and why."""
+    return _p(group, name, "unknown", None, f"probe child failed: {res['error']}", consequence)
+
+
 def _system(ctx: _Ctx) -> list[Probe]:
     out = []
     uname = os.uname()
@@ -642,16 +647,7 @@ def _namespaces(ctx: _Ctx) -> list[Probe]:
         res = _in_child(_userns_then(int(t.flag)), ctx.timeout)
         use = _TYPE_USE[t]
         if "error" in res:
-            out.append(
-                _p(
-                    "namespaces",
-                    t.value,
-                    "unknown",
-                    None,
-                    f"probe child failed: {res['error']}",
-                    f"{use}: unknown",
-                )
-            )
+            out.append(_child_failed("namespaces", t.value, res, f"{use}: unknown"))
             continue
         err = int(res["errno"])
         uerr = res.get("userns_errno")
@@ -933,16 +929,7 @@ def _syscalls(ctx: _Ctx) -> list[Probe]:
     res = _in_child(_setns_pidfd_body, ctx.timeout)
     err = res.get("errno")
     if "error" in res and err is None:
-        out.append(
-            _p(
-                "syscalls",
-                "setns_pidfd",
-                "unknown",
-                None,
-                f"probe child failed: {res['error']}",
-                "setns(pidfd): unknown",
-            )
-        )
+        out.append(_child_failed("syscalls", "setns_pidfd", res, "setns(pidfd): unknown"))
     elif err in (0, errno.EPERM):
         out.append(
             _p(
@@ -1631,16 +1618,7 @@ def _features(ctx: _Ctx) -> list[Probe]:
     res = _in_child(_fresh_fs_body(*ids), ctx.timeout)
     for fs in ("proc", "sysfs"):
         if "error" in res:
-            out.append(
-                _p(
-                    "features",
-                    f"fresh_{fs}",
-                    "unknown",
-                    None,
-                    f"probe child failed: {res['error']}",
-                    f"fresh {fs}: unknown",
-                )
-            )
+            out.append(_child_failed("features", f"fresh_{fs}", res, f"fresh {fs}: unknown"))
             continue
         err = int(res[fs])
         if err == 0:
@@ -1668,16 +1646,7 @@ def _features(ctx: _Ctx) -> list[Probe]:
             )
     res = _in_child(_time_body(*ids), ctx.timeout)
     if "error" in res:
-        out.append(
-            _p(
-                "features",
-                "time_ns_threads",
-                "unknown",
-                None,
-                f"probe child failed: {res['error']}",
-                "unknown",
-            )
-        )
+        out.append(_child_failed("features", "time_ns_threads", res, "unknown"))
     else:
         limited = res["thread"] != "allowed" or res["vfork"] != "allowed"
         out.append(
@@ -1695,16 +1664,7 @@ def _features(ctx: _Ctx) -> list[Probe]:
         )
     res = _in_child(_lo_body(*ids), ctx.timeout)
     if "error" in res:
-        out.append(
-            _p(
-                "features",
-                "netns_loopback",
-                "unknown",
-                None,
-                f"probe child failed: {res['error']}",
-                "unknown",
-            )
-        )
+        out.append(_child_failed("features", "netns_loopback", res, "unknown"))
     else:
         ok = res["before"] is False and res["after"] is True
         out.append(
@@ -1722,16 +1682,7 @@ def _features(ctx: _Ctx) -> list[Probe]:
         )
     res = _in_child(_hostname_body(*ids), ctx.timeout)
     if "error" in res:
-        out.append(
-            _p(
-                "features",
-                "hostname_max",
-                "unknown",
-                None,
-                f"probe child failed: {res['error']}",
-                "unknown",
-            )
-        )
+        out.append(_child_failed("features", "hostname_max", res, "unknown"))
     else:
         e64, e65 = int(res["64"]), int(res["65"])
         ok = e64 == 0 and e65 == errno.EINVAL
@@ -1750,16 +1701,7 @@ def _features(ctx: _Ctx) -> list[Probe]:
         )
     res = _in_child(_ns_last_pid_body(*ids), ctx.timeout)
     if "error" in res:
-        out.append(
-            _p(
-                "features",
-                "ns_last_pid",
-                "unknown",
-                None,
-                f"probe child failed: {res['error']}",
-                "set_tid/ns_last_pid: unknown",
-            )
-        )
+        out.append(_child_failed("features", "ns_last_pid", res, "set_tid/ns_last_pid: unknown"))
     else:
         err = int(res["errno"])
         ok = err == 0 and res.get("next_pid") == 300

@@ -26,6 +26,7 @@ import pytest
 from forked import drop_to_nobody, in_child
 
 import nsprim
+import nsprim._launch as _launch
 import nsprim.process as process
 from nsprim.errors import AccessDenied, CallError, TimeoutExpired, UnsupportedError
 from nsprim.flags import CloneFlags
@@ -403,7 +404,7 @@ def test_spawn_child_step_error_is_reraised_with_step() -> None:
 
 def test_spawn_pid_after_fallback_to_fork_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
     # As under a seccomp profile that answers clone3 with ENOSYS.
-    monkeypatch.setattr(process, "_clone3_ok", False)
+    monkeypatch.setattr(_launch, "_clone3_ok", False)
     r = process.run(["hostname"], hostname="forked", capture_output=True, check=True)
     assert r.stdout == b"forked\n"
     with pytest.raises(UnsupportedError, match="pid namespace without clone3"):

@@ -34,6 +34,7 @@ LAYERS = {
     "compat": 2,
     "process": 3,
     "_child": 3,
+    "_launch": 3,
     "cli": 4,
     "_cli_process": 4,
     "_cli_inspect": 4,

@@ -1,0 +1,819 @@
+"""The machinery under the process API: validation, the launch protocol, bookkeeping.
+
+Layer 3, private: imports the standard library and nsprim layers 0-2, plus
+:mod:`nsprim._child` (the half that runs between fork and exec). The public
+functions are in :mod:`nsprim.process`; this module validates their options
+in the parent (STYLE.md 5.4), translates kernel errors once (psutil's
+``wrap_exceptions``), forks children on a precomputed plan and sees them
+through setup over a close-on-exec socket, and tracks every fd and child of
+a launch in flight so that nothing leaks when one fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import gc
+import os
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union, cast
+
+from . import _child
+from . import syscalls as _sc
+from ._fd import HasFileno, OwnedFd
+from ._sys import consts as C
+from .errors import (
+    AccessDenied,
+    NoSuchProcess,
+    NsprimError,
+    TimeoutExpired,
+    UnsupportedError,
+)
+from .idmap import IdMap, IdMapLike, write_gid_map, write_setgroups, write_uid_map
+from .namespace import NsType
+
+#: The namespace types that setns(2) moves per thread, so :func:`enter` can use them.
+THREAD_SCOPED = frozenset({NsType.NET, NsType.UTS, NsType.IPC, NsType.CGROUP})
+
+#: How long a child may take from fork to exec (or to its callable) before it is killed.
+SETUP_TIMEOUT = 60.0
+
+T = TypeVar("T")
+NsSpec = Union[NsType, str, int]
+StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+StdSpec = Union[None, int, HasFileno]
+
+_ALL_FLAGS = 0
+for _t in NsType:
+    _ALL_FLAGS |= int(_t.flag)
+del _t
+
+_PROPAGATION = {
+    "private": C.MS_PRIVATE,
+    "slave": C.MS_SLAVE,
+    "shared": C.MS_SHARED,
+    "unbindable": C.MS_UNBINDABLE,
+    "unchanged": 0,
+}
+
+_CLOCKS = ("monotonic", "boottime")
+
+# Which privilege a step needs, for AccessDenied hints.
+_HINTS = {
+    "clone3": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
+    "add 'user' (map_root=True) to run unprivileged",
+    "unshare": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
+    "add 'user' (map_root=True) to run unprivileged",
+    "sethostname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
+    "setdomainname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
+    "mount": "needs CAP_SYS_ADMIN in the user namespace that owns the mount namespace",
+    "mount_proc": "mounting proc needs a pid namespace owned by the caller's user namespace "
+    "and a /proc that is not partly hidden by other mounts",
+    "pivot_root": "needs CAP_SYS_ADMIN over the new mount namespace",
+    "set_link_up": "needs CAP_NET_ADMIN over the new network namespace",
+    "setns": "needs CAP_SYS_ADMIN in the user namespace that owns the target namespace "
+    "(and in the caller's own)",
+    "uid_map": "without CAP_SETUID only the caller's own euid can be mapped, in one line",
+    "gid_map": "without CAP_SETGID write setgroups='deny' first and map only the caller's egid",
+    "timens_offsets": "needs CAP_SYS_TIME over the new time namespace",
+    "pidfd_send_signal": "the process belongs to another user",
+    "chroot": "needs CAP_SYS_CHROOT",
+    "setuid": "needs CAP_SETUID in the joined user namespace",
+    "setgid": "needs CAP_SETGID in the joined user namespace",
+}
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:  # Python < 3.11: what add_note would store
+        notes = getattr(exc, "__notes__", None)
+        if not isinstance(notes, list):
+            notes = []
+        notes.append(note)
+        with contextlib.suppress(AttributeError, TypeError):
+            exc.__notes__ = notes  # type: ignore[attr-defined]
+
+
+def _translate(err: OSError, operation: str, pid: Optional[int] = None) -> BaseException:
+    """Map an OSError from *operation* to nsprim's errors (psutil ``wrap_exceptions``)."""
+    if isinstance(err, (NsprimError,)):
+        return err
+    if err.errno in (errno.EPERM, errno.EACCES):
+        out: BaseException = AccessDenied(
+            operation, pid=pid, hint=_HINTS.get(operation, ""), err=err.errno
+        )
+        out.filename = err.filename  # type: ignore[attr-defined]
+        return out
+    if err.errno == errno.ESRCH and pid is not None:
+        return NoSuchProcess(pid)
+    return err
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _wrap_exceptions(operation: str) -> Callable[[F], F]:
+    """Translate OSError escaping the function (EPERM, ESRCH) with ``raise ... from err``."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except OSError as err:
+                new = _translate(err, operation, getattr(args[0], "pid", None) if args else None)
+                if new is err:
+                    raise
+                raise new from err
+
+        return cast(F, inner)
+
+    return deco
+
+
+_CHILD_CLASSES: dict[str, type[BaseException]] = {
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+    "KeyError": KeyError,
+    "RuntimeError": RuntimeError,
+}
+
+
+def _child_error(payload: bytes, pid: int, when: str = "before exec") -> BaseException:
+    """Rebuild the exception that the child reported as ``Name:hexerrno:step:detail``."""
+    text = payload.decode("utf-8", "surrogateescape")
+    parts = text.split(":", 3)
+    while len(parts) < 4:
+        parts.append("")
+    name, hexerr, step, detail = parts
+    try:
+        code = int(hexerr, 16)
+    except ValueError:
+        code = 0
+    exc: BaseException
+    if code:
+        os_err = OSError(code, f"{step}: {os.strerror(code)}", detail or None)
+        exc = _translate(os_err, step)
+    elif name == "UnsupportedError":
+        exc = UnsupportedError(step, msg=detail or f"{step} is not supported here")
+    elif name in _CHILD_CLASSES:
+        exc = _CHILD_CLASSES[name](detail)
+    else:
+        exc = NsprimError(f"{step}: {name}: {detail}" if detail else f"{step}: {name}")
+    with contextlib.suppress(AttributeError):
+        exc.step = step  # type: ignore[attr-defined]
+    _add_note(exc, f"in child {pid} {when}")
+    return exc
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def _parse_types(namespaces: Iterable[NsSpec], name: str = "namespaces") -> frozenset[NsType]:
+    if isinstance(namespaces, (str, NsType)):
+        namespaces = (namespaces,)
+    if not isinstance(namespaces, Iterable):
+        raise TypeError(
+            f"{name} must be an iterable of namespace types, got "
+            f"{type(namespaces).__name__} {namespaces!r}"
+        )
+    out = set()
+    for item in namespaces:
+        try:
+            out.add(NsType.parse(item))
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{name}: {err}") from None
+    return frozenset(out)
+
+
+def _opt_name(value: object, name: str) -> Optional[bytes]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        b = value.encode("utf-8", "surrogateescape")
+    elif isinstance(value, bytes):
+        b = value
+    else:
+        raise TypeError(f"{name} must be str or bytes, got {type(value).__name__} {value!r}")
+    if b"\0" in b:
+        raise ValueError(f"{name} must not contain a NUL byte, got {value!r}")
+    if len(b) > _sc.HOST_NAME_MAX:
+        raise ValueError(
+            f"{name} must be at most {_sc.HOST_NAME_MAX} bytes, got {len(b)}: {value!r}"
+        )
+    return b
+
+
+def _opt_path(value: object, name: str) -> Optional[bytes]:
+    if value is None:
+        return None
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{name} must be a path, got {type(value).__name__} {value!r}")
+    b = os.fsencode(value)
+    if not b or b"\0" in b:
+        raise ValueError(f"{name} must be a non-empty path without NUL bytes, got {value!r}")
+    return b
+
+
+def _seconds(value: object, name: str) -> int:
+    """Return *value* (seconds: int, float or timedelta) in nanoseconds."""
+    if isinstance(value, timedelta):
+        return (value.days * 86400 + value.seconds) * 1_000_000_000 + value.microseconds * 1000
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be seconds (int, float or timedelta), got {value!r}")
+    if isinstance(value, float) and value != value:  # NaN
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    return round(value * 1_000_000_000) if isinstance(value, float) else value * 1_000_000_000
+
+
+def _format_offsets(offsets: Mapping[str, Any]) -> str:
+    if not isinstance(offsets, Mapping):
+        raise TypeError(
+            f"time_offsets must be a mapping like {{'monotonic': 3600}}, got {offsets!r}"
+        )
+    lines = []
+    for clock, value in offsets.items():
+        if clock not in _CLOCKS:
+            raise ValueError(f"time_offsets keys must be 'monotonic' or 'boottime', got {clock!r}")
+        ns = _seconds(value, f"time_offsets[{clock!r}]")
+        sec, nsec = divmod(ns, 1_000_000_000)
+        lines.append(f"{clock} {sec} {nsec}\n")
+    return "".join(lines)
+
+
+def _pdeathsig(value: object) -> int:
+    if isinstance(value, bool):
+        return int(signal.SIGKILL) if value else 0
+    if isinstance(value, int):
+        if not 0 < value < signal.NSIG:
+            raise ValueError(
+                f"die_with_parent must be a bool or a signal number below {signal.NSIG}, "
+                f"got {value}"
+            )
+        return int(value)
+    raise TypeError(f"die_with_parent must be a bool or a signal number, got {value!r}")
+
+
+def _has_cap(bit: int) -> bool:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except OSError:
+        pass
+    return False
+
+
+_CAP_SETGID = 6
+
+
+class _Setup:
+    """Validated namespace options, shared by spawn and call (parent side)."""
+
+    __slots__ = (
+        "cwd",
+        "domainname",
+        "flags",
+        "gid_map",
+        "hostname",
+        "loopback_up",
+        "mount_proc",
+        "offsets",
+        "pdeathsig",
+        "propagation",
+        "root",
+        "setgroups",
+        "types",
+        "uid_map",
+    )
+
+    def __init__(
+        self,
+        namespaces: Iterable[NsSpec],
+        hostname: Optional[Union[str, bytes]],
+        domainname: Optional[Union[str, bytes]],
+        map_root: bool,
+        uid_map: Optional[IdMapLike],
+        gid_map: Optional[IdMapLike],
+        setgroups: Optional[str],
+        mount_proc: bool,
+        propagation: str,
+        root: Optional[StrPath],
+        time_offsets: Optional[Mapping[str, Any]],
+        loopback_up: bool,
+        cwd: Optional[StrPath],
+        die_with_parent: Union[bool, int],
+    ) -> None:
+        types = set(_parse_types(namespaces))
+        for flag_name, flag in (
+            ("map_root", map_root),
+            ("mount_proc", mount_proc),
+            ("loopback_up", loopback_up),
+        ):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{flag_name} must be a bool, got {flag!r}")
+        self.hostname = _opt_name(hostname, "hostname")
+        self.domainname = _opt_name(domainname, "domainname")
+        self.root = _opt_path(root, "root")
+        self.cwd = _opt_path(cwd, "cwd")
+        self.pdeathsig = _pdeathsig(die_with_parent)
+        if map_root and (uid_map is not None or gid_map is not None):
+            raise ValueError(
+                f"map_root=True maps the caller to 0; it can't be combined with "
+                f"uid_map={uid_map!r} or gid_map={gid_map!r}"
+            )
+        self.uid_map = IdMap.coerce(uid_map, "uid_map") if uid_map is not None else None
+        self.gid_map = IdMap.coerce(gid_map, "gid_map") if gid_map is not None else None
+        if map_root:
+            self.uid_map = IdMap.single(0, os.geteuid())
+            self.gid_map = IdMap.single(0, os.getegid())
+        if setgroups is not None and setgroups not in ("allow", "deny"):
+            raise ValueError(f"setgroups must be 'allow', 'deny' or None, got {setgroups!r}")
+        # unshare(1) --map-root-user writes 'deny'; an unprivileged writer
+        # must (user_namespaces(7), "Interaction with setgroups").
+        if (
+            setgroups is None
+            and self.gid_map is not None
+            and (map_root or not _has_cap(_CAP_SETGID))
+        ):
+            setgroups = "deny"
+        self.setgroups = setgroups
+        # Options that only make sense in a namespace imply it, as in unshare(1).
+        if self.uid_map is not None or self.gid_map is not None or setgroups is not None:
+            types.add(NsType.USER)
+        if self.hostname is not None or self.domainname is not None:
+            types.add(NsType.UTS)
+        if loopback_up:
+            types.add(NsType.NET)
+        if mount_proc:
+            if NsType.PID not in types:
+                names = sorted(t.value for t in types)
+                raise ValueError(
+                    "mount_proc=True needs 'pid' in namespaces: a fresh /proc of the "
+                    f"caller's own pid namespace isolates nothing (namespaces={names})"
+                )
+            types.add(NsType.MNT)
+        if self.root is not None:
+            types.add(NsType.MNT)
+        self.offsets = _format_offsets(time_offsets) if time_offsets is not None else None
+        if self.offsets is not None:
+            types.add(NsType.TIME)
+        if not isinstance(propagation, str) or propagation not in _PROPAGATION:
+            raise ValueError(
+                f"propagation must be one of {', '.join(_PROPAGATION)}, got {propagation!r}"
+            )
+        if NsType.MNT in types:
+            self.propagation = _PROPAGATION[propagation]
+            if self.root is not None and self.propagation in (0, C.MS_SHARED):
+                raise ValueError(
+                    f"root needs propagation 'private', 'slave' or 'unbindable' "
+                    f"(pivot_root(2) refuses shared mounts), got {propagation!r}"
+                )
+        else:
+            if propagation not in ("private", "unchanged"):
+                raise ValueError(f"propagation={propagation!r} needs 'mnt' in namespaces")
+            self.propagation = 0
+        self.mount_proc = mount_proc
+        self.loopback_up = loopback_up
+        self.types = frozenset(types)
+        flags = 0
+        for t in types:
+            flags |= int(t.flag)
+        if self.offsets is not None:
+            # Offsets can only be written before any process is in the time
+            # namespace (timens_offsets, Linux 5.6): the child unshares it,
+            # the parent writes them, the child enters it.
+            flags &= ~C.CLONE_NEWTIME
+        self.flags = flags
+
+    @property
+    def sync(self) -> bool:
+        return (
+            self.uid_map is not None
+            or self.gid_map is not None
+            or bool(self.setgroups or self.offsets)
+        )
+
+
+def _argv(args: object) -> tuple[bytes, ...]:
+    if isinstance(args, (str, bytes, os.PathLike)):
+        args = [args]
+    if not isinstance(args, Sequence) or not args:
+        raise ValueError(f"args must be a non-empty sequence of str/bytes/PathLike, got {args!r}")
+    out = []
+    for i, a in enumerate(args):
+        if not isinstance(a, (str, bytes, os.PathLike)):
+            raise TypeError(
+                f"args[{i}] must be str, bytes or PathLike, got {type(a).__name__} {a!r}"
+            )
+        b = os.fsencode(a)
+        if b"\0" in b:
+            raise ValueError(f"args[{i}] must not contain a NUL byte, got {a!r}")
+        out.append(b)
+    return tuple(out)
+
+
+def _envp(env: Optional[Mapping[Any, Any]]) -> Optional[dict[bytes, bytes]]:
+    if env is None:
+        return None
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping or None, got {type(env).__name__}")
+    out = {}
+    for k, v in env.items():
+        kb, vb = os.fsencode(k), os.fsencode(v)
+        if not kb or b"=" in kb or b"\0" in kb or b"\0" in vb:
+            raise ValueError(f"env has an invalid entry {k!r}={v!r}")
+        out[kb] = vb
+    return out
+
+
+def _executables(argv0: bytes, env: Optional[Mapping[Any, Any]]) -> tuple[bytes, ...]:
+    if b"/" in argv0:
+        return (argv0,)
+    # PATH of the child's environment, as CPython's _execute_child computes it.
+    path_env: Optional[Mapping[Any, Any]] = env
+    if env is not None and b"PATH" not in {os.fsencode(k) for k in env}:
+        path_env = None
+    dirs = os.get_exec_path(path_env)
+    return tuple(os.path.join(os.fsencode(d), argv0) for d in dirs)
+
+
+def _pass_fds(pass_fds: Iterable[int]) -> tuple[int, ...]:
+    out = set()
+    for fd in pass_fds:
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            raise TypeError(f"pass_fds must hold ints, got {fd!r}")
+        if fd < 3:
+            raise ValueError(f"pass_fds must hold fds >= 3 (0-2 are stdin/stdout/stderr), got {fd}")
+        os.fstat(fd)  # EBADF now, not in the child
+        out.add(fd)
+    return tuple(sorted(out))
+
+
+# --- bookkeeping shared by every launch ---------------------------------------------------
+
+# fds of launches in flight and of open NsProcess pipes: a child started
+# meanwhile from another thread closes them at once, so it can never hold
+# another spawn's channel or pipe open (the classic concurrent-Popen EOF hang).
+_inflight: set[int] = set()
+# NsProcess objects that were dropped while their process ran; reaped later
+# (subprocess._active).
+_orphans: list[tuple[int, Optional[OwnedFd]]] = []
+_orphans_lock = threading.Lock()
+
+
+def _track(*fds: int) -> None:
+    _inflight.update(fds)
+
+
+def _close(fd: int) -> None:
+    _inflight.discard(fd)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _reap_orphans() -> None:
+    with _orphans_lock:
+        keep = []
+        for pid, pidfd in _orphans:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                if pidfd is not None:
+                    pidfd.close()
+            else:
+                keep.append((pid, pidfd))
+        _orphans[:] = keep
+
+
+def _kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> None:
+    with contextlib.suppress(OSError):
+        if pidfd is not None and not pidfd.closed:
+            _sc.pidfd_send_signal(pidfd, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    if pidfd is not None:
+        pidfd.close()
+
+
+_clone3_ok = True
+
+
+def _parent_pidfd() -> int:
+    """A pidfd the child polls to see whether the spawning thread already exited."""
+    try:
+        return _sc.pidfd_open(threading.get_native_id(), C.PIDFD_THREAD)
+    except (OSError, ValueError):
+        pass
+    try:
+        return _sc.pidfd_open(os.getpid())
+    except OSError:
+        return -1
+
+
+def _fork(
+    flags: int, plan: _child.Plan, body: Callable[[_child.Plan], NoReturn]
+) -> tuple[int, OwnedFd]:
+    """Create the child (clone3 with a pidfd; os.fork + unshare where clone3 is missing)."""
+    global _clone3_ok
+    if _clone3_ok:
+        try:
+            res = _sc.clone3(flags, pidfd=True)
+        except UnsupportedError:
+            # ENOSYS: an old kernel, or a seccomp profile that hides clone3.
+            _clone3_ok = False
+        except OSError as err:
+            raise _translate(err, "clone3") from err
+        else:
+            assert isinstance(res, tuple)
+            pid, pidfd = res
+            if pid == 0:
+                try:
+                    gc.disable()
+                    body(plan)
+                finally:
+                    os._exit(255)
+            return pid, OwnedFd(pidfd)
+    if flags & C.CLONE_NEWPID:
+        raise UnsupportedError(
+            "a new pid namespace without clone3", requires="Linux 5.3 (clone3 with a pidfd)"
+        )
+    pid = os.fork()
+    if pid == 0:
+        try:
+            gc.disable()
+            if flags:
+                try:
+                    _sc.unshare(flags)
+                except BaseException as exc:
+                    _child.send_frame(plan.chan, _child.ERROR, _child.encode_error(exc, "unshare"))
+                    os._exit(255)
+            body(plan)
+        finally:
+            os._exit(255)
+    try:
+        return pid, OwnedFd(_sc.pidfd_open(pid))
+    except BaseException:
+        _kill_reap(pid, None)
+        raise
+
+
+class _Channel:
+    """The parent's end of the channel: frames, with the child's pidfd watched too."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+        self.eof = False
+
+    def _frame(self) -> Optional[tuple[bytes, bytes]]:
+        size = _child._HEADER.size
+        if len(self.buf) < size:
+            return None
+        tag, n = _child._HEADER.unpack(bytes(self.buf[:size]))
+        if len(self.buf) < size + n:
+            return None
+        payload = bytes(self.buf[size : size + n])
+        del self.buf[: size + n]
+        return tag, payload
+
+    def next(self, pidfd: int, deadline: Optional[float]) -> Optional[tuple[bytes, bytes]]:
+        """Return the next frame, or None at EOF or once the child exited with nothing more.
+
+        Raises:
+            TimeoutError: *deadline* passed first.
+        """
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        exited = False
+        while True:
+            frame = self._frame()
+            if frame is not None:
+                return frame
+            if self.eof:
+                return None
+            if exited:
+                # The child is gone; whatever it wrote is already buffered in
+                # the socket. A copy of its end held elsewhere must not stall us.
+                ready = select.select([self.fd], [], [], 0)[0]
+                if not ready:
+                    return None
+                self._read()
+                continue
+            if deadline is None:
+                ms = -1
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                ms = max(1, int(left * 1000 + 1))
+            for fd, _ in poller.poll(ms):
+                if fd == self.fd:
+                    self._read()
+                elif fd == pidfd:
+                    exited = True
+
+    def _read(self) -> None:
+        data = os.read(self.fd, 65536)
+        if data:
+            self.buf += data
+        else:
+            self.eof = True
+
+
+class _Launch:
+    """A started child: its pid, pidfd and the parent's end of the channel."""
+
+    __slots__ = ("chan", "pid", "pidfd")
+
+    def __init__(self, pid: int, pidfd: OwnedFd, chan: _Channel) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.chan = chan
+
+    def close_chan(self) -> None:
+        _close(self.chan.fd)
+
+
+def _write_setup(pid: int, setup: _Setup) -> None:
+    """The parent's part while the child waits: setgroups, id maps, time offsets."""
+    op = "setgroups"
+    try:
+        if setup.setgroups is not None:
+            write_setgroups(pid, setup.setgroups)  # type: ignore[arg-type]
+        if setup.uid_map is not None:
+            op = "uid_map"
+            write_uid_map(pid, setup.uid_map)
+        if setup.gid_map is not None:
+            op = "gid_map"
+            write_gid_map(pid, setup.gid_map)
+        if setup.offsets is not None:
+            op = "timens_offsets"
+            path = f"/proc/{pid}/timens_offsets"
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, setup.offsets.encode())
+            except OSError as err:
+                raise OSError(err.errno, f"timens_offsets: {err.strerror}", path) from None
+            finally:
+                os.close(fd)
+    except AccessDenied as err:
+        raise AccessDenied(
+            op, pid=pid, hint=_HINTS.get(op, err.hint), err=err.errno or errno.EPERM
+        ) from err
+    except OSError as err:
+        raise _translate(err, op, pid) from err
+
+
+def _launch(
+    setup: Optional[_Setup],
+    fields: dict[str, Any],
+    body: Callable[[_child.Plan], NoReturn],
+    own: Sequence[int],
+    clone_flags: int = 0,
+    pdeathsig: int = 0,
+    until: bytes = b"",
+    deadline: Optional[float] = None,
+) -> tuple[_Launch, Optional[bytes]]:
+    """Start a child on a plan and see it through setup.
+
+    Returns the launch and, when *until* names a frame tag (``O`` for
+    :func:`call`), that frame's payload (None if the child died first).
+    Without *until* it returns once the child has exec'd (channel EOF).
+
+    On any failure the child is killed and reaped and nothing is left open.
+    """
+    _reap_orphans()
+    if setup is not None:
+        clone_flags = setup.flags
+        pdeathsig = setup.pdeathsig
+    ppfd = _parent_pidfd() if pdeathsig else -1
+    before = _thread_children() if "join" in fields else set()
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    pfd, cfd = a.detach(), b.detach()
+    _track(pfd, cfd)
+    ownset = {pfd, cfd, ppfd, *own}
+    try:
+        plan = _child.Plan(
+            chan=cfd,
+            peer=pfd,
+            pdeathsig=pdeathsig,
+            parent_pidfd=ppfd,
+            foreign=tuple(fd for fd in _inflight if fd not in ownset),
+            **fields,
+        )
+        if setup is not None:
+            plan = _replace_setup(plan, setup)
+        pid, pidfd = _fork(clone_flags, plan, body)
+    except BaseException:
+        _close(pfd)
+        raise
+    finally:
+        _close(cfd)
+        if ppfd >= 0:
+            os.close(ppfd)
+    launch = _Launch(pid, pidfd, _Channel(pfd))
+    hop = isinstance(fields.get("join"), _child.Join) and fields["join"].hop
+    hopped = False
+    if deadline is None:
+        deadline = time.monotonic() + SETUP_TIMEOUT
+    try:
+        while True:
+            try:
+                frame = launch.chan.next(launch.pidfd.fileno(), deadline)
+            except TimeoutError:
+                raise TimeoutExpired(
+                    SETUP_TIMEOUT if not until else max(0.0, deadline - time.monotonic()),
+                    launch.pid,
+                    msg=f"child {launch.pid} did not finish its setup in time",
+                ) from None
+            if frame is None:
+                return launch, None
+            tag, payload = frame
+            if tag == _child.READY:
+                assert setup is not None
+                _write_setup(launch.pid, setup)
+                _child.send_frame(pfd, _child.GO)
+            elif tag == _child.HOP:
+                # The intermediate joined a pid namespace and started its
+                # successor as our child (CLONE_PARENT); it exits now.
+                new_pid = int(payload)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(launch.pid, 0)
+                launch.pidfd.close()
+                launch.pid = new_pid
+                launch.pidfd = OwnedFd(_sc.pidfd_open(new_pid))
+                hopped = True
+                _child.send_frame(pfd, _child.GO)  # the successor may go on
+            elif tag == _child.ERROR:
+                exc = _child_error(
+                    payload, launch.pid, "before the callable ran" if until else "before exec"
+                )
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(launch.pid, 0)
+                launch.pidfd.close()
+                launch.close_chan()
+                raise exc
+            elif tag == until:
+                return launch, payload
+    except BaseException:
+        if not launch.pidfd.closed:
+            _kill_reap(launch.pid, launch.pidfd)
+        launch.close_chan()
+        if hop and not hopped:
+            _reap_lost_successors(before)
+        raise
+
+
+def _thread_children() -> set[int]:
+    try:
+        with open("/proc/thread-self/children") as f:
+            return {int(p) for p in f.read().split()}
+    except OSError:
+        return set()
+
+
+def _reap_lost_successors(before: set[int]) -> None:
+    # A pid-namespace hop that failed before its HOP frame arrived may have
+    # left a successor we never heard of. It is this thread's child
+    # (CLONE_PARENT, exit signal 0) and leaves on the closed channel; make
+    # sure of it and reap it, so that nothing outlives the failed launch.
+    for pid in _thread_children() - before:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, C.WALL)
+
+
+def _replace_setup(plan: _child.Plan, setup: _Setup) -> _child.Plan:
+    import dataclasses
+
+    return dataclasses.replace(
+        plan,
+        sync=setup.sync,
+        unshare_time=setup.offsets is not None,
+        hostname=setup.hostname,
+        domainname=setup.domainname,
+        propagation=setup.propagation,
+        root=setup.root,
+        mount_proc=setup.mount_proc,
+        loopback_up=setup.loopback_up,
+        cwd=setup.cwd,
+    )

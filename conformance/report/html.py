@@ -43,7 +43,8 @@ p.lead { margin: 0 0 1em; color: #444; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: .25em .5em; vertical-align: top; }
 thead th { position: sticky; top: 0; background: #f4f4f4; }
-th.col { font-size: .9em; min-width: 5.5em; max-width: 8em; white-space: normal; overflow-wrap: anywhere; }
+th.col { font-size: .9em; min-width: 5.5em; max-width: 8em; white-space: normal;
+         overflow-wrap: anywhere; }
 td.id { white-space: nowrap; font-family: ui-monospace, monospace; }
 td.title { max-width: 30em; min-width: 18em; }
 td.o { text-align: center; white-space: nowrap; font-weight: 600; }

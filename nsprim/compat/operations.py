@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ DESCRIPTION = {
     "cgroup.create": "create a child cgroup of this process's cgroup v2",
 }
 for _t in NsType:
-    DESCRIPTION[f"unshare.{_t.value}"] = f"create a {_t.value} namespace"
+    DESCRIPTION[f"unshare.{_t.value}"] = f"create a new {_t.value} namespace"
 
 #: Which kernel first had each operation.
 SINCE = {
@@ -606,7 +607,8 @@ def _attribute(
             return (
                 "refused",
                 "cgroup-delegation",
-                f"this process's cgroup is not delegated to uid {os.geteuid() if not dropped else 65534} "
+                f"this process's cgroup is not delegated to uid "
+                f"{os.geteuid() if not dropped else 65534} "
                 f"({ename(err)} creating a child cgroup)",
                 "delegate a cgroup v2 subtree to the user (systemd: Delegate=yes, e.g. "
                 "systemd-run --user --scope -p Delegate=yes; or chown the cgroup directory)",
@@ -833,7 +835,7 @@ def operations(
         _SEQ[0] += 1
         cg = f"nsprim-probe-{os.getpid()}-{_SEQ[0]}"
         res = _throwaway.run(
-            lambda n=n, cg=cg: _body(n, rootless=mode, drop=drop, cgroup_name=cg), timeout
+            functools.partial(_body, n, rootless=mode, drop=drop, cgroup_name=cg), timeout
         )
         if n in ("cgroup.create", "clone3.into_cgroup"):
             _cleanup_cgroup(cg)

@@ -132,7 +132,8 @@ def probes(ctx: Ctx) -> list[Probe]:
                 status="ok",
                 value=prop,
                 detail=f"/ is {prop} ({' '.join(opt) or 'no propagation tags'})",
-                consequence="new mount namespaces must make / private (MS_REC|MS_PRIVATE) before mounting"
+                consequence="new mount namespaces must make / private (MS_REC|MS_PRIVATE) "
+                "before mounting"
                 if prop == "shared"
                 else "mounts in a new mount namespace do not propagate back",
             )
@@ -177,7 +178,8 @@ def _cgroup_probe() -> Probe:
         name="cgroup",
         status=status,
         value=layout,
-        detail=f"/sys/fs/cgroup is {fstype or 'not mounted'}; v1 controllers: {','.join(v1) or 'none'}; "
+        detail=f"/sys/fs/cgroup is {fstype or 'not mounted'}; "
+        f"v1 controllers: {','.join(v1) or 'none'}; "
         f"unified hierarchy: {'yes' if has_unified or fstype == 'cgroup2' else 'no'}; "
         f"/proc/self/cgroup has 0:: line: {v2_line}",
         consequence="cgroup v2 delegation and CLONE_INTO_CGROUP work"

@@ -210,7 +210,8 @@ def probes(ctx: Ctx) -> list[Probe]:
                     name=f"fresh_{fs}",
                     status="missing",
                     value=_ename(err),
-                    detail=f"mount -t {fs} in a child user namespace -> {_ename(err)} (the fully-visible "
+                    detail=f"mount -t {fs} in a child user namespace -> {_ename(err)} "
+                    "(the fully-visible "
                     "rule: the caller's /proc or /sys has overmounts)",
                     consequence=f"no private {fs} in user namespaces: bind the host's instead",
                 )
@@ -244,7 +245,8 @@ def probes(ctx: Ctx) -> list[Probe]:
                 value=f"{'UP' if res['before'] else 'DOWN'} -> {'UP' if res['after'] else 'DOWN'}",
                 detail=f"lo in a new network namespace starts {'UP' if res['before'] else 'DOWN'}; "
                 f"nsprim.net.set_link_up('lo') leaves it {'UP' if res['after'] else 'DOWN'}",
-                consequence="bring lo up with nsprim.net.set_link_up('lo') in new network namespaces"
+                consequence="bring lo up with nsprim.net.set_link_up('lo') in new network "
+                "namespaces"
                 if ok
                 else "loopback behaves unexpectedly in new network namespaces",
             )
@@ -282,7 +284,8 @@ def probes(ctx: Ctx) -> list[Probe]:
                 f"next fork got pid {res.get('next_pid')}"
                 if err == 0
                 else f"writing ns_last_pid in a fresh pid namespace -> {_ename(err)}",
-                consequence="choosing pids (set_tid, checkpoint/restore) works in own pid namespaces"
+                consequence="choosing pids (set_tid, checkpoint/restore) works in own pid "
+                "namespaces"
                 if ok
                 else "pids cannot be chosen (no CONFIG_CHECKPOINT_RESTORE or privilege)",
             )

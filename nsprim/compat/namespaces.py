@@ -114,7 +114,8 @@ def probes(ctx: Ctx) -> list[Probe]:
                     name=t.value,
                     status=_status_of(fail),
                     value=_ename(fail),
-                    detail=f"{where}; {mode}: {fail.detail}; {reason}",
+                    detail=f"{where}; {mode}: {fail.detail}; {reason}"
+                    + (f"; directly: {d_fail.cause}" if fail is not d_fail else ""),
                     consequence=f"{use}: not possible here because {reason}",
                     needs_root=not ctx.root,
                     source=fail.source,

@@ -197,7 +197,7 @@ class _Steps:
             rec["type"] = type_.value
         if sentinel is not None and err in (errno.EPERM, errno.EACCES, errno.ENOSYS):
             rec["sentinel"] = sentinel()
-            rec["cap_sys_admin"] = _has_cap(21)
+            rec["cap_sys_admin"] = _has_cap(_CAP_SYS_ADMIN)
         self.failed = rec
         raise _Stop
 
@@ -220,8 +220,17 @@ def _ns_ino(t: NsType, children: bool = False) -> str:
         return "pending"
 
 
+_CAP_SYS_ADMIN = 21
+_CAP_SETFCAP = 31
+#: Whether the caller held CAP_SETFCAP before its unshare(CLONE_NEWUSER) (set in the child).
+_parent_cap_setfcap: Optional[bool] = None
+
+
 def _unshare(s: _Steps, t: NsType) -> None:
     """unshare(CLONE_NEW<t>), then check by identity that the namespace is new."""
+    global _parent_cap_setfcap
+    if t is NsType.USER:
+        _parent_cap_setfcap = _has_cap(_CAP_SETFCAP)
     later = t in (NsType.PID, NsType.TIME)
     before = _ns_ino(t, later)
     flag = int(t.flag)
@@ -248,16 +257,29 @@ def _enter_rootless(s: _Steps, drop: bool, maps: bool = True) -> None:
             os.setresuid(65534, 65534, 65534)
             s.notes.append("as nobody (uid 65534)")
         except OSError as err:
-            # uid 65534 is not mapped here (inside a user namespace): drop the
-            # capabilities instead, which is what the kernel's gates look at.
-            _sc.drop_capabilities()
+            # uid 65534 is not mapped here (inside a user namespace): drop
+            # CAP_SYS_ADMIN instead, which is what the kernel's gates look at.
+            eff, prm, inh = _sc.capget()
+            mask = ~(1 << _CAP_SYS_ADMIN)
+            _sc.capset(eff & mask, prm & mask, inh & mask)
             s.notes.append(
-                f"as uid {os.geteuid()} without capabilities (nobody: {ename(err.errno)})"
+                f"as uid {os.geteuid()} without CAP_SYS_ADMIN (nobody: {ename(err.errno)})"
             )
     uid, gid = os.geteuid(), os.getegid()
     _unshare(s, NsType.USER)
     if maps:
+        _write_maps(s, uid, gid)
+
+
+def _write_maps(s: _Steps, uid: int, gid: int) -> None:
+    """Map root of the new user namespace to the caller's ids (read before the unshare)."""
+    try:
         s.do("write uid_map/gid_map", "idmap", lambda: _throwaway.map_self(uid, gid))
+    except _Stop:
+        assert s.failed is not None
+        s.failed["outer_uid"] = uid
+        s.failed["cap_setfcap"] = _parent_cap_setfcap
+        raise
 
 
 def _private_tmpfs(s: _Steps) -> str:
@@ -342,7 +364,7 @@ def _body(name: str, *, rootless: bool, drop: bool, cgroup_name: str) -> _throwa
             else:
                 uid, gid = os.geteuid(), os.getegid()
                 _unshare(s, NsType.USER)
-                s.do("write uid_map/gid_map", "idmap", lambda: _throwaway.map_self(uid, gid))
+                _write_maps(s, uid, gid)
             return s.result()
         if rootless:
             _enter_rootless(s, drop=drop)
@@ -631,6 +653,14 @@ def _attribute(
                 "seccomp",
                 f"a seccomp filter returns {ename(err)} for {shown}(2)",
                 _SECCOMP_FIX,
+            )
+        if call == "idmap" and rec.get("outer_uid") == 0 and rec.get("cap_setfcap") is False:
+            return (
+                "refused",
+                "capability",
+                "mapping uid 0 of the parent user namespace needs CAP_SETFCAP there "
+                "(Linux 5.12+), which this process lacks",
+                "keep CAP_SETFCAP (docker/podman: --cap-add SETFCAP), or run as a non-root uid",
             )
         aa = f.sysctls.get("kernel.apparmor_restrict_unprivileged_userns")
         if unprivileged and aa == 1 and (rootless or t is NsType.USER):

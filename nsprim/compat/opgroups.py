@@ -8,7 +8,7 @@ namespace (as nobody when this process holds CAP_SYS_ADMIN).
 from __future__ import annotations
 
 from .context import Ctx
-from .operations import DESCRIPTION, OperationResult
+from .engine import DESCRIPTION, OperationResult
 from .record import Probe
 
 __all__ = ["probes_direct", "probes_rootless", "as_probe"]

@@ -226,6 +226,9 @@ _CAP_SETFCAP = 31
 _parent_cap_setfcap: Optional[bool] = None
 
 
+_NS_WORD = {NsType.MNT: "mount", NsType.USER: "user", NsType.CGROUP: "cgroup", NsType.TIME: "time"}
+
+
 def _unshare(s: _Steps, t: NsType) -> None:
     """unshare(CLONE_NEW<t>), then check by identity that the namespace is new."""
     global _parent_cap_setfcap
@@ -245,7 +248,7 @@ def _unshare(s: _Steps, t: NsType) -> None:
     if _ns_ino(t, later) == before:
         s.premise(
             f"unshare(CLONE_NEW{'NS' if t is NsType.MNT else t.value.upper()}) returned 0 "
-            f"and the {t.value.upper() if t is not NsType.MNT else 'mount'} namespace is unchanged"
+            f"and the {_NS_WORD.get(t, t.value.upper())} namespace is unchanged"
         )
 
 

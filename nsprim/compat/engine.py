@@ -47,6 +47,8 @@ from . import _raw, _throwaway
 from .facts import Facts, ename, gather, read_int, status_fields
 
 __all__ = [
+    "PremiseError",
+    "unshare_verified",
     "OperationResult",
     "OPERATIONS",
     "STATES",
@@ -250,6 +252,29 @@ def _unshare(s: _Steps, t: NsType) -> None:
             f"unshare(CLONE_NEW{'NS' if t is NsType.MNT else t.value.upper()}) returned 0 "
             f"and the {_NS_WORD.get(t, t.value.upper())} namespace is unchanged"
         )
+
+
+class PremiseError(RuntimeError):
+    """unshare(2) returned 0 and a namespace it was asked for is unchanged."""
+
+
+def unshare_verified(flags: int) -> None:
+    """unshare(*flags*), then confirm by identity that each namespace asked for is new.
+
+    Raises:
+        PremiseError: unshare returned 0 and a namespace is unchanged (a filter
+            faking success): nothing may then be done "inside" it.
+        OSError: the kernel refused.
+    """
+    kinds = [t for t in NsType if flags & int(t.flag)]
+    before = {t: _ns_ino(t, t in (NsType.PID, NsType.TIME)) for t in kinds}
+    _sc.unshare(flags)
+    for t in kinds:
+        if _ns_ino(t, t in (NsType.PID, NsType.TIME)) == before[t]:
+            raise PremiseError(
+                f"unshare(CLONE_NEW{'NS' if t is NsType.MNT else t.value.upper()}) returned 0 "
+                f"and the {_NS_WORD.get(t, t.value.upper())} namespace is unchanged"
+            )
 
 
 def _enter_rootless(s: _Steps, drop: bool, maps: bool = True) -> None:

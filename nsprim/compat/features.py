@@ -20,6 +20,7 @@ from ._throwaway import Result as _Result
 from ._throwaway import map_self as _map_self
 from ._throwaway import run as _in_child
 from .context import Ctx
+from .engine import unshare_verified
 from .facts import ename as _ename
 from .record import Probe, child_failed
 
@@ -48,17 +49,17 @@ def _enter_private(euid: int, egid: int, extra: int) -> bool:
     Returns whether a user namespace was created.
     """
     try:
-        _sc.unshare(extra)
+        unshare_verified(extra)
         return False
     except PermissionError:
-        _sc.unshare(extra | _USER)
+        unshare_verified(extra | _USER)
         _map_self(euid, egid)
         return True
 
 
 def _fresh_fs_body(euid: int, egid: int) -> Callable[[], _Result]:
     def body() -> _Result:
-        _sc.unshare(_USER | _NS | _PID | _NET)
+        unshare_verified(_USER | _NS | _PID | _NET)
         _map_self(euid, egid)
         r, w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()

@@ -529,15 +529,32 @@ def test_nested_user_namespaces_promise_only_what_works() -> None:
     assert b[("verdict", "rootless")].value == "yes"
 
 
-def _fake_success() -> list[compat.Probe]:
-    # unshare(2) returns 0 and does nothing: an incomplete sandbox's failure mode
+def _fake_success() -> tuple[list[compat.Probe], str]:
+    # unshare(2) returns 0 and does nothing: an incomplete sandbox's failure mode.
+    # Every group runs: none may then "use" the namespace it believes new (a
+    # hostname set there would be the host's).
+    import socket
+
+    # Inside throwaway UTS and mount namespaces, so that a regression could
+    # only rename or mount over these, never the host's.
+    S.unshare(int(NsType.UTS.flag) | int(NsType.MNT.flag))
+    S.mount(None, "/", None, 0x4000 | 0x40000)  # MS_REC | MS_PRIVATE
+    S.sethostname("nsprim-fake-success")
+    before = socket.gethostname()
     _install_filter({"unshare": 0})
-    return compat.probe_all(groups=["namespaces", "operations"])
+    probes = compat.probe_all()
+    assert socket.gethostname() == before
+    return probes, before
 
 
+@pytest.mark.needs_root
 @pytest.mark.skipif(platform.machine() not in _AUDIT_ARCH, reason="no AUDIT_ARCH value here")
-def test_a_faked_unshare_is_caught_by_identity() -> None:
-    b = _by(in_child(_fake_success, timeout=90))
+def test_a_faked_unshare_is_caught_by_identity_and_nothing_is_used() -> None:
+    probes, before = in_child(_fake_success, timeout=120)
+    assert before == "nsprim-fake-success"
+    b = _by(probes)
+    hostname = b[("features", "hostname_max")]
+    assert hostname.status == "unknown" and "namespace is unchanged" in hostname.detail
     for t in NsType:
         p = b[("namespaces", t.value)]
         assert p.status == "missing", p

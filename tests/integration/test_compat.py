@@ -71,7 +71,7 @@ def test_probe_all_covers_every_group_with_unique_names(probes: list[compat.Prob
     assert len(keys) == len(set(keys))
     assert all(p.status in compat.STATUSES for p in probes)
     assert all(p.consequence and p.detail for p in probes)
-    # the 24 probe items of GUARANTEES.md, by the probe that answers each
+    # the 24 environment probes nsprim check promises, by the probe that answers each
     b = _by(probes)
     for key in [
         ("system", "kernel"),

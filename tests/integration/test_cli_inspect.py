@@ -134,9 +134,11 @@ def test_ls_tree_json_nests_children() -> None:
 
 
 def test_ls_bad_type_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _ = _run(["ls", "--type", "bogus"])
-    assert rc == 2
-    assert "unknown namespace type 'bogus'" in capsys.readouterr().err
+    assert main(["ls", "--type", "bogus"]) == 1  # as lsns -t bogus
+    assert capsys.readouterr().err == (
+        "nsprim ls: unknown namespace type: bogus\n"
+        "Try 'nsprim ls --help' for more information.\n"
+    )
 
 
 def test_nsprim_main_dispatches_ls(capsys: pytest.CaptureFixture[str]) -> None:

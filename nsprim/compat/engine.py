@@ -82,8 +82,9 @@ OPERATIONS = (
     "clone3.into_cgroup",
     "cgroup.create",
 )
-#: ``available``; ``refused`` by a policy or rule; ``absent`` from this kernel.
-STATES = ("available", "refused", "absent")
+#: ``available``; ``refused`` by a policy or rule; ``absent`` from this kernel;
+#: ``broken``: the call returned 0 and did nothing (the namespace is unchanged).
+STATES = ("available", "refused", "absent", "broken")
 
 #: What each operation does, for people.
 DESCRIPTION = {
@@ -132,7 +133,8 @@ class OperationResult:
         name: the operation (one of :data:`OPERATIONS`).
         available: it worked.
         state: ``"available"``, ``"refused"`` (a policy or kernel rule said
-            no) or ``"absent"`` (this kernel lacks it).
+            no), ``"absent"`` (this kernel lacks it) or ``"broken"`` (it
+            returned 0 and did nothing: a filter faking success).
         cause: a sentence for people saying why not (``""`` when available),
             e.g. ``"a seccomp filter returns EPERM for sethostname(2)"``.
         source: one of :data:`~nsprim.compat.SOURCES` when not available.
@@ -590,7 +592,7 @@ def _attribute(
     if rec.get("premise"):
         src = "seccomp" if f.seccomp.filtered else "kernel"
         why = f" ({f.seccomp.text()}: a filter may fake success)" if f.seccomp.filtered else ""
-        return "refused", src, rec["premise"] + why, ""
+        return "broken", src, rec["premise"] + why, ""
     err = int(rec["errno"])
     call = str(rec["call"])
     step = str(rec["step"])

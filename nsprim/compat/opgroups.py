@@ -13,7 +13,7 @@ from .record import Probe
 
 __all__ = ["probes_direct", "probes_rootless", "as_probe"]
 
-_STATUS = {"available": "ok", "refused": "missing", "absent": "absent"}
+_STATUS = {"available": "ok", "refused": "missing", "absent": "absent", "broken": "missing"}
 
 
 def as_probe(group: str, r: OperationResult, needs_root: bool = False) -> Probe:

@@ -561,6 +561,7 @@ def test_a_faked_unshare_is_caught_by_identity_and_nothing_is_used() -> None:
         assert "returned 0 and the" in p.consequence and "unchanged" in p.consequence, p
         assert p.source == "seccomp"
     op = b[("operations", "unshare.uts")]
+    assert op.value == "broken" and op.status == "missing"
     assert op.consequence.endswith("a filter may fake success)")
 
 

@@ -347,7 +347,7 @@ def test_require_on_this_machine() -> None:
 
 # --- environments built with nsprim's own means: no probe promises what they refuse ---
 
-_ENV_GROUPS = ["namespaces", "userns", "operations", "rootless", "syscalls", "verdict"]
+_ENV_GROUPS = ["namespaces", "userns", "operations", "rootless", "syscalls", "features", "verdict"]
 _USE = {"uts": "sethostname", "mnt": "mount.tmpfs", "pid": "mount.proc", "net": "net.lo_up"}
 
 
@@ -386,6 +386,9 @@ def _promises_nothing_refused(probes: list[compat.Probe]) -> None:
         assert p.status == "ok" or p.consequence, p
         if p.status in ("missing", "absent"):
             assert p.source in compat.SOURCES, p  # every refusal names its source
+    for p in (q for q in probes if q.group == "features"):
+        # a feature whose child was refused says by whom, like the operations
+        assert p.status != "unknown", p
     for name in ("operations", "rootless"):
         for p in (q for q in probes if q.group == name):
             assert (p.status == "ok") == (p.value == "works"), p
@@ -439,6 +442,7 @@ def test_podman_like_uts_is_creatable_but_unusable_and_seccomp_is_named() -> Non
     assert b[("rootless", "clone3")].source == "seccomp"
     assert b[("rootless", "setns")].source == "seccomp"
     assert b[("rootless", "setdomainname")].source == "seccomp"
+    assert b[("features", "hostname_max")].source == "seccomp"
     # the three answers
     assert b[("verdict", "rootful")].value == "no"
     assert "no CAP_SYS_ADMIN" in b[("verdict", "rootful")].consequence
@@ -554,7 +558,7 @@ def test_a_faked_unshare_is_caught_by_identity_and_nothing_is_used() -> None:
     assert before == "nsprim-fake-success"
     b = _by(probes)
     hostname = b[("features", "hostname_max")]
-    assert hostname.status == "unknown" and "namespace is unchanged" in hostname.detail
+    assert hostname.status == "missing" and "namespace is unchanged" in hostname.detail
     for t in NsType:
         p = b[("namespaces", t.value)]
         assert p.status == "missing", p

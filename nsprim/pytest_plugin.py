@@ -303,13 +303,19 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
             **options,
         )
     except nsprim.TimeoutExpired:
+        result = None
+    except (nsprim.AccessDenied, nsprim.UnsupportedError) as err:
+        # A refusal by policy (no user namespaces, seccomp ...): can't run here.
+        raise pytest.skip.Exception(
+            f"can't create namespaces {', '.join(spec.types)} here: {err}",
+            _use_item_location=True,
+        ) from None
+    if result is None:
         pytest.fail(
             f"the test body ran longer than its {spec.timeout:g} s timeout in namespaces "
             f"{', '.join(spec.types) or '(none)'}; its child was killed",
             pytrace=False,
         )
-    except (nsprim.AccessDenied, nsprim.UnsupportedError) as err:
-        pytest.skip(f"can't create namespaces {', '.join(spec.types)} here: {err}")
     _reraise(pyfuncitem, result)
     return True
 

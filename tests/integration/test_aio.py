@@ -60,14 +60,18 @@ def test_arun_input_text_and_check_like_subprocess_run() -> None:
     r = _run(aio.arun(["cat"], input="héllo\r\n", capture_output=True, text=True))
     assert r.stdout == "héllo\n"
     with pytest.raises(subprocess.CalledProcessError) as info:
-        _run(aio.arun(["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True, check=True))
+        _run(
+            aio.arun(
+                ["sh", "-c", "echo out; echo err >&2; exit 3"], capture_output=True, check=True
+            )
+        )
     assert (info.value.returncode, info.value.stdout, info.value.stderr) == (3, b"out\n", b"err\n")
 
 
 def test_aspawn_gives_asyncio_streams() -> None:
     async def main() -> tuple[bytes, bytes, bytes, int]:
         async with await aio.aspawn(
-            ["sh", "-c", "read line; echo \"got $line\"; echo bye; echo oops >&2"],
+            ["sh", "-c", 'read line; echo "got $line"; echo bye; echo oops >&2'],
             namespaces=["uts"],
             stdin=aio.PIPE,
             stdout=aio.PIPE,
@@ -87,9 +91,7 @@ def test_aspawn_gives_asyncio_streams() -> None:
 
 def test_aspawn_stderr_to_stdout_and_devnull() -> None:
     async def main() -> tuple[Any, Any]:
-        p = await aio.aspawn(
-            ["sh", "-c", "echo a; echo b >&2"], stdout=aio.PIPE, stderr=aio.STDOUT
-        )
+        p = await aio.aspawn(["sh", "-c", "echo a; echo b >&2"], stdout=aio.PIPE, stderr=aio.STDOUT)
         async with p:
             out = await p.communicate()
         q = await aio.aspawn(["echo", "x"], stdout=aio.DEVNULL)
@@ -232,8 +234,7 @@ def test_200_concurrent_children_leave_no_fd_zombie_or_namespace() -> None:
 def test_200_children_cancelled_midway_leave_nothing() -> None:
     async def main() -> list[Any]:
         tasks = [
-            asyncio.ensure_future(aio.arun(["sleep", "30"], namespaces=["net"]))
-            for _ in range(200)
+            asyncio.ensure_future(aio.arun(["sleep", "30"], namespaces=["net"])) for _ in range(200)
         ]
         await asyncio.sleep(0.5)
         for t in tasks:

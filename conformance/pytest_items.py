@@ -111,10 +111,13 @@ class CheckItem(pytest.Item):
             pytest.fail("\n".join(line for line in lines if line), pytrace=False)
 
     def reportinfo(self) -> tuple[os.PathLike[str] | str, Optional[int], str]:
+        # The headline of a failure; not a suffix of the node id, so that -v
+        # shows the node id as it is (pytest would turn the id's "." into "::").
+        head = f"{self.check.catalogue_id} {self.check.id}" + (" (control)" if self.control else "")
         code = getattr(self.check.func, "__code__", None)
         if code is None:
-            return self.path, None, self.name
-        return code.co_filename, code.co_firstlineno - 1, self.name
+            return self.path, None, head
+        return code.co_filename, code.co_firstlineno - 1, head
 
 
 def collect(session: pytest.Session, *, controls: bool = False) -> list[pytest.Item]:

@@ -112,7 +112,11 @@ def pytest_collection_modifyitems(
     if config.getoption("nsprim_conformance") or config.getoption("nsprim_controls"):
         # By name: the suite is the subpackage nsprim.conformance only once installed.
         pytest_items = importlib.import_module("nsprim.conformance.pytest_items")
-        items.extend(pytest_items.collect(session, controls=config.getoption("nsprim_controls")))
+        suite = pytest_items.collect(session, controls=config.getoption("nsprim_controls"))
+        # Count them as collected (the terminal's "collected N items", xdist's checks).
+        report = pytest.CollectReport(pytest_items.SUITE, "passed", None, suite)
+        session.ihook.pytest_collectreport(report=report)
+        items.extend(suite)
 
 
 # --- what a marked test asks for -----------------------------------------------------------

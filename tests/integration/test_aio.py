@@ -206,26 +206,32 @@ def test_cancelling_wait_leaves_the_process_to_its_owner() -> None:
 def test_200_concurrent_children_leave_no_fd_zombie_or_namespace() -> None:
     fds = len(os.listdir("/proc/self/fd"))
 
-    async def main() -> list[Any]:
-        sem = asyncio.Semaphore(200)
-
-        async def one(i: int) -> Any:
-            async with sem:
-                return await aio.arun(
-                    ["sh", "-c", "readlink /proc/self/ns/net; read x; echo $x"],
-                    namespaces=["net", "uts"], hostname=f"c{i}", input=f"{i}\n".encode(),
-                    capture_output=True, check=True,
-                )  # fmt: skip
-
-        tasks = [asyncio.ensure_future(one(i)) for i in range(200)]
-        return await asyncio.gather(*tasks)
+    async def main() -> list[tuple[bytes, bytes]]:
+        # All 200 are alive at once: each reports its namespace, then waits for its line.
+        procs = [
+            await aio.aspawn(
+                ["sh", "-c", "readlink /proc/self/ns/net; read x; echo $x"],
+                namespaces=["net", "uts"], hostname=f"c{i}",
+                stdin=aio.PIPE, stdout=aio.PIPE,
+            )
+            for i in range(200)
+        ]  # fmt: skip
+        try:
+            links = [await p.stdout.readline() for p in procs if p.stdout]
+            outs = await asyncio.gather(
+                *(p.communicate(f"{i}\n".encode()) for i, p in enumerate(procs))
+            )
+            assert all(p.returncode == 0 for p in procs)
+            return [(link, out or b"") for link, (out, _) in zip(links, outs)]
+        finally:
+            for p in procs:
+                p.close()
 
     results = _run(main())
     inodes = set()
-    for i, r in enumerate(results):
-        link, echoed = r.stdout.decode().split()
-        assert echoed == str(i)
-        inodes.add(int(link.split("[")[1].rstrip("]")))
+    for i, (link, echoed) in enumerate(results):
+        assert echoed == f"{i}\n".encode()
+        inodes.add(int(link.decode().split("[")[1].split("]")[0]))
     assert len(inodes) == 200  # each child had its own network namespace
     assert not _ns_in_use(inodes)
     assert len(os.listdir("/proc/self/fd")) == fds

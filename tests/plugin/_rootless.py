@@ -42,8 +42,14 @@ class RootlessEnv:
             src = Path(mod.__file__ or "")
             if src.name == "__init__.py":
                 shutil.copytree(src.parent, self.lib / name, ignore=_no_cache)
+                site = src.parent.parent
             else:
                 shutil.copy(src, self.lib / src.name)
+                site = src.parent
+            # pytest reads its own and pluggy's versions from the metadata.
+            for info in site.glob(f"{name}-*.dist-info"):
+                if not (self.lib / info.name).exists():
+                    shutil.copytree(info, self.lib / info.name)
         for path in [self.base, *self.base.rglob("*")]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
         self.work = self.base / "work"

@@ -314,7 +314,7 @@ def test_interrupted_pytest_kills_and_reaps_the_child(pytester: pytest.Pytester)
         inode = int((marks / "net").read_text())
         assert _ns_in_use(inode)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
+        out, _ = proc.communicate(timeout=60)
     text = out.decode()
     assert proc.returncode == 2, text  # pytest's "interrupted"
     assert "KeyboardInterrupt" in text

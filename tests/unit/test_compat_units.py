@@ -58,7 +58,9 @@ def test_require_rejects_unknown_and_empty_names() -> None:
 def test_probe_all_validates_arguments() -> None:
     with pytest.raises(ValueError, match="unknown probe group 'bogus'; expected one of system"):
         compat.probe_all(groups=["bogus"])
-    with pytest.raises(ValueError, match="timeout must be more than 0 and at most 86400 seconds, got 0"):
+    with pytest.raises(
+        ValueError, match="timeout must be more than 0 and at most 86400 seconds, got 0"
+    ):
         compat.probe_all(timeout=0)
 
 

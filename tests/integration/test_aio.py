@@ -39,15 +39,45 @@ def _gone(pid: int) -> bool:
     return int(stat[stat.rindex(")") + 2 :].split()[1]) != os.getpid()
 
 
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def _ours(pid: int) -> bool:
+    """Whether *pid* descends from this process."""
+    me = os.getpid()
+    while pid > 1:
+        if pid == me:
+            return True
+        pid = _ppid(pid)
+    return False
+
+
 def _ns_in_use(inodes: set[int], kind: str = "net") -> set[int]:
-    seen = set()
+    """The *inodes* still held by one of our processes or fds.
+
+    Other processes on the host don't count: once a namespace is freed, the
+    kernel may give its inode number to someone else's new namespace.
+    """
+    held = set()
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                seen.add(os.stat(f"/proc/{name}/ns/{kind}").st_ino)
+                ino = os.stat(f"/proc/{name}/ns/{kind}").st_ino
+                if ino in inodes and _ours(int(name)):
+                    held.add(ino)
             except OSError:
                 continue
-    return inodes & seen
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith(f"{kind}:["):
+            held |= inodes & {int(link[len(kind) + 2 : -1])}
+    return held
 
 
 def test_arun_runs_in_new_namespaces_and_captures_output() -> None:

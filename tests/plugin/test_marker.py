@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -286,11 +287,18 @@ def pytest_sessionfinish(session, exitstatus):
 """
 
 
-def _ns_in_use(inode: int, kind: str = "net") -> bool:
+def _ns_in_use(inode: int, under: Path) -> bool:
+    """Whether a process working under *under* (the inner run's) is in net namespace *inode*.
+
+    Processes elsewhere don't count: a freed namespace's inode number can be
+    given to anyone's new namespace at once.
+    """
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.stat(f"/proc/{name}/ns/{kind}").st_ino == inode:
+                if os.stat(f"/proc/{name}/ns/net").st_ino == inode and os.readlink(
+                    f"/proc/{name}/cwd"
+                ).startswith(str(under)):
                     return True
             except OSError:
                 continue
@@ -312,14 +320,14 @@ def test_interrupted_pytest_kills_and_reaps_the_child(pytester: pytest.Pytester)
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             time.sleep(0.02)
         inode = int((marks / "net").read_text())
-        assert _ns_in_use(inode)
+        assert _ns_in_use(inode, pytester.path)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     text = out.decode()
     assert proc.returncode == 2, text  # pytest's "interrupted"
     assert "KeyboardInterrupt" in text
     assert (marks / "children").read_text() == ""  # killed and reaped before pytest ended
-    assert not _ns_in_use(inode)
+    assert not _ns_in_use(inode, pytester.path)
 
 
 def test_plugin_is_not_imported_by_nsprim() -> None:

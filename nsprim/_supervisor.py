@@ -30,13 +30,16 @@ Two ways to use it:
   caller between the clone and the sendmsg (microseconds) leaves the child
   running.
 
-The supervisor is a double fork of the caller (not a child the caller could
-reap by accident with ``os.wait()``), keeps none of the caller's fds but its
-own, ignores the terminal's job-control signals (it stays in the caller's
-session and process group so that its children do), and exits when the
-caller dies or, after the caller exec'd or closed its end, when it has no
-children left. A caller that forks gets its own supervisor in the child at
-first use. What :func:`spawn` children inherit from the supervisor rather
+The supervisor is a fresh ``python -I -S`` that the caller posix_spawns
+without waiting for it (requests queue in the socket meanwhile; a caller
+that dies even before the supervisor is up still has its queued children
+killed), and that forks once more so that it is never the caller's child
+(``os.wait()`` in the caller can't meet it). It holds no fd of the caller's
+but the channel and the pidfd, ignores the terminal's job-control signals
+(it stays in the caller's session and process group so that its children
+do), and exits when the caller dies or, after the caller exec'd or closed
+its end, when it has no children left. A caller that forks gets its own
+supervisor in the child at first use. What :func:`spawn` children inherit from the supervisor rather
 than from the caller is checked per request (:func:`usable`): the calling
 thread's namespaces, credentials, rlimits and ignored signals must match the
 snapshot taken at start; cwd, umask, environment and the signal mask are
@@ -56,6 +59,7 @@ import resource
 import select
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -123,21 +127,48 @@ _RLIMITS = tuple(
 
 
 class _Handle:
-    """The caller's end of one supervisor."""
+    """The caller's end of one supervisor; its pid and pidfd arrive in its first message."""
 
-    def __init__(self, sock: socket.socket, pid: int, pidfd: OwnedFd, snap: tuple[Any, ...]):
+    def __init__(self, sock: socket.socket, snap: tuple[Any, ...]) -> None:
         self.sock = sock
-        self.pid = pid
-        self.pidfd = pidfd
         self.snap = snap
         self.owner = os.getpid()
+        self.pid: Optional[int] = None
+        self.pidfd: Optional[OwnedFd] = None
+        self.dead = False
+
+    def _hello(self, timeout: Optional[float]) -> None:
+        if self.pidfd is not None or self.dead:
+            return
+        if not select.select([self.sock], [], [], timeout)[0]:
+            if timeout:
+                raise SupervisorError(f"the supervisor did not start within {timeout} s")
+            return
+        data, fds = _recv_fds(self.sock, 64, 1)
+        if not data or not fds:
+            for fd in fds:
+                os.close(fd)
+            self.dead = True
+            return
+        self.pid, self.pidfd = int(marshal.loads(data)), OwnedFd(fds[0])
+
+    def ready(self, timeout: float = 30.0) -> int:
+        """Wait for the supervisor's hello; return its pid."""
+        self._hello(timeout)
+        if self.pid is None:
+            raise SupervisorError("the supervisor exited before it was ready")
+        return self.pid
 
     def alive(self) -> bool:
-        return not select.select([self.pidfd.fileno()], [], [], 0)[0]
+        self._hello(0)  # never blocks: a supervisor still starting counts as alive
+        if self.dead:
+            return False
+        return self.pidfd is None or not select.select([self.pidfd.fileno()], [], [], 0)[0]
 
     def close(self) -> None:
         self.sock.close()
-        self.pidfd.close()
+        if self.pidfd is not None:
+            self.pidfd.close()
 
 
 _lock = threading.Lock()
@@ -160,41 +191,64 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _start() -> _Handle:
+    """posix_spawn a fresh ``python -I -S`` running :func:`_main`; don't wait for it.
+
+    A fresh interpreter, not a fork of the caller: nothing of a possibly
+    multithreaded caller (locks, fds, finalizers) is copied. It gets the
+    channel as fd 3 and a pidfd of the caller as fd 4; requests sent before
+    it is up wait in the socket, and if the caller dies even before that,
+    the supervisor finds the pidfd readable at once and kills what the
+    queue names. It double-forks so that it is never the caller's child.
+    """
+    if not sys.executable:
+        raise SupervisorError("no sys.executable to start the supervisor with")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    caller = OwnedFd(_sc.pidfd_open(os.getpid()))
     snap = _snapshot()
+    lifted: list[int] = []
     try:
-        mid = os.fork()
-        if mid == 0:  # pragma: no cover - runs in the intermediate and the supervisor
-            code = 1
-            try:
-                ours.close()
-                if os.fork() == 0:
-                    code = 2
-                    _serve(theirs.fileno(), caller.fileno())
-                code = 0
-            finally:
-                os._exit(code)
-        theirs.close()
-        caller.close()
-        _, status = os.waitpid(mid, 0)
-        if status != 0:
-            raise SupervisorError(f"the supervisor's intermediate process failed ({status})")
-        ours.settimeout(10)
-        try:
-            hello, fds = _recv_fds(ours, 64, 1)
-        finally:
-            ours.settimeout(None)
-        if not hello or not fds:
-            for fd in fds:
-                os.close(fd)
-            raise SupervisorError("the supervisor exited before it was ready")
-        return _Handle(ours, int(marshal.loads(hello)), OwnedFd(fds[0]), snap)
+        caller = _sc.pidfd_open(os.getpid())
+        lifted.append(caller)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        lifted.append(null)
+        # Above 4 so that no dup2 below overwrites a later source.
+        srcs = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5) for fd in (theirs.fileno(), caller, null)]
+        lifted += srcs
+        chan, pid_fd, dev_null = srcs
+        actions = [
+            (os.POSIX_SPAWN_DUP2, dev_null, 0),
+            (os.POSIX_SPAWN_DUP2, dev_null, 1),
+            (os.POSIX_SPAWN_DUP2, dev_null, 2),
+            (os.POSIX_SPAWN_DUP2, chan, 3),
+            (os.POSIX_SPAWN_DUP2, pid_fd, 4),
+        ]
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        code = f"import sys; sys.path.insert(0, {top!r}); import nsprim._supervisor as s; s._main()"
+        mid = os.posix_spawn(
+            sys.executable,
+            [sys.executable, "-I", "-S", "-c", code],
+            os.environ,
+            file_actions=actions,
+            setsigmask=(),
+            setsigdef=_IGNORED,
+        )
     except BaseException:
         ours.close()
-        theirs.close()
-        caller.close()
         raise
+    finally:
+        theirs.close()
+        for fd in lifted:
+            os.close(fd)
+    # The intermediate exits as soon as it has forked the supervisor; reap it
+    # without making the caller wait for an interpreter to start.
+    threading.Thread(
+        target=_reap, args=(mid,), name="nsprim-supervisor-reaper", daemon=True
+    ).start()
+    return _Handle(ours, snap)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _get(restart: bool = False) -> _Handle:
@@ -224,9 +278,9 @@ def shutdown() -> None:
 
 
 def supervisor_pid() -> Optional[int]:
-    """The pid of this process's supervisor, or None before first use (for tests)."""
+    """The pid of this process's supervisor (waiting for it to be up), None before first use."""
     h = _handle
-    return h.pid if h is not None and h.owner == os.getpid() else None
+    return h.ready() if h is not None and h.owner == os.getpid() else None
 
 
 def usable(flags: int = 0) -> bool:
@@ -519,6 +573,13 @@ class _State:
             os.write(self.wake_w, b"x")
 
 
+def _main() -> None:  # pragma: no cover - runs in the supervisor's interpreter
+    """Entry point of ``python -I -S -c``: fork once more, so the caller never has us as a child."""
+    if os.fork() != 0:
+        os._exit(0)
+    _serve(3, 4)
+
+
 def _serve(sock: int, caller: int) -> None:  # pragma: no cover - runs in the supervisor
     """The supervisor's main loop; never returns."""
     try:
@@ -536,7 +597,9 @@ def _serve(sock: int, caller: int) -> None:  # pragma: no cover - runs in the su
         st = _State()
         chan = socket.socket(fileno=sock)
         me = _sc.pidfd_open(os.getpid())
-        socket.send_fds(chan, [marshal.dumps(os.getpid())], [me])
+        # The caller may be dead already (EPIPE): its queued requests still count.
+        with contextlib.suppress(OSError):
+            socket.send_fds(chan, [marshal.dumps(os.getpid())], [me], socket.MSG_NOSIGNAL)
         os.close(me)
         _loop(st, chan, caller)
     finally:
@@ -561,6 +624,14 @@ def _loop(st: _State, sock: socket.socket, caller: int) -> None:  # pragma: no c
             p.register(k.pidfd, select.POLLIN)
         for fd, _ in p.poll():
             if fd == caller:
+                # Whatever the caller sent before it died is still queued: take
+                # it in first (watch: killed on arrival, spawn: refused).
+                with st.lock:
+                    st.dying = True
+                if reading:
+                    sock.setblocking(False)
+                    while _request(st, sock):
+                        pass
                 _die(st)
                 return
             if fd == st.wake_r:
@@ -598,6 +669,13 @@ def _reaped(st: _State, pidfd: int) -> None:  # pragma: no cover - runs in the s
 def _request(st: _State, sock: socket.socket) -> bool:  # pragma: no cover - supervisor
     try:
         data, fds = _recv_fds(sock, _MAX_MSG, _MAX_FDS)
+    except ConnectionResetError:
+        # The caller died with our hello unread: the kernel reports ECONNRESET
+        # once, then hands out what the caller queued before it died.
+        try:
+            data, fds = _recv_fds(sock, _MAX_MSG, _MAX_FDS)
+        except OSError:
+            return False
     except OSError:
         return False
     if not data:

@@ -241,7 +241,8 @@ def methods_for(types: list[str], floor: Optional[Floor]) -> dict[str, Callable[
     if not flags & ~sup.THREAD_FLAGS:
 
         def via_supervisor() -> None:
-            if sup.spawn([TRUE.encode()], flags=flags).wait() != 0:
+            # usable() is part of the price: an integration must check it per spawn.
+            if not sup.usable(flags) or sup.spawn([TRUE.encode()], flags=flags).wait() != 0:
                 raise RuntimeError("supervised /bin/true failed")
 
         def fast_and_watch() -> None:

@@ -2,7 +2,7 @@
 
 Layer 0: standard library and :mod:`nsprim.errors` only.
 
-Never guess at the ABI (STYLE.md 5.7): numbers come from a table keyed by
+Never guess at the ABI: numbers come from a table keyed by
 ``os.uname().machine`` (what ``platform.machine()`` returns); an
 architecture that is not in the table raises
 :class:`~nsprim.errors.UnsupportedError` when a number is asked for, instead

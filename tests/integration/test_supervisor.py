@@ -359,3 +359,29 @@ def test_caller_closing_its_end_lets_the_supervisor_finish(sup: object) -> None:
     p.kill()
     assert p.wait() == -signal.SIGKILL
     assert _gone(supervisor)
+
+
+_DIE_AT_ONCE = """
+import os, signal
+import nsprim
+from nsprim import _supervisor as S
+p = nsprim.spawn(["sleep", "600"], die_with_parent=False)
+S.watch(p.pidfd)  # the supervisor is still starting: the request waits in the socket
+print(p.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_caller_dead_before_its_supervisor_is_up() -> None:
+    # The supervisor finds the caller gone at start; what was queued still counts
+    # (the kernel reports ECONNRESET for the unread hello first).
+    caller = _caller(_DIE_AT_ONCE)
+    pids: list[int] = []
+    try:
+        pids = _read_pids(caller, 1)
+        caller.wait()
+        assert _gone(pids[0]), "a child watched just before the caller died survived it"
+    finally:
+        caller.kill()
+        caller.wait()
+        _kill_all(*pids)

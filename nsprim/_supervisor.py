@@ -62,6 +62,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -181,6 +182,7 @@ def _after_fork_in_child() -> None:
     # (closing our copy leaves the parent's open) and start afresh on demand.
     global _handle, _lock
     _lock = threading.Lock()
+    _watched.clear()  # the parent's children, not ours
     h, _handle = _handle, None
     if h is not None:
         with contextlib.suppress(OSError):
@@ -255,13 +257,33 @@ def _get(restart: bool = False) -> _Handle:
     global _handle
     with _lock:
         h = _handle
-        if h is not None and (restart or h.owner != os.getpid() or not h.alive()):
+        lost = h is not None and h.owner == os.getpid() and (restart or not h.alive())
+        if h is not None and (lost or h.owner != os.getpid()):
             _handle = None
             h.close()
             h = None
         if h is None:
             h = _handle = _start()
+            if lost:
+                _rewatch(h)
         return h
+
+
+# Watched processes that have an owner object, so that a new supervisor (the
+# old one was killed by someone else) can take them over.
+_watched: list[tuple[weakref.ref[Any], int]] = []
+
+
+def _rewatch(h: _Handle) -> None:
+    live = []
+    for ref, sig in _watched:
+        owner = ref()
+        fd = getattr(owner, "pidfd", -1) if owner is not None else -1
+        if isinstance(fd, int) and fd >= 0 and getattr(owner, "returncode", None) is None:
+            with contextlib.suppress(OSError):
+                _send(h, marshal.dumps(("watch", sig)), [fd])
+                live.append((ref, sig))
+    _watched[:] = live
 
 
 def shutdown() -> None:
@@ -313,21 +335,30 @@ def _send(h: _Handle, payload: bytes, fds: Sequence[int]) -> None:
     socket.send_fds(h.sock, [payload], list(fds), socket.MSG_NOSIGNAL)
 
 
-def watch(pidfd: int, sig: int = signal.SIGKILL) -> None:
+def watch(pidfd: int, sig: int = signal.SIGKILL, owner: Optional[object] = None) -> None:
     """Have the supervisor send *sig* to the process behind *pidfd* when the caller dies.
 
     The pidfd is duplicated into the supervisor (SCM_RIGHTS); the process
-    stays the caller's child. Raises SupervisorError if no supervisor can be
-    reached.
+    stays the caller's child. With *owner* (an object with ``pidfd`` and
+    ``returncode``, such as an ``NsProcess``), a supervisor started because
+    the previous one was killed takes the process over at its start; until
+    then (the next request) the process would not die with the caller.
+
+    Raises:
+        SupervisorError: no supervisor can be reached.
     """
     payload = marshal.dumps(("watch", int(sig)))
     for attempt in (0, 1):
         h = _get(restart=attempt == 1)
         try:
             _send(h, payload, [pidfd])
-            return
         except (BrokenPipeError, ConnectionResetError):
             continue
+        if owner is not None:
+            with _lock:
+                _watched[:] = [(r, s) for r, s in _watched if r() is not None]
+                _watched.append((weakref.ref(owner), int(sig)))
+        return
     raise SupervisorError("the supervisor died twice in a row")
 
 

@@ -385,3 +385,37 @@ def test_caller_dead_before_its_supervisor_is_up() -> None:
         caller.kill()
         caller.wait()
         _kill_all(*pids)
+
+
+_REWATCH = """
+import os, signal
+import nsprim
+from nsprim import _supervisor as S
+a = nsprim.spawn(["sleep", "600"], die_with_parent=False)
+S.watch(a.pidfd, owner=a)
+first = S.supervisor_pid()
+os.kill(first, signal.SIGKILL)  # someone else kills the supervisor
+import select
+fd = os.pidfd_open(first); select.select([fd], [], []); os.close(fd)
+b = nsprim.spawn(["sleep", "600"], die_with_parent=False)
+S.watch(b.pidfd, owner=b)  # starts a new supervisor, which takes `a` over too
+print(a.pid, flush=True); print(b.pid, flush=True); print(S.supervisor_pid(), flush=True)
+import time; time.sleep(600)
+"""
+
+
+def test_a_new_supervisor_takes_over_the_watched_children_of_a_killed_one() -> None:
+    caller = _caller(_REWATCH)
+    pids: list[int] = []
+    try:
+        pids = _read_pids(caller, 3)
+        a, b, second = pids
+        assert _alive(a) and _alive(b) and _alive(second)
+        caller.kill()
+        caller.wait()
+        assert _gone(b), "the child watched by the new supervisor survived"
+        assert _gone(a), "the child of the killed supervisor was not taken over"
+    finally:
+        caller.kill()
+        caller.wait()
+        _kill_all(*pids)

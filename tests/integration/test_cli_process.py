@@ -29,7 +29,7 @@ def util(*args: str) -> subprocess.CompletedProcess[bytes]:
 @pytest.mark.parametrize(
     ("ours", "theirs", "script"),
     [
-        (["-p", "--mount-proc"], ["-pf", "--mount-proc"], "echo $$; ls /proc | grep -c '^[0-9]'"),
+        (["-p", "--mount-proc"], ["-pf", "--mount-proc"], "echo $$; readlink /proc/self"),
         (["-u"], ["-uf"], "hostname ns-cli; hostname"),
         (["-r"], ["-rf"], "id -u; id -g; cat /proc/self/uid_map"),
         (["-n"], ["-nf"], "ls /sys/class/net | wc -l; cat /proc/net/dev | wc -l"),

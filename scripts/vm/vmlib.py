@@ -5,6 +5,7 @@ Everything big lives in the git-ignored cache ``scripts/vm/.cache/``:
     debs/            downloaded .deb files (kernel packages, busybox-static)
     rootfs/          debootstrapped bookworm root (shared read-only over 9p)
     kernels/<spec>/  vmlinux (PVH ELF), initrd.cpio (busybox + modules), meta.json
+                     (a kernel given by path, --kernel, is keyed by its file's digest)
     runs/<spec>/     console.log and the writable "out" share of the last run
 
 The Debian mirror is read at run time from the first ``URIs:`` line of
@@ -486,6 +487,215 @@ def prepare_kernel(spec: str, refresh: bool = False) -> Kernel:
     return Kernel(
         spec, release, kdir / "vmlinux", kdir / "initrd.cpio", tuple(d.name for d in debs)
     )
+
+
+# --- your own kernel ---------------------------------------------------------------
+
+# What the suite needs from a kernel's config, and what is lost without each option.
+# `=y` or `=m` both count as present (the guest loads modules from the 9p share).
+NAMESPACE_OPTIONS: dict[str, str] = {
+    "CONFIG_NAMESPACES": "every namespace type",
+    "CONFIG_UTS_NS": "the uts checks",
+    "CONFIG_IPC_NS": "the ipc checks",
+    "CONFIG_SYSVIPC": "the SysV IPC checks (ipc.sysv_*)",
+    "CONFIG_POSIX_MQUEUE": "the POSIX message queue checks (ipc.posix_mq, ipc.mqueuefs_bound)",
+    "CONFIG_PID_NS": "the pid checks",
+    "CONFIG_NET_NS": "the net checks",
+    "CONFIG_VETH": "the veth checks (net.veth_*)",
+    "CONFIG_USER_NS": "the user checks and the whole rootless run",
+    "CONFIG_CGROUPS": "the cgroup checks",
+    "CONFIG_TIME_NS": "the time checks",
+    "CONFIG_CHECKPOINT_RESTORE": "ns_last_pid and clone3 set_tid (pid checks that use them)",
+}
+# What this recipe needs to boot the kernel at all (qemu -kernel with PVH, 9p root).
+BOOT_OPTIONS: dict[str, str] = {
+    "CONFIG_PVH": "qemu -kernel boots the PVH entry point",
+    "CONFIG_VIRTIO_PCI": "the 9p shares are virtio-pci devices",
+    "CONFIG_NET_9P_VIRTIO": "the root file system is a virtio 9p share",
+    "CONFIG_9P_FS": "the root file system is a 9p share",
+    "CONFIG_OVERLAY_FS": "the guest root is an overlay over the read-only 9p root",
+    "CONFIG_SERIAL_8250_CONSOLE": "the suite's output comes back on the serial console",
+}
+
+
+def parse_kconfig(text: str) -> dict[str, str]:
+    """Return ``{"CONFIG_X": "y"|"m"|value}`` for the set options of a kernel .config."""
+    options: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.startswith("CONFIG_"):
+            options[name] = value.strip('"')
+    return options
+
+
+def missing_options(config: dict[str, str], wanted: dict[str, str]) -> list[tuple[str, str]]:
+    """Return ``(option, what needs it)`` for each *wanted* option not ``y``/``m`` in *config*."""
+    return [(opt, why) for opt, why in wanted.items() if config.get(opt) not in ("y", "m")]
+
+
+def ikconfig(blob: bytes) -> str | None:
+    """Return the .config embedded by CONFIG_IKCONFIG in a vmlinux or configs.ko, if any."""
+    start = blob.find(b"IKCFG_ST")
+    if start < 0:
+        return None
+    try:
+        data = zlib.decompressobj(wbits=31).decompress(blob[start + 8 :])
+    except zlib.error:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+def find_kconfig(tree: Path, release: str, vmlinux: Path | None = None) -> str | None:
+    """Find the config of an unpacked kernel: boot/config-*, the module tree, or IKCONFIG."""
+    for candidate in (
+        tree / "boot" / f"config-{release}",
+        tree / "lib/modules" / release / "config",
+        tree / "lib/modules" / release / "build" / ".config",
+        tree / "usr/lib/modules" / release / "config",
+    ):
+        if candidate.is_file():
+            return candidate.read_text(errors="replace")
+    if vmlinux is not None and vmlinux.is_file():
+        found = ikconfig(vmlinux.read_bytes())
+        if found is not None:
+            return found
+    for ko in (tree / "lib/modules" / release).rglob("configs.ko*"):
+        found = ikconfig(_plain_module(ko))
+        if found is not None:
+            return found
+    return None
+
+
+def bzimage_release(image: Path) -> str | None:
+    """Read the release string from a bzImage's setup header (x86 boot protocol 2.x)."""
+    with open(image, "rb") as f:
+        header = f.read(0x1000)
+    if len(header) < 0x210 or header[0x202:0x206] != b"HdrS":
+        return None
+    offset = int.from_bytes(header[0x20E:0x210], "little") + 0x200
+    with open(image, "rb") as f:
+        f.seek(offset)
+        raw = f.read(256)
+    text = raw.split(b"\0", 1)[0].decode("ascii", "replace").strip()
+    return text.split()[0] if text else None
+
+
+def local_kernel_spec(image: Path) -> str:
+    """The spec of a kernel given by path: ``local:<file name>@<digest>`` (cache key)."""
+    digest = hashlib.sha256()
+    with open(image, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"local:{image.name}@{digest.hexdigest()[:12]}"
+
+
+@contextlib.contextmanager
+def local_kernel_tree(
+    image: Path, modules: Path | None, debs: Sequence[Path] = ()
+) -> Iterator[tuple[Path, str, Path]]:
+    """Lay out a kernel given by path like an unpacked package; yield (tree, release, vmlinuz).
+
+    *debs* are kernel .deb files (image and, for split packaging, modules). Otherwise
+    *image* is a bzImage/vmlinuz and *modules* the ``lib/modules/<release>`` directory
+    of ``make modules_install INSTALL_MOD_PATH=...`` (or its parent ``lib/modules``).
+
+    Raises:
+        RuntimeError: the release can't be determined or the modules don't match it.
+    """
+    if debs:
+        with unpacked_kernel(debs) as unpacked:
+            yield unpacked
+        return
+    if modules is None:
+        raise RuntimeError(
+            f"{image}: a kernel image needs --modules DIR (its lib/modules/<release>)"
+        )
+    release = bzimage_release(image)
+    if (modules / "modules.order").exists() or (modules / "kernel").is_dir():
+        mod_release = modules.name
+    else:
+        found = [d for d in modules.iterdir() if (d / "modules.order").exists()]
+        if len(found) != 1:
+            raise RuntimeError(
+                f"{modules}: expected lib/modules/<release> (with modules.order), found "
+                f"{', '.join(d.name for d in found) or 'none'}"
+            )
+        modules = found[0]
+        mod_release = modules.name
+    if release is not None and release != mod_release:
+        raise RuntimeError(
+            f"{image} is release {release} but {modules} holds modules for {mod_release}"
+        )
+    release = release or mod_release
+    with tempfile.TemporaryDirectory(prefix="nsprim-kernel-", dir=CACHE) as tmp:
+        tree = Path(tmp)
+        (tree / "boot").mkdir()
+        vmlinuz = tree / "boot" / f"vmlinuz-{release}"
+        shutil.copy2(image, vmlinuz)
+        (tree / "lib/modules").mkdir(parents=True)
+        shutil.copytree(modules, tree / "lib/modules" / release, symlinks=True)
+        run(["depmod", "-b", tree, release])
+        yield tree, release, vmlinuz
+
+
+def prepare_local_kernel(
+    image: Path,
+    modules: Path | None = None,
+    config: Path | None = None,
+    refresh: bool = False,
+) -> tuple[Kernel, list[str]]:
+    """Prepare a kernel given by path (your own build, or a kernel .deb) for booting.
+
+    *image* is a bzImage/vmlinuz with *modules* its ``lib/modules/<release>``
+    directory, or a kernel .deb (with split packaging, *modules* is then the
+    matching linux-modules .deb). *config* overrides the config found in the
+    package, the module tree or the image (CONFIG_IKCONFIG).
+
+    Returns the kernel and one sentence per namespace or boot option its config lacks
+    (empty when the config is complete; one sentence when no config was found).
+    """
+    image = image.resolve()
+    debs: list[Path] = []
+    if image.suffix == ".deb":
+        debs = [image] + ([modules.resolve()] if modules is not None else [])
+    spec = local_kernel_spec(image)
+    kdir = CACHE / "kernels" / spec_slug(spec)
+    if kdir.exists() and refresh:
+        shutil.rmtree(kdir)
+    kdir.mkdir(parents=True, exist_ok=True)
+    busybox = busybox_binary()
+    started = time.monotonic()
+    if (kdir / "modroot").exists():
+        shutil.rmtree(kdir / "modroot")
+    with local_kernel_tree(image, modules, debs) as (tree, release, vmlinuz):
+        extract_vmlinux(vmlinuz, kdir / "vmlinux.tmp")
+        config_text = config.read_text(errors="replace") if config else None
+        if config_text is None:
+            config_text = find_kconfig(tree, release, kdir / "vmlinux.tmp")
+        build_initrd(tree, release, busybox, kdir / "initrd.tmp")
+        copy_modules(tree, release, kdir / "modroot")
+    os.replace(kdir / "vmlinux.tmp", kdir / "vmlinux")
+    os.replace(kdir / "initrd.tmp", kdir / "initrd.cpio")
+    problems: list[str] = []
+    if config_text is None:
+        problems.append(
+            f"{release}: no kernel config found (no boot/config-*, no IKCONFIG): "
+            "can't say which namespace options it lacks; pass --config FILE"
+        )
+    else:
+        options = parse_kconfig(config_text)
+        for opt, why in missing_options(options, BOOT_OPTIONS):
+            problems.append(f"{release}: its config lacks {opt}, which booting needs ({why})")
+        for opt, why in missing_options(options, NAMESPACE_OPTIONS):
+            problems.append(f"{release}: its config lacks {opt}: {why} can't run")
+    (kdir / "meta.json").write_text(
+        json.dumps({"release": release, "packages": [image.name], "problems": problems}, indent=2)
+    )
+    log(f"{spec}: kernel {release} ready in {time.monotonic() - started:.1f} s")
+    for problem in problems:
+        log(problem)
+    kernel = Kernel(spec, release, kdir / "vmlinux", kdir / "initrd.cpio", (image.name,))
+    return kernel, problems
 
 
 # --- root file system --------------------------------------------------------------

@@ -20,6 +20,7 @@ user namespaces fail in a chroot.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
 import hashlib
@@ -35,7 +36,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,6 +251,9 @@ _MAGICS: tuple[tuple[str, bytes], ...] = (
     ("xz", b"\xfd7zXZ\x00"),
     ("zstd", b"\x28\xb5\x2f\xfd"),
     ("gzip", b"\x1f\x8b\x08"),
+    # Kernels built by others use these too (Debian's cloud flavour is LZ4).
+    ("lz4", b"\x02\x21\x4c\x18"),
+    ("bzip2", b"BZh"),
 )
 
 
@@ -258,9 +262,12 @@ def _decompress(kind: str, data: bytes) -> bytes:
         return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
     if kind == "gzip":
         return zlib.decompressobj(wbits=31).decompress(data)
-    proc = subprocess.run(
-        ["zstd", "-qdc"], input=data, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor().decompress(data)
+    tool = {"zstd": ["zstd", "-qdc"], "lz4": ["lz4", "-qdc"]}[kind]
+    if shutil.which(tool[0]) is None:
+        raise OSError(f"{tool[0]} is needed to unpack a {kind}-compressed kernel")
+    proc = subprocess.run(tool, input=data, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     return proc.stdout  # trailing bytes after the frame make zstd complain; output is whole
 
 
@@ -277,7 +284,7 @@ def extract_vmlinux(bzimage: Path, dest: Path) -> None:
             start = offset + 1
             try:
                 elf = _decompress(kind, data[offset:])
-            except (lzma.LZMAError, zlib.error, OSError, EOFError):
+            except (lzma.LZMAError, zlib.error, OSError, EOFError, ValueError):
                 continue
             if elf.startswith(b"\x7fELF"):
                 dest.write_bytes(elf)
@@ -667,27 +674,37 @@ def prepare_local_kernel(
     started = time.monotonic()
     if (kdir / "modroot").exists():
         shutil.rmtree(kdir / "modroot")
+    problems: list[str] = []
     with local_kernel_tree(image, modules, debs) as (tree, release, vmlinuz):
-        extract_vmlinux(vmlinuz, kdir / "vmlinux.tmp")
         config_text = config.read_text(errors="replace") if config else None
         if config_text is None:
+            config_text = find_kconfig(tree, release)
+        # A config that can't boot here is said before anything is unpacked or booted.
+        if config_text is not None:
+            options = parse_kconfig(config_text)
+            cannot = missing_options(options, BOOT_OPTIONS)
+            if cannot:
+                raise RuntimeError(
+                    f"{release} can't boot in this recipe: its config lacks "
+                    + "; ".join(f"{opt} ({why})" for opt, why in cannot)
+                )
+            for opt, why in missing_options(options, NAMESPACE_OPTIONS):
+                problems.append(f"{release}: its config lacks {opt}: {why} can't run")
+        extract_vmlinux(vmlinuz, kdir / "vmlinux.tmp")
+        if config_text is None:
             config_text = find_kconfig(tree, release, kdir / "vmlinux.tmp")
+            if config_text is None:
+                problems.append(
+                    f"{release}: no kernel config found (no boot/config-*, no IKCONFIG): "
+                    "can't say which namespace options it lacks; pass --config FILE"
+                )
+            else:
+                for opt, why in missing_options(parse_kconfig(config_text), NAMESPACE_OPTIONS):
+                    problems.append(f"{release}: its config lacks {opt}: {why} can't run")
         build_initrd(tree, release, busybox, kdir / "initrd.tmp")
         copy_modules(tree, release, kdir / "modroot")
     os.replace(kdir / "vmlinux.tmp", kdir / "vmlinux")
     os.replace(kdir / "initrd.tmp", kdir / "initrd.cpio")
-    problems: list[str] = []
-    if config_text is None:
-        problems.append(
-            f"{release}: no kernel config found (no boot/config-*, no IKCONFIG): "
-            "can't say which namespace options it lacks; pass --config FILE"
-        )
-    else:
-        options = parse_kconfig(config_text)
-        for opt, why in missing_options(options, BOOT_OPTIONS):
-            problems.append(f"{release}: its config lacks {opt}, which booting needs ({why})")
-        for opt, why in missing_options(options, NAMESPACE_OPTIONS):
-            problems.append(f"{release}: its config lacks {opt}: {why} can't run")
     (kdir / "meta.json").write_text(
         json.dumps({"release": release, "packages": [image.name], "problems": problems}, indent=2)
     )
@@ -846,14 +863,28 @@ def qemu_command(
     accel: str,
     memory_mb: int,
     controls: bool = False,
+    ssh_port: int | None = None,
 ) -> list[str]:
-    """Return the qemu command line of the fast 9p recipe (no NIC: no guest network)."""
+    """Return the qemu command line of the fast 9p recipe.
+
+    No NIC (no guest network) unless *ssh_port* is given: then one virtio NIC on qemu's
+    user-mode network with ``restrict=on`` (the guest can send nothing out) and only
+    ``127.0.0.1:<ssh_port>`` on the host forwarded to the guest's port 22.
+    """
     cpu = "host" if accel == "kvm" else "qemu64,+rdrand"
     bios = ["-bios", str(QBOOT)] if QBOOT.exists() else []
     append = (
         f"console=ttyS0 quiet loglevel=1 panic=-1 nsout=1 nsmods=1 nspayload={payload} "
         f"nscontrols={int(controls)} nsinit=/mnt/host/scripts/vm/guest-init.sh"
     )
+    nic: list[str] = []
+    if ssh_port is not None:
+        nic = [
+            "-netdev",
+            f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ]
     share = "security_model=none"
     return [
         "qemu-system-x86_64",
@@ -897,6 +928,7 @@ def qemu_command(
         f"local,id=o,path={outdir},{share}",
         "-device",
         "virtio-9p-pci,fsdev=o,mount_tag=out",
+        *nic,
     ]
 
 
@@ -910,13 +942,18 @@ def _boot_once(
     run_timeout: float,
     memory_mb: int,
     controls: bool,
+    ssh_port: int | None = None,
+    prepare: Callable[[Path], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> GuestRun:
     if STOPPING.is_set():
         return GuestRun(kernel.spec, False, None, 0.0, outdir=outdir, error="interrupted")
     if outdir.exists():
         shutil.rmtree(outdir)
     outdir.mkdir(parents=True)
-    cmd = qemu_command(kernel, rootfs, outdir, payload, accel, memory_mb, controls)
+    if prepare is not None:
+        prepare(outdir)
+    cmd = qemu_command(kernel, rootfs, outdir, payload, accel, memory_mb, controls, ssh_port)
     started = time.monotonic()
     result = GuestRun(kernel.spec, booted=False, exit_code=None, seconds=0.0, outdir=outdir)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -957,6 +994,8 @@ def _boot_once(
                     break
                 console.write(line + "\n")
                 result.console.append(line)
+                if on_line is not None:
+                    on_line(line)
                 if not result.booted and "NSPRIM-BEGIN" in line:
                     result.booted = True
                     deadline = time.monotonic() + run_timeout
@@ -987,10 +1026,16 @@ def boot(
     memory_mb: int = 768,
     retries: int = 1,
     controls: bool = False,
+    ssh_port: int | None = None,
+    prepare: Callable[[Path], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> GuestRun:
     """Boot *kernel* with *payload*; retry a failed boot (not a failed run) *retries* times.
 
-    *controls* makes the suite payload also run each check's negative control.
+    *controls* makes the suite payload also run each check's negative control;
+    *ssh_port* gives the guest a NIC with SSH forwarded from 127.0.0.1 (the sshd
+    payload); *prepare* is called with the guest's writable share before each boot;
+    *on_line* sees every console line as it arrives.
     """
     outdir = CACHE / "runs" / spec_slug(kernel.spec) / "out"
     outdir.parent.mkdir(parents=True, exist_ok=True)
@@ -998,7 +1043,18 @@ def boot(
     while True:
         attempt += 1
         result = _boot_once(
-            kernel, rootfs, outdir, payload, accel, boot_timeout, run_timeout, memory_mb, controls
+            kernel,
+            rootfs,
+            outdir,
+            payload,
+            accel,
+            boot_timeout,
+            run_timeout,
+            memory_mb,
+            controls,
+            ssh_port,
+            prepare,
+            on_line,
         )
         result.attempts = attempt
         if result.booted or attempt > retries or STOPPING.is_set():

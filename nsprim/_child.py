@@ -97,9 +97,12 @@ class Plan:
         unshare_time: unshare a time namespace before ``R`` and enter it
             after ``G`` (the parent writes its offsets in between).
         pdeathsig: signal for PR_SET_PDEATHSIG, 0 for none.
-        parent_pidfd: pidfd of the spawning thread (or process), polled
+        parent_pidfd: pidfd of the launcher thread (or process), polled
             after PR_SET_PDEATHSIG to close the parent-death race; -1 for none.
         join: namespaces of a running process to join first, or None.
+        pid_hop: the child unshared a pid namespace (owned by its new user
+            namespace); after the id maps it starts the PID 1 with
+            clone3(CLONE_PARENT) and that successor goes on.
         hostname, domainname: encoded names, or None.
         propagation: ``MS_*`` propagation for ``/`` (with MS_REC), 0 to leave it.
         root: directory to pivot into, or None.
@@ -123,6 +126,7 @@ class Plan:
     pdeathsig: int = 0
     parent_pidfd: int = -1
     join: Optional[Join] = None
+    pid_hop: bool = False
     hostname: Optional[bytes] = None
     domainname: Optional[bytes] = None
     propagation: int = 0
@@ -350,31 +354,38 @@ def _join(join: Join, step: _Step, chan: int) -> bool:
             os.setresuid(join.uid, join.uid, join.uid)
     if join.hop:
         # setns(CLONE_NEWPID) moves only future children (pid_namespaces(7)).
-        # CLONE_PARENT makes the next one the caller's child, not ours.
-        step.name = "clone3"
-        # clone3(2) takes CLONE_PARENT only with exit_signal 0; the child then
-        # inherits ours (SIGCHLD), as clone(2) does.
-        me = _sc.pidfd_open(os.getpid())
-        pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0)
-        if pid != 0:
-            send_frame(chan, HOP, str(pid).encode())
-            os._exit(0)
-        # Say nothing before the HOP frame is out, i.e. until the intermediate
-        # is gone: the parent must learn this pid before anything else, or it
-        # would reap the wrong process and leave this one a zombie (which, in
-        # a pid namespace, keeps its init from ever finishing its exit).
-        p = select.poll()
-        p.register(me, select.POLLIN)
-        p.poll()
-        os.close(me)
-        # Then wait for the parent's acknowledgement: if it gave up before it
-        # learnt this pid (a timeout, a signal), it closes the channel and
-        # this process leaves without running anything.
-        frame = recv_frame(chan)
-        if frame is None or frame[0] != GO:
-            os._exit(1)
-        return True
+        _hop(chan, step)
     return True
+
+
+def _hop(chan: int, step: _Step) -> None:
+    """Start the successor that goes on (the caller's child, by CLONE_PARENT); exit here.
+
+    Only in a single-threaded child: a raw clone3 returns into the eval loop
+    before CPython's after-fork reset (see nsprim._launch._fork).
+    """
+    step.name = "clone3"
+    # clone3(2) takes CLONE_PARENT only with exit_signal 0; the child then
+    # inherits ours (SIGCHLD), as clone(2) does.
+    me = _sc.pidfd_open(os.getpid())
+    pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0)
+    if pid != 0:
+        send_frame(chan, HOP, str(pid).encode())
+        os._exit(0)
+    # Say nothing before the HOP frame is out, i.e. until the intermediate
+    # is gone: the parent must learn this pid before anything else, or it
+    # would reap the wrong process and leave this one a zombie (which, in
+    # a pid namespace, keeps its init from ever finishing its exit).
+    p = select.poll()
+    p.register(me, select.POLLIN)
+    p.poll()
+    os.close(me)
+    # Then wait for the parent's acknowledgement: if it gave up before it
+    # learnt this pid (a timeout, a signal), it closes the channel and
+    # this process leaves without running anything.
+    frame = recv_frame(chan)
+    if frame is None or frame[0] != GO:
+        os._exit(1)
 
 
 def _setup(plan: Plan, step: _Step) -> None:
@@ -445,6 +456,18 @@ def _prologue(plan: Plan, step: _Step) -> None:
         _handshake(plan, step)
     if plan.unshare_time:
         _enter_time(step)
+    if plan.pid_hop:
+        _hop(plan.chan, step)
+        if plan.pdeathsig:
+            _early(
+                Plan(
+                    chan=plan.chan,
+                    peer=-1,
+                    pdeathsig=plan.pdeathsig,
+                    parent_pidfd=plan.parent_pidfd,
+                ),
+                step,
+            )
     _setup(plan, step)
 
 

@@ -607,7 +607,9 @@ def spawn(
             a file; stderr may be ``STDOUT``.
         pass_fds: fds (>= 3) the program keeps; every other fd is closed.
         die_with_parent: True (SIGKILL) or a signal the program gets when the
-            spawning **thread** exits (PR_SET_PDEATHSIG); False for none.
+            calling **process** dies, whichever thread spawned it
+            (PR_SET_PDEATHSIG, set by a child forked from nsprim's launcher
+            thread, which lives as long as the process); False for none.
 
     Returns:
         The running program.
@@ -1270,7 +1272,7 @@ def call_in(
         fn: the callable; its result and exceptions travel as in :func:`call`.
         types: which types to join (default: all of the target's).
         timeout: seconds before the child is killed and TimeoutExpired raised.
-        die_with_parent: as :func:`call` (SIGKILL when the calling thread dies).
+        die_with_parent: as :func:`spawn` (SIGKILL when the calling process dies).
 
     Raises:
         NoSuchProcess: the target is gone (before anything started).

@@ -26,7 +26,6 @@ import pytest
 from forked import drop_to_nobody, in_child
 
 import nsprim
-import nsprim._launch as _launch
 import nsprim.process as process
 from nsprim.errors import AccessDenied, CallError, TimeoutExpired, UnsupportedError
 from nsprim.flags import CloneFlags
@@ -140,18 +139,19 @@ def test_run_map_root_as_nobody() -> None:
     assert uid_map == "0 65534 1"
 
 
-def _unprivileged_needs_user() -> str:
+def _unprivileged_needs_user(types: list[str]) -> str:
     drop_to_nobody()
     try:
-        process.run(["true"], namespaces=["uts"])
+        process.run(["true"], namespaces=types)
     except AccessDenied as err:
         return f"{err.operation}|{err.hint}"
     return "no error"
 
 
 def test_spawn_unprivileged_without_user_is_access_denied() -> None:
-    op, hint = in_child(_unprivileged_needs_user).split("|")
-    assert op == "clone3" and "add 'user'" in hint
+    for types in (["uts"], ["pid"]):  # pid: refused to the launcher thread, nothing forked
+        op, hint = in_child(_unprivileged_needs_user, types).split("|")
+        assert op == "unshare" and "add 'user'" in hint
 
 
 def _multi_extent_map() -> str:
@@ -239,6 +239,55 @@ def test_spawn_die_with_parent_kills_child_when_parent_dies() -> None:
         assert not _gone(pid)
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+# A helper process spawns `sleep` from one kind of thread, lets that thread end,
+# says whether the program still runs, then waits to be SIGKILLed.
+_FROM_THREAD = r"""
+import asyncio, concurrent.futures, os, sys, threading, time
+import nsprim
+
+kind = sys.argv[1]
+box = []
+start = lambda: box.append(nsprim.spawn(["sleep", "60"], namespaces=["uts"]).pid)
+if kind == "thread":
+    t = threading.Thread(target=start)
+    t.start()
+    t.join()
+elif kind == "pool":
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(start).result()
+elif kind == "to_thread":
+    asyncio.run(asyncio.to_thread(start))  # ends the loop's default executor too
+else:
+    start()
+time.sleep(0.3)  # the spawning thread is gone; a thread-scoped pdeathsig has fired
+alive = os.waitpid(box[0], os.WNOHANG) == (0, 0)
+print(box[0], "alive" if alive else "dead", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("kind", ["thread", "pool", "to_thread", "main"])
+def test_die_with_parent_follows_the_process_not_the_spawning_thread(kind: str) -> None:
+    helper = subprocess.Popen([sys.executable, "-c", _FROM_THREAD, kind], stdout=subprocess.PIPE)
+    try:
+        assert helper.stdout is not None
+        line = helper.stdout.readline().decode().split()
+        assert len(line) == 2, line
+        pid, state = int(line[0]), line[1]
+        # The spawning thread ended: the program must still run.
+        assert state == "alive" and not _gone(pid)
+        helper.kill()  # SIGKILL of the calling process: the program must die
+        helper.wait()
+        deadline = time.monotonic() + 5
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _gone(pid)
+    finally:
+        helper.kill()
+        helper.wait()
+        helper.stdout.close()  # type: ignore[union-attr]
 
 
 # --- the process object ----------------------------------------------------------------------
@@ -453,13 +502,36 @@ def test_spawn_child_step_error_is_reraised_with_step() -> None:
     assert info.value.step == "chdir"  # type: ignore[attr-defined]
 
 
-def test_spawn_pid_after_fallback_to_fork_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
-    # As under a seccomp profile that answers clone3 with ENOSYS.
-    monkeypatch.setattr(_launch, "_clone3_ok", False)
+def test_spawn_without_clone3_still_makes_pid_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As under a seccomp profile that answers clone3 with ENOSYS: launches
+    # fork, so pid namespaces work as long as nothing needs the
+    # CLONE_PARENT hop (a pid namespace owned by a new user namespace).
+    def no_clone3(*a: Any, **k: Any) -> Any:
+        raise UnsupportedError("clone3", requires="Linux 5.3")
+
+    monkeypatch.setattr(nsprim.syscalls, "clone3", no_clone3)
     r = process.run(["hostname"], hostname="forked", capture_output=True, check=True)
     assert r.stdout == b"forked\n"
-    with pytest.raises(UnsupportedError, match="pid namespace without clone3"):
-        process.spawn(["true"], namespaces=["pid"])
+    assert process.call(os.getpid, namespaces=["pid"]) == 1
+    with pytest.raises(UnsupportedError, match="clone3") as info:
+        process.spawn(["true"], namespaces=["pid"], map_root=True)
+    assert info.value.step == "clone3"  # type: ignore[attr-defined]
+
+
+def test_pid_namespace_owned_by_new_user_namespace_gives_pid1_and_proc() -> None:
+    # The child unshares user+pid and hops (clone3 CLONE_PARENT): the
+    # program is PID 1, the caller's own child, and can mount /proc.
+    me = Namespace.of_self("pid")
+    with process.spawn(["sh", "-c", "echo $$; echo /proc/[0-9]*; exec sleep 30"],
+                       namespaces=["pid"], map_root=True, mount_proc=True,
+                       stdout=process.PIPE) as p:  # fmt: skip
+        assert p.stdout is not None
+        assert p.stdout.readline() == b"1\n" and p.stdout.readline() == b"/proc/1\n"
+        assert Path(f"/proc/{p.pid}/stat").read_text().split()[3] == str(os.getpid())
+        ns = p.namespaces()
+        assert ns[NsType.PID] != me and ns[NsType.PID].owner() == ns[NsType.USER]
+    # The launcher thread's own pid namespace for children is untouched.
+    assert Namespace.of_thread("pid") == me
 
 
 # --- call ------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ LAYERS = {
     "idmap": 2,
     "listing": 2,
     "compat": 2,
+    "_launcher": 2,
     "process": 3,
     "_child": 3,
     "_launch": 3,

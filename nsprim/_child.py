@@ -34,7 +34,6 @@ from . import net as _net
 from . import syscalls as _sc
 from ._sys import consts as C
 from ._sys import libc as _libc
-from .errors import NsprimError
 
 __all__ = [
     "Plan",
@@ -57,6 +56,10 @@ GO = b"G"
 HOP = b"P"
 ERROR = b"E"
 OUTCOME = b"O"
+STARTED = b"S"
+
+#: waitpid(2) option: wait for every kind of child (<linux/wait.h> __WALL).
+WALL = 0x40000000
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,13 @@ class Plan:
         pid_hop: the child unshared a pid namespace (owned by its new user
             namespace); after the id maps it starts the PID 1 with
             clone3(CLONE_PARENT) and that successor goes on.
+        set_tid: pids for that successor, innermost pid namespace first
+            (clone3 ``set_tid``, Linux 5.5); implies the hop.
+        subreaper: the callable's process is a child subreaper
+            (PR_SET_CHILD_SUBREAPER) and kills and reaps every descendant
+            left when the callable returns.
+        unshare_late: ``CLONE_*`` flags unshared by the child itself right
+            before the callable (pid and time then apply to its children).
         hostname, domainname: encoded names, or None.
         propagation: ``MS_*`` propagation for ``/`` (with MS_REC), 0 to leave it.
         root: directory to pivot into, or None.
@@ -127,6 +137,9 @@ class Plan:
     parent_pidfd: int = -1
     join: Optional[Join] = None
     pid_hop: bool = False
+    set_tid: tuple[int, ...] = ()
+    subreaper: bool = False
+    unshare_late: int = 0
     hostname: Optional[bytes] = None
     domainname: Optional[bytes] = None
     propagation: int = 0
@@ -358,7 +371,7 @@ def _join(join: Join, step: _Step, chan: int) -> bool:
     return True
 
 
-def _hop(chan: int, step: _Step) -> None:
+def _hop(chan: int, step: _Step, set_tid: Sequence[int] = ()) -> None:
     """Start the successor that goes on (the caller's child, by CLONE_PARENT); exit here.
 
     Only in a single-threaded child: a raw clone3 returns into the eval loop
@@ -368,7 +381,7 @@ def _hop(chan: int, step: _Step) -> None:
     # clone3(2) takes CLONE_PARENT only with exit_signal 0; the child then
     # inherits ours (SIGCHLD), as clone(2) does.
     me = _sc.pidfd_open(os.getpid())
-    pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0)
+    pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0, set_tid=set_tid)
     if pid != 0:
         send_frame(chan, HOP, str(pid).encode())
         os._exit(0)
@@ -456,8 +469,8 @@ def _prologue(plan: Plan, step: _Step) -> None:
         _handshake(plan, step)
     if plan.unshare_time:
         _enter_time(step)
-    if plan.pid_hop:
-        _hop(plan.chan, step)
+    if plan.pid_hop or plan.set_tid:
+        _hop(plan.chan, step, plan.set_tid)
         if plan.pdeathsig:
             _early(
                 Plan(
@@ -511,7 +524,7 @@ def run_exec(plan: Plan) -> NoReturn:
             _close_fds([plan.chan, *plan.pass_fds])
         # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive
         # execve, so restore them (subprocess restore_signals=True).
-        for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ"):
+        for name in ("SIGPIPE", "SIGXFSZ"):
             sig = getattr(signal, name, None)
             if sig is not None:
                 signal.signal(sig, signal.SIG_DFL)
@@ -537,6 +550,24 @@ def run_exec(plan: Plan) -> NoReturn:
         _fail(plan.chan, exc, step.name)
 
 
+def _reap_descendants() -> None:
+    """As a child subreaper: SIGKILL every child (orphans included) and reap until none is left."""
+    me = str(os.getpid())
+    while True:
+        try:
+            with open(f"/proc/self/task/{me}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        for kid in kids:
+            with contextlib.suppress(OSError):
+                os.kill(int(kid), signal.SIGKILL)
+        try:
+            os.waitpid(-1, WALL)
+        except ChildProcessError:
+            return
+
+
 def run_call(
     plan: Plan,
     fn: Callable[..., Any],
@@ -547,20 +578,28 @@ def run_call(
     """In the child: run the plan, then *fn*; send its packed outcome; never returns.
 
     *pack* calls *fn* and returns the pickled outcome (it never raises); it
-    lives in :mod:`nsprim.process` next to the code that unpacks it.
+    lives in :mod:`nsprim.process` next to the code that unpacks it. A
+    ``S`` frame tells the parent that setup is over and *fn* runs now.
     """
     step = _Step()
     try:
         _prologue(plan, step)
+        if plan.subreaper:
+            step.name = "prctl"
+            _sc.set_child_subreaper(True)
+        if plan.unshare_late:
+            step.name = "unshare"
+            _sc.unshare(plan.unshare_late)
+        step.name = "sync"
+        send_frame(plan.chan, STARTED)
     except BaseException as exc:
         _fail(plan.chan, exc, step.name)
     code = 0
     try:
-        send_frame(plan.chan, OUTCOME, pack(fn, args, kwargs))
+        outcome = pack(fn, args, kwargs)
+        if plan.subreaper:
+            _reap_descendants()
+        send_frame(plan.chan, OUTCOME, outcome)
     except BaseException:
         code = 1
     os._exit(code)
-
-
-class ChildError(NsprimError):
-    """An error frame that names no class the parent knows (internal)."""

@@ -520,16 +520,19 @@ def _reap_orphans() -> None:
         _orphans[:] = keep
 
 
-def _kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> None:
+def _kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> Optional[int]:
+    """SIGKILL and reap a child; return its wait status (None if someone else reaped it)."""
     with contextlib.suppress(OSError):
         if pidfd is not None and not pidfd.closed:
             _sc.pidfd_send_signal(pidfd, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
+    status: Optional[int] = None
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+        status = os.waitpid(pid, 0)[1]
     if pidfd is not None:
         pidfd.close()
+    return status
 
 
 def _pidns_to_return_to(flags: int) -> int:
@@ -751,7 +754,8 @@ def _launch(
         # On the launcher thread (see nsprim._launcher): the child's parent
         # thread lives as long as this process, and so does its pdeathsig.
         ppfd = LAUNCHER.pidfd() if pdeathsig else -1
-        pidns = _pidns_to_return_to(clone_flags)
+        set_tid = bool(fields.get("set_tid"))
+        pidns = -1 if set_tid else _pidns_to_return_to(clone_flags)
         try:
             # Without a way back for the launcher thread, the child makes the
             # pid namespace and hands over to its PID 1 (see _fork).
@@ -767,7 +771,7 @@ def _launch(
             )
             if setup is not None:
                 plan = _replace_setup(plan, setup, pid_hop)
-            hop = pid_hop or join_hop
+            hop = pid_hop or join_hop or set_tid
             # The successor of a hop is this thread's child (CLONE_PARENT).
             children = f"/proc/self/task/{threading.get_native_id()}/children"
             before = _thread_children(children) if hop else set()

@@ -117,7 +117,7 @@ class Launcher:
         """True when the caller is the launcher thread itself."""
         return self._thread is not None and threading.get_native_id() == self.tid
 
-    def run(self, fn: Callable[[], T], abandon: Callable[[T], None]) -> T:
+    def run(self, fn: Callable[[], T], abandon: Callable[[T], object]) -> T:
         """Run *fn* on a thread that lives as long as the process; return its result.
 
         That is the calling thread when it is the main thread (CPython's main

@@ -168,12 +168,22 @@ class CallError(NsprimError):
     Attributes:
         type_name: qualified name of the child's exception type ("" if none).
         child_traceback: the child's formatted traceback text ("" if none).
+        returncode: how the child ended when it died before reporting: its
+            exit code, or the negative signal number (as ``Popen``); None
+            when it did report.
     """
 
-    def __init__(self, msg: str, type_name: str = "", child_traceback: str = "") -> None:
+    def __init__(
+        self,
+        msg: str,
+        type_name: str = "",
+        child_traceback: str = "",
+        returncode: Optional[int] = None,
+    ) -> None:
         super().__init__(msg)
         self.type_name = type_name
         self.child_traceback = child_traceback
+        self.returncode = returncode
 
 
 for _cls in (

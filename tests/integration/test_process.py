@@ -580,10 +580,74 @@ def test_call_unpicklable_result_or_exception_is_call_error() -> None:
 
 
 def test_call_child_death_names_the_signal() -> None:
-    with pytest.raises(CallError, match="killed by SIGKILL"):
+    with pytest.raises(CallError, match="killed by SIGKILL") as info:
         process.call(lambda: os.kill(os.getpid(), signal.SIGKILL))
-    with pytest.raises(CallError, match=r"exited \(status 7\)"):
+    assert info.value.returncode == -signal.SIGKILL
+    with pytest.raises(CallError, match=r"exited \(status 7\)") as info:
         process.call(lambda: os._exit(7))
+    assert info.value.returncode == 7
+
+
+def test_call_start_returns_while_the_callable_runs() -> None:
+    r, w = os.pipe()
+    try:
+        # The child blocks on the pipe: call_start returned, so it is live.
+        with process.call_start(os.read, r, 1, namespaces=["pid"]) as pending:
+            assert not pending.poll() and pending.fileno() >= 0
+            assert Path(f"/proc/{pending.pid}/status").read_text().count("NSpid:") == 1
+            os.write(w, b"x")
+            assert pending.result(timeout=10) == b"x"
+            assert pending.poll() and pending.pidfd == -1
+        with process.call_start(time.sleep, 30) as pending:
+            pid = pending.pid
+        assert _gone(pid)  # leaving the block killed and reaped it
+        pending = process.call_start(time.sleep, 30)
+        with pytest.raises(TimeoutExpired):
+            pending.result(timeout=0.2)
+        assert _gone(pending.pid)
+    finally:
+        os.close(r)
+        os.close(w)
+    with pytest.raises(FileNotFoundError) as info:
+        process.call_start(os.getpid, namespaces=["mnt"], cwd="/nonexistent-dir")
+    assert info.value.step == "chdir"  # type: ignore[attr-defined]
+
+
+def _free_pid() -> int:
+    return next(p for p in range(20000, 30000) if not os.path.exists(f"/proc/{p}"))
+
+
+def _orphan_then_list() -> list[int]:
+    if os.fork() == 0:  # a child that forks a sleeper and exits: the sleeper is orphaned
+        if os.fork() == 0:
+            time.sleep(60)
+        os._exit(0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        kids = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+        if len(kids) == 2:  # the exited child (a zombie) and the orphan, reparented here
+            return [int(k) for k in kids]
+        time.sleep(0.01)
+    raise AssertionError("the orphan was not reparented to the subreaper")
+
+
+def test_call_options_for_the_suite_set_tid_subreaper_unshare() -> None:
+    pid = _free_pid()
+    assert process.call(os.getpid, set_tid=[pid]) == pid
+    assert process.call(os.getpid, namespaces=["pid"], set_tid=[1]) == 1
+    kids = process.call(_orphan_then_list, subreaper=True)
+    assert all(_gone(k) for k in kids)  # killed and reaped before the result came back
+    mine = Namespace.of_self("pid")
+    inner = process.call(lambda: Namespace.of_self("pid"), unshare=int(CloneFlags.NEWPID))
+    grandchild = process.call(
+        lambda: process.call(lambda: Namespace.of_self("pid")), unshare=int(CloneFlags.NEWPID)
+    )
+    assert inner == mine and grandchild != mine  # unshare(NEWPID) holds the children only
+    for bad, exc in (([0], ValueError), ("1", TypeError), ([2**31], ValueError)):
+        with pytest.raises(exc, match="set_tid"):
+            process.call(os.getpid, set_tid=bad)
+    with pytest.raises(ValueError, match="unshare must be"):
+        process.call(os.getpid, unshare=int(CloneFlags.THREAD))
 
 
 def test_call_system_exit_stays_in_the_child() -> None:

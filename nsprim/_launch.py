@@ -12,8 +12,6 @@ a launch in flight so that nothing leaks when one fails.
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
 import gc
 import os
 import select
@@ -23,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Callable, NoReturn, Optional, TypeVar, Union, cast
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
 from . import _child
 from . import syscalls as _sc
@@ -32,10 +30,12 @@ from ._launcher import LAUNCHER
 from ._sys import consts as C
 from .errors import (
     AccessDenied,
-    NoSuchProcess,
     NsprimError,
     TimeoutExpired,
     UnsupportedError,
+    add_note,
+    reraise,
+    translate,
 )
 from .idmap import IdMap, IdMapLike, write_gid_map, write_setgroups, write_uid_map
 from .namespace import NsType
@@ -73,81 +73,7 @@ _C_INT_MAX = 0x7FFFFFFF
 # them with an overflowing strtoll: refuse them here, by value.
 _KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
 
-# Which privilege a step needs, for AccessDenied hints.
-_HINTS = {
-    "clone3": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
-    "add 'user' (map_root=True) to run unprivileged",
-    "unshare": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
-    "add 'user' (map_root=True) to run unprivileged",
-    "sethostname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
-    "setdomainname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
-    "mount": "needs CAP_SYS_ADMIN in the user namespace that owns the mount namespace",
-    "mount_proc": "mounting proc needs a pid namespace owned by the caller's user namespace "
-    "and a /proc that is not partly hidden by other mounts",
-    "pivot_root": "needs CAP_SYS_ADMIN over the new mount namespace",
-    "set_link_up": "needs CAP_NET_ADMIN over the new network namespace",
-    "setns": "needs CAP_SYS_ADMIN in the user namespace that owns the target namespace "
-    "(and in the caller's own)",
-    "uid_map": "without CAP_SETUID only the caller's own euid can be mapped, in one line",
-    "gid_map": "without CAP_SETGID write setgroups='deny' first and map only the caller's egid",
-    "timens_offsets": "needs CAP_SYS_TIME over the new time namespace",
-    "pidfd_send_signal": "the process belongs to another user",
-    "chroot": "needs CAP_SYS_CHROOT",
-    "setuid": "needs CAP_SETUID in the joined user namespace",
-    "setgid": "needs CAP_SETGID in the joined user namespace",
-}
-
-
 # --- errors ----------------------------------------------------------------------------
-
-
-def _add_note(exc: BaseException, note: str) -> None:
-    if hasattr(exc, "add_note"):
-        exc.add_note(note)
-    else:  # Python < 3.11: what add_note would store
-        notes = getattr(exc, "__notes__", None)
-        if not isinstance(notes, list):
-            notes = []
-        notes.append(note)
-        with contextlib.suppress(AttributeError, TypeError):
-            exc.__notes__ = notes  # type: ignore[attr-defined]
-
-
-def _translate(err: OSError, operation: str, pid: Optional[int] = None) -> BaseException:
-    """Map an OSError from *operation* to nsprim's errors (psutil ``wrap_exceptions``)."""
-    if isinstance(err, (NsprimError,)):
-        return err
-    if err.errno in (errno.EPERM, errno.EACCES):
-        out: BaseException = AccessDenied(
-            operation, pid=pid, hint=_HINTS.get(operation, ""), err=err.errno
-        )
-        out.filename = err.filename  # type: ignore[attr-defined]
-        return out
-    if err.errno == errno.ESRCH and pid is not None:
-        return NoSuchProcess(pid)
-    return err
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _wrap_exceptions(operation: str) -> Callable[[F], F]:
-    """Translate OSError escaping the function (EPERM, ESRCH) with ``raise ... from err``."""
-
-    def deco(fn: F) -> F:
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except OSError as err:
-                new = _translate(err, operation, getattr(args[0], "pid", None) if args else None)
-                if new is err:
-                    raise
-                raise new from err
-
-        return cast(F, inner)
-
-    return deco
 
 
 _CHILD_CLASSES: dict[str, type[BaseException]] = {
@@ -172,7 +98,7 @@ def _child_error(payload: bytes, pid: int, when: str = "before exec") -> BaseExc
     exc: BaseException
     if code:
         os_err = OSError(code, f"{step}: {os.strerror(code)}", detail or None)
-        exc = _translate(os_err, step)
+        exc = translate(os_err, step)
     elif name == "UnsupportedError":
         exc = UnsupportedError(step, msg=detail or f"{step} is not supported here")
     elif name in _CHILD_CLASSES:
@@ -181,7 +107,7 @@ def _child_error(payload: bytes, pid: int, when: str = "before exec") -> BaseExc
         exc = NsprimError(f"{step}: {name}: {detail}" if detail else f"{step}: {name}")
     with contextlib.suppress(AttributeError):
         exc.step = step  # type: ignore[attr-defined]
-    _add_note(exc, f"in child {pid} {when}")
+    add_note(exc, f"in child {pid} {when}")
     return exc
 
 
@@ -587,7 +513,7 @@ def _fork(
         try:
             _sc.unshare(C.CLONE_NEWPID)
         except OSError as err:
-            raise _translate(err, "unshare") from err
+            reraise(err, "unshare")
         child_flags &= ~C.CLONE_NEWPID
     try:
         try:
@@ -716,11 +642,10 @@ def _write_setup(pid: int, setup: _Setup) -> None:
             finally:
                 os.close(fd)
     except AccessDenied as err:
-        raise AccessDenied(
-            op, pid=pid, hint=_HINTS.get(op, err.hint), err=err.errno or errno.EPERM
-        ) from err
+        # idmap translated it for the file; name this launch's step and its hint.
+        raise translate(PermissionError(err.errno, err.strerror), op, pid) from err
     except OSError as err:
-        raise _translate(err, op, pid) from err
+        reraise(err, op, pid)
 
 
 def _launch(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
 from . import _procfs
-from .errors import AccessDenied, NoSuchProcess
+from .errors import reraise
 
 __all__ = [
     "IdMapping",
@@ -258,7 +258,7 @@ def _write_proc(pid: int, name: str, data: str, hint: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as err:
-        raise _translate(err, pid, f"open {path}", hint) from err
+        reraise(err, f"open {path}", pid, hint, filename=path)
     try:
         # The kernel takes a map in exactly one write(2) (map_write: "*ppos != 0"
         # is EINVAL), so never let a short write split it.
@@ -266,21 +266,9 @@ def _write_proc(pid: int, name: str, data: str, hint: str) -> None:
         if n != len(data):
             raise OSError(errno.EIO, f"short write to {path}: {n} of {len(data)} bytes", path)
     except OSError as err:
-        raise _translate(err, pid, f"write {path}", hint) from err
+        reraise(err, f"write {path}", pid, hint, filename=path)
     finally:
         os.close(fd)
-
-
-def _translate(err: OSError, pid: int, operation: str, hint: str) -> Exception:
-    if err.errno == errno.ESRCH or (
-        err.errno == errno.ENOENT and not os.path.exists(_procfs.pid_path(pid))
-    ):
-        return NoSuchProcess(pid)
-    if err.errno in (errno.EPERM, errno.EACCES):
-        return AccessDenied(operation, pid=pid, hint=hint, err=err.errno)
-    if err.filename is None:
-        return OSError(err.errno, f"{operation}: {err.strerror}", _procfs.pid_path(pid))
-    return err
 
 
 def _check_pid(pid: object) -> int:

@@ -53,6 +53,10 @@ from .errors import (
     NsprimError,
     ThreadScopeError,
     TimeoutExpired,
+    add_note,
+    reraise,
+    translate,
+    wrap_exceptions,
 )
 from .flags import CloneFlags
 from .idmap import IdMapLike
@@ -81,7 +85,6 @@ from ._launch import (
     StdSpec,
     StrPath,
     T,
-    _add_note,
     _argv,
     _close,
     _envp,
@@ -98,7 +101,6 @@ from ._launch import (
     _reap_orphans,
     _Setup,
     _track,
-    _translate,
 )
 
 PIPE = subprocess.PIPE
@@ -250,12 +252,12 @@ class NsProcess(metaclass=_NoPublicConstructor):
         fd = self._pidfd
         if self.returncode is not None or fd is None or fd.closed:
             return
-        try:
-            _sc.pidfd_send_signal(fd, sig)
-        except ProcessLookupError:
-            pass  # exited meanwhile; wait() will tell
-        except OSError as err:
-            raise _translate(err, "pidfd_send_signal", self.pid) from err
+        with contextlib.suppress(ProcessLookupError):  # exited meanwhile; wait() will tell
+            self._pidfd_send_signal(fd, sig)
+
+    @wrap_exceptions("pidfd_send_signal")
+    def _pidfd_send_signal(self, fd: OwnedFd, sig: int) -> None:
+        _sc.pidfd_send_signal(fd, sig)
 
     def terminate(self) -> None:
         """Send SIGTERM."""
@@ -545,7 +547,7 @@ def _fast_spawn(
         if isinstance(exc, OSError):
             if step == "execve":
                 exc = OSError(exc.errno, f"execve: {exc.strerror}", os.fsdecode(argv[0]))
-            exc = _translate(exc, step)
+            exc = translate(exc, step)
         with contextlib.suppress(AttributeError):
             exc.step = step
         raise exc
@@ -809,7 +811,7 @@ def _unpack(payload: bytes, pid: int) -> Any:
                 type_name=_qualname(type(exc)),
                 child_traceback=tb,
             )
-        _add_note(exc, f"in child {pid}; its traceback:\n{tb.rstrip()}")
+        add_note(exc, f"in child {pid}; its traceback:\n{tb.rstrip()}")
         with contextlib.suppress(AttributeError, TypeError):
             exc.child_traceback = tb  # type: ignore[attr-defined]
         raise exc
@@ -1298,7 +1300,7 @@ def _open_target_ns(tgt: _Target, types: Iterable[NsType], op: str) -> list[tupl
                     raise NoSuchProcess(tgt.pid) from None
                 continue  # this kernel lacks the type
             except OSError as err:
-                raise _translate(err, op, tgt.pid) from err
+                reraise(err, op, tgt.pid)
             out.append((t, OwnedFd(fd)))
         # The pid could have been recycled between pidfd_open and the opens:
         # the pidfd still being alive proves it was not.
@@ -1392,7 +1394,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
                 try:
                     _sc.setns(tgt.pidfd, mask)  # all or nothing
                 except OSError as err:
-                    raise _translate(err, "setns", tgt.pid) from err
+                    reraise(err, "setns", tgt.pid)
                 joined = list(todo)
             else:
                 _join_each(todo, joined, saved, tgt.pid)
@@ -1427,7 +1429,7 @@ def _join_each(
         except OSError as err:
             _restore(joined, saved)
             joined.clear()
-            raise _translate(err, "setns", pid) from err
+            reraise(err, "setns", pid)
         joined.append((t, fd))
 
 
@@ -1575,7 +1577,7 @@ def spawn_in(
                         f"/proc/{tgt.pid}/{name}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
                     )
                 except OSError as err:
-                    raise _translate(err, f"open /proc/{tgt.pid}/{name}", tgt.pid) from err
+                    reraise(err, f"open /proc/{tgt.pid}/{name}", tgt.pid)
                 aux.append(fd)
                 extra[f"{name}_fd"] = fd
         join, theirs = _join_plan(tgt, types, extra)

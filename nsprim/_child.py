@@ -33,7 +33,6 @@ from typing import Any, Callable, NoReturn, Optional
 from . import net as _net
 from . import syscalls as _sc
 from ._sys import consts as C
-from ._sys import libc as _libc
 
 __all__ = [
     "Plan",
@@ -48,7 +47,6 @@ __all__ = [
 ]
 
 _HEADER = struct.Struct("=cI")
-_PR_GET_DUMPABLE = 3  # <linux/prctl.h>
 
 #: Frame tags.
 READY = b"R"
@@ -308,9 +306,9 @@ def _handshake(plan: Plan, step: _Step) -> None:
     # to root and the parent can't write the maps (proc(5), "/proc/pid").
     # Be dumpable only while the parent writes them.
     step.name = "prctl"
-    dumpable = _libc.check(_libc.prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0), "prctl")
+    dumpable = _sc.get_dumpable()
     if dumpable != 1:
-        _libc.check(_libc.prctl(C.PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl")
+        _sc.set_dumpable(True)
     step.name = "sync"
     send_frame(plan.chan, READY)
     frame = recv_frame(plan.chan)
@@ -319,7 +317,7 @@ def _handshake(plan: Plan, step: _Step) -> None:
         os._exit(1)
     if dumpable != 1:
         step.name = "prctl"
-        _libc.check(_libc.prctl(C.PR_SET_DUMPABLE, dumpable, 0, 0, 0), "prctl")
+        _sc.set_dumpable(False)
 
 
 def _join(join: Join, step: _Step, chan: int) -> bool:

@@ -154,6 +154,27 @@ def test_spawn_unprivileged_without_user_is_access_denied() -> None:
         assert op == "unshare" and "add 'user'" in hint
 
 
+def _root_inside() -> tuple[int, int, str, str]:
+    from nsprim.idmap import map_self_as_root
+
+    map_self_as_root(int(CloneFlags.NEWUTS))
+    socket.sethostname("mapped")  # root of the new user namespace owns the new UTS one
+    return (os.getuid(), os.getgid(), Path("/proc/self/uid_map").read_text().split()[1],
+            socket.gethostname())  # fmt: skip
+
+
+def _map_self_as_nobody() -> tuple[int, int, str, str]:
+    drop_to_nobody()
+    return process.call(_root_inside)
+
+
+def test_map_self_as_root_as_root_and_as_nobody() -> None:
+    host = socket.gethostname()
+    assert process.call(_root_inside) == (0, 0, "0", "mapped")
+    assert in_child(_map_self_as_nobody) == (0, 0, "65534", "mapped")
+    assert socket.gethostname() == host
+
+
 def _multi_extent_map() -> str:
     with process.spawn(["sleep", "30"], uid_map=[(0, 100000, 1000), (1000, 0, 1)],
                        gid_map="0 100000 1000\n") as p:  # fmt: skip

@@ -20,6 +20,7 @@ import pytest
 from forked import drop_to_nobody, in_child
 
 from nsprim import compat
+from nsprim import net as _net  # noqa: F401  (imported before a child drops to nobody)
 from nsprim import syscalls as S
 from nsprim._sys import nr
 from nsprim.namespace import NsType, namespaces
@@ -382,7 +383,8 @@ def _promises_nothing_refused(probes: list[compat.Probe]) -> None:
         p = b[("namespaces", t.value)]
         then = {NsType.UTS: "sethostname", NsType.USER: "idmap"}.get(t, "")
         direct = _works_independently(int(t.flag), then)
-        assert (p.status == "ok") == direct, (p, direct)
+        if p.status == "ok":  # a promise: the environment keeps it
+            assert direct, p
         assert p.status == "ok" or p.consequence, p
         if p.status in ("missing", "absent"):
             assert p.source in compat.SOURCES, p  # every refusal names its source
@@ -466,7 +468,7 @@ def _probe_with_limit(t: str) -> list[compat.Probe]:
 
 
 @pytest.mark.needs_userns
-@pytest.mark.parametrize("t", ["net", "time"])
+@pytest.mark.parametrize("t", ["mnt", "uts", "ipc", "pid", "net", "cgroup", "time"])
 def test_a_capped_type_is_missing_naming_the_limit_and_the_rest_still_works(t: str) -> None:
     b = _by(in_child(_probe_with_limit, t, timeout=90))
     p = b[("namespaces", t)]
@@ -475,8 +477,10 @@ def test_a_capped_type_is_missing_naming_the_limit_and_the_rest_still_works(t: s
     assert p.fix.startswith(f"sysctl -w user.max_{t}_namespaces=N")
     op = b[("operations", f"unshare.{t}")]
     assert op.source == "limit"
-    for other in ("uts", "ipc", "pid", "mnt"):
-        assert b[("namespaces", other)].status == "ok", b[("namespaces", other)]
+    # (using a pid namespace means mounting its /proc: that needs a mount namespace)
+    for other in ("uts", "ipc", "pid", "mnt", "net"):
+        if other != t and (t, other) != ("mnt", "pid"):
+            assert b[("namespaces", other)].status == "ok", b[("namespaces", other)]
     assert b[("verdict", "conformance")].value == "no"
     assert f"user.max_{t}_namespaces is 0" in b[("verdict", "conformance")].consequence
 
@@ -509,6 +513,7 @@ def _nested(depth: int) -> list[compat.Probe]:
     for _ in range(depth):
         uid, gid = os.geteuid(), os.getegid()
         S.unshare(int(NsType.USER.flag))
+        S.set_dumpable(True)  # after a setresuid, /proc/self is root's until then
         for name, text in (
             ("setgroups", "deny"),
             ("uid_map", f"0 {uid} 1"),
@@ -531,6 +536,24 @@ def test_nested_user_namespaces_promise_only_what_works() -> None:
     # as nobody is impossible there (65534 is unmapped): rootless means without CAP_SYS_ADMIN
     assert "without CAP_SYS_ADMIN" in b[("rootless", "unshare.net")].detail
     assert b[("verdict", "rootless")].value == "yes"
+
+
+def _rootless_in_rootless() -> list[compat.Probe]:
+    drop_to_nobody()
+    return _nested(1)
+
+
+@pytest.mark.needs_root
+def test_rootless_inside_a_rootless_user_namespace() -> None:
+    b = _by(in_child(_rootless_in_rootless, timeout=90))
+    # root of a user namespace that nobody created: every type, directly
+    for t in NsType:
+        assert b[("namespaces", t.value)].status == "ok", b[("namespaces", t.value)]
+    # but the host's cgroup tree belongs to real root: not delegated to nobody
+    cg = b[("operations", "cgroup.create")]
+    assert cg.status == "missing" and cg.source == "cgroup-delegation", cg
+    assert "Delegate=yes" in cg.fix
+    assert "cgroup.create" in b[("verdict", "conformance")].consequence
 
 
 def _fake_success() -> tuple[list[compat.Probe], str]:

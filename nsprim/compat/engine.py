@@ -465,18 +465,33 @@ def _op_lo_up(s: _Steps, _cg: str) -> None:
 
 
 def _op_setns(s: _Steps, _cg: str) -> None:
-    _unshare(s, NsType.UTS)
-    fd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
-    target = _ns_ino(NsType.UTS)
-    _unshare(s, NsType.UTS)
-    s.do(
-        "setns(fd, CLONE_NEWUTS)",
-        "setns",
-        lambda: _sc.setns(fd, int(CloneFlags.NEWUTS)),
-        sentinel=lambda: _raw.setns_errno(-1, int(CloneFlags.NEWUTS)),
-    )
-    if _ns_ino(NsType.UTS) != target:
-        s.premise("setns(CLONE_NEWUTS) returned 0 and the thread is not in the target namespace")
+    # setns itself is the question: the first type this process may create
+    # twice serves (a capped or refused UTS type must not make setns look refused).
+    first: Optional[dict[str, Any]] = None
+    for t in (NsType.UTS, NsType.IPC, NsType.CGROUP, NsType.NET, NsType.MNT):
+        trial = _Steps()
+        try:
+            _unshare(trial, t)
+            fd = os.open(f"/proc/self/ns/{t.value}", os.O_RDONLY | os.O_CLOEXEC)
+            target = _ns_ino(t)
+            _unshare(trial, t)
+        except _Stop:
+            first = first or trial.failed
+            continue
+        s.done.extend(trial.done)
+        flag = int(t.flag)
+        name = f"CLONE_NEW{'NS' if t is NsType.MNT else t.value.upper()}"
+        s.do(
+            f"setns(fd, {name})",
+            "setns",
+            functools.partial(_sc.setns, fd, flag),
+            sentinel=functools.partial(_raw.setns_errno, -1, flag),
+        )
+        if _ns_ino(t) != target:
+            s.premise(f"setns({name}) returned 0 and the thread is not in the target namespace")
+        return
+    s.failed = first
+    raise _Stop
 
 
 def _op_timens(s: _Steps, _cg: str) -> None:
@@ -499,7 +514,7 @@ def _op_mount_setattr(s: _Steps, _cg: str) -> None:
     )
 
 
-def _clone3(s: _Steps, step: str, call: str, **kw: Any) -> None:
+def _clone3(s: _Steps, step: str, call: str, type_: Optional[NsType] = None, **kw: Any) -> None:
     def go() -> None:
         ret = _sc.clone3(**kw)
         pid, pidfd = ret if isinstance(ret, tuple) else (ret, -1)
@@ -509,7 +524,7 @@ def _clone3(s: _Steps, step: str, call: str, **kw: Any) -> None:
             os.close(pidfd)
         os.waitpid(pid, 0)
 
-    s.do(step, call, go, sentinel=lambda: _raw.syscall_errno("clone3", 0, 0))
+    s.do(step, call, go, sentinel=lambda: _raw.syscall_errno("clone3", 0, 0), type_=type_)
 
 
 def _op_clone3(s: _Steps, _cg: str) -> None:
@@ -525,6 +540,7 @@ def _op_clone3_set_tid(s: _Steps, _cg: str) -> None:
         s,
         "clone3(CLONE_NEWPID, set_tid=[1])",
         "clone3.set_tid",
+        NsType.PID,
         flags=int(CloneFlags.NEWPID),
         set_tid=[1],
     )
@@ -655,7 +671,15 @@ def _attribute(
             f"raise {key}, or nest fewer user namespaces",
         )
     if call == "cgroup":
-        if err in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if err == errno.EROFS:
+            return (
+                "refused",
+                "cgroup-delegation",
+                "the cgroup hierarchy is mounted read-only here (EROFS creating a child cgroup)",
+                "give the container a writable cgroup (a delegated cgroup v2 subtree, "
+                "e.g. podman --cgroupns=private, or bind it read-write)",
+            )
+        if err in (errno.EACCES, errno.EPERM):
             return (
                 "refused",
                 "cgroup-delegation",

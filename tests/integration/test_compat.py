@@ -14,6 +14,7 @@ import gzip
 import os
 import platform
 import re
+import shutil
 import struct
 
 import pytest
@@ -477,6 +478,8 @@ def test_a_capped_type_is_missing_naming_the_limit_and_the_rest_still_works(t: s
     assert p.fix.startswith(f"sysctl -w user.max_{t}_namespaces=N")
     op = b[("operations", f"unshare.{t}")]
     assert op.source == "limit"
+    # setns is judged on a type this process may create: one capped type does not refuse it
+    assert b[("operations", "setns")].status == "ok", b[("operations", "setns")]
     # (using a pid namespace means mounting its /proc: that needs a mount namespace)
     for other in ("uts", "ipc", "pid", "mnt", "net"):
         if other != t and (t, other) != ("mnt", "pid"):
@@ -681,3 +684,55 @@ def test_check_json_follows_the_documented_schema_and_a_control_fails_it() -> No
     bad = dict(doc, probes=[dict(doc["probes"][0], status="great")])
     assert any("status" in problem for problem in validate(bad))
     assert validate(dict(doc, schema="nsprim-check/1"))
+
+
+_BWRAP = shutil.which("bwrap")
+_IN_BWRAP = """
+import json, os, sys
+from nsprim import compat, syscalls as S
+from nsprim.cli.check import validate
+from nsprim.namespace import NsType
+probes = compat.probe_all(groups=["namespaces", "operations", "rootless", "verdict"])
+independent = {}
+for t in NsType:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            S.unshare(int(t.flag))
+        except OSError:
+            os._exit(1)
+        os._exit(0)
+    independent[t.value] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+print(json.dumps({"probes": [p.to_dict() for p in probes], "independent": independent}))
+"""
+
+
+@pytest.mark.needs_root
+@pytest.mark.skipif(_BWRAP is None, reason="bubblewrap is not installed")
+def test_inside_bubblewrap_no_probe_promises_what_it_refuses() -> None:
+    import json
+    import subprocess
+    import sys
+
+    assert _BWRAP is not None
+    argv = [_BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv += ["--tmpfs", "/tmp", "--unshare-all", "--die-with-parent"]
+    proc = subprocess.run(
+        [*argv, sys.executable, "-c", _IN_BWRAP], capture_output=True, timeout=90, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = json.loads(proc.stdout)
+    b = {(p["group"], p["name"]): p for p in out["probes"]}
+    for t, works in out["independent"].items():
+        if b[("namespaces", t)]["status"] == "ok":
+            assert works, b[("namespaces", t)]
+    # bwrap's /proc has read-only submounts (/proc/sys, /proc/irq...): a user
+    # namespace may not mount a fresh one (mount_too_revealing), and / is read-only
+    fresh = b[("rootless", "mount.proc")]
+    assert fresh["status"] == "missing" and fresh["source"] == "kernel", fresh
+    assert "covered parts" in fresh["consequence"]
+    cg = b[("operations", "cgroup.create")]
+    assert cg["source"] == "cgroup-delegation" and "read-only" in cg["consequence"], cg
+    for p in out["probes"]:
+        if p["status"] in ("missing", "absent"):
+            assert p["source"] is not None, p

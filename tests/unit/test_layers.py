@@ -35,6 +35,7 @@ LAYERS = {
     "process": 3,
     "_child": 3,
     "_launch": 3,
+    "_supervisor": 3,
     "cli": 4,
     "_cli_process": 4,
     "_cli_inspect": 4,

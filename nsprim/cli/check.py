@@ -60,8 +60,9 @@ def add_check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument(
         "--require",
         metavar="NAMES",
-        help="comma-separated requirements (namespace types, 'rootless', syscalls such as "
-        "clone3): print only those, exit 1 if any is not met",
+        help="comma-separated requirements: namespace types, 'rootless', 'rootful', "
+        "'conformance' (the answers), syscalls such as clone3, operations such as "
+        "sethostname or mount.proc; print only those, exit 1 if any is not met",
     )
     p.add_argument(
         "-q",

@@ -138,7 +138,9 @@ def require(
     Args:
         names: a comma-separated string or a sequence of names: namespace
             types (``"net"``), ``"rootless"`` (unprivileged user namespaces),
-            or a syscall probe name (``"clone3"``, ``"setns_pidfd"``, ...).
+            ``"rootful"`` or ``"conformance"`` (the verdict answers), a
+            syscall probe name (``"clone3"``, ``"setns_pidfd"``, ...) or an
+            operation (``"sethostname"``, ``"mount.proc"``, ...).
         probes: results of :func:`probe_all` to judge (default: run the
             probes needed).
 

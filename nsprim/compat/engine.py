@@ -918,11 +918,13 @@ def operations(
             continue
         _SEQ[0] += 1
         cg = f"nsprim-probe-{os.getpid()}-{_SEQ[0]}"
-        res = _throwaway.run(
-            functools.partial(_body, n, rootless=mode, drop=drop, cgroup_name=cg), timeout
-        )
-        if n in ("cgroup.create", "clone3.into_cgroup"):
-            _cleanup_cgroup(cg)
+        try:
+            res = _throwaway.run(
+                functools.partial(_body, n, rootless=mode, drop=drop, cgroup_name=cg), timeout
+            )
+        finally:  # even when interrupted: no probe cgroup outlives the call
+            if n in ("cgroup.create", "clone3.into_cgroup"):
+                _cleanup_cgroup(cg)
         cache[n] = _result(n, res, f, rootless=mode, dropped=drop)
     return {n: cache[n] for n in OPERATIONS if n in wanted}
 

@@ -258,3 +258,20 @@ def test_operations_validates_arguments() -> None:
         compat.operations(rootless="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout must be more than 0"):
         compat.operations(timeout=-1)
+
+
+def test_require_accepts_the_answers_and_the_operations() -> None:
+    probes = [
+        _probe("conformance", "missing", "verdict"),
+        _probe("rootful", "ok", "verdict"),
+        _probe("sethostname", "missing", "operations"),
+        _probe("sethostname", "missing", "rootless"),
+    ]
+    assert [p.name for p in compat.require("rootful,conformance", probes)] == ["conformance"]
+    assert [p.group for p in compat.require("sethostname", probes)] in (
+        ["operations"],
+        ["rootless"],
+    )
+    names = compat.requirement_names()
+    assert len(names) == len(set(names))
+    assert {"rootful", "conformance", "mount.proc", "cgroup.create"} <= set(names)

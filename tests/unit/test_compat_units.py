@@ -275,3 +275,16 @@ def test_require_accepts_the_answers_and_the_operations() -> None:
     names = compat.requirement_names()
     assert len(names) == len(set(names))
     assert {"rootful", "conformance", "mount.proc", "cgroup.create"} <= set(names)
+
+
+def test_check_table_colours_only_when_asked() -> None:
+    import re
+
+    from nsprim.cli.check import render_check
+
+    probes = [_probe("user", "ok"), _probe("net", "missing"), _probe("x", "absent", "syscalls")]
+    plain = render_check(probes)
+    painted = render_check(probes, paint=True)
+    assert "\033[" not in plain
+    assert "\033[32mOK\033[0m" in painted and "\033[31mMISSING\033[0m" in painted
+    assert re.sub(r"\033\[[0-9;]*m", "", painted) == plain  # same columns, same widths

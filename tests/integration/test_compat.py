@@ -305,12 +305,18 @@ def test_seccomp_refused_unshare_reported_missing_with_the_reason() -> None:
     assert [p.name for p in compat.require("user,net", probes)] == ["user", "net"]
 
 
-def _probe_with_max_user_namespaces_zero() -> tuple[list[compat.Probe], str]:
+def _enter_own_userns() -> None:
+    """unshare(CLONE_NEWUSER) and map root to the caller's ids (in a forked test child)."""
     uid, gid = os.geteuid(), os.getegid()
     S.unshare(int(NsType.USER.flag))
+    S.set_dumpable(True)  # after a setresuid, /proc/self is root's until then
     for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
         with open(f"/proc/self/{name}", "w") as f:
             f.write(text)
+
+
+def _probe_with_max_user_namespaces_zero() -> tuple[list[compat.Probe], str]:
+    _enter_own_userns()
     # The ucount sysctls are per user namespace; its creator holds
     # CAP_SYS_RESOURCE in it (kernel/ucount.c set_permissions).
     with open("/proc/sys/user/max_user_namespaces", "w") as f:
@@ -358,18 +364,12 @@ def _works_independently(flags: int, then: str = "") -> bool:
 
     def body() -> bool:
         try:
-            uid, gid = os.geteuid(), os.getegid()
+            if then == "idmap":
+                _enter_own_userns()
+                return True
             S.unshare(flags)
             if then == "sethostname":
                 S.sethostname("independent")
-            elif then == "idmap":
-                for name, text in (
-                    ("setgroups", "deny"),
-                    ("uid_map", f"0 {uid} 1"),
-                    ("gid_map", f"0 {gid} 1"),
-                ):
-                    with open(f"/proc/self/{name}", "w") as f:
-                        f.write(text)
         except OSError:
             return False
         return True
@@ -456,11 +456,7 @@ def test_podman_like_uts_is_creatable_but_unusable_and_seccomp_is_named() -> Non
 
 
 def _probe_with_limit(t: str) -> list[compat.Probe]:
-    uid, gid = os.geteuid(), os.getegid()
-    S.unshare(int(NsType.USER.flag))
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
+    _enter_own_userns()
     with open(f"/proc/sys/user/max_{t}_namespaces", "w") as f:
         f.write("0")
     probes = compat.probe_all(groups=_ENV_GROUPS)
@@ -514,16 +510,7 @@ def test_capabilities_dropped_with_capset_are_named() -> None:
 
 def _nested(depth: int) -> list[compat.Probe]:
     for _ in range(depth):
-        uid, gid = os.geteuid(), os.getegid()
-        S.unshare(int(NsType.USER.flag))
-        S.set_dumpable(True)  # after a setresuid, /proc/self is root's until then
-        for name, text in (
-            ("setgroups", "deny"),
-            ("uid_map", f"0 {uid} 1"),
-            ("gid_map", f"0 {gid} 1"),
-        ):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
+        _enter_own_userns()
     probes = compat.probe_all(groups=_ENV_GROUPS)
     _promises_nothing_refused(probes)
     return probes

@@ -46,7 +46,7 @@ from . import (
 )
 from . import require as _require
 from .context import Ctx
-from .engine import OPERATIONS, STATES, OperationResult, operations
+from .engine import OPERATIONS, STATES, OperationResult, Refusal, explain, operations
 from .facts import KCONFIG_OPTIONS, decode_caps, kernel_config
 from .record import GROUPS, SOURCES, STATUSES, Probe
 
@@ -60,6 +60,8 @@ __all__ = [
     "OperationResult",
     "KCONFIG_OPTIONS",
     "operations",
+    "explain",
+    "Refusal",
     "probe_all",
     "require",
     "requirement_names",

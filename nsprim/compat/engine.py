@@ -47,6 +47,8 @@ from . import _raw, _throwaway
 from .facts import Facts, ename, gather, read_int, status_fields
 
 __all__ = [
+    "Refusal",
+    "explain",
     "PremiseError",
     "unshare_verified",
     "OperationResult",
@@ -775,6 +777,69 @@ def _attribute(
             )
         return "refused", "kernel", f"the kernel refuses {step} with {ename(err)} here", ""
     return "refused", "kernel", f"{step} fails with {ename(err)}: {os.strerror(err)}", ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call failed here: the answer of :func:`explain`.
+
+    Attributes:
+        state: ``"refused"`` or ``"absent"`` (this kernel lacks the call).
+        source: one of :data:`~nsprim.compat.SOURCES`.
+        cause: one sentence for people.
+        fix: how to lift it, or ``""``.
+    """
+
+    state: str
+    source: str
+    cause: str
+    fix: str
+
+
+_CALLS = ("unshare", "setns", "sethostname", "setdomainname", "mount", "clone3", "mount_setattr")
+
+
+def explain(
+    call: str,
+    err: int,
+    *,
+    nstype: Optional[str] = None,
+    rootless: Optional[bool] = None,
+    facts: Optional[Facts] = None,
+) -> Refusal:
+    """Say why *call* failed with *err* in this process, by the rules of :func:`operations`.
+
+    For an errno a caller saw itself (a conformance check, say): the same
+    attribution as the engine's, from the facts alone (no sentinel call is
+    made, so an argument-filtering seccomp rule and the kernel's own EPERM are
+    told apart only as far as the facts allow). Makes no syscall beyond reading
+    /proc and /sys.
+
+    Args:
+        call: the syscall name (``"sethostname"``, ``"unshare"``, ``"clone3"``...).
+        err: its errno (EPERM, EACCES, ENOSYS, ENOSPC, EUSERS, EINVAL...).
+        nstype: the namespace type the call created or joined (``"net"``), if any.
+        rootless: whether the caller was inside a user namespace of its own
+            (default: when it lacks CAP_SYS_ADMIN in its own).
+
+    Raises:
+        ValueError: an unknown call, a non-positive errno or an unknown type.
+        TypeError: *err* is not an int.
+    """
+    if call not in _CALLS:
+        raise ValueError(f"call must be one of {', '.join(_CALLS)}, got {call!r}")
+    if isinstance(err, bool) or not isinstance(err, int):
+        raise TypeError(f"err must be an errno number, got {err!r}")
+    if err <= 0:
+        raise ValueError(f"err must be a positive errno, got {err}")
+    t = NsType.parse(nstype) if nstype is not None else None
+    f = facts if facts is not None else gather()
+    mode = (not f.root) if rootless is None else rootless
+    rec: dict[str, Any] = {"step": f"{call}(2)", "call": call, "errno": err}
+    if t is not None:
+        rec["type"] = t.value
+    state, source, cause, fix = _attribute(call, rec, f, rootless=mode, dropped=False)
+    return Refusal(state, source or "kernel", cause, fix)
 
 
 def _result(

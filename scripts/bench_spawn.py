@@ -339,6 +339,19 @@ def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
             [_timed(lambda: process.call(_nothing, namespaces=["pid"])) for _ in range(n)]
         ),
     }
+    if sup is not None:
+        started: list[float] = []
+        ready: list[float] = []
+        for _ in range(max(5, n // 4)):
+            sup.shutdown()  # the old one exits: it holds no child
+            t0 = time.perf_counter()
+            sup.usable()  # the caller's share: snapshot, posix_spawn, reaper thread
+            t1 = time.perf_counter()
+            sup.supervisor_pid()  # until its hello: python -I -S up, nsprim imported
+            started.append((t1 - t0) * 1e6)
+            ready.append((time.perf_counter() - t0) * 1e6)
+        extra["supervisor_start_caller_us"] = _stats(started)
+        extra["supervisor_start_ready_us"] = _stats(ready)
     with process.spawn(["sleep", "600"], namespaces=["uts", "net", "ipc", "pid", "mnt"]) as target:
 
         def enter_once() -> None:

@@ -352,6 +352,14 @@ def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
             ready.append((time.perf_counter() - t0) * 1e6)
         extra["supervisor_start_caller_us"] = _stats(started)
         extra["supervisor_start_ready_us"] = _stats(ready)
+        # The share of usable() (the per-spawn check of inherited state) in
+        # the supervisor column, and watch()'s share in fast+watch.
+        extra["supervisor_usable_check_us"] = _stats([_timed(sup.usable) for _ in range(n)])
+        with process.spawn(["sleep", "600"], die_with_parent=False) as sleeper:
+            extra["supervisor_watch_us"] = _stats(
+                [_timed(lambda: sup.watch(sleeper.pidfd)) for _ in range(n)]
+            )
+            sleeper.kill()
     with process.spawn(["sleep", "600"], namespaces=["uts", "net", "ipc", "pid", "mnt"]) as target:
 
         def enter_once() -> None:

@@ -431,3 +431,24 @@ def test_a_new_supervisor_takes_over_the_watched_children_of_a_killed_one() -> N
         caller.kill()
         caller.wait()
         _kill_all(*pids)
+
+
+def test_watched_processes_that_exit_are_forgotten(sup: object) -> None:
+    import nsprim
+
+    for _ in range(40):
+        with nsprim.spawn(["/bin/true"], die_with_parent=False) as p:
+            S.watch(p.pidfd)
+            assert p.wait() == 0
+    supervisor = S.supervisor_pid()
+    assert supervisor is not None
+    # The next batch prunes what has exited: its fds come back to a handful.
+    deadline = time.monotonic() + 10
+    count = len(os.listdir(f"/proc/{supervisor}/fd"))
+    while count > 12 and time.monotonic() < deadline:
+        with nsprim.spawn(["/bin/true"], die_with_parent=False) as p:
+            S.watch(p.pidfd)
+            p.wait()
+        time.sleep(0.05)
+        count = len(os.listdir(f"/proc/{supervisor}/fd"))
+    assert count <= 12, f"the supervisor still holds {count} fds"

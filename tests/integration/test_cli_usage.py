@@ -261,7 +261,11 @@ def _into_closed_pipe(argv: list[str]) -> tuple[int, bytes]:
 
 
 @needs_util_linux
-@pytest.mark.parametrize("args", [["ls"], ["ls", "--json"]], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "args",
+    [["ls"], ["ls", "--json"], ["check", "--json"], ["conformance", "--list"]],
+    ids=lambda a: " ".join(a),
+)
 def test_closed_pipe_ends_quietly_like_lsns(args: list[str]) -> None:
     rc, err = _into_closed_pipe([sys.executable, "-m", "nsprim", *args])
     assert err == b"", err

@@ -128,12 +128,18 @@ def _as_nobody_cli(args: list[str]) -> int:
     return cli_run.cmd_run(ns)
 
 
-def test_handlers_called_directly_as_nobody() -> None:
+def test_handlers_called_directly_as_nobody(capfd: pytest.CaptureFixture[str]) -> None:
     from forked import in_child
 
     # The venv's python can't be exec'd as nobody: call the handler in-process.
     assert in_child(_as_nobody_cli, ["run", "-r", "--", "sh", "-c", "test $(id -u) = 0"]) == 0
+    capfd.readouterr()
     assert in_child(_as_nobody_cli, ["run", "-u", "--", "true"]) == 1  # EPERM without -U
+    # The hint names the CLI's flags, not the library's keyword arguments.
+    assert capfd.readouterr().err == (
+        "nsprim run: unshare: Operation not permitted; creating namespaces other than user "
+        "needs CAP_SYS_ADMIN; add -r (or -U with --map-user) to run unprivileged\n"
+    )
     assert in_child(_as_nobody_cli, ["run", "-r", "--", "sh", "-c", "exit 9"]) == 9
 
 

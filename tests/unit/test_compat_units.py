@@ -9,7 +9,7 @@ import time
 import pytest
 
 from nsprim import compat, listing
-from nsprim.compat import Probe
+from nsprim.compat import Probe, _throwaway, facts
 
 
 def test_decode_caps_names_bits_from_status_hex() -> None:
@@ -22,13 +22,15 @@ def test_decode_caps_names_bits_from_status_hex() -> None:
 
 
 def test_caps_text_summarises() -> None:
-    assert compat._caps_text([]) == "none"
-    assert compat._caps_text(compat.decode_caps("000001fffeffffff")) == "all but sys_resource"
-    assert compat._caps_text(["net_admin"]) == "net_admin"
+    assert facts.caps_text([]) == "none"
+    assert facts.caps_text(compat.decode_caps("000001fffeffffff")) == "all but sys_resource"
+    assert facts.caps_text(["net_admin"]) == "net_admin"
 
 
 def _probe(name: str, status: str, group: str = "namespaces") -> Probe:
-    return Probe(group, name, status, None, "detail", "consequence")
+    return Probe(
+        group=group, name=name, status=status, value=None, detail="detail", consequence="c"
+    )
 
 
 def test_require_judges_status() -> None:
@@ -64,7 +66,34 @@ def test_probe_all_validates_arguments() -> None:
 
 def test_probe_to_dict_keys() -> None:
     d = _probe("net", "ok").to_dict()
-    assert list(d) == ["group", "name", "status", "value", "detail", "consequence", "needs_root"]
+    assert list(d) == [
+        "group",
+        "name",
+        "status",
+        "value",
+        "detail",
+        "consequence",
+        "needs_root",
+        "source",
+        "fix",
+    ]
+
+
+def test_probe_is_keyword_only_and_validated() -> None:
+    with pytest.raises(TypeError):
+        Probe("system", "kernel", "ok", "6.18", "d", "c")  # type: ignore[misc]
+    with pytest.raises(ValueError, match="status must be one of ok, limited"):
+        Probe(group="system", name="x", status="fine", value=None, detail="d", consequence="c")
+    with pytest.raises(ValueError, match="source must be None or one of seccomp"):
+        Probe(
+            group="system",
+            name="x",
+            status="missing",
+            value=None,
+            detail="d",
+            consequence="c",
+            source="gremlins",
+        )
 
 
 def test_in_child_times_out_kills_and_reaps() -> None:
@@ -73,7 +102,7 @@ def test_in_child_times_out_kills_and_reaps() -> None:
         return {}
 
     t0 = time.monotonic()
-    res = compat._in_child(sleeper, 0.3)
+    res = _throwaway.run(sleeper, 0.3)
     assert res == {"error": "timed out after 0.3 s"}
     assert time.monotonic() - t0 < 5
     with pytest.raises(ChildProcessError):
@@ -84,28 +113,14 @@ def test_in_child_reports_exceptions_and_signals() -> None:
     def fails() -> dict[str, object]:
         raise FileNotFoundError(errno.ENOENT, "gone")
 
-    res = compat._in_child(fails, 5)
+    res = _throwaway.run(fails, 5)
     assert res["errno"] == errno.ENOENT and res["error"].startswith("FileNotFoundError")
 
     def killed() -> dict[str, object]:
         os.kill(os.getpid(), 9)
         return {}
 
-    assert compat._in_child(killed, 5)["error"] == "child killed by signal SIGKILL"
-
-
-def test_gate_reasons_name_the_limit_and_the_kernel() -> None:
-    ctx = compat._Ctx(1.0)
-    from nsprim.namespace import NsType
-
-    assert compat._Ctx.gate_reasons(ctx, errno.EINVAL, NsType.TIME) == (
-        "EINVAL: not in this kernel (CONFIG_TIME_NS)"
-    )
-    assert "user.max_user_namespaces" in ctx.gate_reasons(errno.ENOSPC, NsType.USER)
-    ctx.seccomp, ctx.seccomp_filters = "2", "1"
-    assert "seccomp filter is active (Seccomp: 2, 1 filter(s))" in ctx.gate_reasons(
-        errno.EPERM, NsType.NET
-    )
+    assert _throwaway.run(killed, 5)["error"] == "child killed by signal SIGKILL"
 
 
 def test_mountinfo_unescape() -> None:

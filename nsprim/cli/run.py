@@ -1,0 +1,257 @@
+"""``nsprim run``: start a command in new namespaces, with util-linux unshare(1)'s flags.
+
+Layer 4: imports the standard library and the public nsprim API. Like
+``unshare --fork``, the command is a child (PID 1 with ``-p``); this process
+waits and exits with its status (see :mod:`nsprim.cli._spawn`).
+
+Where a flag is unshare(1)'s, it means what unshare means: ``--kill-child``
+takes its signal only as ``--kill-child=SIG``; ``-r``/``--map-group`` refuse
+``--setgroups allow``; ``--propagation`` without a new mount namespace is
+ignored. nsprim's own flags (``--hostname``, ``--domainname``, ``--lo-up``)
+are marked as such in ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from typing import Any, Callable, Optional
+
+from ._spawn import (
+    add_command,
+    add_ns_flags,
+    chosen_types,
+    command,
+    fail,
+    number,
+    signals_held,
+    wait,
+)
+
+__all__ = ["add_run_parser", "cmd_run"]
+
+PROPAGATION = ("slave", "shared", "private", "unchanged")
+SETGROUPS = ("allow", "deny")
+_KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
+
+
+def _one_of(choices: tuple[str, ...], message: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(message.format(text))
+        return text
+
+    return parse
+
+
+def _user(kind: str) -> Callable[[str], int]:
+    # util-linux get_user()/get_group(): a name first, else a number.
+    as_number = number(kind)
+
+    def parse(text: str) -> int:
+        import grp
+        import pwd
+
+        try:
+            if kind == "uid":
+                return pwd.getpwnam(text).pw_uid
+            return grp.getgrnam(text).gr_gid
+        except (KeyError, ValueError):
+            return as_number(text)
+
+    return parse
+
+
+def _offset(clock: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not -_KTIME_SEC_MAX <= value <= _KTIME_SEC_MAX:  # NaN too
+            raise argparse.ArgumentTypeError(f"failed to parse {clock} offset: '{text}'")
+        return value
+
+    return parse
+
+
+def _signal(text: str) -> int:
+    import signal
+
+    name = text.upper()
+    if name.isdigit() and 0 < int(name) < signal.NSIG:
+        return int(name)
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"unknown signal: {text}") from None
+
+
+def _name(flag: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if len(text.encode("utf-8", "surrogateescape")) > 64:
+            raise argparse.ArgumentTypeError(f"{flag}: '{text}' is longer than 64 bytes")
+        if "\0" in text:
+            raise argparse.ArgumentTypeError(f"{flag}: a name can't contain a NUL byte")
+        return text
+
+    return parse
+
+
+def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``run``: start a command in new namespaces, with unshare(1)'s flags."""
+    p = subparsers.add_parser(
+        "run",
+        help="run a command in new namespaces (like unshare --fork)",
+        description="Run COMMAND in new namespaces, as util-linux unshare(1) --fork does. "
+        "nsprim waits for it and exits with its status (or dies of the signal that "
+        "killed it); SIGINT and SIGTERM sent to nsprim are held until then.",
+    )
+    add_ns_flags(p, "new")
+    p.add_argument(
+        "-f",
+        "--fork",
+        action="store_true",
+        help="accepted for unshare(1) compatibility; nsprim always forks",
+    )
+    p.add_explicit_only(
+        "--kill-child",
+        const="KILL",
+        metavar="SIGNAL",
+        type=_signal,
+        help="send SIGNAL (given as --kill-child=SIGNAL; default KILL) to the command "
+        "when nsprim dies",
+    )
+    p.add_argument(
+        "-r",
+        "--map-root-user",
+        action="store_true",
+        help="map the current user and group to root (implies -U, setgroups deny)",
+    )
+    p.add_argument(
+        "--map-user",
+        metavar="UID|NAME",
+        type=_user("uid"),
+        help="map the current euid to UID (implies -U)",
+    )
+    p.add_argument(
+        "--map-group",
+        metavar="GID|NAME",
+        type=_user("gid"),
+        help="map the current egid to GID (implies -U, setgroups deny)",
+    )
+    p.add_argument(
+        "--setgroups",
+        metavar="allow|deny",
+        choices=SETGROUPS,
+        type=_one_of(SETGROUPS, "unsupported --setgroups argument '{}'"),
+        help="control setgroups(2) in the new user namespace",
+    )
+    p.add_argument(
+        "--mount-proc",
+        action="store_true",
+        help="mount a fresh /proc (implies -m; needs -p)",
+    )
+    p.add_argument(
+        "--propagation",
+        metavar="slave|shared|private|unchanged",
+        choices=PROPAGATION,
+        type=_one_of(PROPAGATION, "unsupported propagation mode: {}"),
+        help="propagation of / in the new mount namespace (default private)",
+    )
+    p.add_argument(
+        "-R", "--root", metavar="DIR", help="pivot into DIR as the new root (implies -m)"
+    )
+    p.add_argument("-w", "--wd", metavar="DIR", help="working directory of the command")
+    p.add_argument(
+        "--monotonic",
+        metavar="SECONDS",
+        type=_offset("monotonic"),
+        help="CLOCK_MONOTONIC offset in the new time namespace (implies -T)",
+    )
+    p.add_argument(
+        "--boottime",
+        metavar="SECONDS",
+        type=_offset("boottime"),
+        help="CLOCK_BOOTTIME offset in the new time namespace (implies -T)",
+    )
+    p.add_argument(
+        "--hostname",
+        metavar="NAME",
+        type=_name("--hostname"),
+        help="nsprim's own: hostname in the new UTS namespace (implies -u)",
+    )
+    p.add_argument(
+        "--domainname",
+        metavar="NAME",
+        type=_name("--domainname"),
+        help="nsprim's own: NIS domain name in the new UTS namespace (implies -u)",
+    )
+    p.add_argument(
+        "--lo-up",
+        action="store_true",
+        help="nsprim's own: bring lo up in the new network namespace (implies -n)",
+    )
+    add_command(p)
+    return p  # type: ignore[no-any-return]
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    """Handle ``nsprim run``; return the exit status."""
+    from ..errors import NsprimError
+    from ..namespace import NsType
+    from ..process import spawn
+
+    with signals_held() as held:
+        try:
+            types = chosen_types(ns)
+            # unshare(1): -r maps 0/0; --map-user/--map-group override one side.
+            map_uid: Optional[int] = 0 if ns.map_root_user else None
+            map_gid: Optional[int] = 0 if ns.map_root_user else None
+            if ns.map_user is not None:
+                map_uid = ns.map_user
+            if ns.map_group is not None:
+                map_gid = ns.map_group
+            setgroups = ns.setgroups
+            if map_gid is not None:
+                if setgroups == "allow":
+                    raise ValueError(
+                        "options --setgroups=allow and --map-group are mutually exclusive"
+                    )
+                setgroups = "deny"  # an unprivileged gid_map needs it (unshare(1) too)
+            if (map_uid is not None or map_gid is not None) and NsType.USER not in types:
+                types.append(NsType.USER)
+            mnt = NsType.MNT in types or ns.mount_proc or ns.root is not None
+            offsets = {
+                k: v
+                for k, v in (("monotonic", ns.monotonic), ("boottime", ns.boottime))
+                if v is not None
+            }
+            if ns.mount_proc and NsType.PID not in types:
+                raise ValueError(
+                    "--mount-proc needs -p: nsprim mounts the proc of a new pid namespace"
+                )
+            proc = spawn(
+                command(ns),
+                namespaces=types,
+                hostname=ns.hostname,
+                domainname=ns.domainname,
+                uid_map=None if map_uid is None else f"{map_uid} {os.geteuid()} 1",
+                gid_map=None if map_gid is None else f"{map_gid} {os.getegid()} 1",
+                setgroups=setgroups,
+                mount_proc=ns.mount_proc,
+                # unshare(1) changes propagation only in a new mount namespace
+                propagation=(ns.propagation or "private") if mnt else "private",
+                root=ns.root,
+                time_offsets=offsets or None,
+                loopback_up=ns.lo_up,
+                cwd=ns.wd,
+                die_with_parent=ns.kill_child if ns.kill_child is not None else False,
+            )
+        except (NsprimError, OSError, ValueError, TypeError) as err:
+            return fail("run", err)
+        held.started(proc)
+        return wait(proc)

@@ -91,6 +91,7 @@ class Parser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args: Any, usage_status: int = EXIT_USAGE, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
         self.usage_status = usage_status
         self._argv: list[str] = []
@@ -102,6 +103,21 @@ class Parser(argparse.ArgumentParser):
         for name in names:
             self._explicit_only[name] = const
         return action
+
+    def _attached(self, text: str) -> str:
+        # argparse shows nargs="?" as "--opt [VALUE]"; getopt's help says "--opt[=VALUE]".
+        for a in self._actions:
+            if set(a.option_strings) & set(self._explicit_only):
+                mv = a.metavar or a.dest.upper()
+                for opt in a.option_strings:
+                    text = text.replace(f"{opt} [{mv}]", f"{opt}[={mv}]")
+        return text
+
+    def format_usage(self) -> str:
+        return self._attached(super().format_usage())
+
+    def format_help(self) -> str:
+        return self._attached(super().format_help())
 
     def parse_args(  # type: ignore[override]
         self, args: Optional[Sequence[str]] = None, namespace: Optional[argparse.Namespace] = None
@@ -159,6 +175,33 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(self.prog, _translate(message, self), self.usage_status)
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter without ``shutil`` (and its zlib/bz2/lzma imports).
+
+    argparse builds a formatter for every ``add_argument``; its default width
+    comes from ``shutil.get_terminal_size``, which costs more to import than
+    the whole parser. Same rule here: ``$COLUMNS``, else the terminal, else 80.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: Optional[int] = None,
+    ) -> None:
+        if width is None:
+            try:
+                width = int(os.environ.get("COLUMNS", ""))
+            except ValueError:
+                try:
+                    width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+                except (AttributeError, OSError, ValueError):
+                    width = 80
+            width -= 2
+        super().__init__(prog, indent_increment, max_help_position, width)
 
 
 def _typed(option_strings: Sequence[str], parser: Parser) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Optional, TextIO
 if TYPE_CHECKING:
     from .. import compat
 
-__all__ = ["add_check_parser", "cmd_check", "render_check", "SCHEMA"]
+__all__ = ["add_check_parser", "cmd_check", "render_check", "render_verdict", "validate", "SCHEMA"]
 
 #: The ``schema`` field of ``nsprim check --json``.
 SCHEMA = "nsprim-check/2"
@@ -111,7 +111,7 @@ def cmd_check(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
             "summary": _summary(probes),
             "probes": [p.to_dict() for p in probes],
             "verdict": {
-                p.name: {"answer": p.value, "reasons": p.consequence, "fix": p.fix}
+                p.name: {"answer": p.value, "reasons": _reasons(p), "fix": p.fix}
                 for p in probes
                 if p.group == "verdict"
             },
@@ -147,6 +147,89 @@ def cmd_check(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     else:
         stdout.write(render_check(probes, verbose=ns.verbose))
     return 0
+
+
+def _reasons(p: compat.Probe) -> str:
+    """The reasons of a verdict line, without its question and its yes/no."""
+    text = p.consequence.split("? ", 1)[-1]
+    for lead in ("yes", "no: ", "no", "unknown: ", "unknown"):
+        if text.startswith(lead):
+            return text[len(lead) :].strip(" ()")
+    return text
+
+
+def validate(doc: object) -> list[str]:
+    """Return the problems of an ``nsprim-check/2`` document (empty when valid).
+
+    The executable form of ``conformance/report/CHECK-SCHEMA.md``.
+    """
+    from .. import compat
+
+    if not isinstance(doc, dict):
+        return ["the document is not a JSON object"]
+    problems = []
+    if doc.get("schema") != SCHEMA:
+        problems.append(f"schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
+    for key, typ in (("kernel", str), ("machine", str), ("summary", dict), ("probes", list)):
+        if not isinstance(doc.get(key), typ):
+            problems.append(f"{key} is missing or not a {typ.__name__}")
+    raw_probes = doc.get("probes")
+    probes: list[Any] = raw_probes if isinstance(raw_probes, list) else []
+    keys = (
+        "group",
+        "name",
+        "status",
+        "value",
+        "detail",
+        "consequence",
+        "needs_root",
+        "source",
+        "fix",
+    )
+    seen = set()
+    for i, p in enumerate(probes):
+        if not isinstance(p, dict) or tuple(p) != keys:
+            problems.append(f"probes[{i}] does not have exactly the keys {', '.join(keys)}")
+            continue
+        if p["group"] not in compat.GROUPS:
+            problems.append(f"probes[{i}].group {p['group']!r} is not one of GROUPS")
+        if p["status"] not in compat.STATUSES:
+            problems.append(f"probes[{i}].status {p['status']!r} is not one of STATUSES")
+        if p["source"] is not None and p["source"] not in compat.SOURCES:
+            problems.append(f"probes[{i}].source {p['source']!r} is not one of SOURCES")
+        if p["value"] is not None and not isinstance(p["value"], (str, int, bool)):
+            problems.append(f"probes[{i}].value is not a string, integer, boolean or null")
+        for text in ("name", "detail", "consequence", "fix"):
+            if not isinstance(p[text], str):
+                problems.append(f"probes[{i}].{text} is not a string")
+        if (p["group"], p["name"]) in seen:
+            problems.append(f"probes[{i}] repeats {p['group']}/{p['name']}")
+        seen.add((p["group"], p["name"]))
+    raw_summary = doc.get("summary")
+    summary: dict[str, Any] = raw_summary if isinstance(raw_summary, dict) else {}
+    if set(summary) != set(compat.STATUSES):
+        problems.append("summary does not count exactly the STATUSES")
+    elif sum(summary.values()) != len(probes):
+        problems.append("summary does not add up to the number of probes")
+    verdict = doc.get("verdict")
+    if verdict is not None:
+        if not isinstance(verdict, dict):
+            problems.append("verdict is not an object")
+        else:
+            for name, v in verdict.items():
+                ok = isinstance(v, dict) and set(v) == {"answer", "reasons", "fix"}
+                if not ok or v["answer"] not in ("yes", "no", "unknown"):
+                    problems.append(
+                        f"verdict.{name} is not {{answer: yes|no|unknown, reasons, fix}}"
+                    )
+    req = doc.get("require")
+    if req is not None and not (
+        isinstance(req, dict)
+        and set(req) == {"names", "satisfied", "missing"}
+        and isinstance(req["satisfied"], bool)
+    ):
+        problems.append("require is not {names, satisfied, missing}")
+    return problems
 
 
 def _keys(names: Sequence[str]) -> list[tuple[str, str]]:
@@ -190,7 +273,7 @@ def render_check(
         if group == "verdict":
             continue
         rows = []
-        fixes = []
+        fixes: dict[str, list[str]] = {}  # one line per fix, naming every probe it fixes
         for p in probes:
             if p.group != group:
                 continue
@@ -203,12 +286,13 @@ def render_check(
                 row.append(p.detail + (" [needs root for the full answer]" if p.needs_root else ""))
             rows.append(row)
             if p.status != "ok" and p.fix:
-                fixes.append(f"  fix {p.name}: {p.fix}")
+                fixes.setdefault(p.fix, []).append(p.name)
         if not rows:
             continue
         headers = ["PROBE", "STATUS", "VALUE", "CONSEQUENCE"] + (["DETAIL"] if verbose else [])
         table = tabulate(rows, headers=headers, tablefmt="plain")
-        parts.append(f"== {group} ==\n" + table + ("\n" + "\n".join(fixes) if fixes else ""))
+        lines = [f"  fix {', '.join(names)}: {fix}" for fix, names in fixes.items()]
+        parts.append(f"== {group} ==\n" + table + ("\n" + "\n".join(lines) if lines else ""))
     verdict = render_verdict(probes)
     if verdict:
         parts.append("== verdict ==\n" + verdict.rstrip("\n"))

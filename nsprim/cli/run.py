@@ -7,15 +7,20 @@ waits and exits with its status (see :mod:`nsprim.cli._spawn`).
 Where a flag is unshare(1)'s, it means what unshare means: ``--kill-child``
 takes its signal only as ``--kill-child=SIG``; ``-r``/``--map-group`` refuse
 ``--setgroups allow``; ``--propagation`` without a new mount namespace is
-ignored. nsprim's own flags (``--hostname``, ``--domainname``, ``--lo-up``)
-are marked as such in ``--help``.
+ignored; ``-R DIR`` chroots (the process API's ``root=`` pivots) and
+``--mount-proc`` without ``-p`` mounts the current pid namespace's proc — both
+through the small helper :mod:`nsprim.cli._exec`, run as the program. nsprim's
+own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
+``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
+import sys
 from typing import Any, Callable, Optional
 
 from ._spawn import (
@@ -153,7 +158,8 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--mount-proc",
         action="store_true",
-        help="mount a fresh /proc (implies -m; needs -p)",
+        help="mount proc on /proc (implies -m): with -p the new pid namespace's, "
+        "else the current one's",
     )
     p.add_argument(
         "--propagation",
@@ -163,7 +169,10 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="propagation of / in the new mount namespace (default private)",
     )
     p.add_argument(
-        "-R", "--root", metavar="DIR", help="pivot into DIR as the new root (implies -m)"
+        "-R",
+        "--root",
+        metavar="DIR",
+        help="chroot(2) into DIR before running the command (working directory: --wd or /)",
     )
     p.add_argument("-w", "--wd", metavar="DIR", help="working directory of the command")
     p.add_argument(
@@ -199,6 +208,27 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p  # type: ignore[no-any-return]
 
 
+# The steps unshare(1) takes after unshare(2) that the process API does not
+# (chroot, proc without a new pid namespace): a script run as the program.
+_EXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_exec.py")
+
+
+def _helper(ns: argparse.Namespace, pid: bool) -> Optional[list[str]]:
+    """The helper's options, or None when the process API does it all."""
+    if ns.root is None and not (ns.mount_proc and not pid):
+        return None
+    opts = []
+    if ns.root is not None:
+        opts += ["--root", ns.root]
+    if ns.wd is not None:
+        opts += ["--wd", ns.wd]
+    if ns.mount_proc:
+        opts.append("--mount-proc")
+        if ns.propagation not in (None, "private"):
+            opts.append("--private-proc")
+    return opts
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
     """Handle ``nsprim run``; return the exit status."""
     from ..errors import NsprimError
@@ -224,31 +254,33 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 setgroups = "deny"  # an unprivileged gid_map needs it (unshare(1) too)
             if (map_uid is not None or map_gid is not None) and NsType.USER not in types:
                 types.append(NsType.USER)
-            mnt = NsType.MNT in types or ns.mount_proc or ns.root is not None
+            if ns.mount_proc and NsType.MNT not in types:
+                types.append(NsType.MNT)  # unshare(1): --mount-proc implies --mount
             offsets = {
                 k: v
                 for k, v in (("monotonic", ns.monotonic), ("boottime", ns.boottime))
                 if v is not None
             }
-            if ns.mount_proc and NsType.PID not in types:
-                raise ValueError(
-                    "--mount-proc needs -p: nsprim mounts the proc of a new pid namespace"
-                )
+            argv = command(ns)
+            helper = _helper(ns, NsType.PID in types)
+            if helper is not None:
+                if not sys.executable:
+                    raise OSError(errno.ENOENT, "no Python interpreter to run the helper")
+                argv = [sys.executable, "-I", "-S", _EXEC, *helper, "--", *argv]
             proc = spawn(
-                command(ns),
+                argv,
                 namespaces=types,
                 hostname=ns.hostname,
                 domainname=ns.domainname,
                 uid_map=None if map_uid is None else f"{map_uid} {os.geteuid()} 1",
                 gid_map=None if map_gid is None else f"{map_gid} {os.getegid()} 1",
                 setgroups=setgroups,
-                mount_proc=ns.mount_proc,
+                mount_proc=ns.mount_proc and helper is None,
                 # unshare(1) changes propagation only in a new mount namespace
-                propagation=(ns.propagation or "private") if mnt else "private",
-                root=ns.root,
+                propagation=(ns.propagation or "private") if NsType.MNT in types else "private",
                 time_offsets=offsets or None,
                 loopback_up=ns.lo_up,
-                cwd=ns.wd,
+                cwd=ns.wd if helper is None else None,
                 die_with_parent=ns.kill_child if ns.kill_child is not None else False,
             )
         except (NsprimError, OSError, ValueError, TypeError) as err:

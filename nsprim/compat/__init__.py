@@ -5,7 +5,7 @@ Layer 2: returns data, never prints. The package, one module per concern:
 - :mod:`~nsprim.compat.facts`: kernel version, kernel config, capabilities,
   seccomp state, sysctls, LSMs: read once, the single source for the probes,
   the conformance suite's needs and the process layer.
-- :mod:`~nsprim.compat.operations`: the probe engine. Each namespace operation
+- :mod:`~nsprim.compat.engine`: the probe engine. Each namespace operation
   (create each type, write id maps, sethostname, mount a tmpfs and /proc,
   bring lo up, setns back, clone3 and its features, mount_setattr,
   timens_offsets, create a cgroup) is *done* in a throwaway child, once per
@@ -46,8 +46,8 @@ from . import (
 )
 from . import require as _require
 from .context import Ctx
+from .engine import OPERATIONS, STATES, OperationResult, operations
 from .facts import KCONFIG_OPTIONS, decode_caps, kernel_config
-from .operations import OPERATIONS, STATES, OperationResult, operations
 from .record import GROUPS, SOURCES, STATUSES, Probe
 
 __all__ = [

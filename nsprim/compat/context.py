@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .engine import OperationResult, operations
 from .facts import Facts, gather
-from .operations import OperationResult, operations
 
 __all__ = ["Ctx"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from .context import Ctx
+from .engine import _CAP_FIX
 from .facts import caps_text, decode_caps, read_text
-from .operations import _CAP_FIX
 from .record import Probe
 
 __all__ = ["probes"]

@@ -20,6 +20,7 @@ from ._throwaway import Result as _Result
 from ._throwaway import map_self as _map_self
 from ._throwaway import run as _in_child
 from .context import Ctx
+from .engine import unshare_verified
 from .facts import ename as _ename
 from .record import Probe, child_failed
 
@@ -38,8 +39,38 @@ def _p(**kw: Any) -> Probe:
     return Probe(group="features", **kw)
 
 
-def _child_failed(group: str, name: str, res: _Result, consequence: str) -> Probe:
-    return child_failed(group, name, str(res["error"]), consequence)
+#: The operations each feature's child needs, for the cause when it fails.
+_NEEDS = {
+    "fresh_proc": ("unshare.mnt", "unshare.pid", "unshare.net", "mount.proc"),
+    "fresh_sysfs": ("unshare.mnt", "unshare.pid", "unshare.net", "mount.tmpfs"),
+    "time_ns_threads": ("unshare.time",),
+    "netns_loopback": ("unshare.net", "net.lo_up"),
+    "hostname_max": ("unshare.uts", "sethostname"),
+    "ns_last_pid": ("unshare.pid",),
+}
+
+
+def _child_failed(ctx: Ctx, name: str, res: _Result, consequence: str) -> Probe:
+    """A feature whose child failed: missing with the engine's cause when an operation
+    it needs is refused both directly and rootless, else unknown."""
+    for op in _NEEDS[name]:
+        direct, rootless = ctx.ops(False)[op], ctx.ops(True)[op]
+        if direct.available or rootless.available:
+            continue
+        r = direct if direct.state == "absent" else rootless
+        if r.source is None:
+            break
+        return Probe(
+            group="features",
+            name=name,
+            status="absent" if r.state == "absent" else "missing",
+            value=None,
+            detail=f"probe child failed: {res['error']}; {op}: {r.detail}",
+            consequence=f"{consequence.split(':')[0]}: not possible here because {r.cause}",
+            source=r.source,
+            fix=r.fix,
+        )
+    return child_failed("features", name, str(res["error"]), consequence)
 
 
 def _enter_private(euid: int, egid: int, extra: int) -> bool:
@@ -48,17 +79,17 @@ def _enter_private(euid: int, egid: int, extra: int) -> bool:
     Returns whether a user namespace was created.
     """
     try:
-        _sc.unshare(extra)
+        unshare_verified(extra)
         return False
     except PermissionError:
-        _sc.unshare(extra | _USER)
+        unshare_verified(extra | _USER)
         _map_self(euid, egid)
         return True
 
 
 def _fresh_fs_body(euid: int, egid: int) -> Callable[[], _Result]:
     def body() -> _Result:
-        _sc.unshare(_USER | _NS | _PID | _NET)
+        unshare_verified(_USER | _NS | _PID | _NET)
         _map_self(euid, egid)
         r, w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
@@ -191,7 +222,7 @@ def probes(ctx: Ctx) -> list[Probe]:
     res = _in_child(_fresh_fs_body(*ids), ctx.timeout)
     for fs in ("proc", "sysfs"):
         if "error" in res:
-            out.append(_child_failed("features", f"fresh_{fs}", res, f"fresh {fs}: unknown"))
+            out.append(_child_failed(ctx, f"fresh_{fs}", res, f"fresh {fs}: unknown"))
             continue
         err = int(res[fs])
         if err == 0:
@@ -218,7 +249,11 @@ def probes(ctx: Ctx) -> list[Probe]:
             )
     res = _in_child(_time_body(*ids), ctx.timeout)
     if "error" in res:
-        out.append(_child_failed("features", "time_ns_threads", res, "unknown"))
+        out.append(
+            _child_failed(
+                ctx, "time_ns_threads", res, "threads after unshare(CLONE_NEWTIME): unknown"
+            )
+        )
     else:
         limited = res["thread"] != "allowed" or res["vfork"] != "allowed"
         out.append(
@@ -235,7 +270,9 @@ def probes(ctx: Ctx) -> list[Probe]:
         )
     res = _in_child(_lo_body(*ids), ctx.timeout)
     if "error" in res:
-        out.append(_child_failed("features", "netns_loopback", res, "unknown"))
+        out.append(
+            _child_failed(ctx, "netns_loopback", res, "lo in a new network namespace: unknown")
+        )
     else:
         ok = res["before"] is False and res["after"] is True
         out.append(
@@ -253,25 +290,32 @@ def probes(ctx: Ctx) -> list[Probe]:
         )
     res = _in_child(_hostname_body(*ids), ctx.timeout)
     if "error" in res:
-        out.append(_child_failed("features", "hostname_max", res, "unknown"))
+        out.append(_child_failed(ctx, "hostname_max", res, "the hostname length limit: unknown"))
     else:
         e64, e65 = int(res["64"]), int(res["65"])
         ok = e64 == 0 and e65 == errno.EINVAL
-        out.append(
-            _p(
-                name="hostname_max",
-                status="ok" if ok else "unknown",
-                value=_NEW_UTS_LEN if e64 == 0 else None,
-                detail=f"sethostname of 64 bytes -> {_ename(e64)}, 65 bytes -> {_ename(e65)} "
-                "(in a new UTS namespace)",
-                consequence="hostnames up to HOST_NAME_MAX (64) bytes"
-                if ok
-                else "hostname length limit differs from 64",
+        if e64 in (errno.EPERM, errno.EACCES):
+            # Refused, not a different limit: say by whom (the engine tried it too).
+            res["error"] = f"sethostname of 64 bytes -> {_ename(e64)}"
+            out.append(
+                _child_failed(ctx, "hostname_max", res, "the hostname length limit: unknown")
             )
-        )
+        else:
+            out.append(
+                _p(
+                    name="hostname_max",
+                    status="ok" if ok else "unknown",
+                    value=_NEW_UTS_LEN if e64 == 0 else None,
+                    detail=f"sethostname of 64 bytes -> {_ename(e64)}, "
+                    f"65 bytes -> {_ename(e65)} (in a new UTS namespace)",
+                    consequence="hostnames up to HOST_NAME_MAX (64) bytes"
+                    if ok
+                    else "hostname length limit differs from 64",
+                )
+            )
     res = _in_child(_ns_last_pid_body(*ids), ctx.timeout)
     if "error" in res:
-        out.append(_child_failed("features", "ns_last_pid", res, "set_tid/ns_last_pid: unknown"))
+        out.append(_child_failed(ctx, "ns_last_pid", res, "set_tid/ns_last_pid: unknown"))
     else:
         err = int(res["errno"])
         ok = err == 0 and res.get("next_pid") == 300

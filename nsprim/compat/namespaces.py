@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from ..namespace import NsType
 from .context import Ctx
-from .operations import OperationResult
+from .engine import OperationResult
 from .record import Probe
 
 __all__ = ["probes", "USE", "TYPE_USE"]

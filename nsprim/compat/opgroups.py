@@ -8,12 +8,12 @@ namespace (as nobody when this process holds CAP_SYS_ADMIN).
 from __future__ import annotations
 
 from .context import Ctx
-from .operations import DESCRIPTION, OperationResult
+from .engine import DESCRIPTION, OperationResult
 from .record import Probe
 
 __all__ = ["probes_direct", "probes_rootless", "as_probe"]
 
-_STATUS = {"available": "ok", "refused": "missing", "absent": "absent"}
+_STATUS = {"available": "ok", "refused": "missing", "absent": "absent", "broken": "missing"}
 
 
 def as_probe(group: str, r: OperationResult, needs_root: bool = False) -> Probe:

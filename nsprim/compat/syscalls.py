@@ -19,8 +19,8 @@ from .. import syscalls as _sc
 from ..errors import UnsupportedError
 from . import _raw
 from .context import Ctx
+from .engine import _SECCOMP_FIX
 from .facts import Facts, ename, setns_pidfd_errno
-from .operations import _SECCOMP_FIX
 from .record import Probe, child_failed
 
 __all__ = ["probes", "REQUIRABLE"]

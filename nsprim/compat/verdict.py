@@ -1,7 +1,7 @@
 """Probe group ``verdict``: the three answers a user wants, each yes or no with reasons.
 
 Layer 2, private to :mod:`nsprim.compat`. Judged from the operations the
-engine actually did (:mod:`nsprim.compat.operations`), never from versions
+engine actually did (:mod:`nsprim.compat.engine`), never from versions
 or config alone:
 
 - ``rootful``: can a root container runtime set up a container here (mount,
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from .context import Ctx
-from .operations import OperationResult
+from .engine import OperationResult
 from .record import Probe
 
 __all__ = ["probes", "ROOTFUL", "ROOTLESS", "CONFORMANCE"]

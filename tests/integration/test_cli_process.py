@@ -29,7 +29,7 @@ def util(*args: str) -> subprocess.CompletedProcess[bytes]:
 @pytest.mark.parametrize(
     ("ours", "theirs", "script"),
     [
-        (["-p", "--mount-proc"], ["-pf", "--mount-proc"], "echo $$; ls /proc | grep -c '^[0-9]'"),
+        (["-p", "--mount-proc"], ["-pf", "--mount-proc"], "echo $$; readlink /proc/self"),
         (["-u"], ["-uf"], "hostname ns-cli; hostname"),
         (["-r"], ["-rf"], "id -u; id -g; cat /proc/self/uid_map"),
         (["-n"], ["-nf"], "ls /sys/class/net | wc -l; cat /proc/net/dev | wc -l"),
@@ -37,6 +37,17 @@ def util(*args: str) -> subprocess.CompletedProcess[bytes]:
          "id -u; id -g; cat /proc/self/setgroups"),
         (["-T", "--monotonic", "86400"], ["-Tf", "--monotonic", "86400"],
          "cut -d. -f1 /proc/uptime | cut -c1-2"),
+        # -R chroots as unshare does (so -R / works), --wd inside the new root
+        # (and the command's ignored signals are unshare's: none of 1-31, SIGPIPE included)
+        (["-R", "/"], ["-f", "-R", "/"],
+         "pwd; echo $(( 0x$(awk '/^SigIgn/{print $2}' /proc/self/status) & 0x7fffffff ))"),
+        (["-R", "/", "-w", "/tmp"], ["-f", "-R", "/", "-w", "/tmp"], "pwd"),
+        (["-p", "-R", "/", "--mount-proc"], ["-pf", "-R", "/", "--mount-proc"], "readlink /proc/self"),
+        # --mount-proc without -p: the current pid namespace's proc, in a new mount namespace
+        (["--mount-proc"], ["-f", "--mount-proc"],
+         "grep -c ' /proc ' /proc/self/mountinfo; test $(readlink /proc/self) -gt 2 && echo host pids"),
+        (["-m", "--propagation", "shared", "--mount-proc"], ["-mf", "--propagation", "shared", "--mount-proc"],
+         "grep ' /proc ' /proc/self/mountinfo | grep -c shared"),
     ],
 )  # fmt: skip
 def test_run_matches_unshare(ours: list[str], theirs: list[str], script: str) -> None:

@@ -103,6 +103,8 @@ def test_bad_usage_matches_util_linux(ours: list[str], theirs: list[str]) -> Non
     [
         (["run", "--wd", "/nonexistent", "true"], "nsprim run: --wd: /nonexistent: No such file or directory"),
         (["run", "-u", "--wd", "/etc/passwd", "true"], "nsprim run: --wd: /etc/passwd: Not a directory"),
+        (["run", "-R", "/nonexistent", "true"], "nsprim run: --root: /nonexistent: No such file or directory"),
+        (["run", "-R", "/", "-w", "/nonexistent", "true"], "nsprim run: --wd: /nonexistent: No such file or directory"),
         (["bogus"], "nsprim: unknown command 'bogus'"),
         ([], "nsprim: no command specified"),
         (["enter", "-u", "true"], "nsprim enter: no target process: give -t PID"),

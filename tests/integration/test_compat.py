@@ -71,7 +71,7 @@ def test_probe_all_covers_every_group_with_unique_names(probes: list[compat.Prob
     assert len(keys) == len(set(keys))
     assert all(p.status in compat.STATUSES for p in probes)
     assert all(p.consequence and p.detail for p in probes)
-    # the 24 probe items of GUARANTEES.md, by the probe that answers each
+    # the 24 environment probes nsprim check promises, by the probe that answers each
     b = _by(probes)
     for key in [
         ("system", "kernel"),
@@ -347,7 +347,7 @@ def test_require_on_this_machine() -> None:
 
 # --- environments built with nsprim's own means: no probe promises what they refuse ---
 
-_ENV_GROUPS = ["namespaces", "userns", "operations", "rootless", "syscalls", "verdict"]
+_ENV_GROUPS = ["namespaces", "userns", "operations", "rootless", "syscalls", "features", "verdict"]
 _USE = {"uts": "sethostname", "mnt": "mount.tmpfs", "pid": "mount.proc", "net": "net.lo_up"}
 
 
@@ -386,6 +386,9 @@ def _promises_nothing_refused(probes: list[compat.Probe]) -> None:
         assert p.status == "ok" or p.consequence, p
         if p.status in ("missing", "absent"):
             assert p.source in compat.SOURCES, p  # every refusal names its source
+    for p in (q for q in probes if q.group == "features"):
+        # a feature whose child was refused says by whom, like the operations
+        assert p.status != "unknown", p
     for name in ("operations", "rootless"):
         for p in (q for q in probes if q.group == name):
             assert (p.status == "ok") == (p.value == "works"), p
@@ -439,6 +442,7 @@ def test_podman_like_uts_is_creatable_but_unusable_and_seccomp_is_named() -> Non
     assert b[("rootless", "clone3")].source == "seccomp"
     assert b[("rootless", "setns")].source == "seccomp"
     assert b[("rootless", "setdomainname")].source == "seccomp"
+    assert b[("features", "hostname_max")].source == "seccomp"
     # the three answers
     assert b[("verdict", "rootful")].value == "no"
     assert "no CAP_SYS_ADMIN" in b[("verdict", "rootful")].consequence
@@ -529,19 +533,128 @@ def test_nested_user_namespaces_promise_only_what_works() -> None:
     assert b[("verdict", "rootless")].value == "yes"
 
 
-def _fake_success() -> list[compat.Probe]:
-    # unshare(2) returns 0 and does nothing: an incomplete sandbox's failure mode
+def _fake_success() -> tuple[list[compat.Probe], str]:
+    # unshare(2) returns 0 and does nothing: an incomplete sandbox's failure mode.
+    # Every group runs: none may then "use" the namespace it believes new (a
+    # hostname set there would be the host's).
+    import socket
+
+    # Inside throwaway UTS and mount namespaces, so that a regression could
+    # only rename or mount over these, never the host's.
+    S.unshare(int(NsType.UTS.flag) | int(NsType.MNT.flag))
+    S.mount(None, "/", None, 0x4000 | 0x40000)  # MS_REC | MS_PRIVATE
+    S.sethostname("nsprim-fake-success")
+    before = socket.gethostname()
     _install_filter({"unshare": 0})
-    return compat.probe_all(groups=["namespaces", "operations"])
+    probes = compat.probe_all()
+    assert socket.gethostname() == before
+    return probes, before
 
 
+@pytest.mark.needs_root
 @pytest.mark.skipif(platform.machine() not in _AUDIT_ARCH, reason="no AUDIT_ARCH value here")
-def test_a_faked_unshare_is_caught_by_identity() -> None:
-    b = _by(in_child(_fake_success, timeout=90))
+def test_a_faked_unshare_is_caught_by_identity_and_nothing_is_used() -> None:
+    probes, before = in_child(_fake_success, timeout=120)
+    assert before == "nsprim-fake-success"
+    b = _by(probes)
+    hostname = b[("features", "hostname_max")]
+    assert hostname.status == "missing" and "namespace is unchanged" in hostname.detail
     for t in NsType:
         p = b[("namespaces", t.value)]
         assert p.status == "missing", p
         assert "returned 0 and the" in p.consequence and "unchanged" in p.consequence, p
         assert p.source == "seccomp"
     op = b[("operations", "unshare.uts")]
+    assert op.value == "broken" and op.status == "missing"
     assert op.consequence.endswith("a filter may fake success)")
+
+
+# --- nsprim check: --quiet, --require, the JSON schema --------------------------------
+
+
+def _check(argv: list[str]) -> tuple[int, str]:
+    import io
+
+    from nsprim.cli import build_parser
+
+    ns = build_parser().parse_args(["check", *argv])
+    out = io.StringIO()
+    rc = ns.func(ns, out)
+    return rc, out.getvalue()
+
+
+def test_check_quiet_prints_the_three_answers_alone() -> None:
+    rc, text = _check(["--quiet"])
+    assert rc == 0
+    lines = [line for line in text.splitlines() if not line.startswith("  fix: ")]
+    assert [line.split("?")[0] for line in lines] == [
+        "Can rootful containers run here",
+        "Can rootless containers run here",
+        "Can the conformance suite run fully here",
+    ]
+    assert all(re.search(r"\? (yes|no|unknown)", line) for line in lines)
+
+
+def test_check_require_prints_only_what_is_required() -> None:
+    rc, text = _check(["--require", "user,net"])
+    names = re.findall(r"^(\S+)\s+(?:OK|LIMITED|MISSING|UNKNOWN|NOT IN KERNEL)\s", text, re.M)
+    assert sorted(names) == ["net", "user"], text
+    assert "== kconfig ==" not in text and "== verdict ==" not in text
+    assert text.endswith(("all required available: user, net\n",)) or rc == 1
+    rc_q, quiet = _check(["--require", "user,net", "--quiet"])
+    assert rc_q == rc
+    assert quiet in ("all required available: user, net\n",) or quiet.startswith(
+        "required but not available here:"
+    )
+
+
+@pytest.mark.skipif(_kernel() >= (6, 19), reason="listns exists from Linux 6.19")
+def test_a_newer_optional_syscall_is_not_a_defect_but_fails_a_requirement() -> None:
+    rc, text = _check([])
+    assert re.search(r"^listns\s+NOT IN KERNEL\s+ENOSYS", text, re.M)
+    summary = text.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"\d+ ok, \d+ limited, \d+ missing, \d+ unknown, 1 not in this kernel", summary
+    )
+    rc, text = _check(["--require", "listns", "--quiet"])
+    assert rc == 1
+    assert "listns: listns: not in this kernel (needs Linux 6.19)" in text
+    assert "fix: only if you need it: a kernel of Linux 6.19 or later" in text
+
+
+def test_idmap_tools_says_why_and_how_to_fix() -> None:
+    b = _by(compat.probe_all(groups=["environment"]))
+    p = b[("environment", "idmap_tools")]
+    if p.status == "limited":
+        assert p.consequence.startswith("no ")
+        if "range for" in p.consequence:
+            assert "usermod --add-subuids" in p.fix
+        if "no newuidmap" in p.consequence:
+            assert "apt-get install uidmap" in p.fix
+
+
+def _check_json_in_podman_like() -> tuple[int, str]:
+    _drop_cap_sys_admin()
+    _install_filter({"sethostname": errno.EPERM, "setns": errno.EPERM, "clone3": errno.ENOSYS})
+    return _check(["--json", "--require", "uts"])
+
+
+@pytest.mark.needs_root
+@pytest.mark.skipif(platform.machine() not in _AUDIT_ARCH, reason="no AUDIT_ARCH value here")
+def test_check_json_follows_the_documented_schema_and_a_control_fails_it() -> None:
+    import json
+
+    from nsprim.cli.check import SCHEMA, validate
+
+    rc, text = in_child(_check_json_in_podman_like, timeout=90)
+    doc = json.loads(text)
+    assert doc["schema"] == SCHEMA == "nsprim-check/2"
+    assert validate(doc) == []
+    assert rc == 1 and doc["require"]["satisfied"] is False
+    assert [p["name"] for p in doc["require"]["missing"]] == ["uts"]
+    assert doc["verdict"]["rootless"]["answer"] == "no"
+    assert "sethostname" in doc["verdict"]["rootless"]["reasons"]
+    # the validator is not a rubber stamp
+    bad = dict(doc, probes=[dict(doc["probes"][0], status="great")])
+    assert any("status" in problem for problem in validate(bad))
+    assert validate(dict(doc, schema="nsprim-check/1"))

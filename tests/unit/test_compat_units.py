@@ -130,3 +130,131 @@ def test_mountinfo_unescape() -> None:
     assert listing._unescape(r"/x\134y") == "/x\\y"
     assert listing._unescape("/plain") == "/plain"
     assert listing._unescape("/end\\04") == "/end\\04"
+
+
+# --- attribution of a refused step to its source ------------------------------------
+
+
+def _facts(**kw: object) -> facts.Facts:
+    base = facts.gather()
+    fields = {
+        "release": "6.18.0",
+        "version": (6, 18, 0),
+        "status": {},
+        "euid": 1000,
+        "egid": 1000,
+        "caps": (),
+        "seccomp": facts.Seccomp("0", 0),
+        "lsm": facts.Lsm((), None, None, None),
+        "kconfig_source": base.kconfig_source,
+        "kconfig": base.kconfig,
+        "sysctls": {},
+    }
+    fields.update(kw)
+    return facts.Facts(**fields)  # type: ignore[arg-type]
+
+
+def _why(name: str, rec: dict[str, object], f: facts.Facts, **kw: bool) -> tuple[str, ...]:
+    from nsprim.compat import engine as ops
+
+    args = {"rootless": True, "dropped": False}
+    args.update(kw)
+    state, source, cause, fix = ops._attribute(name, rec, f, **args)
+    return state, str(source), cause, fix
+
+
+def test_enosys_is_the_filters_on_a_kernel_that_has_the_call() -> None:
+    rec = {"step": "clone3()", "call": "clone3", "errno": errno.ENOSYS, "sentinel": errno.ENOSYS}
+    state, source, cause, _ = _why("clone3", rec, _facts(seccomp=facts.Seccomp("2", 1)))
+    assert (state, source) == ("refused", "seccomp")
+    assert cause == "clone3(2) returns ENOSYS from a seccomp filter (Linux 6.18 has it)"
+    # the same ENOSYS on Linux 5.2, without a filter: the kernel lacks it
+    old = _facts(version=(5, 2, 0))
+    state, source, cause, fix = _why("clone3", rec, old)
+    assert (state, source) == ("absent", "kernel")
+    assert "not in this kernel (needs Linux 5.3, running Linux 5.2)" in cause
+    assert fix == "a kernel of Linux 5.3 or later"
+
+
+def test_eperm_with_a_sentinel_that_the_kernel_would_reject_is_the_filter() -> None:
+    rec = {
+        "step": "unshare(CLONE_NEWUTS)",
+        "call": "unshare",
+        "errno": errno.EPERM,
+        "type": "uts",
+        "sentinel": errno.EPERM,
+    }
+    f = _facts(seccomp=facts.Seccomp("2", 1))
+    assert _why("unshare.uts", rec, f)[:3] == (
+        "refused",
+        "seccomp",
+        "a seccomp filter returns EPERM for unshare(2)",
+    )
+    # sethostname's sentinel proves nothing without CAP_SYS_ADMIN held
+    rec = {"step": "sethostname(2)", "call": "sethostname", "errno": errno.EPERM}
+    rec.update(sentinel=errno.EPERM, cap_sys_admin=False)
+    assert _why("sethostname", rec, f)[1] == "seccomp"  # a filter is still the only candidate
+    assert "a rule on the arguments" in _why("sethostname", rec, f)[2]
+
+
+def test_userns_gates_name_their_sysctl_and_lsm() -> None:
+    rec = {
+        "step": "unshare(CLONE_NEWUSER)",
+        "call": "unshare",
+        "errno": errno.EPERM,
+        "type": "user",
+        "sentinel": errno.EINVAL,
+    }
+    f = _facts(sysctls={"kernel.unprivileged_userns_clone": 0})
+    _, source, cause, fix = _why("unshare.user", rec, f)
+    assert (source, fix) == ("sysctl", "sysctl -w kernel.unprivileged_userns_clone=1")
+    assert "kernel.unprivileged_userns_clone=0" in cause
+    # Ubuntu 24.04: creating works, using fails inside (AppArmor)
+    use = {"step": "sethostname(2)", "call": "sethostname", "errno": errno.EPERM}
+    f = _facts(sysctls={"kernel.apparmor_restrict_unprivileged_userns": 1})
+    _, source, cause, fix = _why("sethostname", use, f)
+    assert source == "lsm"
+    assert cause == (
+        "AppArmor restricts unprivileged user namespaces "
+        "(kernel.apparmor_restrict_unprivileged_userns=1)"
+    )
+    assert "apparmor_restrict_unprivileged_userns=0" in fix
+
+
+def test_limits_capabilities_and_cgroups() -> None:
+    rec = {"step": "unshare(CLONE_NEWNET)", "call": "unshare", "errno": errno.ENOSPC, "type": "net"}
+    f = _facts(sysctls={"user.max_net_namespaces": 0})
+    assert _why("unshare.net", rec, f)[1:3] == ("limit", "user.max_net_namespaces is 0")
+    f = _facts(sysctls={"user.max_net_namespaces": 5})
+    assert "limit (5)" in _why("unshare.net", rec, f)[2]
+    rec = {"step": "unshare(CLONE_NEWNET)", "call": "unshare", "errno": errno.EPERM, "type": "net"}
+    _, source, cause, _ = _why("unshare.net", rec, _facts(), rootless=False)
+    assert source == "capability" and "no CAP_SYS_ADMIN" in cause
+    rec = {"step": "mkdir /sys/fs/cgroup/x", "call": "cgroup", "errno": errno.EACCES}
+    _, source, cause, fix = _why("cgroup.create", rec, _facts())
+    assert source == "cgroup-delegation" and "Delegate=yes" in fix
+    rec = {"step": "write uid_map/gid_map", "call": "idmap", "errno": errno.EPERM}
+    rec.update(outer_uid=0, cap_setfcap=False)
+    assert "CAP_SETFCAP" in _why("idmap", rec, _facts(euid=0))[2]
+
+
+def test_kernel_config_accepts_both_key_forms() -> None:
+    cfg = facts.parse_kconfig('CONFIG_UTS_NS=y\n# CONFIG_TIME_NS is not set\nCONFIG_X="s"\n')
+    assert cfg["UTS_NS"] == cfg["CONFIG_UTS_NS"] == "y"
+    assert cfg.get("CONFIG_TIME_NS") == "n" and not cfg.enabled("TIME_NS")
+    assert cfg.enabled("CONFIG_UTS_NS") and "CONFIG_X" in cfg and cfg["X"] == "s"
+    assert list(cfg) == ["UTS_NS", "TIME_NS", "X"]
+    assert facts.kernel_version("6.1.0-13-amd64") == (6, 1, 0)
+    assert facts.kernel_version("5.15") == (5, 15, 0)
+    assert facts.kernel_version("weird") == (0, 0, 0)
+    with pytest.raises(ValueError, match="a sysctl name like"):
+        facts.sysctl("../../etc/passwd")
+
+
+def test_operations_validates_arguments() -> None:
+    with pytest.raises(ValueError, match="unknown operation 'fly'"):
+        compat.operations(names=["fly"])
+    with pytest.raises(TypeError, match="rootless must be a bool or None"):
+        compat.operations(rootless="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout must be more than 0"):
+        compat.operations(timeout=-1)

@@ -47,6 +47,8 @@ from . import _raw, _throwaway
 from .facts import Facts, ename, gather, read_int, status_fields
 
 __all__ = [
+    "PremiseError",
+    "unshare_verified",
     "OperationResult",
     "OPERATIONS",
     "STATES",
@@ -80,8 +82,9 @@ OPERATIONS = (
     "clone3.into_cgroup",
     "cgroup.create",
 )
-#: ``available``; ``refused`` by a policy or rule; ``absent`` from this kernel.
-STATES = ("available", "refused", "absent")
+#: ``available``; ``refused`` by a policy or rule; ``absent`` from this kernel;
+#: ``broken``: the call returned 0 and did nothing (the namespace is unchanged).
+STATES = ("available", "refused", "absent", "broken")
 
 #: What each operation does, for people.
 DESCRIPTION = {
@@ -130,7 +133,8 @@ class OperationResult:
         name: the operation (one of :data:`OPERATIONS`).
         available: it worked.
         state: ``"available"``, ``"refused"`` (a policy or kernel rule said
-            no) or ``"absent"`` (this kernel lacks it).
+            no), ``"absent"`` (this kernel lacks it) or ``"broken"`` (it
+            returned 0 and did nothing: a filter faking success).
         cause: a sentence for people saying why not (``""`` when available),
             e.g. ``"a seccomp filter returns EPERM for sethostname(2)"``.
         source: one of :data:`~nsprim.compat.SOURCES` when not available.
@@ -226,6 +230,9 @@ _CAP_SETFCAP = 31
 _parent_cap_setfcap: Optional[bool] = None
 
 
+_NS_WORD = {NsType.MNT: "mount", NsType.USER: "user", NsType.CGROUP: "cgroup", NsType.TIME: "time"}
+
+
 def _unshare(s: _Steps, t: NsType) -> None:
     """unshare(CLONE_NEW<t>), then check by identity that the namespace is new."""
     global _parent_cap_setfcap
@@ -245,8 +252,31 @@ def _unshare(s: _Steps, t: NsType) -> None:
     if _ns_ino(t, later) == before:
         s.premise(
             f"unshare(CLONE_NEW{'NS' if t is NsType.MNT else t.value.upper()}) returned 0 "
-            f"and the {t.value.upper() if t is not NsType.MNT else 'mount'} namespace is unchanged"
+            f"and the {_NS_WORD.get(t, t.value.upper())} namespace is unchanged"
         )
+
+
+class PremiseError(RuntimeError):
+    """unshare(2) returned 0 and a namespace it was asked for is unchanged."""
+
+
+def unshare_verified(flags: int) -> None:
+    """unshare(*flags*), then confirm by identity that each namespace asked for is new.
+
+    Raises:
+        PremiseError: unshare returned 0 and a namespace is unchanged (a filter
+            faking success): nothing may then be done "inside" it.
+        OSError: the kernel refused.
+    """
+    kinds = [t for t in NsType if flags & int(t.flag)]
+    before = {t: _ns_ino(t, t in (NsType.PID, NsType.TIME)) for t in kinds}
+    _sc.unshare(flags)
+    for t in kinds:
+        if _ns_ino(t, t in (NsType.PID, NsType.TIME)) == before[t]:
+            raise PremiseError(
+                f"unshare(CLONE_NEW{'NS' if t is NsType.MNT else t.value.upper()}) returned 0 "
+                f"and the {_NS_WORD.get(t, t.value.upper())} namespace is unchanged"
+            )
 
 
 def _enter_rootless(s: _Steps, drop: bool, maps: bool = True) -> None:
@@ -562,7 +592,7 @@ def _attribute(
     if rec.get("premise"):
         src = "seccomp" if f.seccomp.filtered else "kernel"
         why = f" ({f.seccomp.text()}: a filter may fake success)" if f.seccomp.filtered else ""
-        return "refused", src, rec["premise"] + why, ""
+        return "broken", src, rec["premise"] + why, ""
     err = int(rec["errno"])
     call = str(rec["call"])
     step = str(rec["step"])

@@ -352,6 +352,9 @@ def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int) -> NoRetur
         try:
             outcome: tuple[Any, ...] = ("return", call(fn, *args, **kwargs))
         except _Cancelled:
+            # call() kills and reaps its child when interrupted, except in the
+            # instant between clone and its bookkeeping: make sure.
+            _kill_children()
             os._exit(3)
         except Exception as exc:
             outcome = ("raise", exc)
@@ -373,6 +376,28 @@ def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int) -> NoRetur
             os.write(2, traceback.format_exc().encode())
     finally:
         os._exit(code)
+
+
+def _kill_children() -> None:
+    """SIGKILL and reap every child of this process (an acall helper has only call()'s)."""
+    me = str(os.getpid())
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rindex(b")") + 2 :].split()[1].decode() == me:
+            # Unreaped children of ours: their pids can't be recycled yet.
+            with contextlib.suppress(OSError):
+                os.kill(int(name), signal.SIGKILL)
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
 
 
 async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:

@@ -342,6 +342,14 @@ def test_acall_returns_and_raises_as_call() -> None:
         _run(aio.acall(42))  # type: ignore[arg-type]
 
 
+def _status(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "".join(line for line in f if line.startswith(("Name", "State", "PPid")))
+    except OSError:
+        return "gone"
+
+
 def _write_pid_and_sleep(path: str) -> None:
     with open(path, "w") as f:
         f.write(f"{os.getpid()} {os.readlink('/proc/self/ns/uts')}")
@@ -370,7 +378,7 @@ def test_acall_timeout_and_cancellation_kill_and_reap(tmp_path: Any) -> None:
     assert time.monotonic() - t0 < 20
     # The child (the helper's child) is gone, not merely killed: the helper
     # reaped it before it exited, and the helper was reaped before cancel returned.
-    assert not os.path.exists(f"/proc/{pid}")
+    assert not os.path.exists(f"/proc/{pid}"), _status(int(pid))
     assert not _ns_in_use({int(uts.split("[")[1].rstrip("]"))}, "uts")
 
 

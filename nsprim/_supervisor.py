@@ -367,11 +367,21 @@ def watch(pidfd: int, sig: int = signal.SIGKILL, owner: Optional[object] = None)
         except (BrokenPipeError, ConnectionResetError):
             continue
         if owner is not None:
-            with _lock:
-                _watched[:] = [(r, s) for r, s in _watched if r() is not None]
-                _watched.append((weakref.ref(owner), int(sig)))
+            remember(owner, sig)
         return
     raise SupervisorError("the supervisor died twice in a row")
+
+
+def remember(owner: object, sig: int = signal.SIGKILL) -> None:
+    """Name the object (``pidfd``, ``returncode``) behind a process given to :func:`watch`.
+
+    For a caller that creates that object only after the watch request (the
+    pidfd must reach the supervisor as early as possible): a supervisor
+    restarted after someone killed the previous one takes it over.
+    """
+    with _lock:
+        _watched[:] = [(r, s) for r, s in _watched if r() is not None]
+        _watched.append((weakref.ref(owner), int(sig)))
 
 
 class Supervised:

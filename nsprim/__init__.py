@@ -43,8 +43,10 @@ if TYPE_CHECKING:
     from .process import PIPE as PIPE
     from .process import STDOUT as STDOUT
     from .process import NsProcess as NsProcess
+    from .process import PendingCall as PendingCall
     from .process import call as call
     from .process import call_in as call_in
+    from .process import call_start as call_start
     from .process import enter as enter
     from .process import run as run
     from .process import spawn as spawn
@@ -78,6 +80,8 @@ _LAZY = {
     "NsProcess": ("process", "NsProcess"),
     "call": ("process", "call"),
     "call_in": ("process", "call_in"),
+    "call_start": ("process", "call_start"),
+    "PendingCall": ("process", "PendingCall"),
     "enter": ("process", "enter"),
     "run": ("process", "run"),
     "spawn": ("process", "spawn"),
@@ -119,6 +123,7 @@ __all__ = [
     "NoSuchProcess",
     "NsProcess",
     "NsType",
+    "PendingCall",
     "NsprimError",
     "OwnedFd",
     "Propagation",
@@ -128,6 +133,7 @@ __all__ = [
     "UnsupportedError",
     "call",
     "call_in",
+    "call_start",
     "enter",
     "namespaces",
     "net",

@@ -7,6 +7,8 @@
 #   matrix-smoke boot the kernel(s) with a smoke payload (nsprim imports, pid/user ns)
 #   matrix       scripts/vm/matrix on the kernel(s): the suite as root and nobody
 #   vagrant      build/add the local box, vagrant up (runs the suite), fetch reports, destroy
+#                (vagrant's own output goes to ARTIFACTS/vagrant/vagrant.log, shown on failure;
+#                NSPRIM_VM_VERBOSE=1 streams it)
 # Whatever fails, every VM, libvirtd, holder process and temporary directory this script
 # started is cleaned up (trap), and the exit status is non-zero.
 #
@@ -130,7 +132,9 @@ do_matrix() {
 }
 
 do_vagrant() {
-    "$here/vagrant-local" e2e "$artifacts/vagrant"
+    # Vagrant's output (thousands of progress and provisioning lines) goes to a file in
+    # the artifacts; a failing vagrant command shows its last lines (vagrant-local).
+    NSPRIM_VAGRANT_LOG="$artifacts/vagrant/vagrant.log" "$here/vagrant-local" e2e "$artifacts/vagrant"
 }
 
 if [ "$(id -u)" != 0 ]; then

@@ -188,6 +188,8 @@ def _after_fork_in_child() -> None:
     global _handle, _lock
     _lock = threading.Lock()
     _watched.clear()  # the parent's children, not ours
+    global _dwp_spawns
+    _dwp_spawns = 0
     h, _handle = _handle, None
     if h is not None:
         with contextlib.suppress(OSError):
@@ -311,6 +313,17 @@ def shutdown() -> None:
         h.close()
 
 
+def held_fds() -> frozenset[int]:
+    """The fds this process holds for its supervisor (for leak checks in tests)."""
+    h = _handle
+    if h is None or h.owner != os.getpid():
+        return frozenset()
+    fds = {h.sock.fileno(), h.wsock.fileno()}
+    if h.pidfd is not None and not h.pidfd.closed:
+        fds.add(h.pidfd.fileno())
+    return frozenset(fd for fd in fds if fd >= 0)
+
+
 def supervisor_pid() -> Optional[int]:
     """The pid of this process's supervisor (waiting for it to be up), None before first use."""
     h = _handle
@@ -367,11 +380,38 @@ def watch(pidfd: int, sig: int = signal.SIGKILL, owner: Optional[object] = None)
         except (BrokenPipeError, ConnectionResetError):
             continue
         if owner is not None:
-            with _lock:
-                _watched[:] = [(r, s) for r, s in _watched if r() is not None]
-                _watched.append((weakref.ref(owner), int(sig)))
+            remember(owner, sig)
         return
     raise SupervisorError("the supervisor died twice in a row")
+
+
+_dwp_spawns = 0
+
+
+def want_watch() -> bool:
+    """Whether a die-with-parent spawn should take the posix_spawn fast path + :func:`watch`.
+
+    False for the first such spawn of a process (which takes the fork path),
+    True from the second on: a one-shot program (``nsprim run``) never pays
+    the supervisor's start (~1 ms of the caller's time, its interpreter's
+    start in the background), a program that spawns again does once.
+    """
+    global _dwp_spawns
+    _dwp_spawns += 1
+    h = _handle
+    return _dwp_spawns > 1 or (h is not None and h.owner == os.getpid())
+
+
+def remember(owner: object, sig: int = signal.SIGKILL) -> None:
+    """Name the object (``pidfd``, ``returncode``) behind a process given to :func:`watch`.
+
+    For a caller that creates that object only after the watch request (the
+    pidfd must reach the supervisor as early as possible): a supervisor
+    restarted after someone killed the previous one takes it over.
+    """
+    with _lock:
+        _watched[:] = [(r, s) for r, s in _watched if r() is not None]
+        _watched.append((weakref.ref(owner), int(sig)))
 
 
 class Supervised:

@@ -283,10 +283,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--importtime", action="store_true", help="also break down import times")
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up comparison")
     ap.add_argument("--python", default="", help="interpreter for nsprim and the baseline")
+    ap.add_argument("--src", default="", help="the tree whose nsprim to run (default: this one)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    global PYTHON
+    global PYTHON, SRC
     PYTHON = args.python or _base_python()
+    SRC = os.path.abspath(args.src) if args.src else SRC
     if os.geteuid() != 0:
         print("bench_cli: needs root (unshare -u, nsenter, a pid namespace)", file=sys.stderr)
         return 2
@@ -312,6 +314,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     n = args.rounds
     result: dict[str, Any] = {
+        "src": SRC,
         "rounds": n,
         "kernel": os.uname().release,
         "python": sys.version.split()[0],

@@ -54,6 +54,7 @@ __all__ = [
     "try_clone3",
     "run_in_pidns",
     "serve_result",
+    "report_then_hold",
     "nspid",
     "mount_proc",
     "proc_pids",
@@ -333,6 +334,15 @@ def serve_result(wfd: int, fn: Callable[..., Any], *args: Any) -> None:
         send_msg(wfd, msg)
     except Exception as exc:  # the value would not pickle
         send_msg(wfd, ("exc", TypeError(f"{fn.__name__} result cannot be pickled: {exc}")))
+
+
+def report_then_hold(wfd: int, go_fd: int, report: Callable[[], Any], *others: int) -> None:
+    """A process under test: close *others* (the helper's ends), send ``report()`` on *wfd*,
+    then live until *go_fd* is written to or closed (it holds its namespaces till then)."""
+    for fd in others:
+        os.close(fd)
+    send_msg(wfd, report())
+    os.read(go_fd, 1)
 
 
 def _unpack(ok: bool, msg: Any, died: str) -> Any:

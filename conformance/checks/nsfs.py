@@ -256,7 +256,7 @@ def _non_ns_calls(foreign: bool) -> dict[str, str]:
         "runtime-tools linux_ns_path_type",
         "selftest pidfd_setns_test setns_einval",
     ),
-    needs=Needs(userns=True, min_kernel=(4, 11), kconfig=("NAMESPACES",)),
+    needs=Needs(userns=True, min_kernel=(4, 11), kconfig=("NAMESPACES",), ops=("setns",)),
     timeout=5.0,
 )
 def typed_join(ctx: Context) -> None:
@@ -498,7 +498,12 @@ def _persistence(ctx: Context, tmpdir: str, early_release: bool) -> dict[str, ob
     catalogue="NS-04",
     level="MUST",
     anchors=("util-linux unshare(1) =file", "lsns(8) -P", "selftest namespaces/siocgskns_test"),
-    needs=Needs(userns=True, min_kernel=(4, 9), kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS")),
+    needs=Needs(
+        userns=True,
+        min_kernel=(4, 9),
+        kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS"),
+        ops=("setns",),
+    ),
     timeout=8.0,
 )
 def persistence(ctx: Context) -> None:
@@ -662,7 +667,12 @@ def _joined_entry(t: NsType) -> str:
     catalogue="NS-05",
     level="MUST",
     anchors=("selftest pidfd_setns_test", "setns(2)", "CPython os.setns", "rustix setns"),
-    needs=Needs(userns=True, min_kernel=(5, 8), kconfig=("NAMESPACES", "USER_NS", "PID_NS")),
+    needs=Needs(
+        userns=True,
+        min_kernel=(5, 8),
+        kconfig=("NAMESPACES", "USER_NS", "PID_NS"),
+        ops=("setns", "clone3"),
+    ),
     timeout=5.0,
 )
 def pidfd_multi_join(ctx: Context) -> None:

@@ -786,7 +786,7 @@ def _join_then_unshare(threaded: bool, target: int) -> dict[str, object]:
     catalogue="USR-12",
     level="MUST",
     anchors=("user_namespaces(7)", "setns(2)", "unshare(2)", "numpy/numpy#27012", "runc#1795"),
-    needs=_USERNS,
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",), ops=("setns",)),
     timeout=5.0,
 )
 def single_threaded_only(ctx: Context) -> None:
@@ -835,7 +835,7 @@ def _rejoin(path: str) -> dict[str, object]:
     catalogue="USR-13",
     level="MUST",
     anchors=("setns(2) EINVAL", "benfred/py-spy#68", "mitogen setns"),
-    needs=_USERNS,
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",), ops=("setns",)),
     timeout=5.0,
 )
 def rejoin_same_userns(ctx: Context) -> None:

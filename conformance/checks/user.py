@@ -240,7 +240,12 @@ def _attempts_outside(flags: int, sibling: int) -> dict[str, object]:
     catalogue="USR-03",
     level="MUST",
     anchors=("LTP userns04", "selftest pidfd_setns no_foul_play", "user_namespaces(7)"),
-    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS", "UTS_NS")),
+    needs=Needs(
+        userns=True,
+        min_kernel=(3, 8),
+        kconfig=("USER_NS", "UTS_NS"),
+        ops=("unshare.uts", "sethostname", "setns"),
+    ),
     timeout=5.0,
 )
 def no_caps_outside(ctx: Context) -> None:

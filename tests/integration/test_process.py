@@ -26,6 +26,7 @@ import pytest
 from forked import drop_to_nobody, in_child
 
 import nsprim
+import nsprim._launch as _launch
 import nsprim.process as process
 from nsprim.errors import AccessDenied, CallError, TimeoutExpired, UnsupportedError
 from nsprim.flags import CloneFlags
@@ -762,13 +763,13 @@ def test_user_namespace_works_from_a_process_with_running_threads() -> None:
 
 def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[int] = []
-    real = process._fast_spawn
+    real = _launch.fast_spawn
 
     def counting(*a: Any) -> Any:
         calls.append(1)
         return real(*a)
 
-    monkeypatch.setattr(process, "_fast_spawn", counting)
+    monkeypatch.setattr(_launch, "fast_spawn", counting)
     host = socket.gethostname()
     mnt = Namespace.of_self("mnt")
     r = process.run(

@@ -200,16 +200,35 @@ def test_spawn_time_offsets_shift_monotonic_clock() -> None:
     assert abs(float(r.stdout) - time.monotonic()) < 30  # control: no offset, no shift
 
 
+def _copy_program(name: str, root: Path) -> str:
+    """Copy the host's *name* and the shared libraries ldd(1) lists for it into *root*."""
+    program = shutil.which(name)
+    assert program is not None, f"no {name} on PATH"
+    listing = subprocess.run(["ldd", program], capture_output=True, text=True, check=True).stdout
+    files = [program] + [w for w in listing.split() if w.startswith("/")]
+    for path in files:
+        dest = root / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, dest)  # follows symlinks: the real file under the link's name
+    return program
+
+
 def test_spawn_pivots_into_prepared_root(tmp_path: Path) -> None:
+    # The root holds the host's own sh, cat and ls with their libraries (nothing a
+    # distribution may lack, such as busybox); the host's / has far more than these.
     root = tmp_path / "root"
-    (root / "bin").mkdir(parents=True)
-    shutil.copy("/usr/bin/busybox", root / "bin" / "busybox")
+    root.mkdir()
+    sh, cat, ls = (_copy_program(name, root) for name in ("sh", "cat", "ls"))
     (root / "marker").write_text("inside the new root\n")
-    r = process.run(["/bin/busybox", "sh", "-c", "/bin/busybox cat /marker; /bin/busybox ls /"],
+    r = process.run([sh, "-c", f"{cat} /marker; {ls} /"],
                     root=root, capture_output=True, check=True)  # fmt: skip
     out = r.stdout.decode().splitlines()
     assert out[0] == "inside the new root"
-    assert sorted(out[1:]) == ["bin", "marker"]
+    assert sorted(out[1:]) == sorted(p.name for p in root.iterdir())
+    assert "marker" in out[1:] and "proc" not in out[1:]
+    # Control: the same command without the pivot sees the host's /, not the marker.
+    host = process.run([sh, "-c", f"{ls} /"], namespaces=["mnt"], capture_output=True, check=True)
+    assert "marker" not in host.stdout.decode().split() and "proc" in host.stdout.decode().split()
 
 
 def test_spawn_loopback_up_in_new_netns() -> None:

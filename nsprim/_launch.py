@@ -13,6 +13,7 @@ in the child; both run the same step table (:func:`nsprim._child.setup_steps`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import signal
@@ -30,7 +31,7 @@ from ._frames import ERROR, GO, HOP, READY, Channel, decode_error, encode_error,
 from ._launcher import LAUNCHER
 from ._ledger import LEDGER, kill_reap
 from ._options import NsOptions
-from .errors import AccessDenied, TimeoutExpired, reraise, translate
+from .errors import AccessDenied, TimeoutExpired, UnsupportedError, reraise, translate
 from .flags import CloneFlags
 from .idmap import write_gid_map, write_setgroups, write_uid_map
 from .namespace import NsType
@@ -80,6 +81,44 @@ def _pidns_to_return_to(flags: int) -> int:
         os.close(fd)
         return -1
     return fd
+
+
+def _single_threaded() -> bool:
+    """True when this process has exactly one thread (no other can hold or want the GIL)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+#: clone3 answered (False once it said ENOSYS, as under some seccomp profiles).
+_clone3_ok = [True]
+
+
+def _clone(flags: int, plan: Plan, body: Callable[[Plan], NoReturn]) -> tuple[int, OwnedFd]:
+    """clone3(2) with all *flags* at once and a pidfd (Linux 5.3); single-threaded callers only.
+
+    A raw clone3 returns into the eval loop before CPython's after-fork
+    reset; with no other thread in the process no GIL drop request can be
+    pending, so the child can't park in drop_gil() (see :func:`_fork`).
+    It saves the hop's second fork for a pid namespace owned by a new user
+    namespace.
+    """
+    try:
+        res = _sc.clone3(flags, pidfd=True)
+    except UnsupportedError:
+        raise
+    except OSError as err:
+        reraise(err, "clone3")
+    assert isinstance(res, tuple)
+    pid, pidfd = res
+    if pid == 0:
+        try:
+            gc.disable()
+            body(plan)
+        finally:
+            os._exit(255)
+    return pid, OwnedFd(pidfd)
 
 
 def _fork(
@@ -207,11 +246,18 @@ def launch(
         # On the launcher thread (see nsprim._launcher): the child's parent
         # thread lives as long as this process, and so does its pdeathsig.
         ppfd = LAUNCHER.pidfd() if pdeathsig else -1
-        pidns = -1 if set_tid else _pidns_to_return_to(clone_flags)
+        # A pid namespace owned by a new user namespace: clone3 makes both at
+        # once, but only a single-threaded process may call it raw (see _fork).
+        raw = (
+            bool(clone_flags & _NEWPID and clone_flags & _NEWUSER)
+            and _clone3_ok[0]
+            and (not set_tid and _single_threaded())
+        )
+        pidns = -1 if set_tid or raw else _pidns_to_return_to(clone_flags)
         try:
             # Without a way back for the launcher thread, the child makes the
             # pid namespace and hands over to its PID 1 (see _fork).
-            pid_hop = bool(clone_flags & _NEWPID) and pidns < 0
+            pid_hop = bool(clone_flags & _NEWPID) and pidns < 0 and not raw
             plan = Plan(
                 chan=cfd,
                 peer=pfd,
@@ -231,6 +277,15 @@ def launch(
             # The successor of a hop is this thread's child (CLONE_PARENT).
             children = f"/proc/self/task/{threading.get_native_id()}/children"
             before = _thread_children(children) if hop else set()
+            if raw:
+                try:
+                    pid, pidfd = _clone(clone_flags, plan, body)
+                    return pid, pidfd, before, hop, children
+                except UnsupportedError:  # ENOSYS (seccomp): fork and hop instead
+                    _clone3_ok[0] = False
+                    plan = dataclasses.replace(plan, pid_hop=True)
+                    hop = True
+                    before = _thread_children(children)
             pid, pidfd = _fork(clone_flags, plan, body, pidns)
             return pid, pidfd, before, hop, children
         finally:
@@ -322,11 +377,31 @@ def _reap_lost_successors(before: set[int], children: str) -> None:
 # --- the fast path: no Python between fork and exec ---------------------------------------
 
 # Types one thread can unshare in a multithreaded process and pass on to a
-# vfork-style child. Not user (unshare(2) refuses it in a multithreaded
-# process), not pid (copy_process() refuses CLONE_VM into another pid
-# namespace), not time (offsets need the slow path's parent/child dance).
-_FAST_TYPES = frozenset({NsType.UTS, NsType.IPC, NsType.NET, NsType.CGROUP, NsType.MNT})
+# vfork-style child. pid too: copy_process() refuses CLONE_VM only across a
+# *time* namespace boundary, and unshare(CLONE_NEWPID) in the spawning
+# thread makes the posix_spawn child PID 1 of the new namespace (the thread
+# is a fresh one each time, so its dead pid_for_children never meets a
+# second spawn). Not user (unshare(2) refuses it in a multithreaded
+# process), not time (CLONE_VM into a new time namespace is EINVAL, and
+# offsets need the fork path's parent/child dance), not mount_proc (a
+# /proc mounted by the thread shows the thread's own pid namespace).
+_FAST_TYPES = frozenset({NsType.UTS, NsType.IPC, NsType.NET, NsType.CGROUP, NsType.MNT, NsType.PID})
 _fast_ok = hasattr(os, "posix_spawn")
+
+
+def _candidates(setup: NsOptions, executables: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The PATH candidates to try; just one with a new pid namespace.
+
+    Every posix_spawn attempt is a child, and the first child of a new pid
+    namespace is its init: when it fails to exec and exits, the namespace
+    is dead and the next attempt gets ENOMEM. So pick the program here, as
+    execvpe(3) would (the first executable file, else the first file).
+    """
+    if not setup.flags & _NEWPID or len(executables) < 2:
+        return executables
+    files = [e for e in executables if os.path.isabs(e) and os.path.isfile(e)]
+    runnable = [e for e in files if os.access(e, os.X_OK)]
+    return tuple((runnable or files or list(executables))[:1])
 
 
 def fast_eligible(setup: NsOptions, stdio: Sequence[int]) -> bool:
@@ -386,7 +461,7 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
             _sc.unshare(setup.flags | int(CloneFlags.FS))
             _child.run_steps(steps, step)
             step.name = "execve"
-            box.append(_child.search_exec(program.executables, start))
+            box.append(_child.search_exec(_candidates(setup, program.executables), start))
         except BaseException as exc:  # every failure goes back to the caller's thread
             box.append((step.name, exc))
 

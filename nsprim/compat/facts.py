@@ -197,7 +197,9 @@ def kernel_config(release: Optional[str] = None) -> tuple[Optional[str], KernelC
     names without the prefix.
     """
     rel = release if release is not None else kernel_release()
-    if not isinstance(rel, str) or "/" in rel or "\0" in rel:
+    if not isinstance(rel, str):
+        raise TypeError(f"release must be a str, got {rel!r}")
+    if "/" in rel or "\0" in rel:
         raise ValueError(f"release must be a kernel release like '6.1.0-13-amd64', got {rel!r}")
     for path in ("/proc/config.gz", f"/boot/config-{rel}"):
         try:

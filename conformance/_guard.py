@@ -10,13 +10,18 @@ ERROR result named ``guard.<what>``.
 Watched: hostname and domainname; SysV IPC objects (``/proc/sysvipc``); POSIX
 message queues (``/dev/mqueue`` when mounted); mounts (``/proc/self/mountinfo``);
 network interfaces (``/sys/class/net``) and named netns (``/run/netns``);
-cgroups under the runner's own cgroup v2 directory; the calling process's
-children and open fds.
+cgroups under the runner's own cgroup v2 directory; nsprim's temporary
+directories named after a check in the system's temporary directory
+(``/tmp/nsprim-<check id>-*``: the runner points :mod:`tempfile` at its own
+run directory, so a check that still writes there hard-coded it); the
+calling process's children and open fds.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +29,7 @@ from typing import Callable
 
 from .outcome import CheckResult, Outcome
 
-__all__ = ["HOST", "PROCESS", "Snapshot", "snapshot", "compare"]
+__all__ = ["HOST", "PROCESS", "Snapshot", "snapshot", "compare", "own_cgroup2_dir"]
 
 _SHOWN = 8  # list every item in expected/actual only when there are this few
 
@@ -39,6 +44,7 @@ _CATEGORIES: dict[str, str] = {
     "children": "the runner's child processes",
     "fds": "the runner's open file descriptors",
     "cgroup": "cgroups under the runner's cgroup v2 directory",
+    "tmp": "nsprim's directories in the temporary directory",
 }
 
 
@@ -107,7 +113,7 @@ def _fds() -> Counter[str]:
     return items
 
 
-def _own_cgroup2_dir() -> str | None:
+def own_cgroup2_dir() -> str | None:
     """Return the directory of this process's cgroup in the cgroup2 hierarchy, if mounted."""
     rel = next(
         (line[3:] for line in _read("/proc/self/cgroup").splitlines() if line.startswith("0::")),
@@ -129,7 +135,7 @@ def _own_cgroup2_dir() -> str | None:
 def _cgroups() -> Counter[str]:
     # Checks create their cgroups right under the runner's own; a check killed
     # at its timeout never runs its cleanup, so look for what it left.
-    base = _own_cgroup2_dir()
+    base = own_cgroup2_dir()
     if base is None:
         return Counter()
     return Counter(
@@ -144,6 +150,19 @@ def _uts() -> Counter[str]:
     return uts
 
 
+#: Names a check's temporary files get: ``nsprim-<check id>-...`` (``nsprim-ipc.lifetime-x1``).
+_CHECK_TMP = re.compile(r"^nsprim-[a-z][a-z0-9]*\.[a-z0-9_]+")
+
+
+#: Categories where only what appeared is the run's doing (others remove their own).
+_ADDED_ONLY = ("tmp",)
+
+
+def _tmp() -> Counter[str]:
+    base = tempfile.gettempdir()
+    return Counter(os.path.join(base, n) for n in _listdir(base) if _CHECK_TMP.match(n))
+
+
 _OBSERVERS: dict[str, Callable[[], Counter[str]]] = {
     "uts": _uts,
     "ipc": _sysvipc,
@@ -154,10 +173,11 @@ _OBSERVERS: dict[str, Callable[[], Counter[str]]] = {
     "children": _children,
     "fds": _fds,
     "cgroup": _cgroups,
+    "tmp": _tmp,
 }
 
 #: The categories that describe the host (the rest describe the calling process).
-HOST = ("uts", "ipc", "mqueue", "mnt", "net", "netns", "cgroup")
+HOST = ("uts", "ipc", "mqueue", "mnt", "net", "netns", "cgroup", "tmp")
 #: The categories that describe the calling process.
 PROCESS = ("children", "fds")
 
@@ -175,6 +195,8 @@ def compare(before: Snapshot, after: Snapshot) -> list[CheckResult]:
             continue
         old, new = before.items[category], after.items[category]
         added, removed = sorted((new - old).elements()), sorted((old - new).elements())
+        if category in _ADDED_ONLY:
+            removed = []
         if not added and not removed:
             continue
         parts = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nsprim.syscalls import drop_capabilities as drop_capabilities
 from nsprim.syscalls import mount as mount
+from nsprim.syscalls import set_child_subreaper as set_child_subreaper
 from nsprim.syscalls import set_dumpable as set_dumpable
 from nsprim.syscalls import set_pdeathsig as set_pdeathsig
 from nsprim.syscalls import setdomainname as setdomainname
@@ -39,6 +40,7 @@ __all__ = [
     "sethostname",
     "setdomainname",
     "set_pdeathsig",
+    "set_child_subreaper",
     "drop_capabilities",
     "set_dumpable",
 ]

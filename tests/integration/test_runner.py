@@ -156,7 +156,8 @@ def test_run_reports_crashed_check_process_as_error() -> None:
         """It survives."""
         os.kill(os.getpid(), 9)
 
-    (r,) = runner.run(_checks(reg)).results
+    results = runner.run(_checks(reg)).results
+    (r,) = results
     assert r.status is Outcome.ERROR
     assert "SIGKILL" in r.message
 
@@ -250,7 +251,8 @@ def test_run_reports_failing_cleanup_as_error_naming_it() -> None:
         ctx.defer(bad_cleanup, "the widget")
         ctx.defer(order.append, "second")
 
-    (r,) = runner.run(_checks(reg)).results
+    results = runner.run(_checks(reg)).results
+    (r,) = results
     assert r.status is Outcome.ERROR
     assert "bad_cleanup" in r.message and "cannot undo the widget" in r.message
 
@@ -428,7 +430,7 @@ def test_full_catalogue_in_parallel_passes_with_discriminating_controls() -> Non
 
 
 def test_guard_reports_a_cgroup_left_under_the_runner() -> None:
-    base = _guard._own_cgroup2_dir()
+    base = _guard.own_cgroup2_dir()
     if base is None or not os.access(base, os.W_OK):
         pytest.skip("no writable cgroup v2 directory for this process")
     before = _guard.snapshot(["cgroup"])

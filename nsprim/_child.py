@@ -36,7 +36,17 @@ from ._sys import consts as C
 from ._sys import libc as _libc
 from .errors import NsprimError
 
-__all__ = ["Plan", "Join", "run_exec", "run_call", "send_frame", "recv_frame", "encode_error"]
+__all__ = [
+    "Plan",
+    "Join",
+    "run_exec",
+    "run_call",
+    "send_frame",
+    "recv_frame",
+    "encode_error",
+    "poll_ms",
+    "timeout_arg",
+]
 
 _HEADER = struct.Struct("=cI")
 _PR_GET_DUMPABLE = 3  # <linux/prctl.h>
@@ -144,6 +154,49 @@ def send_frame(fd: int, tag: bytes, payload: bytes = b"") -> None:
         view = view[n:]
 
 
+#: The longest single poll(2) wait, in milliseconds (its timeout is a C int).
+_POLL_MAX_MS = 0x7FFFFFFF
+
+
+def poll_ms(deadline: Optional[float], at_least: int = 1) -> int:
+    """Milliseconds from now to *deadline* (``time.monotonic()``) for poll(2); -1 for None.
+
+    Clamped to poll's C int, so that a huge or infinite timeout waits in
+    slices (callers re-check the deadline) instead of overflowing.
+    """
+    if deadline is None:
+        return -1
+    left = (deadline - time.monotonic()) * 1000 + 1
+    if left >= _POLL_MAX_MS:
+        return _POLL_MAX_MS
+    return max(at_least, int(left))
+
+
+def timeout_arg(value: object, name: str = "timeout", negative_ok: bool = False) -> Optional[float]:
+    """Validate a timeout in seconds: None, or an int/float (not bool, not NaN).
+
+    ``math.inf`` and huge values mean "no limit" in practice; they never
+    overflow, because every wait goes through :func:`poll_ms`.
+
+    Raises:
+        TypeError: not None, int or float.
+        ValueError: NaN, or negative where *negative_ok* is False.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be None or seconds (int or float), got {value!r}")
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond a double: as good as infinite
+        seconds = float("inf") if value > 0 else float("-inf")
+    if seconds != seconds:
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if seconds < 0 and not negative_ok:
+        raise ValueError(f"{name} must be None or seconds >= 0, got {value!r}")
+    return seconds
+
+
 def _read_exact(fd: int, n: int, deadline: Optional[float]) -> Optional[bytes]:
     """Read *n* bytes; None on EOF. Raises TimeoutError past *deadline* (monotonic)."""
     chunks: list[bytes] = []
@@ -151,14 +204,9 @@ def _read_exact(fd: int, n: int, deadline: Optional[float]) -> Optional[bytes]:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     while got < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no frame on fd {fd} before the deadline")
-            ms = max(1, int(left * 1000))
-        else:
-            ms = -1
-        if not poller.poll(ms):
+        if deadline is not None and deadline <= time.monotonic():
+            raise TimeoutError(f"no frame on fd {fd} before the deadline")
+        if not poller.poll(poll_ms(deadline)):
             continue
         b = os.read(fd, n - got)
         if not b:

@@ -65,6 +65,13 @@ _PROPAGATION = {
 
 _CLOCKS = ("monotonic", "boottime")
 
+_C_INT_MAX = 0x7FFFFFFF
+
+# The kernel refuses offsets beyond KTIME_SEC_MAX seconds either way with
+# ERANGE (kernel/time/namespace.c, proc_timens_set_offset), after parsing
+# them with an overflowing strtoll: refuse them here, by value.
+_KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
+
 # Which privilege a step needs, for AccessDenied hints.
 _HINTS = {
     "clone3": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
@@ -232,9 +239,16 @@ def _seconds(value: object, name: str) -> int:
         return (value.days * 86400 + value.seconds) * 1_000_000_000 + value.microseconds * 1000
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be seconds (int, float or timedelta), got {value!r}")
-    if isinstance(value, float) and value != value:  # NaN
-        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
-    return round(value * 1_000_000_000) if isinstance(value, float) else value * 1_000_000_000
+    if isinstance(value, float) and not -_KTIME_SEC_MAX <= value <= _KTIME_SEC_MAX:  # NaN, inf
+        raise ValueError(
+            f"{name} must be a number of seconds within +-{_KTIME_SEC_MAX}, got {value!r}"
+        )
+    ns = round(value * 1_000_000_000) if isinstance(value, float) else value * 1_000_000_000
+    if not -_KTIME_SEC_MAX <= ns // 1_000_000_000 <= _KTIME_SEC_MAX:
+        raise ValueError(
+            f"{name} must be a number of seconds within +-{_KTIME_SEC_MAX}, got {value!r}"
+        )
+    return ns
 
 
 def _format_offsets(offsets: Mapping[str, Any]) -> str:
@@ -451,12 +465,16 @@ def _executables(argv0: bytes, env: Optional[Mapping[Any, Any]]) -> tuple[bytes,
 
 
 def _pass_fds(pass_fds: Iterable[int]) -> tuple[int, ...]:
+    if isinstance(pass_fds, (str, bytes)) or not isinstance(pass_fds, Iterable):
+        raise TypeError(f"pass_fds must be an iterable of fds, got {pass_fds!r}")
     out = set()
     for fd in pass_fds:
         if isinstance(fd, bool) or not isinstance(fd, int):
             raise TypeError(f"pass_fds must hold ints, got {fd!r}")
         if fd < 3:
             raise ValueError(f"pass_fds must hold fds >= 3 (0-2 are stdin/stdout/stderr), got {fd}")
+        if fd > _C_INT_MAX:
+            raise ValueError(f"pass_fds must hold fds that fit a C int, got {fd}")
         os.fstat(fd)  # EBADF now, not in the child
         out.add(fd)
     return tuple(sorted(out))
@@ -617,14 +635,9 @@ class _Channel:
                     return None
                 self._read()
                 continue
-            if deadline is None:
-                ms = -1
-            else:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                ms = max(1, int(left * 1000 + 1))
-            for fd, _ in poller.poll(ms):
+            if deadline is not None and deadline <= time.monotonic():
+                raise TimeoutError
+            for fd, _ in poller.poll(_child.poll_ms(deadline)):
                 if fd == self.fd:
                     self._read()
                 elif fd == pidfd:

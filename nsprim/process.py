@@ -214,6 +214,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
         Raises:
             nsprim.TimeoutExpired: still running after *timeout* seconds.
         """
+        timeout = _child.timeout_arg(timeout, negative_ok=True)
         if self.returncode is not None:
             return self.returncode
         if timeout is not None:
@@ -222,7 +223,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
                 p = select.poll()
                 p.register(fd.fileno(), select.POLLIN)
                 deadline = time.monotonic() + timeout
-                while not p.poll(max(0, int((deadline - time.monotonic()) * 1000 + 1))):
+                while not p.poll(_child.poll_ms(deadline, at_least=0)):
                     if time.monotonic() >= deadline:
                         raise TimeoutExpired(timeout, self.pid)
         with self._lock:
@@ -277,6 +278,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
         """
         if self._communication_started and input:
             raise ValueError("Cannot send input after starting communication")
+        timeout = _child.timeout_arg(timeout, negative_ok=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._communication_started:
             self._communication_started = True
@@ -297,14 +299,9 @@ class NsProcess(metaclass=_NoPublicConstructor):
                 poller.register(self.stdin.fileno(), select.POLLOUT)
                 fds[self.stdin.fileno()] = ("stdin", self.stdin)
         while fds:
-            if deadline is None:
-                ms = -1
-            else:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._timeout(timeout)
-                ms = max(1, int(left * 1000 + 1))
-            for fd, _mask in poller.poll(ms):
+            if deadline is not None and deadline <= time.monotonic():
+                self._timeout(timeout)
+            for fd, _mask in poller.poll(_child.poll_ms(deadline)):
                 key, f = fds[fd]
                 if key == "stdin":
                     chunk = self._input[self._input_offset : self._input_offset + select.PIPE_BUF]
@@ -833,8 +830,12 @@ def _finish_call(launch: _Launch, payload: Optional[bytes], deadline: Optional[f
     try:
         p = select.poll()
         p.register(launch.pidfd.fileno(), select.POLLIN)
-        grace = 5.0 if deadline is None else max(0.0, deadline - time.monotonic()) + 1.0
-        if not p.poll(int(grace * 1000)):
+        # A second past the deadline (5 s without one) for the child to exit
+        # after it sent its outcome; then it is killed.
+        grace = (
+            time.monotonic() + 5.0 if deadline is None else max(deadline, time.monotonic()) + 1.0
+        )
+        if not p.poll(_child.poll_ms(grace)):
             with contextlib.suppress(OSError):
                 _sc.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
         try:
@@ -863,10 +864,7 @@ def _call_launch(
 ) -> Any:
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
-    ):
-        raise ValueError(f"timeout must be None or seconds >= 0, got {timeout!r}")
+    timeout = _child.timeout_arg(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
 
     def body(plan: _child.Plan) -> NoReturn:

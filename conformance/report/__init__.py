@@ -2,7 +2,8 @@
 
 Layer: conformance reports. Each module has ``render(results, info=None) -> str``:
 :mod:`.table` (terminal), :mod:`.json` (schema ``nsprim.conformance/1``, see
-``SCHEMA.md``), :mod:`.junit`, :mod:`.tap` (TAP 13), :mod:`.markdown`.
+``SCHEMA.md``), :mod:`.junit`, :mod:`.tap` (TAP 13), :mod:`.markdown`,
+:mod:`.html` (one self-contained page).
 :mod:`.matrix` merges several JSON reports into a kernel matrix.
 """
 
@@ -18,7 +19,7 @@ from ._common import summary as summary
 __all__ = ["FORMATS", "ReportInfo", "render", "summary"]
 
 #: Output formats of a single run, in ``--format`` order.
-FORMATS = ("table", "json", "junit", "tap", "markdown")
+FORMATS = ("table", "json", "junit", "tap", "markdown", "html")
 
 
 def render(fmt: str, results: Sequence[CheckResult], info: ReportInfo | None = None) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tabulate import tabulate
@@ -36,7 +36,7 @@ __all__ = [
 MATRIX_SCHEMA = "nsprim.conformance.matrix/1"
 REPORT_SCHEMA = "nsprim.conformance/1"
 STATUSES = ("PASS", "FAIL", "SKIP", "ERROR")
-FORMATS = ("table", "markdown", "json")
+FORMATS = ("table", "markdown", "json", "html")
 # Statuses whose reason is worth a footnote (PASS needs no explanation).
 _EXPLAINED = frozenset({"FAIL", "SKIP", "ERROR"})
 _MISSING = "-"  # shown where a report has no result for a row
@@ -50,6 +50,7 @@ class Column:
     kernel: str
     privileges: str
     summary: Mapping[str, int]
+    environment: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Row:
     title: str
     level: str | None
     cells: tuple[Cell, ...]
+    anchors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def build_matrix(
                 kernel=str(env.get("kernel") or ""),
                 privileges=str(env.get("privileges") or ""),
                 summary=summary,
+                environment=dict(env),
             )
         )
     rows: list[Row] = []
@@ -187,6 +190,7 @@ def build_matrix(
                 title=_one_line(str(first.get("title") or "")),
                 level=None if level is None else str(level),
                 cells=tuple(cells),
+                anchors=tuple(str(a) for a in first.get("anchors") or ()),
             )
         )
     return Matrix(columns=tuple(columns), rows=tuple(rows), notes=tuple(notes))
@@ -303,6 +307,7 @@ def matrix_to_dict(matrix: Matrix) -> dict[str, Any]:
                 "kernel": c.kernel,
                 "privileges": c.privileges,
                 "summary": dict(c.summary),
+                "environment": dict(c.environment),
             }
             for c in matrix.columns
         ],
@@ -312,6 +317,7 @@ def matrix_to_dict(matrix: Matrix) -> dict[str, Any]:
                 "catalogue_id": r.catalogue_id,
                 "title": r.title,
                 "level": r.level,
+                "anchors": list(r.anchors),
                 "differs": bool(_differing_groups(r, matrix.columns)),
                 "cells": [
                     {"status": c.status, "reason": c.reason, "control": c.control} for c in r.cells
@@ -339,6 +345,7 @@ def matrix_from_dict(data: Mapping[str, Any]) -> Matrix:
                 kernel=str(c["kernel"]),
                 privileges=str(c["privileges"]),
                 summary={str(k): int(v) for k, v in c["summary"].items()},
+                environment=dict(c.get("environment") or {}),
             )
             for c in data["columns"]
         ),
@@ -352,6 +359,7 @@ def matrix_from_dict(data: Mapping[str, Any]) -> Matrix:
                     Cell(status=c["status"], reason=c["reason"], control=c["control"])
                     for c in r["cells"]
                 ),
+                anchors=tuple(str(a) for a in r.get("anchors") or ()),
             )
             for r in data["rows"]
         ),
@@ -360,7 +368,7 @@ def matrix_from_dict(data: Mapping[str, Any]) -> Matrix:
 
 
 def render_matrix(matrix: Matrix, fmt: str) -> str:
-    """Render *matrix* as ``table`` (tabulate), ``markdown`` or ``json``.
+    """Render *matrix* as ``table`` (tabulate), ``markdown``, ``json`` or ``html``.
 
     Table and Markdown show each FAIL/SKIP/ERROR reason once, as a numbered footnote,
     then a summary row with PASS/FAIL/SKIP/ERROR counts per column.
@@ -374,4 +382,8 @@ def render_matrix(matrix: Matrix, fmt: str) -> str:
         return _render_text(matrix, markdown=True)
     if fmt == "table":
         return _render_text(matrix, markdown=False)
+    if fmt == "html":
+        from .html import render_matrix_html  # html imports this module
+
+        return render_matrix_html(matrix)
     raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")

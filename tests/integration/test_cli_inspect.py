@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from nsprim import _cli_inspect as cli_inspect
 from nsprim import compat
 from nsprim.cli import build_parser, main
+from nsprim.cli import check as cli_check
 
 LSNS = shutil.which("lsns")
 
@@ -146,5 +146,5 @@ def test_nsprim_check_as_a_command_exits_with_require_status() -> None:
 
 def test_render_helpers_are_pure() -> None:
     probe = compat.Probe("system", "kernel", "ok", "6.18", "d", "c")
-    text = cli_inspect.render_check([probe])
+    text = cli_check.render_check([probe])
     assert "== system ==" in text and "kernel" in text and "1 ok, 0 limited" in text

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 import nsprim.process as process
-from nsprim import _cli_process as cli
+from nsprim.cli import enter as cli_enter
+from nsprim.cli import run as cli_run
 
 pytestmark = pytest.mark.needs_root
 
@@ -116,10 +117,10 @@ def _as_nobody_cli(args: list[str]) -> int:
     drop_to_nobody()
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    cli.add_run_parser(sub)
-    cli.add_enter_parser(sub)
+    cli_run.add_run_parser(sub)
+    cli_enter.add_enter_parser(sub)
     ns = parser.parse_args(args)
-    return cli.cmd_run(ns)
+    return cli_run.cmd_run(ns)
 
 
 def test_handlers_called_directly_as_nobody() -> None:
@@ -136,7 +137,7 @@ def test_enter_handler_direct_call(
 ) -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    cli.add_enter_parser(sub)
+    cli_enter.add_enter_parser(sub)
     ns = parser.parse_args(["enter", "-t", str(target.pid), "-u", "--", "hostname"])
-    assert cli.cmd_enter(ns) == 0
+    assert cli_enter.cmd_enter(ns) == 0
     assert capfd.readouterr().out == "cli-target\n"

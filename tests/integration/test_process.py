@@ -382,6 +382,57 @@ def test_spawn_bad_input_is_typed_and_starts_nothing(
     assert _children() == before
 
 
+_C_INT_OVERFLOW = 2147483648  # one past INT_MAX: what os.fstat/poll turn into OverflowError
+
+
+@pytest.mark.parametrize(
+    ("start", "exc", "match"),
+    [
+        # The report of issue 10: OverflowError escaped from os.fstat.
+        (lambda: process.spawn_in(1, ["/bin/true"], pass_fds=[_C_INT_OVERFLOW]),
+         ValueError, r"pass_fds must hold fds that fit a C int, got 2147483648"),
+        (lambda: process.spawn(["true"], pass_fds=[2**64]), ValueError, r"fit a C int"),
+        (lambda: process.spawn(["true"], stdout=_C_INT_OVERFLOW), ValueError, r"stdout must fit"),
+        (lambda: process.spawn(["true"], die_with_parent=2**64), ValueError, r"die_with_parent"),
+        (lambda: process.spawn_in(1, ["true"], uid=2**64), ValueError, r"uid must be an id"),
+        (lambda: process.spawn_in(_C_INT_OVERFLOW, ["true"]), ValueError, r"pid must be"),
+        (lambda: process.spawn(["true"], time_offsets={"monotonic": float("inf")}),
+         ValueError, r"time_offsets\['monotonic'\] must be a number of seconds within"),
+        (lambda: process.spawn(["true"], time_offsets={"boottime": 2**64}),
+         ValueError, r"time_offsets\['boottime'\] must be a number of seconds within"),
+        (lambda: process.call(os.getpid, timeout=float("nan")), ValueError, r"timeout must be"),
+        (lambda: process.call(os.getpid, timeout="1"), TypeError, r"timeout must be None or"),
+        (lambda: process.call(os.getpid, timeout=-1), ValueError, r"seconds >= 0, got -1"),
+    ],
+)  # fmt: skip
+def test_out_of_range_ints_are_typed_errors_and_start_nothing(
+    start: Any, exc: type, match: str
+) -> None:
+    before = _children()
+    with pytest.raises(exc, match=match):
+        start()
+    assert _children() == before
+
+
+def test_huge_timeouts_wait_instead_of_overflowing() -> None:
+    # inf and 1e300 seconds are "no limit": poll(2) waits in slices of INT_MAX ms.
+    assert process.call(os.getpid, namespaces=["pid"], timeout=float("inf")) == 1
+    assert process.call(os.getpid, timeout=1e300) > 1
+    assert process.call(os.getpid, timeout=2**2000) > 1
+    assert process.run(["true"], timeout=1e300).returncode == 0
+    with process.spawn(["sleep", "5"]) as proc:
+        for bad, exc in ((float("nan"), ValueError), ("1", TypeError)):
+            with pytest.raises(exc, match="timeout must be"):
+                proc.wait(bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="timeout must be"):
+            proc.communicate(timeout=float("nan"))
+        with pytest.raises(TimeoutExpired):
+            proc.wait(-1)  # as Popen.wait: a negative timeout has already expired
+        proc.kill()
+        assert proc.wait(float("inf")) == -signal.SIGKILL
+        assert proc.wait(1e300) == -signal.SIGKILL
+
+
 def test_spawn_empty_args_rejected() -> None:
     with pytest.raises(ValueError, match="args must be a non-empty sequence"):
         process.spawn([])

@@ -208,8 +208,10 @@ def test_render_json_round_trips(reports: list[dict[str, Any]]) -> None:
 
 
 def test_render_rejects_unknown_format(reports: list[dict[str, Any]]) -> None:
-    with pytest.raises(ValueError, match="fmt must be one of table, markdown, json, got 'html'"):
-        render_matrix(build_matrix(reports), "html")
+    with pytest.raises(
+        ValueError, match="fmt must be one of table, markdown, json, html, got 'pdf'"
+    ):
+        render_matrix(build_matrix(reports), "pdf")
 
 
 def test_empty_matrix_renders() -> None:

@@ -1,4 +1,4 @@
-"""The ``nsprim`` command: argparse subcommands over the library.
+"""The ``nsprim`` command: one module per subcommand, as util-linux keeps one tool per file.
 
 Layer 4, the top: the only layer that prints or exits. Subcommands:
 
@@ -7,6 +7,8 @@ Layer 4, the top: the only layer that prints or exits. Subcommands:
 * ``check``       what this kernel and environment support;
 * ``ls``          the namespaces that exist right now (``lsns(8)`` and more);
 * ``conformance`` the isolation conformance suite (``python -m nsprim.conformance``).
+
+Each lives in the module of its name (:mod:`nsprim.cli.run` ...).
 
 Errors print one line (``nsprim: <message>``) and exit 1; bad usage exits 2.
 """
@@ -18,10 +20,8 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
 
-from . import __version__
-from . import _cli_inspect as _inspect
-from . import _cli_process as _process
-from .errors import NsprimError
+from .._version import __version__
+from ..errors import NsprimError
 
 __all__ = ["main", "build_parser"]
 
@@ -30,6 +30,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the top-level parser with every subcommand."""
+    from . import check, conformance, enter, ls, run
+
     parser = argparse.ArgumentParser(
         prog="nsprim",
         description="Linux namespaces: run, enter, inspect, and prove their isolation.",
@@ -38,19 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     table: list[tuple[str, Callable[..., object], Handler]] = [
-        ("run", _process.add_run_parser, _process.cmd_run),
-        ("enter", _process.add_enter_parser, _process.cmd_enter),
-        ("check", _inspect.add_check_parser, _inspect.cmd_check),
-        ("ls", _inspect.add_ls_parser, _inspect.cmd_ls),
+        ("run", run.add_run_parser, run.cmd_run),
+        ("enter", enter.add_enter_parser, enter.cmd_enter),
+        ("check", check.add_check_parser, check.cmd_check),
+        ("ls", ls.add_ls_parser, ls.cmd_ls),
     ]
     for name, add, handler in table:
         add(sub)
         sub.choices[name].set_defaults(func=handler)
-    sub.add_parser(
-        "conformance",
-        help="run the isolation conformance suite (see 'nsprim conformance --help')",
-        add_help=False,
-    )
+    conformance.add_conformance_parser(sub)
     return parser
 
 
@@ -58,13 +56,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``nsprim`` command line and return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "conformance":
-        # The suite owns its own parser (it is also `python -m nsprim.conformance`).
-        # Imported by name: the suite lives in the top-level conformance/ folder,
-        # mapped to nsprim.conformance at install time.
-        import importlib
+        from .conformance import cmd_conformance
 
-        conformance_cli = importlib.import_module("nsprim.conformance.cli")
-        return int(conformance_cli.main(args[1:]))
+        return cmd_conformance(args[1:])
     parser = build_parser()
     ns = parser.parse_args(args)
     handler: Handler = ns.func

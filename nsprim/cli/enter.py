@@ -1,0 +1,84 @@
+"""``nsprim enter``: run a command in the namespaces of a process, with nsenter(1)'s flags.
+
+Layer 4: imports the standard library and the public nsprim API. Like
+nsenter(1), the command is a child; this process waits and exits with its
+status (see :mod:`nsprim.cli._spawn`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ..errors import NsprimError
+from ..namespace import NsType
+from ..process import spawn_in
+from ._spawn import add_command, add_ns_flags, chosen_types, command, fail, wait
+
+__all__ = ["add_enter_parser", "cmd_enter"]
+
+
+def add_enter_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``enter``: run a command in the namespaces of a process, with nsenter(1)'s flags."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "enter",
+        help="run a command in the namespaces of a process (like nsenter)",
+        description="Run COMMAND in the namespaces of process PID, as util-linux nsenter(1) does.",
+    )
+    p.add_argument("-t", "--target", metavar="PID", type=int, required=True, help="target process")
+    p.add_argument(
+        "-a",
+        "--all",
+        action="store_true",
+        help="enter every namespace of the target (those shared are skipped)",
+    )
+    add_ns_flags(p)
+    p.add_argument("-S", "--setuid", metavar="UID", type=int, help="uid in the entered namespaces")
+    p.add_argument("-G", "--setgid", metavar="GID", type=int, help="gid in the entered namespaces")
+    p.add_argument(
+        "--preserve-credentials",
+        action="store_true",
+        help="keep uid and gid when entering a user namespace",
+    )
+    p.add_argument("-r", "--root", action="store_true", help="use the target's root directory")
+    p.add_argument("-w", "--wd", action="store_true", help="use the target's working directory")
+    add_command(p)
+    return p
+
+
+def _other_userns(pid: int) -> bool:
+    try:
+        theirs = os.stat(f"/proc/{pid}/ns/user")
+    except OSError:
+        return True  # spawn_in reports the real problem
+    mine = os.stat("/proc/self/ns/user")
+    return (theirs.st_dev, theirs.st_ino) != (mine.st_dev, mine.st_ino)
+
+
+def cmd_enter(ns: argparse.Namespace) -> int:
+    """Handle ``nsprim enter``; return the exit status."""
+    try:
+        cmd = command(ns)
+        types = list(NsType) if ns.all else chosen_types(ns)
+        if not types:
+            raise ValueError("no namespace to enter: give -a or at least one of -muinpUCT")
+        uid, gid = ns.setuid, ns.setgid
+        if NsType.USER in types and not ns.preserve_credentials and _other_userns(ns.target):
+            # nsenter(1): entering a user namespace sets uid and gid to 0
+            # unless --preserve-credentials (or -S/-G) says otherwise.
+            uid = 0 if uid is None else uid
+            gid = 0 if gid is None else gid
+        proc = spawn_in(
+            ns.target,
+            cmd,
+            types=types,
+            uid=uid,
+            gid=gid,
+            target_root=ns.root,
+            target_cwd=ns.wd,
+            die_with_parent=False,
+        )
+    except (NsprimError, OSError, ValueError, TypeError) as err:
+        return fail("enter", err)
+    return wait(proc)

@@ -187,11 +187,15 @@ def snapshot(categories: Iterable[str] = HOST + PROCESS) -> Snapshot:
     return Snapshot({name: _OBSERVERS[name]() for name in categories})
 
 
-def compare(before: Snapshot, after: Snapshot) -> list[CheckResult]:
-    """Return one ERROR result per category that differs (``guard.<category>``), else nothing."""
+def compare(before: Snapshot, after: Snapshot, ignore: Iterable[str] = ()) -> list[CheckResult]:
+    """Return one ERROR result per category that differs (``guard.<category>``), else nothing.
+
+    Categories in *ignore* are not compared (what the sandbox isolated by construction).
+    """
     results: list[CheckResult] = []
+    skip = set(ignore)
     for category, title in _CATEGORIES.items():
-        if category not in before.items or category not in after.items:
+        if category in skip or category not in before.items or category not in after.items:
             continue
         old, new = before.items[category], after.items[category]
         added, removed = sorted((new - old).elements()), sorted((old - new).elements())

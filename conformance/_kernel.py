@@ -28,6 +28,7 @@ __all__ = [
     "CLONE_NEWNET",
     "CLONE_NEWTIME",
     "MS_REC",
+    "MS_BIND",
     "MS_PRIVATE",
     "MS_NOSUID",
     "MS_NODEV",
@@ -59,5 +60,6 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REC = 16384
+MS_BIND = 4096
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2

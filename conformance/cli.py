@@ -20,7 +20,9 @@ import argparse
 import json
 import os
 import pwd
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -183,8 +185,40 @@ def _nothing_checked_line(run: runner.Run) -> str:
     return f"nothing could be checked here: {cause}{more}"
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind (removing the run's sandboxes and files), then exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``nsprim conformance`` with *argv* (default ``sys.argv[1:]``); return the exit status."""
+    """Run ``nsprim conformance`` with *argv* (default ``sys.argv[1:]``); return the exit status.
+
+    SIGTERM and SIGHUP, like ^C, stop the run cleanly: every sandbox is killed
+    and the run's temporary directory removed before exiting 128+signal.
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _terminate)
+    try:
+        return _main(argv)
+    except _Terminated as exc:
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         _check_output(args.output)
@@ -247,7 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_NOTHING_CHECKED
         return EXIT_OK
     except _UsageError as err:
-        sys.stderr.write(f"nsprim conformance: error: {err}\n")
+        sys.stderr.write(
+            f"nsprim conformance: {err}\nTry 'nsprim conformance --help' for more information.\n"
+        )
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK

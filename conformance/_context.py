@@ -383,7 +383,7 @@ class Context:
             return None
         if code not in POLICY_ERRNOS:
             return None
-        op = _needs.op_for_error(call.split("(", 1)[0], self.check_type, self.probed)
+        op = _needs.op_for_error(call.split("(", 1)[0], self.check_type, self.probed, code)
         if op is None:
             return None
         return Skip(self.probed[op].cause)

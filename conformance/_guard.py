@@ -154,8 +154,8 @@ def _uts() -> Counter[str]:
 _CHECK_TMP = re.compile(r"^nsprim-[a-z][a-z0-9]*\.[a-z0-9_]+")
 
 
-#: Categories where only what appeared is the run's doing (others remove their own).
-_ADDED_ONLY = ("tmp",)
+#: Categories where only what appeared is the run's doing (other programs remove their own).
+_ADDED_ONLY = ("tmp", "cgroup")
 
 
 def _tmp() -> Counter[str]:

@@ -28,6 +28,7 @@ import gzip
 import os
 import platform
 import re
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -440,14 +441,23 @@ def _probe_idmap() -> None:
 
 
 def _probe_setns() -> None:
-    t = "uts"
-    saved = os.open(f"/proc/thread-self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _own_ns_step(t)
-        _step("setns(CLONE_NEWUTS)", syscalls.setns, saved, NSTYPES[t][0])
-        verify_joined(saved, t)
-    finally:
-        os.close(saved)
+    """setns(2) back into the namespace one left, with the first type this process can create."""
+    first: _Refusal | None = None
+    for t in ("uts", "ipc", "net", "cgroup", "mnt"):
+        saved = os.open(f"/proc/thread-self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                _own_ns_step(t)
+            except _Refusal as r:
+                first = first or r
+                continue
+            _step(f"setns({_FLAG_NAMES[t]})", syscalls.setns, saved, NSTYPES[t][0])
+            verify_joined(saved, t)
+            return
+        finally:
+            os.close(saved)
+    assert first is not None
+    raise first
 
 
 def _probe_name(setter: str) -> Callable[[], None]:
@@ -467,17 +477,34 @@ def _probe_tmpfs(tmpdir: str) -> Callable[[], None]:
     return probe
 
 
-def _probe_proc(tmpdir: str) -> Callable[[], None]:
+def _proc_overmounted() -> bool:
+    """Whether something is mounted over a part of the /proc visible here (masked paths)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f if len(line.split()) > 4]
+    except OSError:
+        return False
+    return any(p.startswith("/proc/") for p in points)
+
+
+def _probe_proc_at(target: str | None) -> Callable[[], None]:
+    """Mount a new procfs for a new pid namespace, at *target* (None: a tmpfs dir)."""
+
     def probe() -> None:
         _own_ns_step("mnt")
+        _kernel.mount("none", "/", None, _kernel.MS_REC | _kernel.MS_PRIVATE)
         _unshare_step("pid")
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                _step("mount(2) of a tmpfs", _kernel.mount, "tmpfs", tmpdir, "tmpfs", 0)
-                os.mkdir(os.path.join(tmpdir, "proc"))
-                _kernel.mount("proc", os.path.join(tmpdir, "proc"), "proc", 0)
+                where = target
+                if where is None:
+                    base = tempfile.mkdtemp()
+                    _kernel.mount("tmpfs", base, "tmpfs", 0)
+                    where = os.path.join(base, "proc")
+                    os.mkdir(where)
+                _kernel.mount("proc", where, "proc", 0)
             except OSError as err:
                 code = err.errno or 255
             except BaseException:
@@ -485,10 +512,23 @@ def _probe_proc(tmpdir: str) -> Callable[[], None]:
             os._exit(code if code < 256 else 255)
         _, status = os.waitpid(pid, 0)
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 255
+        if code == errno.EPERM and not _seccomp_filtered() and _proc_overmounted():
+            raise _Refusal(
+                Availability(
+                    REFUSED,
+                    "the kernel refuses a new /proc here because parts of the visible /proc "
+                    "are covered by other mounts (as in containers)",
+                    "mount(2) of procfs -> EPERM",
+                )
+            )
         if code:
             raise _Refusal(attribute("mount(2) of a new /proc", code))
 
     return probe
+
+
+def _probe_proc(tmpdir: str) -> Callable[[], None]:
+    return _probe_proc_at(None)
 
 
 def _probe_clone3() -> None:
@@ -662,9 +702,21 @@ def unmet(ops: Iterable[str], probed: Mapping[str, Availability]) -> Availabilit
     return first[0] if first else None
 
 
-def op_for_error(call: str, check_type: str, probed: Mapping[str, Availability]) -> str | None:
-    """Which probed operation an error from nsprim's *call* (``"unshare"``, ``"setns"``) is."""
+def op_for_error(
+    call: str, check_type: str, probed: Mapping[str, Availability], err: int = 0
+) -> str | None:
+    """Which refused operation an error *err* from nsprim's *call* (``"unshare"``, ``"setns"``) is.
+
+    ``None`` when the error cannot be pinned on an operation the probe found refused.
+    """
     refused = {op for op, a in probed.items() if not a.ok}
+    if err in (errno.ENOSPC, errno.EUSERS) and call in ("unshare", "clone3", "clone"):
+        # A namespace limit: whichever type the probe found capped.
+        capped = sorted(
+            op for op in refused if op.startswith("unshare.") and "max_" in probed[op].cause
+        )
+        if len(capped) == 1:
+            return capped[0]
     if call == "unshare":
         for op in (f"unshare.{check_type}", "unshare.user"):
             if op in refused:

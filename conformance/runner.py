@@ -773,7 +773,35 @@ def _probe_outer(cfg: RunConfig) -> None:
             outer.append(t)
         else:
             cfg.outer_missing[t] = a
+    if "pid" in outer and "mnt" not in outer:
+        outer.remove("pid")
+        mnt = cfg.outer_missing["mnt"]
+        cfg.outer_missing["pid"] = Availability(
+            _needs.REFUSED,
+            f"{mnt.cause}, and without a mount namespace the sandbox cannot give a new pid "
+            "namespace its own /proc, so it keeps the current one",
+            mnt.detail,
+        )
+    if "pid" in outer and "mnt" in outer:
+        # A pid namespace whose /proc shows another one misleads every check
+        # that reads /proc/<pid>: keep the current one if no /proc can be mounted.
+        proc = _needs._run_probe(_outer_proc_probe(cfg.userns))
+        if not proc.ok:
+            outer.remove("pid")
+            cfg.outer_missing["pid"] = Availability(
+                _needs.REFUSED,
+                f"{proc.cause}, so the sandbox keeps the current pid namespace",
+                proc.detail,
+            )
     cfg.outer = tuple(outer)
+
+
+def _outer_proc_probe(userns: bool) -> Callable[[], None]:
+    def probe() -> None:
+        _outer_probe("user", userns)()
+        _needs._probe_proc_at("/proc")()
+
+    return probe
 
 
 def _probe_in_sandbox(cfg: RunConfig) -> None:

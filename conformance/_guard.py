@@ -3,7 +3,7 @@
 Layer: conformance, private. Standard library and :mod:`.outcome`.
 
 Every check runs in a throwaway outer sandbox, so a run must leave the host
-exactly as it found it (STYLE.md 5.11; LTP's "no effect on a real system").
+exactly as it found it (LTP's "no effect on a real system").
 The guard proves it rather than trusting it: any difference becomes an extra
 ERROR result named ``guard.<what>``.
 

@@ -5,7 +5,7 @@ registry and the runner can all depend on it.
 
 The four outcomes follow LTP (TPASS/TFAIL/TCONF/TBROK) and the kernel's
 ``pidfd.h`` (PASS/FAIL/SKIP/ERROR); SKIP and ERROR are never folded into FAIL
-(STYLE.md 5.10):
+(a check that cannot run is not a broken guarantee, and a broken harness is neither):
 
 * PASS: the check function returned.
 * FAIL: it raised :class:`Fail`, meaning the guarantee is broken.
@@ -99,7 +99,7 @@ class CheckResult:
 
     Attributes:
         id: the check id, ``<nstype>.<name>`` (``"uts.hostname_isolated"``).
-        catalogue_id: the GUARANTEES.md id (``"UTS-01"``).
+        catalogue_id: the catalogue id (``"UTS-01"``; ``nsprim conformance --list``).
         type: the namespace type, the id's prefix (``"uts"``); ``"guard"`` for host-guard results.
         title: the guarantee in one sentence (the first docstring line).
         level: ``"MUST"`` or ``"SHOULD"``.

@@ -355,6 +355,9 @@ def _child(env: Environment, argv: list[str], out_w: int, err_w: int) -> None:
     try:
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
+        # pytest (or any caller) may have replaced sys.stdout/sys.stderr
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
         env.setup()
         from nsprim.conformance import cli
 

@@ -371,7 +371,9 @@ def verify_new(flags: int, before: Mapping[str, tuple[int, int]], call: str = "u
 def verify_joined(fd: int, nstype: str) -> None:
     """Raise :class:`PremiseBroken` unless the calling thread is in the namespace *fd* names."""
     st = os.fstat(fd)
-    if ns_identity(_observed(nstype) if nstype == "time" else nstype) != (st.st_dev, st.st_ino):
+    # setns(2) to a pid namespace moves only pid_for_children (the caller's own
+    # pid namespace never changes); to a time namespace, both entries move.
+    if ns_identity(_observed(nstype)) != (st.st_dev, st.st_ino):
         raise PremiseBroken(
             f"setns({_FLAG_NAMES[nstype]}) returned 0 and the thread is not in the target "
             f"{_TYPE_WORDS[nstype]} namespace"

@@ -267,6 +267,10 @@ def _launcher(task: Task, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
     """First child: unshare the outer namespaces, fork the sandbox init, wait for it."""
     code = 1
     try:
+        # The CLI unwinds on SIGTERM/SIGHUP; a check must see the default
+        # dispositions (an init ignores SIGTERM only when it has no handler).
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
         _kernel.set_pdeathsig(signal.SIGKILL)
         _enter_outer(cfg, cfg.userns, cfg.outer_flags)
         if not cfg.outer_flags & _kernel.CLONE_NEWPID:
@@ -539,6 +543,9 @@ class _Job:
 
 def _start(job: _Job, cfg: RunConfig) -> None:
     job.tmpdir = tempfile.mkdtemp(prefix=f"{job.check.id}-", dir=cfg.run_dir or None)
+    # As the tmpfs mounted over it would be: a check's mapped ids must reach it
+    # when the sandbox has no mount namespace (the run directory is not listable).
+    os.chmod(job.tmpdir, 0o1777)
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     job.started = time.monotonic()
     job.deadline = job.started + job.check.timeout + SETUP_SLACK

@@ -317,6 +317,7 @@ ENVIRONMENTS: list[Environment] = [
         "inside bwrap --unshare-user --unshare-pid --unshare-ipc --unshare-uts --unshare-net",
         available=_bwrap_missing,
         command=_bwrap_command,
+        skip_words=("proc",),
     ),
     Environment(
         "fake success",

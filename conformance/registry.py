@@ -4,8 +4,10 @@ Layer: conformance. Imports the standard library and the conformance modules
 :mod:`.outcome` and :mod:`._context`; the check modules import this one.
 
 A check is a function ``fn(ctx: Context) -> None`` whose docstring opens with
-the guarantee in one sentence (STYLE.md 5.10), registered with its catalogue id
-(GUARANTEES.md), level, anchors and declared needs (STYLE.md 5.12)::
+the guarantee in one sentence of plain text (it is the title every report
+shows), registered with its catalogue id (``UTS-01``: what
+``nsprim conformance --list`` prints), level, anchors (where a peer suite or
+a man page states the guarantee) and declared needs::
 
     @check("uts.hostname_isolated", catalogue="UTS-01", level="MUST",
            anchors=("LTP utsname03", "uts_namespaces(7)"),
@@ -61,6 +63,9 @@ CheckFunc = Callable[[Context], None]
 
 LEVELS = ("MUST", "SHOULD")
 _ID_RE = re.compile(r"^[a-z][a-z0-9]*\.[a-z0-9_]+$")
+#: reStructuredText markup that must not reach a report's title: ``literal``,
+#: :role:`x`, `interpreted`.
+_MARKUP_RE = re.compile(r"``|:[a-z]+:`|`[^`]+`")
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class Check:
 
     Attributes:
         id: ``<nstype>.<name>``.
-        catalogue_id: the GUARANTEES.md id, e.g. ``"UTS-01"``.
+        catalogue_id: the catalogue id, e.g. ``"UTS-01"``.
         level: ``"MUST"`` or ``"SHOULD"``.
         title: the guarantee: the docstring's first line.
         description: the rest of the docstring (how it is tested).
@@ -202,7 +207,7 @@ class Registry:
 
         Args:
             id: ``<nstype>.<name>``, e.g. ``"uts.hostname_isolated"``.
-            catalogue: the GUARANTEES.md id, e.g. ``"UTS-01"``.
+            catalogue: the catalogue id, ``<TYPE>-<NN>``, e.g. ``"UTS-01"``.
             level: ``"MUST"`` or ``"SHOULD"``.
             anchors: where the guarantee is stated (``"LTP utsname03"``, ``"uts_namespaces(7)"``).
             needs: what the environment must provide, see :class:`Needs`.
@@ -210,7 +215,8 @@ class Registry:
             serial: run alone (the check touches state shared between checks).
 
         Raises:
-            ValueError: a malformed id, level or timeout, a missing docstring, or a duplicate id.
+            ValueError: a malformed id, level or timeout, a missing docstring, a title with
+                markup, or a duplicate id.
         """
         if not isinstance(id, str) or not _ID_RE.match(id):
             raise ValueError(f"check id must look like '<nstype>.<name>', got {id!r}")
@@ -218,7 +224,7 @@ class Registry:
             raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
         if not catalogue or not isinstance(catalogue, str):
             raise ValueError(
-                f"catalogue must be a GUARANTEES.md id such as 'UTS-01', got {catalogue!r}"
+                f"catalogue must be a catalogue id such as 'UTS-01', got {catalogue!r}"
             )
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -232,6 +238,11 @@ class Registry:
             if not title.strip():
                 raise ValueError(
                     f"check {id!r}: the docstring's first line must state the guarantee"
+                )
+            if _MARKUP_RE.search(title):
+                raise ValueError(
+                    f"check {id!r}: the title (the docstring's first line) is shown as plain "
+                    f"text in every report; drop the markup in {title.strip()!r}"
                 )
             self.add(
                 Check(
@@ -273,26 +284,8 @@ def select(
 REGISTRY = Registry()
 
 
-def check(
-    id: str,
-    *,
-    catalogue: str,
-    level: str = "MUST",
-    anchors: Iterable[str] = (),
-    needs: Needs | None = None,
-    timeout: float = 10.0,
-    serial: bool = False,
-) -> Callable[[CheckFunc], CheckFunc]:
-    """Register a check function in :data:`REGISTRY`; see :meth:`Registry.check`."""
-    return REGISTRY.check(
-        id,
-        catalogue=catalogue,
-        level=level,
-        anchors=anchors,
-        needs=needs,
-        timeout=timeout,
-        serial=serial,
-    )
+#: Register a check function in :data:`REGISTRY`; see :meth:`Registry.check`.
+check = REGISTRY.check
 
 
 def load_checks(package: str = "nsprim.conformance.checks") -> list[Check]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import enum
 import errno
 import os
-from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from . import _procfs
@@ -157,21 +156,60 @@ def nstype_of(fd: FdLike) -> NsType:
         raise ValueError(f"fd {f} is not a namespace file descriptor ({link})") from None
 
 
-@dataclass(frozen=True)
 class Namespace:
     """One namespace, identified by the (st_dev, st_ino) of its nsfs file.
 
     Equality and hashing use ``(type, dev, ino)`` only; ``path`` is a hint for
-    :meth:`open` (re-checked against the identity before use).
+    :meth:`open` (re-checked against the identity before use). Immutable.
     """
 
+    # A frozen dataclass by hand: `dataclasses` imports `inspect` (with ast,
+    # dis, tokenize), which cost more at `import nsprim` than nsprim itself.
     type: NsType
     dev: int
     ino: int
-    path: Optional[str] = field(default=None, compare=False)
+    path: Optional[str]
     # Namespaces reached by ioctl (parent(), owner()) have no /proc path; they
     # keep the kernel's fd so that they can still be opened and walked further.
-    _fd: Optional[OwnedFd] = field(default=None, compare=False, repr=False)
+    _fd: Optional[OwnedFd]
+
+    __match_args__ = ("type", "dev", "ino", "path", "_fd")
+
+    def __init__(
+        self,
+        type: NsType,
+        dev: int,
+        ino: int,
+        path: Optional[str] = None,
+        _fd: Optional[OwnedFd] = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "type", type)
+        set_(self, "dev", dev)
+        set_(self, "ino", ino)
+        set_(self, "path", path)
+        set_(self, "_fd", _fd)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: Namespace is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: Namespace is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, Namespace)
+            return (self.type, self.dev, self.ino) == (other.type, other.dev, other.ino)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.dev, self.ino))
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.__class__.__qualname__}(type={self.type!r}, dev={self.dev!r}, "
+            f"ino={self.ino!r}, path={self.path!r})"
+        )
 
     # --- constructors ---------------------------------------------------------
     @classmethod

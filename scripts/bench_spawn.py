@@ -1,26 +1,34 @@
 #!/usr/bin/env python3
-"""Benchmark: what it costs to start /bin/true in new namespaces, side by side.
+"""Benchmark: what it costs to start /bin/true in new namespaces, side by side in one run.
 
-For each flag set (none; uts; ipc; pid; net; mnt; user; all but user; all)
-it measures, in the same run, the median wall time of one start-and-reap of
-``/bin/true`` with:
+For each flag set (none; uts; ipc; net; mnt; pid; cgroup; user; the six
+thread-scoped types together; all but user; all) it measures the wall time
+of one start-and-reap of ``/bin/true`` with:
 
-* ``nsprim.run`` (the process API as users call it, defaults included, so
-  ``die_with_parent=True``, which needs the fork path), and
-  ``nsprim.run(die_with_parent=False)``, which takes the posix_spawn fast
-  path for uts/ipc/net/cgroup/mnt;
-* a C program doing ``clone3`` + ``execve`` + ``waitpid`` in a loop (the floor;
-  compiled with the machine's ``cc`` into a temporary folder; skipped with a
-  note where there is no compiler);
+* ``nsprim.run`` as users call it (defaults, so ``die_with_parent=True``);
+* ``nsprim.run(die_with_parent=False)`` (the posix_spawn fast path where
+  the set allows it);
+* the prototype supervisor (:mod:`nsprim._supervisor`): ``spawn`` (the
+  supervisor unshares and posix_spawns; its children die with this process)
+  and ``watch`` (this process posix_spawns through the fast path and hands
+  the pidfd to the supervisor), for the sets a thread can unshare;
+* a C program doing ``clone3`` + ``execve`` + ``waitpid`` (the floor;
+  compiled at run time with the machine's ``cc`` into a temporary folder and
+  kept running as a co-process that times one start per request);
 * ``subprocess.run(["unshare", ..., "--fork", "/bin/true"])``;
-* ``os.fork`` + ctypes ``unshare`` + ``execve``.
+* ``os.fork`` + ctypes ``unshare`` + ``execve`` (the bare Python floor).
 
-and prints medians (microseconds) with the ratios nsprim/C and
-unshare(1)/nsprim, then ``call()`` of a trivial function and
-``enter()``/``call_in()`` round trips. ``--json`` prints one JSON object.
-Needs root (every flag set but "user" needs CAP_SYS_ADMIN).
+The methods run interleaved: each round starts every method once per set, in
+a shuffled order, so the noise of a shared machine falls on all of them
+alike. Reported: medians, the interquartile range as a share of the median
+(noise), the path each nsprim call took (fork, posix_spawn, supervisor:
+seen by counting calls, not assumed), and the ratios the speed issue names:
+default / Python floor (target <= 1.1), unshare(1) / default (>= 1), fast
+path / C floor and supervisor / C floor (<= 1.3). Then ``call()`` of a
+trivial function and ``enter()``/``call_in()`` round trips. ``--json``
+prints one JSON object. Needs root.
 
-Usage: python scripts/bench_spawn.py [-n 60] [--json]
+Usage: python scripts/bench_spawn.py [-n 60] [--json] [--sets none,uts,...]
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -37,20 +46,24 @@ import time
 from typing import Any, Callable, Optional
 
 import nsprim.process as process
+from nsprim import _supervisor as sup
 from nsprim.flags import CloneFlags
 from nsprim.syscalls import unshare
 
 TRUE = "/bin/true"
 
 ALL = ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"]
+THREAD = ["mnt", "uts", "ipc", "pid", "net", "cgroup"]
 SETS: list[tuple[str, list[str]]] = [
     ("none", []),
     ("uts", ["uts"]),
     ("ipc", ["ipc"]),
-    ("pid", ["pid"]),
     ("net", ["net"]),
     ("mnt", ["mnt"]),
+    ("pid", ["pid"]),
+    ("cgroup", ["cgroup"]),
     ("user", ["user"]),
+    ("thread-scoped 6", THREAD),
     ("all but user", [t for t in ALL if t != "user"]),
     ("all", ALL),
 ]
@@ -75,6 +88,7 @@ _UNSHARE_OPT = {
     "time": "-T",
 }
 
+# One start per line of stdin ("FLAGS\n"), its time in microseconds on stdout.
 C_SOURCE = r"""
 #define _GNU_SOURCE
 #include <linux/sched.h>
@@ -86,46 +100,51 @@ C_SOURCE = r"""
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-int main(int argc, char **argv) {
-    unsigned long long flags = strtoull(argv[1], 0, 0);
-    int n = atoi(argv[2]);
-    double *t = malloc(n * sizeof(double));
+int main(void) {
+    char line[64];
     char *av[] = {"/bin/true", 0}, *ev[] = {0};
-    for (int i = -3; i < n; i++) { /* 3 warm-up rounds */
+    while (fgets(line, sizeof line, stdin)) {
         struct timespec a, b;
         struct clone_args ca;
         int st;
         clock_gettime(CLOCK_MONOTONIC, &a);
         memset(&ca, 0, sizeof ca);
-        ca.flags = flags;
+        ca.flags = strtoull(line, 0, 0);
         ca.exit_signal = SIGCHLD;
         long pid = syscall(SYS_clone3, &ca, sizeof ca);
         if (pid < 0) { perror("clone3"); return 1; }
         if (pid == 0) { execve(av[0], av, ev); _exit(127); }
         if (waitpid(pid, &st, 0) != pid || st != 0) { fprintf(stderr, "child failed\n"); return 1; }
         clock_gettime(CLOCK_MONOTONIC, &b);
-        if (i >= 0) t[i] = (b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3;
+        printf("%.1f\n", (b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3);
+        fflush(stdout);
     }
-    qsort(t, n, sizeof(double), cmp);
-    printf("%.1f\n", n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2);
     return 0;
 }
 """
 
 
-def median_us(fn: Callable[[], object], n: int) -> float:
-    for _ in range(3):
-        fn()
-    samples = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e6)
-    return statistics.median(samples)
+class Floor:
+    """The C clone3+execve floor as a co-process: one timed start per call."""
+
+    def __init__(self, exe: str) -> None:
+        self.proc = subprocess.Popen(
+            [exe], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    def once(self, flags: int) -> float:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{flags:#x}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the C floor failed (clone3 refused?)")
+        return float(line)
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
 
 
 def build_floor(tmp: str) -> tuple[Optional[str], str]:
@@ -142,11 +161,6 @@ def build_floor(tmp: str) -> tuple[Optional[str], str]:
     return exe, ""
 
 
-def c_floor(exe: str, flags: int, n: int) -> float:
-    out = subprocess.run([exe, hex(flags), str(n)], capture_output=True, text=True, check=True)
-    return float(out.stdout)
-
-
 def fork_unshare(flags: int) -> None:
     pid = os.fork()
     if pid == 0:
@@ -161,55 +175,157 @@ def fork_unshare(flags: int) -> None:
         raise RuntimeError(f"fork+unshare child failed: {status}")
 
 
-def _nothing() -> None:
-    return None
+class PathProbe:
+    """Counts os.posix_spawn and supervisor requests to tell which path a call took."""
+
+    def __init__(self) -> None:
+        self.spawns = 0
+        self.sup = 0
+        self._posix_spawn = os.posix_spawn
+        self._sup_spawn = sup.spawn
+
+        def counted_spawn(*a: Any, **k: Any) -> int:
+            self.spawns += 1
+            return self._posix_spawn(*a, **k)
+
+        def counted_sup(*a: Any, **k: Any) -> sup.Supervised:
+            self.sup += 1
+            return self._sup_spawn(*a, **k)
+
+        os.posix_spawn = counted_spawn
+        sup.spawn = counted_sup
+
+    def path(self, fn: Callable[[], object]) -> str:
+        self.spawns = self.sup = 0
+        fn()
+        return "supervisor" if self.sup else "posix_spawn" if self.spawns else "fork"
+
+    def close(self) -> None:
+        os.posix_spawn = self._posix_spawn
+        sup.spawn = self._sup_spawn
 
 
-def bench(n: int) -> dict[str, Any]:
+def _stats(samples: list[float]) -> dict[str, float]:
+    """Median, noise (IQR / median) and the 10th percentile, robust when the CPUs are busy."""
+    q = statistics.quantiles(samples, n=4)
+    d = statistics.quantiles(samples, n=10)
+    med = statistics.median(samples)
+    return {
+        "median_us": round(med, 1),
+        "iqr_pct": round(100 * (q[2] - q[0]) / med, 1),
+        "p10_us": round(d[0], 1),
+    }
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e6
+
+
+def methods_for(types: list[str], floor: Optional[Floor]) -> dict[str, Callable[[], float]]:
+    flags = 0
+    for t in types:
+        flags |= int(_FLAG[t])
+    ucmd = ["unshare", *[_UNSHARE_OPT[t] for t in types], "--fork", TRUE]
+    out: dict[str, Callable[[], float]] = {
+        "default": lambda: _timed(lambda: process.run([TRUE], namespaces=types, check=True)),
+        "no_pdeath": lambda: _timed(
+            lambda: process.run([TRUE], namespaces=types, die_with_parent=False, check=True)
+        ),
+        "unshare1": lambda: _timed(lambda: subprocess.run(ucmd, check=True)),
+        "py_floor": lambda: _timed(lambda: fork_unshare(flags)),
+    }
+    if floor is not None:
+        out["c_floor"] = lambda: floor.once(flags)
+    if not flags & ~sup.THREAD_FLAGS:
+
+        def via_supervisor() -> None:
+            # usable() is part of the price: an integration must check it per spawn.
+            if not sup.usable(flags) or sup.spawn([TRUE.encode()], flags=flags).wait() != 0:
+                raise RuntimeError("supervised /bin/true failed")
+
+        def fast_and_watch() -> None:
+            with process.spawn([TRUE], namespaces=types, die_with_parent=False) as p:
+                sup.watch(p.pidfd)
+                if p.wait() != 0:
+                    raise RuntimeError("/bin/true failed")
+
+        out["supervisor"] = lambda: _timed(via_supervisor)
+        out["fast_watch"] = lambda: _timed(fast_and_watch)
+    return out
+
+
+def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
     rows = []
+    sup.usable()  # start the supervisor outside the timings (once per process)
     with tempfile.TemporaryDirectory(prefix="nsprim-bench-") as tmp:
         floor_exe, note = build_floor(tmp)
-        for name, types in SETS:
-            flags = 0
-            for t in types:
-                flags |= int(_FLAG[t])
-            ucmd = ["unshare", *[_UNSHARE_OPT[t] for t in types], "--fork", TRUE]
+        floor = Floor(floor_exe) if floor_exe else None
+        try:
+            table = {name: methods_for(types, floor) for name, types in sets}
+            samples: dict[str, dict[str, list[float]]] = {
+                name: {m: [] for m in meths} for name, meths in table.items()
+            }
+            jobs = [(name, m) for name, meths in table.items() for m in meths]
+            for i in range(n + 2):  # two warm-up rounds
+                random.shuffle(jobs)
+                for name, m in jobs:
+                    dt = table[name][m]()
+                    if i >= 2:
+                        samples[name][m].append(dt)
+        finally:
+            if floor is not None:
+                floor.close()
+    probe = PathProbe()
+    try:
+        for name, types in sets:
+            st = {m: _stats(v) for m, v in samples[name].items()}
+            med = {m: v["median_us"] for m, v in st.items()}
+            low = {m: v["p10_us"] for m, v in st.items()}
 
-            def run_default(t: list[str] = types) -> None:
-                process.run([TRUE], namespaces=t, check=True)
+            def r(a: str, b: str, med: dict[str, float] = med) -> Optional[float]:
+                return round(med[a] / med[b], 2) if a in med and b in med else None
 
-            def run_fast(t: list[str] = types) -> None:
-                # Without PR_SET_PDEATHSIG, uts/ipc/net/cgroup/mnt take the posix_spawn path.
-                process.run([TRUE], namespaces=t, die_with_parent=False, check=True)
+            def default(t: list[str] = types) -> None:
+                process.run([TRUE], namespaces=t)
 
-            def run_util(c: list[str] = ucmd) -> None:
-                subprocess.run(c, check=True)
+            def no_pdeath(t: list[str] = types) -> None:
+                process.run([TRUE], namespaces=t, die_with_parent=False)
 
-            def run_fork(f: int = flags) -> None:
-                fork_unshare(f)
-
-            ours = median_us(run_default, n)
-            fast = median_us(run_fast, n)
-            floor = c_floor(floor_exe, flags, n) if floor_exe else None
-            util = median_us(run_util, n)
-            forked = median_us(run_fork, n)
             rows.append(
                 {
                     "set": name,
-                    "nsprim_run_us": round(ours, 1),
-                    "nsprim_run_nodeathsig_us": round(fast, 1),
-                    "c_clone3_us": floor,
-                    "unshare1_us": round(util, 1),
-                    "fork_unshare_us": round(forked, 1),
-                    "nsprim_over_c": round(ours / floor, 2) if floor else None,
-                    "nodeathsig_over_c": round(fast / floor, 2) if floor else None,
-                    "unshare1_over_nsprim": round(util / ours, 2),
+                    "types": types,
+                    "paths": {"default": probe.path(default), "no_pdeath": probe.path(no_pdeath)},
+                    "us": st,
+                    "ratios": {
+                        "default/py_floor": r("default", "py_floor"),
+                        "unshare1/default": r("unshare1", "default"),
+                        "default/c_floor": r("default", "c_floor"),
+                        "no_pdeath/c_floor": r("no_pdeath", "c_floor"),
+                        "supervisor/c_floor": r("supervisor", "c_floor"),
+                        "fast_watch/c_floor": r("fast_watch", "c_floor"),
+                        "supervisor/default": r("supervisor", "default"),
+                    },
+                    "ratios_p10": {
+                        k: r(k.split("/")[0], k.split("/")[1], low)
+                        for k in (
+                            "default/py_floor",
+                            "unshare1/default",
+                            "no_pdeath/c_floor",
+                            "supervisor/c_floor",
+                            "fast_watch/c_floor",
+                        )
+                    },
                 }
             )
+    finally:
+        probe.close()
     extra = {
-        "call_trivial_us": round(median_us(lambda: process.call(_nothing), n), 1),
-        "call_trivial_pid_us": round(
-            median_us(lambda: process.call(_nothing, namespaces=["pid"]), n), 1
+        "call_trivial_us": _stats([_timed(lambda: process.call(_nothing)) for _ in range(n)]),
+        "call_trivial_pid_us": _stats(
+            [_timed(lambda: process.call(_nothing, namespaces=["pid"])) for _ in range(n)]
         ),
     }
     with process.spawn(["sleep", "600"], namespaces=["uts", "net", "ipc", "pid", "mnt"]) as target:
@@ -218,54 +334,95 @@ def bench(n: int) -> dict[str, Any]:
             with process.enter(target, "uts", "net"):
                 pass
 
-        extra["enter_uts_net_us"] = round(median_us(enter_once, n), 1)
-        extra["call_in_all_us"] = round(median_us(lambda: process.call_in(target, _nothing), n), 1)
+        extra["enter_uts_net_us"] = _stats([_timed(enter_once) for _ in range(n)])
+        extra["call_in_all_us"] = _stats(
+            [_timed(lambda: process.call_in(target, _nothing)) for _ in range(n)]
+        )
     return {
         "iterations": n,
         "kernel": os.uname().release,
         "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg(),
         "note": note,
         "rows": rows,
         "extra": extra,
     }
 
 
+def _nothing() -> None:
+    return None
+
+
+COLUMNS = [
+    ("default", "run()"),
+    ("no_pdeath", "run(dwp=F)"),
+    ("supervisor", "supervisor"),
+    ("fast_watch", "fast+watch"),
+    ("c_floor", "C clone3"),
+    ("unshare1", "unshare(1)"),
+    ("py_floor", "py fork"),
+]
+RATIOS = [
+    ("default/py_floor", "run/py"),
+    ("unshare1/default", "unsh/run"),
+    ("no_pdeath/c_floor", "fast/C"),
+    ("supervisor/c_floor", "sup/C"),
+    ("fast_watch/c_floor", "f+w/C"),
+]
+
+
 def table(result: dict[str, Any]) -> str:
-    head = ("flag set", "nsprim.run", "run(no pdeath)", "C clone3", "unshare(1)", "fork+unshare",
-            "nsprim/C", "no-pdeath/C", "unshare/nsprim")  # fmt: skip
-    lines = [" | ".join(f"{h:>12}" for h in head)]
-    for r in result["rows"]:
-        cells = [
-            r["set"],
-            f"{r['nsprim_run_us']:.0f} us",
-            f"{r['nsprim_run_nodeathsig_us']:.0f} us",
-            f"{r['c_clone3_us']:.0f} us" if r["c_clone3_us"] else "-",
-            f"{r['unshare1_us']:.0f} us",
-            f"{r['fork_unshare_us']:.0f} us",
-            f"{r['nsprim_over_c']:.2f}x" if r["nsprim_over_c"] else "-",
-            f"{r['nodeathsig_over_c']:.2f}x" if r["nodeathsig_over_c"] else "-",
-            f"{r['unshare1_over_nsprim']:.2f}x",
-        ]
-        lines.append(" | ".join(f"{c:>12}" for c in cells))
+    head = ["set", "paths (run; dwp=F)"] + [h for _, h in COLUMNS] + [h for _, h in RATIOS]
+    widths = [15, 22] + [12] * len(COLUMNS) + [8] * len(RATIOS)
+    lines = [" ".join(f"{h:>{w}}" for h, w in zip(head, widths))]
+    for row in result["rows"]:
+        cells = [row["set"], f"{row['paths']['default']}; {row['paths']['no_pdeath']}"]
+        for key, _ in COLUMNS:
+            s = row["us"].get(key)
+            cells.append(f"{s['median_us']:.0f}±{s['iqr_pct']:.0f}%" if s else "-")
+        for key, _ in RATIOS:
+            v = row["ratios"][key]
+            cells.append(f"{v:.2f}x" if v is not None else "-")
+        lines.append(" ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
+    lines.append("")
+    lines.append("the same ratios on the 10th percentiles (steadier when the CPUs are shared):")
+    for row in result["rows"]:
+        cells = [f"{row['set']:>15}"]
+        for key, h in RATIOS:
+            v = row["ratios_p10"].get(key)
+            cells.append(f"{h} {v:.2f}x" if v is not None else f"{h} -")
+        lines.append("  ".join(cells))
     lines.append("")
     for k, v in result["extra"].items():
-        lines.append(f"{k:>22}: {v:.0f} us")
+        lines.append(f"{k:>22}: {v['median_us']:.0f} us ±{v['iqr_pct']:.0f}%")
     if result["note"]:
         lines.append(f"note: {result['note']}")
-    lines.append(f"medians of {result['iterations']} runs; kernel {result['kernel']}")
+    lines.append(
+        f"medians of {result['iterations']} interleaved rounds (us ± interquartile range as a "
+        f"share of the median); kernel {result['kernel']}; {result['cpus']} cpus; "
+        f"load {result['load'][0]:.1f}"
+    )
     return "\n".join(lines)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("-n", "--iterations", type=int, default=60, help="runs per measurement")
+    ap.add_argument("-n", "--iterations", type=int, default=60, help="rounds (default 60)")
+    ap.add_argument("--sets", default="", help="comma-separated subset of the flag sets")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench_spawn: needs root (CAP_SYS_ADMIN for every flag set but 'user')",
               file=sys.stderr)  # fmt: skip
         return 2
-    result = bench(max(3, args.iterations))
+    wanted = [s.strip() for s in args.sets.split(",") if s.strip()]
+    sets = [s for s in SETS if not wanted or s[0] in wanted]
+    if not sets:
+        print(f"bench_spawn: no such set; choose from {', '.join(n for n, _ in SETS)}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    result = bench(max(4, args.iterations), sets)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0
 

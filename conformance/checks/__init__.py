@@ -3,12 +3,21 @@
 Each module registers its checks with ``@check`` from
 :mod:`nsprim.conformance.registry` when imported;
 :func:`nsprim.conformance.registry.load_checks` imports them all. Modules whose
-name starts with ``_`` are helpers and are not loaded as check groups.
+name starts with ``_`` are shared helpers and are not loaded as check groups:
 
-:mod:`.uts` is the model to copy. In short:
+* :mod:`._common`: errno names (``attempt``), namespace identity, and
+  ``unshare``/``setns`` that confirm by identity that the namespace really is
+  new (or really is the target);
+* :mod:`._procs`: the processes under test that a helper forks or clones
+  itself (pid namespace inits, their members), their pipes and reaping;
+* :mod:`nsprim.conformance._libc`: the libc calls nsprim does not bind.
 
-* the docstring's first line is the guarantee; the rest says how it is tested
-  and what the negative control changes;
+:mod:`.uts` is the model to copy; ``CONTRIBUTING.md`` walks through adding a
+check. In short:
+
+* the docstring's first line is the guarantee, in plain text (it is the
+  title in every report); the rest says how it is tested and what the
+  negative control changes;
 * do the work in ``ctx.in_child``/``ctx.spawn_child`` helpers that unshare
   ``ctx.isolate(FLAGS)``; module-level helper functions return plain data and
   the check asserts with ``ctx.expect``/``ctx.expect_equal``;

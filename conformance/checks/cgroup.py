@@ -1,4 +1,4 @@
-"""Cgroup namespace checks: CG-01 to CG-05 of GUARANTEES.md.
+"""Cgroup namespace checks: CG-01 to CG-05.
 
 Layer: conformance checks. Imports public nsprim names and the conformance
 registry only.
@@ -35,7 +35,7 @@ from nsprim import syscalls
 from nsprim.flags import CloneFlags, MountFlags, UmountFlags
 
 from ..registry import Context, Needs, Skip, check
-from ._common import errname as _errname
+from ._common import errname, unshare
 
 __all__: list[str] = []
 
@@ -95,7 +95,7 @@ def _tree(ctx: Context, *names: str) -> _Tree:
     try:
         syscalls.mount("cgroup2", mnt, "cgroup2", _MOUNT_FLAGS)
     except OSError as err:
-        raise Skip(f"cannot mount cgroup2 here ({_errname(err)}): no cgroup v2 hierarchy") from None
+        raise Skip(f"cannot mount cgroup2 here ({errname(err)}): no cgroup v2 hierarchy") from None
     ctx.defer(syscalls.umount, mnt, int(UmountFlags.DETACH))
     tree = _Tree(mnt, f"nsprim-{ctx.check_id.replace('.', '-')}-{os.urandom(4).hex()}")
     for name in ("", *names):
@@ -105,7 +105,7 @@ def _tree(ctx: Context, *names: str) -> _Tree:
             if err.errno not in _REFUSED:
                 raise
             raise Skip(
-                f"cannot create a cgroup under the sandbox's cgroup2 root ({_errname(err)} "
+                f"cannot create a cgroup under the sandbox's cgroup2 root ({errname(err)} "
                 f"for {_who()}): the hierarchy is not writable here (a rootless run needs a "
                 "delegated cgroup subtree)"
             ) from None
@@ -154,7 +154,7 @@ def _join_then_unshare(procs: str, flags: int) -> str:
     """Join a cgroup, unshare *flags* (CLONE_NEWCGROUP, or 0), return our own cgroup path."""
     _join(procs)
     if flags:
-        syscalls.unshare(flags)
+        unshare(flags)
     return _cgroup_path()
 
 
@@ -202,7 +202,7 @@ def _views_from_inside(procs: str, flags: int, others: dict[str, int]) -> dict[s
     timeout=5.0,
 )
 def outside_paths_relative(ctx: Context) -> None:
-    """A process outside the cgroup namespace root is shown with a path relative to it (``/..``).
+    """A process outside the cgroup namespace root is shown with a path relative to it (/..).
 
     A sibling helper joins cgroup ``b``; the reader joins ``a`` and unshares
     CLONE_NEWCGROUP, then reads /proc/PID/cgroup of the sibling and of the
@@ -227,7 +227,7 @@ def outside_paths_relative(ctx: Context) -> None:
 def _mount_view(procs: str, flags: int, mountpoint: str) -> dict[str, Any]:
     """Join a cgroup, unshare *flags*, mount cgroup2 at *mountpoint*; report its top level."""
     _join(procs)
-    syscalls.unshare(flags)
+    unshare(flags)
     syscalls.mount("cgroup2", mountpoint, "cgroup2", _MOUNT_FLAGS)
     with open(os.path.join(mountpoint, "cgroup.procs")) as f:
         procs_at_root = sorted(int(line) for line in f)

@@ -1,8 +1,8 @@
-"""IPC namespace checks: IPC-01 to IPC-07 of GUARANTEES.md.
+"""IPC namespace checks: IPC-01 to IPC-07.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
-registry and the private ctypes helper :mod:`._ipc` (SysV IPC and POSIX
-message queues, which neither the standard library nor nsprim binds).
+registry and :mod:`.._libc` (SysV IPC and POSIX message queues, which neither
+the standard library nor nsprim binds).
 
 Every object a check creates lives in an IPC namespace that a helper created,
 or in the runner's throwaway sandbox IPC namespace (the "parent" here), so
@@ -27,15 +27,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from nsprim import syscalls
-from nsprim.flags import CloneFlags, MountFlags, UmountFlags
+from nsprim.flags import MountFlags, UmountFlags
 
+from .. import _libc
 from ..registry import ChildHandle, Context, Needs, Skip, check
-from . import _ipc
+from ._common import NEWIPC, NEWUSER, attempt, map_root_to, setns, setns_path, unshare
 
 __all__: list[str] = []
 
-NEWIPC = int(CloneFlags.NEWIPC)
-NEWUSER = int(CloneFlags.NEWUSER)
 
 #: The SysV key every check uses ("nsp" + 1); each namespace starts empty, so it can't clash.
 KEY = 0x6E737001
@@ -53,7 +52,7 @@ def _msg_drain(msqid: int) -> list[tuple[int, bytes]]:
     out: list[tuple[int, bytes]] = []
     while True:
         try:
-            out.append(_ipc.msgrcv(msqid))
+            out.append(_libc.msgrcv(msqid))
         except OSError as err:
             if err.errno == errno.ENOMSG:
                 return out
@@ -61,7 +60,7 @@ def _msg_drain(msqid: int) -> list[tuple[int, bytes]]:
 
 
 def _sem_init(semid: int) -> None:
-    _ipc.semop(semid, [(0, 1, 0)])  # a new set starts at 0: make it an unlocked binary lock
+    _libc.semop(semid, [(0, 1, 0)])  # a new set starts at 0: make it an unlocked binary lock
 
 
 @dataclass(frozen=True)
@@ -89,39 +88,39 @@ class _SysV:
 
 _SYSV = {
     "msg": _SysV(
-        get=lambda key, flags: _ipc.msgget(key, flags | 0o600),
+        get=lambda key, flags: _libc.msgget(key, flags | 0o600),
         init=lambda _id: None,
-        use=_ipc.msgstat,
-        mark=lambda msqid, who: _ipc.msgsnd(msqid, _WHO[who], who.encode()),
+        use=_libc.msgstat,
+        mark=lambda msqid, who: _libc.msgsnd(msqid, _WHO[who], who.encode()),
         view=_msg_drain,
         marked=lambda who: [(_WHO[who], who.encode())],
-        remove=_ipc.msgrm,
+        remove=_libc.msgrm,
     ),
     "sem": _SysV(
-        get=lambda key, flags: _ipc.semget(key, 1, flags | 0o600),
+        get=lambda key, flags: _libc.semget(key, 1, flags | 0o600),
         init=_sem_init,
-        use=_ipc.semval,
+        use=_libc.semval,
         # sem_comm: take the lock without waiting; EAGAIN if someone else holds it.
-        mark=lambda semid, who: _ipc.semop(semid, [(0, -1, _ipc.IPC_NOWAIT)]),
-        view=_ipc.semval,
+        mark=lambda semid, who: _libc.semop(semid, [(0, -1, _libc.IPC_NOWAIT)]),
+        view=_libc.semval,
         marked=lambda who: 0,
-        remove=_ipc.semrm,
+        remove=_libc.semrm,
     ),
     "shm": _SysV(
-        get=lambda key, flags: _ipc.shmget(key, _SHM_SIZE, flags | 0o600),
+        get=lambda key, flags: _libc.shmget(key, _SHM_SIZE, flags | 0o600),
         init=lambda _id: None,
-        use=lambda shmid: _ipc.shmread(shmid, 1),
-        mark=lambda shmid, who: _ipc.shmwrite(shmid, _pad(who)),
-        view=lambda shmid: _ipc.shmread(shmid, _MARK_LEN),
+        use=lambda shmid: _libc.shmread(shmid, 1),
+        mark=lambda shmid, who: _libc.shmwrite(shmid, _pad(who)),
+        view=lambda shmid: _libc.shmread(shmid, _MARK_LEN),
         marked=_pad,
-        remove=_ipc.shmrm,
+        remove=_libc.shmrm,
     ),
 }
 
 
 def _sysv_create(kind: str) -> int:
     ops = _SYSV[kind]
-    obj = ops.get(KEY, _ipc.IPC_CREAT | _ipc.IPC_EXCL)
+    obj = ops.get(KEY, _libc.IPC_CREAT | _libc.IPC_EXCL)
     ops.init(obj)
     return obj
 
@@ -131,8 +130,8 @@ def _sysv_in_new_ns(kind: str, parent_id: int) -> dict[str, object]:
     ops = _SYSV[kind]
     # Before creating anything here: a new namespace is empty, so no id resolves.
     seen: dict[str, object] = {
-        "lookup": _ipc.attempt(ops.get, KEY, 0),
-        "parent id": _ipc.attempt(ops.use, parent_id),
+        "lookup": attempt(ops.get, KEY, 0),
+        "parent id": attempt(ops.use, parent_id),
     }
     try:
         obj = _sysv_create(kind)
@@ -140,7 +139,7 @@ def _sysv_in_new_ns(kind: str, parent_id: int) -> dict[str, object]:
     except FileExistsError:
         seen["create"] = "EEXIST"
         obj = ops.get(KEY, 0)
-    seen["mark"] = _ipc.attempt(ops.mark, obj, "child")
+    seen["mark"] = attempt(ops.mark, obj, "child")
     seen["view"] = ops.view(obj)
     return seen
 
@@ -241,40 +240,40 @@ def _mq_drain(mqd: int) -> list[bytes]:
     out: list[bytes] = []
     while True:
         try:
-            out.append(_ipc.mq_receive(mqd, _MQ_RECV))
+            out.append(_libc.mq_receive(mqd, _MQ_RECV))
         except BlockingIOError:
             return out
 
 
 def _mq_probe(name: str) -> str:
     """Open the existing queue *name* and close it again; "ok" or the errno name."""
-    return _ipc.attempt(lambda: _ipc.mq_close(_ipc.mq_open(name, os.O_RDWR)))
+    return attempt(lambda: _libc.mq_close(_libc.mq_open(name, os.O_RDWR)))
 
 
 def _mq_discard(mqd: int, names: tuple[str, ...]) -> None:
     """Close *mqd* and unlink *names* that exist in this IPC namespace."""
-    _ipc.mq_close(mqd)
+    _libc.mq_close(mqd)
     for name in names:
         with contextlib.suppress(FileNotFoundError):
-            _ipc.mq_unlink(name)
+            _libc.mq_unlink(name)
 
 
 def _mq_in_new_ns() -> dict[str, object]:
     """mqns_01/02 from the helper's side: probe the parent's name, reuse it, keep a name."""
     seen: dict[str, object] = {"open parent's": _mq_probe(MQ_NAME)}
     try:
-        mqd = _ipc.mq_open(MQ_NAME, os.O_CREAT | os.O_EXCL | _RDWR_NB, **_MQ_SIZE)
+        mqd = _libc.mq_open(MQ_NAME, os.O_CREAT | os.O_EXCL | _RDWR_NB, **_MQ_SIZE)
         seen["create"] = "ok"
     except FileExistsError:
         seen["create"] = "EEXIST"
-        mqd = _ipc.mq_open(MQ_NAME, _RDWR_NB)
+        mqd = _libc.mq_open(MQ_NAME, _RDWR_NB)
     try:
-        _ipc.mq_send(mqd, b"child")
+        _libc.mq_send(mqd, b"child")
         seen["received"] = _mq_drain(mqd)
     finally:
-        _ipc.mq_close(mqd)
+        _libc.mq_close(mqd)
     # A queue only this namespace has; the helper stays alive so it exists while probed.
-    _ipc.mq_close(_ipc.mq_open(MQ_CHILD_ONLY, os.O_CREAT | os.O_RDWR, **_MQ_SIZE))
+    _libc.mq_close(_libc.mq_open(MQ_CHILD_ONLY, os.O_CREAT | os.O_RDWR, **_MQ_SIZE))
     return seen
 
 
@@ -297,9 +296,9 @@ def posix_mq(ctx: Context) -> None:
     opens the parent's queue.
     """
     flags = ctx.isolate(NEWIPC)
-    own = _ipc.mq_open(MQ_NAME, os.O_CREAT | os.O_EXCL | _RDWR_NB, **_MQ_SIZE)
+    own = _libc.mq_open(MQ_NAME, os.O_CREAT | os.O_EXCL | _RDWR_NB, **_MQ_SIZE)
     ctx.defer(_mq_discard, own, (MQ_NAME, MQ_CHILD_ONLY))
-    _ipc.mq_send(own, b"parent")
+    _libc.mq_send(own, b"parent")
 
     helper = ctx.spawn_child(_mq_in_new_ns, unshare=flags)
     seen = helper.recv()
@@ -328,19 +327,19 @@ def _qsize(path: str) -> int:
 
 def _mqueuefs_inside(mnt: str) -> dict[str, object]:
     """mqns_03 in the helper: make a queue, mount mqueue, create through the fs, remount."""
-    _ipc.mq_close(_ipc.mq_open(_MQ_IN, os.O_CREAT | os.O_EXCL | os.O_RDWR, **_MQ_SIZE))
+    _libc.mq_close(_libc.mq_open(_MQ_IN, os.O_CREAT | os.O_EXCL | os.O_RDWR, **_MQ_SIZE))
     syscalls.mount("mqueue", mnt, "mqueue", _MOUNT_FLAGS)
     seen: dict[str, object] = {"listing": sorted(os.listdir(mnt))}
 
     path = os.path.join(mnt, _MQ_VIA_FS.lstrip("/"))
     os.close(os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600))
-    mqd = _ipc.mq_open(_MQ_VIA_FS, _RDWR_NB)
+    mqd = _libc.mq_open(_MQ_VIA_FS, _RDWR_NB)
     try:
-        _ipc.mq_send(mqd, b"via-fs")
+        _libc.mq_send(mqd, b"via-fs")
         seen["qsize"] = _qsize(path)
         seen["received"] = _mq_drain(mqd)
     finally:
-        _ipc.mq_close(mqd)
+        _libc.mq_close(mqd)
 
     # The superblock belongs to the namespace: a fresh mount shows the same queues.
     syscalls.umount(mnt)
@@ -377,7 +376,7 @@ def mqueuefs_bound(ctx: Context) -> None:
     flags = ctx.isolate(NEWIPC)
     mnt = os.path.join(ctx.tmpdir, "mqueue")
     os.mkdir(mnt)
-    own = _ipc.mq_open(_MQ_OUTSIDE, os.O_CREAT | os.O_EXCL | os.O_RDWR, **_MQ_SIZE)
+    own = _libc.mq_open(_MQ_OUTSIDE, os.O_CREAT | os.O_EXCL | os.O_RDWR, **_MQ_SIZE)
     ctx.defer(_mq_discard, own, (_MQ_OUTSIDE, _MQ_IN, _MQ_VIA_FS, _MQ_LATE))
     ctx.defer(_umount_quietly, mnt)  # LIFO: unmount first, then the parent's queues
 
@@ -394,7 +393,7 @@ def mqueuefs_bound(ctx: Context) -> None:
     ctx.expect_equal(_mq_probe(_MQ_IN), "ENOENT", "the parent's mq_open of the helper's queue")
     helper.stop()
     ctx.expect_equal(
-        _ipc.attempt(_create_file, os.path.join(mnt, _MQ_LATE.lstrip("/"))),
+        attempt(_create_file, os.path.join(mnt, _MQ_LATE.lstrip("/"))),
         "EACCES",
         "creating a queue through the mount after its IPC namespace died",
     )
@@ -444,7 +443,7 @@ def _configure() -> dict[str, object]:
         except PermissionError as err:
             return {"denied": f"writing /proc/sys/{name}: {err.strerror}"}
     for kind in _SYSVIPC:
-        _SYSV[kind].get(_VIEW_KEY, _ipc.IPC_CREAT)
+        _SYSV[kind].get(_VIEW_KEY, _libc.IPC_CREAT)
     return _views()
 
 
@@ -454,11 +453,7 @@ def _views_across_setns(ns_path: str) -> dict[str, object]:
     pinned = [os.open(f"/proc/sys/{name}", os.O_RDONLY | os.O_CLOEXEC) for name in _SYSCTLS]
     pinned += [os.open(f"/proc/sysvipc/{k}", os.O_RDONLY | os.O_CLOEXEC) for k in _SYSVIPC]
     try:
-        fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            syscalls.setns(fd, NEWIPC)
-        finally:
-            os.close(fd)
+        setns_path(ns_path, NEWIPC)
         return {"before": before, "after": _views()}
     finally:
         for fd in pinned:
@@ -525,55 +520,43 @@ _LIFE_PROBE = "/nsprim-life-probe"
 _RELEASE_WAIT = 1.5
 
 
-def _write(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-
-
-def _map_own_ids(uid: int, gid: int) -> None:
-    """Map root of the new user ns to the creator's ids (one line each, user_namespaces(7))."""
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", f"0 {uid} 1")
-    _write("/proc/self/gid_map", f"0 {gid} 1")
-
-
 def _fill_namespace() -> None:
     """Create a POSIX queue, a locked SysV segment and a SysV queue in this IPC namespace."""
-    _ipc.mq_close(_ipc.mq_open(_LIFE_MQ_NAME, os.O_CREAT | os.O_EXCL | os.O_RDWR, **_LIFE_MQ))
-    shmid = _ipc.shmget(KEY, _LIFE_SHM, _ipc.IPC_CREAT | 0o600)
-    _ipc.shmlock(shmid)
-    _ipc.msgsnd(_ipc.msgget(KEY, _ipc.IPC_CREAT | 0o600), 1, b"kept")
+    _libc.mq_close(_libc.mq_open(_LIFE_MQ_NAME, os.O_CREAT | os.O_EXCL | os.O_RDWR, **_LIFE_MQ))
+    shmid = _libc.shmget(KEY, _LIFE_SHM, _libc.IPC_CREAT | 0o600)
+    _libc.shmlock(shmid)
+    _libc.msgsnd(_libc.msgget(KEY, _libc.IPC_CREAT | 0o600), 1, b"kept")
 
 
 def _take_queue() -> None:
     """Create (and at once remove) one queue of the IPC-07 size in this IPC namespace."""
-    _ipc.mq_close(_ipc.mq_open(_LIFE_PROBE, os.O_CREAT | os.O_EXCL | os.O_RDWR, **_LIFE_MQ))
-    _ipc.mq_unlink(_LIFE_PROBE)
+    _libc.mq_close(_libc.mq_open(_LIFE_PROBE, os.O_CREAT | os.O_EXCL | os.O_RDWR, **_LIFE_MQ))
+    _libc.mq_unlink(_LIFE_PROBE)
 
 
 def _charge_attempts(shmid: int) -> dict[str, str]:
     """Try to take one more queue's and one more locked segment's worth of the rlimits."""
-    return {"mq": _ipc.attempt(_take_queue), "shm": _ipc.attempt(_ipc.shmlock, shmid)}
+    return {"mq": attempt(_take_queue), "shm": attempt(_libc.shmlock, shmid)}
 
 
 def _fresh_charges() -> dict[str, str]:
     """In a fresh IPC namespace (a throwaway helper), try both charges once."""
-    return _charge_attempts(_ipc.shmget(KEY, _LIFE_SHM, _ipc.IPC_CREAT | 0o600))
+    return _charge_attempts(_libc.shmget(KEY, _LIFE_SHM, _libc.IPC_CREAT | 0o600))
 
 
 def _look_inside(fd: int) -> dict[str, str]:
     """setns(2) into the IPC namespace *fd*; report whether the objects are still there."""
-    syscalls.setns(fd, NEWIPC)
+    setns(fd, NEWIPC)
     return {
         "mq": _mq_probe(_LIFE_MQ_NAME),
-        "shm": _ipc.attempt(_ipc.shmget, KEY, 0),
-        "msg": _ipc.attempt(_ipc.msgget, KEY, 0),
+        "shm": attempt(_libc.shmget, KEY, 0),
+        "msg": attempt(_libc.msgget, KEY, 0),
     }
 
 
 def _lifetime(ctx: Context, uid: int, gid: int, keep_fd: bool) -> dict[str, object]:
     """Run IPC-07 in this process, which has just unshared CLONE_NEWUSER."""
-    _map_own_ids(uid, gid)
+    map_root_to(uid, gid)
     # The rlimits are counted per (user ns, uid) since Linux 5.14, and this user
     # namespace is new, so nothing else is charged here.
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (_LIFE_MQ_LIMIT, _LIFE_MQ_LIMIT))
@@ -590,8 +573,8 @@ def _lifetime(ctx: Context, uid: int, gid: int, keep_fd: bool) -> dict[str, obje
         if not keep_fd:
             os.close(fd)
     # Probe the charges from a namespace of our own until the dead one is freed.
-    syscalls.unshare(NEWIPC)
-    shmid = _ipc.shmget(KEY, _LIFE_SHM, _ipc.IPC_CREAT | 0o600)
+    unshare(NEWIPC)
+    shmid = _libc.shmget(KEY, _LIFE_SHM, _libc.IPC_CREAT | 0o600)
     deadline = time.monotonic() + _RELEASE_WAIT
     while True:
         seen["released"] = released = _charge_attempts(shmid)

@@ -1,9 +1,8 @@
-"""Mount namespace checks: MNT-01 to MNT-10 of GUARANTEES.md.
+"""Mount namespace checks: MNT-01 to MNT-10.
 
-Layer: conformance checks. Imports public nsprim names and the conformance
-registry only (plus :mod:`nsprim.conformance._kernel` for capset(2), and a
-two-entry raw syscall table for the calls whose nsprim binding validates away
-the kernel error under test, see :func:`_raw_syscall`).
+Layer: conformance checks. Imports public nsprim names, the conformance
+registry, and :mod:`.._libc` for clone3(2) and mount_setattr(2) with the
+arguments whose nsprim binding validates away the kernel error under test.
 
 Every tree a check builds is a tmpfs under ``ctx.tmpdir``, never a host path.
 The runner's sandbox mount namespace is already ``MS_REC|MS_PRIVATE``, so a
@@ -19,18 +18,16 @@ marker file, and "sees the mount" means the marker path exists.
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
-import platform
 import threading
 
 from nsprim import process, syscalls
 from nsprim.flags import CloneFlags, MountAttrFlags, MountFlags, UmountFlags
 
-from .._kernel import drop_capabilities
+from .. import _libc
 from ..registry import Context, Needs, Skip, check
-from ._common import attempt as _attempt
+from ._common import attempt, idle, map_root_to, unshare
 
 __all__: list[str] = []
 
@@ -106,118 +103,12 @@ def _propagation(mountpoint: str) -> str:
     return " ".join(sorted(tags)) or "private"
 
 
-def _idle() -> None:
-    """Nothing: a helper that only holds its namespaces."""
-
-
-def _map_self(uid: int, gid: int) -> None:
-    """Map root of the caller's new user namespace to *uid*/*gid* outside (``unshare -r``)."""
-    # user_namespaces(7): an unprivileged writer may map only its own ids, and
-    # gid_map needs setgroups=deny first.
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
-
-
 def _unshare(flags: int) -> None:
     """unshare(2) *flags*; with CLONE_NEWUSER also map root to the caller's old ids."""
     uid, gid = os.geteuid(), os.getegid()
-    syscalls.unshare(flags)
+    unshare(flags)
     if flags & NEWUSER:
-        _map_self(uid, gid)
-
-
-# -- raw syscalls -------------------------------------------------------------------
-
-# asm-generic numbers, shared by every architecture that has no offset
-# (include/uapi/asm-generic/unistd.h; arch/x86/entry/syscalls/*.tbl).
-_GENERIC_NR = {"clone3": 435, "mount_setattr": 442}
-_GENERIC_ARCHES = frozenset(
-    [
-        "x86_64",
-        "i386",
-        "i686",
-        "aarch64",
-        "armv7l",
-        "armv8l",
-        "riscv64",
-        "ppc64le",
-        "ppc64",
-        "s390x",
-        "loongarch64",
-    ]
-)
-_pysyscall = ctypes.PyDLL(None, use_errno=True).syscall
-_pysyscall.restype = ctypes.c_long
-_pysyscall.argtypes = [ctypes.c_long] * 6  # number + up to five arguments
-
-
-def _raw_syscall(name: str, *args: int) -> int:
-    """Make syscall *name* with integer/pointer *args*; return its result or raise OSError.
-
-    nsprim.syscalls validates arguments before the call (STYLE.md 5.4), so it
-    can't hand the kernel the CLONE_FS|CLONE_NEWNS or the bad propagation
-    whose *kernel* errno MNT-07 and MNT-08 test. The GIL stays held (PyDLL),
-    as in os.fork, so a clone3 child can leave with os._exit at once.
-
-    Raises:
-        Skip: the architecture is not in the generic-number table.
-    """
-    machine = platform.machine()
-    if machine not in _GENERIC_ARCHES:
-        raise Skip(f"no {name} syscall number for {machine} in this check's table")
-    padded = (*args, 0, 0, 0, 0, 0)[:5]
-    ret = int(_pysyscall(_GENERIC_NR[name], *padded))
-    if ret == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{name}: {os.strerror(err)}")
-    return ret
-
-
-class _CloneArgs(ctypes.Structure):
-    """struct clone_args up to CLONE_ARGS_SIZE_VER0 (64 bytes; linux/sched.h)."""
-
-    _fields_ = [
-        (name, ctypes.c_uint64)
-        for name in [
-            "flags",
-            "pidfd",
-            "child_tid",
-            "parent_tid",
-            "exit_signal",
-            "stack",
-            "stack_size",
-            "tls",
-        ]
-    ]
-
-
-class _MountAttr(ctypes.Structure):
-    """struct mount_attr, MOUNT_ATTR_SIZE_VER0 (32 bytes; linux/mount.h)."""
-
-    _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
-    ]
-
-
-def _raw_clone3(flags: int) -> None:
-    """clone3(2) with *flags* and SIGCHLD; a child is reaped at once. Raises OSError."""
-    args = _CloneArgs(flags=flags, exit_signal=17)  # SIGCHLD
-    pid = _raw_syscall("clone3", ctypes.addressof(args), ctypes.sizeof(args))
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-
-
-def _raw_mount_setattr_propagation(path: str, propagation: int) -> None:
-    """mount_setattr(2) changing only the propagation, passed unchecked. Raises OSError."""
-    attr = _MountAttr(propagation=propagation & 0xFFFFFFFFFFFFFFFF)
-    buf = ctypes.create_string_buffer(os.fsencode(path))
-    at_fdcwd = -100
-    _raw_syscall("mount_setattr", at_fdcwd, ctypes.addressof(buf), 0, ctypes.addressof(attr), 32)
+        map_root_to(uid, gid)
 
 
 # -- MNT-01 -------------------------------------------------------------------------
@@ -295,7 +186,7 @@ def shared_propagation(ctx: Context) -> None:
     # The control takes the sharing away (MNT-02 is about propagation, not isolation).
     flag = MS_PRIVATE if ctx.control else MS_SHARED
     base = _shared_base(ctx, "mnt02", ("a", "b"), flag)
-    peer = ctx.spawn_child(_idle, unshare=NEWNS)
+    peer = ctx.spawn_child(idle, unshare=NEWNS)
     peer.recv()
 
     _tmpfs(f"{base}/a", "mark")
@@ -387,9 +278,9 @@ def _bind_unbindable(base: str, flag: int) -> dict[str, object]:
         os.mkdir(f"{base}/{sub}")
     _set_propagation(src, flag)
     seen: dict[str, object] = {"propagation": _propagation(src)}
-    seen["bind"] = _attempt(syscalls.mount, src, f"{base}/bind", None, MS_BIND)
+    seen["bind"] = attempt(syscalls.mount, src, f"{base}/bind", None, MS_BIND)
     # mount_namespaces(7): a recursive bind prunes unbindable submounts.
-    seen["rbind"] = _attempt(syscalls.mount, tree, f"{base}/rbind", None, MS_BIND | MS_REC)
+    seen["rbind"] = attempt(syscalls.mount, tree, f"{base}/rbind", None, MS_BIND | MS_REC)
     seen["rbind copies the tree"] = os.path.exists(f"{base}/rbind/top")
     seen["rbind copies the submount"] = os.path.exists(f"{base}/rbind/src/mark")
     return seen
@@ -529,11 +420,11 @@ def _pivot(base: str, case: str, tweak: bool) -> dict[str, object]:
         else:
             os.mkdir(put_old)
     if tweak and case == "no CAP_SYS_ADMIN":
-        drop_capabilities()
+        syscalls.drop_capabilities()
     new_root = os.stat("/new_root")
     if case == "pivot" and not tweak:
         return {"result": "not called"}
-    result = _attempt(syscalls.pivot_root, "/new_root", put_old)
+    result = attempt(syscalls.pivot_root, "/new_root", put_old)
     if result != "ok" or case != "pivot":
         return {"result": result}
     os.chdir("/")
@@ -599,7 +490,7 @@ def _thread_unshares(sub: str, flags: int) -> dict[str, object]:
 
     def worker() -> None:
         try:
-            syscalls.unshare(flags)
+            unshare(flags)
             os.chdir(sub)
             os.chroot(".")
         except BaseException as exc:
@@ -643,7 +534,9 @@ def fs_struct_unshared(ctx: Context) -> None:
         )
     clone_flags = NEWNS if ctx.control else CLONE_FS | NEWNS
     ctx.expect_equal(
-        ctx.in_child(_attempt, _raw_clone3, clone_flags), "EINVAL", "clone3(CLONE_FS|CLONE_NEWNS)"
+        ctx.in_child(attempt, _libc.clone3_unchecked, clone_flags),
+        "EINVAL",
+        "clone3(CLONE_FS|CLONE_NEWNS)",
     )
 
 
@@ -662,16 +555,16 @@ _ATTRS = (
 def _effect(name: str, mnt: str) -> str:
     """Try what attribute *name* forbids on mount *mnt*; return "ok" or the errno name."""
     if name == "RDONLY":
-        return _attempt(_touch, f"{mnt}/new")
+        return attempt(_touch, f"{mnt}/new")
     if name == "NOEXEC":
         # do_mmap(): PROT_EXEC of a file on a noexec mount is EPERM, no exec needed.
         def map_exec() -> None:
             with open(f"{mnt}/file", "rb") as f:
                 mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ | mmap.PROT_EXEC).close()
 
-        return _attempt(map_exec)
+        return attempt(map_exec)
     if name == "NOSYMFOLLOW":
-        return _attempt(lambda: open(f"{mnt}/link").close())
+        return attempt(lambda: open(f"{mnt}/link").close())
     return "not observable"  # NOSUID/NODEV: needs a setuid exec or a device node
 
 
@@ -707,13 +600,13 @@ def _attr_matrix(base: str, names: tuple[str, ...], control: bool) -> dict[str, 
     # Invalid propagation values reach the kernel only through the raw call.
     for label, bad in (("-1", -1), ("MS_SHARED|MS_SLAVE", MS_SHARED | MS_SLAVE)):
         value = MS_SHARED if control else bad
-        seen[f"propagation {label}"] = _attempt(_raw_mount_setattr_propagation, top, value)
+        seen[f"propagation {label}"] = attempt(_libc.mount_setattr_unchecked, top, value)
     seen["propagation after invalid"] = _propagation(top)
     # selftest mount_setattr wrong_mount_namespace: a mount of another mount ns is EINVAL.
     fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        syscalls.unshare(0 if control else NEWNS)
-        seen["other mount ns"] = _attempt(
+        unshare(0 if control else NEWNS)
+        seen["other mount ns"] = attempt(
             syscalls.mount_setattr, "", dirfd=fd, flags=AT_EMPTY_PATH, attr_set=MS_RDONLY_ATTR
         )
     finally:
@@ -793,19 +686,19 @@ _ALL_LOCKABLE_ATTRS = int(
 
 def _try_unlock(base: str) -> dict[str, str]:
     """In the less privileged namespace: try to reveal, clear flags, read propagation."""
-    seen = {"umount covering mount": _attempt(syscalls.umount, f"{base}/stack")}
+    seen = {"umount covering mount": attempt(syscalls.umount, f"{base}/stack")}
     # Its own mounts are not locked: the EINVAL above is the lock, not the call.
-    seen["umount own mount"] = _attempt(syscalls.umount, _tmpfs(f"{base}/own"))
+    seen["umount own mount"] = attempt(syscalls.umount, _tmpfs(f"{base}/own"))
     flags = f"{base}/flags"
     remount = MS_REMOUNT | MS_BIND
-    seen["remount keeping the flags"] = _attempt(
+    seen["remount keeping the flags"] = attempt(
         syscalls.mount, None, flags, None, remount | _ALL_LOCKABLE
     )
     for name, bit in _LOCKABLE.items():
-        seen[f"remount clearing {name}"] = _attempt(
+        seen[f"remount clearing {name}"] = attempt(
             syscalls.mount, None, flags, None, remount | (_ALL_LOCKABLE & ~bit)
         )
-    seen["mount_setattr clearing all"] = _attempt(
+    seen["mount_setattr clearing all"] = attempt(
         syscalls.mount_setattr, flags, attr_clr=_ALL_LOCKABLE_ATTRS
     )
     seen["propagation"] = _propagation(f"{base}/shared")
@@ -877,7 +770,7 @@ def locked_in_less_privileged_ns(ctx: Context) -> None:
 def _fs_mount(fstype: str, target: str) -> dict[str, object]:
     """Mount a fresh *fstype* on *target*; report the result and what the mount shows."""
     seen: dict[str, object] = {
-        "result": _attempt(syscalls.mount, fstype, target, fstype, _PROC_FLAGS)
+        "result": attempt(syscalls.mount, fstype, target, fstype, _PROC_FLAGS)
     }
     if seen["result"] == "ok":
         if fstype == "proc":

@@ -1,9 +1,8 @@
-"""Network namespace checks: NET-01 to NET-10 of GUARANTEES.md.
+"""Network namespace checks: NET-01 to NET-10.
 
 Layer: conformance checks. Imports public nsprim names (:mod:`nsprim.net` for
-links, addresses and link events, never the ``ip`` binary) and the conformance
-registry only (plus :mod:`nsprim.conformance._kernel` for capset(2), which
-nsprim.syscalls does not bind).
+links, addresses and link events, never the ``ip`` binary), the conformance
+registry and the helpers every group shares (:mod:`._common`).
 
 The runner's outer sandbox already gives every run its own network namespace,
 so a control that stays in "the parent" namespace stays in that throwaway one.
@@ -22,19 +21,25 @@ import os
 import socket
 from typing import Any, TypeVar
 
-from nsprim import UnsupportedError, net, syscalls
-from nsprim.flags import CloneFlags, MountFlags
+from nsprim import net, syscalls
+from nsprim.flags import MountFlags
 
-from .._kernel import drop_capabilities
 from ..registry import Context, Needs, Skip, check
-from ._common import attempt as _attempt
-from ._common import errname as _errname
+from ._common import (
+    NEWNET,
+    NEWNS,
+    NEWUSER,
+    attempt,
+    errname,
+    idle,
+    ns_ident,
+    setns,
+    setns_path,
+    unshare,
+)
 
 __all__: list[str] = []
 
-NEWNET = int(CloneFlags.NEWNET)
-NEWNS = int(CloneFlags.NEWNS)
-NEWUSER = int(CloneFlags.NEWUSER)
 
 # (family, address, prefix length) of both ends of a veth pair (NET-04).
 _V4 = ((socket.AF_INET, "198.51.100.1", 24), (socket.AF_INET, "198.51.100.2", 24))
@@ -86,22 +91,18 @@ def _veth_here(ctx: Context, name: str, peer: str) -> None:
     ctx.defer(_delete_link, name)
 
 
-def _idle() -> None:
-    """Nothing: a helper that only holds its namespace."""
-
-
 def _ipv6_missing() -> str | None:
     try:
         socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
     except OSError as err:
-        return f"this kernel has no IPv6 sockets ({_errname(err)})"
+        return f"this kernel has no IPv6 sockets ({errname(err)})"
     return None
 
 
 def _udp_reach(family: int, addr: str) -> str:
     """Whether *addr* is routable from here: connect(2) a UDP socket, which sends nothing."""
     with socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-        return _attempt(s.connect, (addr, 9))
+        return attempt(s.connect, (addr, 9))
 
 
 # --- NET-01 ---------------------------------------------------------------------------
@@ -165,7 +166,7 @@ def _bind_loopback(port: int) -> dict[str, Any]:
     net.set_link_up("lo")
     seen: dict[str, Any] = {}
     tcp = _hold("tcp", socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC))
-    seen["tcp"] = _attempt(tcp.bind, ("127.0.0.1", port))
+    seen["tcp"] = attempt(tcp.bind, ("127.0.0.1", port))
     if seen["tcp"] == "ok":
         tcp.listen(1)
         port = tcp.getsockname()[1]
@@ -175,7 +176,7 @@ def _bind_loopback(port: int) -> dict[str, Any]:
             conn.close()
         seen["accepted"] = True
     udp = _hold("udp", socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC))
-    seen["udp"] = _attempt(udp.bind, ("127.0.0.1", port))
+    seen["udp"] = attempt(udp.bind, ("127.0.0.1", port))
     seen["port"] = port
     return seen
 
@@ -236,7 +237,7 @@ def _tcp_roundtrip(family: int, addr: str) -> str:
                     conn.sendall(got[::-1])
                     back = _recv_exactly(client, len(payload))
     except OSError as err:
-        return _errname(err)
+        return errname(err)
     if got != payload or back != payload[::-1]:
         return "the bytes came back changed"
     return "ok"
@@ -370,7 +371,7 @@ def veth_crossing(ctx: Context) -> None:
     """
     flags = ctx.isolate(NEWNET)
     ctx.defer(_release_held)
-    peer = ctx.spawn_child(_idle, unshare=flags)
+    peer = ctx.spawn_child(idle, unshare=flags)
     peer.recv()
     _veth_here(ctx, "nsp04a", "nsp04b")
     fd = os.open(peer.ns_path("net"), os.O_RDONLY | os.O_CLOEXEC)
@@ -416,9 +417,9 @@ def veth_crossing(ctx: Context) -> None:
 def _configure_attempts(name: str) -> dict[str, str]:
     """Try to read and configure link *name* over rtnetlink and ioctl; errno name or "ok" each."""
     return {
-        "RTM_GETLINK": _attempt(net.link_flags, name),
-        "RTM_NEWADDR": _attempt(net.add_address, name, "198.51.100.1/24"),
-        "SIOCGIFFLAGS/SIOCSIFFLAGS": _attempt(net.set_link_up, name),
+        "RTM_GETLINK": attempt(net.link_flags, name),
+        "RTM_NEWADDR": attempt(net.add_address, name, "198.51.100.1/24"),
+        "SIOCGIFFLAGS/SIOCSIFFLAGS": attempt(net.set_link_up, name),
     }
 
 
@@ -469,12 +470,12 @@ def _listen_unix(abstract: bytes, path: str) -> None:
 def _unix_connect(addr: bytes | str) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
         s.settimeout(_IO_TIMEOUT)
-        return _attempt(s.connect, addr)
+        return attempt(s.connect, addr)
 
 
 def _unix_bind(addr: bytes) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-        return _attempt(s.bind, addr)
+        return attempt(s.bind, addr)
 
 
 def _unlink(path: str) -> None:
@@ -625,11 +626,7 @@ def _views_across_setns(here: str, there: str, target: str) -> dict[str, Any]:
     with open("/proc/net/unix") as unix, open(_TTL) as ttl:
         seen: dict[str, Any] = {"here listed before setns": f"@{here}" in unix.read()}
         seen["ttl before setns"] = ttl.read().strip()
-        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            syscalls.setns(fd, NEWNET)
-        finally:
-            os.close(fd)
+        setns_path(target, NEWNET)
         after = _read("/proc/net/unix")
         seen["here listed after setns"] = f"@{here}" in after
         seen["there listed after setns"] = f"@{there}" in after
@@ -641,7 +638,11 @@ def _sysfs_view(home: str) -> dict[str, list[str]]:
     """Mount a fresh sysfs (this helper unshared CLONE_NEWNS) and list /sys/class/net.
 
     Lists it again after setns(2) back to the *home* network namespace: sysfs
-    keeps showing the namespace that mounted it.
+    keeps showing the namespace that mounted it. An nsfs fd keeps that
+    namespace alive meanwhile: once no process is in it, a mount of sysfs
+    alone does not (the kernel then tears it down asynchronously, and its
+    links, asynchronously, leave /sys/class/net), and the guarantee is about
+    whose links a sysfs shows, not how long a namespace outlives its members.
     """
     net.create_veth("nsp08c", "nsp08d")
     flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
@@ -650,12 +651,12 @@ def _sysfs_view(home: str) -> dict[str, list[str]]:
         "links": sorted(link.name for link in net.links()),
         "sysfs": sorted(os.listdir("/sys/class/net")),
     }
-    fd = os.open(home, os.O_RDONLY | os.O_CLOEXEC)
+    keep = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        syscalls.setns(fd, NEWNET)
+        setns_path(home, NEWNET)
+        seen["sysfs after setns home"] = sorted(os.listdir("/sys/class/net"))
     finally:
-        os.close(fd)
-    seen["sysfs after setns home"] = sorted(os.listdir("/sys/class/net"))
+        os.close(keep)
     return seen
 
 
@@ -732,25 +733,10 @@ def proc_sys_views(ctx: Context) -> None:
 # --- NET-09 ---------------------------------------------------------------------------
 
 
-def _identity(fd: int) -> tuple[int, int, int | None]:
-    """Return (st_dev, st_ino, NS_GET_ID or None) of the namespace nsfs *fd* refers to.
-
-    The nsfs inode pair is the identity (STYLE.md 5.8); NS_GET_ID (Linux 6.18)
-    adds an id that is never reused, so a namespace freed and replaced by one
-    with a recycled inode number can't pass for the original.
-    """
-    st = os.fstat(fd)
-    try:
-        ns_id: int | None = syscalls.ns_get_id(fd)
-    except UnsupportedError:
-        ns_id = None
-    return (st.st_dev, st.st_ino, ns_id)
-
-
 def _thread_net() -> tuple[int, int, int | None]:
     fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return _identity(fd)
+        return ns_ident(fd)
     finally:
         os.close(fd)
 
@@ -758,7 +744,7 @@ def _thread_net() -> tuple[int, int, int | None]:
 def _socket_ns(sock: socket.socket) -> tuple[int, int, int | None]:
     fd = syscalls.socket_netns(sock)
     try:
-        return _identity(fd)
+        return ns_ident(fd)
     finally:
         os.close(fd)
 
@@ -780,14 +766,14 @@ def _socket_pins(late: bool) -> dict[str, Any]:
 
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        home_id = _identity(home)
+        home_id = ns_ident(home)
         s_home = None if late else make()
-        syscalls.unshare(NEWNET)
+        unshare(NEWNET)
         new_id = _thread_net()
         s_home = s_home or make()
         net.set_link_up("lo")  # state that must still be there when the namespace is re-entered
         s_new = None if late else make()
-        syscalls.setns(home, NEWNET)  # now no process is in the new namespace
+        setns(home, NEWNET)  # now no process is in the new namespace
         s_new = s_new or make()
         seen: dict[str, Any] = {
             "home": home_id,
@@ -797,7 +783,7 @@ def _socket_pins(late: bool) -> dict[str, Any]:
         }
         nsfd = syscalls.socket_netns(s_new)
         try:
-            syscalls.setns(nsfd, NEWNET)
+            setns(nsfd, NEWNET)
         finally:
             os.close(nsfd)
         seen["re-entered"] = _thread_net()
@@ -862,16 +848,16 @@ def _effective_caps() -> int:
 def _privilege_attempts(drop: bool) -> dict[str, Any]:
     """Try the NET-10 steps in this (fresh) process; report each step's errno name or result."""
     if drop:
-        drop_capabilities()
+        syscalls.drop_capabilities()
     seen: dict[str, Any] = {
-        "unshare(CLONE_NEWNET)": _attempt(syscalls.unshare, NEWNET),
-        "set lo up in the current namespace": _attempt(net.set_link_up, "lo"),
+        "unshare(CLONE_NEWNET)": attempt(syscalls.unshare, NEWNET),
+        "set lo up in the current namespace": attempt(net.set_link_up, "lo"),
     }
-    seen["unshare(CLONE_NEWUSER|CLONE_NEWNET)"] = _attempt(syscalls.unshare, NEWUSER | NEWNET)
+    seen["unshare(CLONE_NEWUSER|CLONE_NEWNET)"] = attempt(syscalls.unshare, NEWUSER | NEWNET)
     if seen["unshare(CLONE_NEWUSER|CLONE_NEWNET)"] != "ok":
         return seen
     seen["CAP_NET_ADMIN in the new user ns"] = bool(_effective_caps() & (1 << _CAP_NET_ADMIN))
-    seen["set lo up in the new namespace"] = _attempt(net.set_link_up, "lo")
+    seen["set lo up in the new namespace"] = attempt(net.set_link_up, "lo")
     seen["lo up"] = net.is_up("lo")
     return seen
 

@@ -1,15 +1,15 @@
-"""Cross-cutting nsfs checks: NS-01 to NS-06 of GUARANTEES.md.
+"""Cross-cutting nsfs checks: NS-01 to NS-06.
 
 Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``,
-``nsprim.flags``, ``nsprim.namespace``) and the conformance registry. One
-call is bound here with ctypes: setns(2) itself, for NS-05's invalid masks,
-which :func:`nsprim.syscalls.setns` rightly refuses before the kernel sees them.
+``nsprim.flags``, ``nsprim.namespace``), the conformance registry, and
+:mod:`.._libc` for setns(2) with NS-05's invalid masks, which
+:func:`nsprim.syscalls.setns` rightly refuses before the kernel sees them.
 
 Namespace identity is the nsfs ``(st_dev, st_ino)`` pair plus ``NS_GET_ID``
-where the kernel has it (STYLE.md 5.8; the kernel's ``in_same_namespace()``
-in ``pidfd_setns_test.c``). Namespace types come from the one
+where the kernel has it (the kernel's ``in_same_namespace()`` in
+``pidfd_setns_test.c``). Namespace types come from the one
 :class:`~nsprim.namespace.NsType` table; the checks loop over it instead of
-repeating a body per type (STYLE.md 5.12).
+repeating a body per type.
 
 For pid and time namespaces, unshare(2) changes only what the caller's
 *children* get, so the namespace a process "created" or "joined" of those
@@ -19,7 +19,6 @@ types is read from ``pid_for_children``/``time_for_children``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import select
@@ -29,13 +28,14 @@ import time
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
 
-from nsprim import UnsupportedError, syscalls
+from nsprim import syscalls
 from nsprim.flags import CloneFlags, MountFlags
 from nsprim.namespace import NsType
 
+from .. import _libc
 from ..registry import ChildHandle, Context, Needs, check
-from ._common import attempt as _attempt
-from ._common import errname as _errname
+from ._common import WALL, attempt, errname, idle, ns_ident, setns_path, unshare
+from ._procs import clone_run
 
 __all__: list[str] = []
 
@@ -48,16 +48,9 @@ NEWUTS = int(CloneFlags.NEWUTS)
 NEWIPC = int(CloneFlags.NEWIPC)
 NEWCGROUP = int(CloneFlags.NEWCGROUP)
 CLONE_VM = int(CloneFlags.VM)
-#: waitpid(2) option for children whatever their exit signal (linux/wait.h; not in os).
-_WALL = 0x40000000
 
 #: A namespace's identity: nsfs (st_dev, st_ino) and NS_GET_ID (None where unsupported).
 Ident = tuple[int, int, Optional[int]]
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc_setns = _libc.setns
-_libc_setns.restype = ctypes.c_int
-_libc_setns.argtypes = [ctypes.c_int, ctypes.c_int]
 
 
 def _types() -> list[NsType]:
@@ -75,19 +68,10 @@ def _entries() -> list[str]:
     return sorted(os.listdir("/proc/self/ns"))
 
 
-def _ident_fd(fd: int) -> Ident:
-    st = os.fstat(fd)
-    try:
-        ns_id: Optional[int] = syscalls.ns_get_id(fd)
-    except UnsupportedError:
-        ns_id = None
-    return (st.st_dev, st.st_ino, ns_id)
-
-
 def _ident(path: str) -> Ident:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return _ident_fd(fd)
+        return ns_ident(fd)
     finally:
         os.close(fd)
 
@@ -106,10 +90,6 @@ def _same(a: Ident, b: Ident) -> bool:
 def _distinct(a: Ident, b: Ident) -> bool:
     """Whether two identities name different namespaces, by (st_dev, st_ino) and by id alike."""
     return a[:2] != b[:2] and (a[2] is None or b[2] is None or a[2] != b[2])
-
-
-def _idle() -> None:
-    """Nothing: a helper that only holds its namespaces."""
 
 
 #: Write ends of pipes a helper keeps open for its lifetime (see :func:`_hold`).
@@ -133,23 +113,22 @@ def _hold(flags: int) -> Optional[int]:
     r, w = os.pipe2(os.O_CLOEXEC)
     # clone3(2) wants exit_signal 0 with CLONE_PARENT, which makes it a "clone"
     # child: only waitpid with __WALL (or __WCLONE) sees it, see _reap().
-    pid = syscalls.clone3(int(CloneFlags.PARENT), exit_signal=0)
-    if pid == 0:
-        try:
-            os.closerange(3, r)
-            os.closerange(r + 1, 1 << 16)
-            os.read(r, 1)
-        finally:
-            os._exit(0)
+    pid = clone_run(int(CloneFlags.PARENT), _wait_for_helper, r, pdeathsig=False, exit_signal=0)
     os.close(r)
     _HELD.append(w)
-    assert isinstance(pid, int)
     return pid
+
+
+def _wait_for_helper(r: int) -> None:
+    """The init of a held pid namespace: close all but *r*, exit at EOF on it."""
+    os.closerange(3, r)
+    os.closerange(r + 1, 1 << 16)
+    os.read(r, 1)
 
 
 def _reap(pid: int) -> None:
     """Reap *pid* (a :func:`_hold` init: it exits once its helper is gone)."""
-    os.waitpid(pid, _WALL)
+    os.waitpid(pid, WALL)
 
 
 def _spawn_holder(ctx: Context, flags: int) -> ChildHandle:
@@ -232,10 +211,10 @@ def _typed_join(path: str, t: NsType, wrong: int) -> dict[str, object]:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         seen: dict[str, object] = {"nstype": int(syscalls.ns_get_nstype(fd))}
-        seen["setns(wrong type)"] = _attempt(syscalls.setns, fd, wrong)
+        seen["setns(wrong type)"] = attempt(syscalls.setns, fd, wrong)
         seen["setns(-1)"] = _raw_setns(fd, -1)  # LTP setns01 "invalid ns_type"
-        seen["setns(right type)"] = _attempt(syscalls.setns, fd, int(t.flag))
-        seen["joined"] = _same(_ident(f"/proc/self/ns/{_entry(t)}"), _ident_fd(fd))
+        seen["setns(right type)"] = attempt(syscalls.setns, fd, int(t.flag))
+        seen["joined"] = _same(_ident(f"/proc/self/ns/{_entry(t)}"), ns_ident(fd))
         return seen
     finally:
         os.close(fd)
@@ -250,7 +229,7 @@ def _non_ns_calls(foreign: bool) -> dict[str, str]:
         memfd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
         dirfd = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        seen = {"setns(memfd, 0)": _attempt(syscalls.setns, memfd, 0)}
+        seen = {"setns(memfd, 0)": attempt(syscalls.setns, memfd, 0)}
         # ioctl_ns07: each NS_GET_* request on a non-namespace fd is ENOTTY.
         requests: dict[str, Callable[[int], object]] = {
             "NS_GET_USERNS": lambda fd: os.close(syscalls.ns_get_userns(fd)),
@@ -259,8 +238,8 @@ def _non_ns_calls(foreign: bool) -> dict[str, str]:
             "NS_GET_OWNER_UID": syscalls.ns_get_owner_uid,
         }
         for name, call in requests.items():
-            seen[f"{name}(directory)"] = _attempt(call, dirfd)
-        seen["NS_GET_NSTYPE(memfd)"] = _attempt(syscalls.ns_get_nstype, memfd)
+            seen[f"{name}(directory)"] = attempt(call, dirfd)
+        seen["NS_GET_NSTYPE(memfd)"] = attempt(syscalls.ns_get_nstype, memfd)
         return seen
     finally:
         os.close(memfd)
@@ -327,9 +306,9 @@ def _related(ioctl: Callable[[int], int], path: str) -> Union[Ident, str]:
         try:
             got = ioctl(fd)
         except OSError as err:
-            return _errname(err)
+            return errname(err)
         try:
-            return _ident_fd(got)
+            return ns_ident(got)
         finally:
             os.close(got)
     finally:
@@ -360,7 +339,7 @@ def _owner_from_new_userns(path: str) -> str:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # before: /proc/PID needs ptrace rights
     try:
         syscalls.unshare(NEWUSER)
-        return _attempt(lambda: os.close(syscalls.ns_get_userns(fd)))
+        return attempt(lambda: os.close(syscalls.ns_get_userns(fd)))
     finally:
         os.close(fd)
 
@@ -440,7 +419,7 @@ def _write(path: str, text: str) -> None:
 
 
 def _try_unshare(flag: int) -> str:
-    return _attempt(syscalls.unshare, flag)
+    return attempt(syscalls.unshare, flag)
 
 
 def _unshare_when_free(flag: int) -> None:
@@ -486,7 +465,7 @@ def _persist_one(
     try:
         seen["re-entered"] = _same(ctx.in_child(_join, path, flag)[t.value], want)
     except OSError as err:  # nothing to open (fd gone) or not a namespace file (EINVAL)
-        seen["re-entered"] = _errname(err)
+        seen["re-entered"] = errname(err)
     # max_<type>_namespaces is 1: the held namespace still counts, so a second is refused.
     seen["unshare while held"] = ctx.in_child(_try_unshare, flag)
     if not early_release:
@@ -550,12 +529,8 @@ def persistence(ctx: Context) -> None:
 
 def _switch_timens() -> None:
     """Move the calling process into a new time namespace (selftest pidfd_setns_test)."""
-    syscalls.unshare(NEWTIME)
-    fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        syscalls.setns(fd, NEWTIME)
-    finally:
-        os.close(fd)
+    unshare(NEWTIME)
+    setns_path("/proc/self/ns/time_for_children", NEWTIME)
 
 
 def _read_within(fd: int, seconds: float) -> bytes:
@@ -626,9 +601,7 @@ _INVALID_MASKS = {
 
 def _raw_setns(fd: int, nstype: int) -> str:
     """setns(2) straight to the kernel, unvalidated; "ok" or the errno name."""
-    if _libc_setns(fd, nstype) == -1:
-        return errno.errorcode.get(ctypes.get_errno(), "?")
-    return "ok"
+    return attempt(_libc.setns_unchecked, fd, nstype)
 
 
 def _setns_exited() -> str:
@@ -640,7 +613,7 @@ def _setns_exited() -> str:
         os._exit(0)
     try:
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-        return _attempt(syscalls.setns, pidfd, NEWUSER | NEWNET)
+        return attempt(syscalls.setns, pidfd, NEWUSER | NEWNET)
     finally:
         os.waitpid(pid, 0)
         os.close(pidfd)
@@ -656,7 +629,7 @@ def _pidfd_joins(target: int, mask: int) -> dict[str, object]:
         seen["before"] = before = _identities()
         seen["exited"] = _setns_exited()
         seen["unchanged after ESRCH"] = _identities() == before
-        seen["join"] = _attempt(syscalls.setns, pidfd, mask)
+        seen["join"] = attempt(syscalls.setns, pidfd, mask)
         seen["after"] = _identities()
         return seen
     finally:
@@ -671,7 +644,7 @@ def _partial_join(target: int, mask: int) -> dict[str, object]:
     pidfd = syscalls.pidfd_open(target)
     try:
         before = _identities("thread-self")
-        result = _attempt(syscalls.setns, pidfd, mask)
+        result = attempt(syscalls.setns, pidfd, mask)
         return {"result": result, "unchanged": _identities("thread-self") == before}
     finally:
         os.close(pidfd)
@@ -826,7 +799,7 @@ def _refused_joins(paths: dict[str, str], threaded: bool) -> dict[str, str]:
         for name, path in paths.items():
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                seen[name] = _attempt(syscalls.setns, fd, int(NsType(name).flag))
+                seen[name] = attempt(syscalls.setns, fd, int(NsType(name).flag))
             finally:
                 os.close(fd)
         return seen
@@ -880,7 +853,7 @@ def thread_scoped(ctx: Context) -> None:
     ctx.expect_equal(seen["process"], before, "/proc/self/ns of the process")
 
     targets = NEWUSER | NEWNS | NEWTIME
-    helper = ctx.spawn_child(_idle, unshare=targets)
+    helper = ctx.spawn_child(idle, unshare=targets)
     helper.recv()
     paths = {t.value: helper.ns_path(_entry(t)) for t in _SINGLE_THREADED}
     ctx.expect_equal(

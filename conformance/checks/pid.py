@@ -1,20 +1,20 @@
-"""PID namespace checks: PID-01 to PID-14 of GUARANTEES.md.
+"""PID namespace checks: PID-01 to PID-14.
 
-Layer: conformance checks. Imports public nsprim names and the conformance
-registry only; the few libc calls nsprim.syscalls does not bind (POSIX
-message queues for PID-09, pthread_create for PID-12, prctl for
-PR_SET_CHILD_SUBREAPER) are bound here with full prototypes (STYLE.md 5.7).
+Layer: conformance checks. Imports public nsprim names, the conformance
+registry, :mod:`._procs` (the processes under test) and :mod:`.._libc`
+(POSIX message queues for PID-09, pthread_create for PID-12).
 
-Shape (see :mod:`.uts`): the check forks a helper (``ctx.in_child`` through
-:func:`_in_helper`, which makes it a child subreaper), and the helper
-creates the process under test with ``clone3``/``unshare``+``fork``/
-``setns``+``fork`` using the flags ``ctx.isolate`` returned, so the negative
-control is the same code without CLONE_NEWPID (or, for guarantees about an
-error or a privilege, with the precondition removed). The process under test
-runs a module-level function and sends its result back over a pipe
-(:func:`_run_in_pidns`); if it dies instead, the result is an :class:`InitDied`
-value, which the check compares like any other, so a control that kills the
-process FAILs rather than ERRORs.
+Shape (see :mod:`.uts`): the check forks a helper (:func:`._procs.in_helper`,
+which makes it a child subreaper), and the helper creates the process under
+test with ``clone3``/``unshare``+``fork``/``setns``+``fork`` using the flags
+``ctx.isolate`` returned, so the negative control is the same code without
+CLONE_NEWPID (or, for guarantees about an error or a privilege, with the
+precondition removed). The process under test runs a module-level function
+and sends its result back over a pipe (:func:`._procs.run_in_pidns`); if it
+dies instead, the result is an :class:`._procs.InitDied` value, which the
+check compares like any other, so a control that kills the process FAILs
+rather than ERRORs. A process cloned into a new pid namespace is confirmed
+to be there by identity (:func:`._procs.clone_run`), or the check FAILs.
 
 Every process made here is reaped by its parent before the helper returns,
 and whatever a control orphans on purpose comes back to the helper, which is
@@ -27,313 +27,57 @@ a pid-namespace init takes its whole namespace (pid_namespaces(7)).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import errno
+import functools
 import os
-import pickle
 import select
 import signal
-import struct
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, Optional
 
 from nsprim import syscalls
-from nsprim.flags import CloneFlags, MountFlags, UmountFlags
+from nsprim.flags import CloneFlags, UmountFlags
 
+from .. import _libc
 from ..registry import Context, Needs, Skip, check
-from ._common import attempt as _attempt
-from ._common import errname as _errname
+from ._common import (
+    NEWNS,
+    NEWPID,
+    WALL,
+    attempt,
+    child_exit,
+    errname,
+    idle,
+    ns_key,
+    setns_path,
+    unshare,
+)
+from ._procs import (
+    WAIT,
+    InitDied,
+    clone_run,
+    fork_run,
+    in_helper,
+    kill_and_reap,
+    mount_proc,
+    nspid,
+    proc_pids,
+    recv_byte,
+    recv_msg,
+    run_in_pidns,
+    send_msg,
+    serve_result,
+    status_text,
+    still_alive,
+    try_clone3,
+    wait,
+)
 
 __all__: list[str] = []
 
-NEWPID = int(CloneFlags.NEWPID)
-NEWNS = int(CloneFlags.NEWNS)
-
-#: Seconds any single wait inside a helper may take before it gives up.
-_WAIT = 3.0
 #: MAX_PID_NS_LEVEL (include/linux/pid_namespace.h): the deepest pid namespace level.
 MAX_PID_NS_LEVEL = 32
 #: PF_KTHREAD (include/linux/sched.h): the per-task flag (stat field 9) of kernel threads.
 _PF_KTHREAD = 0x00200000
-_PROC_FLAGS = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
-
-_MSG = struct.Struct("!I")
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_prctl = _libc.prctl
-_prctl.restype = ctypes.c_int
-_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-_PR_SET_CHILD_SUBREAPER = 36  # include/uapi/linux/prctl.h; Linux 3.4
-_WALL = 0x40000000  # include/uapi/linux/wait.h __WALL: also wait for "clone" children
-
-
-# -- plumbing: processes, pipes, results -------------------------------------------
-
-
-@dataclass(frozen=True)
-class InitDied:
-    """The process under test died before it could report (a value checks compare against)."""
-
-    status: str
-
-
-def _status_text(status: Optional[int]) -> str:
-    if status is None:
-        return "was reaped elsewhere"
-    if os.WIFSIGNALED(status):
-        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
-    if os.WIFSTOPPED(status):
-        return f"stopped by {signal.Signals(os.WSTOPSIG(status)).name}"
-    return f"exited with status {os.WEXITSTATUS(status)}"
-
-
-def _send_msg(fd: int, obj: object) -> None:
-    body = pickle.dumps(obj)
-    data = _MSG.pack(len(body)) + body
-    while data:
-        data = data[os.write(fd, data) :]
-
-
-def _read_exact(fd: int, n: int, deadline: float) -> Optional[bytes]:
-    """Read *n* bytes from *fd*; ``None`` at EOF; TimeoutError after *deadline*."""
-    chunks: list[bytes] = []
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        if not poller.poll(left * 1000):
-            continue
-        chunk = os.read(fd, n)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        n -= len(chunk)
-    return b"".join(chunks)
-
-
-def _recv_msg(fd: int, timeout: float = _WAIT) -> tuple[bool, Any]:
-    """Receive one message: ``(True, obj)``, or ``(False, None)`` at EOF.
-
-    Raises:
-        TimeoutError: nothing complete arrived within *timeout* seconds.
-    """
-    deadline = time.monotonic() + timeout
-    head = _read_exact(fd, _MSG.size, deadline)
-    if head is None:
-        return False, None
-    body = _read_exact(fd, _MSG.unpack(head)[0], deadline)
-    if body is None:
-        return False, None
-    return True, pickle.loads(body)
-
-
-def _wait(pid: int, timeout: float = _WAIT) -> int:
-    """Reap child *pid*, waiting at most *timeout* seconds; return its wait status.
-
-    Raises:
-        TimeoutError: it is still running (the caller kills it).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"process {pid} still running after {timeout} s")
-        time.sleep(0.002)
-
-
-def _kill_and_reap(pid: int, options: int = 0) -> Optional[int]:
-    """SIGKILL child *pid* (from its parent: reaches even a pid-namespace init) and reap it.
-
-    Pass ``options=_WALL`` for a child created with exit_signal 0.
-    """
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    try:
-        return os.waitpid(pid, options)[1]
-    except ChildProcessError:
-        return None
-
-
-def _child_exit(code: int = 0) -> NoReturn:
-    """Leave a forked process without running anything of the parent's (no cleanups, no atexit)."""
-    os._exit(code)
-
-
-def _serve_result(wfd: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> NoReturn:
-    """In the process under test: run ``fn(*args)``, send the outcome on *wfd*, exit."""
-    try:
-        syscalls.set_pdeathsig(signal.SIGKILL)
-        try:
-            msg: tuple[str, Any] = ("ok", fn(*args))
-        except BaseException as exc:
-            msg = ("exc", exc)
-        try:
-            _send_msg(wfd, msg)
-        except Exception as exc:  # the value would not pickle
-            _send_msg(wfd, ("exc", TypeError(f"{fn.__name__} result cannot be pickled: {exc}")))
-    finally:
-        _child_exit(0)
-
-
-#: How the process under test gets into its pid namespace: ``("clone3", flags)``
-#: (optionally ``("clone3", flags, set_tid)``), ``("unshare", flags)`` (then fork)
-#: or ``("setns", path)`` (then fork).
-Entry = tuple[Any, ...]
-
-
-def _fork_into(entry: Entry) -> int:
-    """Create the process under test as *entry* says; fork-style return value."""
-    how, arg = entry[0], entry[1]
-    if how == "clone3":
-        return _clone3(arg, *entry[2:])
-    if how == "unshare":
-        syscalls.unshare(arg)
-    elif how == "setns":
-        fd = os.open(arg, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            syscalls.setns(fd, NEWPID)
-        finally:
-            os.close(fd)
-    else:
-        raise ValueError(f"entry must be clone3, unshare or setns, got {how!r}")
-    return os.fork()
-
-
-def _run_in_pidns(entry: Entry, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` in a new child made as *entry* says; return its result.
-
-    Runs in a helper (``ctx.in_child``). With CLONE_NEWPID the child is the
-    namespace's init. The child's exception is re-raised here; if it dies
-    without reporting, the result is :class:`InitDied`.
-
-    Raises:
-        TimeoutError: no result within ``_WAIT`` seconds (the child is killed).
-    """
-    rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    try:
-        pid = _fork_into(entry)
-    except BaseException:
-        os.close(rfd)
-        os.close(wfd)
-        raise
-    if pid == 0:
-        os.close(rfd)
-        _serve_result(wfd, fn, args)
-    os.close(wfd)
-    try:
-        ok, msg = _recv_msg(rfd)
-    finally:
-        os.close(rfd)
-        status = _kill_and_reap(pid)
-    if not ok:
-        return InitDied(_status_text(status))
-    kind, value = msg
-    if kind == "exc":
-        raise value
-    return value
-
-
-def _idle() -> None:
-    """Nothing: a helper that only holds its namespaces."""
-
-
-def _clone3(flags: int, set_tid: list[int] | None = None) -> int:
-    """clone3(2) without a pidfd: the child's pid, or 0 in the child."""
-    pid = syscalls.clone3(flags, set_tid=set_tid or ())
-    assert isinstance(pid, int)
-    return pid
-
-
-def _try_clone3(flags: int, set_tid: list[int]) -> str:
-    """Try clone3(flags, set_tid); a child made anyway exits at once and is reaped."""
-    try:
-        pid = _clone3(flags, set_tid)
-    except OSError as err:
-        return _errname(err)
-    if pid == 0:
-        _child_exit(0)
-    _wait(pid)
-    return "ok"
-
-
-def _nspid() -> list[int]:
-    """Return this process's ``NSpid:`` line: its pid per level, from /proc's pid ns down."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("NSpid:"):
-                return [int(v) for v in line.split()[1:]]
-    raise OSError(errno.ENOENT, "no NSpid line in /proc/self/status (Linux 4.1+)")
-
-
-def _ns_key(path: str) -> tuple[int, int]:
-    """Identity of the namespace behind an nsfs path (STYLE.md 5.8)."""
-    st = os.stat(path)
-    return (st.st_dev, st.st_ino)
-
-
-def _mount_proc() -> None:
-    """Mount a fresh procfs on /proc (in a mount namespace the caller owns)."""
-    syscalls.mount("proc", "/proc", "proc", _PROC_FLAGS)
-
-
-def _proc_pids() -> list[int]:
-    return sorted(int(name) for name in os.listdir("/proc") if name.isdigit())
-
-
-def _reap_children(timeout: float = _WAIT) -> None:
-    """SIGKILL this process's remaining children (when /proc lists them), then reap them all.
-
-    ``/proc/self/task/*/children`` needs CONFIG_PROC_CHILDREN; without it, or
-    when /proc is another pid namespace's, the children are only reaped (they
-    are processes the helper expects to exit on their own), for at most
-    *timeout* seconds.
-    """
-    with contextlib.suppress(OSError, ValueError):
-        if os.readlink("/proc/self") == str(os.getpid()):  # /proc is our pid namespace's
-            for tid in os.listdir("/proc/self/task"):
-                with open(f"/proc/self/task/{tid}/children") as f:
-                    for child in f.read().split():
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(int(child), signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            reaped, _ = os.waitpid(-1, os.WNOHANG | _WALL)
-        except ChildProcessError:
-            return  # none left
-        if reaped == 0:
-            if time.monotonic() >= deadline:
-                return
-            time.sleep(0.002)
-
-
-def _as_subreaper(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` as a child subreaper, then kill and reap every child left.
-
-    For helpers whose control run orphans processes on purpose: the orphans
-    come back to this helper (prctl(2) PR_SET_CHILD_SUBREAPER) instead of the
-    sandbox's init, and are reaped here. A subreaper outside a pid namespace
-    never adopts that namespace's orphans (kernel find_new_reaper() looks only
-    inside the orphan's namespace), so the checks themselves are unaffected.
-    """
-    if _prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
-    try:
-        return fn(*args)
-    finally:
-        _reap_children()
-
-
-def _in_helper(ctx: Context, fn: Callable[..., Any], *args: Any, timeout: float = 5.0) -> Any:
-    """``ctx.in_child(fn, *args)`` in a helper that subreaps (:func:`_as_subreaper`)."""
-    return ctx.in_child(_as_subreaper, fn, *args, timeout=timeout)
 
 
 # -- PID-01 ----------------------------------------------------------------------
@@ -373,7 +117,7 @@ def first_child_is_init(ctx: Context) -> None:
     """
     flags = ctx.isolate(NEWPID)
     for variant in _ENTRY_VARIANTS:
-        pid = _in_helper(ctx, _run_in_pidns, (variant, flags), _getpid)
+        pid = in_helper(ctx, run_in_pidns, (variant, flags), _getpid)
         ctx.expect_equal(pid, 1, f"getpid() of the first process in the new pid ns ({variant})")
 
 
@@ -402,7 +146,7 @@ def init_parent_invisible(ctx: Context) -> None:
     group named by its own pid, 1 (LTP pidns02). Control: no CLONE_NEWPID,
     so the parent is visible and the ids are the child's real pid.
     """
-    seen = _in_helper(ctx, _run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _init_identity)
+    seen = in_helper(ctx, run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _init_identity)
     ctx.expect_equal(seen["ppid"], 0, "getppid() of a pid namespace's init")
     ctx.expect_equal(seen["sid"], 1, "getsid(0) of the init after setsid()")
     ctx.expect_equal(seen["pgid"], 1, "getpgid(0) of the init after setsid()")
@@ -411,29 +155,28 @@ def init_parent_invisible(ctx: Context) -> None:
 # -- PID-03 ----------------------------------------------------------------------
 
 
+def _until_eof(rfd: int, wfd: int) -> None:
+    """A member that lives until the init closes its end of the pipe."""
+    os.close(wfd)
+    os.read(rfd, 1)
+
+
 def _proc_view() -> dict[str, Any]:
     """Mount /proc, start one more member, and report what /proc shows."""
-    _mount_proc()
+    mount_proc()
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    member = os.fork()
-    if member == 0:
-        try:
-            os.close(wfd)
-            syscalls.set_pdeathsig(signal.SIGKILL)
-            os.read(rfd, 1)  # until the init closes its end
-        finally:
-            _child_exit(0)
+    member = fork_run(_until_eof, rfd, wfd, pdeathsig=True)
     os.close(rfd)
     try:
         seen = {
             "self": os.readlink("/proc/self"),
             "pid": os.getpid(),
-            "listed": _proc_pids(),
+            "listed": proc_pids(),
             "members": sorted([os.getpid(), member]),
         }
     finally:
         os.close(wfd)
-        _wait(member)
+        wait(member)
     return seen
 
 
@@ -455,7 +198,7 @@ def proc_view(ctx: Context) -> None:
     whole sandbox.
     """
     flags = ctx.isolate(NEWPID) | NEWNS
-    seen = _in_helper(ctx, _run_in_pidns, ("clone3", flags), _proc_view)
+    seen = in_helper(ctx, run_in_pidns, ("clone3", flags), _proc_view)
     ctx.expect_equal(seen["self"], str(seen["pid"]), "/proc/self inside the namespace")
     ctx.expect_equal(seen["listed"], seen["members"], "pids listed in the namespace's /proc")
     ctx.expect_equal(seen["members"], [1, 2], "pids of the namespace's two members")
@@ -467,17 +210,16 @@ def proc_view(ctx: Context) -> None:
 _FATAL_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGKILL)
 
 
+def _kill_parent(sig: int) -> None:
+    os.kill(os.getppid(), sig)
+
+
 def _send_from_member(sig: int) -> None:
     """Fork a member that sends *sig* to its parent (kill(getppid(), sig)); reap it."""
-    killer = os.fork()
-    if killer == 0:
-        try:
-            os.kill(os.getppid(), sig)
-        finally:
-            _child_exit(0)
+    killer = fork_run(_kill_parent, sig)
     # The signal is queued (or dropped) before the killer exits; a fatal one
     # would end this process on its way back from waitpid.
-    _wait(killer)
+    wait(killer)
 
 
 def _signal_self_from_member() -> dict[str, Any]:
@@ -493,7 +235,7 @@ def _signal_self_from_member() -> dict[str, Any]:
     caught: list[int] = []
     signal.signal(signal.SIGUSR2, lambda signum, frame: caught.append(signum))
     _send_from_member(signal.SIGUSR2)
-    deadline = time.monotonic() + _WAIT
+    deadline = time.monotonic() + WAIT
     while not caught and time.monotonic() < deadline:
         time.sleep(0.001)  # Python runs the handler between bytecodes
     return {"survived": survived, "handled signal caught": bool(caught)}
@@ -517,7 +259,7 @@ def init_signal_protection(ctx: Context) -> None:
     drop). Control: no CLONE_NEWPID, so the "init" is an ordinary process
     and the first signal kills it.
     """
-    seen = _in_helper(ctx, _run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _signal_self_from_member)
+    seen = in_helper(ctx, run_in_pidns, ("clone3", ctx.isolate(NEWPID)), _signal_self_from_member)
     ctx.expect(isinstance(seen, dict), "the init reported after the signals", "a report", seen)
     ctx.expect_equal(
         seen["survived"],
@@ -540,33 +282,28 @@ _ANCESTOR_SIGNALS = {
 }
 
 
-def _echo_loop(cmd_fd: int, reply_fd: int) -> None:
+def _echo_loop(cmd_fd: int, reply_fd: int, *others: int) -> None:
     """The init for PID-05: answer each byte on *cmd_fd* with one on *reply_fd*, until EOF."""
+    for fd in others:  # the helper's ends
+        os.close(fd)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     while os.read(cmd_fd, 1):
         os.write(reply_fd, b"p")
 
 
+def _kill_from_inside(init: int, sig: int) -> None:
+    """Join *init*'s pid namespace and send *sig* to pid 1 from a child (setns moves only
+    the children, PID-12)."""
+    setns_path(f"/proc/{init}/ns/pid", NEWPID)
+    wait(fork_run(os.kill, 1, sig))
+
+
 def _send_signal(init: int, sig: int, from_inside: bool) -> None:
     """Send *sig* to *init* from a fresh process: of this namespace, or of init's (setns)."""
-    sender = os.fork()
-    if sender == 0:
-        try:
-            if from_inside:
-                fd = os.open(f"/proc/{init}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-                syscalls.setns(fd, NEWPID)
-                inner = os.fork()  # setns moves only the children (PID-12)
-                if inner == 0:
-                    try:
-                        os.kill(1, sig)
-                    finally:
-                        _child_exit(0)
-                _wait(inner)
-            else:
-                os.kill(init, sig)
-        finally:
-            _child_exit(0)
-    _wait(sender)
+    if from_inside:
+        wait(fork_run(_kill_from_inside, init, sig))
+    else:
+        wait(fork_run(os.kill, init, sig))
 
 
 def _observe(init: int, cmd_fd: int, reply_fd: int) -> str:
@@ -577,13 +314,13 @@ def _observe(init: int, cmd_fd: int, reply_fd: int) -> str:
     """
     with contextlib.suppress(BrokenPipeError):
         os.write(cmd_fd, b"x")
-    deadline = time.monotonic() + _WAIT
+    deadline = time.monotonic() + WAIT
     poller = select.poll()
     poller.register(reply_fd, select.POLLIN)
     while time.monotonic() < deadline:
         pid, status = os.waitpid(init, os.WNOHANG | os.WUNTRACED)
         if pid:
-            return "stopped" if os.WIFSTOPPED(status) else _status_text(status)
+            return "stopped" if os.WIFSTOPPED(status) else status_text(status)
         if poller.poll(2) and os.read(reply_fd, 1):
             return "ignored"
     return "no change"
@@ -593,15 +330,7 @@ def _signal_init(flags: int, from_inside: bool) -> dict[str, str]:
     """PID-05 in the helper: start an echoing init, signal it, record what each signal did."""
     cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
     reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
-    init = _clone3(flags)
-    if init == 0:
-        try:
-            syscalls.set_pdeathsig(signal.SIGKILL)
-            os.close(cmd_w)
-            os.close(reply_r)
-            _echo_loop(cmd_r, reply_w)
-        finally:
-            _child_exit(0)
+    init = clone_run(flags, _echo_loop, cmd_r, reply_w, cmd_w, reply_r)
     os.close(cmd_r)
     os.close(reply_w)
     seen: dict[str, str] = {}
@@ -611,19 +340,14 @@ def _signal_init(flags: int, from_inside: bool) -> dict[str, str]:
             seen[sig.name] = outcome = _observe(init, cmd_w, reply_r)
             if outcome == "stopped":
                 os.kill(init, signal.SIGCONT)
-                _recv_byte(reply_r)  # the answer to the ping it could not give while stopped
+                recv_byte(reply_r)  # the answer to the ping it could not give while stopped
             elif outcome != "ignored":
                 break
     finally:
         os.close(cmd_w)
         os.close(reply_r)
-        _kill_and_reap(init)
+        kill_and_reap(init)
     return seen
-
-
-def _recv_byte(fd: int) -> None:
-    if not select.select([fd], [], [], _WAIT)[0] or not os.read(fd, 1):
-        raise TimeoutError("the continued init did not answer")
 
 
 @check(
@@ -645,7 +369,7 @@ def ancestor_can_kill_init(ctx: Context) -> None:
     namespace (the ancestor precondition removed), so init's protection
     drops them all.
     """
-    seen = _in_helper(ctx, _signal_init, NEWPID, ctx.control)
+    seen = in_helper(ctx, _signal_init, NEWPID, ctx.control)
     for sig, expected in _ANCESTOR_SIGNALS.items():
         ctx.expect_equal(seen.get(sig.name), expected, f"effect of {sig.name} on the init")
 
@@ -655,68 +379,47 @@ def ancestor_can_kill_init(ctx: Context) -> None:
 
 def _report_and_sleep(wfd: int) -> None:
     """A member: report its pid as the helper sees it (first NSpid), then sleep until killed."""
-    _send_msg(wfd, _nspid()[0])
+    send_msg(wfd, nspid()[0])
     time.sleep(30)
 
 
 def _nested_member(wfd: int) -> None:
     """A member that is itself init of a nested pid namespace with one member of its own."""
-    inner = _clone3(NEWPID)
-    if inner == 0:
-        try:
-            _report_and_sleep(wfd)
-        finally:
-            _child_exit(0)
+    clone_run(NEWPID, _report_and_sleep, wfd, pdeathsig=False)
     _report_and_sleep(wfd)
 
 
-def _spawn_member(body: Callable[[int], None], wfd: int) -> int:
-    pid = os.fork()
-    if pid == 0:
-        try:
-            body(wfd)
-        finally:
-            _child_exit(0)
-    return pid
-
-
-def _populate_then_exit(wfd: int, go_fd: int) -> None:
+def _populate_then_exit(wfd: int, go_fd: int, *others: int) -> None:
     """The init for PID-06: start three members (one in a nested ns), wait for go, exit."""
-    _spawn_member(_report_and_sleep, wfd)
-    _spawn_member(_nested_member, wfd)
+    for fd in others:  # the helper's ends
+        os.close(fd)
+    fork_run(_report_and_sleep, wfd)
+    fork_run(_nested_member, wfd)
     os.read(go_fd, 1)
-    _child_exit(0)
+    child_exit(0)
 
 
 def _members_after_init_exit(flags: int) -> dict[str, Any]:
     """PID-06 in the helper: make the init and its members, let init exit, see who is left."""
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    init = _clone3(flags)
-    if init == 0:
-        try:
-            os.close(rfd)
-            os.close(go_w)
-            syscalls.set_pdeathsig(signal.SIGKILL)
-            _populate_then_exit(wfd, go_r)
-        finally:
-            _child_exit(0)
+    init = clone_run(flags, _populate_then_exit, wfd, go_r, rfd, go_w)
     os.close(wfd)
     os.close(go_r)
     pidfds: list[int] = []
     try:
         members = []
         for _ in range(3):
-            ok, pid = _recv_msg(rfd)
+            ok, pid = recv_msg(rfd)
             if not ok:
                 raise RuntimeError("a member died before reporting its pid")
             members.append(pid)
             pidfds.append(syscalls.pidfd_open(pid))
         os.write(go_w, b"g")
-        init_status = _status_text(_wait(init))
+        init_status = status_text(wait(init))
         # zap_pid_ns_processes() kills the members and waits for them before the
         # init can be reaped, so they are gone by now; the grace is for slow machines.
-        alive = _still_alive(pidfds, 0.5)
+        alive = still_alive(pidfds, 0.5)
     finally:
         for fd in pidfds:
             # The control leaves them running (orphans of the subreaping helper).
@@ -725,25 +428,8 @@ def _members_after_init_exit(flags: int) -> dict[str, Any]:
             os.close(fd)
         for fd in (rfd, go_w):
             os.close(fd)
-        _kill_and_reap(init)
+        kill_and_reap(init)
     return {"init": init_status, "members": len(members), "alive": alive}
-
-
-def _still_alive(pidfds: list[int], timeout: float) -> int:
-    """Wait until every pidfd reports its process gone (or *timeout*); return how many are not."""
-    poller = select.poll()
-    for fd in pidfds:
-        poller.register(fd, select.POLLIN)
-    gone: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while len(gone) < len(pidfds):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        for fd, _ in poller.poll(left * 1000):
-            gone.add(fd)
-            poller.unregister(fd)
-    return len(pidfds) - len(gone)
 
 
 @check(
@@ -765,7 +451,7 @@ def init_death_kills_members(ctx: Context) -> None:
     they live on (the helper, a subreaper, then kills and reaps them).
     """
     flags = ctx.isolate(NEWPID)
-    seen = _in_helper(ctx, _members_after_init_exit, flags, timeout=8.0)
+    seen = in_helper(ctx, _members_after_init_exit, flags, timeout=8.0)
     ctx.expect_equal(seen["init"], "exited with status 0", "how the init ended")
     ctx.expect_equal(seen["members"], 3, "members that reported before the init exited")
     ctx.expect_equal(seen["alive"], 0, "members still alive after the init exited")
@@ -774,30 +460,27 @@ def init_death_kills_members(ctx: Context) -> None:
 # -- PID-07 ----------------------------------------------------------------------
 
 
+def _report_new_parent(wfd: int, old_parent: int) -> None:
+    """D: wait until C has exited (getppid() changes), report (own pid, new parent)."""
+    deadline = time.monotonic() + WAIT
+    while os.getppid() == old_parent and time.monotonic() < deadline:
+        time.sleep(0.001)
+    send_msg(wfd, (os.getpid(), os.getppid()))
+
+
+def _fork_orphan(wfd: int) -> None:
+    """C: fork D, then exit (so that D is orphaned)."""
+    fork_run(_report_new_parent, wfd, os.getpid())
+
+
 def _orphan_parent() -> dict[str, Any]:
     """In the init: fork C, C forks D and exits; report D's new parent and who reaps D."""
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    middle = os.fork()
-    if middle == 0:
-        try:
-            os.close(rfd)
-            syscalls.set_pdeathsig(signal.SIGKILL)
-            middle_pid = os.getpid()
-            orphan = os.fork()
-            if orphan == 0:
-                try:
-                    deadline = time.monotonic() + _WAIT
-                    while os.getppid() == middle_pid and time.monotonic() < deadline:
-                        time.sleep(0.001)
-                    _send_msg(wfd, (os.getpid(), os.getppid()))
-                finally:
-                    _child_exit(0)
-        finally:
-            _child_exit(0)
+    middle = fork_run(_fork_orphan, wfd, pdeathsig=True)
     os.close(wfd)
     try:
-        _wait(middle)
-        ok, report = _recv_msg(rfd)
+        wait(middle)
+        ok, report = recv_msg(rfd)
     finally:
         os.close(rfd)
     if not ok:
@@ -828,7 +511,7 @@ def orphan_reparenting(ctx: Context) -> None:
     process that played init.
     """
     entry = ("clone3", ctx.isolate(NEWPID))
-    seen = _in_helper(ctx, _run_in_pidns, entry, _orphan_parent)
+    seen = in_helper(ctx, run_in_pidns, entry, _orphan_parent)
     ctx.expect_equal(seen["new_parent"], seen["init"], "the orphan's new parent (getppid())")
     ctx.expect(seen["reaped_by_init"], "the init reaps the orphan", True, False)
     ctx.expect_equal(seen["init"], 1, "pid of the init that adopted the orphan")
@@ -839,12 +522,12 @@ def orphan_reparenting(ctx: Context) -> None:
 
 def _outside_view(outer: list[int]) -> dict[str, Any]:
     """In the init (own mount ns): try to reach *outer* pids by kill(2) and through /proc."""
-    seen: dict[str, Any] = {str(p): _attempt(os.kill, p, 0) for p in outer}
+    seen: dict[str, Any] = {str(p): attempt(os.kill, p, 0) for p in outer}
     # kill(-1, sig) reaches every process but init and the caller (LTP pidns10);
     # signal 0 only checks, so the control cannot hurt anything.
-    seen["-1"] = _attempt(os.kill, -1, 0)
-    _mount_proc()
-    seen["in /proc"] = sorted(set(outer) & set(_proc_pids()))
+    seen["-1"] = attempt(os.kill, -1, 0)
+    mount_proc()
+    seen["in /proc"] = sorted(set(outer) & set(proc_pids()))
     return seen
 
 
@@ -864,11 +547,11 @@ def outside_invisible(ctx: Context) -> None:
     must find nobody (ESRCH, LTP pidns10), and a procfs it mounts must not
     list them. Control: no CLONE_NEWPID, so all of them are reachable.
     """
-    sibling = ctx.spawn_child(_idle)
+    sibling = ctx.spawn_child(idle)
     sibling.recv()
     outer = [os.getpid(), sibling.pid]
     flags = ctx.isolate(NEWPID) | NEWNS
-    seen = _in_helper(ctx, _run_in_pidns, ("clone3", flags), _outside_view, outer)
+    seen = in_helper(ctx, run_in_pidns, ("clone3", flags), _outside_view, outer)
     for pid in outer:
         ctx.expect_equal(seen[str(pid)], "ESRCH", f"kill({pid}, 0) of an outside process")
     ctx.expect_equal(seen["-1"], "ESRCH", "kill(-1, 0) from an init with no other members")
@@ -878,119 +561,54 @@ def outside_invisible(ctx: Context) -> None:
 # -- PID-09 ----------------------------------------------------------------------
 
 
-class _MqAttr(ctypes.Structure):
-    """``struct mq_attr`` (<mqueue.h>)."""
-
-    _fields_ = [
-        ("mq_flags", ctypes.c_long),
-        ("mq_maxmsg", ctypes.c_long),
-        ("mq_msgsize", ctypes.c_long),
-        ("mq_curmsgs", ctypes.c_long),
-        ("__reserved", ctypes.c_long * 4),
-    ]
-
-
-class _SigEvent(ctypes.Structure):
-    """``struct sigevent`` (<bits/types/sigevent_t.h>): 64 bytes on every Linux ABI."""
-
-    _fields_ = [
-        ("sigev_value", ctypes.c_void_p),  # union sigval
-        ("sigev_signo", ctypes.c_int),
-        ("sigev_notify", ctypes.c_int),
-        ("_sigev_un", ctypes.c_byte * (64 - 16)),
-    ]
-
-
-assert ctypes.sizeof(_SigEvent) == 64
-_SIGEV_SIGNAL = 0  # <bits/sigevent-consts.h>
 _SI_MESGQ = -3  # <bits/siginfo-consts.h>
-
-
-def _load_mq() -> Any:
-    # glibc 2.34 moved the mq_* functions from librt into libc.
-    lib = ctypes.CDLL(None, use_errno=True)
-    if not hasattr(lib, "mq_open"):
-        lib = ctypes.CDLL(ctypes.util.find_library("rt") or "librt.so.1", use_errno=True)
-    lib.mq_open.restype = ctypes.c_int
-    lib.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_MqAttr)]
-    lib.mq_notify.restype = ctypes.c_int
-    lib.mq_notify.argtypes = [ctypes.c_int, ctypes.POINTER(_SigEvent)]
-    lib.mq_send.restype = ctypes.c_int
-    lib.mq_send.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint]
-    lib.mq_receive.restype = ctypes.c_ssize_t
-    lib.mq_receive.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_size_t,
-        ctypes.POINTER(ctypes.c_uint),
-    ]
-    lib.mq_close.restype = ctypes.c_int
-    lib.mq_close.argtypes = [ctypes.c_int]
-    lib.mq_unlink.restype = ctypes.c_int
-    lib.mq_unlink.argtypes = [ctypes.c_char_p]
-    return lib
-
-
-_mq = _load_mq()
 _MQ_MSGSIZE = 8
 
 
-def _mq_check(ret: int, call: str) -> int:
-    if ret == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{call}: {os.strerror(err)}")
-    return ret
-
-
 def _mq_open(name: bytes, create: bool) -> int:
-    attr = _MqAttr(mq_maxmsg=1, mq_msgsize=_MQ_MSGSIZE)  # tiny: RLIMIT_MSGQUEUE is per user
     oflag = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
-    return _mq_check(_mq.mq_open(name, oflag, 0o600, ctypes.byref(attr)), "mq_open")
-
-
-def _mq_notify(mqd: int, sig: int) -> None:
-    ev = _SigEvent(sigev_signo=sig, sigev_notify=_SIGEV_SIGNAL)
-    _mq_check(_mq.mq_notify(mqd, ctypes.byref(ev)), "mq_notify")
+    # tiny: RLIMIT_MSGQUEUE is per user
+    return _libc.mq_open(name, oflag, maxmsg=1, msgsize=_MQ_MSGSIZE)
 
 
 def _mq_send(mqd: int) -> None:
-    _mq_check(_mq.mq_send(mqd, b"nsprim", 6, 0), "mq_send")
+    _libc.mq_send(mqd, b"nsprim")
 
 
 def _mq_drain(mqd: int) -> None:
-    buf = ctypes.create_string_buffer(_MQ_MSGSIZE)
-    _mq_check(_mq.mq_receive(mqd, buf, _MQ_MSGSIZE, None), "mq_receive")
+    _libc.mq_receive(mqd, _MQ_MSGSIZE)
 
 
 def _wait_siginfo(sig: int, code: Optional[int] = None) -> int:
     """Wait for the blocked *sig*; return its si_pid (checking si_code when given)."""
-    info = signal.sigtimedwait([sig], _WAIT)
+    info = signal.sigtimedwait([sig], WAIT)
     if info is None:
-        raise TimeoutError(f"no {signal.Signals(sig).name} within {_WAIT} s")
+        raise TimeoutError(f"no {signal.Signals(sig).name} within {WAIT} s")
     if code is not None and info.si_code != code:
         raise RuntimeError(f"{signal.Signals(sig).name} had si_code {info.si_code}, not {code}")
     return int(info.si_pid)
 
 
+def _signal_and_post(mqd: int) -> None:
+    os.kill(os.getppid(), signal.SIGUSR1)
+    _mq_send(mqd)
+
+
 def _member_sends(mqd: int) -> int:
     """From a new member: signal the init and post to the queue; return the member's pid."""
-    member = os.fork()
-    if member == 0:
-        try:
-            os.kill(os.getppid(), signal.SIGUSR1)
-            _mq_send(mqd)
-        finally:
-            _child_exit(0)
-    _wait(member)
+    member = fork_run(_signal_and_post, mqd)
+    wait(member)
     return member
 
 
-def _siginfo_receiver(name: bytes, cmd_fd: int, reply_fd: int) -> dict[str, int]:
+def _siginfo_receiver(name: bytes, cmd_fd: int, reply_fd: int, *others: int) -> dict[str, int]:
     """In the init: collect si_pid of a signal and an mq notification from outside, then inside."""
+    for fd in others:  # the helper's ends
+        os.close(fd)
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGUSR2])
     mqd = _mq_open(name, create=False)
     try:
-        _mq_notify(mqd, signal.SIGUSR2)
+        _libc.mq_notify(mqd, signal.SIGUSR2)
         os.write(reply_fd, b"r")  # ready: the ancestor sends now
         if not os.read(cmd_fd, 1):
             raise RuntimeError("the ancestor went away before sending")
@@ -999,13 +617,13 @@ def _siginfo_receiver(name: bytes, cmd_fd: int, reply_fd: int) -> dict[str, int]
             "mq from ancestor": _wait_siginfo(signal.SIGUSR2, _SI_MESGQ),
         }
         _mq_drain(mqd)
-        _mq_notify(mqd, signal.SIGUSR2)  # notification is one-shot (mq_notify(3))
+        _libc.mq_notify(mqd, signal.SIGUSR2)  # notification is one-shot (mq_notify(3))
         seen["member"] = _member_sends(mqd)
         seen["signal from member"] = _wait_siginfo(signal.SIGUSR1)
         seen["mq from member"] = _wait_siginfo(signal.SIGUSR2, _SI_MESGQ)
         _mq_drain(mqd)
     finally:
-        _mq.mq_close(mqd)
+        _libc.mq_close(mqd)
     return seen
 
 
@@ -1017,26 +635,25 @@ def _siginfo_from_ancestor(flags: int, name: bytes) -> Any:
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     init = -1
     try:
-        init = _clone3(flags)
-        if init == 0:
-            for fd in (rfd, cmd_w, reply_r):
-                os.close(fd)
-            _serve_result(wfd, _siginfo_receiver, (name, cmd_r, reply_w))
+        init = clone_run(
+            flags, serve_result, wfd, _siginfo_receiver, name, cmd_r, reply_w, rfd, cmd_w, reply_r
+        )
         for fd in (cmd_r, reply_w, wfd):
             os.close(fd)
-        _recv_byte(reply_r)
+        cmd_r = reply_w = wfd = -1
+        recv_byte(reply_r)
         os.kill(init, signal.SIGUSR1)
         _mq_send(mqd)
         os.write(cmd_w, b"s")
-        ok, msg = _recv_msg(rfd)
+        ok, msg = recv_msg(rfd)
     finally:
         for fd in (cmd_r, cmd_w, reply_r, reply_w, rfd, wfd):
-            with contextlib.suppress(OSError):
+            if fd >= 0:
                 os.close(fd)
         if init > 0:
-            _kill_and_reap(init)
-        _mq.mq_close(mqd)
-        _mq.mq_unlink(name)
+            kill_and_reap(init)
+        _libc.mq_close(mqd)
+        _libc.mq_unlink(name)
     if not ok:
         return InitDied("the receiver died before reporting")
     kind, value = msg
@@ -1064,7 +681,7 @@ def siginfo_translation(ctx: Context) -> None:
     CLONE_NEWPID, so the helper is visible and its pid appears.
     """
     name = f"/nsprim-pid-siginfo-{os.getpid()}-{int(ctx.control)}".encode()
-    seen = _in_helper(ctx, _siginfo_from_ancestor, ctx.isolate(NEWPID), name)
+    seen = in_helper(ctx, _siginfo_from_ancestor, ctx.isolate(NEWPID), name)
     ctx.expect(isinstance(seen, dict), "the receiving init reported", "a report", seen)
     ctx.expect_equal(seen["signal from ancestor"], 0, "si_pid of SIGUSR1 sent by an ancestor")
     ctx.expect_equal(seen["mq from ancestor"], 0, "si_pid of an mq notification by an ancestor")
@@ -1102,45 +719,35 @@ def _absolute_level() -> int:
             "the runner's procfs is not the initial pid namespace's (pid 2 is not kthreadd), "
             "so the absolute nesting level is not observable"
         )
-    return len(_nspid()) - 1
+    return len(nspid()) - 1
 
 
-def _nest(flags: int, attempts: int, wfd: int) -> None:
-    """Make a chain of processes, each cloned with *flags* by the previous one.
+def _nest(flags: int, made: int, attempts: int, wfd: int) -> None:
+    """One link of a chain of processes, each cloned with *flags* by the previous one.
 
     The process where the chain ends writes ``(attempt, outcome)`` on *wfd*:
     the number of the clone3 that failed and its errno name, or
     ``(attempts, "ok")`` when all succeeded. Every link waits for the one
-    below it and exits; only the caller returns.
+    below it and exits.
     """
-    top = os.getpid()
+    if made == attempts:
+        send_msg(wfd, (made, "ok"))
+        return
     try:
-        for attempt in range(1, attempts + 1):
-            try:
-                pid = _clone3(flags)
-            except OSError as err:
-                _send_msg(wfd, (attempt, _errname(err)))
-                return
-            if pid == 0:
-                syscalls.set_pdeathsig(signal.SIGKILL)
-                if attempt == attempts:
-                    _send_msg(wfd, (attempt, "ok"))
-                    return
-                continue  # the child goes one level deeper
-            os.waitpid(pid, 0)
-            return
-    finally:
-        if os.getpid() != top:
-            _child_exit(0)
+        pid = clone_run(flags, _nest, flags, made + 1, attempts, wfd)
+    except OSError as err:
+        send_msg(wfd, (made + 1, errname(err)))
+        return
+    os.waitpid(pid, 0)
 
 
 def _nesting(flags: int, attempts: int) -> tuple[int, str]:
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     try:
-        _nest(flags, attempts, wfd)
+        _nest(flags, 0, attempts, wfd)
         os.close(wfd)
         wfd = -1
-        ok, report = _recv_msg(rfd)
+        ok, report = recv_msg(rfd)
     finally:
         os.close(rfd)
         if wfd >= 0:
@@ -1177,7 +784,7 @@ def nesting_limit(ctx: Context) -> None:
         raise Skip(f"user.max_pid_namespaces is {budget}: ENOSPC would come from that limit")
     level = ctx.in_child(_absolute_level, unshare=NEWNS)  # forks nothing
     allowed = MAX_PID_NS_LEVEL - level
-    seen = _in_helper(ctx, _nesting, ctx.isolate(NEWPID), allowed + 1, timeout=8.0)
+    seen = in_helper(ctx, _nesting, ctx.isolate(NEWPID), allowed + 1, timeout=8.0)
     ctx.expect_equal(
         seen,
         (allowed + 1, "ENOSPC"),
@@ -1190,18 +797,13 @@ def nesting_limit(ctx: Context) -> None:
 
 def _fork_after_init_exit(flags: int) -> str:
     """unshare(flags); fork an init that exits at once; then try to fork again."""
-    syscalls.unshare(flags)
-    first = os.fork()
-    if first == 0:
-        _child_exit(0)
-    _wait(first)
+    unshare(flags)
+    wait(fork_run(idle))
     try:
-        second = os.fork()
+        second = fork_run(idle)
     except OSError as err:
-        return _errname(err)
-    if second == 0:
-        _child_exit(0)
-    _wait(second)
+        return errname(err)
+    wait(second)
     return "ok"
 
 
@@ -1221,45 +823,11 @@ def init_one_shot(ctx: Context) -> None:
     fail with ENOMEM (not EAGAIN: kernel commits 35f71bc0a09a, b26ebfe12f34).
     Control: no CLONE_NEWPID, so the second fork succeeds.
     """
-    seen = _in_helper(ctx, _fork_after_init_exit, ctx.isolate(NEWPID))
+    seen = in_helper(ctx, _fork_after_init_exit, ctx.isolate(NEWPID))
     ctx.expect_equal(seen, "ENOMEM", "fork() after the namespace's init exited")
 
 
 # -- PID-12 ----------------------------------------------------------------------
-
-_THREAD_START = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
-_pthread_create = _libc.pthread_create
-_pthread_create.restype = ctypes.c_int
-_pthread_create.argtypes = [
-    ctypes.POINTER(ctypes.c_ulong),
-    ctypes.c_void_p,
-    _THREAD_START,
-    ctypes.c_void_p,
-]
-_pthread_join = _libc.pthread_join
-_pthread_join.restype = ctypes.c_int
-_pthread_join.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
-
-
-def _thread_body(arg: Optional[int]) -> None:
-    return None
-
-
-_THREAD_BODY = _THREAD_START(_thread_body)  # kept alive for the module's lifetime
-
-
-def _try_thread() -> str:
-    """Create and join one thread with pthread_create(3); return "ok" or its errno name.
-
-    Python's threading hides the errno ("can't start new thread"), so the
-    thread is made with pthread_create directly, which returns it.
-    """
-    tid = ctypes.c_ulong()
-    rc = _pthread_create(ctypes.byref(tid), None, _THREAD_BODY, None)
-    if rc:
-        return errno.errorcode.get(rc, str(rc))
-    _pthread_join(tid.value, None)
-    return "ok"
 
 
 def _start_init() -> int:
@@ -1271,20 +839,13 @@ def _start_init() -> int:
     exit_signal 0 with CLONE_PARENT, which makes it a "clone" child that only
     waitpid(__WALL) sees.
     """
-    pid = syscalls.clone3(int(CloneFlags.PARENT), exit_signal=0)
-    assert isinstance(pid, int)
-    if pid == 0:
-        try:
-            time.sleep(60)
-        finally:
-            _child_exit(0)
-    return pid
+    return clone_run(int(CloneFlags.PARENT), time.sleep, 60, pdeathsig=False, exit_signal=0)
 
 
 def _for_children(active: tuple[int, int]) -> str:
     """Describe /proc/self/ns/pid_for_children relative to the *active* pid namespace."""
     try:
-        key = _ns_key("/proc/self/ns/pid_for_children")
+        key = ns_key("/proc/self/ns/pid_for_children")
     except FileNotFoundError:
         # pidns_for_children_get(): ENOENT while the namespace has no init yet.
         return "a new namespace without an init (ENOENT)"
@@ -1294,28 +855,20 @@ def _for_children(active: tuple[int, int]) -> str:
 def _caller_not_moved(how: str, arg: Any) -> dict[str, Any]:
     """unshare(arg) or setns(open(arg)); report what moved and what thread creation does."""
     pid = os.getpid()
-    active = _ns_key("/proc/self/ns/pid")
+    active = ns_key("/proc/self/ns/pid")
     if how == "unshare":
-        syscalls.unshare(arg)
+        unshare(arg)
     else:
-        fd = os.open(arg, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            syscalls.setns(fd, NEWPID)
-        finally:
-            os.close(fd)
+        setns_path(arg, NEWPID)
     seen: dict[str, Any] = {
         "pid unchanged": os.getpid() == pid,
-        "pid ns unchanged": _ns_key("/proc/self/ns/pid") == active,
+        "pid ns unchanged": ns_key("/proc/self/ns/pid") == active,
         "pid_for_children": _for_children(active),
-        "thread": _try_thread(),
+        "thread": _libc.try_pthread(),
     }
-    fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        syscalls.setns(fd, NEWPID)  # back to the active namespace
-    finally:
-        os.close(fd)
+    setns_path("/proc/self/ns/pid", NEWPID)  # back to the active namespace
     seen["pid_for_children after reset"] = _for_children(active)
-    seen["thread after reset"] = _try_thread()
+    seen["thread after reset"] = _libc.try_pthread()
     return seen
 
 
@@ -1348,10 +901,10 @@ def caller_not_moved(ctx: Context) -> None:
     """
     flags = ctx.isolate(NEWPID)
     keeper = ctx.spawn_child(_start_init, unshare=flags)
-    ctx.defer(_kill_and_reap, keeper.recv(), _WALL)
+    ctx.defer(kill_and_reap, keeper.recv(), WALL)
     variants = {"unshare": flags, "setns": keeper.ns_path("pid_for_children")}
     for how, arg in variants.items():
-        seen = _in_helper(ctx, _caller_not_moved, how, arg)
+        seen = in_helper(ctx, _caller_not_moved, how, arg)
         ctx.expect(seen["pid unchanged"], f"getpid() unchanged after {how}", True, False)
         ctx.expect(
             seen["pid ns unchanged"], f"/proc/self/ns/pid unchanged after {how}", True, False
@@ -1383,51 +936,55 @@ _TID_MIDDLE = 42
 def _clone_report(flags: int, set_tid: list[int]) -> Any:
     """clone3(flags, set_tid); return the child's NSpid, its errno name, or InitDied."""
     try:
-        return _run_in_pidns(("clone3", flags, set_tid), _nspid)
+        return run_in_pidns(("clone3", flags, set_tid), nspid)
     except TimeoutError:
         raise
     except OSError as err:  # from clone3 itself
-        return _errname(err)
+        return errname(err)
 
 
-def _inner_set_tid(flags: int) -> dict[str, Any]:
-    """In A (pid 1 of a new ns): clone B two levels down, and try a pid != 1 for a new ns."""
+def _a_report(flags: int) -> dict[str, Any]:
+    """In A (pid 1 of a new ns): its NSpid; clone B two levels down; try a pid != 1 for a new ns."""
     return {
+        "A": nspid(),
         "B": _clone_report(flags, [1, _TID_MIDDLE, _TID_OUTER[1]]),
-        "no init": _try_clone3(flags, [7]),
+        "no init": try_clone3(flags, [7]),
     }
+
+
+def _report_then_hold(wfd: int, go_fd: int, report: Callable[[], Any], *others: int) -> None:
+    """An init: send ``report()`` on *wfd*, then live until *go_fd* is written or closed."""
+    for fd in others:  # the helper's ends
+        os.close(fd)
+    send_msg(wfd, report())
+    os.read(go_fd, 1)
 
 
 def _set_tid_chain(flags: int) -> dict[str, Any]:
     """PID-13 in the helper: A via clone3(flags, set_tid=[1, X]), B inside A; then reuse X."""
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    report = functools.partial(_a_report, flags)
     try:
-        a = _clone3(flags, [1, _TID_OUTER[0]])
+        # A stays alive (holding pid X) until the helper has retried X.
+        a = clone_run(
+            flags, _report_then_hold, wfd, go_r, report, rfd, go_w, set_tid=[1, _TID_OUTER[0]]
+        )
     except OSError as err:
         for fd in (rfd, wfd, go_r, go_w):
             os.close(fd)
-        return {"A": _errname(err)}
-    if a == 0:
-        try:
-            os.close(rfd)
-            os.close(go_w)
-            syscalls.set_pdeathsig(signal.SIGKILL)
-            _send_msg(wfd, {"A": _nspid(), **_inner_set_tid(flags)})
-            os.read(go_r, 1)  # stay alive (holding pid X) until the helper has retried X
-        finally:
-            _child_exit(0)
+        return {"A": errname(err)}
     for fd in (wfd, go_r):
         os.close(fd)
     try:
-        ok, seen = _recv_msg(rfd)
+        ok, seen = recv_msg(rfd)
         if not ok:
-            return {"A": InitDied(_status_text(_kill_and_reap(a)))}
-        seen["X again"] = _try_clone3(flags, [1, _TID_OUTER[0]])
+            return {"A": InitDied(status_text(kill_and_reap(a)))}
+        seen["X again"] = try_clone3(flags, [1, _TID_OUTER[0]])
     finally:
         os.close(rfd)
         os.close(go_w)
-        _kill_and_reap(a)
+        kill_and_reap(a)
     return dict(seen)
 
 
@@ -1460,7 +1017,7 @@ def nspid_chain(ctx: Context) -> None:
         pid_max = int(f.read())
     if pid_max <= max(_TID_OUTER):
         raise Skip(f"kernel.pid_max is {pid_max}, too small for the chosen pids")
-    seen = _in_helper(ctx, _set_tid_chain, ctx.isolate(NEWPID))
+    seen = in_helper(ctx, _set_tid_chain, ctx.isolate(NEWPID))
     if seen.get("A") == "EPERM":
         raise Skip("clone3 set_tid needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE here (EPERM)")
     ctx.expect_equal(seen["A"], [_TID_OUTER[0], 1], "NSpid of A (set_tid=[1, 4242])")
@@ -1476,15 +1033,18 @@ def nspid_chain(ctx: Context) -> None:
 
 def _join_ancestor(ancestor_fd: int) -> str:
     """In the init: try setns(2) into the (inherited) fd of an ancestor pid namespace."""
-    return _attempt(syscalls.setns, ancestor_fd, NEWPID)
+    try:
+        return attempt(syscalls.setns, ancestor_fd, NEWPID)
+    finally:
+        os.close(ancestor_fd)
 
 
 def _descendant_view() -> dict[str, Any]:
     return {
         "pid": os.getpid(),
         "ppid": os.getppid(),
-        "nspid": _nspid(),
-        "ns": _ns_key("/proc/self/ns/pid"),
+        "nspid": nspid(),
+        "ns": ns_key("/proc/self/ns/pid"),
     }
 
 
@@ -1493,32 +1053,25 @@ def _join_both_ways(flags: int) -> dict[str, Any]:
     ancestor = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)  # the init inherits it
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
-    init = _clone3(flags)
-    if init == 0:
-        try:
-            os.close(rfd)
-            os.close(go_w)
-            syscalls.set_pdeathsig(signal.SIGKILL)
-            _send_msg(wfd, _join_ancestor(ancestor))
-            os.read(go_r, 1)  # keep the namespace alive for the helper's join
-        finally:
-            _child_exit(0)
+    # The init keeps the namespace alive for the helper's join.
+    report = functools.partial(_join_ancestor, ancestor)
+    init = clone_run(flags, _report_then_hold, wfd, go_r, report, rfd, go_w)
     for fd in (ancestor, wfd, go_r):
         os.close(fd)
     try:
-        ok, seen_ancestor = _recv_msg(rfd)
+        ok, seen_ancestor = recv_msg(rfd)
         if not ok:
             return {"ancestor": "the init died before reporting"}
-        init_ns = _ns_key(f"/proc/{init}/ns/pid")
+        init_ns = ns_key(f"/proc/{init}/ns/pid")
         seen = {
             "ancestor": seen_ancestor,
             "init ns": init_ns,
-            "descendant": _run_in_pidns(("setns", f"/proc/{init}/ns/pid"), _descendant_view),
+            "descendant": run_in_pidns(("setns", f"/proc/{init}/ns/pid"), _descendant_view),
         }
     finally:
         os.close(rfd)
         os.close(go_w)
-        _kill_and_reap(init)
+        kill_and_reap(init)
     return seen
 
 
@@ -1540,7 +1093,7 @@ def no_ancestor_join(ctx: Context) -> None:
     CLONE_NEWPID, so the "ancestor" is the init's own namespace and the join
     succeeds.
     """
-    seen = _in_helper(ctx, _join_both_ways, ctx.isolate(NEWPID))
+    seen = in_helper(ctx, _join_both_ways, ctx.isolate(NEWPID))
     ctx.expect_equal(seen["ancestor"], "EINVAL", "setns(2) into an ancestor pid namespace")
     child = seen["descendant"]
     ctx.expect_equal(child["ns"], seen["init ns"], "pid namespace of a child forked after the join")

@@ -1,10 +1,10 @@
-"""Time namespace checks: TIME-01 to TIME-09 of GUARANTEES.md.
+"""Time namespace checks: TIME-01 to TIME-09.
 
-Layer: conformance checks. Imports public nsprim names and the conformance
-registry only, plus ctypes bindings (full prototypes, STYLE.md 5.7) for the
-calls neither :mod:`os`, :mod:`time` nor :mod:`nsprim.syscalls` offer:
-clock_nanosleep(2), timerfd_create(2)/timerfd_settime(2), timer_create(2)
-and friends, sysinfo(2), and syscall(2) for a raw clock_gettime and futex.
+Layer: conformance checks. Imports public nsprim names, the conformance
+registry, and :mod:`.._libc` for the calls neither :mod:`os`, :mod:`time` nor
+:mod:`nsprim.syscalls` offer: clock_nanosleep(2), timerfd_create(2)/
+timerfd_settime(2), timer_create(2) and friends, sysinfo(2), and raw
+clock_gettime(2) and futex(2) system calls.
 
 How a time namespace is used (time_namespaces(7)): unshare(CLONE_NEWTIME)
 leaves the caller where it is and makes ``time_for_children`` a new
@@ -26,10 +26,8 @@ correct kernel, with no tolerance to tune.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import platform
 import select
 import signal
 import sys
@@ -39,16 +37,14 @@ from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 from nsprim import syscalls
-from nsprim.flags import CloneFlags
 from nsprim.namespace import Namespace
 
+from .. import _libc
 from ..registry import Context, Needs, Skip, check
-from ._common import attempt as _attempt
-from ._common import errname as _errname
+from ._common import NEWTIME, attempt, errname, setns_path
 
 __all__: list[str] = []
 
-NEWTIME = int(CloneFlags.NEWTIME)
 NSEC = 1_000_000_000
 DAY = 86_400 * NSEC
 
@@ -61,7 +57,6 @@ CLOCK_MONOTONIC_COARSE = 6
 CLOCK_BOOTTIME = 7
 CLOCK_BOOTTIME_ALARM = 9
 CLOCK_TAI = 11
-TIMER_ABSTIME = 1
 _CLOCK_NAMES = {
     CLOCK_REALTIME: "CLOCK_REALTIME",
     CLOCK_MONOTONIC: "CLOCK_MONOTONIC",
@@ -72,24 +67,6 @@ _CLOCK_NAMES = {
     CLOCK_BOOTTIME_ALARM: "CLOCK_BOOTTIME_ALARM",
     CLOCK_TAI: "CLOCK_TAI",
 }
-# include/uapi/linux/timerfd.h (TFD_CLOEXEC is O_CLOEXEC)
-TFD_TIMER_ABSTIME = 1
-# include/uapi/asm-generic/siginfo.h
-SIGEV_SIGNAL = 0
-# include/uapi/linux/futex.h
-FUTEX_WAIT_BITSET = 9
-FUTEX_PRIVATE_FLAG = 128
-FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
-
-# syscall(2) numbers for the two raw calls, per architecture (arch/*/include/uapi,
-# asm-generic/unistd.h for aarch64 and riscv64). An architecture missing here is
-# a SKIP, never a guessed number (STYLE.md 5.7).
-_NR: dict[str, dict[str, int]] = {
-    "x86_64": {"clock_gettime": 228, "futex": 202},
-    "aarch64": {"clock_gettime": 113, "futex": 98},
-    "riscv64": {"clock_gettime": 113, "futex": 98},
-}
-
 # The offsets the checks write: days, so that a missing offset can never pass for
 # jitter, with nanoseconds, so that the nanosecond field is exercised too.
 OFFSET_MONOTONIC = 10 * DAY + 123_456_789
@@ -97,147 +74,9 @@ OFFSET_BOOTTIME = 9 * DAY + 987_654_321
 _OFFSETS_FILE = "/proc/self/timens_offsets"
 
 
-# --- ctypes bindings -------------------------------------------------------------------
-
-
-class _Timespec(ctypes.Structure):
-    """struct timespec (time_t and long, as glibc declares them for this ABI)."""
-
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-class _Itimerspec(ctypes.Structure):
-    """struct itimerspec."""
-
-    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
-
-
-class _Sigevent(ctypes.Structure):
-    """struct sigevent: sigval, signo, notify, padding to 64 bytes (glibc sigevent_t.h)."""
-
-    _fields_ = [
-        ("sigev_value", ctypes.c_void_p),
-        ("sigev_signo", ctypes.c_int),
-        ("sigev_notify", ctypes.c_int),
-        ("_pad", ctypes.c_int * ((64 - ctypes.sizeof(ctypes.c_void_p) - 8) // 4)),
-    ]
-
-
-class _Sysinfo(ctypes.Structure):
-    """struct sysinfo (linux/sysinfo.h)."""
-
-    _fields_ = [
-        ("uptime", ctypes.c_long),
-        ("loads", ctypes.c_ulong * 3),
-        ("totalram", ctypes.c_ulong),
-        ("freeram", ctypes.c_ulong),
-        ("sharedram", ctypes.c_ulong),
-        ("bufferram", ctypes.c_ulong),
-        ("totalswap", ctypes.c_ulong),
-        ("freeswap", ctypes.c_ulong),
-        ("procs", ctypes.c_ushort),
-        ("pad", ctypes.c_ushort),
-        ("totalhigh", ctypes.c_ulong),
-        ("freehigh", ctypes.c_ulong),
-        ("mem_unit", ctypes.c_uint),
-        ("_f", ctypes.c_char * (20 - 2 * ctypes.sizeof(ctypes.c_long) - 4)),
-    ]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _proto(lib: ctypes.CDLL, name: str, restype: Any, *argtypes: Any) -> Any:
-    # lib[name] makes a fresh function object, so one symbol (syscall) can carry
-    # several prototypes.
-    fn = lib[name]
-    fn.restype = restype
-    fn.argtypes = list(argtypes)
-    return fn
-
-
-def _librt() -> Optional[ctypes.CDLL]:
-    # POSIX timers moved from librt into libc in glibc 2.34.
-    if hasattr(_libc, "timer_create"):
-        return _libc
-    try:
-        return ctypes.CDLL("librt.so.1", use_errno=True)
-    except OSError:
-        return None
-
-
-_TS = ctypes.POINTER(_Timespec)
-_ITS = ctypes.POINTER(_Itimerspec)
-_clock_nanosleep = _proto(
-    _libc, "clock_nanosleep", ctypes.c_int, ctypes.c_int, ctypes.c_int, _TS, _TS
-)
-_timerfd_create = _proto(_libc, "timerfd_create", ctypes.c_int, ctypes.c_int, ctypes.c_int)
-_timerfd_settime = _proto(
-    _libc, "timerfd_settime", ctypes.c_int, ctypes.c_int, ctypes.c_int, _ITS, _ITS
-)
-_sysinfo = _proto(_libc, "sysinfo", ctypes.c_int, ctypes.POINTER(_Sysinfo))
-# syscall(2) is variadic and reads every argument as a long: pass longs and pointers only.
-_syscall_clock_gettime = _proto(
-    _libc, "syscall", ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_void_p
-)
-_syscall_futex = _proto(
-    _libc,
-    "syscall",
-    ctypes.c_long,
-    ctypes.c_long,
-    ctypes.c_void_p,
-    ctypes.c_long,
-    ctypes.c_long,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.c_long,
-)
-_rt = _librt()
-if _rt is not None:
-    _timer_create = _proto(
-        _rt,
-        "timer_create",
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.POINTER(_Sigevent),
-        ctypes.POINTER(ctypes.c_void_p),
-    )
-    _timer_settime = _proto(
-        _rt, "timer_settime", ctypes.c_int, ctypes.c_void_p, ctypes.c_int, _ITS, _ITS
-    )
-    _timer_delete = _proto(_rt, "timer_delete", ctypes.c_int, ctypes.c_void_p)
-
-
-def _check(ret: int, call: str) -> None:
-    if ret == -1:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{call}: {os.strerror(err)}")
-
-
-def _nr(name: str) -> int:
-    table = _NR.get(platform.machine())
-    if table is None:
-        raise Skip(f"no syscall number for {name} on {platform.machine()} in this check's table")
-    return table[name]
-
-
-def _timespec(ns: int) -> _Timespec:
-    # Floor division keeps tv_nsec in [0, 1e9) for negative values too.
-    return _Timespec(ns // NSEC, ns % NSEC)
-
-
 def _now(clock: int) -> int:
     """Read *clock* through glibc's clock_gettime, which the vDSO serves."""
     return time.clock_gettime_ns(clock)
-
-
-def _now_syscall(clock: int) -> int:
-    """Read *clock* with a raw clock_gettime system call, bypassing the vDSO."""
-    ts = _Timespec()
-    _check(
-        _syscall_clock_gettime(_nr("clock_gettime"), clock, ctypes.addressof(ts)), "clock_gettime"
-    )
-    return int(ts.tv_sec) * NSEC + int(ts.tv_nsec)
 
 
 def _sample(clocks: Sequence[int]) -> dict[int, Optional[int]]:
@@ -259,8 +98,7 @@ def _sample(clocks: Sequence[int]) -> dict[int, Optional[int]]:
 
 def _record(clock: int, offset: int) -> str:
     """One timens_offsets line: ``"<clockid> <seconds> <nanoseconds>"``."""
-    ts = _timespec(offset)
-    return f"{clock} {ts.tv_sec} {ts.tv_nsec}"
+    return f"{clock} {offset // NSEC} {offset % NSEC}"
 
 
 def _write_offsets(records: str) -> str:
@@ -272,7 +110,7 @@ def _write_offsets(records: str) -> str:
         finally:
             os.close(fd)
     except OSError as err:
-        return _errname(err)
+        return errname(err)
     return "ok"
 
 
@@ -461,15 +299,14 @@ def _boot_views() -> dict[str, Any]:
     first = _now(CLOCK_BOOTTIME)
     alarm = _sample((CLOCK_BOOTTIME_ALARM,))[CLOCK_BOOTTIME_ALARM]
     uptime_cs = _uptime_centiseconds()
-    info = _Sysinfo()
-    _check(_sysinfo(ctypes.byref(info)), "sysinfo")
+    sysinfo = _libc.sysinfo_uptime()
     btime = _btime()
     last = _now(CLOCK_BOOTTIME)
     return {
         "boottime": first,
         "alarm": alarm,
         "uptime_cs": uptime_cs,
-        "sysinfo": int(info.uptime),
+        "sysinfo": sysinfo,
         "btime": btime,
         "boottime after": last,
     }
@@ -586,11 +423,7 @@ def _offsets_lifecycle(ctx: Context, entry: str, enter: bool) -> dict[str, Any]:
         if entry == "fork":
             ctx.in_child(_now, CLOCK_MONOTONIC)  # a child is the first process in the namespace
         else:
-            fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                syscalls.setns(fd, NEWTIME)  # the unsharer itself enters
-            finally:
-                os.close(fd)
+            setns_path("/proc/self/ns/time_for_children", NEWTIME)  # the unsharer itself enters
     steps["write after entry"] = _write_offsets(_record(CLOCK_MONOTONIC, 200 * NSEC))
     steps["offsets after"] = _read_offsets()
     return steps
@@ -694,22 +527,13 @@ _WAIT_TIMEOUT = 5.0
 
 
 def _wait_clock_nanosleep(clock: int, target: int) -> int:
-    ts = _timespec(target)
-    while True:
-        ret = _clock_nanosleep(clock, TIMER_ABSTIME, ctypes.byref(ts), None)
-        if ret != errno.EINTR:
-            break
-    if ret:
-        raise OSError(ret, f"clock_nanosleep: {os.strerror(ret)}")
+    _libc.clock_nanosleep_abs(clock, target)
     return 0
 
 
 def _wait_timerfd(clock: int, target: int) -> int:
-    fd = _timerfd_create(clock, os.O_CLOEXEC)
-    _check(fd, "timerfd_create")
+    fd = _libc.timerfd_abs(clock, target)
     try:
-        spec = _Itimerspec(_Timespec(0, 0), _timespec(target))
-        _check(_timerfd_settime(fd, TFD_TIMER_ABSTIME, ctypes.byref(spec), None), "timerfd_settime")
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         if not poller.poll(_WAIT_TIMEOUT * 1000):
@@ -721,42 +545,21 @@ def _wait_timerfd(clock: int, target: int) -> int:
 
 def _wait_posix_timer(clock: int, target: int) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
-    event = _Sigevent()
-    event.sigev_notify = SIGEV_SIGNAL
-    event.sigev_signo = signal.SIGUSR1
-    timer = ctypes.c_void_p()
-    _check(_timer_create(clock, ctypes.byref(event), ctypes.byref(timer)), "timer_create")
-    try:
-        spec = _Itimerspec(_Timespec(0, 0), _timespec(target))
-        _check(_timer_settime(timer, TIMER_ABSTIME, ctypes.byref(spec), None), "timer_settime")
+    with _libc.PosixTimer(clock, signal.SIGUSR1) as timer:
+        timer.arm_abs(target)
         info = signal.sigtimedwait({signal.SIGUSR1}, _WAIT_TIMEOUT)
         if info is None:
             raise TimeoutError(f"the POSIX timer did not fire within {_WAIT_TIMEOUT} s")
         return int(info.si_signo)
-    finally:
-        _timer_delete(timer)
 
 
 def _wait_futex(clock: int, target: int) -> int:
     # FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout (no FUTEX_CLOCK_REALTIME).
-    word = ctypes.c_uint32(0)
-    ts = _timespec(target)
-    op = FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG
-    while True:
-        ret = _syscall_futex(
-            _nr("futex"),
-            ctypes.addressof(word),
-            op,
-            0,
-            ctypes.addressof(ts),
-            None,
-            FUTEX_BITSET_MATCH_ANY,
+    ended = _libc.futex_wait_abs(target)
+    if ended != "ETIMEDOUT":
+        raise OSError(
+            getattr(errno, ended, 0), f"futex(FUTEX_WAIT_BITSET) ended with {ended}, not ETIMEDOUT"
         )
-        err = ctypes.get_errno()
-        if not (ret == -1 and err == errno.EINTR):
-            break
-    if ret != -1 or err != errno.ETIMEDOUT:
-        raise OSError(err, f"futex(FUTEX_WAIT_BITSET) returned {ret}, not ETIMEDOUT")
     return 0
 
 
@@ -820,7 +623,7 @@ def _absolute_timers(ctx: Context) -> dict[str, Any]:
 
 
 def _posix_timers_missing() -> Optional[str]:
-    return None if _rt is not None else "no timer_create in libc or librt.so.1"
+    return None if _libc.HAVE_POSIX_TIMERS else "no timer_create in libc or librt.so.1"
 
 
 @check(
@@ -894,7 +697,10 @@ _VDSO_CLOCKS = {
 
 def _vdso_and_syscall() -> dict[int, tuple[int, int, int]]:
     """Read each clock vDSO, raw syscall, vDSO again."""
-    return {clock: (_now(clock), _now_syscall(clock), _now(clock)) for clock in _VDSO_CLOCKS}
+    return {
+        clock: (_now(clock), _libc.clock_gettime_syscall(clock), _now(clock))
+        for clock in _VDSO_CLOCKS
+    }
 
 
 def _vdso_mapped() -> bool:
@@ -923,7 +729,7 @@ def vdso_consistency(ctx: Context) -> None:
     """
     if not _vdso_mapped():
         raise Skip("no [vdso] mapping in this process: nothing to compare the syscall with")
-    _nr("clock_gettime")
+    _libc.syscall_number("clock_gettime")  # a SKIP where the suite has no number for it
     seen = _observe_in_new_ns(ctx, tuple(_VDSO_CLOCKS), _vdso_and_syscall)
     for clock, offset in _VDSO_CLOCKS.items():
         first, raw, last = seen["inside"][clock]
@@ -958,7 +764,7 @@ def _setns_retrying(fd: int) -> str:
     """
     deadline = time.monotonic() + 0.5
     while True:
-        result = _attempt(syscalls.setns, fd, NEWTIME)
+        result = attempt(syscalls.setns, fd, NEWTIME)
         if result != "EUSERS" or time.monotonic() > deadline:
             return result
         time.sleep(0.002)
@@ -977,7 +783,7 @@ def _join_time_ns(path: str, threaded: bool) -> dict[str, Any]:
         if threaded:
             worker.start()
         try:
-            seen["with a second thread"] = _attempt(syscalls.setns, fd, NEWTIME)
+            seen["with a second thread"] = attempt(syscalls.setns, fd, NEWTIME)
             seen["after the refused setns"] = _time_ns("/proc/self/ns/time")
         finally:
             if threaded:

@@ -1,8 +1,7 @@
-"""User namespace checks: USR-01 to USR-13 of GUARANTEES.md.
+"""User namespace checks: USR-01 to USR-13.
 
-Layer: conformance checks. Imports public nsprim names and the conformance
-registry only (plus :mod:`nsprim.conformance._kernel` for capset(2) and
-prctl(PR_SET_DUMPABLE), which nsprim.syscalls does not bind).
+Layer: conformance checks. Imports public nsprim names, the conformance
+registry and the helpers every group shares (:mod:`._common`).
 
 Most checks follow LTP's userns tests: a helper unshares CLONE_NEWUSER and
 waits (``ctx.spawn_child``; its first ``recv()`` is the "I'm in" message),
@@ -22,17 +21,13 @@ import subprocess
 import threading
 
 from nsprim import process, syscalls
-from nsprim.flags import CloneFlags
 from nsprim.namespace import Namespace, NsType
 
-from .._kernel import drop_capabilities, set_dumpable
 from ..registry import ChildHandle, Context, Needs, Skip, check
-from ._common import attempt as _attempt
+from ._common import NEWUSER, NEWUTS, attempt, idle, map_root_to, setns, unshare
 
 __all__: list[str] = []
 
-NEWUSER = int(CloneFlags.NEWUSER)
-NEWUTS = int(CloneFlags.NEWUTS)
 
 #: The unprivileged id the checks drop to where the namespace has it (nobody).
 NOBODY = 65534
@@ -60,7 +55,7 @@ def _write(path: str, text: str) -> None:
 
 
 def _write_attempt(path: str, text: str) -> str:
-    return _attempt(_write, path, text)
+    return attempt(_write, path, text)
 
 
 def _extents(path: str) -> list[tuple[int, int, int]]:
@@ -76,10 +71,6 @@ def _mapped(kind: str, ids: range | tuple[int, ...]) -> bool:
     """Whether every id in *ids* is mapped in the caller's user namespace (*kind* uid or gid)."""
     extents = _extents(f"/proc/self/{kind}_map")
     return all(any(i <= x < i + n for i, _, n in extents) for x in ids)
-
-
-def _idle() -> None:
-    """Nothing: a helper that only holds its namespaces."""
 
 
 def _ids() -> tuple[int, int, int, int]:
@@ -108,7 +99,7 @@ def _drop_to(uid: int, gid: int) -> None:
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     # A uid change clears "dumpable" and makes /proc/self/* root's (proc(5)).
-    set_dumpable(True)
+    syscalls.set_dumpable(True)
 
 
 def _map_helper(pid: int, uid_line: str, gid_line: str, setgroups: str | None = None) -> None:
@@ -126,7 +117,7 @@ def _map_root_to_me(pid: int) -> None:
 
 def _userns_helper(ctx: Context) -> ChildHandle:
     """Spawn a helper in a new user namespace (unmapped) and wait until it is there."""
-    helper = ctx.spawn_child(_idle, unshare=NEWUSER)
+    helper = ctx.spawn_child(idle, unshare=NEWUSER)
     helper.recv()
     return helper
 
@@ -191,9 +182,9 @@ def overflow_ids(ctx: Context) -> None:
 
 def _caps_in_new_userns(flags: int) -> dict[str, int]:
     """Drop every capability, unshare *flags*; return the capability sets before and after."""
-    drop_capabilities()
+    syscalls.drop_capabilities()
     before = _caps()
-    syscalls.unshare(flags)
+    unshare(flags)
     after = _caps()
     return {"before": before["CapEff"] | before["CapPrm"], **after, "full": _full_caps()}
 
@@ -232,12 +223,12 @@ def _attempts_outside(flags: int, sibling: int) -> dict[str, object]:
     user_fd = _fd(f"/proc/{sibling}/ns/user")
     uts_fd = _fd(f"/proc/{sibling}/ns/uts")
     try:
-        syscalls.unshare(flags)
+        unshare(flags)
         seen: dict[str, object] = {"CAP_SYS_ADMIN": bool(_caps()["CapEff"] >> CAP_SYS_ADMIN & 1)}
         # The same name: success would change nothing the control could leak.
-        seen["sethostname"] = _attempt(syscalls.sethostname, os.uname().nodename)
-        seen["setns(sibling uts)"] = _attempt(syscalls.setns, uts_fd, NEWUTS)
-        seen["setns(sibling user)"] = _attempt(syscalls.setns, user_fd, NEWUSER)
+        seen["sethostname"] = attempt(syscalls.sethostname, os.uname().nodename)
+        seen["setns(sibling uts)"] = attempt(syscalls.setns, uts_fd, NEWUTS)
+        seen["setns(sibling user)"] = attempt(syscalls.setns, user_fd, NEWUSER)
     finally:
         os.close(user_fd)
         os.close(uts_fd)
@@ -262,7 +253,7 @@ def no_caps_outside(ctx: Context) -> None:
     sibling's UTS and user namespaces → EPERM (LTP userns04). Control: the
     helper does not unshare, so it acts with the check's privileges.
     """
-    sibling = ctx.spawn_child(_idle, unshare=NEWUSER | NEWUTS)
+    sibling = ctx.spawn_child(idle, unshare=NEWUSER | NEWUTS)
     sibling.recv()
     seen = ctx.in_child(_attempts_outside, ctx.isolate(NEWUSER), sibling.pid)
     ctx.expect(seen["CAP_SYS_ADMIN"], "the helper has CAP_SYS_ADMIN in its own user ns")
@@ -320,7 +311,7 @@ _UNPRIVILEGED_WRITES = (
 
 def _drop_then_unshare(uid: int, gid: int) -> None:
     _drop_to(uid, gid)
-    syscalls.unshare(NEWUSER)
+    unshare(NEWUSER)
 
 
 def _writer(unprivileged: bool) -> None:
@@ -375,10 +366,10 @@ def _nested_setgroups(pid: int) -> str:
     """Join helper *pid*'s user namespace, create a child of it, and read setgroups there."""
     fd = _fd(f"/proc/{pid}/ns/user")
     try:
-        syscalls.setns(fd, NEWUSER)
+        setns(fd, NEWUSER)
     finally:
         os.close(fd)
-    syscalls.unshare(NEWUSER)
+    unshare(NEWUSER)
     return _read("/proc/self/setgroups").strip()
 
 
@@ -414,7 +405,7 @@ def setgroups_deny_permanent(ctx: Context) -> None:
     policy = "allow" if ctx.control else "deny"
     helper = _userns_helper(ctx)
     _map_helper(helper.pid, f"0 {os.geteuid()} 1", f"0 {os.getegid()} 1", setgroups=policy)
-    ctx.expect_equal(helper.call(_attempt, os.setgroups, []), "EPERM", "setgroups(2) after deny")
+    ctx.expect_equal(helper.call(attempt, os.setgroups, []), "EPERM", "setgroups(2) after deny")
     again = _write_attempt(f"/proc/{helper.pid}/setgroups", "allow")
     ctx.expect_equal(again, "EPERM", "writing allow after deny")
     nested = ctx.in_child(_nested_setgroups, helper.pid)
@@ -448,7 +439,7 @@ def map_relative_view(ctx: Context) -> None:
     """
     a = _userns_helper(ctx)
     _map_root_to_me(a.pid)
-    b = ctx.spawn_child(_idle, unshare=ctx.isolate(NEWUSER))
+    b = ctx.spawn_child(idle, unshare=ctx.isolate(NEWUSER))
     b.recv()
     uid, gid = os.geteuid(), os.getegid()
     if not ctx.control:
@@ -503,25 +494,25 @@ def _become_root() -> None:
     os.setgroups([])
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
-    set_dumpable(True)
+    syscalls.set_dumpable(True)
 
 
 def _level2(level1: int) -> None:
     """Join *level1*'s user namespace as its root, then unshare a child of it."""
     fd = _fd(f"/proc/{level1}/ns/user")
     try:
-        syscalls.setns(fd, NEWUSER)
+        setns(fd, NEWUSER)
     finally:
         os.close(fd)
     _become_root()
-    syscalls.unshare(NEWUSER)
+    unshare(NEWUSER)
 
 
 def _level2_view(paths: list[str], restricted: str) -> dict[str, object]:
     return {
         "ids": _ids(),
         "owners": _owners(paths),
-        "open restricted": _attempt(lambda: os.close(os.open(restricted, os.O_WRONLY))),
+        "open restricted": attempt(lambda: os.close(os.open(restricted, os.O_WRONLY))),
     }
 
 
@@ -595,10 +586,8 @@ _DEEPEST_LEVEL = 33
 def _unshare_mapped() -> None:
     """unshare(CLONE_NEWUSER) and map root to the caller's old ids (``unshare -r``)."""
     uid, gid = os.geteuid(), os.getegid()
-    syscalls.unshare(NEWUSER)
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", f"0 {uid} 1")
-    _write("/proc/self/gid_map", f"0 {gid} 1")
+    unshare(NEWUSER)
+    map_root_to(uid, gid)
 
 
 def _nest(ctx: Context, nested: bool, attempts: int) -> dict[str, object]:
@@ -609,7 +598,7 @@ def _nest(ctx: Context, nested: bool, attempts: int) -> dict[str, object]:
     created, error = 0, None
     for _ in range(attempts):
         # Not nested: each from a fresh child, so every one is at the same level.
-        result = _attempt(_unshare_mapped) if nested else ctx.in_child(_attempt, _unshare_mapped)
+        result = attempt(_unshare_mapped) if nested else ctx.in_child(attempt, _unshare_mapped)
         if result != "ok":
             error = result
             break
@@ -733,7 +722,7 @@ def _userns_identity() -> tuple[int, int]:
 def _create_userns(uid: int | None, flags: int) -> None:
     if uid is not None:
         _drop_to(uid, uid)
-    syscalls.unshare(flags)
+    unshare(flags)
 
 
 @check(
@@ -779,8 +768,8 @@ def _join_then_unshare(threaded: bool, target: int) -> dict[str, object]:
         thread.start()
     try:
         seen: dict[str, object] = {"threads": len(os.listdir("/proc/self/task"))}
-        seen["setns"] = _attempt(syscalls.setns, fd, NEWUSER)
-        seen["unshare"] = _attempt(syscalls.unshare, NEWUSER)
+        seen["setns"] = attempt(syscalls.setns, fd, NEWUSER)
+        seen["unshare"] = attempt(syscalls.unshare, NEWUSER)
     finally:
         stop.set()
         if thread is not None:
@@ -829,8 +818,8 @@ def _rejoin(path: str) -> dict[str, object]:
     fd = _fd(path)
     try:
         seen: dict[str, object] = {
-            "setns(fd, CLONE_NEWUSER)": _attempt(syscalls.setns, fd, NEWUSER),
-            "setns(fd, 0)": _attempt(syscalls.setns, fd, 0),
+            "setns(fd, CLONE_NEWUSER)": attempt(syscalls.setns, fd, NEWUSER),
+            "setns(fd, 0)": attempt(syscalls.setns, fd, 0),
         }
     finally:
         os.close(fd)

@@ -1,8 +1,7 @@
-"""UTS namespace checks: UTS-01 to UTS-06 of GUARANTEES.md.
+"""UTS namespace checks: UTS-01 to UTS-06.
 
 Layer: conformance checks. Imports public nsprim names and the conformance
-registry only (plus :mod:`nsprim.conformance._kernel` for capset(2), which
-nsprim.syscalls does not bind).
+registry, and the helpers every group shares (:mod:`._common`).
 
 This module is the model for the other groups:
 
@@ -15,7 +14,11 @@ This module is the model for the other groups:
   assertions (``ctx.expect``/``ctx.expect_equal``) read top to bottom in the
   check itself, with the expected and actual values in the report;
 * variants are parameters of one body (UTS-01 and UTS-02 share
-  :func:`_name_isolated`), never pasted copies (STYLE.md 5.12).
+  :func:`_name_isolated`), never pasted copies;
+* where a helper enters a namespace by hand, it does so through
+  :func:`._common.unshare`/:func:`._common.setns`, which confirm by identity
+  that the namespace really is new (or really is the target), so no PASS
+  rests on a namespace that was never created.
 
 The runner's outer sandbox already gives every run its own UTS namespace, so
 a control that renames "the parent" renames only that throwaway namespace.
@@ -23,21 +26,16 @@ a control that renames "the parent" renames only that throwaway namespace.
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 
 from nsprim import syscalls
-from nsprim.flags import CloneFlags
 from nsprim.namespace import Namespace, NsType
 
-from .._kernel import drop_capabilities
 from ..registry import Context, Needs, Skip, check
+from ._common import NEWUSER, NEWUTS, attempt, idle, setns, unshare
 
 __all__: list[str] = []
-
-NEWUTS = int(CloneFlags.NEWUTS)
-NEWUSER = int(CloneFlags.NEWUSER)
 
 # Which call sets a name, and where the kernel shows it (uts_namespaces(7)).
 _SETTERS = {"hostname": syscalls.sethostname, "domainname": syscalls.setdomainname}
@@ -156,10 +154,6 @@ def _names() -> tuple[str, str]:
     return (_view("hostname")[0], _view("domainname")[0])
 
 
-def _idle() -> None:
-    """Nothing: a helper that only holds its namespace."""
-
-
 @check(
     "uts.initial_copy",
     catalogue="UTS-04",
@@ -178,7 +172,7 @@ def initial_copy(ctx: Context) -> None:
     """
     early = None
     if ctx.control:
-        early = ctx.spawn_child(_idle, unshare=NEWUTS)
+        early = ctx.spawn_child(idle, unshare=NEWUTS)
         early.recv()  # wait until its unshare is done, or it could copy the new names
     names = ("nsprim-uts-copy-h", "nsprim-uts-copy-d")
     syscalls.sethostname(names[0])
@@ -189,16 +183,8 @@ def initial_copy(ctx: Context) -> None:
 
 def _privilege_attempts(drop: bool) -> dict[str, str]:
     """Try the UTS-05 steps in this (fresh) process; report each step's errno name or "ok"."""
-
-    def attempt(fn: object, *args: object) -> str:
-        try:
-            fn(*args)  # type: ignore[operator]
-        except OSError as err:
-            return errno.errorcode.get(err.errno or 0, str(err.errno))
-        return "ok"
-
     if drop:
-        drop_capabilities()
+        syscalls.drop_capabilities()
     seen = {"unshare(CLONE_NEWUTS)": attempt(syscalls.unshare, NEWUTS)}
     seen["unshare(CLONE_NEWUSER|CLONE_NEWUTS)"] = attempt(syscalls.unshare, NEWUSER | NEWUTS)
     if seen["unshare(CLONE_NEWUSER|CLONE_NEWUTS)"] != "ok":
@@ -248,12 +234,12 @@ def _roundtrip(control: bool) -> dict[str, object]:
     orig_name = os.uname().nodename
     saved = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        syscalls.unshare(NEWUTS)
+        unshare(NEWUTS)
         if control:  # the control keeps an fd to the *new* namespace instead
             os.close(saved)
             saved = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
         syscalls.sethostname("nsprim-uts-roundtrip")
-        syscalls.setns(saved, NEWUTS)
+        setns(saved, NEWUTS)
     finally:
         os.close(saved)
     return {

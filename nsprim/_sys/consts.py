@@ -9,7 +9,7 @@ headers.
 
 from __future__ import annotations
 
-import platform
+import os
 
 # --- <linux/sched.h> (uapi) ------------------------------------------------
 CSIGNAL = 0x000000FF
@@ -133,7 +133,7 @@ SIOCGSKNS = 0x894C  # Linux 4.9: the netns of a socket, as an nsfs fd
 NEW_UTS_LEN = 64
 
 # --- ioctl encoding (<asm-generic/ioctl.h> and the arch overrides) ------------
-_MACHINE = platform.machine()
+_MACHINE = os.uname().machine  # what platform.machine() returns, without importing it
 if _MACHINE.startswith(("mips", "ppc", "powerpc", "sparc", "alpha")):
     # alpha, mips, powerpc and sparc use 13 size bits and 3 direction bits
     # with NONE=1, READ=2, WRITE=4 (arch/*/include/uapi/asm/ioctl.h).

@@ -2,8 +2,9 @@
 
 Layer 0: standard library and :mod:`nsprim.errors` only.
 
-Never guess at the ABI (STYLE.md 5.7): numbers come from a table keyed by
-``platform.machine()``; an architecture that is not in the table raises
+Never guess at the ABI: numbers come from a table keyed by
+``os.uname().machine`` (what ``platform.machine()`` returns); an
+architecture that is not in the table raises
 :class:`~nsprim.errors.UnsupportedError` when a number is asked for, instead
 of falling back on x86_64's (pyroute2's default-308 counterexample).
 
@@ -16,7 +17,7 @@ ones (setns, unshare, pivot_root) differ per architecture. Sources:
 
 from __future__ import annotations
 
-import platform
+import os
 
 from ..errors import UnsupportedError
 
@@ -67,7 +68,7 @@ def table(machine: str | None = None) -> dict[str, int]:
     Raises:
         UnsupportedError: the architecture is not in nsprim's table.
     """
-    arch = machine if machine is not None else platform.machine()
+    arch = machine if machine is not None else os.uname().machine
     arch = _ALIASES.get(arch, arch)
     try:
         old = _OLD[arch]

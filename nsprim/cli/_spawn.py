@@ -2,10 +2,24 @@
 
 Both commands fork the way ``unshare --fork`` and ``nsenter`` do: the
 command is a child (PID 1 with ``-p``), this process waits and exits with
-its status, or 128+N when a signal N killed it. A refused syscall prints one
-line (``nsprim run: ...``) and exits 1; bad usage exits 2; a command that
-can't be executed exits 127 (not found) or 126 (as util-linux's
-``errexec``).
+its status. Errors speak util-linux's language: ``nsprim run: --wd:
+/nonexistent: No such file or directory``, exit 1; a command that can't be
+executed exits 127 (not found) or 126, as util-linux's ``errexec``.
+
+Signals while the command runs (util-linux's ``unshare.c`` blocks SIGINT and
+SIGTERM in the waiting parent; ``nsenter`` without ``--fork`` *is* the
+command):
+
+* ``run``: SIGINT, SIGTERM and SIGQUIT are held; the command decides (a
+  terminal's ^C reaches it through the process group). This process exits
+  with the command's status, or dies of the signal that killed it.
+* ``enter``: SIGTERM and SIGHUP are passed on to the command (what ``kill``
+  of nsenter's pid does to the command it became); SIGINT and SIGQUIT are
+  held as for ``run``.
+
+The handlers are Python handlers, not SIG_IGN, installed before the fork:
+execve(2) resets caught signals to their default, so the command starts
+with the dispositions it would have had.
 """
 
 from __future__ import annotations
@@ -17,33 +31,39 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..namespace import NsType
-from ..process import NsProcess
+from . import SignalStatus
+
+if TYPE_CHECKING:
+    from ..namespace import NsType
+    from ..process import NsProcess
 
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
 EXIT_ENOENT = 127
 EXIT_CANNOT = 126
 
 # (short, long, type) in the order of the util-linux man pages.
+# Plain names, so that building the parser (--help, man pages) imports no namespace code.
 NS_OPTIONS = (
-    ("-m", "--mount", NsType.MNT),
-    ("-u", "--uts", NsType.UTS),
-    ("-i", "--ipc", NsType.IPC),
-    ("-n", "--net", NsType.NET),
-    ("-p", "--pid", NsType.PID),
-    ("-U", "--user", NsType.USER),
-    ("-C", "--cgroup", NsType.CGROUP),
-    ("-T", "--time", NsType.TIME),
+    ("-m", "--mount", "mnt"),
+    ("-u", "--uts", "uts"),
+    ("-i", "--ipc", "ipc"),
+    ("-n", "--net", "net"),
+    ("-p", "--pid", "pid"),
+    ("-U", "--user", "user"),
+    ("-C", "--cgroup", "cgroup"),
+    ("-T", "--time", "time"),
 )
 
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
-def add_ns_flags(p: argparse.ArgumentParser) -> None:
+
+def add_ns_flags(p: argparse.ArgumentParser, verb: str) -> None:
     """Add ``-m -u -i -n -p -U -C -T`` (dest ``ns_<type>``)."""
     for short, long, t in NS_OPTIONS:
         p.add_argument(
-            short, long, dest=f"ns_{t.value}", action="store_true", help=f"{t.value} namespace"
+            short, long, dest=f"ns_{t}", action="store_true", help=f"{verb} {t} namespace"
         )
 
 
@@ -69,38 +89,110 @@ def command(ns: argparse.Namespace) -> list[str]:
 
 def chosen_types(ns: argparse.Namespace) -> list[NsType]:
     """Return the namespace types whose flag was given."""
-    return [t for _, _, t in NS_OPTIONS if getattr(ns, f"ns_{t.value}", False)]
+    from ..namespace import NsType
+
+    return [NsType(t) for _, _, t in NS_OPTIONS if getattr(ns, f"ns_{t}", False)]
 
 
-def _status(rc: int) -> int:
-    # Popen's negative returncode is a signal; shells report 128+N (unshare(1) too).
-    return 128 - rc if rc < 0 else rc
+def number(what: str, lowest: int = 0) -> Callable[[str], int]:
+    """An argparse type: a decimal integer >= *lowest*, else util-linux's ``failed to parse``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = lowest - 1
+        if value < lowest or value > 2**31 - 1:
+            raise argparse.ArgumentTypeError(f"failed to parse {what}: '{text}'")
+        return value
+
+    return parse
 
 
-@contextlib.contextmanager
-def _ignore_interactive_signals() -> Iterator[None]:
-    # While the command runs it owns the terminal: ^C and ^\ reach it (same
-    # process group); this process just waits for it, as unshare(1) does.
-    old = [signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)]
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old[0])
-        signal.signal(signal.SIGQUIT, old[1])
+# Steps of the child (OSError.step) and the flag that asked for them.
+STEP_FLAGS = {
+    "chdir": "--wd",
+    "fchdir": "--wd",
+    "chroot": "--root",
+    "pivot_root": "--root",
+    "sethostname": "--hostname",
+    "setdomainname": "--domainname",
+}
 
 
-def fail(prog: str, err: BaseException) -> int:
+def message(err: BaseException, flags: Optional[dict[str, str]] = None) -> str:
+    """Say *err* in util-linux's words: ``FLAG: PATH: strerror`` for a refused step."""
+    from ..errors import NsprimError
+
+    if isinstance(err, OSError) and err.errno:
+        text = os.strerror(err.errno)
+        step = getattr(err, "step", None)
+        name = err.filename
+        path = os.fsdecode(name) if isinstance(name, (str, bytes)) else None
+        if step == "execve" and path is not None:
+            return f"failed to execute {path}: {text}"
+        flag = {**STEP_FLAGS, **(flags or {})}.get(step or "")
+        if flag is not None:
+            return ": ".join(p for p in (flag, path, text) if p)
+        if isinstance(err, NsprimError):
+            return str(err)  # the library's sentence (which process, which privilege)
+        return ": ".join(p for p in (step, path, text) if p)
+    return str(err)
+
+
+def fail(prog: str, err: BaseException, flags: Optional[dict[str, str]] = None) -> int:
     """Print ``nsprim PROG: message`` and return the exit status for *err*."""
-    print(f"nsprim {prog}: {err}", file=sys.stderr)
-    step = getattr(err, "step", None)
-    if step == "execve" and isinstance(err, OSError):
+    print(f"nsprim {prog}: {message(err, flags)}", file=sys.stderr)
+    if getattr(err, "step", None) == "execve" and isinstance(err, OSError):
         return EXIT_ENOENT if err.errno == errno.ENOENT else EXIT_CANNOT
-    if isinstance(err, (ValueError, TypeError)):
-        return EXIT_USAGE
     return EXIT_FAILURE
 
 
+class Held:
+    """The signals held while a command runs; :meth:`started` names the command."""
+
+    def __init__(self, forward: tuple[int, ...]) -> None:
+        self.forward = forward
+        self.proc: Optional[NsProcess] = None
+        self.pending: list[int] = []  # forwarded signals that came before the pid was known
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if signum not in self.forward:
+            return
+        if self.proc is None:
+            self.pending.append(signum)
+            return
+        with contextlib.suppress(OSError):
+            self.proc.send_signal(signum)
+
+    def started(self, proc: NsProcess) -> None:
+        """Pass on what came while the command was being started."""
+        self.proc = proc
+        for signum in self.pending:
+            with contextlib.suppress(OSError):
+                proc.send_signal(signum)
+        self.pending.clear()
+
+
+@contextlib.contextmanager
+def signals_held(forward: tuple[int, ...] = ()) -> Iterator[Held]:
+    """Hold SIGINT/SIGTERM/SIGQUIT (and pass *forward* on) while the command runs."""
+    held = Held(forward)
+    old: dict[int, Any] = {}
+    try:
+        for s in dict.fromkeys(_HELD + forward):
+            old[s] = signal.signal(s, held.handler)
+    except ValueError:
+        pass  # not the main thread (an embedding caller): signals stay theirs
+    try:
+        yield held
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def wait(proc: NsProcess) -> int:
-    """Wait for the command and return its exit status (128+N for signal N)."""
-    with proc, _ignore_interactive_signals():
-        return _status(proc.wait())
+    """Wait for the command; its exit status, or a :class:`SignalStatus` if a signal killed it."""
+    with proc:
+        rc = proc.wait()
+    return SignalStatus(-rc) if rc < 0 else rc

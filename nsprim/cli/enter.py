@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from typing import Any
 
-from ..errors import NsprimError
-from ..namespace import NsType
-from ..process import spawn_in
-from ._spawn import add_command, add_ns_flags, chosen_types, command, fail, wait
+from ._spawn import (
+    add_command,
+    add_ns_flags,
+    chosen_types,
+    command,
+    fail,
+    number,
+    signals_held,
+    wait,
+)
 
 __all__ = ["add_enter_parser", "cmd_enter"]
 
@@ -26,16 +33,26 @@ def add_enter_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run a command in the namespaces of a process (like nsenter)",
         description="Run COMMAND in the namespaces of process PID, as util-linux nsenter(1) does.",
     )
-    p.add_argument("-t", "--target", metavar="PID", type=int, required=True, help="target process")
+    p.add_argument(
+        "-t",
+        "--target",
+        metavar="PID",
+        type=number("pid", lowest=1),
+        help="target process (required)",
+    )
     p.add_argument(
         "-a",
         "--all",
         action="store_true",
         help="enter every namespace of the target (those shared are skipped)",
     )
-    add_ns_flags(p)
-    p.add_argument("-S", "--setuid", metavar="UID", type=int, help="uid in the entered namespaces")
-    p.add_argument("-G", "--setgid", metavar="GID", type=int, help="gid in the entered namespaces")
+    add_ns_flags(p, "enter the")
+    p.add_argument(
+        "-S", "--setuid", metavar="UID", type=number("uid"), help="uid in the entered namespaces"
+    )
+    p.add_argument(
+        "-G", "--setgid", metavar="GID", type=number("gid"), help="gid in the entered namespaces"
+    )
     p.add_argument(
         "--preserve-credentials",
         action="store_true",
@@ -58,27 +75,38 @@ def _other_userns(pid: int) -> bool:
 
 def cmd_enter(ns: argparse.Namespace) -> int:
     """Handle ``nsprim enter``; return the exit status."""
-    try:
-        cmd = command(ns)
-        types = list(NsType) if ns.all else chosen_types(ns)
-        if not types:
-            raise ValueError("no namespace to enter: give -a or at least one of -muinpUCT")
-        uid, gid = ns.setuid, ns.setgid
-        if NsType.USER in types and not ns.preserve_credentials and _other_userns(ns.target):
-            # nsenter(1): entering a user namespace sets uid and gid to 0
-            # unless --preserve-credentials (or -S/-G) says otherwise.
-            uid = 0 if uid is None else uid
-            gid = 0 if gid is None else gid
-        proc = spawn_in(
-            ns.target,
-            cmd,
-            types=types,
-            uid=uid,
-            gid=gid,
-            target_root=ns.root,
-            target_cwd=ns.wd,
-            die_with_parent=False,
-        )
-    except (NsprimError, OSError, ValueError, TypeError) as err:
-        return fail("enter", err)
-    return wait(proc)
+    from ..errors import NsprimError
+    from ..namespace import NsType
+    from ..process import spawn_in
+    from . import UsageError
+
+    if ns.target is None:
+        raise UsageError("nsprim enter", "no target process: give -t PID")
+
+    # nsenter(1) without --fork *is* the command: `kill PID` reaches it. nsprim
+    # always forks, so it passes SIGTERM and SIGHUP on.
+    with signals_held(forward=(signal.SIGTERM, signal.SIGHUP)) as held:
+        try:
+            types = list(NsType) if ns.all else chosen_types(ns)
+            if not types:
+                raise ValueError("no namespace to enter: give -a or at least one of -muinpUCT")
+            uid, gid = ns.setuid, ns.setgid
+            if NsType.USER in types and not ns.preserve_credentials and _other_userns(ns.target):
+                # nsenter(1): entering a user namespace sets uid and gid to 0
+                # unless --preserve-credentials (or -S/-G) says otherwise.
+                uid = 0 if uid is None else uid
+                gid = 0 if gid is None else gid
+            proc = spawn_in(
+                ns.target,
+                command(ns),
+                types=types,
+                uid=uid,
+                gid=gid,
+                target_root=ns.root,
+                target_cwd=ns.wd,
+                die_with_parent=False,
+            )
+        except (NsprimError, OSError, ValueError, TypeError) as err:
+            return fail("enter", err)
+        held.started(proc)
+        return wait(proc)

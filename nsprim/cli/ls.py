@@ -34,13 +34,37 @@ objects), and only the roots are listed at the top, as ``lsns -J --tree`` does.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
-from typing import Any, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Optional, TextIO
 
-from .. import listing
-from ..namespace import NsType
+from . import colour
+
+if TYPE_CHECKING:
+    from .. import listing
+    from ..namespace import NsType
+
+TYPES = ("mnt", "net", "ipc", "user", "pid", "uts", "cgroup", "time")  # lsns(8)'s order
+
+
+def _ns_type(text: str) -> NsType:
+    from ..namespace import NsType
+
+    try:
+        return NsType.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown namespace type: {text}") from None
+
+
+def _pid(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = 0
+    if not 0 < value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"invalid PID argument: '{text}'")
+    return value
+
 
 __all__ = ["add_ls_parser", "cmd_ls", "ns_json", "render_ls", "render_tree"]
 
@@ -58,14 +82,18 @@ def add_ls_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         "--type",
         action="append",
         metavar="TYPE",
-        help="only this namespace type (repeatable; " + ", ".join(t.value for t in NsType) + ")",
+        type=_ns_type,
+        help="only this namespace type (repeatable; " + ", ".join(TYPES) + ")",
     )
-    p.add_argument("-p", "--pid", type=int, help="only namespaces this process is in or holds")
+    p.add_argument(
+        "-p", "--pid", type=_pid, metavar="PID", help="only namespaces this process is in or holds"
+    )
     p.add_argument(
         "--tree",
         nargs="?",
         const="user",
         choices=("user", "pid"),
+        metavar="user|pid",
         help="show the user (default: ownership) or pid hierarchy as a tree",
     )
     p.add_argument(
@@ -78,18 +106,15 @@ def add_ls_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def cmd_ls(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
-    """Run ``nsprim ls``: 0 normally, 2 on bad usage (an unknown type, a bad pid)."""
+    """Run ``nsprim ls``: 0 (bad usage never reaches here: the parser refuses it)."""
+    import json
+
+    from .. import listing
+
     stdout = out if out is not None else sys.stdout
-    try:
-        types = [NsType.parse(t) for t in ns.type] if ns.type else None
-    except ValueError as err:
-        print(f"nsprim ls: {err}", file=sys.stderr)
-        return 2
-    if ns.pid is not None and ns.pid <= 0:
-        print(f"nsprim ls: --pid must be a positive process id, got {ns.pid}", file=sys.stderr)
-        return 2
+    paint = not ns.json and colour(stdout)
     result = listing.scan(sockets=ns.sockets)
-    chosen = result.select(types, ns.pid)
+    chosen = result.select(ns.type or None, ns.pid)
     if ns.tree:
         sub = listing.Listing(tuple(chosen), result.scanned, result.vanished, result.denied)
         roots = listing.tree(sub, ns.tree)
@@ -97,13 +122,13 @@ def cmd_ls(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
             json.dump({"namespaces": [_tree_json(r) for r in roots]}, stdout, indent=2)
             stdout.write("\n")
         else:
-            stdout.write(render_tree(roots))
+            stdout.write(render_tree(roots, paint=paint))
         return 0
     if ns.json:
         json.dump({"namespaces": [ns_json(n) for n in chosen]}, stdout, indent=2)
         stdout.write("\n")
     else:
-        stdout.write(render_ls(chosen))
+        stdout.write(render_ls(chosen, paint=paint))
     return 0
 
 
@@ -163,28 +188,44 @@ def _row(n: listing.NsInfo, ns_text: str) -> list[Any]:
 _HEADERS = ["NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND"]
 
 
-def render_ls(namespaces: Sequence[listing.NsInfo]) -> str:
-    """Return the lsns-style table (NS TYPE NPROCS PID USER COMMAND)."""
-    return _columns([_row(n, str(n.ino)) for n in namespaces], right={0, 2, 3})
+def render_ls(namespaces: Sequence[listing.NsInfo], paint: bool = False) -> str:
+    """Return the lsns-style table (NS TYPE NPROCS PID USER COMMAND).
+
+    With *paint* (a terminal, see :func:`nsprim.cli.colour`) the header is bold
+    and a namespace no process is a member of shows its holder in yellow.
+    """
+    return _columns([_row(n, str(n.ino)) for n in namespaces], right={0, 2, 3}, paint=paint)
 
 
-def _columns(rows: list[list[Any]], right: frozenset[int] | set[int] = frozenset({2, 3})) -> str:
+_BOLD, _YELLOW, _RESET = "\033[1m", "\033[33m", "\033[0m"
+
+
+def _columns(
+    rows: list[list[Any]],
+    right: frozenset[int] | set[int] = frozenset({2, 3}),
+    paint: bool = False,
+) -> str:
     # lsns's layout: NS (flat only), NPROCS and PID right-aligned, the rest left, the last
     # column unpadded. Hand-made because importing tabulate costs ~20 ms, a
     # tenth of a whole scan.
     table = [_HEADERS, *[[str(c) for c in r] for r in rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(_HEADERS))]
     lines = []
-    for r in table:
+    for n, r in enumerate(table):
         cells = [
             r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i])
             for i in range(len(r) - 1)
         ]
-        lines.append(" ".join([*cells, r[-1]]))
+        line = " ".join([*cells, r[-1]])
+        if paint and n == 0:
+            line = _BOLD + line + _RESET
+        elif paint and r[3] == "-":  # no member process: the last column names the holder
+            line = " ".join([*cells, _YELLOW + r[-1] + _RESET])
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
-def render_tree(roots: Sequence[listing.TreeNode]) -> str:
+def render_tree(roots: Sequence[listing.TreeNode], paint: bool = False) -> str:
     """Return the hierarchy as a table whose NS column is indented with tree branches."""
     rows = []
 
@@ -197,4 +238,4 @@ def render_tree(roots: Sequence[listing.TreeNode]) -> str:
 
     for r in roots:
         visit(r, "", True, True)
-    return _columns(rows)
+    return _columns(rows, paint=paint)

@@ -3,151 +3,287 @@
 Layer 4: imports the standard library and the public nsprim API. Like
 ``unshare --fork``, the command is a child (PID 1 with ``-p``); this process
 waits and exits with its status (see :mod:`nsprim.cli._spawn`).
+
+Where a flag is unshare(1)'s, it means what unshare means: ``--kill-child``
+takes its signal only as ``--kill-child=SIG``; ``-r``/``--map-group`` refuse
+``--setgroups allow``; ``--propagation`` without a new mount namespace is
+ignored; ``-R DIR`` chroots (the process API's ``root=`` pivots) and
+``--mount-proc`` without ``-p`` mounts the current pid namespace's proc — both
+through the small helper :mod:`nsprim.cli._exec`, run as the program. nsprim's
+own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
+``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
-import grp
+import errno
+import math
 import os
-import pwd
-import signal
-from typing import Any, Optional
+import sys
+from typing import Any, Callable, Optional
 
-from ..errors import NsprimError
-from ..namespace import NsType
-from ..process import spawn
-from ._spawn import add_command, add_ns_flags, chosen_types, command, fail, wait
+from ._spawn import (
+    add_command,
+    add_ns_flags,
+    chosen_types,
+    command,
+    fail,
+    number,
+    signals_held,
+    wait,
+)
 
 __all__ = ["add_run_parser", "cmd_run"]
 
-
-def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``run``: start a command in new namespaces, with unshare(1)'s flags."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "run",
-        help="run a command in new namespaces (like unshare --fork)",
-        description="Run COMMAND in new namespaces, as util-linux unshare(1) --fork does.",
-    )
-    add_ns_flags(p)
-    p.add_argument(
-        "-f",
-        "--fork",
-        action="store_true",
-        help="accepted for unshare(1) compatibility; nsprim always forks",
-    )
-    p.add_argument(
-        "-r",
-        "--map-root-user",
-        action="store_true",
-        help="map the current user to root (implies -U, setgroups deny)",
-    )
-    p.add_argument(
-        "--map-user", metavar="UID|NAME", help="map the current euid to UID (implies -U)"
-    )
-    p.add_argument(
-        "--map-group",
-        metavar="GID|NAME",
-        help="map the current egid to GID (implies -U, setgroups deny)",
-    )
-    p.add_argument(
-        "--mount-proc", action="store_true", help="mount a fresh /proc (implies -m; needs -p)"
-    )
-    p.add_argument(
-        "--propagation",
-        choices=("slave", "shared", "private", "unchanged"),
-        default="private",
-        help="propagation of / in the new mount namespace",
-    )
-    p.add_argument("--setgroups", choices=("allow", "deny"), help="control setgroups(2) (with -U)")
-    p.add_argument("-R", "--root", metavar="DIR", help="pivot into DIR (implies -m)")
-    p.add_argument("-w", "--wd", metavar="DIR", help="working directory of the command")
-    p.add_argument(
-        "--monotonic",
-        metavar="SECONDS",
-        type=float,
-        help="CLOCK_MONOTONIC offset in the new time namespace (implies -T)",
-    )
-    p.add_argument(
-        "--boottime",
-        metavar="SECONDS",
-        type=float,
-        help="CLOCK_BOOTTIME offset in the new time namespace (implies -T)",
-    )
-    p.add_argument(
-        "--kill-child",
-        metavar="SIGNAL",
-        nargs="?",
-        const="KILL",
-        default=None,
-        help="signal the command gets when nsprim dies (default KILL)",
-    )
-    p.add_argument("--hostname", metavar="NAME", help="hostname in the new UTS namespace")
-    p.add_argument("--domainname", metavar="NAME", help="NIS domain name in the new UTS namespace")
-    p.add_argument("--lo-up", action="store_true", help="bring lo up in the new network namespace")
-    add_command(p)
-    return p
+PROPAGATION = ("slave", "shared", "private", "unchanged")
+SETGROUPS = ("allow", "deny")
+_KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
 
 
-def _id(value: str, kind: str) -> int:
-    if value.isdigit():
-        return int(value)
-    try:
-        return pwd.getpwnam(value).pw_uid if kind == "user" else grp.getgrnam(value).gr_gid
-    except KeyError:
-        raise ValueError(f"--map-{kind}: no such {kind} {value!r}") from None
+def _one_of(choices: tuple[str, ...], message: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(message.format(text))
+        return text
+
+    return parse
 
 
-def _signal(value: str) -> int:
-    name = value.upper()
-    if name.isdigit():
+def _user(kind: str) -> Callable[[str], int]:
+    # util-linux get_user()/get_group(): a name first, else a number.
+    as_number = number(kind)
+
+    def parse(text: str) -> int:
+        import grp
+        import pwd
+
+        try:
+            if kind == "uid":
+                return pwd.getpwnam(text).pw_uid
+            return grp.getgrnam(text).gr_gid
+        except (KeyError, ValueError):
+            return as_number(text)
+
+    return parse
+
+
+def _offset(clock: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not -_KTIME_SEC_MAX <= value <= _KTIME_SEC_MAX:  # NaN too
+            raise argparse.ArgumentTypeError(f"failed to parse {clock} offset: '{text}'")
+        return value
+
+    return parse
+
+
+def _signal(text: str) -> int:
+    import signal
+
+    name = text.upper()
+    if name.isdigit() and 0 < int(name) < signal.NSIG:
         return int(name)
     if not name.startswith("SIG"):
         name = "SIG" + name
     try:
         return int(signal.Signals[name])
     except KeyError:
-        raise ValueError(f"--kill-child: unknown signal {value!r}") from None
+        raise argparse.ArgumentTypeError(f"unknown signal: {text}") from None
+
+
+def _name(flag: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if len(text.encode("utf-8", "surrogateescape")) > 64:
+            raise argparse.ArgumentTypeError(f"{flag}: '{text}' is longer than 64 bytes")
+        if "\0" in text:
+            raise argparse.ArgumentTypeError(f"{flag}: a name can't contain a NUL byte")
+        return text
+
+    return parse
+
+
+def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``run``: start a command in new namespaces, with unshare(1)'s flags."""
+    p = subparsers.add_parser(
+        "run",
+        help="run a command in new namespaces (like unshare --fork)",
+        description="Run COMMAND in new namespaces, as util-linux unshare(1) --fork does. "
+        "nsprim waits for it and exits with its status (or dies of the signal that "
+        "killed it); SIGINT and SIGTERM sent to nsprim are held until then.",
+    )
+    add_ns_flags(p, "new")
+    p.add_argument(
+        "-f",
+        "--fork",
+        action="store_true",
+        help="accepted for unshare(1) compatibility; nsprim always forks",
+    )
+    p.add_explicit_only(
+        "--kill-child",
+        const="KILL",
+        metavar="SIGNAL",
+        type=_signal,
+        help="send SIGNAL (given as --kill-child=SIGNAL; default KILL) to the command "
+        "when nsprim dies",
+    )
+    p.add_argument(
+        "-r",
+        "--map-root-user",
+        action="store_true",
+        help="map the current user and group to root (implies -U, setgroups deny)",
+    )
+    p.add_argument(
+        "--map-user",
+        metavar="UID|NAME",
+        type=_user("uid"),
+        help="map the current euid to UID (implies -U)",
+    )
+    p.add_argument(
+        "--map-group",
+        metavar="GID|NAME",
+        type=_user("gid"),
+        help="map the current egid to GID (implies -U, setgroups deny)",
+    )
+    p.add_argument(
+        "--setgroups",
+        metavar="allow|deny",
+        choices=SETGROUPS,
+        type=_one_of(SETGROUPS, "unsupported --setgroups argument '{}'"),
+        help="control setgroups(2) in the new user namespace",
+    )
+    p.add_argument(
+        "--mount-proc",
+        action="store_true",
+        help="mount proc on /proc (implies -m): with -p the new pid namespace's, "
+        "else the current one's",
+    )
+    p.add_argument(
+        "--propagation",
+        metavar="slave|shared|private|unchanged",
+        choices=PROPAGATION,
+        type=_one_of(PROPAGATION, "unsupported propagation mode: {}"),
+        help="propagation of / in the new mount namespace (default private)",
+    )
+    p.add_argument(
+        "-R",
+        "--root",
+        metavar="DIR",
+        help="chroot(2) into DIR before running the command (working directory: --wd or /)",
+    )
+    p.add_argument("-w", "--wd", metavar="DIR", help="working directory of the command")
+    p.add_argument(
+        "--monotonic",
+        metavar="SECONDS",
+        type=_offset("monotonic"),
+        help="CLOCK_MONOTONIC offset in the new time namespace (implies -T)",
+    )
+    p.add_argument(
+        "--boottime",
+        metavar="SECONDS",
+        type=_offset("boottime"),
+        help="CLOCK_BOOTTIME offset in the new time namespace (implies -T)",
+    )
+    p.add_argument(
+        "--hostname",
+        metavar="NAME",
+        type=_name("--hostname"),
+        help="nsprim's own: hostname in the new UTS namespace (implies -u)",
+    )
+    p.add_argument(
+        "--domainname",
+        metavar="NAME",
+        type=_name("--domainname"),
+        help="nsprim's own: NIS domain name in the new UTS namespace (implies -u)",
+    )
+    p.add_argument(
+        "--lo-up",
+        action="store_true",
+        help="nsprim's own: bring lo up in the new network namespace (implies -n)",
+    )
+    add_command(p)
+    return p  # type: ignore[no-any-return]
+
+
+# The steps unshare(1) takes after unshare(2) that the process API does not
+# (chroot, proc without a new pid namespace): a script run as the program.
+_EXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_exec.py")
+
+
+def _helper(ns: argparse.Namespace, pid: bool) -> Optional[list[str]]:
+    """The helper's options, or None when the process API does it all."""
+    if ns.root is None and not (ns.mount_proc and not pid):
+        return None
+    opts = []
+    if ns.root is not None:
+        opts += ["--root", ns.root]
+    if ns.wd is not None:
+        opts += ["--wd", ns.wd]
+    if ns.mount_proc:
+        opts.append("--mount-proc")
+        if ns.propagation not in (None, "private"):
+            opts.append("--private-proc")
+    return opts
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
     """Handle ``nsprim run``; return the exit status."""
-    try:
-        cmd = command(ns)
-        uid_map: Optional[str] = None
-        gid_map: Optional[str] = None
-        if ns.map_user is not None:
-            uid_map = f"{_id(ns.map_user, 'user')} {os.geteuid()} 1"
-        if ns.map_group is not None:
-            gid_map = f"{_id(ns.map_group, 'group')} {os.getegid()} 1"
-        setgroups = ns.setgroups
-        if gid_map is not None and setgroups is None:
-            setgroups = "deny"  # unshare(1): --map-group implies --setgroups=deny
-        offsets = {
-            k: v
-            for k, v in (("monotonic", ns.monotonic), ("boottime", ns.boottime))
-            if v is not None
-        }
-        types = chosen_types(ns)
-        if (ns.map_root_user or uid_map or gid_map) and NsType.USER not in types:
-            types.append(NsType.USER)
-        proc = spawn(
-            cmd,
-            namespaces=types,
-            hostname=ns.hostname,
-            domainname=ns.domainname,
-            map_root=ns.map_root_user,
-            uid_map=uid_map,
-            gid_map=gid_map,
-            setgroups=setgroups,
-            mount_proc=ns.mount_proc,
-            propagation=ns.propagation,
-            root=ns.root,
-            time_offsets=offsets or None,
-            loopback_up=ns.lo_up,
-            cwd=ns.wd,
-            die_with_parent=_signal(ns.kill_child) if ns.kill_child is not None else False,
-        )
-    except (NsprimError, OSError, ValueError, TypeError) as err:
-        return fail("run", err)
-    return wait(proc)
+    from ..errors import NsprimError
+    from ..namespace import NsType
+    from ..process import spawn
+
+    with signals_held() as held:
+        try:
+            types = chosen_types(ns)
+            # unshare(1): -r maps 0/0; --map-user/--map-group override one side.
+            map_uid: Optional[int] = 0 if ns.map_root_user else None
+            map_gid: Optional[int] = 0 if ns.map_root_user else None
+            if ns.map_user is not None:
+                map_uid = ns.map_user
+            if ns.map_group is not None:
+                map_gid = ns.map_group
+            setgroups = ns.setgroups
+            if map_gid is not None:
+                if setgroups == "allow":
+                    raise ValueError(
+                        "options --setgroups=allow and --map-group are mutually exclusive"
+                    )
+                setgroups = "deny"  # an unprivileged gid_map needs it (unshare(1) too)
+            if (map_uid is not None or map_gid is not None) and NsType.USER not in types:
+                types.append(NsType.USER)
+            if ns.mount_proc and NsType.MNT not in types:
+                types.append(NsType.MNT)  # unshare(1): --mount-proc implies --mount
+            offsets = {
+                k: v
+                for k, v in (("monotonic", ns.monotonic), ("boottime", ns.boottime))
+                if v is not None
+            }
+            argv = command(ns)
+            helper = _helper(ns, NsType.PID in types)
+            if helper is not None:
+                if not sys.executable:
+                    raise OSError(errno.ENOENT, "no Python interpreter to run the helper")
+                argv = [sys.executable, "-I", "-S", _EXEC, *helper, "--", *argv]
+            proc = spawn(
+                argv,
+                namespaces=types,
+                hostname=ns.hostname,
+                domainname=ns.domainname,
+                uid_map=None if map_uid is None else f"{map_uid} {os.geteuid()} 1",
+                gid_map=None if map_gid is None else f"{map_gid} {os.getegid()} 1",
+                setgroups=setgroups,
+                mount_proc=ns.mount_proc and helper is None,
+                # unshare(1) changes propagation only in a new mount namespace
+                propagation=(ns.propagation or "private") if NsType.MNT in types else "private",
+                time_offsets=offsets or None,
+                loopback_up=ns.lo_up,
+                cwd=ns.wd if helper is None else None,
+                die_with_parent=ns.kill_child if ns.kill_child is not None else False,
+            )
+        except (NsprimError, OSError, ValueError, TypeError) as err:
+            return fail("run", err)
+        held.started(proc)
+        return wait(proc)

@@ -38,12 +38,22 @@ def test_check_json_schema_and_require_satisfied() -> None:
     rc, text = _run(["check", "--json", "--require", "user,net,pid"])
     assert rc == 0
     doc = json.loads(text)
-    assert doc["schema"] == "nsprim-check/1"
+    assert doc["schema"] == "nsprim-check/2"
     assert doc["kernel"] == os.uname().release
     assert set(doc["summary"]) == set(compat.STATUSES)
     assert sum(doc["summary"].values()) == len(doc["probes"])
     for p in doc["probes"]:
-        assert set(p) == {"group", "name", "status", "value", "detail", "consequence", "needs_root"}
+        assert set(p) == {
+            "group",
+            "name",
+            "status",
+            "value",
+            "detail",
+            "consequence",
+            "needs_root",
+            "source",
+            "fix",
+        }
         assert p["status"] in compat.STATUSES and p["group"] in compat.GROUPS
     types = {p["name"]: p["status"] for p in doc["probes"] if p["group"] == "namespaces"}
     eight = ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"]
@@ -56,7 +66,7 @@ def test_check_require_missing_exits_1_and_names_it() -> None:
     rc, text = _run(["check", "--require", "user,listns"])
     assert rc == 1
     assert "required but not available here:" in text
-    assert "listns: missing: listns: not in this kernel (needs Linux 6.19)" in text
+    assert "listns: listns: not in this kernel (needs Linux 6.19)" in text
     rc, text = _run(["check", "--json", "--require", "listns"])
     doc = json.loads(text)
     assert rc == 1 and doc["require"]["satisfied"] is False
@@ -75,7 +85,9 @@ def test_check_table_groups_and_consequences() -> None:
     for g in compat.GROUPS:
         assert f"== {g} ==" in text
     assert re.search(r"^net\s+(OK|LIMITED|MISSING|UNKNOWN)\s+\S+.*: ", text, re.M)
-    assert re.search(r"\d+ ok, \d+ limited, \d+ missing, \d+ unknown\n$", text)
+    assert re.search(
+        r"\d+ ok, \d+ limited, \d+ missing, \d+ unknown, \d+ not in this kernel\n$", text
+    )
 
 
 @pytest.mark.needs_root
@@ -122,9 +134,11 @@ def test_ls_tree_json_nests_children() -> None:
 
 
 def test_ls_bad_type_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _ = _run(["ls", "--type", "bogus"])
-    assert rc == 2
-    assert "unknown namespace type 'bogus'" in capsys.readouterr().err
+    assert main(["ls", "--type", "bogus"]) == 1  # as lsns -t bogus
+    assert capsys.readouterr().err == (
+        "nsprim ls: unknown namespace type: bogus\n"
+        "Try 'nsprim ls --help' for more information.\n"
+    )
 
 
 def test_nsprim_main_dispatches_ls(capsys: pytest.CaptureFixture[str]) -> None:
@@ -145,6 +159,8 @@ def test_nsprim_check_as_a_command_exits_with_require_status() -> None:
 
 
 def test_render_helpers_are_pure() -> None:
-    probe = compat.Probe("system", "kernel", "ok", "6.18", "d", "c")
+    probe = compat.Probe(
+        group="system", name="kernel", status="ok", value="6.18", detail="d", consequence="c"
+    )
     text = cli_check.render_check([probe])
     assert "== system ==" in text and "kernel" in text and "1 ok, 0 limited" in text

@@ -71,7 +71,7 @@ def test_probe_all_covers_every_group_with_unique_names(probes: list[compat.Prob
     assert len(keys) == len(set(keys))
     assert all(p.status in compat.STATUSES for p in probes)
     assert all(p.consequence and p.detail for p in probes)
-    # the 24 probe items of GUARANTEES.md, by the probe that answers each
+    # the 24 environment probes nsprim check promises, by the probe that answers each
     b = _by(probes)
     for key in [
         ("system", "kernel"),
@@ -125,7 +125,8 @@ def test_syscall_presence_matches_the_kernel_version(probes: list[compat.Probe])
     version = _kernel()
     # listns arrived in 6.19; everything else probed here is older than 6.18
     listns = b[("syscalls", "listns")]
-    assert listns.status == ("ok" if version >= (6, 19) else "missing")
+    # a newer optional syscall is "absent", no defect of this host
+    assert listns.status == ("ok" if version >= (6, 19) else "absent")
     if version < (6, 19):
         assert listns.value == "ENOSYS"
     assert b[("syscalls", "clone3")].value == "EINVAL"  # clone3(NULL, 0): present
@@ -204,12 +205,36 @@ _PR_SET_SECCOMP = 22
 _SECCOMP_MODE_FILTER = 2
 
 
+# asm/unistd_64.h (x86_64) and asm-generic/unistd.h (aarch64)
+_NR = {
+    "x86_64": {
+        "unshare": 272,
+        "setns": 308,
+        "sethostname": 170,
+        "setdomainname": 171,
+        "clone3": 435,
+    },
+    "aarch64": {
+        "unshare": 97,
+        "setns": 268,
+        "sethostname": 161,
+        "setdomainname": 162,
+        "clone3": 435,
+    },
+}
+assert all(_NR[m]["unshare"] == nr.table(m)["unshare"] for m in _NR if m == platform.machine())
+
+
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def _install_unshare_filter() -> None:
-    """Return EPERM from unshare(2) for this process and its children (classic BPF)."""
+def _install_filter(rules: dict[str, int]) -> None:
+    """Install a seccomp filter (classic BPF): each named syscall returns its errno.
+
+    A minimal local builder for the tests (an errno of 0 fakes success: the
+    call returns 0 and does nothing). Needs no_new_privs, which it sets.
+    """
     arch = _AUDIT_ARCH[platform.machine()]
 
     def stmt(code: int, k: int) -> bytes:
@@ -219,17 +244,17 @@ def _install_unshare_filter() -> None:
         return struct.pack("HBBI", code, jt, jf, k)
 
     ld_w_abs, jeq_k, ret_k = 0x20, 0x15, 0x06
-    prog = b"".join(
-        [
-            stmt(ld_w_abs, 4),  # seccomp_data.arch
-            jump(jeq_k, arch, 1, 0),
-            stmt(ret_k, _SECCOMP_RET_ALLOW),  # another ABI: leave it alone
-            stmt(ld_w_abs, 0),  # seccomp_data.nr
-            jump(jeq_k, nr.nr("unshare"), 0, 1),
-            stmt(ret_k, _SECCOMP_RET_ERRNO | errno.EPERM),
-            stmt(ret_k, _SECCOMP_RET_ALLOW),
-        ]
-    )
+    parts = [
+        stmt(ld_w_abs, 4),  # seccomp_data.arch
+        jump(jeq_k, arch, 1, 0),
+        stmt(ret_k, _SECCOMP_RET_ALLOW),  # another ABI: leave it alone
+        stmt(ld_w_abs, 0),  # seccomp_data.nr
+    ]
+    for name, err in rules.items():
+        parts.append(jump(jeq_k, _NR[platform.machine()][name], 0, 1))
+        parts.append(stmt(ret_k, _SECCOMP_RET_ERRNO | err))
+    parts.append(stmt(ret_k, _SECCOMP_RET_ALLOW))
+    prog = b"".join(parts)
     buf = ctypes.create_string_buffer(prog, len(prog))
     fprog = _SockFprog(len(prog) // 8, ctypes.addressof(buf))
     libc = ctypes.CDLL(None, use_errno=True)
@@ -244,6 +269,11 @@ def _install_unshare_filter() -> None:
     assert libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
     if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+
+
+def _install_unshare_filter() -> None:
+    """Return EPERM from unshare(2) for this process and its children."""
+    _install_filter({"unshare": errno.EPERM})
 
 
 def _probe_under_seccomp() -> tuple[list[compat.Probe], int]:
@@ -296,7 +326,9 @@ def test_lowered_max_user_namespaces_reported_missing_with_the_reason() -> None:
     user = b[("namespaces", "user")]
     assert user.status == "missing"
     assert user.value == "ENOSPC"
-    assert "user.max_user_namespaces = 0" in user.detail
+    assert "user.max_user_namespaces is 0" in user.detail
+    assert user.source == "limit"
+    assert user.fix.startswith("sysctl -w user.max_user_namespaces=N")
     assert "rootless containers and id mapping: not possible here" in user.consequence
     assert b[("userns", "max_user_namespaces")].status == "missing"
     assert b[("limits", "max_user_namespaces")].value == 0
@@ -311,3 +343,318 @@ def test_require_on_this_machine() -> None:
     if _kernel() < (6, 19):
         failed = compat.require("listns,clone3")
         assert [p.name for p in failed] == ["listns"]
+
+
+# --- environments built with nsprim's own means: no probe promises what they refuse ---
+
+_ENV_GROUPS = ["namespaces", "userns", "operations", "rootless", "syscalls", "features", "verdict"]
+_USE = {"uts": "sethostname", "mnt": "mount.tmpfs", "pid": "mount.proc", "net": "net.lo_up"}
+
+
+def _works_independently(flags: int, then: str = "") -> bool:
+    """Try unshare(flags) (and a use) in a fresh child, not through compat."""
+
+    def body() -> bool:
+        try:
+            uid, gid = os.geteuid(), os.getegid()
+            S.unshare(flags)
+            if then == "sethostname":
+                S.sethostname("independent")
+            elif then == "idmap":
+                for name, text in (
+                    ("setgroups", "deny"),
+                    ("uid_map", f"0 {uid} 1"),
+                    ("gid_map", f"0 {gid} 1"),
+                ):
+                    with open(f"/proc/self/{name}", "w") as f:
+                        f.write(text)
+        except OSError:
+            return False
+        return True
+
+    return bool(in_child(body, timeout=20))
+
+
+def _promises_nothing_refused(probes: list[compat.Probe]) -> None:
+    """Each type the probes call usable directly is, tried independently, and the reverse."""
+    b = _by(probes)
+    for t in NsType:
+        p = b[("namespaces", t.value)]
+        then = {NsType.UTS: "sethostname", NsType.USER: "idmap"}.get(t, "")
+        direct = _works_independently(int(t.flag), then)
+        assert (p.status == "ok") == direct, (p, direct)
+        assert p.status == "ok" or p.consequence, p
+        if p.status in ("missing", "absent"):
+            assert p.source in compat.SOURCES, p  # every refusal names its source
+    for p in (q for q in probes if q.group == "features"):
+        # a feature whose child was refused says by whom, like the operations
+        assert p.status != "unknown", p
+    for name in ("operations", "rootless"):
+        for p in (q for q in probes if q.group == name):
+            assert (p.status == "ok") == (p.value == "works"), p
+            if p.status != "ok":
+                assert p.source in compat.SOURCES and "no: " in p.consequence, p
+
+
+def _drop_cap_sys_admin() -> None:
+    """Leave CAP_SYS_ADMIN out of the bounding, effective and permitted sets (uid stays 0)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(24, 21, 0, 0, 0) == 0  # PR_CAPBSET_DROP, CAP_SYS_ADMIN
+    eff, prm, inh = S.capget()
+    S.capset(eff & ~(1 << 21), prm & ~(1 << 21), inh & ~(1 << 21))
+
+
+def _podman_like() -> list[compat.Probe]:
+    # podman's default profile for a container without CAP_SYS_ADMIN: these
+    # calls return EPERM, clone3 ENOSYS (so that glibc falls back to clone).
+    _drop_cap_sys_admin()
+    _install_filter(
+        {
+            "sethostname": errno.EPERM,
+            "setdomainname": errno.EPERM,
+            "setns": errno.EPERM,
+            "clone3": errno.ENOSYS,
+        }
+    )
+    probes = compat.probe_all(groups=_ENV_GROUPS)
+    _promises_nothing_refused(probes)
+    return probes
+
+
+@pytest.mark.needs_root
+@pytest.mark.skipif(platform.machine() not in _AUDIT_ARCH, reason="no AUDIT_ARCH value here")
+def test_podman_like_uts_is_creatable_but_unusable_and_seccomp_is_named() -> None:
+    b = _by(in_child(_podman_like, timeout=90))
+    uts = b[("namespaces", "uts")]
+    # creating works (inside a user namespace), setting a hostname does not
+    assert uts.status == "missing", uts
+    assert uts.source == "seccomp"
+    assert "unshare(CLONE_NEWUTS) works inside a new user namespace" in uts.consequence
+    assert "a seccomp filter returns EPERM for sethostname(2)" in uts.consequence
+    assert "--security-opt seccomp" in uts.fix
+    # the other types still work rootless: limited, and the direct refusal is the capability
+    net = b[("namespaces", "net")]
+    assert net.status == "limited" and net.source == "capability", net
+    # clone3's ENOSYS on a kernel that has it is the filter's, not "not in this kernel"
+    clone3 = b[("syscalls", "clone3")]
+    assert clone3.status == "missing" and clone3.source == "seccomp", clone3
+    assert "seccomp filter" in clone3.consequence and "has it" in clone3.consequence
+    assert b[("rootless", "clone3")].source == "seccomp"
+    assert b[("rootless", "setns")].source == "seccomp"
+    assert b[("rootless", "setdomainname")].source == "seccomp"
+    assert b[("features", "hostname_max")].source == "seccomp"
+    # the three answers
+    assert b[("verdict", "rootful")].value == "no"
+    assert "no CAP_SYS_ADMIN" in b[("verdict", "rootful")].consequence
+    rootless = b[("verdict", "rootless")]
+    assert rootless.value == "no" and rootless.source == "seccomp"
+    assert "sethostname" in rootless.consequence and "setns" in rootless.consequence
+    assert b[("verdict", "conformance")].value == "no"
+
+
+def _probe_with_limit(t: str) -> list[compat.Probe]:
+    uid, gid = os.geteuid(), os.getegid()
+    S.unshare(int(NsType.USER.flag))
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as f:
+            f.write(text)
+    with open(f"/proc/sys/user/max_{t}_namespaces", "w") as f:
+        f.write("0")
+    probes = compat.probe_all(groups=_ENV_GROUPS)
+    _promises_nothing_refused(probes)
+    return probes
+
+
+@pytest.mark.needs_userns
+@pytest.mark.parametrize("t", ["net", "time"])
+def test_a_capped_type_is_missing_naming_the_limit_and_the_rest_still_works(t: str) -> None:
+    b = _by(in_child(_probe_with_limit, t, timeout=90))
+    p = b[("namespaces", t)]
+    assert p.status == "missing" and p.source == "limit", p
+    assert f"user.max_{t}_namespaces is 0" in p.consequence
+    assert p.fix.startswith(f"sysctl -w user.max_{t}_namespaces=N")
+    op = b[("operations", f"unshare.{t}")]
+    assert op.source == "limit"
+    for other in ("uts", "ipc", "pid", "mnt"):
+        assert b[("namespaces", other)].status == "ok", b[("namespaces", other)]
+    assert b[("verdict", "conformance")].value == "no"
+    assert f"user.max_{t}_namespaces is 0" in b[("verdict", "conformance")].consequence
+
+
+def _probe_without_capabilities() -> list[compat.Probe]:
+    S.drop_capabilities()  # uid 0, no capabilities at all
+    probes = compat.probe_all(groups=_ENV_GROUPS)
+    _promises_nothing_refused(probes)
+    return probes
+
+
+@pytest.mark.needs_root
+def test_capabilities_dropped_with_capset_are_named() -> None:
+    b = _by(in_child(_probe_without_capabilities, timeout=90))
+    # uid 0 without CAP_SYS_ADMIN: nothing directly; and without CAP_SETFCAP it may
+    # not map itself (uid 0) as root of a new user namespace either (Linux 5.12+)
+    for t in NsType:
+        p = b[("namespaces", t.value)]
+        assert p.status == "missing" and p.source == "capability", p
+    assert "no CAP_SYS_ADMIN in the caller's user namespace" in b[("namespaces", "net")].detail
+    assert "CAP_SETFCAP" in b[("namespaces", "user")].consequence
+    assert b[("operations", "unshare.user")].status == "ok"  # creating one needs nothing
+    assert b[("operations", "sethostname")].source == "capability"
+    assert b[("verdict", "rootful")].value == "no"
+    assert b[("verdict", "rootless")].value == "no"
+    assert "CAP_SETFCAP" in b[("verdict", "rootless")].consequence
+
+
+def _nested(depth: int) -> list[compat.Probe]:
+    for _ in range(depth):
+        uid, gid = os.geteuid(), os.getegid()
+        S.unshare(int(NsType.USER.flag))
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"0 {uid} 1"),
+            ("gid_map", f"0 {gid} 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    probes = compat.probe_all(groups=_ENV_GROUPS)
+    _promises_nothing_refused(probes)
+    return probes
+
+
+@pytest.mark.needs_userns
+def test_nested_user_namespaces_promise_only_what_works() -> None:
+    b = _by(in_child(_nested, 2, timeout=90))
+    # root of a user namespace two levels down: every type, directly
+    for t in NsType:
+        assert b[("namespaces", t.value)].status == "ok", b[("namespaces", t.value)]
+    assert b[("verdict", "rootful")].value == "yes"
+    # as nobody is impossible there (65534 is unmapped): rootless means without CAP_SYS_ADMIN
+    assert "without CAP_SYS_ADMIN" in b[("rootless", "unshare.net")].detail
+    assert b[("verdict", "rootless")].value == "yes"
+
+
+def _fake_success() -> tuple[list[compat.Probe], str]:
+    # unshare(2) returns 0 and does nothing: an incomplete sandbox's failure mode.
+    # Every group runs: none may then "use" the namespace it believes new (a
+    # hostname set there would be the host's).
+    import socket
+
+    # Inside throwaway UTS and mount namespaces, so that a regression could
+    # only rename or mount over these, never the host's.
+    S.unshare(int(NsType.UTS.flag) | int(NsType.MNT.flag))
+    S.mount(None, "/", None, 0x4000 | 0x40000)  # MS_REC | MS_PRIVATE
+    S.sethostname("nsprim-fake-success")
+    before = socket.gethostname()
+    _install_filter({"unshare": 0})
+    probes = compat.probe_all()
+    assert socket.gethostname() == before
+    return probes, before
+
+
+@pytest.mark.needs_root
+@pytest.mark.skipif(platform.machine() not in _AUDIT_ARCH, reason="no AUDIT_ARCH value here")
+def test_a_faked_unshare_is_caught_by_identity_and_nothing_is_used() -> None:
+    probes, before = in_child(_fake_success, timeout=120)
+    assert before == "nsprim-fake-success"
+    b = _by(probes)
+    hostname = b[("features", "hostname_max")]
+    assert hostname.status == "missing" and "namespace is unchanged" in hostname.detail
+    for t in NsType:
+        p = b[("namespaces", t.value)]
+        assert p.status == "missing", p
+        assert "returned 0 and the" in p.consequence and "unchanged" in p.consequence, p
+        assert p.source == "seccomp"
+    op = b[("operations", "unshare.uts")]
+    assert op.value == "broken" and op.status == "missing"
+    assert op.consequence.endswith("a filter may fake success)")
+
+
+# --- nsprim check: --quiet, --require, the JSON schema --------------------------------
+
+
+def _check(argv: list[str]) -> tuple[int, str]:
+    import io
+
+    from nsprim.cli import build_parser
+
+    ns = build_parser().parse_args(["check", *argv])
+    out = io.StringIO()
+    rc = ns.func(ns, out)
+    return rc, out.getvalue()
+
+
+def test_check_quiet_prints_the_three_answers_alone() -> None:
+    rc, text = _check(["--quiet"])
+    assert rc == 0
+    lines = [line for line in text.splitlines() if not line.startswith("  fix: ")]
+    assert [line.split("?")[0] for line in lines] == [
+        "Can rootful containers run here",
+        "Can rootless containers run here",
+        "Can the conformance suite run fully here",
+    ]
+    assert all(re.search(r"\? (yes|no|unknown)", line) for line in lines)
+
+
+def test_check_require_prints_only_what_is_required() -> None:
+    rc, text = _check(["--require", "user,net"])
+    names = re.findall(r"^(\S+)\s+(?:OK|LIMITED|MISSING|UNKNOWN|NOT IN KERNEL)\s", text, re.M)
+    assert sorted(names) == ["net", "user"], text
+    assert "== kconfig ==" not in text and "== verdict ==" not in text
+    assert text.endswith(("all required available: user, net\n",)) or rc == 1
+    rc_q, quiet = _check(["--require", "user,net", "--quiet"])
+    assert rc_q == rc
+    assert quiet in ("all required available: user, net\n",) or quiet.startswith(
+        "required but not available here:"
+    )
+
+
+@pytest.mark.skipif(_kernel() >= (6, 19), reason="listns exists from Linux 6.19")
+def test_a_newer_optional_syscall_is_not_a_defect_but_fails_a_requirement() -> None:
+    rc, text = _check([])
+    assert re.search(r"^listns\s+NOT IN KERNEL\s+ENOSYS", text, re.M)
+    summary = text.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"\d+ ok, \d+ limited, \d+ missing, \d+ unknown, 1 not in this kernel", summary
+    )
+    rc, text = _check(["--require", "listns", "--quiet"])
+    assert rc == 1
+    assert "listns: listns: not in this kernel (needs Linux 6.19)" in text
+    assert "fix: only if you need it: a kernel of Linux 6.19 or later" in text
+
+
+def test_idmap_tools_says_why_and_how_to_fix() -> None:
+    b = _by(compat.probe_all(groups=["environment"]))
+    p = b[("environment", "idmap_tools")]
+    if p.status == "limited":
+        assert p.consequence.startswith("no ")
+        if "range for" in p.consequence:
+            assert "usermod --add-subuids" in p.fix
+        if "no newuidmap" in p.consequence:
+            assert "apt-get install uidmap" in p.fix
+
+
+def _check_json_in_podman_like() -> tuple[int, str]:
+    _drop_cap_sys_admin()
+    _install_filter({"sethostname": errno.EPERM, "setns": errno.EPERM, "clone3": errno.ENOSYS})
+    return _check(["--json", "--require", "uts"])
+
+
+@pytest.mark.needs_root
+@pytest.mark.skipif(platform.machine() not in _AUDIT_ARCH, reason="no AUDIT_ARCH value here")
+def test_check_json_follows_the_documented_schema_and_a_control_fails_it() -> None:
+    import json
+
+    from nsprim.cli.check import SCHEMA, validate
+
+    rc, text = in_child(_check_json_in_podman_like, timeout=90)
+    doc = json.loads(text)
+    assert doc["schema"] == SCHEMA == "nsprim-check/2"
+    assert validate(doc) == []
+    assert rc == 1 and doc["require"]["satisfied"] is False
+    assert [p["name"] for p in doc["require"]["missing"]] == ["uts"]
+    assert doc["verdict"]["rootless"]["answer"] == "no"
+    assert "sethostname" in doc["verdict"]["rootless"]["reasons"]
+    # the validator is not a rubber stamp
+    bad = dict(doc, probes=[dict(doc["probes"][0], status="great")])
+    assert any("status" in problem for problem in validate(bad))
+    assert validate(dict(doc, schema="nsprim-check/1"))

@@ -36,7 +36,10 @@ LAYERS = {
     "process": 3,
     "_child": 3,
     "_launch": 3,
+    "_supervisor": 3,
+    "aio": 3,
     "cli": 4,
+    "pytest_plugin": 4,
     "_cli_process": 4,
     "_cli_inspect": 4,
     "conformance": 4,  # the suite: public API only; the CLI dispatches to it

@@ -56,7 +56,7 @@ def test_check_rejects_duplicate_id_from_another_function() -> None:
         ({"id": "hostname"}, "check id must look like '<nstype>.<name>', got 'hostname'"),
         ({"id": "UTS.x"}, "check id must look like"),
         ({"level": "MAY"}, "level must be one of ('MUST', 'SHOULD'), got 'MAY'"),
-        ({"catalogue": ""}, "catalogue must be a GUARANTEES.md id"),
+        ({"catalogue": ""}, "catalogue must be a catalogue id such as 'UTS-01'"),
         ({"timeout": 0}, "timeout must be positive, got 0"),
     ],
 )
@@ -73,6 +73,18 @@ def test_check_requires_docstring_title() -> None:
 
     with pytest.raises(ValueError, match="docstring's first line must state the guarantee"):
         Registry().check("uts.nodoc", catalogue="UTS-01")(undocumented)
+
+
+@pytest.mark.parametrize(
+    "title", ["Paths read ``/..`` outside the root.", "See :func:`x` here.", "A `role` here."]
+)
+def test_check_refuses_markup_in_the_title(title: str) -> None:
+    def marked(ctx: Context) -> None:
+        pass
+
+    marked.__doc__ = f"{title}\n\n    ``markup`` in the description is fine.\n    "
+    with pytest.raises(ValueError, match="shown as plain text in every report"):
+        Registry().check("uts.marked", catalogue="UTS-01")(marked)
 
 
 def test_needs_validates() -> None:
@@ -102,11 +114,13 @@ def test_load_checks_registers_the_real_catalogue() -> None:
     for c in checks:
         assert re.fullmatch(r"[A-Z]+-\d\d", c.catalogue_id), c.id
         assert c.title.endswith("."), c.id
+        assert "`" not in c.title, c.id  # titles reach every report as plain text
         assert c.anchors, c.id
     assert {"uts.hostname_isolated", "uts.setns_roundtrip"} <= {c.id for c in checks}
 
 
 def test_global_check_decorator_registers_in_registry() -> None:
+    assert check == REGISTRY.check  # one signature, not a copy of it
     @check("test.global_once", catalogue="TEST-01")
     def global_once(ctx: Context) -> None:
         """Registered globally for this test."""

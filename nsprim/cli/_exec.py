@@ -1,0 +1,106 @@
+"""The last steps of ``nsprim run`` that unshare(1) takes and the process API does not.
+
+Run as a script (``python -I -S _exec.py [--root DIR] [--wd DIR] [--mount-proc
+[--private-proc]] -- COMMAND...``) as the program :func:`nsprim.spawn` starts,
+so it is already in the new namespaces, then it becomes COMMAND with
+execvp(2). It does what ``unshare`` does after unshare(2), in its order:
+
+* ``--root DIR``: chroot(2) into DIR, then chdir(2) to ``--wd`` or ``/``
+  (unshare's ``-R``; the process API's ``root=`` pivots instead);
+* ``--wd DIR`` alone: chdir(2);
+* ``--mount-proc``: mount a proc filesystem on ``/proc`` (inside the new root
+  if there is one) for the pid namespace this process is in — also without
+  ``-p``, as unshare does; ``--private-proc`` first makes ``/proc`` private
+  (unshare does so when the propagation it was given is not ``private``).
+
+Started with ``-S`` (no site) and imports only :mod:`os`, :mod:`signal` and
+:mod:`sys` unless a mount is needed, so it costs one bare interpreter start.
+Errors are one line in util-linux's form; exit 1, or 126/127 when COMMAND
+can't be executed / is not found.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+PROG = "nsprim run"
+
+
+def _die(parts: list[str], status: int = 1) -> None:
+    sys.stderr.write(f"{PROG}: {': '.join(parts)}\n")
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _mount_proc(private: bool) -> None:
+    # The typed binding, from the package this file belongs to (-S left sys.path bare).
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from nsprim import syscalls
+    from nsprim.flags import MountFlags
+
+    if private:
+        try:
+            syscalls.mount("none", "/proc", None, MountFlags.PRIVATE | MountFlags.REC)
+        except OSError as err:
+            if err.errno != 22:  # EINVAL: /proc is no mount point yet (unshare ignores it too)
+                _die(["--mount-proc", "/proc", os.strerror(err.errno or 0)])
+    try:
+        syscalls.mount(
+            "proc", "/proc", "proc", MountFlags.NOSUID | MountFlags.NOEXEC | MountFlags.NODEV
+        )
+    except OSError as err:
+        _die(["--mount-proc", "/proc", os.strerror(err.errno or 0)])
+
+
+def main(argv: list[str]) -> None:
+    """Apply the options in *argv*, then execvp(2) the command after ``--``."""
+    root = wd = None
+    mount_proc = private = False
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        opt = argv[i]
+        if opt == "--root":
+            root, i = argv[i + 1], i + 2
+        elif opt == "--wd":
+            wd, i = argv[i + 1], i + 2
+        elif opt == "--mount-proc":
+            mount_proc, i = True, i + 1
+        elif opt == "--private-proc":
+            private, i = True, i + 1
+        else:
+            _die([f"internal error: unknown helper option {opt!r}"])
+    command = argv[i + 1 :]
+    if not command:
+        _die(["internal error: no command"])
+    # Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; the command starts with
+    # the defaults, as it would from unshare (subprocess's restore_signals).
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGINT"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_DFL)
+    if root is not None:
+        try:
+            os.chroot(root)
+        except OSError as err:
+            _die(["--root", root, os.strerror(err.errno or 0)])
+        wd = wd or "/"
+    if wd is not None:
+        try:
+            os.chdir(wd)
+        except OSError as err:
+            _die(["--wd", wd, os.strerror(err.errno or 0)])
+    if mount_proc:
+        _mount_proc(private and root is None)
+    try:
+        os.execvp(command[0], command)
+    except OSError as err:
+        _die(
+            [f"failed to execute {command[0]}", os.strerror(err.errno or 0)],
+            127 if err.errno == 2 else 126,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

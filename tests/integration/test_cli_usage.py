@@ -1,0 +1,314 @@
+"""The CLI speaks util-linux's language: each mistake and signal run through both, compared.
+
+unshare(1), nsenter(1) and lsns(8) (util-linux) get the same mistake as
+``nsprim run``/``enter``/``ls``; the message after ``prog:`` and the exit
+status must be the same. Where util-linux prints only the message for a bad
+value, nsprim adds the "Try ... --help" line (issue 17: every usage error
+ends with it); that line is checked separately.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from nsprim.cli import main
+
+UNSHARE, NSENTER, LSNS = (shutil.which(t) for t in ("unshare", "nsenter", "lsns"))
+needs_util_linux = pytest.mark.skipif(
+    None in (UNSHARE, NSENTER, LSNS), reason="util-linux unshare/nsenter/lsns not installed"
+)
+
+
+def nsprim(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nsprim", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def util(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(args), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+def _message(stderr: str, prog: str) -> str:
+    first = stderr.splitlines()[0]
+    assert first.startswith(f"{prog}: "), stderr
+    return first[len(prog) + 2 :]
+
+
+# (nsprim subcommand + args, util-linux tool + args): the same mistake.
+SAME = [
+    (["run", "--bogus"], ["unshare", "--bogus"]),
+    (["run", "-x"], ["unshare", "-x"]),
+    (["run", "-ux", "true"], ["unshare", "-ux", "true"]),
+    (["run", "--wd"], ["unshare", "--wd"]),
+    (["run", "-w"], ["unshare", "-w"]),
+    (["run", "--propagation", "bogus", "true"], ["unshare", "--propagation", "bogus", "true"]),
+    (["run", "--setgroups", "bogus", "true"], ["unshare", "--setgroups", "bogus", "true"]),
+    (["run", "-p", "--kill-child=bogus", "true"], ["unshare", "-p", "--kill-child=bogus", "true"]),
+    (["run", "--map-user", "no-such-user-x", "true"], ["unshare", "--map-user", "no-such-user-x", "true"]),
+    (["run", "--map-group", "no-such-grp-x", "true"], ["unshare", "--map-group", "no-such-grp-x", "true"]),
+    (["run", "-T", "--monotonic", "abc", "true"], ["unshare", "-T", "--monotonic", "abc", "true"]),
+    (["run", "-T", "--boottime", "x", "true"], ["unshare", "-T", "--boottime", "x", "true"]),
+    (["run", "-r", "--setgroups", "allow", "true"], ["unshare", "-r", "--setgroups", "allow", "true"]),
+    (["run", "-u", "/nonexistent/cmd"], ["unshare", "-u", "/nonexistent/cmd"]),
+    (["run", "-u", "/etc"], ["unshare", "-u", "/etc"]),
+    (["enter", "--bogus"], ["nsenter", "--bogus"]),
+    (["enter", "-t"], ["nsenter", "-t"]),
+    (["enter", "-t", "abc", "-u", "true"], ["nsenter", "-t", "abc", "-u", "true"]),
+    (["enter", "-t", "1", "-S", "abc", "-u", "true"], ["nsenter", "-t", "1", "-S", "abc", "-u", "true"]),
+    (["enter", "-t", "1", "-G", "abc", "-u", "true"], ["nsenter", "-t", "1", "-G", "abc", "-u", "true"]),
+    (["ls", "--bogus"], ["lsns", "--bogus"]),
+    (["ls", "-t"], ["lsns", "-t"]),
+    (["ls", "-t", "bogus"], ["lsns", "-t", "bogus"]),
+    (["ls", "-p", "abc"], ["lsns", "-p", "abc"]),
+]  # fmt: skip
+
+
+@needs_util_linux
+@pytest.mark.parametrize(("ours", "theirs"), SAME, ids=lambda a: " ".join(a))
+def test_bad_usage_matches_util_linux(ours: list[str], theirs: list[str]) -> None:
+    a = nsprim(*ours)
+    b = util(*theirs)
+    assert b.returncode != 0, b
+    assert a.returncode == b.returncode, (a.stderr, b.stderr)
+    assert _message(a.stderr, f"nsprim {ours[0]}") == _message(b.stderr, theirs[0])
+    lines = a.stderr.splitlines()
+    if a.returncode in (126, 127) or "mutually exclusive" in lines[0]:
+        assert len(lines) == 1, a.stderr  # not a usage error: the message alone
+    else:
+        assert lines[1:] == [f"Try 'nsprim {ours[0]} --help' for more information."], a.stderr
+    assert "Traceback" not in a.stderr and a.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--wd", "/nonexistent", "true"], "nsprim run: --wd: /nonexistent: No such file or directory"),
+        (["run", "-u", "--wd", "/etc/passwd", "true"], "nsprim run: --wd: /etc/passwd: Not a directory"),
+        (["run", "-R", "/nonexistent", "true"], "nsprim run: --root: /nonexistent: No such file or directory"),
+        (["run", "-R", "/", "-w", "/nonexistent", "true"], "nsprim run: --wd: /nonexistent: No such file or directory"),
+        (["bogus"], "nsprim: unknown command 'bogus'"),
+        ([], "nsprim: no command specified"),
+        (["enter", "-u", "true"], "nsprim enter: no target process: give -t PID"),
+        (["ls", "foo"], "nsprim ls: unexpected argument 'foo'"),
+        (["check", "--bogus"], "nsprim check: unrecognized option '--bogus'"),
+        (["run", "--map"], "nsprim run: option '--map' is ambiguous; possibilities: "
+                           "'--map-root-user' '--map-user' '--map-group'"),
+        (["run", "--mount-proc=x", "true"], "nsprim run: option '--mount-proc' doesn't allow an argument"),
+    ],
+)  # fmt: skip
+def test_messages_speak_flags_and_paths(args: list[str], expected: str) -> None:
+    r = nsprim(*args)
+    assert r.stderr.splitlines()[0] == expected, r.stderr
+    assert r.returncode == (2 if args[:1] == ["check"] else 1)  # check: 1 means "missing"
+    assert "=True" not in r.stderr and "b'" not in r.stderr and "namespaces=" not in r.stderr
+
+
+@needs_util_linux
+def test_wd_failure_like_unshare_status() -> None:
+    # unshare words it "cannot chdir to '/nonexistent'": same status, same cause.
+    a = nsprim("run", "-u", "--wd", "/nonexistent", "true")
+    b = util("unshare", "-u", "--wd", "/nonexistent", "true")
+    assert a.returncode == b.returncode == 1
+    assert "/nonexistent" in b.stderr and b.stderr.rstrip().endswith("No such file or directory")
+
+
+@needs_util_linux
+@pytest.mark.parametrize(
+    "script", ["echo ok", "echo $$"], ids=["sh -c echo ok", "pid 1"]
+)
+def test_kill_child_takes_its_signal_only_after_equals(script: str) -> None:
+    # `--kill-child sh -c ...`: sh is the command, not the signal (getopt optional_argument).
+    for ours, theirs in [
+        (["--kill-child"], ["--kill-child"]),
+        (["--kill-child=TERM"], ["--kill-child=TERM"]),
+        (["--kill"], ["--kill-child"]),  # a unique prefix, as getopt_long allows
+    ]:
+        a = nsprim("run", "-p", *ours, "sh", "-c", script)
+        b = util("unshare", "-pf", *theirs, "sh", "-c", script)
+        assert (a.returncode, a.stdout) == (b.returncode, b.stdout) == (0, b.stdout), (a, b)
+    assert nsprim("run", "-p", "--kill-child", "true").returncode == 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def _started(proc: subprocess.Popen[bytes]) -> int:
+    """Wait until the wrapper has forked its command; return the command's pid."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        kids = _children(proc.pid)
+        if kids:
+            # the command (or a setup child about to exec it): wait for its exec
+            exe = ""
+            with contextlib.suppress(OSError):
+                exe = os.readlink(f"/proc/{kids[0]}/exe")
+            if exe.endswith("/sh") or exe.endswith("/dash") or exe.endswith("/bash"):
+                return kids[0]
+        time.sleep(0.01)
+    raise AssertionError(f"{proc.args} did not start its command")
+
+
+def _signal_then_finish(argv: list[str], sig: int) -> tuple[bool, int]:
+    """Start argv (a command reading one line), send *sig* to the wrapper, then finish it.
+
+    Returns (wrapper still running after the signal, final returncode).
+    """
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        _started(proc)
+        proc.send_signal(sig)
+        time.sleep(0.3)
+        alive = proc.poll() is None
+        if alive:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+        return alive, proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@needs_util_linux
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_run_holds_term_and_int_until_the_command_ends_like_unshare(sig: int) -> None:
+    script = ["sh", "-c", "read x; exit 3"]
+    assert _signal_then_finish([UNSHARE or "", "-uf", *script], sig) == (True, 3)
+    assert _signal_then_finish([sys.executable, "-m", "nsprim", "run", "-u", "--", *script], sig) == (True, 3)
+
+
+@needs_util_linux
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_run_dies_of_the_signal_that_killed_the_command(sig: int) -> None:
+    script = f"kill -{int(sig)} $$"
+    a = nsprim("run", "-u", "--", "sh", "-c", script)
+    b = util("unshare", "-uf", "sh", "-c", script)
+    assert a.returncode == b.returncode == -sig
+    assert main(["run", "-u", "--", "sh", "-c", script]) == 128 + sig  # in-process: a status
+
+
+def test_run_dies_of_sigkill_too() -> None:
+    # unshare 2.38 fails here ("sigprocmask unblock failed", exit 1): nsprim does
+    # what unshare means to do.
+    assert nsprim("run", "-u", "--", "sh", "-c", "kill -9 $$").returncode == -signal.SIGKILL
+
+
+@pytest.fixture
+def target() -> Iterator[int]:
+    with subprocess.Popen([UNSHARE or "unshare", "-u", "sleep", "60"]) as p:
+        try:
+            yield p.pid
+        finally:
+            p.kill()
+
+
+@needs_util_linux
+def test_enter_passes_term_on_to_the_command_like_nsenter(target: int) -> None:
+    # nsenter without -p execs the command: `kill -TERM` of its pid kills the command.
+    script = ["sh", "-c", "read x; exit 3"]
+    ours = _signal_then_finish(
+        [sys.executable, "-m", "nsprim", "enter", "-t", str(target), "-u", "--", *script],
+        signal.SIGTERM,
+    )
+    proc = subprocess.Popen([NSENTER or "", "-t", str(target), "-u", *script], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.readlink(f"/proc/{proc.pid}/exe").endswith("sh"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        theirs = (False, proc.wait(timeout=30))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert ours == theirs == (False, -signal.SIGTERM)
+
+
+def _into_closed_pipe(argv: list[str]) -> tuple[int, bytes]:
+    r, w = os.pipe()
+    os.close(r)  # the reader (`head`) is gone before anything is written
+    try:
+        p = subprocess.run(argv, stdout=w, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(w)
+    return p.returncode, p.stderr
+
+
+@needs_util_linux
+@pytest.mark.parametrize("args", [["ls"], ["ls", "--json"]], ids=lambda a: " ".join(a))
+def test_closed_pipe_ends_quietly_like_lsns(args: list[str]) -> None:
+    rc, err = _into_closed_pipe([sys.executable, "-m", "nsprim", *args])
+    assert err == b"", err
+    assert rc == _into_closed_pipe([LSNS or ""])[0] == -signal.SIGPIPE
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"]], ids=lambda a: " ".join(a))
+def test_help_into_a_closed_pipe_is_quiet(args: list[str]) -> None:
+    rc, err = _into_closed_pipe([sys.executable, "-m", "nsprim", *args])
+    assert err == b"" and rc in (0, -signal.SIGPIPE), (rc, err)
+
+
+def _on_pty(args: list[str], env: dict[str, str]) -> bytes:
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "nsprim", *args], stdout=follower, stderr=follower, env=env
+        )
+        os.close(follower)
+        out = b""
+        while True:
+            ready, _, _ = select.select([leader], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the last writer closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        p.wait(timeout=30)
+        return out
+    finally:
+        os.close(leader)
+
+
+def test_ls_colour_on_a_terminal_only_and_never_with_no_color() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["TERM"] = "xterm"
+    painted = _on_pty(["ls", "-p", str(os.getpid())], env)
+    assert painted.startswith(b"\033[1m") and b"NS TYPE" in painted.split(b"\n")[0], painted
+    assert b"\033[" not in _on_pty(["ls", "-p", str(os.getpid())], {**env, "NO_COLOR": "1"})
+    piped = subprocess.run(
+        [sys.executable, "-m", "nsprim", "ls", "-p", str(os.getpid())],
+        capture_output=True,
+        env=env,
+        timeout=60,
+    )
+    assert piped.returncode == 0 and b"\033[" not in piped.stdout and b"NS" in piped.stdout

@@ -3,21 +3,18 @@
 Layer: conformance, private. Standard library, :mod:`nsprim` and the conformance modules.
 
 Static needs (root, kernel version, kernel config) are decided in the runner
-without forking. Everything else is *probed by doing*: each operation a
-check relies on (creating each namespace type, writing id maps,
-``sethostname``, mounting a tmpfs and ``/proc``, ``setns`` back, ``clone3``,
-``mount_setattr``, writing ``timens_offsets``, creating a cgroup, bringing
-``lo`` up) is tried once per run in a throwaway child, inside a sandbox built
-like the checks' own, and its outcome is kept for the run (LTP's
-``.needs_*`` plus kselftest's "try it and SKIP on EPERM").
-
-The interface is deliberately narrow, so the engine behind it can change:
-an operation name maps to an :class:`Availability`, which is *available*,
-*refused* (with the cause as a sentence for people), *absent* (the kernel
-is too old or lacks it) or *broken* (the call returned 0 and did nothing).
-:func:`attribute` turns an errno from an operation into that cause: seccomp,
-an LSM, a ``user.max_*_namespaces`` limit, a missing capability, an
-undelegated cgroup, or the kernel's version.
+without forking. Everything else is *probed by doing*, once per run: the
+runner asks :func:`nsprim.compat.operations` (the engine ``nsprim check``
+uses) inside a sandbox built like the checks' own, and keeps each
+operation's outcome for the run (LTP's ``.needs_*`` plus kselftest's "try it
+and SKIP on EPERM"). This module holds what the runner builds on that: the
+operation's :class:`Availability` (*available*; *refused*, with the cause as
+a sentence for people; *absent*, the kernel lacks it; *broken*, the call
+returned 0 and did nothing), the probes of the outer sandbox itself (which
+types it can unshare, whether a new /proc can be mounted), the premise
+checks by namespace identity, and :func:`attribute`, which turns an errno
+into its cause: seccomp, an LSM, a ``user.max_*_namespaces`` limit, a
+missing capability, or the kernel's version.
 """
 
 from __future__ import annotations
@@ -34,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import nsprim
-from nsprim import net, syscalls
+from nsprim import syscalls
 
 from . import _kernel
 
@@ -62,7 +59,6 @@ __all__ = [
     "identities",
     "ops_needed",
     "unmet",
-    "probe_operations",
     "probe_namespace_types",
     "ns_identity",
     "verify_new",
@@ -105,7 +101,7 @@ _TYPE_WORDS = {
 #: Since which kernel a syscall exists, for "absent" versus "hidden by a filter".
 _SINCE = {"clone3": (5, 3), "mount_setattr": (5, 12), "setns": (3, 0), "unshare": (2, 6)}
 
-#: Every operation the probe tries, in the order the report shows them.
+#: The operations checks may name in ``ctx.require`` (nsprim.compat's engine tries these and more).
 OPERATIONS = (
     *(f"unshare.{t}" for t in NSTYPES),
     "idmap",
@@ -424,57 +420,9 @@ def _unshare_step(t: str) -> None:
     _step(f"unshare({_FLAG_NAMES[t]})", _unshare_checked, flag, nstype=t)
 
 
-def _own_ns_step(t: str) -> None:
-    """Be in a namespace of type *t* this process may change: unshare one."""
-    _unshare_step(t)
-
-
 def _probe_unshare(t: str) -> Callable[[], None]:
     def probe() -> None:
         _unshare_step(t)
-
-    return probe
-
-
-def _probe_idmap() -> None:
-    uid, gid = os.geteuid(), os.getegid()
-    _unshare_step("user")
-    _step("writing /proc/self/uid_map", _map_self_as_root, uid, gid, nstype="user")
-
-
-def _probe_setns() -> None:
-    """setns(2) back into the namespace one left, with the first type this process can create."""
-    first: _Refusal | None = None
-    for t in ("uts", "ipc", "net", "cgroup", "mnt"):
-        saved = os.open(f"/proc/thread-self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            try:
-                _own_ns_step(t)
-            except _Refusal as r:
-                first = first or r
-                continue
-            _step(f"setns({_FLAG_NAMES[t]})", syscalls.setns, saved, NSTYPES[t][0])
-            verify_joined(saved, t)
-            return
-        finally:
-            os.close(saved)
-    assert first is not None
-    raise first
-
-
-def _probe_name(setter: str) -> Callable[[], None]:
-    def probe() -> None:
-        _own_ns_step("uts")
-        fn = syscalls.sethostname if setter == "sethostname" else syscalls.setdomainname
-        _step(f"{setter}(2)", fn, "nsprim-probe")
-
-    return probe
-
-
-def _probe_tmpfs(tmpdir: str) -> Callable[[], None]:
-    def probe() -> None:
-        _own_ns_step("mnt")
-        _step("mount(2) of a tmpfs", _kernel.mount, "tmpfs", tmpdir, "tmpfs", 0, "size=64k")
 
     return probe
 
@@ -493,7 +441,7 @@ def _probe_proc_at(target: str | None) -> Callable[[], None]:
     """Mount a new procfs for a new pid namespace, at *target* (None: a tmpfs dir)."""
 
     def probe() -> None:
-        _own_ns_step("mnt")
+        _unshare_step("mnt")
         _kernel.mount("none", "/", None, _kernel.MS_REC | _kernel.MS_PRIVATE)
         _unshare_step("pid")
         pid = os.fork()
@@ -527,40 +475,6 @@ def _probe_proc_at(target: str | None) -> Callable[[], None]:
             raise _Refusal(attribute("mount(2) of a new /proc", code))
 
     return probe
-
-
-def _probe_proc(tmpdir: str) -> Callable[[], None]:
-    return _probe_proc_at(None)
-
-
-def _probe_clone3() -> None:
-    def do() -> None:
-        pid = syscalls.clone3()
-        if pid == 0:
-            os._exit(0)
-        assert isinstance(pid, int)
-        os.waitpid(pid, 0)
-
-    _step("clone3", do)
-
-
-def _probe_mount_setattr(tmpdir: str) -> Callable[[], None]:
-    def probe() -> None:
-        _own_ns_step("mnt")
-        _step("mount(2) of a tmpfs", _kernel.mount, "tmpfs", tmpdir, "tmpfs", 0, "size=64k")
-        _step("mount_setattr", syscalls.mount_setattr, tmpdir, attr_set=0x1)  # MOUNT_ATTR_RDONLY
-
-    return probe
-
-
-def _probe_timens() -> None:
-    _unshare_step("time")
-    _step("writing /proc/self/timens_offsets", _write, "/proc/self/timens_offsets", "1 1 0")
-
-
-def _probe_lo() -> None:
-    _unshare_step("net")
-    _step("bringing lo up (RTM_NEWLINK)", net.set_link_up, "lo")
 
 
 def _run_probe(fn: Callable[[], None]) -> Availability:
@@ -605,48 +519,6 @@ def _run_probe(fn: Callable[[], None]) -> Availability:
 def probe_namespace_types(types: Iterable[str]) -> dict[str, Availability]:
     """Try ``unshare`` of each type (by /proc name) in its own throwaway child."""
     return {t: _run_probe(_probe_unshare(t)) for t in types}
-
-
-def _cgroup_dir() -> str | None:
-    from ._guard import own_cgroup2_dir
-
-    return own_cgroup2_dir()
-
-
-def _probe_cgroup() -> None:
-    base = _cgroup_dir()
-    if base is None:
-        raise _Refusal(Availability(ABSENT, "no cgroup v2 hierarchy is mounted here", ""))
-    path = os.path.join(base, f"nsprim-probe-{os.getpid()}")
-    try:
-        os.mkdir(path)
-    except OSError as err:
-        name = errno.errorcode.get(err.errno or 0, str(err.errno))
-        if err.errno == errno.EROFS:
-            cause = f"the cgroup tree is read-only here ({base})"
-        else:
-            cause = f"cgroup {base} is not delegated to this process (mkdir: {name})"
-        raise _Refusal(Availability(REFUSED, cause, f"mkdir {path} -> {name}")) from None
-    os.rmdir(path)
-
-
-def probe_operations(tmpdir: str) -> dict[str, Availability]:
-    """Probe each operation of :data:`OPERATIONS` in a throwaway child; *tmpdir* is scratch."""
-    probes: dict[str, Callable[[], None]] = {
-        **{f"unshare.{t}": _probe_unshare(t) for t in NSTYPES},
-        "idmap": _probe_idmap,
-        "setns": _probe_setns,
-        "sethostname": _probe_name("sethostname"),
-        "setdomainname": _probe_name("setdomainname"),
-        "mount.tmpfs": _probe_tmpfs(tmpdir),
-        "mount.proc": _probe_proc(tmpdir),
-        "clone3": _probe_clone3,
-        "mount_setattr": _probe_mount_setattr(tmpdir),
-        "timens_offsets": _probe_timens,
-        "cgroup.create": _probe_cgroup,
-        "net.lo_up": _probe_lo,
-    }
-    return {op: _run_probe(fn) for op, fn in probes.items()}
 
 
 # -- needs -> verdicts -----------------------------------------------------------

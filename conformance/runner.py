@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import nsprim
+from nsprim import compat
 
 from . import _guard, _kernel, _needs
 from ._context import Context, describe_exception, exception_detail
@@ -506,7 +507,10 @@ def _worker(check: Check, control: bool, cfg: RunConfig, tmpdir: str, wfd: int) 
 
 
 def _probe_task(cfg: RunConfig, tmpdir: str, wfd: int) -> None:
-    probed = _needs.probe_operations(tmpdir)
+    # nsprim check's engine, asked inside a sandbox like the checks', as this
+    # process is (no further user namespace): one engine for both.
+    found = compat.operations(rootless=False, timeout=5.0)
+    probed = {op: Availability(r.state, r.cause, r.detail) for op, r in found.items()}
     _emit(wfd, {"probed": {op: a.to_dict() for op, a in probed.items()}})
 
 

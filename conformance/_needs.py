@@ -295,7 +295,7 @@ def attribute(
                     detail,
                 )
         if filtered:
-            return Availability(REFUSED, f"seccomp filter returns {name} for {call}", detail)
+            return Availability(REFUSED, f"a seccomp filter returns {name} for {call}", detail)
         if nstype != "user" and not has_cap_sys_admin():
             return Availability(
                 REFUSED, f"{call} needs CAP_SYS_ADMIN, which this process lacks", detail

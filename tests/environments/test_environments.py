@@ -87,8 +87,11 @@ def test_verdicts_keep_their_meaning(name: str) -> None:
     # The host guard: nothing of the run may stay behind. On a machine shared with
     # other runs, their transient cgroups and /tmp entries appear too: a leak
     # is what still exists a few seconds later.
-    leaks = _persistent_leaks([r for r in results if r["type"] == "guard"])
+    guard = [r for r in results if r["type"] == "guard"]
+    leaks = _persistent_leaks(guard)
     assert leaks == [], f"{name}: the run left on the host: {leaks}"
+    # Someone else's transient cgroup or /tmp entry still makes the run exit 1.
+    ok_status = {0, 1} if guard else {0}
     results = [r for r in results if r["type"] != "guard"]
     known = [r for r in results if (name, r["id"]) in KNOWN_CHECK_DEFECTS]
     results = [r for r in results if (name, r["id"]) not in KNOWN_CHECK_DEFECTS]
@@ -120,10 +123,12 @@ def test_verdicts_keep_their_meaning(name: str) -> None:
             f"{name}: SKIP for a cause the environment does not show: {_describe(r)}\n"
             f"refusals probed here: {sorted(causes)}"
         )
-    if env.expect_nothing:
+    if env.expect_nothing and not guard:
         assert o.status == 32, f"{name}: exit {o.status}; stderr {o.stderr}"
         assert o.stderr.startswith("nsprim conformance: nothing could be checked here: ")
         assert o.stderr.count("\n") == 1, o.stderr
+    elif env.expect_nothing:
+        assert o.counts["PASS"] == o.counts["FAIL"] == 0
     elif env.fakes:
         assert o.status == 1
     elif any(
@@ -132,7 +137,7 @@ def test_verdicts_keep_their_meaning(name: str) -> None:
     ):
         assert o.status == 1  # a known defect of a check file: reported by the run
     else:
-        assert o.status == 0, f"{name}: exit {o.status}; stderr {o.stderr}"
+        assert o.status in ok_status, f"{name}: exit {o.status}; stderr {o.stderr}"
         assert o.counts["PASS"] > 0
 
 
@@ -148,8 +153,8 @@ def test_a_type_capped_by_its_limit_skips_only_where_that_type_is_needed() -> No
 def test_a_seccomp_refusal_is_named_per_syscall() -> None:
     o = _run("podman default")
     messages = {r["message"] for r in o.results if r["status"] == "SKIP"}
-    assert "seccomp filter returns EPERM for sethostname(2)" in messages
-    assert "clone3 returns ENOSYS from a seccomp filter (Linux" in " ".join(messages)
+    assert "a seccomp filter returns EPERM for sethostname(2)" in messages
+    assert "clone3(2) returns ENOSYS from a seccomp filter (Linux" in " ".join(messages)
     env = o.report["environment"] if o.report else {}
     assert env["probed"]["sethostname"]["state"] == "refused"
     assert env["probed"]["unshare.uts"]["state"] == "available"

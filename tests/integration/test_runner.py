@@ -578,7 +578,7 @@ def test_cli_exits_32_with_one_line_when_nothing_could_be_checked() -> None:
     assert status == 32, err
     assert err == (
         "nsprim conformance: nothing could be checked here: "
-        "seccomp filter returns EPERM for unshare(CLONE_NEWUTS)\n"
+        "a seccomp filter returns EPERM for unshare(CLONE_NEWUTS)\n"
     )
     doc = json.loads(out)
     assert doc["summary"] == {"PASS": 0, "FAIL": 0, "SKIP": 6, "ERROR": 0}
@@ -593,8 +593,8 @@ def test_cli_strict_makes_a_skip_non_zero_and_the_table_groups_skips_by_cause() 
     argv = ["--only", "uts", "--controls"]
     status, out, err = _seccomp_run(argv, [Rule("sethostname")])
     assert status == 0, out + err
-    assert "5 checks skipped: seccomp filter returns EPERM for sethostname(2)" in out
-    assert "sethostname: refused: seccomp filter returns EPERM for sethostname(2)" in out
+    assert "5 checks skipped: a seccomp filter returns EPERM for sethostname(2)" in out
+    assert "sethostname: refused: a seccomp filter returns EPERM for sethostname(2)" in out
     assert "Control: the same check with the isolation left out; it must FAIL" in " ".join(
         out.split()
     )
@@ -647,9 +647,20 @@ def test_cli_list_prints_anchors(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @needs_root
-def test_interrupted_run_leaves_no_directory_and_no_process(tmp_path: os.PathLike[str]) -> None:
+def test_interrupted_run_leaves_no_directory_and_no_process() -> None:
+    import shutil
     import signal
+    import tempfile
 
+    tmp_path = tempfile.mkdtemp(prefix="nsprim-test-interrupt-")
+    os.chmod(tmp_path, 0o755)  # the --as-user worker must reach its run directory
+    try:
+        _interrupt_and_look(tmp_path, signal.SIGTERM)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _interrupt_and_look(tmp_path: str, sig: int) -> None:
     env = dict(os.environ, TMPDIR=str(tmp_path))
     proc = subprocess.Popen(
         [sys.executable, "-m", "nsprim.conformance", "--controls", "--as-user", "nobody"],
@@ -660,8 +671,8 @@ def test_interrupted_run_leaves_no_directory_and_no_process(tmp_path: os.PathLik
         time.sleep(0.05)
     assert os.listdir(tmp_path), "the run never created its directory"
     time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 128 + sig, proc.stderr.read() if proc.stderr else ""
     assert os.listdir(tmp_path) == []
     time.sleep(0.2)  # PDEATHSIG is asynchronous
     assert _processes_with_env(f"TMPDIR={tmp_path}") == []

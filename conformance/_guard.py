@@ -10,18 +10,16 @@ ERROR result named ``guard.<what>``.
 Watched: hostname and domainname; SysV IPC objects (``/proc/sysvipc``); POSIX
 message queues (``/dev/mqueue`` when mounted); mounts (``/proc/self/mountinfo``);
 network interfaces (``/sys/class/net``) and named netns (``/run/netns``);
-cgroups under the runner's own cgroup v2 directory; nsprim's temporary
-directories named after a check in the system's temporary directory
-(``/tmp/nsprim-<check id>-*``: the runner points :mod:`tempfile` at its own
-run directory, so a check that still writes there hard-coded it); the
-calling process's children and open fds.
+cgroups under the runner's own cgroup v2 directory; the run's temporary
+directory (every check's temporary files live there: :mod:`tempfile` points
+into it, and /tmp itself is a tmpfs of the sandbox when it has a mount
+namespace), which must be gone once the run has removed it; the calling
+process's children and open fds.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from typing import Callable
 
 from .outcome import CheckResult, Outcome
 
-__all__ = ["HOST", "PROCESS", "Snapshot", "snapshot", "compare", "own_cgroup2_dir"]
+__all__ = ["HOST", "PROCESS", "Snapshot", "snapshot", "compare", "own_cgroup2_dir", "leftovers"]
 
 _SHOWN = 8  # list every item in expected/actual only when there are this few
 
@@ -44,7 +42,6 @@ _CATEGORIES: dict[str, str] = {
     "children": "the runner's child processes",
     "fds": "the runner's open file descriptors",
     "cgroup": "cgroups under the runner's cgroup v2 directory",
-    "tmp": "nsprim's directories in the temporary directory",
 }
 
 
@@ -150,18 +147,8 @@ def _uts() -> Counter[str]:
     return uts
 
 
-#: Names a check's temporary files get: ``nsprim-<check id>-...`` (``nsprim-ipc.lifetime-x1``).
-_CHECK_TMP = re.compile(r"^nsprim-[a-z][a-z0-9]*\.[a-z0-9_]+")
-
-
 #: Categories where only what appeared is the run's doing (other programs remove their own).
-_ADDED_ONLY = ("tmp", "cgroup")
-
-
-def _tmp() -> Counter[str]:
-    base = tempfile.gettempdir()
-    return Counter(os.path.join(base, n) for n in _listdir(base) if _CHECK_TMP.match(n))
-
+_ADDED_ONLY = ("cgroup",)
 
 _OBSERVERS: dict[str, Callable[[], Counter[str]]] = {
     "uts": _uts,
@@ -173,11 +160,10 @@ _OBSERVERS: dict[str, Callable[[], Counter[str]]] = {
     "children": _children,
     "fds": _fds,
     "cgroup": _cgroups,
-    "tmp": _tmp,
 }
 
 #: The categories that describe the host (the rest describe the calling process).
-HOST = ("uts", "ipc", "mqueue", "mnt", "net", "netns", "cgroup", "tmp")
+HOST = ("uts", "ipc", "mqueue", "mnt", "net", "netns", "cgroup")
 #: The categories that describe the calling process.
 PROCESS = ("children", "fds")
 
@@ -228,3 +214,24 @@ def _show(items: Counter[str]) -> str | None:
     if sum(items.values()) > _SHOWN:
         return None
     return ", ".join(sorted(items.elements())) or "(none)"
+
+
+def leftovers(run_dir: str) -> list[CheckResult]:
+    """One ERROR result (``guard.tmp``) if the run's directory is still there, else nothing."""
+    if not os.path.lexists(run_dir):
+        return []
+    found = []
+    for top, dirs, files in os.walk(run_dir):
+        found += [os.path.join(top, n) for n in (*dirs, *files)]
+    return [
+        CheckResult(
+            id="guard.tmp",
+            catalogue_id="GUARD",
+            type="guard",
+            title="The run leaves nothing in the temporary directory",
+            level="MUST",
+            status=Outcome.ERROR,
+            message=f"the run could not remove its directory {run_dir}: "
+            + (", ".join(sorted(found)[:_SHOWN]) or "(empty)"),
+        )
+    ]

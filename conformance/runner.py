@@ -1092,10 +1092,8 @@ def run(
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     if before is not None:
-        # With a mount namespace, /tmp is a tmpfs of the sandbox: the guard looks
-        # at the host's /tmp only when the sandbox could not cover it.
-        ignore = ("tmp",) if "mnt" in cfg.outer else ()
-        results += _guard.compare(before, _guard.snapshot(), ignore=ignore)
+        results += _guard.compare(before, _guard.snapshot())
+        results += _guard.leftovers(run_dir)
     return Run(
         results=results,
         environment=environment(uid=uid, rootless=rootless, cfg=cfg),

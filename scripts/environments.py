@@ -80,7 +80,7 @@ def _top_causes(results: list[dict[str, Any]], n: int = 3) -> str:
 
 def _only_transient_guard_findings(results: list[dict[str, Any]]) -> bool:
     guard = [r for r in results if r["type"] == "guard"]
-    if not guard or any(r["id"] not in ("guard.tmp", "guard.cgroup") for r in guard):
+    if not guard or any(r["id"] != "guard.cgroup" for r in guard):
         return False
     paths = []
     for r in guard:

@@ -689,3 +689,34 @@ def _processes_with_env(entry: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_guard_reports_a_run_directory_that_could_not_be_removed(
+    tmp_path: os.PathLike[str],
+) -> None:
+    assert _guard.leftovers(os.path.join(tmp_path, "gone")) == []
+    left = os.path.join(tmp_path, "run")
+    os.makedirs(os.path.join(left, "uts.x-1"))
+    (r,) = _guard.leftovers(left)
+    assert (r.id, r.status) == ("guard.tmp", Outcome.ERROR)
+    assert os.path.join(left, "uts.x-1") in r.message
+
+
+@needs_root
+def test_checks_write_temporary_files_into_the_run_directory_not_tmp() -> None:
+    reg = Registry()
+    marker = f"nsprim-test-tmp-{os.getpid()}"
+
+    @reg.check("test.tmp", catalogue="TEST-01")
+    def tmp(ctx: Context) -> None:
+        """Temporary files stay in the sandbox."""
+        import tempfile
+
+        with open(f"/tmp/{marker}", "w") as f:  # a check that hard-codes /tmp
+            f.write("x")
+        d = tempfile.mkdtemp()
+        ctx.expect(d.startswith(ctx.tmpdir + "/"), "tempfile writes into ctx.tmpdir", ctx.tmpdir, d)
+
+    (r,) = [x for x in runner.run(_checks(reg)).results if x.type != "guard"]
+    assert r.status is Outcome.PASS, r.message
+    assert not os.path.exists(f"/tmp/{marker}")  # /tmp was the sandbox's own tmpfs

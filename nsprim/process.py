@@ -1,14 +1,15 @@
 """The process API: start programs and callables in new or existing namespaces.
 
-Layer 3: imports the standard library and nsprim layers 0-2
-(:mod:`~nsprim.errors`, :mod:`~nsprim.syscalls`, :mod:`~nsprim.namespace`,
-:mod:`~nsprim.idmap`, :mod:`~nsprim.net` through :mod:`nsprim._child`),
-plus :mod:`nsprim._child`, its own half that runs between fork and exec.
+Layer 3: imports the standard library and nsprim layers 0-2; what it builds
+on is the child mechanism underneath (:mod:`nsprim._launch` forks and runs
+the parent's half of the setup, :mod:`nsprim._child` the child's,
+:mod:`nsprim._options` validates, :mod:`nsprim._targets` resolves targets).
 
 * :func:`spawn` starts a program in new namespaces and returns an
   :class:`NsProcess`, a real pidfd-backed child (never a proxy);
   :func:`run` is its ``subprocess.run``.
-* :func:`call` runs a Python callable in a fresh child in new namespaces;
+* :func:`call` runs a Python callable in a fresh child in new namespaces,
+  :func:`call_start` starts one and returns a :class:`PendingCall`;
   :func:`call_in` and :func:`spawn_in` do the same in the namespaces of a
   running process.
 * :func:`enter` moves the calling **thread** into another process's
@@ -17,10 +18,10 @@ plus :mod:`nsprim._child`, its own half that runs between fork and exec.
 Anything the kernel allows only in a single-threaded process (creating a user
 namespace by unshare, joining user/mnt/time namespaces, becoming PID 1)
 happens in the fresh child, so all of this works from a process with running
-threads. Every option is validated in the parent before anything is created
-(STYLE.md 5.4); kernel errors keep their errno, with EPERM as
-:class:`~nsprim.AccessDenied` and ESRCH as :class:`~nsprim.NoSuchProcess`
-(one translation helper, psutil's ``wrap_exceptions``).
+threads. Every option is validated in the parent before anything is created;
+kernel errors keep their errno, with EPERM as :class:`~nsprim.AccessDenied`
+and ESRCH as :class:`~nsprim.NoSuchProcess` (one translator,
+:func:`nsprim.errors.translate`, psutil's ``wrap_exceptions``).
 """
 
 from __future__ import annotations

@@ -256,28 +256,16 @@ def clone3(
     # The syscall runs with the GIL held (PyDLL) and between CPython's own
     # before/after-fork hooks, exactly as os.fork() does (Modules/posixmodule.c):
     # a child that inherited a GIL owned by another thread would deadlock.
-    _pyapi.PyOS_BeforeFork()
-    ret = int(_pysyscall(number, ctypes.addressof(args), size, 0, 0, 0, 0))
+    _libc.pyapi.PyOS_BeforeFork()
+    ret = int(_libc.syscall_gil_held(number, ctypes.addressof(args), size, 0, 0, 0, 0))
     err = ctypes.get_errno()
     if ret == 0:
-        _pyapi.PyOS_AfterFork_Child()
+        _libc.pyapi.PyOS_AfterFork_Child()
         return (0, -1) if pidfd else 0
-    _pyapi.PyOS_AfterFork_Parent()
+    _libc.pyapi.PyOS_AfterFork_Parent()
     if ret < 0:
         _libc.raise_errno(err, "clone3")
     return (ret, out_pidfd.value) if pidfd else ret
-
-
-_pyapi = ctypes.pythonapi
-_pyapi.PyOS_BeforeFork.restype = None
-_pyapi.PyOS_BeforeFork.argtypes = []
-_pyapi.PyOS_AfterFork_Child.restype = None
-_pyapi.PyOS_AfterFork_Child.argtypes = []
-_pyapi.PyOS_AfterFork_Parent.restype = None
-_pyapi.PyOS_AfterFork_Parent.argtypes = []
-_pysyscall = ctypes.PyDLL(None, use_errno=True).syscall
-_pysyscall.restype = ctypes.c_long
-_pysyscall.argtypes = [ctypes.c_long] * 7
 
 
 # --- UTS ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, final
 
-from . import _child, _targets
+from . import _child, _supervisor, _targets
 from . import namespace as _namespace
 from . import syscalls as _sc
 from ._fd import HasFileno, OwnedFd, fd_of
@@ -482,9 +482,19 @@ def spawn(
             a file; stderr may be ``STDOUT``.
         pass_fds: fds (>= 3) the program keeps; every other fd is closed.
         die_with_parent: True (SIGKILL) or a signal the program gets when the
-            calling **process** dies, whichever thread spawned it
-            (PR_SET_PDEATHSIG, set by a child forked from nsprim's launcher
-            thread, which lives as long as the process); False for none.
+            calling **process** dies, whichever thread spawned it; False for
+            none. The first such spawn of a process, and every one the fast
+            path can't take, is forked from nsprim's launcher thread, which
+            lives as long as the process, with PR_SET_PDEATHSIG. From the
+            second on, a program the fast path can start (thread-scoped
+            types, no root/mount_proc) is posix_spawned as with False and
+            handed (its pidfd, SCM_RIGHTS) to a supervisor process that
+            nsprim starts once per process and that sends the signal when
+            this process dies (pidfd_open(2) of it, Linux 5.3). It stays a
+            real child either way. Residual window of the supervised path: a
+            SIGKILL of this process between posix_spawn and the hand-over
+            (microseconds) leaves the program running; the signal arrives
+            when the supervisor wakes, not synchronously with the exit.
 
     Returns:
         The running program.
@@ -514,14 +524,35 @@ def spawn(
         pass_fds=fds,
     )
 
+    watched: list[bool] = []
+
     def start() -> tuple[int, OwnedFd]:
         if _launch.fast_eligible(setup, program.stdio):
             return _launch.fast_spawn(setup, program)
+        if _launch.fast_eligible(setup, program.stdio, watched=True) and _supervisor.want_watch():
+            # die_with_parent at the fast path's cost: the program stays our
+            # child, and nsprim's supervisor process kills it when this
+            # process dies (see nsprim._supervisor; window: a SIGKILL of this
+            # process between posix_spawn and the hand-over, microseconds).
+            pid, pidfd = _launch.fast_spawn(setup, program)
+            try:
+                _supervisor.watch(pidfd.fileno(), setup.pdeathsig)
+            except _supervisor.SupervisorError:
+                kill_reap(pid, pidfd)  # no supervisor: the launcher's fork below
+            except BaseException:
+                kill_reap(pid, pidfd)
+                raise
+            else:
+                watched.append(True)
+                return pid, pidfd
         child, _ = launch(_child.run_exec, setup=setup, program=program, own=[*child_std, *fds])
         child.close_chan()
         return child.pid, child.pidfd
 
-    return _start_program(args, start, to_close, files)
+    proc = _start_program(args, start, to_close, files)
+    if watched:
+        _supervisor.remember(proc, setup.pdeathsig)  # a restarted supervisor takes it over
+    return proc
 
 
 def _start_program(

@@ -452,3 +452,83 @@ def test_watched_processes_that_exit_are_forgotten(sup: object) -> None:
         time.sleep(0.05)
         count = len(os.listdir(f"/proc/{supervisor}/fd"))
     assert count <= 12, f"the supervisor still holds {count} fds"
+
+
+# --- nsprim.spawn's default (die_with_parent=True) on the fast path --------------------------
+
+_DEFAULT_FROM_THREADS = """
+import os, threading, time
+import nsprim
+from nsprim import _supervisor as S
+calls = []
+real = os.posix_spawn
+def counted(*a, **k):
+    calls.append(1)
+    return real(*a, **k)
+os.posix_spawn = counted
+first = nsprim.spawn(["sleep", "600"], namespaces=["uts"])  # the first: the launcher's fork
+assert not calls and S.supervisor_pid() is None, "a one-shot spawn started the supervisor"
+box = []
+t = threading.Thread(target=lambda: box.append(nsprim.spawn(["sleep", "600"], namespaces=["uts"])))
+t.start(); t.join()
+assert calls and S.supervisor_pid() is not None, "the second spawn did not take the fast path"
+time.sleep(0.2)  # the spawning thread is gone
+second = box[0]
+assert second.poll() is None, "the program died with its thread"
+assert os.waitid(os.P_PID, second.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None  # our child
+print(first.pid, flush=True); print(second.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_default_spawn_rides_the_fast_path_and_dies_with_the_process() -> None:
+    caller = _caller(_DEFAULT_FROM_THREADS)
+    pids: list[int] = []
+    try:
+        pids = _read_pids(caller, 2)
+        assert all(_alive(p) for p in pids)
+        caller.kill()
+        caller.wait()
+        assert _gone(pids[0]), "the launcher's child survived its caller"
+        assert _gone(pids[1]), "the watched fast-path child survived its caller"
+    finally:
+        caller.kill()
+        caller.wait()
+        _kill_all(*pids)
+
+
+def test_default_spawn_falls_back_to_the_fork_path_without_a_supervisor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import nsprim
+
+    def refused(*a: object, **k: object) -> None:
+        raise S.SupervisorError("no supervisor here")
+
+    monkeypatch.setattr(S, "watch", refused)
+    monkeypatch.setattr(S, "want_watch", lambda: True)
+    spawned: list[int] = []
+    real = os.posix_spawn
+
+    def counted(*a: object, **k: object) -> int:
+        pid = real(*a, **k)  # type: ignore[arg-type]
+        spawned.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "posix_spawn", counted)
+    r = nsprim.run(["sh", "-c", "exit 3"], namespaces=["uts"])
+    assert r.returncode == 3
+    # The fast path's child was killed and reaped; the launcher's fork ran it.
+    assert spawned and all(not os.path.exists(f"/proc/{p}") for p in spawned)
+
+
+def test_one_shot_command_never_starts_a_supervisor() -> None:
+    code = (
+        "from nsprim.cli import main\n"
+        "from nsprim import _supervisor as S\n"
+        "try:\n    main(['run', '-u', '--', '/bin/true'])\nexcept SystemExit:\n    pass\n"
+        "print(S.supervisor_pid())\n"
+    )
+    caller = _caller(code)
+    out, _ = caller.communicate(timeout=60)
+    assert out.strip() == "None"

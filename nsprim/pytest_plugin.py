@@ -187,7 +187,7 @@ def _seconds(value: object) -> float:
 def _hostname_for(item: pytest.Item) -> str:
     # What isolated_hostname sets: stable per test, within HOST_NAME_MAX (64).
     spec: dict[str, Any] = {}
-    for mark in item.iter_markers(MARKER):
+    for mark in reversed(list(item.iter_markers(MARKER))):  # closest mark wins
         spec.update(mark.kwargs)
     name = spec.get("hostname")
     if isinstance(name, bytes):

@@ -33,8 +33,6 @@ from typing import Any, Callable, NoReturn, Optional
 from . import net as _net
 from . import syscalls as _sc
 from ._sys import consts as C
-from ._sys import libc as _libc
-from .errors import NsprimError
 
 __all__ = [
     "Plan",
@@ -49,7 +47,6 @@ __all__ = [
 ]
 
 _HEADER = struct.Struct("=cI")
-_PR_GET_DUMPABLE = 3  # <linux/prctl.h>
 
 #: Frame tags.
 READY = b"R"
@@ -57,6 +54,10 @@ GO = b"G"
 HOP = b"P"
 ERROR = b"E"
 OUTCOME = b"O"
+STARTED = b"S"
+
+#: waitpid(2) option: wait for every kind of child (<linux/wait.h> __WALL).
+WALL = 0x40000000
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,19 @@ class Plan:
         unshare_time: unshare a time namespace before ``R`` and enter it
             after ``G`` (the parent writes its offsets in between).
         pdeathsig: signal for PR_SET_PDEATHSIG, 0 for none.
-        parent_pidfd: pidfd of the spawning thread (or process), polled
+        parent_pidfd: pidfd of the launcher thread (or process), polled
             after PR_SET_PDEATHSIG to close the parent-death race; -1 for none.
         join: namespaces of a running process to join first, or None.
+        pid_hop: the child unshared a pid namespace (owned by its new user
+            namespace); after the id maps it starts the PID 1 with
+            clone3(CLONE_PARENT) and that successor goes on.
+        set_tid: pids for that successor, innermost pid namespace first
+            (clone3 ``set_tid``, Linux 5.5); implies the hop.
+        subreaper: the callable's process is a child subreaper
+            (PR_SET_CHILD_SUBREAPER) and kills and reaps every descendant
+            left when the callable returns.
+        unshare_late: ``CLONE_*`` flags unshared by the child itself right
+            before the callable (pid and time then apply to its children).
         hostname, domainname: encoded names, or None.
         propagation: ``MS_*`` propagation for ``/`` (with MS_REC), 0 to leave it.
         root: directory to pivot into, or None.
@@ -123,6 +134,10 @@ class Plan:
     pdeathsig: int = 0
     parent_pidfd: int = -1
     join: Optional[Join] = None
+    pid_hop: bool = False
+    set_tid: tuple[int, ...] = ()
+    subreaper: bool = False
+    unshare_late: int = 0
     hostname: Optional[bytes] = None
     domainname: Optional[bytes] = None
     propagation: int = 0
@@ -291,9 +306,9 @@ def _handshake(plan: Plan, step: _Step) -> None:
     # to root and the parent can't write the maps (proc(5), "/proc/pid").
     # Be dumpable only while the parent writes them.
     step.name = "prctl"
-    dumpable = _libc.check(_libc.prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0), "prctl")
+    dumpable = _sc.get_dumpable()
     if dumpable != 1:
-        _libc.check(_libc.prctl(C.PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl")
+        _sc.set_dumpable(True)
     step.name = "sync"
     send_frame(plan.chan, READY)
     frame = recv_frame(plan.chan)
@@ -302,7 +317,7 @@ def _handshake(plan: Plan, step: _Step) -> None:
         os._exit(1)
     if dumpable != 1:
         step.name = "prctl"
-        _libc.check(_libc.prctl(C.PR_SET_DUMPABLE, dumpable, 0, 0, 0), "prctl")
+        _sc.set_dumpable(False)
 
 
 def _join(join: Join, step: _Step, chan: int) -> bool:
@@ -350,31 +365,38 @@ def _join(join: Join, step: _Step, chan: int) -> bool:
             os.setresuid(join.uid, join.uid, join.uid)
     if join.hop:
         # setns(CLONE_NEWPID) moves only future children (pid_namespaces(7)).
-        # CLONE_PARENT makes the next one the caller's child, not ours.
-        step.name = "clone3"
-        # clone3(2) takes CLONE_PARENT only with exit_signal 0; the child then
-        # inherits ours (SIGCHLD), as clone(2) does.
-        me = _sc.pidfd_open(os.getpid())
-        pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0)
-        if pid != 0:
-            send_frame(chan, HOP, str(pid).encode())
-            os._exit(0)
-        # Say nothing before the HOP frame is out, i.e. until the intermediate
-        # is gone: the parent must learn this pid before anything else, or it
-        # would reap the wrong process and leave this one a zombie (which, in
-        # a pid namespace, keeps its init from ever finishing its exit).
-        p = select.poll()
-        p.register(me, select.POLLIN)
-        p.poll()
-        os.close(me)
-        # Then wait for the parent's acknowledgement: if it gave up before it
-        # learnt this pid (a timeout, a signal), it closes the channel and
-        # this process leaves without running anything.
-        frame = recv_frame(chan)
-        if frame is None or frame[0] != GO:
-            os._exit(1)
-        return True
+        _hop(chan, step)
     return True
+
+
+def _hop(chan: int, step: _Step, set_tid: Sequence[int] = ()) -> None:
+    """Start the successor that goes on (the caller's child, by CLONE_PARENT); exit here.
+
+    Only in a single-threaded child: a raw clone3 returns into the eval loop
+    before CPython's after-fork reset (see nsprim._launch._fork).
+    """
+    step.name = "clone3"
+    # clone3(2) takes CLONE_PARENT only with exit_signal 0; the child then
+    # inherits ours (SIGCHLD), as clone(2) does.
+    me = _sc.pidfd_open(os.getpid())
+    pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0, set_tid=set_tid)
+    if pid != 0:
+        send_frame(chan, HOP, str(pid).encode())
+        os._exit(0)
+    # Say nothing before the HOP frame is out, i.e. until the intermediate
+    # is gone: the parent must learn this pid before anything else, or it
+    # would reap the wrong process and leave this one a zombie (which, in
+    # a pid namespace, keeps its init from ever finishing its exit).
+    p = select.poll()
+    p.register(me, select.POLLIN)
+    p.poll()
+    os.close(me)
+    # Then wait for the parent's acknowledgement: if it gave up before it
+    # learnt this pid (a timeout, a signal), it closes the channel and
+    # this process leaves without running anything.
+    frame = recv_frame(chan)
+    if frame is None or frame[0] != GO:
+        os._exit(1)
 
 
 def _setup(plan: Plan, step: _Step) -> None:
@@ -445,6 +467,18 @@ def _prologue(plan: Plan, step: _Step) -> None:
         _handshake(plan, step)
     if plan.unshare_time:
         _enter_time(step)
+    if plan.pid_hop or plan.set_tid:
+        _hop(plan.chan, step, plan.set_tid)
+        if plan.pdeathsig:
+            _early(
+                Plan(
+                    chan=plan.chan,
+                    peer=-1,
+                    pdeathsig=plan.pdeathsig,
+                    parent_pidfd=plan.parent_pidfd,
+                ),
+                step,
+            )
     _setup(plan, step)
 
 
@@ -488,7 +522,7 @@ def run_exec(plan: Plan) -> NoReturn:
             _close_fds([plan.chan, *plan.pass_fds])
         # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive
         # execve, so restore them (subprocess restore_signals=True).
-        for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ"):
+        for name in ("SIGPIPE", "SIGXFSZ"):
             sig = getattr(signal, name, None)
             if sig is not None:
                 signal.signal(sig, signal.SIG_DFL)
@@ -514,6 +548,24 @@ def run_exec(plan: Plan) -> NoReturn:
         _fail(plan.chan, exc, step.name)
 
 
+def _reap_descendants() -> None:
+    """As a child subreaper: SIGKILL every child (orphans included) and reap until none is left."""
+    me = str(os.getpid())
+    while True:
+        try:
+            with open(f"/proc/self/task/{me}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            kids = []
+        for kid in kids:
+            with contextlib.suppress(OSError):
+                os.kill(int(kid), signal.SIGKILL)
+        try:
+            os.waitpid(-1, WALL)
+        except ChildProcessError:
+            return
+
+
 def run_call(
     plan: Plan,
     fn: Callable[..., Any],
@@ -524,20 +576,28 @@ def run_call(
     """In the child: run the plan, then *fn*; send its packed outcome; never returns.
 
     *pack* calls *fn* and returns the pickled outcome (it never raises); it
-    lives in :mod:`nsprim.process` next to the code that unpacks it.
+    lives in :mod:`nsprim.process` next to the code that unpacks it. A
+    ``S`` frame tells the parent that setup is over and *fn* runs now.
     """
     step = _Step()
     try:
         _prologue(plan, step)
+        if plan.subreaper:
+            step.name = "prctl"
+            _sc.set_child_subreaper(True)
+        if plan.unshare_late:
+            step.name = "unshare"
+            _sc.unshare(plan.unshare_late)
+        step.name = "sync"
+        send_frame(plan.chan, STARTED)
     except BaseException as exc:
         _fail(plan.chan, exc, step.name)
     code = 0
     try:
-        send_frame(plan.chan, OUTCOME, pack(fn, args, kwargs))
+        outcome = pack(fn, args, kwargs)
+        if plan.subreaper:
+            _reap_descendants()
+        send_frame(plan.chan, OUTCOME, outcome)
     except BaseException:
         code = 1
     os._exit(code)
-
-
-class ChildError(NsprimError):
-    """An error frame that names no class the parent knows (internal)."""

@@ -12,8 +12,6 @@ a launch in flight so that nothing leaks when one fails.
 from __future__ import annotations
 
 import contextlib
-import errno
-import functools
 import gc
 import os
 import select
@@ -23,18 +21,21 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Callable, NoReturn, Optional, TypeVar, Union, cast
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
 
 from . import _child
 from . import syscalls as _sc
 from ._fd import HasFileno, OwnedFd
+from ._launcher import LAUNCHER
 from ._sys import consts as C
 from .errors import (
     AccessDenied,
-    NoSuchProcess,
     NsprimError,
     TimeoutExpired,
     UnsupportedError,
+    add_note,
+    reraise,
+    translate,
 )
 from .idmap import IdMap, IdMapLike, write_gid_map, write_setgroups, write_uid_map
 from .namespace import NsType
@@ -72,81 +73,7 @@ _C_INT_MAX = 0x7FFFFFFF
 # them with an overflowing strtoll: refuse them here, by value.
 _KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
 
-# Which privilege a step needs, for AccessDenied hints.
-_HINTS = {
-    "clone3": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
-    "add 'user' (map_root=True) to run unprivileged",
-    "unshare": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
-    "add 'user' (map_root=True) to run unprivileged",
-    "sethostname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
-    "setdomainname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
-    "mount": "needs CAP_SYS_ADMIN in the user namespace that owns the mount namespace",
-    "mount_proc": "mounting proc needs a pid namespace owned by the caller's user namespace "
-    "and a /proc that is not partly hidden by other mounts",
-    "pivot_root": "needs CAP_SYS_ADMIN over the new mount namespace",
-    "set_link_up": "needs CAP_NET_ADMIN over the new network namespace",
-    "setns": "needs CAP_SYS_ADMIN in the user namespace that owns the target namespace "
-    "(and in the caller's own)",
-    "uid_map": "without CAP_SETUID only the caller's own euid can be mapped, in one line",
-    "gid_map": "without CAP_SETGID write setgroups='deny' first and map only the caller's egid",
-    "timens_offsets": "needs CAP_SYS_TIME over the new time namespace",
-    "pidfd_send_signal": "the process belongs to another user",
-    "chroot": "needs CAP_SYS_CHROOT",
-    "setuid": "needs CAP_SETUID in the joined user namespace",
-    "setgid": "needs CAP_SETGID in the joined user namespace",
-}
-
-
 # --- errors ----------------------------------------------------------------------------
-
-
-def _add_note(exc: BaseException, note: str) -> None:
-    if hasattr(exc, "add_note"):
-        exc.add_note(note)
-    else:  # Python < 3.11: what add_note would store
-        notes = getattr(exc, "__notes__", None)
-        if not isinstance(notes, list):
-            notes = []
-        notes.append(note)
-        with contextlib.suppress(AttributeError, TypeError):
-            exc.__notes__ = notes  # type: ignore[attr-defined]
-
-
-def _translate(err: OSError, operation: str, pid: Optional[int] = None) -> BaseException:
-    """Map an OSError from *operation* to nsprim's errors (psutil ``wrap_exceptions``)."""
-    if isinstance(err, (NsprimError,)):
-        return err
-    if err.errno in (errno.EPERM, errno.EACCES):
-        out: BaseException = AccessDenied(
-            operation, pid=pid, hint=_HINTS.get(operation, ""), err=err.errno
-        )
-        out.filename = err.filename  # type: ignore[attr-defined]
-        return out
-    if err.errno == errno.ESRCH and pid is not None:
-        return NoSuchProcess(pid)
-    return err
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _wrap_exceptions(operation: str) -> Callable[[F], F]:
-    """Translate OSError escaping the function (EPERM, ESRCH) with ``raise ... from err``."""
-
-    def deco(fn: F) -> F:
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except OSError as err:
-                new = _translate(err, operation, getattr(args[0], "pid", None) if args else None)
-                if new is err:
-                    raise
-                raise new from err
-
-        return cast(F, inner)
-
-    return deco
 
 
 _CHILD_CLASSES: dict[str, type[BaseException]] = {
@@ -171,7 +98,7 @@ def _child_error(payload: bytes, pid: int, when: str = "before exec") -> BaseExc
     exc: BaseException
     if code:
         os_err = OSError(code, f"{step}: {os.strerror(code)}", detail or None)
-        exc = _translate(os_err, step)
+        exc = translate(os_err, step)
     elif name == "UnsupportedError":
         exc = UnsupportedError(step, msg=detail or f"{step} is not supported here")
     elif name in _CHILD_CLASSES:
@@ -180,7 +107,7 @@ def _child_error(payload: bytes, pid: int, when: str = "before exec") -> BaseExc
         exc = NsprimError(f"{step}: {name}: {detail}" if detail else f"{step}: {name}")
     with contextlib.suppress(AttributeError):
         exc.step = step  # type: ignore[attr-defined]
-    _add_note(exc, f"in child {pid} {when}")
+    add_note(exc, f"in child {pid} {when}")
     return exc
 
 
@@ -405,11 +332,12 @@ class _Setup:
         flags = 0
         for t in types:
             flags |= int(t.flag)
-        if self.offsets is not None:
-            # Offsets can only be written before any process is in the time
-            # namespace (timens_offsets, Linux 5.6): the child unshares it,
-            # the parent writes them, the child enters it.
-            flags &= ~C.CLONE_NEWTIME
+        # unshare(CLONE_NEWTIME) moves only the caller's children
+        # (time_namespaces(7)); offsets can only be written before any
+        # process is in the namespace (timens_offsets, Linux 5.6). So the
+        # child unshares it on its own, the parent writes any offsets, and
+        # the child enters it with setns(time_for_children).
+        flags &= ~C.CLONE_NEWTIME
         self.flags = flags
 
     @property
@@ -518,73 +446,99 @@ def _reap_orphans() -> None:
         _orphans[:] = keep
 
 
-def _kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> None:
+def _kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> Optional[int]:
+    """SIGKILL and reap a child; return its wait status (None if someone else reaped it)."""
     with contextlib.suppress(OSError):
         if pidfd is not None and not pidfd.closed:
             _sc.pidfd_send_signal(pidfd, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
+    status: Optional[int] = None
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+        status = os.waitpid(pid, 0)[1]
     if pidfd is not None:
         pidfd.close()
+    return status
 
 
-_clone3_ok = True
+def _pidns_to_return_to(flags: int) -> int:
+    """An fd of the launcher thread's pid namespace if it may unshare one and come back, else -1.
 
-
-def _parent_pidfd() -> int:
-    """A pidfd the child polls to see whether the spawning thread already exited."""
+    Only without a new user namespace (the pid namespace must belong to it
+    otherwise), and only when setns(2) back is allowed: a caller that is
+    root in a user namespace can unshare a pid namespace but not return to
+    the one it came from (setns needs CAP_SYS_ADMIN over its owner).
+    Probed by setns() into the thread's own active pid namespace, which the
+    kernel accepts exactly when it would accept the way back.
+    """
+    if not flags & C.CLONE_NEWPID or flags & C.CLONE_NEWUSER:
+        return -1
     try:
-        return _sc.pidfd_open(threading.get_native_id(), C.PIDFD_THREAD)
-    except (OSError, ValueError):
-        pass
-    try:
-        return _sc.pidfd_open(os.getpid())
+        fd = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return -1
+    try:
+        _sc.setns(fd, C.CLONE_NEWPID)
+    except OSError:
+        os.close(fd)
+        return -1
+    return fd
 
 
 def _fork(
-    flags: int, plan: _child.Plan, body: Callable[[_child.Plan], NoReturn]
+    flags: int, plan: _child.Plan, body: Callable[[_child.Plan], NoReturn], pidns: int = -1
 ) -> tuple[int, OwnedFd]:
-    """Create the child (clone3 with a pidfd; os.fork + unshare where clone3 is missing)."""
-    global _clone3_ok
-    if _clone3_ok:
+    """Create the child with os.fork() and put it in new namespaces with unshare(2).
+
+    Runs on the launcher thread. Why os.fork() and not a raw clone3(2)
+    syscall: glibc's fork() and CPython's os.fork() prepare the child in C,
+    with no bytecode between the syscall and CPython's after-fork reset. A
+    raw clone3 returns into the eval loop first, and a GIL drop request that
+    another thread made just before the clone then parks the child forever
+    in drop_gil() waiting for a thread that does not exist in it (seen as
+    "did not finish its setup in time" under 16 spawning threads).
+
+    A new pid namespace: unshare(CLONE_NEWPID) moves only later children
+    (pid_namespaces(7)). With *pidns* (see :func:`_pidns_to_return_to`) the
+    launcher thread unshares it, forks the child into it as PID 1 and
+    setns(2)es back at once, so that the thread keeps its own
+    pid_for_children and the next launch never meets a namespace whose init
+    has exited. Otherwise (a new user namespace, which must own the pid
+    namespace, or no way back) the child unshares it with the rest and
+    starts its successor, the PID 1, with clone3(CLONE_PARENT)
+    (``plan.pid_hop``): safe there, because the child has a single thread.
+    """
+    child_flags = flags
+    if pidns >= 0:
         try:
-            res = _sc.clone3(flags, pidfd=True)
-        except UnsupportedError:
-            # ENOSYS: an old kernel, or a seccomp profile that hides clone3.
-            _clone3_ok = False
+            _sc.unshare(C.CLONE_NEWPID)
         except OSError as err:
-            raise _translate(err, "clone3") from err
-        else:
-            assert isinstance(res, tuple)
-            pid, pidfd = res
-            if pid == 0:
-                try:
-                    gc.disable()
-                    body(plan)
-                finally:
-                    os._exit(255)
-            return pid, OwnedFd(pidfd)
-    if flags & C.CLONE_NEWPID:
-        raise UnsupportedError(
-            "a new pid namespace without clone3", requires="Linux 5.3 (clone3 with a pidfd)"
-        )
-    pid = os.fork()
-    if pid == 0:
+            reraise(err, "unshare")
+        child_flags &= ~C.CLONE_NEWPID
+    try:
         try:
-            gc.disable()
-            if flags:
-                try:
-                    _sc.unshare(flags)
-                except BaseException as exc:
-                    _child.send_frame(plan.chan, _child.ERROR, _child.encode_error(exc, "unshare"))
-                    os._exit(255)
-            body(plan)
-        finally:
-            os._exit(255)
+            pid = os.fork()
+        except OSError as err:  # EAGAIN at pid_max or RLIMIT_NPROC: name the call
+            raise OSError(err.errno, f"fork: {err.strerror}") from None
+        if pid == 0:
+            try:
+                gc.disable()
+                if child_flags:
+                    try:
+                        _sc.unshare(child_flags)
+                    except BaseException as exc:
+                        _child.send_frame(
+                            plan.chan, _child.ERROR, _child.encode_error(exc, "unshare")
+                        )
+                        os._exit(255)
+                body(plan)
+            finally:
+                os._exit(255)
+    finally:
+        if pidns >= 0:
+            # Probed before: this can't fail short of a kernel surprise, and
+            # then the thread must not go on with a foreign pid_for_children.
+            _sc.setns(pidns, C.CLONE_NEWPID)
     try:
         return pid, OwnedFd(_sc.pidfd_open(pid))
     except BaseException:
@@ -688,11 +642,10 @@ def _write_setup(pid: int, setup: _Setup) -> None:
             finally:
                 os.close(fd)
     except AccessDenied as err:
-        raise AccessDenied(
-            op, pid=pid, hint=_HINTS.get(op, err.hint), err=err.errno or errno.EPERM
-        ) from err
+        # idmap translated it for the file; name this launch's step and its hint.
+        raise translate(PermissionError(err.errno, err.strerror), op, pid) from err
     except OSError as err:
-        raise _translate(err, op, pid) from err
+        reraise(err, op, pid)
 
 
 def _launch(
@@ -717,33 +670,52 @@ def _launch(
     if setup is not None:
         clone_flags = setup.flags
         pdeathsig = setup.pdeathsig
-    ppfd = _parent_pidfd() if pdeathsig else -1
-    before = _thread_children() if "join" in fields else set()
+    join_hop = isinstance(fields.get("join"), _child.Join) and fields["join"].hop
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     pfd, cfd = a.detach(), b.detach()
     _track(pfd, cfd)
-    ownset = {pfd, cfd, ppfd, *own}
+
+    def fork_job() -> tuple[int, OwnedFd, set[int], bool, str]:
+        # On the launcher thread (see nsprim._launcher): the child's parent
+        # thread lives as long as this process, and so does its pdeathsig.
+        ppfd = LAUNCHER.pidfd() if pdeathsig else -1
+        set_tid = bool(fields.get("set_tid"))
+        pidns = -1 if set_tid else _pidns_to_return_to(clone_flags)
+        try:
+            # Without a way back for the launcher thread, the child makes the
+            # pid namespace and hands over to its PID 1 (see _fork).
+            pid_hop = bool(clone_flags & C.CLONE_NEWPID) and pidns < 0
+            ownset = {pfd, cfd, ppfd, pidns, *own}
+            plan = _child.Plan(
+                chan=cfd,
+                peer=pfd,
+                pdeathsig=pdeathsig,
+                parent_pidfd=ppfd,
+                foreign=tuple(fd for fd in tuple(_inflight) if fd not in ownset),
+                **fields,
+            )
+            if setup is not None:
+                plan = _replace_setup(plan, setup, pid_hop)
+            hop = pid_hop or join_hop or set_tid
+            # The successor of a hop is this thread's child (CLONE_PARENT).
+            children = f"/proc/self/task/{threading.get_native_id()}/children"
+            before = _thread_children(children) if hop else set()
+            pid, pidfd = _fork(clone_flags, plan, body, pidns)
+            return pid, pidfd, before, hop, children
+        finally:
+            if ppfd >= 0:
+                os.close(ppfd)
+            if pidns >= 0:
+                os.close(pidns)
+
     try:
-        plan = _child.Plan(
-            chan=cfd,
-            peer=pfd,
-            pdeathsig=pdeathsig,
-            parent_pidfd=ppfd,
-            foreign=tuple(fd for fd in _inflight if fd not in ownset),
-            **fields,
-        )
-        if setup is not None:
-            plan = _replace_setup(plan, setup)
-        pid, pidfd = _fork(clone_flags, plan, body)
+        pid, pidfd, before, hop, children = LAUNCHER.run(fork_job, lambda r: _kill_reap(r[0], r[1]))
     except BaseException:
         _close(pfd)
         raise
     finally:
         _close(cfd)
-        if ppfd >= 0:
-            os.close(ppfd)
     launch = _Launch(pid, pidfd, _Channel(pfd))
-    hop = isinstance(fields.get("join"), _child.Join) and fields["join"].hop
     hopped = False
     if deadline is None:
         deadline = time.monotonic() + SETUP_TIMEOUT
@@ -791,37 +763,39 @@ def _launch(
             _kill_reap(launch.pid, launch.pidfd)
         launch.close_chan()
         if hop and not hopped:
-            _reap_lost_successors(before)
+            _reap_lost_successors(before, children)
         raise
 
 
-def _thread_children() -> set[int]:
+def _thread_children(path: str) -> set[int]:
+    """The children of the thread whose ``/proc/self/task/TID/children`` is *path*."""
     try:
-        with open("/proc/thread-self/children") as f:
+        with open(path) as f:
             return {int(p) for p in f.read().split()}
     except OSError:
         return set()
 
 
-def _reap_lost_successors(before: set[int]) -> None:
+def _reap_lost_successors(before: set[int], children: str) -> None:
     # A pid-namespace hop that failed before its HOP frame arrived may have
-    # left a successor we never heard of. It is this thread's child
-    # (CLONE_PARENT, exit signal 0) and leaves on the closed channel; make
-    # sure of it and reap it, so that nothing outlives the failed launch.
-    for pid in _thread_children() - before:
+    # left a successor we never heard of. It is the launcher thread's child
+    # (CLONE_PARENT) and leaves on the closed channel; make sure of it and
+    # reap it, so that nothing outlives the failed launch.
+    for pid in _thread_children(children) - before:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, C.WALL)
 
 
-def _replace_setup(plan: _child.Plan, setup: _Setup) -> _child.Plan:
+def _replace_setup(plan: _child.Plan, setup: _Setup, pid_hop: bool) -> _child.Plan:
     import dataclasses
 
     return dataclasses.replace(
         plan,
+        pid_hop=pid_hop,
         sync=setup.sync,
-        unshare_time=setup.offsets is not None,
+        unshare_time=NsType.TIME in setup.types,
         hostname=setup.hostname,
         domainname=setup.domainname,
         propagation=setup.propagation,

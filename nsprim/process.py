@@ -53,7 +53,12 @@ from .errors import (
     NsprimError,
     ThreadScopeError,
     TimeoutExpired,
+    add_note,
+    reraise,
+    translate,
+    wrap_exceptions,
 )
+from .flags import CloneFlags
 from .idmap import IdMapLike
 from .namespace import Namespace, NsType
 
@@ -63,6 +68,8 @@ __all__ = [
     "run",
     "call",
     "call_in",
+    "call_start",
+    "PendingCall",
     "spawn_in",
     "enter",
     "PIPE",
@@ -72,12 +79,12 @@ __all__ = [
 ]
 
 from ._launch import (
+    _C_INT_MAX,
     THREAD_SCOPED,
     NsSpec,
     StdSpec,
     StrPath,
     T,
-    _add_note,
     _argv,
     _close,
     _envp,
@@ -94,7 +101,6 @@ from ._launch import (
     _reap_orphans,
     _Setup,
     _track,
-    _translate,
 )
 
 PIPE = subprocess.PIPE
@@ -159,11 +165,11 @@ class NsProcess(metaclass=_NoPublicConstructor):
         self._input = memoryview(b"")
         self._input_offset = 0
         self._communication_started = False
-        self._finalizer = weakref.finalize(self, NsProcess._orphan, pid, pidfd, [self.returncode])
+        self._finalizer = weakref.finalize(self, NsProcess._orphan, pid, pidfd)
         self._finalizer.atexit = False
 
     @staticmethod
-    def _orphan(pid: int, pidfd: OwnedFd, state: list[Optional[int]]) -> None:
+    def _orphan(pid: int, pidfd: OwnedFd) -> None:
         # Dropped while possibly running: reap it later, never leave a zombie.
         with _orphans_lock:
             _orphans.append((pid, pidfd))
@@ -246,12 +252,12 @@ class NsProcess(metaclass=_NoPublicConstructor):
         fd = self._pidfd
         if self.returncode is not None or fd is None or fd.closed:
             return
-        try:
-            _sc.pidfd_send_signal(fd, sig)
-        except ProcessLookupError:
-            pass  # exited meanwhile; wait() will tell
-        except OSError as err:
-            raise _translate(err, "pidfd_send_signal", self.pid) from err
+        with contextlib.suppress(ProcessLookupError):  # exited meanwhile; wait() will tell
+            self._pidfd_send_signal(fd, sig)
+
+    @wrap_exceptions("pidfd_send_signal")
+    def _pidfd_send_signal(self, fd: OwnedFd, sig: int) -> None:
+        _sc.pidfd_send_signal(fd, sig)
 
     def terminate(self) -> None:
         """Send SIGTERM."""
@@ -541,7 +547,7 @@ def _fast_spawn(
         if isinstance(exc, OSError):
             if step == "execve":
                 exc = OSError(exc.errno, f"execve: {exc.strerror}", os.fsdecode(argv[0]))
-            exc = _translate(exc, step)
+            exc = translate(exc, step)
         with contextlib.suppress(AttributeError):
             exc.step = step
         raise exc
@@ -607,7 +613,9 @@ def spawn(
             a file; stderr may be ``STDOUT``.
         pass_fds: fds (>= 3) the program keeps; every other fd is closed.
         die_with_parent: True (SIGKILL) or a signal the program gets when the
-            spawning **thread** exits (PR_SET_PDEATHSIG); False for none.
+            calling **process** dies, whichever thread spawned it
+            (PR_SET_PDEATHSIG, set by a child forked from nsprim's launcher
+            thread, which lives as long as the process); False for none.
 
     Returns:
         The running program.
@@ -784,15 +792,7 @@ def _pack(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -
         )  # fmt: skip
 
 
-def _unpack(payload: Optional[bytes], pid: int, status: Optional[int]) -> Any:
-    if payload is None:
-        if status is not None and os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            raise CallError(
-                f"child {pid} was killed by {signal.Signals(sig).name} before it returned"
-            )
-        code = os.waitstatus_to_exitcode(status) if status is not None else None
-        raise CallError(f"child {pid} exited (status {code}) before it returned")
+def _unpack(payload: bytes, pid: int) -> Any:
     try:
         outcome = pickle.loads(payload)
     except Exception as err:
@@ -811,7 +811,7 @@ def _unpack(payload: Optional[bytes], pid: int, status: Optional[int]) -> Any:
                 type_name=_qualname(type(exc)),
                 child_traceback=tb,
             )
-        _add_note(exc, f"in child {pid}; its traceback:\n{tb.rstrip()}")
+        add_note(exc, f"in child {pid}; its traceback:\n{tb.rstrip()}")
         with contextlib.suppress(AttributeError, TypeError):
             exc.child_traceback = tb  # type: ignore[attr-defined]
         raise exc
@@ -823,8 +823,145 @@ def _unpack(payload: Optional[bytes], pid: int, status: Optional[int]) -> Any:
     )
 
 
+def _int_tuple(value: object, name: str) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a sequence of pids, got {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise TypeError(f"{name} must hold ints, got {item!r}")
+        if not 0 < item <= _C_INT_MAX:
+            raise ValueError(f"{name} must hold pids from 1 to {_C_INT_MAX}, got {item}")
+        out.append(item)
+    if len(out) > 32:
+        raise ValueError(f"{name} may name at most 32 pids (MAX_PID_NS_LEVEL), got {len(out)}")
+    return tuple(out)
+
+
+@final
+class PendingCall(metaclass=_NoPublicConstructor):
+    """A callable started by :func:`call_start`, running in its child.
+
+    ``pid`` and ``pidfd`` name the child (the caller's own; a pid namespace's
+    PID 1 when one was asked for); :meth:`fileno` is the outcome channel, for
+    an event loop's reader alongside the pidfd. :meth:`poll` never blocks;
+    :meth:`result` waits, reaps the child and returns what the callable
+    returned (or raises what it raised) exactly as :func:`call` does.
+    Dropping the object, :meth:`close` or :meth:`kill` kill and reap the child.
+    """
+
+    def __init__(self, launch: _Launch) -> None:
+        self._launch = launch
+        self.pid = launch.pid
+        self._payload: Optional[bytes] = None
+        self._ended = False  # outcome in hand, or the channel closed
+        self._done = False  # reaped
+        self._outcome: Any = None
+        self._finalizer = weakref.finalize(self, _kill_reap, launch.pid, launch.pidfd)
+        self._finalizer.atexit = False
+
+    @property
+    def pidfd(self) -> int:
+        """The child's pidfd; -1 once it has been reaped."""
+        fd = self._launch.pidfd
+        return -1 if fd.closed else fd.fileno()
+
+    def fileno(self) -> int:
+        """The parent's end of the outcome channel (-1 once closed)."""
+        return -1 if self._ended else self._launch.chan.fd
+
+    def __repr__(self) -> str:
+        return f"<PendingCall pid={self.pid} done={self._done}>"
+
+    def _read(self, deadline: Optional[float]) -> bool:
+        """Read frames until the outcome or the end; False if *deadline* passed first."""
+        while not self._ended:
+            try:
+                frame = self._launch.chan.next(self._launch.pidfd.fileno(), deadline)
+            except TimeoutError:
+                return False
+            if frame is None:
+                self._ended = True
+            elif frame[0] == _child.OUTCOME:
+                self._payload = frame[1]
+                self._ended = True
+        return True
+
+    def poll(self) -> bool:
+        """Read what is there without blocking; True once :meth:`result` won't wait long."""
+        if self._done or self._ended:
+            return True
+        return self._read(time.monotonic())
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        """Wait for the callable, reap the child, and return its result (or raise its error).
+
+        Raises:
+            TimeoutExpired: not done after *timeout* seconds; the child is
+                killed and reaped.
+            CallError: as :func:`call`; ``returncode`` says how the child ended.
+        """
+        timeout = _child.timeout_arg(timeout)
+        if self._done:
+            return self._unpacked()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            if not self._read(deadline):
+                raise TimeoutExpired(
+                    timeout or 0.0, self.pid, msg=f"call timed out after {timeout} seconds"
+                )
+        except BaseException:
+            self.kill()
+            raise
+        self._finalizer.detach()
+        self._outcome = _finish_call(self._launch, self._payload, deadline)
+        self._done = True
+        return self._unpacked()
+
+    def _unpacked(self) -> Any:
+        kind, value = self._outcome
+        if kind == "raise":
+            raise value
+        return value
+
+    def kill(self) -> None:
+        """SIGKILL the child and reap it (nothing is left); a later :meth:`result` is CallError."""
+        if self._done:
+            return
+        self._finalizer.detach()
+        self._launch.close_chan()
+        self._ended = True
+        status = _kill_reap(self._launch.pid, self._launch.pidfd)
+        self._outcome = ("raise", _call_error(None, self.pid, status))
+        self._done = True
+
+    def close(self) -> None:
+        """Kill and reap the child if it still runs; close the channel."""
+        self.kill()
+
+    def __enter__(self) -> PendingCall:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+PendingCall.__module__ = "nsprim"
+
+
+def _call_error(payload: Optional[bytes], pid: int, status: Optional[int]) -> CallError:
+    rc = os.waitstatus_to_exitcode(status) if status is not None else None
+    if status is not None and os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        err = CallError(f"child {pid} was killed by {signal.Signals(sig).name} before it returned")
+    else:
+        err = CallError(f"child {pid} exited (status {rc}) before it returned")
+    err.returncode = rc
+    return err
+
+
 def _finish_call(launch: _Launch, payload: Optional[bytes], deadline: Optional[float]) -> Any:
-    """Reap the call child (killing it past the deadline) and unpack its outcome."""
+    """Reap the call child (killing it past the deadline); return ("return"|"raise", value)."""
     launch.close_chan()
     status: Optional[int] = None
     try:
@@ -849,40 +986,79 @@ def _finish_call(launch: _Launch, payload: Optional[bytes], deadline: Optional[f
         _kill_reap(launch.pid, launch.pidfd)
         raise
     launch.pidfd.close()
-    return _unpack(payload, launch.pid, status)
+    if payload is None:
+        return ("raise", _call_error(None, launch.pid, status))
+    try:
+        return ("return", _unpack(payload, launch.pid))
+    except Exception as exc:
+        return ("raise", exc)
 
 
-def _call_launch(
+def _start_call(
     fn: Callable[..., Any],
     args: Sequence[Any],
     kwargs: dict[str, Any],
     setup: Optional[_Setup],
-    timeout: Optional[float],
+    deadline: Optional[float],
     join: Optional[_child.Join] = None,
     own: Sequence[int] = (),
     pdeathsig: int = 0,
-) -> Any:
+    set_tid: Iterable[int] = (),
+    subreaper: bool = False,
+    unshare: int = 0,
+) -> PendingCall:
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
-    timeout = _child.timeout_arg(timeout)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    tids = _int_tuple(set_tid, "set_tid")
+    if not isinstance(subreaper, bool):
+        raise TypeError(f"subreaper must be a bool, got {subreaper!r}")
+    if isinstance(unshare, bool) or not isinstance(unshare, int):
+        raise TypeError(f"unshare must be CLONE_* flags (an int), got {unshare!r}")
+    late = int(unshare)
+    if late & ~int(CloneFlags.UNSHARE_ALL) or late < 0:
+        raise ValueError(
+            f"unshare must be a combination of CLONE_NEW* and CLONE_FILES/FS/SYSVSEM flags, "
+            f"got {unshare!r}"
+        )
 
     def body(plan: _child.Plan) -> NoReturn:
         _child.run_call(plan, fn, args, kwargs, _pack)
 
     fields: dict[str, Any] = {"join": join} if join is not None else {}
+    fields.update(set_tid=tids, subreaper=subreaper, unshare_late=late)
+    launch, _ = _launch(
+        setup, fields, body, own=own, pdeathsig=pdeathsig, until=_child.STARTED,
+        deadline=deadline,
+    )  # fmt: skip
+    return PendingCall._create(launch)
+
+
+def _call(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    setup: Optional[_Setup],
+    timeout: object,
+    **child: Any,
+) -> Any:
+    seconds = _child.timeout_arg(timeout)
+    deadline = None if seconds is None else time.monotonic() + seconds
     try:
-        launch, payload = _launch(
-            setup, fields, body, own=own, pdeathsig=pdeathsig, until=_child.OUTCOME,
-            deadline=deadline,
-        )  # fmt: skip
+        pending = _start_call(fn, args, kwargs, setup, deadline, **child)
     except TimeoutExpired as exc:
-        if timeout is not None and deadline is not None and time.monotonic() >= deadline:
+        if seconds is not None and deadline is not None and time.monotonic() >= deadline:
             raise TimeoutExpired(
-                timeout, exc.pid, msg=f"call timed out after {timeout} seconds"
+                seconds, exc.pid, msg=f"call timed out after {seconds} seconds"
             ) from None
         raise
-    return _finish_call(launch, payload, deadline)
+    with pending:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return pending.result(left)
+        except TimeoutExpired:
+            raise TimeoutExpired(
+                seconds or 0.0, pending.pid, msg=f"call timed out after {seconds} seconds"
+            ) from None
 
 
 def call(
@@ -903,21 +1079,37 @@ def call(
     loopback_up: bool = False,
     cwd: Optional[StrPath] = None,
     die_with_parent: Union[bool, int] = True,
+    set_tid: Iterable[int] = (),
+    subreaper: bool = False,
+    unshare: int = 0,
     **kwargs: Any,
 ) -> T:
     """Run ``fn(*args, **kwargs)`` in a fresh child inside new namespaces; return its result.
 
-    The child is created like :func:`spawn`'s (clone3, Linux 5.3), with the
-    same namespace options, and runs *fn* instead of a program. The result
-    comes back pickled. An exception from *fn* is re-raised here with its
-    type, with the child's traceback as a note (and as ``child_traceback``).
-    Keyword arguments that are not options of this function go to *fn*
-    (use ``functools.partial`` for one whose name clashes).
+    The child is forked like :func:`spawn`'s, with the same namespace
+    options, and runs *fn* instead of a program. The result comes back
+    pickled. An exception from *fn* is re-raised here with its type, with
+    the child's traceback as a note (and as ``child_traceback``). Keyword
+    arguments that are not options of this function go to *fn* (use
+    ``functools.partial`` for one whose name clashes).
+
+    Args:
+        set_tid: the pids the child gets, innermost pid namespace first
+            (clone3(2) ``set_tid``, Linux 5.5; needs CAP_SYS_ADMIN or
+            CAP_CHECKPOINT_RESTORE over each pid namespace's owner).
+        subreaper: make the child a child subreaper (PR_SET_CHILD_SUBREAPER,
+            Linux 3.4); what *fn* forks and orphans is reparented to it, and
+            every descendant left when *fn* returns is killed and reaped
+            before the result comes back.
+        unshare: ``CLONE_*`` flags the child unshare(2)s itself right before
+            *fn*, after every other option (a new pid or time namespace then
+            holds its children, not the child).
 
     Raises:
         CallError: the result or exception could not be pickled, *fn* raised
             a BaseException that is not an Exception, or the child died
-            first (the message names the signal).
+            first (the message names the signal; ``returncode`` holds it
+            as a negative number, as Popen's).
         TimeoutExpired: *timeout* seconds passed; the child is killed.
         Whatever *fn* raised, and whatever :func:`spawn` raises for setup.
     """
@@ -925,7 +1117,48 @@ def call(
         namespaces, hostname, domainname, map_root, uid_map, gid_map, setgroups,
         mount_proc, propagation, root, time_offsets, loopback_up, cwd, die_with_parent,
     )  # fmt: skip
-    return cast(T, _call_launch(fn, args, kwargs, setup, timeout))
+    return cast(
+        T,
+        _call(fn, args, kwargs, setup, timeout, set_tid=set_tid, subreaper=subreaper,
+              unshare=unshare),
+    )  # fmt: skip
+
+
+def call_start(
+    fn: Callable[..., Any],
+    *args: Any,
+    namespaces: Iterable[NsSpec] = (),
+    hostname: Optional[Union[str, bytes]] = None,
+    domainname: Optional[Union[str, bytes]] = None,
+    map_root: bool = False,
+    uid_map: Optional[IdMapLike] = None,
+    gid_map: Optional[IdMapLike] = None,
+    setgroups: Optional[str] = None,
+    mount_proc: bool = False,
+    propagation: str = "private",
+    root: Optional[StrPath] = None,
+    time_offsets: Optional[Mapping[str, Any]] = None,
+    loopback_up: bool = False,
+    cwd: Optional[StrPath] = None,
+    die_with_parent: Union[bool, int] = True,
+    set_tid: Iterable[int] = (),
+    subreaper: bool = False,
+    unshare: int = 0,
+    **kwargs: Any,
+) -> PendingCall:
+    """Start ``fn(*args, **kwargs)`` as :func:`call` does and return once it runs.
+
+    Same options as :func:`call` (without *timeout*: pass it to
+    :meth:`PendingCall.result`). Returns when the child's setup is done and
+    *fn* has been called, so ``pid`` is live; ``result()`` is :func:`call`'s
+    return. Setup errors are raised here, as :func:`call` raises them.
+    """
+    setup = _Setup(
+        namespaces, hostname, domainname, map_root, uid_map, gid_map, setgroups,
+        mount_proc, propagation, root, time_offsets, loopback_up, cwd, die_with_parent,
+    )  # fmt: skip
+    return _start_call(fn, args, kwargs, setup, None, set_tid=set_tid, subreaper=subreaper,
+                       unshare=unshare)  # fmt: skip
 
 
 # --- targets (enter / call_in / spawn_in) ----------------------------------------------------
@@ -1067,7 +1300,7 @@ def _open_target_ns(tgt: _Target, types: Iterable[NsType], op: str) -> list[tupl
                     raise NoSuchProcess(tgt.pid) from None
                 continue  # this kernel lacks the type
             except OSError as err:
-                raise _translate(err, op, tgt.pid) from err
+                reraise(err, op, tgt.pid)
             out.append((t, OwnedFd(fd)))
         # The pid could have been recycled between pidfd_open and the opens:
         # the pidfd still being alive proves it was not.
@@ -1161,7 +1394,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
                 try:
                     _sc.setns(tgt.pidfd, mask)  # all or nothing
                 except OSError as err:
-                    raise _translate(err, "setns", tgt.pid) from err
+                    reraise(err, "setns", tgt.pid)
                 joined = list(todo)
             else:
                 _join_each(todo, joined, saved, tgt.pid)
@@ -1196,7 +1429,7 @@ def _join_each(
         except OSError as err:
             _restore(joined, saved)
             joined.clear()
-            raise _translate(err, "setns", pid) from err
+            reraise(err, "setns", pid)
         joined.append((t, fd))
 
 
@@ -1270,7 +1503,7 @@ def call_in(
         fn: the callable; its result and exceptions travel as in :func:`call`.
         types: which types to join (default: all of the target's).
         timeout: seconds before the child is killed and TimeoutExpired raised.
-        die_with_parent: as :func:`call` (SIGKILL when the calling thread dies).
+        die_with_parent: as :func:`spawn` (SIGKILL when the calling process dies).
 
     Raises:
         NoSuchProcess: the target is gone (before anything started).
@@ -1283,10 +1516,8 @@ def call_in(
     try:
         join, theirs = _join_plan(tgt, types, {})
         own = [fd for _, fd in join.fds] + ([join.pidfd] if join.pidfd >= 0 else [])
-        return cast(
-            T,
-            _call_launch(fn, args, kwargs, None, timeout, join=join, own=own, pdeathsig=pdeathsig),
-        )
+        return cast(T, _call(fn, args, kwargs, None, timeout, join=join, own=own,
+                             pdeathsig=pdeathsig))  # fmt: skip
     finally:
         for _, fd in theirs:
             if fd not in tgt.owned:
@@ -1346,7 +1577,7 @@ def spawn_in(
                         f"/proc/{tgt.pid}/{name}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
                     )
                 except OSError as err:
-                    raise _translate(err, f"open /proc/{tgt.pid}/{name}", tgt.pid) from err
+                    reraise(err, f"open /proc/{tgt.pid}/{name}", tgt.pid)
                 aux.append(fd)
                 extra[f"{name}_fd"] = fd
         join, theirs = _join_plan(tgt, types, extra)

@@ -64,6 +64,7 @@ __all__ = [
     "socket_netns",
     "set_pdeathsig",
     "set_dumpable",
+    "get_dumpable",
     "set_child_subreaper",
     "capget",
     "capset",
@@ -701,6 +702,14 @@ def set_dumpable(on: bool) -> None:
     if not isinstance(on, bool):
         raise TypeError(f"on must be a bool, got {on!r}")
     _libc.check(_libc.prctl(C.PR_SET_DUMPABLE, int(on), 0, 0, 0), "prctl")
+
+
+def get_dumpable() -> int:
+    """Return the calling process's "dumpable" attribute (0, 1, or 2 for suid_dumpable=2).
+
+    Wraps prctl(PR_GET_DUMPABLE); Linux 2.3.20.
+    """
+    return _libc.check(_libc.prctl(C.PR_GET_DUMPABLE, 0, 0, 0, 0), "prctl")
 
 
 def capget(pid: int = 0) -> tuple[int, int, int]:

@@ -21,9 +21,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent / "integration"))
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+# Hypothesis runs derandomized (a seed fixed per test) unless asked to explore, so that
+# whether CI passes is never luck. NSPRIM_RELIABILITY_SEED=random explores with fresh
+# seeds everywhere (the reliability fuzzers print theirs; property tests print a
+# @reproduce_failure blob); NSPRIM_RELIABILITY_SEED=<n> replays a fuzzer seed.
+settings.register_profile("nsprim-derandomized", derandomize=True, database=None, print_blob=True)
+settings.register_profile("nsprim-explore", derandomize=False, print_blob=True)
+settings.load_profile(
+    "nsprim-explore"
+    if os.environ.get("NSPRIM_RELIABILITY_SEED") == "random"
+    else "nsprim-derandomized"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -283,10 +283,16 @@ _ANCESTOR_SIGNALS = {
 
 
 def _echo_loop(cmd_fd: int, reply_fd: int, *others: int) -> None:
-    """The init for PID-05: answer each byte on *cmd_fd* with one on *reply_fd*, until EOF."""
+    """The init for PID-05: say ready, then answer each byte on *cmd_fd* with one on *reply_fd*.
+
+    It leaves SIGTERM at SIG_DFL (a handler inherited from the helper would make
+    SIGTERM a handled signal, which reaches an init) before it says ready, so
+    no signal is sent before that.
+    """
     for fd in others:  # the helper's ends
         os.close(fd)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.write(reply_fd, b"r")
     while os.read(cmd_fd, 1):
         os.write(reply_fd, b"p")
 
@@ -335,6 +341,7 @@ def _signal_init(flags: int, from_inside: bool) -> dict[str, str]:
     os.close(reply_w)
     seen: dict[str, str] = {}
     try:
+        recv_byte(reply_r)  # the init is ready: SIGTERM is at SIG_DFL there
         for sig, _ in _ANCESTOR_SIGNALS.items():
             _send_signal(init, sig, from_inside)
             seen[sig.name] = outcome = _observe(init, cmd_w, reply_r)

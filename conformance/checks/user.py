@@ -561,6 +561,9 @@ def large_maps(ctx: Context) -> None:
     level2 = ctx.spawn_child(_level2, level1.pid)
     level2.recv()
     level1.call(_map_helper, level2.pid, _OVER_5, _OVER_5)
+    # Level 2's root is host uid 100000: it must be able to traverse ctx.tmpdir,
+    # which is a 1777 tmpfs in a sandbox with a mount namespace, else 0700.
+    os.chmod(ctx.tmpdir, os.stat(ctx.tmpdir).st_mode & 0o7777 | 0o111)
     restricted = _create(os.path.join(ctx.tmpdir, "restricted"), 0o700, 0)
     nested = [
         _create(os.path.join(ctx.tmpdir, f"nested-{uid}"), 0o600, uid)

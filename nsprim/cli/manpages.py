@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from .._version import __version__
+from .. import __version__
 from . import COMMANDS, DESCRIPTION, Parser, build_parser
 
 __all__ = ["completion", "main", "pages", "parsers"]

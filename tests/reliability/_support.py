@@ -14,6 +14,7 @@ import os
 import pickle
 import select
 import signal
+import sys
 import time
 import traceback
 from typing import Any, Callable
@@ -43,6 +44,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_REC = 0x4000
+MS_BIND = 0x1000
 MS_PRIVATE = 1 << 18
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_SET_PDEATHSIG = 1
@@ -346,7 +348,9 @@ def sandboxed(
     A forked child unshares *flags*, makes every mount rec-private (so no
     mount event can propagate back to the host) and forks the worker, which
     mounts a proc of the new pid namespace on /proc and a private tmpfs on
-    /tmp, and runs *fn* (with every inherited fd closed). The worker has PR_SET_PDEATHSIG=SIGKILL, so killing the
+    /tmp (keeping what this interpreter runs from, see :func:`_private_tmp`),
+    and runs *fn* (with every inherited fd closed). The worker has
+    PR_SET_PDEATHSIG=SIGKILL, so killing the
     intermediate on a timeout tears the whole pid namespace down.
     """
     r, w = os.pipe()
@@ -389,6 +393,42 @@ def sandboxed(
     raise SandboxError(value)
 
 
+def tmp_dirs_in_use() -> list[str]:
+    """The entries of /tmp this interpreter runs from: its venv, sys.path, this checkout."""
+    tmp = os.path.realpath("/tmp")
+    names = set()
+    for path in (sys.prefix, sys.exec_prefix, os.path.dirname(__file__), *sys.path):
+        if not path:
+            continue
+        rel = os.path.relpath(os.path.realpath(path), tmp)
+        if rel != "." and not rel.startswith(".."):
+            names.add(rel.split(os.sep)[0])
+    return sorted(names)
+
+
+def _private_tmp() -> None:
+    """Mount a private tmpfs on /tmp, with the /tmp entries this interpreter needs bound back.
+
+    Whatever the function writes in /tmp vanishes with the sandbox; a checkout or venv
+    under /tmp (a clone in /tmp, CI) stays importable: each is bind-mounted from the
+    hidden /tmp (reached through an O_PATH fd opened before the tmpfs covers it).
+    """
+    keep = tmp_dirs_in_use()
+    old = os.open("/tmp", os.O_PATH | os.O_DIRECTORY) if keep else -1
+    try:
+        raw_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+        for name in keep:
+            source = f"/proc/self/fd/{old}/{name}"
+            if os.path.isdir(source):
+                os.mkdir(f"/tmp/{name}")
+            else:
+                open(f"/tmp/{name}", "x").close()
+            raw_mount(source, f"/tmp/{name}", None, MS_BIND | MS_REC)
+    finally:
+        if old >= 0:
+            os.close(old)
+
+
 def _sandbox_worker(w: int, flags: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         try:
@@ -396,8 +436,7 @@ def _sandbox_worker(w: int, flags: int, fn: Callable[..., Any], args: tuple[Any,
             if flags & CLONE_NEWPID:
                 raw_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
             if flags & CLONE_NEWNS:
-                # A private /tmp: whatever the function writes there vanishes with it.
-                raw_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+                _private_tmp()
             payload = pickle.dumps(("ok", fn(*args)))
         except BaseException as exc:
             payload = pickle.dumps(

@@ -32,6 +32,7 @@ LAYERS = {
     "idmap": 2,
     "listing": 2,
     "compat": 2,
+    "_launcher": 2,
     "process": 3,
     "_child": 3,
     "_launch": 3,
@@ -39,8 +40,6 @@ LAYERS = {
     "aio": 3,
     "cli": 4,
     "pytest_plugin": 4,
-    "_cli_process": 4,
-    "_cli_inspect": 4,
     "conformance": 4,  # the suite: public API only; the CLI dispatches to it
 }
 FACADES = {"__init__", "__main__"}

@@ -11,52 +11,77 @@ namespace discovery :mod:`nsprim.listing`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from . import syscalls as syscalls
-from ._fd import FdLike as FdLike
-from ._fd import OwnedFd as OwnedFd
 from ._version import __version__ as __version__
-from .errors import AccessDenied as AccessDenied
-from .errors import CallError as CallError
-from .errors import NoSuchProcess as NoSuchProcess
-from .errors import NsprimError as NsprimError
-from .errors import ThreadScopeError as ThreadScopeError
-from .errors import TimeoutExpired as TimeoutExpired
-from .errors import UnsupportedError as UnsupportedError
-from .flags import CloneFlags as CloneFlags
-from .flags import MountAttrFlags as MountAttrFlags
-from .flags import MountFlags as MountFlags
-from .flags import Propagation as Propagation
-from .flags import UmountFlags as UmountFlags
-from .namespace import Namespace as Namespace
-from .namespace import NsType as NsType
-from .namespace import namespaces as namespaces
 
+# typing.TYPE_CHECKING without importing typing (mypy knows the name).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from . import net as net
+    from . import syscalls as syscalls
+    from ._fd import FdLike as FdLike
+    from ._fd import OwnedFd as OwnedFd
+    from .errors import AccessDenied as AccessDenied
+    from .errors import CallError as CallError
+    from .errors import NoSuchProcess as NoSuchProcess
+    from .errors import NsprimError as NsprimError
+    from .errors import ThreadScopeError as ThreadScopeError
+    from .errors import TimeoutExpired as TimeoutExpired
+    from .errors import UnsupportedError as UnsupportedError
+    from .flags import CloneFlags as CloneFlags
+    from .flags import MountAttrFlags as MountAttrFlags
+    from .flags import MountFlags as MountFlags
+    from .flags import Propagation as Propagation
+    from .flags import UmountFlags as UmountFlags
     from .idmap import IdMap as IdMap
     from .idmap import IdMapping as IdMapping
+    from .namespace import Namespace as Namespace
+    from .namespace import NsType as NsType
+    from .namespace import namespaces as namespaces
     from .process import DEVNULL as DEVNULL
     from .process import PIPE as PIPE
     from .process import STDOUT as STDOUT
     from .process import NsProcess as NsProcess
+    from .process import PendingCall as PendingCall
     from .process import call as call
     from .process import call_in as call_in
+    from .process import call_start as call_start
     from .process import enter as enter
     from .process import run as run
     from .process import spawn as spawn
     from .process import spawn_in as spawn_in
 
-# The process API and the netlink module cost ~30 ms to import; load them on
-# first use (PEP 562) so that `nsprim ls` and `nsprim check` start fast.
+# Everything loads on first use (PEP 562): `import nsprim` costs no more than
+# the interpreter's start-up, and each command imports only what it touches
+# (the process API and netlink ~30 ms, ctypes bindings and enums ~15 ms).
 _LAZY = {
+    "syscalls": ("syscalls", None),
+    "FdLike": ("_fd", "FdLike"),
+    "OwnedFd": ("_fd", "OwnedFd"),
+    "AccessDenied": ("errors", "AccessDenied"),
+    "CallError": ("errors", "CallError"),
+    "NoSuchProcess": ("errors", "NoSuchProcess"),
+    "NsprimError": ("errors", "NsprimError"),
+    "ThreadScopeError": ("errors", "ThreadScopeError"),
+    "TimeoutExpired": ("errors", "TimeoutExpired"),
+    "UnsupportedError": ("errors", "UnsupportedError"),
+    "CloneFlags": ("flags", "CloneFlags"),
+    "MountAttrFlags": ("flags", "MountAttrFlags"),
+    "MountFlags": ("flags", "MountFlags"),
+    "Propagation": ("flags", "Propagation"),
+    "UmountFlags": ("flags", "UmountFlags"),
+    "Namespace": ("namespace", "Namespace"),
+    "NsType": ("namespace", "NsType"),
+    "namespaces": ("namespace", "namespaces"),
     "net": ("net", None),
     "IdMap": ("idmap", "IdMap"),
     "IdMapping": ("idmap", "IdMapping"),
     "NsProcess": ("process", "NsProcess"),
     "call": ("process", "call"),
     "call_in": ("process", "call_in"),
+    "call_start": ("process", "call_start"),
+    "PendingCall": ("process", "PendingCall"),
     "enter": ("process", "enter"),
     "run": ("process", "run"),
     "spawn": ("process", "spawn"),
@@ -98,6 +123,7 @@ __all__ = [
     "NoSuchProcess",
     "NsProcess",
     "NsType",
+    "PendingCall",
     "NsprimError",
     "OwnedFd",
     "Propagation",
@@ -107,6 +133,7 @@ __all__ = [
     "UnsupportedError",
     "call",
     "call_in",
+    "call_start",
     "enter",
     "namespaces",
     "net",

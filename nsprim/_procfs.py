@@ -3,16 +3,19 @@
 Layer 1: standard library and :mod:`nsprim.errors` only. A process can exit
 between listing /proc and reading its files; like psutil's ``_pslinux`` this
 module turns that into :class:`~nsprim.NoSuchProcess` (the caller decides
-whether to skip it) and EACCES/EPERM into :class:`~nsprim.AccessDenied`.
+whether to skip it) and EACCES/EPERM into :class:`~nsprim.AccessDenied`,
+through the one translator, :func:`nsprim.errors.wrap_exceptions`.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 from typing import Optional
 
-from .errors import AccessDenied, NoSuchProcess
+from .errors import wrap_exceptions
+
+#: Why a /proc read of another process is refused (proc(5), "ptrace access mode").
+_PTRACE = "needs ptrace access (PTRACE_MODE_READ) to the process"
 
 __all__ = [
     "PROC",
@@ -23,7 +26,6 @@ __all__ = [
     "stat",
     "pids",
     "tids",
-    "translate",
     "status_field",
     "self_pid",
 ]
@@ -37,23 +39,6 @@ def pid_path(pid: Optional[int], *parts: str) -> str:
     return os.path.join(PROC, head, *parts)
 
 
-def translate(err: OSError, pid: Optional[int], operation: str) -> Exception:
-    """Map an OSError from reading ``/proc/<pid>/...`` to nsprim's errors.
-
-    ENOENT/ESRCH become NoSuchProcess when /proc/<pid> itself is gone
-    (otherwise the original error: the file is missing, not the process).
-    """
-    gone = pid is not None and not os.path.exists(pid_path(pid))
-    if err.errno in (errno.ENOENT, errno.ESRCH) and gone:
-        assert pid is not None
-        return NoSuchProcess(pid)
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return AccessDenied(
-            operation, pid=pid, hint=f"reading {err.filename} needs ptrace access", err=err.errno
-        )
-    return err
-
-
 def self_pid() -> int:
     """Return this process's pid as the mounted /proc numbers it.
 
@@ -63,19 +48,17 @@ def self_pid() -> int:
     return int(os.readlink(os.path.join(PROC, "self")))
 
 
+@wrap_exceptions(lambda path, pid=None: (f"read {path}", pid), _PTRACE)
 def read_bytes(path: str, pid: Optional[int] = None) -> bytes:
     """Read a whole /proc file (one read loop, no buffering surprises)."""
-    try:
-        with open(path, "rb", buffering=0) as f:
-            chunks = []
-            while True:
-                b = f.read(65536)
-                if not b:
-                    break
-                chunks.append(b)
-            return b"".join(chunks)
-    except OSError as err:
-        raise translate(err, pid, f"read {path}") from err
+    with open(path, "rb", buffering=0) as f:
+        chunks = []
+        while True:
+            b = f.read(65536)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
 
 
 def read_text(path: str, pid: Optional[int] = None) -> str:
@@ -83,20 +66,16 @@ def read_text(path: str, pid: Optional[int] = None) -> str:
     return read_bytes(path, pid).decode("utf-8", "surrogateescape")
 
 
+@wrap_exceptions(lambda path, pid=None: (f"readlink {path}", pid), _PTRACE)
 def readlink(path: str, pid: Optional[int] = None) -> str:
     """readlink(2) on a /proc link."""
-    try:
-        return os.readlink(path)
-    except OSError as err:
-        raise translate(err, pid, f"readlink {path}") from err
+    return os.readlink(path)
 
 
+@wrap_exceptions(lambda path, pid=None: (f"stat {path}", pid), _PTRACE)
 def stat(path: str, pid: Optional[int] = None) -> os.stat_result:
     """stat(2) following the link (nsfs files resolve to the namespace inode)."""
-    try:
-        return os.stat(path)
-    except OSError as err:
-        raise translate(err, pid, f"stat {path}") from err
+    return os.stat(path)
 
 
 def pids() -> list[int]:

@@ -26,9 +26,12 @@ Two ways to use it:
 * :func:`watch` hands the supervisor a pidfd of a child the caller started
   itself (with the posix_spawn fast path): the child stays the caller's
   (exit status, zombies, ``os.waitpid`` all unchanged) and the supervisor
-  only kills it when the caller's process dies. The window: a SIGKILL of the
-  caller between the clone and the sendmsg (microseconds) leaves the child
-  running.
+  only kills it when the caller's process dies. The request travels on a
+  channel of its own that the supervisor reads in batches (every 20 ms at
+  most): the pidfds wait in the socket, held by the kernel, so a spawn costs
+  the caller one sendmsg and the supervisor no wake-up of its own; when the
+  caller dies, the queue is read first. The window: a SIGKILL of the caller
+  between the clone and the sendmsg (microseconds) leaves the child running.
 
 The supervisor is a fresh ``python -I -S`` that the caller posix_spawns
 without waiting for it (requests queue in the socket meanwhile; a caller
@@ -130,8 +133,9 @@ _RLIMITS = tuple(
 class _Handle:
     """The caller's end of one supervisor; its pid and pidfd arrive in its first message."""
 
-    def __init__(self, sock: socket.socket, snap: tuple[Any, ...]) -> None:
-        self.sock = sock
+    def __init__(self, sock: socket.socket, wsock: socket.socket, snap: tuple[Any, ...]) -> None:
+        self.sock = sock  # spawn requests (and the hello back)
+        self.wsock = wsock  # watch requests, which the supervisor reads in batches
         self.snap = snap
         self.owner = os.getpid()
         self.pid: Optional[int] = None
@@ -168,6 +172,7 @@ class _Handle:
 
     def close(self) -> None:
         self.sock.close()
+        self.wsock.close()
         if self.pidfd is not None:
             self.pidfd.close()
 
@@ -183,6 +188,8 @@ def _after_fork_in_child() -> None:
     global _handle, _lock
     _lock = threading.Lock()
     _watched.clear()  # the parent's children, not ours
+    global _dwp_spawns
+    _dwp_spawns = 0
     h, _handle = _handle, None
     if h is not None:
         with contextlib.suppress(OSError):
@@ -205,6 +212,7 @@ def _start() -> _Handle:
     if not sys.executable:
         raise SupervisorError("no sys.executable to start the supervisor with")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    wours, wtheirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     snap = _snapshot()
     lifted: list[int] = []
     try:
@@ -212,16 +220,20 @@ def _start() -> _Handle:
         lifted.append(caller)
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         lifted.append(null)
-        # Above 4 so that no dup2 below overwrites a later source.
-        srcs = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5) for fd in (theirs.fileno(), caller, null)]
+        # Above 5 so that no dup2 below overwrites a later source.
+        srcs = [
+            fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 6)
+            for fd in (theirs.fileno(), caller, null, wtheirs.fileno())
+        ]
         lifted += srcs
-        chan, pid_fd, dev_null = srcs
+        chan, pid_fd, dev_null, wchan = srcs
         actions = [
             (os.POSIX_SPAWN_DUP2, dev_null, 0),
             (os.POSIX_SPAWN_DUP2, dev_null, 1),
             (os.POSIX_SPAWN_DUP2, dev_null, 2),
             (os.POSIX_SPAWN_DUP2, chan, 3),
             (os.POSIX_SPAWN_DUP2, pid_fd, 4),
+            (os.POSIX_SPAWN_DUP2, wchan, 5),
         ]
         top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         code = f"import sys; sys.path.insert(0, {top!r}); import nsprim._supervisor as s; s._main()"
@@ -235,9 +247,11 @@ def _start() -> _Handle:
         )
     except BaseException:
         ours.close()
+        wours.close()
         raise
     finally:
         theirs.close()
+        wtheirs.close()
         for fd in lifted:
             os.close(fd)
     # The intermediate exits as soon as it has forked the supervisor; reap it
@@ -245,7 +259,7 @@ def _start() -> _Handle:
     threading.Thread(
         target=_reap, args=(mid,), name="nsprim-supervisor-reaper", daemon=True
     ).start()
-    return _Handle(ours, snap)
+    return _Handle(ours, wours, snap)
 
 
 def _reap(pid: int) -> None:
@@ -281,7 +295,7 @@ def _rewatch(h: _Handle) -> None:
         fd = getattr(owner, "pidfd", -1) if owner is not None else -1
         if isinstance(fd, int) and fd >= 0 and getattr(owner, "returncode", None) is None:
             with contextlib.suppress(OSError):
-                _send(h, marshal.dumps(("watch", sig)), [fd])
+                socket.send_fds(h.wsock, [marshal.dumps(("watch", sig))], [fd], socket.MSG_NOSIGNAL)
                 live.append((ref, sig))
     _watched[:] = live
 
@@ -297,6 +311,17 @@ def shutdown() -> None:
         h, _handle = _handle, None
     if h is not None:
         h.close()
+
+
+def held_fds() -> frozenset[int]:
+    """The fds this process holds for its supervisor (for leak checks in tests)."""
+    h = _handle
+    if h is None or h.owner != os.getpid():
+        return frozenset()
+    fds = {h.sock.fileno(), h.wsock.fileno()}
+    if h.pidfd is not None and not h.pidfd.closed:
+        fds.add(h.pidfd.fileno())
+    return frozenset(fd for fd in fds if fd >= 0)
 
 
 def supervisor_pid() -> Optional[int]:
@@ -351,15 +376,42 @@ def watch(pidfd: int, sig: int = signal.SIGKILL, owner: Optional[object] = None)
     for attempt in (0, 1):
         h = _get(restart=attempt == 1)
         try:
-            _send(h, payload, [pidfd])
+            socket.send_fds(h.wsock, [payload], [pidfd], socket.MSG_NOSIGNAL)
         except (BrokenPipeError, ConnectionResetError):
             continue
         if owner is not None:
-            with _lock:
-                _watched[:] = [(r, s) for r, s in _watched if r() is not None]
-                _watched.append((weakref.ref(owner), int(sig)))
+            remember(owner, sig)
         return
     raise SupervisorError("the supervisor died twice in a row")
+
+
+_dwp_spawns = 0
+
+
+def want_watch() -> bool:
+    """Whether a die-with-parent spawn should take the posix_spawn fast path + :func:`watch`.
+
+    False for the first such spawn of a process (which takes the fork path),
+    True from the second on: a one-shot program (``nsprim run``) never pays
+    the supervisor's start (~1 ms of the caller's time, its interpreter's
+    start in the background), a program that spawns again does once.
+    """
+    global _dwp_spawns
+    _dwp_spawns += 1
+    h = _handle
+    return _dwp_spawns > 1 or (h is not None and h.owner == os.getpid())
+
+
+def remember(owner: object, sig: int = signal.SIGKILL) -> None:
+    """Name the object (``pidfd``, ``returncode``) behind a process given to :func:`watch`.
+
+    For a caller that creates that object only after the watch request (the
+    pidfd must reach the supervisor as early as possible): a supervisor
+    restarted after someone killed the previous one takes it over.
+    """
+    with _lock:
+        _watched[:] = [(r, s) for r, s in _watched if r() is not None]
+        _watched.append((weakref.ref(owner), int(sig)))
 
 
 class Supervised:
@@ -588,7 +640,8 @@ class _Child:
 class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.children: dict[int, _Child] = {}  # by pidfd
+        self.children: dict[int, _Child] = {}  # its own, by pidfd
+        self.watched: dict[int, int] = {}  # the caller's (watch), pidfd -> signal
         self.inflight = 0
         self.dying = False
         self.idle = threading.Condition(self.lock)
@@ -598,7 +651,7 @@ class _State:
         with self.lock:
             if self.dying:
                 with contextlib.suppress(OSError):
-                    _sc.pidfd_send_signal(child.pidfd, signal.SIGKILL)
+                    _sc.pidfd_send_signal(child.pidfd, child.sig)
             self.children[child.pidfd] = child
         with contextlib.suppress(BlockingIOError):
             os.write(self.wake_w, b"x")
@@ -608,10 +661,10 @@ def _main() -> None:  # pragma: no cover - runs in the supervisor's interpreter
     """Entry point of ``python -I -S -c``: fork once more, so the caller never has us as a child."""
     if os.fork() != 0:
         os._exit(0)
-    _serve(3, 4)
+    _serve(3, 4, 5)
 
 
-def _serve(sock: int, caller: int) -> None:  # pragma: no cover - runs in the supervisor
+def _serve(sock: int, caller: int, wsock: int) -> None:  # pragma: no cover - supervisor
     """The supervisor's main loop; never returns."""
     try:
         for sig in _IGNORED:
@@ -619,7 +672,7 @@ def _serve(sock: int, caller: int) -> None:  # pragma: no cover - runs in the su
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd, inheritable=False)
-        keep = sorted({sock, caller})
+        keep = sorted({sock, caller, wsock})
         lo = 3
         for fd in keep:
             os.closerange(lo, fd)
@@ -632,28 +685,46 @@ def _serve(sock: int, caller: int) -> None:  # pragma: no cover - runs in the su
         with contextlib.suppress(OSError):
             socket.send_fds(chan, [marshal.dumps(os.getpid())], [me], socket.MSG_NOSIGNAL)
         os.close(me)
-        _loop(st, chan, caller)
+        _loop(st, chan, caller, socket.socket(fileno=wsock))
     finally:
         os._exit(0)
 
 
-def _loop(st: _State, sock: socket.socket, caller: int) -> None:  # pragma: no cover
-    reading = True
+# Watch requests are read in batches, at most this often: the pidfds wait in
+# the socket meanwhile (the kernel holds them), so a burst of spawns costs the
+# supervisor one wake-up instead of one each, and the CPU stays the caller's.
+_WATCH_BATCH = 0.02
+
+
+def _loop(
+    st: _State, sock: socket.socket, caller: int, wsock: socket.socket
+) -> None:  # pragma: no cover - runs in the supervisor
+    reading = wreading = True
+    wsock.setblocking(False)
+    rest_until = 0.0
     while True:
         with st.lock:
             kids = list(st.children.values())
-        if not reading and not kids:
-            with st.lock:
-                if st.inflight == 0:
-                    return
+            if not (reading or wreading or kids or st.watched or st.inflight):
+                return
         p = select.poll()
         p.register(caller, select.POLLIN)
         p.register(st.wake_r, select.POLLIN)
         if reading:
             p.register(sock.fileno(), select.POLLIN)
+        timeout: Optional[float] = None
+        if wreading:
+            left = rest_until - time.monotonic()
+            if left <= 0:
+                p.register(wsock.fileno(), select.POLLIN)
+            else:
+                timeout = left * 1000 + 1
+        else:  # no more watch requests: wait for the watched ones themselves
+            for fd in st.watched:
+                p.register(fd, select.POLLIN)
         for k in kids:
             p.register(k.pidfd, select.POLLIN)
-        for fd, _ in p.poll():
+        for fd, _ in p.poll(timeout):
             if fd == caller:
                 # Whatever the caller sent before it died is still queued: take
                 # it in first (watch: killed on arrival, spawn: refused).
@@ -663,6 +734,8 @@ def _loop(st: _State, sock: socket.socket, caller: int) -> None:  # pragma: no c
                     sock.setblocking(False)
                     while _request(st, sock):
                         pass
+                if wreading:
+                    _watch_batch(st, wsock)
                 _die(st)
                 return
             if fd == st.wake_r:
@@ -670,8 +743,56 @@ def _loop(st: _State, sock: socket.socket, caller: int) -> None:  # pragma: no c
                     os.read(st.wake_r, 4096)
             elif fd == sock.fileno():
                 reading = _request(st, sock)
+            elif fd == wsock.fileno():
+                wreading = _watch_batch(st, wsock)
+                _prune(st)
+                rest_until = time.monotonic() + _WATCH_BATCH
+            elif fd in st.watched:
+                del st.watched[fd]
+                os.close(fd)
             else:
                 _reaped(st, fd)
+
+
+def _watch_batch(st: _State, wsock: socket.socket) -> bool:  # pragma: no cover - supervisor
+    """Take in every queued watch request; False once the caller closed its end."""
+    retried = False
+    while True:
+        try:
+            data, fds = _recv_fds(wsock, 64, 4)
+        except BlockingIOError:
+            return True
+        except ConnectionResetError:
+            # The caller died with our hello unread: reported once, then the queue.
+            if retried:
+                return False
+            retried = True
+            continue
+        except OSError:
+            return False
+        if not data:
+            return False
+        sig = int(marshal.loads(data)[1])
+        for fd in fds[1:]:
+            os.close(fd)
+        if fds:
+            with st.lock:
+                if st.dying:
+                    with contextlib.suppress(OSError):
+                        _sc.pidfd_send_signal(fds[0], sig)
+                st.watched[fds[0]] = sig
+
+
+def _prune(st: _State) -> None:  # pragma: no cover - runs in the supervisor
+    """Forget the watched processes that have exited (their pidfds poll readable)."""
+    if not st.watched:
+        return
+    p = select.poll()
+    for fd in st.watched:
+        p.register(fd, select.POLLIN)
+    for fd, _ in p.poll(0):
+        del st.watched[fd]
+        os.close(fd)
 
 
 def _die(st: _State) -> None:  # pragma: no cover - runs in the supervisor
@@ -680,6 +801,9 @@ def _die(st: _State) -> None:  # pragma: no cover - runs in the supervisor
         for k in st.children.values():
             with contextlib.suppress(OSError):
                 _sc.pidfd_send_signal(k.pidfd, k.sig)
+        for fd, sig in st.watched.items():
+            with contextlib.suppress(OSError):
+                _sc.pidfd_send_signal(fd, sig)
         # A spawn in flight kills its child itself once it sees `dying`.
         st.idle.wait_for(lambda: st.inflight == 0, timeout=5)
 
@@ -714,11 +838,6 @@ def _request(st: _State, sock: socket.socket) -> bool:  # pragma: no cover - sup
         # requests; keep watching the children until the caller's process dies.
         return False
     req = marshal.loads(data)
-    if req[0] == "watch":
-        st.add(_Child(0, fds[0], None, int(req[1])))
-        for fd in fds[1:]:
-            os.close(fd)
-        return True
     with st.lock:
         if st.dying:
             for fd in fds:

@@ -8,6 +8,8 @@ the standard library and public nsprim names only.
   as ``asyncio.create_subprocess_exec`` gives.
 * :func:`arun` is its ``subprocess.run``: await the result, with *input*,
   *capture_output*, *timeout* and *check*.
+* :func:`acall` is the awaitable :func:`nsprim.call`: a Python callable in a
+  fresh child in new namespaces, its result or exception returned.
 
 The exit is watched on the process's pidfd with ``loop.add_reader`` (a pidfd
 becomes readable when the process exits; Linux 5.3), so no thread waits for a
@@ -26,14 +28,22 @@ import contextlib
 import functools
 import locale
 import os
+import pickle
+import select
+import signal
 import subprocess
+import traceback
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Any, Optional, Union
+from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union
 
-from .process import DEVNULL, PIPE, STDOUT, NsProcess, spawn
+from . import syscalls
+from .errors import CallError
+from .process import DEVNULL, PIPE, STDOUT, NsProcess, call, spawn
 
-__all__ = ["Process", "aspawn", "arun", "PIPE", "DEVNULL", "STDOUT"]
+T = TypeVar("T")
+
+__all__ = ["Process", "aspawn", "arun", "acall", "PIPE", "DEVNULL", "STDOUT"]
 
 _LIMIT = 2**16  # asyncio.streams' default buffer limit
 
@@ -314,3 +324,177 @@ def _decode(data: Optional[bytes], encoding: str, errors: str) -> Optional[str]:
     if data is None:
         return None
     return data.decode(encoding, errors).replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- acall ------------------------------------------------------------------------------
+
+#: Seconds a cancelled acall's helper gets to kill and reap its child before SIGKILL.
+CANCEL_GRACE = 5.0
+
+
+class _Cancelled(BaseException):
+    """Raised in an acall helper by SIGTERM: unwinds nsprim.call, which kills and reaps."""
+
+
+def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int) -> NoReturn:
+    """The forked helper: run call(), send the pickled outcome, exit. Never returns."""
+    code = 0
+    try:
+        # The parent's event loop may watch signals through a wakeup fd this
+        # process shares: never write into it.
+        signal.set_wakeup_fd(-1)
+
+        def cancel(signum: int, frame: Any) -> None:
+            raise _Cancelled
+
+        signal.signal(signal.SIGTERM, cancel)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            outcome: tuple[Any, ...] = ("return", call(fn, *args, **kwargs))
+        except _Cancelled:
+            # call() kills and reaps its child when interrupted, except in the
+            # instant between clone and its bookkeeping: make sure.
+            _kill_children()
+            os._exit(3)
+        except Exception as exc:
+            outcome = ("raise", exc)
+        try:
+            data = pickle.dumps(outcome)
+        except Exception as err:
+            data = pickle.dumps(
+                (
+                    "raise",
+                    CallError(f"the outcome could not be pickled: {type(err).__name__}: {err}"),
+                )
+            )
+        view = memoryview(data)
+        while view:
+            view = view[os.write(wfd, view) :]
+    except BaseException:
+        code = 2
+        with contextlib.suppress(BaseException):
+            os.write(2, traceback.format_exc().encode())
+    finally:
+        os._exit(code)
+
+
+def _kill_children() -> None:
+    """SIGKILL and reap every child of this process (an acall helper has only call()'s)."""
+    me = str(os.getpid())
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if stat[stat.rindex(b")") + 2 :].split()[1].decode() == me:
+            # Unreaped children of ours: their pids can't be recycled yet.
+            with contextlib.suppress(OSError):
+                os.kill(int(name), signal.SIGKILL)
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` in a fresh child in new namespaces and await its result.
+
+    The awaitable :func:`nsprim.call`, with the same arguments (namespace
+    options, *timeout*, and keywords for *fn*); its result or exception comes
+    back as from :func:`nsprim.call`. The blocking call runs in a helper
+    process forked from this one (one fork more than :func:`nsprim.call`;
+    *fn* and its arguments cross by fork, not pickle); its outcome and exit
+    are awaited through the loop (the outcome pipe and the helper's pidfd,
+    Linux 5.3). Cancelling the task makes the helper kill and reap the child
+    (SIGKILL after :data:`CANCEL_GRACE` seconds), then the helper is reaped.
+
+    Raises:
+        Whatever :func:`nsprim.call` raises (TypeError for a non-callable,
+        TimeoutExpired, CallError, fn's own exception ...).
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
+    loop = asyncio.get_running_loop()
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.fork()
+    except BaseException:
+        os.close(rfd)
+        os.close(wfd)
+        raise
+    if pid == 0:
+        os.close(rfd)
+        _helper(fn, args, options, wfd)
+    os.close(wfd)
+    pidfd = -1
+    chunks: list[bytes] = []
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def drain() -> None:
+        # Read what is there; the helper may write more than a pipe holds.
+        while True:
+            try:
+                data = os.read(rfd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not data:
+                loop.remove_reader(rfd)
+                return
+            chunks.append(data)
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        drain()  # the helper is gone: everything it wrote is in the pipe
+        if not exited.done():
+            exited.set_result(None)
+
+    try:
+        pidfd = syscalls.pidfd_open(pid)
+        os.set_blocking(rfd, False)
+        loop.add_reader(rfd, drain)
+        loop.add_reader(pidfd, on_exit)
+        try:
+            await exited
+        finally:
+            loop.remove_reader(rfd)
+            loop.remove_reader(pidfd)
+        # Done by the exit, not by EOF: a copy of the pipe's write end held
+        # by a process fn left behind can't stall us.
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+    except BaseException:
+        if pid:
+            _stop_helper(pid, pidfd)
+        raise
+    finally:
+        os.close(rfd)
+        if pidfd >= 0:
+            os.close(pidfd)
+    if not chunks:
+        code = os.waitstatus_to_exitcode(status)
+        raise CallError(f"the acall helper exited (status {code}) before it reported")
+    kind, value = pickle.loads(b"".join(chunks))
+    if kind == "raise":
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def _stop_helper(pid: int, pidfd: int) -> None:
+    """Cancel a helper: SIGTERM (it kills and reaps its child), SIGKILL if it hangs; reap it."""
+    with contextlib.suppress(OSError):
+        if pidfd >= 0:
+            syscalls.pidfd_send_signal(pidfd, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    if pidfd >= 0:
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        if not p.poll(int(CANCEL_GRACE * 1000)):
+            with contextlib.suppress(OSError):
+                syscalls.pidfd_send_signal(pidfd, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)

@@ -12,9 +12,11 @@ code that catches ``PermissionError`` or ``ProcessLookupError`` keeps working
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
+import functools
 import os
-from typing import Any, Optional
+from typing import Any, Callable, NoReturn, Optional, TypeVar, Union, cast
 
 __all__ = [
     "NsprimError",
@@ -24,6 +26,11 @@ __all__ = [
     "TimeoutExpired",
     "CallError",
     "ThreadScopeError",
+    "HINTS",
+    "translate",
+    "reraise",
+    "wrap_exceptions",
+    "add_note",
 ]
 
 
@@ -168,12 +175,22 @@ class CallError(NsprimError):
     Attributes:
         type_name: qualified name of the child's exception type ("" if none).
         child_traceback: the child's formatted traceback text ("" if none).
+        returncode: how the child ended when it died before reporting: its
+            exit code, or the negative signal number (as ``Popen``); None
+            when it did report.
     """
 
-    def __init__(self, msg: str, type_name: str = "", child_traceback: str = "") -> None:
+    def __init__(
+        self,
+        msg: str,
+        type_name: str = "",
+        child_traceback: str = "",
+        returncode: Optional[int] = None,
+    ) -> None:
         super().__init__(msg)
         self.type_name = type_name
         self.child_traceback = child_traceback
+        self.returncode = returncode
 
 
 for _cls in (
@@ -187,3 +204,130 @@ for _cls in (
 ):
     _cls.__module__ = "nsprim"
 del _cls
+
+
+# --- the one translation from kernel errors to nsprim's -----------------------------------
+
+#: What privilege an operation needs, for AccessDenied hints (keyed by the step or call name).
+HINTS = {
+    "clone3": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
+    "add 'user' (map_root=True) to run unprivileged",
+    "unshare": "creating namespaces other than 'user' needs CAP_SYS_ADMIN; "
+    "add 'user' (map_root=True) to run unprivileged",
+    "sethostname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
+    "setdomainname": "needs CAP_SYS_ADMIN in the user namespace that owns the new UTS namespace",
+    "mount": "needs CAP_SYS_ADMIN in the user namespace that owns the mount namespace",
+    "mount_proc": "mounting proc needs a pid namespace owned by the caller's user namespace "
+    "and a /proc that is not partly hidden by other mounts",
+    "pivot_root": "needs CAP_SYS_ADMIN over the new mount namespace",
+    "set_link_up": "needs CAP_NET_ADMIN over the new network namespace",
+    "setns": "needs CAP_SYS_ADMIN in the user namespace that owns the target namespace "
+    "(and in the caller's own)",
+    "uid_map": "without CAP_SETUID only the caller's own euid can be mapped, in one line",
+    "gid_map": "without CAP_SETGID write setgroups='deny' first and map only the caller's egid",
+    "timens_offsets": "needs CAP_SYS_TIME over the new time namespace",
+    "pidfd_send_signal": "the process belongs to another user",
+    "chroot": "needs CAP_SYS_CHROOT",
+    "setuid": "needs CAP_SETUID in the joined user namespace",
+    "setgid": "needs CAP_SETGID in the joined user namespace",
+}
+
+
+def _process_gone(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}")
+
+
+def translate(
+    err: OSError,
+    operation: str,
+    pid: Optional[int] = None,
+    hint: str = "",
+    msg: str = "",
+    filename: Optional[str] = None,
+) -> OSError:
+    """Return the nsprim error for *err* raised by *operation* (psutil's ``wrap_exceptions``).
+
+    The one rule set, for every layer:
+
+    * an :class:`NsprimError` stays as it is;
+    * ESRCH about *pid* is :class:`NoSuchProcess`, and so is ENOENT once
+      ``/proc/<pid>`` itself is gone (a missing file of a live process
+      stays FileNotFoundError);
+    * EPERM and EACCES are :class:`AccessDenied` (a ``PermissionError``)
+      naming *operation*, *pid* and the *hint* (default: :data:`HINTS`);
+    * anything else keeps its errno class; *filename* fills a missing one.
+
+    Callers raise the result ``from err``.
+    """
+    if isinstance(err, NsprimError):
+        return err
+    code = err.errno
+    if pid is not None and (code == _errno.ESRCH or (code == _errno.ENOENT and _process_gone(pid))):
+        return NoSuchProcess(pid)
+    if code in (_errno.EPERM, _errno.EACCES):
+        out = AccessDenied(
+            operation, pid=pid, hint=hint or HINTS.get(operation, ""), msg=msg, err=code
+        )
+        out.filename = err.filename if err.filename is not None else filename
+        return out
+    if err.filename is None and filename is not None:
+        new = OSError(code, f"{operation}: {err.strerror}", filename)
+        return new
+    return err
+
+
+def reraise(
+    err: OSError,
+    operation: str,
+    pid: Optional[int] = None,
+    hint: str = "",
+    filename: Optional[str] = None,
+) -> NoReturn:
+    """Raise :func:`translate`'s answer for *err* (``from err``), or *err* itself if unchanged."""
+    new = translate(err, operation, pid, hint, filename=filename)
+    if new is err:
+        raise err
+    raise new from err
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+Context = Union[str, Callable[..., "tuple[str, Optional[int]]"]]
+
+
+def wrap_exceptions(context: Context, hint: str = "") -> Callable[[F], F]:
+    """Decorate a function so that an OSError escaping it goes through :func:`translate`.
+
+    *context* is the operation's name (the pid then comes from ``self.pid``
+    when the first argument has one, as psutil's methods do), or a callable
+    that takes the function's arguments and returns ``(operation, pid)``.
+    """
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except OSError as err:
+                if isinstance(context, str):
+                    operation = context
+                    pid = getattr(args[0], "pid", None) if args else None
+                else:
+                    operation, pid = context(*args, **kwargs)
+                reraise(err, operation, pid if isinstance(pid, int) else None, hint)
+
+        return cast(F, inner)
+
+    return deco
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)`` (PEP 678), also on Python < 3.11."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+        return
+    notes = getattr(exc, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+    notes.append(note)
+    with contextlib.suppress(AttributeError, TypeError):
+        exc.__notes__ = notes  # type: ignore[attr-defined]

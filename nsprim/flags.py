@@ -17,6 +17,7 @@ __all__ = [
     "UmountFlags",
     "MountAttrFlags",
     "Propagation",
+    "PidfdFlags",
     "NAMESPACE_FLAGS",
 ]
 
@@ -113,6 +114,13 @@ class MountAttrFlags(enum.IntFlag):
     NODIRATIME = C.MOUNT_ATTR_NODIRATIME
     IDMAP = C.MOUNT_ATTR_IDMAP
     NOSYMFOLLOW = C.MOUNT_ATTR_NOSYMFOLLOW
+
+
+class PidfdFlags(enum.IntFlag):
+    """Flags of pidfd_open(2): ``PIDFD_NONBLOCK`` (Linux 5.10), ``PIDFD_THREAD`` (6.9)."""
+
+    NONBLOCK = C.PIDFD_NONBLOCK
+    THREAD = C.PIDFD_THREAD
 
 
 class Propagation(enum.IntEnum):

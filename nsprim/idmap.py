@@ -1,7 +1,7 @@
 """User and group id maps of user namespaces: value types and the /proc writers.
 
-Layer 2: imports the standard library, :mod:`nsprim.errors` and
-:mod:`nsprim._procfs` only.
+Layer 2: imports the standard library, :mod:`nsprim.errors`,
+:mod:`nsprim.syscalls` and :mod:`nsprim._procfs` only.
 
 An :class:`IdMap` is what ``/proc/PID/uid_map`` and ``gid_map`` hold
 (user_namespaces(7), "User and group ID mappings"): up to 340 lines
@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Literal, Optional, Union
 
 from . import _procfs
-from .errors import AccessDenied, NoSuchProcess
+from . import syscalls as _sc
+from .errors import reraise
+from .flags import CloneFlags
 
 __all__ = [
     "IdMapping",
@@ -34,6 +36,8 @@ __all__ = [
     "write_setgroups",
     "read_uid_map",
     "read_gid_map",
+    "map_root",
+    "map_self_as_root",
 ]
 
 #: Most lines one uid_map/gid_map may hold (UID_GID_MAP_MAX_EXTENTS, Linux 4.15).
@@ -258,7 +262,7 @@ def _write_proc(pid: int, name: str, data: str, hint: str) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError as err:
-        raise _translate(err, pid, f"open {path}", hint) from err
+        reraise(err, f"open {path}", pid, hint, filename=path)
     try:
         # The kernel takes a map in exactly one write(2) (map_write: "*ppos != 0"
         # is EINVAL), so never let a short write split it.
@@ -266,21 +270,9 @@ def _write_proc(pid: int, name: str, data: str, hint: str) -> None:
         if n != len(data):
             raise OSError(errno.EIO, f"short write to {path}: {n} of {len(data)} bytes", path)
     except OSError as err:
-        raise _translate(err, pid, f"write {path}", hint) from err
+        reraise(err, f"write {path}", pid, hint, filename=path)
     finally:
         os.close(fd)
-
-
-def _translate(err: OSError, pid: int, operation: str, hint: str) -> Exception:
-    if err.errno == errno.ESRCH or (
-        err.errno == errno.ENOENT and not os.path.exists(_procfs.pid_path(pid))
-    ):
-        return NoSuchProcess(pid)
-    if err.errno in (errno.EPERM, errno.EACCES):
-        return AccessDenied(operation, pid=pid, hint=hint, err=err.errno)
-    if err.filename is None:
-        return OSError(err.errno, f"{operation}: {err.strerror}", _procfs.pid_path(pid))
-    return err
 
 
 def _check_pid(pid: object) -> int:
@@ -382,3 +374,55 @@ def read_gid_map(pid: Optional[int] = None) -> Optional[IdMap]:
     pid = _check_opt_pid(pid)
     text = _procfs.read_text(_procfs.pid_path(pid, "gid_map"), pid)
     return IdMap.parse(text) if text.strip() else None
+
+
+def map_root(pid: int, uid: Optional[int] = None, gid: Optional[int] = None) -> None:
+    """Map root of *pid*'s user namespace to *uid*/*gid* outside, as ``unshare --map-root-user``.
+
+    Writes ``setgroups`` "deny", then ``uid_map`` "0 UID 1" and ``gid_map``
+    "0 GID 1" (user_namespaces(7): an unprivileged writer may map only its
+    own ids, and its gid_map needs setgroups denied first). Linux 3.19.
+
+    Args:
+        pid: a process in the new, still unmapped user namespace.
+        uid, gid: the ids outside (default: the caller's euid and egid).
+
+    Raises:
+        AccessDenied, NoSuchProcess, ValueError: as the writers below.
+    """
+    outside_uid = os.geteuid() if uid is None else _uint(uid, "uid")
+    outside_gid = os.getegid() if gid is None else _uint(gid, "gid")
+    write_setgroups(pid, "deny")
+    write_uid_map(pid, IdMap.single(0, outside_uid))
+    write_gid_map(pid, IdMap.single(0, outside_gid))
+
+
+def map_self_as_root(flags: int = 0) -> None:
+    """unshare(2) a user namespace (plus *flags*) and be root in it, as ``unshare -r``.
+
+    The calling process (single-threaded: unshare(CLONE_NEWUSER) refuses a
+    multithreaded one with EINVAL) keeps its euid/egid outside and is uid 0
+    and gid 0 inside, with every capability over the new namespaces. Use it
+    in a throwaway child (:func:`nsprim.call` does it for you with
+    ``map_root=True``). Linux 3.8.
+
+    Args:
+        flags: more ``CLONE_NEW*`` flags to unshare in the same call (those
+            namespaces are then owned by the new user namespace).
+
+    Raises:
+        ValueError: *flags* has bits other than namespace flags.
+        OSError: unshare(2) or a map write was refused.
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    _sc.unshare(int(CloneFlags.NEWUSER) | flags)
+    # A process that changed its uids is not dumpable: its /proc files then
+    # belong to root, and it could not write its own maps (proc(5)).
+    dumpable = _sc.get_dumpable()
+    if dumpable != 1:
+        _sc.set_dumpable(True)
+    try:
+        map_root(os.getpid(), uid, gid)
+    finally:
+        if dumpable != 1:
+            _sc.set_dumpable(False)

@@ -41,7 +41,6 @@ import enum
 import os
 import pwd
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Optional, TypeVar, Union
 
 from . import syscalls as _sc
@@ -65,6 +64,44 @@ _PROC = "/proc"
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
+class _Record:
+    """A frozen record: what ``@dataclass(frozen=True)`` gives (eq, hash, repr,
+    immutability), without importing dataclasses, whose inspect/ast/dis
+    imports cost ``nsprim ls`` more than its scan of a small host.
+    Subclasses name their fields in ``_fields`` and set them with ``_set``."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def _set(self, *values: object) -> None:
+        for name, value in zip(self._fields, values):
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            assert isinstance(other, _Record)
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
+        return f"{self.__class__.__qualname__}({args})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(
+            f"cannot assign to field {name!r}: {self.__class__.__name__} is frozen"
+        )
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: {self.__class__.__name__} is frozen")
+
+
 class Held(str, enum.Enum):
     """How a namespace is kept alive (one namespace may be held several ways)."""
 
@@ -79,36 +116,44 @@ class Held(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class NsRef:
+class NsRef(_Record):
     """The identity of a namespace: its type and nsfs ``(st_dev, st_ino)``."""
 
     type: NsType
     dev: int
     ino: int
+    _fields = ("type", "dev", "ino")
+
+    def __init__(self, type: NsType, dev: int, ino: int) -> None:
+        self._set(type, dev, ino)
 
     def __str__(self) -> str:
         return f"{self.type.value}:[{self.ino}]"
 
 
-@dataclass(frozen=True)
-class FdHolder:
+class FdHolder(_Record):
     """File descriptor *fd* of process *pid* refers to the namespace (or, for sockets, into it)."""
 
     pid: int
     fd: int
+    _fields = ("pid", "fd")
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self._set(pid, fd)
 
 
-@dataclass(frozen=True)
-class MountHolder:
+class MountHolder(_Record):
     """An nsfs bind mount at *path* in the mount namespace of *pid* (path as *pid* sees it)."""
 
     pid: int
     path: str
+    _fields = ("pid", "path")
+
+    def __init__(self, pid: int, path: str) -> None:
+        self._set(pid, path)
 
 
-@dataclass(frozen=True)
-class NsInfo:
+class NsInfo(_Record):
     """One namespace as found by :func:`scan`.
 
     ``pid``/``command``/``uid``/``user`` describe the lowest member pid, as
@@ -131,11 +176,39 @@ class NsInfo:
     owner_uid: Optional[int]
     parent: Optional[NsRef]
     held: tuple[Held, ...]
-    pids: tuple[int, ...] = ()
-    threads: tuple[int, ...] = ()
-    fds: tuple[FdHolder, ...] = ()
-    mounts: tuple[MountHolder, ...] = ()
-    sockets: tuple[FdHolder, ...] = ()
+    pids: tuple[int, ...]
+    threads: tuple[int, ...]
+    fds: tuple[FdHolder, ...]
+    mounts: tuple[MountHolder, ...]
+    sockets: tuple[FdHolder, ...]
+    _fields = (
+        "ref", "ns_id", "nprocs", "pid", "command", "uid", "user", "owner", "owner_uid",
+        "parent", "held", "pids", "threads", "fds", "mounts", "sockets",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        ref: NsRef,
+        ns_id: Optional[int],
+        nprocs: int,
+        pid: Optional[int],
+        command: Optional[str],
+        uid: Optional[int],
+        user: Optional[str],
+        owner: Optional[NsRef],
+        owner_uid: Optional[int],
+        parent: Optional[NsRef],
+        held: tuple[Held, ...],
+        pids: tuple[int, ...] = (),
+        threads: tuple[int, ...] = (),
+        fds: tuple[FdHolder, ...] = (),
+        mounts: tuple[MountHolder, ...] = (),
+        sockets: tuple[FdHolder, ...] = (),
+    ) -> None:
+        self._set(
+            ref, ns_id, nprocs, pid, command, uid, user, owner, owner_uid, parent, held,
+            pids, threads, fds, mounts, sockets,
+        )  # fmt: skip
 
     @property
     def type(self) -> NsType:
@@ -153,8 +226,7 @@ class NsInfo:
         return self.ref.dev
 
 
-@dataclass(frozen=True)
-class Listing:
+class Listing(_Record):
     """The result of one :func:`scan`.
 
     Attributes:
@@ -168,6 +240,12 @@ class Listing:
     scanned: int
     vanished: int
     denied: int
+    _fields = ("namespaces", "scanned", "vanished", "denied")
+
+    def __init__(
+        self, namespaces: tuple[NsInfo, ...], scanned: int, vanished: int, denied: int
+    ) -> None:
+        self._set(namespaces, scanned, vanished, denied)
 
     def by_ref(self) -> dict[NsRef, NsInfo]:
         """Return the namespaces keyed by identity."""
@@ -206,12 +284,15 @@ def _involves(n: NsInfo, pid: int) -> bool:
     )
 
 
-@dataclass(frozen=True)
-class TreeNode:
+class TreeNode(_Record):
     """A namespace and its children in the user or pid hierarchy (see :func:`tree`)."""
 
     ns: NsInfo
-    children: tuple[TreeNode, ...] = field(default=())
+    children: tuple[TreeNode, ...]
+    _fields = ("ns", "children")
+
+    def __init__(self, ns: NsInfo, children: tuple[TreeNode, ...] = ()) -> None:
+        self._set(ns, children)
 
 
 _Key = tuple[str, int, int]  # (type name, dev, ino): cheap to hash during the scan

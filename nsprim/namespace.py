@@ -21,7 +21,7 @@ from . import _procfs
 from . import syscalls as _sc
 from ._fd import FdLike, OwnedFd, fd_of
 from ._sys import consts as C
-from .errors import AccessDenied, NoSuchProcess, NsprimError, UnsupportedError
+from .errors import AccessDenied, NoSuchProcess, NsprimError, UnsupportedError, reraise
 from .flags import CloneFlags
 
 __all__ = ["NsType", "Namespace", "namespaces", "nstype_of"]
@@ -313,7 +313,7 @@ class Namespace:
                     assert pid is not None
                     raise NoSuchProcess(pid) from err
                 raise UnsupportedError(f"{t.value} namespaces", requires=t.since) from err
-            raise _procfs.translate(err, pid, f"stat {path}") from err
+            reraise(err, f"stat {path}", pid, hint="needs ptrace access to the process")
         return cls(t, st.st_dev, st.st_ino, path)
 
     # --- queries -------------------------------------------------------------------

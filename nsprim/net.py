@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Literal, Union, final
 
 from ._fd import FdLike, fd_of
-from .errors import AccessDenied
+from .errors import add_note, translate
 
 __all__ = [
     "Address",
@@ -325,23 +325,15 @@ _EPERM_HINT = (
 
 
 def _os_error(err: int, operation: str, ifname: str | None, detail: str = "") -> OSError:
-    """Build the exception for a kernel refusal of *operation* on *ifname*."""
-    exc: OSError
-    if err in (errno.EPERM, errno.EACCES):
-        target = f"({ifname!r})" if ifname is not None else "()"
-        exc = AccessDenied(
-            operation,
-            hint=_EPERM_HINT,
-            err=err,
-            msg=f"{operation}{target}: {os.strerror(err)}; {_EPERM_HINT}",
-        )
-        exc.filename = ifname
-    else:
-        exc = OSError(err, os.strerror(err), ifname)
-    note = f"in {operation}()" + (f"; kernel says: {detail}" if detail else "")
-    add_note = getattr(exc, "add_note", None)  # Python 3.11+
-    if add_note is not None:
-        add_note(note)
+    """The exception for a kernel refusal (netlink errno *err*) of *operation* on *ifname*."""
+    target = f"({ifname!r})" if ifname is not None else "()"
+    exc = translate(
+        OSError(err, os.strerror(err), ifname),
+        operation,
+        hint=_EPERM_HINT,
+        msg=f"{operation}{target}: {os.strerror(err)}; {_EPERM_HINT}",
+    )
+    add_note(exc, f"in {operation}()" + (f"; kernel says: {detail}" if detail else ""))
     return exc
 
 

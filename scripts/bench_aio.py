@@ -12,7 +12,11 @@
      floor for the event-loop plumbing).
 
    Prints commands per second for each and the ratio arun / thread pool,
-   best of *repeat* rounds. Also the peak thread count during each.
+   best of *repeat* rounds, and the most threads alive during each.
+   ``nsprim.run`` from threads can stall: with several Python threads a
+   clone3 child may inherit a GIL drop request before CPython's after-fork
+   hook runs (the 60 s setup timeout then ends it); the arun column has one
+   thread and no such risk.
 
 2. **marker overhead.** A generated test module with M plain tests and M
    tests marked ``@pytest.mark.namespaces(...)`` (trivial bodies) is run by
@@ -46,27 +50,18 @@ from nsprim import aio
 TRUE = "/bin/true"
 
 
-def _peak_threads(fn: Callable[[], Any]) -> tuple[float, int]:
-    """Run *fn*, return (seconds, the most threads seen alive meanwhile)."""
-    peak = threading.active_count()
-    done = threading.Event()
+# Peak thread counts are sampled from inside each contender, never by a
+# watcher thread: a spinning thread is exactly what clone3's fork window must
+# not see (see the note in main()).
+_peak = 0
+# die_with_parent=False by default for both: spawn's posix_spawn fast path (no
+# Python runs in the child), the only path that is safe from many threads.
+_DWP = False
 
-    def watch() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, threading.active_count() - 1)
-            time.sleep(0.002)
 
-    w = threading.Thread(target=watch)
-    w.start()
-    t0 = time.perf_counter()
-    try:
-        fn()
-    finally:
-        elapsed = time.perf_counter() - t0
-        done.set()
-        w.join()
-    return elapsed, peak
+def _sample() -> None:
+    global _peak
+    _peak = max(_peak, threading.active_count())
 
 
 def bench_arun(n: int, c: int, types: list[str], map_root: bool) -> None:
@@ -75,7 +70,10 @@ def bench_arun(n: int, c: int, types: list[str], map_root: bool) -> None:
 
         async def one() -> None:
             async with sem:
-                r = await aio.arun([TRUE], namespaces=types, map_root=map_root)
+                r = await aio.arun(
+                    [TRUE], namespaces=types, map_root=map_root, die_with_parent=_DWP
+                )
+                _sample()
                 assert r.returncode == 0
 
         await asyncio.gather(*(one() for _ in range(n)))
@@ -85,11 +83,12 @@ def bench_arun(n: int, c: int, types: list[str], map_root: bool) -> None:
 
 def bench_threads(n: int, c: int, types: list[str], map_root: bool) -> None:
     def one(_: int) -> None:
-        r = nsprim.run([TRUE], namespaces=types, map_root=map_root)
+        r = nsprim.run([TRUE], namespaces=types, map_root=map_root, die_with_parent=_DWP)
         assert r.returncode == 0
 
     with ThreadPoolExecutor(c) as pool:
         list(pool.map(one, range(n)))
+        _sample()
 
 
 def bench_stdlib(n: int, c: int) -> None:
@@ -100,10 +99,19 @@ def bench_stdlib(n: int, c: int) -> None:
             async with sem:
                 p = await asyncio.create_subprocess_exec(TRUE)
                 assert await p.wait() == 0
+                _sample()
 
         await asyncio.gather(*(one() for _ in range(n)))
 
     asyncio.run(main())
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, int]:
+    global _peak
+    _peak = 0
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, _peak
 
 
 MODULE = """
@@ -148,8 +156,15 @@ def main() -> int:
     parser.add_argument("--types", default="uts", help="namespace types, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best is kept")
     parser.add_argument("-m", type=int, default=40, help="tests of each kind for the marker")
+    parser.add_argument(
+        "--die-with-parent",
+        action="store_true",
+        help="spawn with die_with_parent=True (the clone3 path; may stall in threads)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    global _DWP
+    _DWP = args.die_with_parent
     types = [t for t in args.types.split(",") if t]
     map_root = os.geteuid() != 0
     fds = len(os.listdir("/proc/self/fd"))
@@ -162,7 +177,7 @@ def main() -> int:
     ]
     for _ in range(args.repeat):
         for name, fn in runs:  # interleaved, so load changes hit every contender
-            seconds, peak = _peak_threads(fn)
+            seconds, peak = _timed(fn)
             best = rows.get(name)
             if best is None or seconds < best["seconds"]:
                 rows[name] = {"seconds": seconds, "per_s": args.n / seconds, "peak_threads": peak}
@@ -174,6 +189,7 @@ def main() -> int:
         "concurrency": args.c,
         "types": types,
         "map_root": map_root,
+        "die_with_parent": _DWP,
         "throughput": rows,
         "arun_vs_thread_pool": ratio,
         "marker": marker,
@@ -184,7 +200,8 @@ def main() -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(
-        f"{args.n} x {TRUE} in namespaces {types} (map_root={map_root}), at most {args.c} at once"
+        f"{args.n} x {TRUE} in namespaces {types} (map_root={map_root}, "
+        f"die_with_parent={_DWP}), at most {args.c} at once"
     )
     print(f"{'':42} {'cmds/s':>8} {'seconds':>8} {'threads':>8}")
     for name, row in rows.items():

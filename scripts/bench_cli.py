@@ -252,6 +252,19 @@ def render(result: dict[str, Any]) -> str:
             f"lsns -J {theirs['median_us'] / 1000:7.1f} ms (±{theirs['iqr_pct']:.0f}%), "
             f"ratio {row['ls / lsns']:.2f}x"
         )
+    rows = result.get("ls_scaling", [])
+    for a, b in zip(rows, rows[1:]):
+        dp = (b["processes"] - a["processes"]) / 1000
+        if dp > 0:
+            slope = {
+                k: (b["commands"][k]["median_us"] - a["commands"][k]["median_us"]) / 1000 / dp
+                for k in ("nsprim ls --json", "lsns -J")
+            }
+            lines.append(
+                f"  {a['processes']} -> {b['processes']} processes: "
+                f"nsprim ls +{slope['nsprim ls --json']:.1f} ms, "
+                f"lsns +{slope['lsns -J']:.1f} ms per 1000 processes"
+            )
     for imp in result.get("importtime", []):
         lines.append(
             f"python -X importtime -c 'import {imp['module']}': "
@@ -270,10 +283,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--importtime", action="store_true", help="also break down import times")
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up comparison")
     ap.add_argument("--python", default="", help="interpreter for nsprim and the baseline")
+    ap.add_argument("--src", default="", help="the tree whose nsprim to run (default: this one)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    global PYTHON
+    global PYTHON, SRC
     PYTHON = args.python or _base_python()
+    SRC = os.path.abspath(args.src) if args.src else SRC
     if os.geteuid() != 0:
         print("bench_cli: needs root (unshare -u, nsenter, a pid namespace)", file=sys.stderr)
         return 2
@@ -290,8 +305,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("bench_cli: -n must be >= 3 and --procs positive", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # An installed nsprim has its bytecode; compile it here too, or every start
+    # (PYTHONDONTWRITEBYTECODE set, or a read-only tree) pays the compiler.
+    subprocess.run(
+        [PYTHON, "-I", "-m", "compileall", "-q", os.path.join(SRC, "nsprim")],
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
     n = args.rounds
     result: dict[str, Any] = {
+        "src": SRC,
         "rounds": n,
         "kernel": os.uname().release,
         "python": sys.version.split()[0],

@@ -509,7 +509,7 @@ def _thread_unshares(sub: str, flags: int) -> dict[str, object]:
     catalogue="MNT-07",
     level="MUST",
     anchors=("LTP unshare04", "LTP clone302", "unshare(2)", "clone(2)"),
-    needs=Needs(min_kernel=(5, 3)),
+    needs=Needs(min_kernel=(5, 3), ops=("clone3",)),
     timeout=5.0,
 )
 def fs_struct_unshared(ctx: Context) -> None:

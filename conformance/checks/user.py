@@ -240,7 +240,12 @@ def _attempts_outside(flags: int, sibling: int) -> dict[str, object]:
     catalogue="USR-03",
     level="MUST",
     anchors=("LTP userns04", "selftest pidfd_setns no_foul_play", "user_namespaces(7)"),
-    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS", "UTS_NS")),
+    needs=Needs(
+        userns=True,
+        min_kernel=(3, 8),
+        kconfig=("USER_NS", "UTS_NS"),
+        ops=("unshare.uts", "sethostname", "setns"),
+    ),
     timeout=5.0,
 )
 def no_caps_outside(ctx: Context) -> None:
@@ -561,6 +566,9 @@ def large_maps(ctx: Context) -> None:
     level2 = ctx.spawn_child(_level2, level1.pid)
     level2.recv()
     level1.call(_map_helper, level2.pid, _OVER_5, _OVER_5)
+    # Level 2's root is host uid 100000: it must be able to traverse ctx.tmpdir,
+    # which is a 1777 tmpfs in a sandbox with a mount namespace, else 0700.
+    os.chmod(ctx.tmpdir, os.stat(ctx.tmpdir).st_mode & 0o7777 | 0o111)
     restricted = _create(os.path.join(ctx.tmpdir, "restricted"), 0o700, 0)
     nested = [
         _create(os.path.join(ctx.tmpdir, f"nested-{uid}"), 0o600, uid)
@@ -783,7 +791,7 @@ def _join_then_unshare(threaded: bool, target: int) -> dict[str, object]:
     catalogue="USR-12",
     level="MUST",
     anchors=("user_namespaces(7)", "setns(2)", "unshare(2)", "numpy/numpy#27012", "runc#1795"),
-    needs=_USERNS,
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",), ops=("setns",)),
     timeout=5.0,
 )
 def single_threaded_only(ctx: Context) -> None:
@@ -832,7 +840,7 @@ def _rejoin(path: str) -> dict[str, object]:
     catalogue="USR-13",
     level="MUST",
     anchors=("setns(2) EINVAL", "benfred/py-spy#68", "mitogen setns"),
-    needs=_USERNS,
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",), ops=("setns",)),
     timeout=5.0,
 )
 def rejoin_same_userns(ctx: Context) -> None:

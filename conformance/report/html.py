@@ -185,7 +185,7 @@ def render_matrix_html(matrix: Matrix, *, title: str = "nsprim conformance") -> 
         out.append("</ol>")
     out += _environment_table(matrix)
     if matrix.notes:
-        out.append("<h2>Runs without a report</h2><ul>")
+        out.append("<h2>Notes on the runs</h2><ul>")
         out += [f"<li>{_e(note)}</li>" for note in matrix.notes]
         out.append("</ul>")
     out.append('<h2>The guarantees</h2><dl class="guarantees">')

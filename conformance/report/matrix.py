@@ -121,7 +121,8 @@ def build_matrix(
     Args:
         reports: parsed ``nsprim.conformance/1`` reports.
         labels: optional label per report (``None`` entries fall back to the default).
-        notes: free text shown under the matrix (e.g. a kernel that failed to boot).
+        notes: free text shown under the matrix (a kernel that failed to boot, or what
+            its config lacks).
 
     Raises:
         ValueError: a report has another schema, or *labels* has the wrong length.
@@ -289,7 +290,7 @@ def _render_text(matrix: Matrix, markdown: bool) -> str:
             out.append(f"- `{row.id}`: {text}" if markdown else f"- {row.id}: {text}")
     if matrix.notes:
         out.append("")
-        out.append("**Runs without a report**" if markdown else "Runs without a report:")
+        out.append("**Notes on the runs**" if markdown else "Notes on the runs:")
         if markdown:
             out.append("")
         for note in matrix.notes:

@@ -121,6 +121,7 @@ WCLONE = 0x80000000
 # --- <sys/prctl.h> --------------------------------------------------------------
 PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2
+PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36

@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Any, Callable, NoReturn, Optional
 
-from .._version import __version__
+from .. import __version__
 
 __all__ = [
     "COMMANDS",
@@ -303,6 +303,8 @@ def _add_command(sub: argparse._SubParsersAction[Parser], name: str) -> Parser:
     module = importlib.import_module(f"{__name__}.{module_name}")
     getattr(module, add_name)(sub)
     p = sub.choices[name]
+    # util-linux's tools all take -V/--version
+    p.add_argument("-V", "--version", action="version", version=f"nsprim {__version__}")
     p.usage_status = status
     p.set_defaults(func=getattr(module, handler_name))
     return p

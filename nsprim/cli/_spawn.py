@@ -120,9 +120,21 @@ STEP_FLAGS = {
 }
 
 
+# What privilege a refused step needs, said with the CLI's flags (the library's
+# own hints name its keyword arguments).
+CLI_HINTS = {
+    "clone3": "creating namespaces other than user needs CAP_SYS_ADMIN; "
+    "add -r (or -U with --map-user) to run unprivileged",
+    "unshare": "creating namespaces other than user needs CAP_SYS_ADMIN; "
+    "add -r (or -U with --map-user) to run unprivileged",
+    "gid_map": "without CAP_SETGID use --setgroups deny and map only your own group",
+    "uid_map": "without CAP_SETUID only your own user can be mapped",
+}
+
+
 def message(err: BaseException, flags: Optional[dict[str, str]] = None) -> str:
     """Say *err* in util-linux's words: ``FLAG: PATH: strerror`` for a refused step."""
-    from ..errors import NsprimError
+    from ..errors import AccessDenied, NsprimError
 
     if isinstance(err, OSError) and err.errno:
         text = os.strerror(err.errno)
@@ -134,8 +146,13 @@ def message(err: BaseException, flags: Optional[dict[str, str]] = None) -> str:
         flag = {**STEP_FLAGS, **(flags or {})}.get(step or "")
         if flag is not None:
             return ": ".join(p for p in (flag, path, text) if p)
+        if isinstance(err, AccessDenied):
+            # e.g. "unshare: Operation not permitted; creating namespaces ... add -r"
+            where = f" (pid {err.pid})" if err.pid is not None else ""
+            hint = CLI_HINTS.get(err.operation, err.hint)
+            return f"{err.operation}: {text}{where}" + (f"; {hint}" if hint else "")
         if isinstance(err, NsprimError):
-            return str(err)  # the library's sentence (which process, which privilege)
+            return str(err)  # the library's sentence (which process, which feature)
         return ": ".join(p for p in (step, path, text) if p)
     return str(err)
 

@@ -23,6 +23,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
+from . import colour
+
 if TYPE_CHECKING:
     from .. import compat
 
@@ -60,8 +62,9 @@ def add_check_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument(
         "--require",
         metavar="NAMES",
-        help="comma-separated requirements (namespace types, 'rootless', syscalls such as "
-        "clone3): print only those, exit 1 if any is not met",
+        help="comma-separated requirements: namespace types, 'rootless', 'rootful', "
+        "'conformance' (the answers), syscalls such as clone3, operations such as "
+        "sethostname or mount.proc; print only those, exit 1 if any is not met",
     )
     p.add_argument(
         "-q",
@@ -129,7 +132,9 @@ def cmd_check(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
         keys = _keys(names)
         if not ns.quiet:
             chosen = [p for p in probes if (p.group, p.name) in keys]
-            stdout.write(render_check(chosen, verbose=ns.verbose, summary=False) + "\n")
+            paint = colour(stdout)
+            stdout.write(render_check(chosen, verbose=ns.verbose, summary=False, paint=paint))
+            stdout.write("\n")
         if failed:
             stdout.write("required but not available here:\n")
             for p in failed:
@@ -145,7 +150,7 @@ def cmd_check(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
     if ns.quiet:
         stdout.write(render_verdict(probes))
     else:
-        stdout.write(render_check(probes, verbose=ns.verbose))
+        stdout.write(render_check(probes, verbose=ns.verbose, paint=colour(stdout)))
     return 0
 
 
@@ -256,13 +261,32 @@ def render_verdict(probes: Sequence[compat.Probe]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
+_PAINT = {
+    "ok": "\033[32m",
+    "limited": "\033[33m",
+    "missing": "\033[31m",
+    "absent": "\033[36m",
+}
+_RESET = "\033[0m"
+
+
+def _status(p: compat.Probe, paint: bool) -> str:
+    text = "NOT IN KERNEL" if p.status == "absent" else p.status.upper()
+    code = _PAINT.get(p.status) if paint else None
+    return f"{code}{text}{_RESET}" if code else text
+
+
 def render_check(
-    probes: Sequence[compat.Probe], verbose: bool = False, summary: bool = True
+    probes: Sequence[compat.Probe],
+    verbose: bool = False,
+    summary: bool = True,
+    paint: bool = False,
 ) -> str:
     """Return the grouped table of ``nsprim check`` (one table per group).
 
     Under each group's table, every probe that is not ok says how to fix it
-    where a fix exists; the three answers come last.
+    where a fix exists; the three answers come last. With *paint* (a
+    terminal, see :func:`nsprim.cli.colour`) the STATUS column is coloured.
     """
     from tabulate import tabulate
 
@@ -280,8 +304,7 @@ def render_check(
             value = "-" if p.value is None else str(p.value)
             if len(value) > 40:
                 value = value[:37] + "..."
-            status = "NOT IN KERNEL" if p.status == "absent" else p.status.upper()
-            row = [p.name, status, value, p.consequence]
+            row = [p.name, _status(p, paint), value, p.consequence]
             if verbose:
                 row.append(p.detail + (" [needs root for the full answer]" if p.needs_root else ""))
             rows.append(row)

@@ -235,6 +235,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from ..namespace import NsType
     from ..process import spawn
 
+    helper: Optional[list[str]] = None
     with signals_held() as held:
         try:
             types = chosen_types(ns)
@@ -284,6 +285,14 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 die_with_parent=ns.kill_child if ns.kill_child is not None else False,
             )
         except (NsprimError, OSError, ValueError, TypeError) as err:
+            if helper is not None and getattr(err, "step", None) == "execve":
+                # the helper's interpreter, not the command, could not be run
+                detail = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
+                print(
+                    f"nsprim run: -R/--mount-proc run a helper with {sys.executable}: {detail}",
+                    file=sys.stderr,
+                )
+                return 1
             return fail("run", err)
         held.started(proc)
         return wait(proc)

@@ -46,7 +46,7 @@ from . import (
 )
 from . import require as _require
 from .context import Ctx
-from .engine import OPERATIONS, STATES, OperationResult, operations
+from .engine import OPERATIONS, STATES, OperationResult, Refusal, explain, operations
 from .facts import KCONFIG_OPTIONS, decode_caps, kernel_config
 from .record import GROUPS, SOURCES, STATUSES, Probe
 
@@ -60,6 +60,8 @@ __all__ = [
     "OperationResult",
     "KCONFIG_OPTIONS",
     "operations",
+    "explain",
+    "Refusal",
     "probe_all",
     "require",
     "requirement_names",
@@ -138,7 +140,9 @@ def require(
     Args:
         names: a comma-separated string or a sequence of names: namespace
             types (``"net"``), ``"rootless"`` (unprivileged user namespaces),
-            or a syscall probe name (``"clone3"``, ``"setns_pidfd"``, ...).
+            ``"rootful"`` or ``"conformance"`` (the verdict answers), a
+            syscall probe name (``"clone3"``, ``"setns_pidfd"``, ...) or an
+            operation (``"sethostname"``, ``"mount.proc"``, ...).
         probes: results of :func:`probe_all` to judge (default: run the
             probes needed).
 

@@ -47,6 +47,8 @@ from . import _raw, _throwaway
 from .facts import Facts, ename, gather, read_int, status_fields
 
 __all__ = [
+    "Refusal",
+    "explain",
     "PremiseError",
     "unshare_verified",
     "OperationResult",
@@ -465,18 +467,33 @@ def _op_lo_up(s: _Steps, _cg: str) -> None:
 
 
 def _op_setns(s: _Steps, _cg: str) -> None:
-    _unshare(s, NsType.UTS)
-    fd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
-    target = _ns_ino(NsType.UTS)
-    _unshare(s, NsType.UTS)
-    s.do(
-        "setns(fd, CLONE_NEWUTS)",
-        "setns",
-        lambda: _sc.setns(fd, int(CloneFlags.NEWUTS)),
-        sentinel=lambda: _raw.setns_errno(-1, int(CloneFlags.NEWUTS)),
-    )
-    if _ns_ino(NsType.UTS) != target:
-        s.premise("setns(CLONE_NEWUTS) returned 0 and the thread is not in the target namespace")
+    # setns itself is the question: the first type this process may create
+    # twice serves (a capped or refused UTS type must not make setns look refused).
+    first: Optional[dict[str, Any]] = None
+    for t in (NsType.UTS, NsType.IPC, NsType.CGROUP, NsType.NET, NsType.MNT):
+        trial = _Steps()
+        try:
+            _unshare(trial, t)
+            fd = os.open(f"/proc/self/ns/{t.value}", os.O_RDONLY | os.O_CLOEXEC)
+            target = _ns_ino(t)
+            _unshare(trial, t)
+        except _Stop:
+            first = first or trial.failed
+            continue
+        s.done.extend(trial.done)
+        flag = int(t.flag)
+        name = f"CLONE_NEW{'NS' if t is NsType.MNT else t.value.upper()}"
+        s.do(
+            f"setns(fd, {name})",
+            "setns",
+            functools.partial(_sc.setns, fd, flag),
+            sentinel=functools.partial(_raw.setns_errno, -1, flag),
+        )
+        if _ns_ino(t) != target:
+            s.premise(f"setns({name}) returned 0 and the thread is not in the target namespace")
+        return
+    s.failed = first
+    raise _Stop
 
 
 def _op_timens(s: _Steps, _cg: str) -> None:
@@ -499,7 +516,7 @@ def _op_mount_setattr(s: _Steps, _cg: str) -> None:
     )
 
 
-def _clone3(s: _Steps, step: str, call: str, **kw: Any) -> None:
+def _clone3(s: _Steps, step: str, call: str, type_: Optional[NsType] = None, **kw: Any) -> None:
     def go() -> None:
         ret = _sc.clone3(**kw)
         pid, pidfd = ret if isinstance(ret, tuple) else (ret, -1)
@@ -509,7 +526,7 @@ def _clone3(s: _Steps, step: str, call: str, **kw: Any) -> None:
             os.close(pidfd)
         os.waitpid(pid, 0)
 
-    s.do(step, call, go, sentinel=lambda: _raw.syscall_errno("clone3", 0, 0))
+    s.do(step, call, go, sentinel=lambda: _raw.syscall_errno("clone3", 0, 0), type_=type_)
 
 
 def _op_clone3(s: _Steps, _cg: str) -> None:
@@ -525,6 +542,7 @@ def _op_clone3_set_tid(s: _Steps, _cg: str) -> None:
         s,
         "clone3(CLONE_NEWPID, set_tid=[1])",
         "clone3.set_tid",
+        NsType.PID,
         flags=int(CloneFlags.NEWPID),
         set_tid=[1],
     )
@@ -655,7 +673,15 @@ def _attribute(
             f"raise {key}, or nest fewer user namespaces",
         )
     if call == "cgroup":
-        if err in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if err == errno.EROFS:
+            return (
+                "refused",
+                "cgroup-delegation",
+                "the cgroup hierarchy is mounted read-only here (EROFS creating a child cgroup)",
+                "give the container a writable cgroup (a delegated cgroup v2 subtree, "
+                "e.g. podman --cgroupns=private, or bind it read-write)",
+            )
+        if err in (errno.EACCES, errno.EPERM):
             return (
                 "refused",
                 "cgroup-delegation",
@@ -751,6 +777,71 @@ def _attribute(
             )
         return "refused", "kernel", f"the kernel refuses {step} with {ename(err)} here", ""
     return "refused", "kernel", f"{step} fails with {ename(err)}: {os.strerror(err)}", ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a call failed here: the answer of :func:`explain`.
+
+    Attributes:
+        state: ``"refused"`` or ``"absent"`` (this kernel lacks the call).
+        source: one of :data:`~nsprim.compat.SOURCES`.
+        cause: one sentence for people.
+        fix: how to lift it, or ``""``.
+    """
+
+    state: str
+    source: str
+    cause: str
+    fix: str
+
+
+_CALLS = ("unshare", "setns", "sethostname", "setdomainname", "mount", "clone3", "mount_setattr")
+
+
+def explain(
+    call: str,
+    err: int,
+    *,
+    nstype: Optional[str] = None,
+    rootless: Optional[bool] = None,
+    facts: Optional[Facts] = None,
+) -> Refusal:
+    """Say why *call* failed with *err* in this process, by the rules of :func:`operations`.
+
+    For an errno a caller saw itself (a conformance check, say): the same
+    attribution as the engine's, from the facts alone (no sentinel call is
+    made, so an argument-filtering seccomp rule and the kernel's own EPERM are
+    told apart only as far as the facts allow). Makes no syscall beyond reading
+    /proc and /sys.
+
+    Args:
+        call: the syscall name (``"sethostname"``, ``"unshare"``, ``"clone3"``...).
+        err: its errno (EPERM, EACCES, ENOSYS, ENOSPC, EUSERS, EINVAL...).
+        nstype: the namespace type the call created or joined (``"net"``), if any.
+        rootless: whether the caller was inside a user namespace of its own
+            (default: when it lacks CAP_SYS_ADMIN in its own).
+
+    Raises:
+        ValueError: an unknown call, a non-positive errno or an unknown type.
+        TypeError: *err* is not an int.
+    """
+    if call not in _CALLS:
+        raise ValueError(f"call must be one of {', '.join(_CALLS)}, got {call!r}")
+    if isinstance(err, bool) or not isinstance(err, int):
+        raise TypeError(f"err must be an errno number, got {err!r}")
+    if not 0 < err < 4096:  # MAX_ERRNO
+        raise ValueError(f"err must be a positive errno below 4096, got {err}")
+    if rootless is not None and not isinstance(rootless, bool):
+        raise TypeError(f"rootless must be a bool or None, got {rootless!r}")
+    t = NsType.parse(nstype) if nstype is not None else None
+    f = facts if facts is not None else gather()
+    mode = (not f.root) if rootless is None else rootless
+    rec: dict[str, Any] = {"step": f"{call}(2)", "call": call, "errno": err}
+    if t is not None:
+        rec["type"] = t.value
+    state, source, cause, fix = _attribute(call, rec, f, rootless=mode, dropped=False)
+    return Refusal(state, source or "kernel", cause, fix)
 
 
 def _result(
@@ -872,8 +963,12 @@ def operations(
         raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
     if not 0 < timeout <= 86400:
         raise ValueError(f"timeout must be more than 0 and at most 86400 seconds, got {timeout!r}")
+    if isinstance(names, str) or not (names is None or isinstance(names, (list, tuple))):
+        raise TypeError(f"names must be a list or tuple of operation names, got {names!r}")
     wanted = list(OPERATIONS) if names is None else list(names)
     for n in wanted:
+        if not isinstance(n, str):
+            raise TypeError(f"names must be operation names (str), got {n!r}")
         if n not in OPERATIONS:
             raise ValueError(f"unknown operation {n!r}; expected some of {', '.join(OPERATIONS)}")
     if "net.lo_up" in wanted:
@@ -894,11 +989,13 @@ def operations(
             continue
         _SEQ[0] += 1
         cg = f"nsprim-probe-{os.getpid()}-{_SEQ[0]}"
-        res = _throwaway.run(
-            functools.partial(_body, n, rootless=mode, drop=drop, cgroup_name=cg), timeout
-        )
-        if n in ("cgroup.create", "clone3.into_cgroup"):
-            _cleanup_cgroup(cg)
+        try:
+            res = _throwaway.run(
+                functools.partial(_body, n, rootless=mode, drop=drop, cgroup_name=cg), timeout
+            )
+        finally:  # even when interrupted: no probe cgroup outlives the call
+            if n in ("cgroup.create", "clone3.into_cgroup"):
+                _cleanup_cgroup(cg)
         cache[n] = _result(n, res, f, rootless=mode, dropped=drop)
     return {n: cache[n] for n in OPERATIONS if n in wanted}
 

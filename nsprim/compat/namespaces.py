@@ -90,8 +90,8 @@ def probes(ctx: Ctx) -> list[Probe]:
                     name=t.value,
                     status="limited",
                     value="in userns only",
-                    detail=f"{where}; {_flag(t)} directly: {d_fail.cause} "
-                    f"({_ename(d_fail)}), but works inside a new user namespace{used}",
+                    detail=f"{where}; {_flag(t)} directly: {d_fail.cause}, "
+                    "but works inside a new user namespace" + used,
                     consequence=f"{use}: only rootless, inside a new user namespace",
                     needs_root=not ctx.root,
                     source=d_fail.source,

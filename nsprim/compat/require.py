@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Callable, Optional, Union
 
 from ..namespace import NsType
+from .engine import OPERATIONS as _OPS
 from .record import Probe
 from .syscalls import REQUIRABLE
 
@@ -17,12 +18,27 @@ __all__ = ["require", "requirement_names", "requirement_keys"]
 _ALIASES = {
     "rootless": ("userns", "unprivileged"),
     "userns-unprivileged": ("userns", "unprivileged"),
+    # the answers: "can rootful containers / the whole conformance suite run here?"
+    "rootful": ("verdict", "rootful"),
+    "conformance": ("verdict", "conformance"),
 }
 
 
 def requirement_names() -> list[str]:
-    """Return the names :func:`require` accepts (types, ``rootless`` and syscalls)."""
-    return [t.value for t in NsType] + sorted(_ALIASES) + list(REQUIRABLE)
+    """Return the names :func:`require` accepts.
+
+    Namespace types, ``rootless``/``rootful``/``conformance``, syscall probes
+    and operations (``sethostname``, ``mount.proc``, ...: tried as this
+    process would, directly with CAP_SYS_ADMIN, else inside a new user namespace).
+    """
+    names = [t.value for t in NsType] + sorted(_ALIASES) + list(REQUIRABLE) + list(_OPS)
+    return list(dict.fromkeys(names))  # clone3, mount_setattr: the syscall probes
+
+
+def _privileged() -> bool:
+    from .facts import decode_caps, status_fields
+
+    return "sys_admin" in decode_caps(status_fields().get("CapEff", "0") or "0")
 
 
 def requirement_keys(names: Union[str, Sequence[str]]) -> list[tuple[str, str]]:
@@ -44,6 +60,8 @@ def requirement_keys(names: Union[str, Sequence[str]]) -> list[tuple[str, str]]:
             wanted.append(_ALIASES[n])
         elif n in REQUIRABLE:
             wanted.append(("syscalls", n))
+        elif n in _OPS:
+            wanted.append(("operations" if _privileged() else "rootless", n))
         else:
             raise ValueError(
                 f"unknown requirement {raw!r}; expected some of {', '.join(requirement_names())}"

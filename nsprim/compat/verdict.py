@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from .context import Ctx
-from .engine import OperationResult
+from .engine import OPERATIONS, OperationResult
 from .record import Probe
 
 __all__ = ["probes", "ROOTFUL", "ROOTLESS", "CONFORMANCE"]
@@ -36,27 +36,8 @@ ROOTFUL = (
     "setns",
 )
 ROOTLESS = ("unshare.user", "idmap", *ROOTFUL)
-CONFORMANCE = (
-    "unshare.user",
-    "idmap",
-    "unshare.mnt",
-    "unshare.uts",
-    "unshare.ipc",
-    "unshare.pid",
-    "unshare.net",
-    "unshare.cgroup",
-    "unshare.time",
-    "sethostname",
-    "setdomainname",
-    "mount.tmpfs",
-    "mount.proc",
-    "net.lo_up",
-    "setns",
-    "timens_offsets",
-    "mount_setattr",
-    "clone3",
-    "cgroup.create",
-)
+#: Every operation but clone3's optional features (pidfd, set_tid, into a cgroup).
+CONFORMANCE = tuple(n for n in OPERATIONS if not n.startswith("clone3."))
 
 
 def _answer(

@@ -4,11 +4,15 @@
 # Debian mirror). Stages, each printed as a PASS/FAIL line with its duration:
 #   apt          install qemu, debootstrap, vagrant + vagrant-libvirt (no libvirt-daemon-system)
 #   validate     `vagrant validate` in the default and the local mode
-#   matrix-smoke boot the kernel(s) with a smoke payload (nsprim imports, pid/user ns)
+#   matrix-smoke boot the kernel(s) with a smoke payload (nsprim imports, pid/user ns), and
+#                the first one's .deb again through --kernel (the "your own kernel" path)
 #   matrix       scripts/vm/matrix on the kernel(s): the suite as root and nobody
 #   vagrant      build/add the local box, vagrant up (runs the suite), fetch reports, destroy
 #                (vagrant's own output goes to ARTIFACTS/vagrant/vagrant.log, shown on failure;
 #                NSPRIM_VM_VERBOSE=1 streams it)
+#   fleet        contrib/ansible/nsprim.yml (ansible-core from PyPI, in a throwaway venv)
+#                against two local VMs with different kernels (scripts/vm/fleet), reached
+#                over SSH on 127.0.0.1 only; the merged matrix goes to ARTIFACTS/fleet
 # Whatever fails, every VM, libvirtd, holder process and temporary directory this script
 # started is cleaned up (trap), and the exit status is non-zero.
 #
@@ -122,6 +126,14 @@ do_validate() {
 
 do_matrix_smoke() {
     "$PYTHON" "$here/matrix" --kernels "$kernels" --payload smoke
+    # The same Debian kernel, given by path as a kernel developer gives their own build:
+    # release from the package, config from boot/config-*, options it lacks named.
+    local deb
+    # A package with a kernel in it (linux-image-6.1.0-57-amd64_...), not a meta package.
+    deb=$(find "$cache/debs" -regextype posix-extended \
+        -regex '.*/linux-image-[0-9]+\.[0-9]+\.[0-9]+[^/]*\.deb' | sort | head -n 1)
+    [ -n "$deb" ] || { log "no kernel .deb in $cache/debs"; return 1; }
+    "$PYTHON" "$here/matrix" --kernels '' --kernel "$deb" --payload smoke
 }
 
 do_matrix() {
@@ -137,6 +149,18 @@ do_vagrant() {
     NSPRIM_VAGRANT_LOG="$artifacts/vagrant/vagrant.log" "$here/vagrant-local" e2e "$artifacts/vagrant"
 }
 
+do_fleet() {
+    local venv="$cache/ansible-venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'ansible-core>=2.16,<2.20'
+    # Without controls: the matrix stage already runs them; this stage proves the flow.
+    "$PYTHON" "$here/fleet" --kernels "${NSPRIM_VM_FLEET_KERNELS:-6.1,6.12}" --no-controls \
+        --ansible-playbook "$venv/bin/ansible-playbook" --out "$artifacts/fleet" --timeout 1200
+    grep -E '^\| (Check|Summary)' "$artifacts/fleet/matrix.md"
+    rm -rf "$venv"
+}
+
 if [ "$(id -u)" != 0 ]; then
     log "must run as root"
     exit 1
@@ -147,6 +171,7 @@ stage validate do_validate
 stage matrix-smoke do_matrix_smoke
 stage matrix do_matrix
 stage vagrant do_vagrant
+stage fleet do_fleet
 
 log "=== summary"
 for r in "${results[@]}"; do log "$r"; done

@@ -3,6 +3,11 @@
 #   smoke  print SMOKE key=value lines (nsprim imports, pid and user namespaces work)
 #   suite  run the conformance suite as root and as nobody; reports go to /mnt/out
 #   none   do nothing (boot test)
+#   sshd   serve SSH for an Ansible fleet run (scripts/vm/fleet): the NIC is qemu's
+#          user-mode network with restrict=on (no way out of the VM) and only
+#          127.0.0.1:<port> on the host forwarded to port 22; root logs in with the key
+#          the host put in /mnt/out/authorized_keys; the guest powers off once the host
+#          creates /mnt/out/stop (or after nsttl= seconds from the kernel cmdline).
 # The checkout is read-only at /mnt/host. nsprim is not installed in the guest: its
 # nsprim/ and conformance/ folders are copied into a tmpfs laid out like an installed
 # package (site/nsprim, site/nsprim/conformance) and put on PYTHONPATH.
@@ -70,6 +75,37 @@ suite)
         fi
     done
     exit "$status"
+    ;;
+sshd)
+    # Debian builds virtio_net as a module; the initramfs loads only the 9p ones.
+    modprobe virtio_net 2>/dev/null
+    dev=
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1)
+        [ -n "$dev" ] && break
+        sleep 1
+    done
+    if [ -z "$dev" ]; then
+        echo "guest-payload: no network device (is virtio_net in the kernel?)" >&2
+        exit 1
+    fi
+    # qemu's user-mode network: fixed guest address, the host only reaches it through
+    # the 127.0.0.1 port forward; restrict=on drops everything the guest sends out.
+    ip link set "$dev" up
+    ip addr add 10.0.2.15/24 dev "$dev"
+    mkdir -p /root/.ssh /run/sshd
+    chmod 700 /root/.ssh
+    cp "$out/authorized_keys" /root/.ssh/authorized_keys
+    chmod 600 /root/.ssh/authorized_keys
+    ssh-keygen -A >/dev/null
+    /usr/sbin/sshd -o PermitRootLogin=prohibit-password -o UseDNS=no -o PasswordAuthentication=no
+    echo "NSPRIM-SSHD-READY"
+    ttl=${nsttl:-1800}
+    while [ ! -e "$out/stop" ] && [ "$ttl" -gt 0 ]; do
+        sleep 1
+        ttl=$((ttl - 1))
+    done
+    exit 0
     ;;
 *)
     echo "guest-payload: unknown payload ${1}" >&2

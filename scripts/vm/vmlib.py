@@ -5,6 +5,7 @@ Everything big lives in the git-ignored cache ``scripts/vm/.cache/``:
     debs/            downloaded .deb files (kernel packages, busybox-static)
     rootfs/          debootstrapped bookworm root (shared read-only over 9p)
     kernels/<spec>/  vmlinux (PVH ELF), initrd.cpio (busybox + modules), meta.json
+                     (a kernel given by path, --kernel, is keyed by its file's digest)
     runs/<spec>/     console.log and the writable "out" share of the last run
 
 The Debian mirror is read at run time from the first ``URIs:`` line of
@@ -19,6 +20,7 @@ user namespaces fail in a chroot.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
 import hashlib
@@ -34,7 +36,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,6 +251,9 @@ _MAGICS: tuple[tuple[str, bytes], ...] = (
     ("xz", b"\xfd7zXZ\x00"),
     ("zstd", b"\x28\xb5\x2f\xfd"),
     ("gzip", b"\x1f\x8b\x08"),
+    # Kernels built by others use these too (Debian's cloud flavour is LZ4).
+    ("lz4", b"\x02\x21\x4c\x18"),
+    ("bzip2", b"BZh"),
 )
 
 
@@ -257,9 +262,12 @@ def _decompress(kind: str, data: bytes) -> bytes:
         return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
     if kind == "gzip":
         return zlib.decompressobj(wbits=31).decompress(data)
-    proc = subprocess.run(
-        ["zstd", "-qdc"], input=data, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor().decompress(data)
+    tool = {"zstd": ["zstd", "-qdc"], "lz4": ["lz4", "-qdc"]}[kind]
+    if shutil.which(tool[0]) is None:
+        raise OSError(f"{tool[0]} is needed to unpack a {kind}-compressed kernel")
+    proc = subprocess.run(tool, input=data, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     return proc.stdout  # trailing bytes after the frame make zstd complain; output is whole
 
 
@@ -276,7 +284,7 @@ def extract_vmlinux(bzimage: Path, dest: Path) -> None:
             start = offset + 1
             try:
                 elf = _decompress(kind, data[offset:])
-            except (lzma.LZMAError, zlib.error, OSError, EOFError):
+            except (lzma.LZMAError, zlib.error, OSError, EOFError, ValueError):
                 continue
             if elf.startswith(b"\x7fELF"):
                 dest.write_bytes(elf)
@@ -488,6 +496,225 @@ def prepare_kernel(spec: str, refresh: bool = False) -> Kernel:
     )
 
 
+# --- your own kernel ---------------------------------------------------------------
+
+# What the suite needs from a kernel's config, and what is lost without each option.
+# `=y` or `=m` both count as present (the guest loads modules from the 9p share).
+NAMESPACE_OPTIONS: dict[str, str] = {
+    "CONFIG_NAMESPACES": "every namespace type",
+    "CONFIG_UTS_NS": "the uts checks",
+    "CONFIG_IPC_NS": "the ipc checks",
+    "CONFIG_SYSVIPC": "the SysV IPC checks (ipc.sysv_*)",
+    "CONFIG_POSIX_MQUEUE": "the POSIX message queue checks (ipc.posix_mq, ipc.mqueuefs_bound)",
+    "CONFIG_PID_NS": "the pid checks",
+    "CONFIG_NET_NS": "the net checks",
+    "CONFIG_VETH": "the veth checks (net.veth_*)",
+    "CONFIG_USER_NS": "the user checks and the whole rootless run",
+    "CONFIG_CGROUPS": "the cgroup checks",
+    "CONFIG_TIME_NS": "the time checks",
+    "CONFIG_CHECKPOINT_RESTORE": "ns_last_pid and clone3 set_tid (pid checks that use them)",
+}
+# What this recipe needs to boot the kernel at all (qemu -kernel with PVH, 9p root).
+BOOT_OPTIONS: dict[str, str] = {
+    "CONFIG_PVH": "qemu -kernel boots the PVH entry point",
+    "CONFIG_VIRTIO_PCI": "the 9p shares are virtio-pci devices",
+    "CONFIG_NET_9P_VIRTIO": "the root file system is a virtio 9p share",
+    "CONFIG_9P_FS": "the root file system is a 9p share",
+    "CONFIG_OVERLAY_FS": "the guest root is an overlay over the read-only 9p root",
+    "CONFIG_SERIAL_8250_CONSOLE": "the suite's output comes back on the serial console",
+}
+
+
+def parse_kconfig(text: str) -> dict[str, str]:
+    """Return ``{"CONFIG_X": "y"|"m"|value}`` for the set options of a kernel .config."""
+    options: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name.startswith("CONFIG_"):
+            options[name] = value.strip('"')
+    return options
+
+
+def missing_options(config: dict[str, str], wanted: dict[str, str]) -> list[tuple[str, str]]:
+    """Return ``(option, what needs it)`` for each *wanted* option not ``y``/``m`` in *config*."""
+    return [(opt, why) for opt, why in wanted.items() if config.get(opt) not in ("y", "m")]
+
+
+def ikconfig(blob: bytes) -> str | None:
+    """Return the .config embedded by CONFIG_IKCONFIG in a vmlinux or configs.ko, if any."""
+    start = blob.find(b"IKCFG_ST")
+    if start < 0:
+        return None
+    try:
+        data = zlib.decompressobj(wbits=31).decompress(blob[start + 8 :])
+    except zlib.error:
+        return None
+    return data.decode("utf-8", "replace")
+
+
+def find_kconfig(tree: Path, release: str, vmlinux: Path | None = None) -> str | None:
+    """Find the config of an unpacked kernel: boot/config-*, the module tree, or IKCONFIG."""
+    for candidate in (
+        tree / "boot" / f"config-{release}",
+        tree / "lib/modules" / release / "config",
+        tree / "lib/modules" / release / "build" / ".config",
+        tree / "usr/lib/modules" / release / "config",
+    ):
+        if candidate.is_file():
+            return candidate.read_text(errors="replace")
+    if vmlinux is not None and vmlinux.is_file():
+        found = ikconfig(vmlinux.read_bytes())
+        if found is not None:
+            return found
+    for ko in (tree / "lib/modules" / release).rglob("configs.ko*"):
+        found = ikconfig(_plain_module(ko))
+        if found is not None:
+            return found
+    return None
+
+
+def bzimage_release(image: Path) -> str | None:
+    """Read the release string from a bzImage's setup header (x86 boot protocol 2.x)."""
+    with open(image, "rb") as f:
+        header = f.read(0x1000)
+    if len(header) < 0x210 or header[0x202:0x206] != b"HdrS":
+        return None
+    offset = int.from_bytes(header[0x20E:0x210], "little") + 0x200
+    with open(image, "rb") as f:
+        f.seek(offset)
+        raw = f.read(256)
+    text = raw.split(b"\0", 1)[0].decode("ascii", "replace").strip()
+    return text.split()[0] if text else None
+
+
+def local_kernel_spec(image: Path) -> str:
+    """The spec of a kernel given by path: ``local:<file name>@<digest>`` (cache key)."""
+    digest = hashlib.sha256()
+    with open(image, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return f"local:{image.name}@{digest.hexdigest()[:12]}"
+
+
+@contextlib.contextmanager
+def local_kernel_tree(
+    image: Path, modules: Path | None, debs: Sequence[Path] = ()
+) -> Iterator[tuple[Path, str, Path]]:
+    """Lay out a kernel given by path like an unpacked package; yield (tree, release, vmlinuz).
+
+    *debs* are kernel .deb files (image and, for split packaging, modules). Otherwise
+    *image* is a bzImage/vmlinuz and *modules* the ``lib/modules/<release>`` directory
+    of ``make modules_install INSTALL_MOD_PATH=...`` (or its parent ``lib/modules``).
+
+    Raises:
+        RuntimeError: the release can't be determined or the modules don't match it.
+    """
+    if debs:
+        with unpacked_kernel(debs) as unpacked:
+            yield unpacked
+        return
+    if modules is None:
+        raise RuntimeError(
+            f"{image}: a kernel image needs --modules DIR (its lib/modules/<release>)"
+        )
+    release = bzimage_release(image)
+    if (modules / "modules.order").exists() or (modules / "kernel").is_dir():
+        mod_release = modules.name
+    else:
+        found = [d for d in modules.iterdir() if (d / "modules.order").exists()]
+        if len(found) != 1:
+            raise RuntimeError(
+                f"{modules}: expected lib/modules/<release> (with modules.order), found "
+                f"{', '.join(d.name for d in found) or 'none'}"
+            )
+        modules = found[0]
+        mod_release = modules.name
+    if release is not None and release != mod_release:
+        raise RuntimeError(
+            f"{image} is release {release} but {modules} holds modules for {mod_release}"
+        )
+    release = release or mod_release
+    with tempfile.TemporaryDirectory(prefix="nsprim-kernel-", dir=CACHE) as tmp:
+        tree = Path(tmp)
+        (tree / "boot").mkdir()
+        vmlinuz = tree / "boot" / f"vmlinuz-{release}"
+        shutil.copy2(image, vmlinuz)
+        (tree / "lib/modules").mkdir(parents=True)
+        shutil.copytree(modules, tree / "lib/modules" / release, symlinks=True)
+        run(["depmod", "-b", tree, release])
+        yield tree, release, vmlinuz
+
+
+def prepare_local_kernel(
+    image: Path,
+    modules: Path | None = None,
+    config: Path | None = None,
+    refresh: bool = False,
+) -> tuple[Kernel, list[str]]:
+    """Prepare a kernel given by path (your own build, or a kernel .deb) for booting.
+
+    *image* is a bzImage/vmlinuz with *modules* its ``lib/modules/<release>``
+    directory, or a kernel .deb (with split packaging, *modules* is then the
+    matching linux-modules .deb). *config* overrides the config found in the
+    package, the module tree or the image (CONFIG_IKCONFIG).
+
+    Returns the kernel and one sentence per namespace or boot option its config lacks
+    (empty when the config is complete; one sentence when no config was found).
+    """
+    image = image.resolve()
+    debs: list[Path] = []
+    if image.suffix == ".deb":
+        debs = [image] + ([modules.resolve()] if modules is not None else [])
+    spec = local_kernel_spec(image)
+    kdir = CACHE / "kernels" / spec_slug(spec)
+    if kdir.exists() and refresh:
+        shutil.rmtree(kdir)
+    kdir.mkdir(parents=True, exist_ok=True)
+    busybox = busybox_binary()
+    started = time.monotonic()
+    if (kdir / "modroot").exists():
+        shutil.rmtree(kdir / "modroot")
+    problems: list[str] = []
+    with local_kernel_tree(image, modules, debs) as (tree, release, vmlinuz):
+        config_text = config.read_text(errors="replace") if config else None
+        if config_text is None:
+            config_text = find_kconfig(tree, release)
+        # A config that can't boot here is said before anything is unpacked or booted.
+        if config_text is not None:
+            options = parse_kconfig(config_text)
+            cannot = missing_options(options, BOOT_OPTIONS)
+            if cannot:
+                raise RuntimeError(
+                    f"{release} can't boot in this recipe: its config lacks "
+                    + "; ".join(f"{opt} ({why})" for opt, why in cannot)
+                )
+            for opt, why in missing_options(options, NAMESPACE_OPTIONS):
+                problems.append(f"{release}: its config lacks {opt}: {why} can't run")
+        extract_vmlinux(vmlinuz, kdir / "vmlinux.tmp")
+        if config_text is None:
+            config_text = find_kconfig(tree, release, kdir / "vmlinux.tmp")
+            if config_text is None:
+                problems.append(
+                    f"{release}: no kernel config found (no boot/config-*, no IKCONFIG): "
+                    "can't say which namespace options it lacks; pass --config FILE"
+                )
+            else:
+                for opt, why in missing_options(parse_kconfig(config_text), NAMESPACE_OPTIONS):
+                    problems.append(f"{release}: its config lacks {opt}: {why} can't run")
+        build_initrd(tree, release, busybox, kdir / "initrd.tmp")
+        copy_modules(tree, release, kdir / "modroot")
+    os.replace(kdir / "vmlinux.tmp", kdir / "vmlinux")
+    os.replace(kdir / "initrd.tmp", kdir / "initrd.cpio")
+    (kdir / "meta.json").write_text(
+        json.dumps({"release": release, "packages": [image.name], "problems": problems}, indent=2)
+    )
+    log(f"{spec}: kernel {release} ready in {time.monotonic() - started:.1f} s")
+    for problem in problems:
+        log(problem)
+    kernel = Kernel(spec, release, kdir / "vmlinux", kdir / "initrd.cpio", (image.name,))
+    return kernel, problems
+
+
 # --- root file system --------------------------------------------------------------
 
 
@@ -636,14 +863,28 @@ def qemu_command(
     accel: str,
     memory_mb: int,
     controls: bool = False,
+    ssh_port: int | None = None,
 ) -> list[str]:
-    """Return the qemu command line of the fast 9p recipe (no NIC: no guest network)."""
+    """Return the qemu command line of the fast 9p recipe.
+
+    No NIC (no guest network) unless *ssh_port* is given: then one virtio NIC on qemu's
+    user-mode network with ``restrict=on`` (the guest can send nothing out) and only
+    ``127.0.0.1:<ssh_port>`` on the host forwarded to the guest's port 22.
+    """
     cpu = "host" if accel == "kvm" else "qemu64,+rdrand"
     bios = ["-bios", str(QBOOT)] if QBOOT.exists() else []
     append = (
         f"console=ttyS0 quiet loglevel=1 panic=-1 nsout=1 nsmods=1 nspayload={payload} "
         f"nscontrols={int(controls)} nsinit=/mnt/host/scripts/vm/guest-init.sh"
     )
+    nic: list[str] = []
+    if ssh_port is not None:
+        nic = [
+            "-netdev",
+            f"user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device",
+            "virtio-net-pci,netdev=n0",
+        ]
     share = "security_model=none"
     return [
         "qemu-system-x86_64",
@@ -687,6 +928,7 @@ def qemu_command(
         f"local,id=o,path={outdir},{share}",
         "-device",
         "virtio-9p-pci,fsdev=o,mount_tag=out",
+        *nic,
     ]
 
 
@@ -700,13 +942,18 @@ def _boot_once(
     run_timeout: float,
     memory_mb: int,
     controls: bool,
+    ssh_port: int | None = None,
+    prepare: Callable[[Path], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> GuestRun:
     if STOPPING.is_set():
         return GuestRun(kernel.spec, False, None, 0.0, outdir=outdir, error="interrupted")
     if outdir.exists():
         shutil.rmtree(outdir)
     outdir.mkdir(parents=True)
-    cmd = qemu_command(kernel, rootfs, outdir, payload, accel, memory_mb, controls)
+    if prepare is not None:
+        prepare(outdir)
+    cmd = qemu_command(kernel, rootfs, outdir, payload, accel, memory_mb, controls, ssh_port)
     started = time.monotonic()
     result = GuestRun(kernel.spec, booted=False, exit_code=None, seconds=0.0, outdir=outdir)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -747,6 +994,8 @@ def _boot_once(
                     break
                 console.write(line + "\n")
                 result.console.append(line)
+                if on_line is not None:
+                    on_line(line)
                 if not result.booted and "NSPRIM-BEGIN" in line:
                     result.booted = True
                     deadline = time.monotonic() + run_timeout
@@ -777,10 +1026,16 @@ def boot(
     memory_mb: int = 768,
     retries: int = 1,
     controls: bool = False,
+    ssh_port: int | None = None,
+    prepare: Callable[[Path], None] | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> GuestRun:
     """Boot *kernel* with *payload*; retry a failed boot (not a failed run) *retries* times.
 
-    *controls* makes the suite payload also run each check's negative control.
+    *controls* makes the suite payload also run each check's negative control;
+    *ssh_port* gives the guest a NIC with SSH forwarded from 127.0.0.1 (the sshd
+    payload); *prepare* is called with the guest's writable share before each boot;
+    *on_line* sees every console line as it arrives.
     """
     outdir = CACHE / "runs" / spec_slug(kernel.spec) / "out"
     outdir.parent.mkdir(parents=True, exist_ok=True)
@@ -788,7 +1043,18 @@ def boot(
     while True:
         attempt += 1
         result = _boot_once(
-            kernel, rootfs, outdir, payload, accel, boot_timeout, run_timeout, memory_mb, controls
+            kernel,
+            rootfs,
+            outdir,
+            payload,
+            accel,
+            boot_timeout,
+            run_timeout,
+            memory_mb,
+            controls,
+            ssh_port,
+            prepare,
+            on_line,
         )
         result.attempts = attempt
         if result.booted or attempt > retries or STOPPING.is_set():

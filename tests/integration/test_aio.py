@@ -313,3 +313,86 @@ def test_nsprim_run_from_threads_agrees_with_arun() -> None:
         return [r.stdout for r in rs]
 
     assert _run(main()) == sync == [f"h{i}\n".encode() for i in range(8)]
+
+
+# --- acall ------------------------------------------------------------------------------------
+
+
+def _hostname_and_pid(x: int) -> tuple[int, str, int]:
+    return x, socket.gethostname(), os.getpid()
+
+
+def _raises() -> None:
+    raise KeyError("from the child")
+
+
+def test_acall_returns_and_raises_as_call() -> None:
+    async def main() -> tuple[Any, ...]:
+        got = await aio.acall(_hostname_and_pid, 7, namespaces=["uts", "pid"], hostname="ac")
+        with pytest.raises(KeyError, match="from the child") as info:
+            await aio.acall(_raises, namespaces=["uts"])
+        big = await aio.acall(bytes, 3_000_000)  # more than a pipe holds
+        return got, info.value, big
+
+    (x, host, pid), exc, big = _run(main())
+    assert (x, host, pid) == (7, "ac", 1)
+    assert any("in child" in note for note in getattr(exc, "__notes__", []))
+    assert big == bytes(3_000_000)
+    with pytest.raises(TypeError, match="fn must be callable"):
+        _run(aio.acall(42))  # type: ignore[arg-type]
+
+
+def _status(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "".join(line for line in f if line.startswith(("Name", "State", "PPid")))
+    except OSError:
+        return "gone"
+
+
+def _write_pid_and_sleep(path: str) -> None:
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()} {os.readlink('/proc/self/ns/uts')}")
+    time.sleep(30)
+
+
+def test_acall_timeout_and_cancellation_kill_and_reap(tmp_path: Any) -> None:
+    mark = tmp_path / "child"
+
+    async def main() -> str:
+        with pytest.raises(nsprim.TimeoutExpired):
+            await aio.acall(time.sleep, 30, namespaces=["uts"], timeout=0.3)
+        task = asyncio.ensure_future(aio.acall(_write_pid_and_sleep, str(mark), namespaces=["uts"]))
+        for _ in range(1000):
+            await asyncio.sleep(0.01)
+            if mark.exists() and mark.read_text():
+                break
+        seen = mark.read_text()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return seen
+
+    t0 = time.monotonic()
+    pid, uts = _run(main()).split()
+    assert time.monotonic() - t0 < 20
+    # The child (the helper's child) is gone, not merely killed: the helper
+    # reaped it before it exited, and the helper was reaped before cancel returned.
+    assert not os.path.exists(f"/proc/{pid}"), _status(int(pid))
+    assert not _ns_in_use({int(uts.split("[")[1].rstrip("]"))}, "uts")
+
+
+def test_acall_many_at_once_leave_nothing() -> None:
+    fds = len(os.listdir("/proc/self/fd"))
+
+    async def main() -> list[tuple[int, str, int]]:
+        return await asyncio.gather(
+            *(
+                aio.acall(_hostname_and_pid, i, namespaces=["uts"], hostname=f"a{i}")
+                for i in range(50)
+            )
+        )
+
+    results = _run(main())
+    assert [(x, host) for x, host, _ in results] == [(i, f"a{i}") for i in range(50)]
+    assert len(os.listdir("/proc/self/fd")) == fds

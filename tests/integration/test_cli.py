@@ -24,6 +24,9 @@ def test_every_subcommand_is_wired() -> None:
 def test_version_and_help() -> None:
     out = _nsprim("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"nsprim {nsprim.__version__}"
+    for sub in ("run", "enter", "ls", "check"):  # -V, as every util-linux tool
+        out = _nsprim(sub, "-V")
+        assert out.returncode == 0 and out.stdout.strip() == f"nsprim {nsprim.__version__}"
     out = _nsprim("--help")
     assert out.returncode == 0 and "conformance" in out.stdout
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -128,12 +131,18 @@ def _as_nobody_cli(args: list[str]) -> int:
     return cli_run.cmd_run(ns)
 
 
-def test_handlers_called_directly_as_nobody() -> None:
+def test_handlers_called_directly_as_nobody(capfd: pytest.CaptureFixture[str]) -> None:
     from forked import in_child
 
     # The venv's python can't be exec'd as nobody: call the handler in-process.
     assert in_child(_as_nobody_cli, ["run", "-r", "--", "sh", "-c", "test $(id -u) = 0"]) == 0
+    capfd.readouterr()
     assert in_child(_as_nobody_cli, ["run", "-u", "--", "true"]) == 1  # EPERM without -U
+    # The hint names the CLI's flags, not the library's keyword arguments.
+    assert capfd.readouterr().err == (
+        "nsprim run: unshare: Operation not permitted; creating namespaces other than user "
+        "needs CAP_SYS_ADMIN; add -r (or -U with --map-user) to run unprivileged\n"
+    )
     assert in_child(_as_nobody_cli, ["run", "-r", "--", "sh", "-c", "exit 9"]) == 9
 
 
@@ -143,3 +152,55 @@ def test_enter_handler_direct_call(
     ns = command_parser("enter").parse_args(["-t", str(target.pid), "-u", "--", "hostname"])
     assert cli_enter.cmd_enter(ns) == 0
     assert capfd.readouterr().out == "cli-target\n"
+
+
+@pytest.fixture(scope="module")
+def nobody_pythonpath() -> Iterator[str]:
+    """A copy of the package that nobody can read (the venv under /work is not)."""
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="nsprim-cli-nobody-")
+    try:
+        shutil.copytree(
+            Path(process.__file__).parent,
+            Path(root, "nsprim"),
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        os.chmod(root, 0o755)
+        for d, _, files in os.walk(root):
+            os.chmod(d, 0o755)
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o644)
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.skipif(
+    shutil.which("setpriv") is None or not os.access("/usr/bin/python3", os.X_OK),
+    reason="needs util-linux setpriv and /usr/bin/python3",
+)
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (["-r", "-R", "/", "--", "pwd"], ["-r", "-R", "/", "pwd"]),
+        (["-r", "-R", "/", "-w", "/tmp", "--", "pwd"], ["-r", "-R", "/", "-w", "/tmp", "pwd"]),
+        (["-r", "-p", "--mount-proc", "--", "readlink", "/proc/self"],
+         ["-r", "-pf", "--mount-proc", "readlink", "/proc/self"]),
+        # proc of the caller's pid namespace from a new user namespace: the kernel refuses both
+        (["-r", "--mount-proc", "--", "true"], ["-r", "--mount-proc", "true"]),
+        (["-u", "--", "true"], ["-u", "true"]),
+    ],
+    ids=lambda a: " ".join(a),
+)  # fmt: skip
+def test_rootless_run_matches_unshare(
+    nobody_pythonpath: str, ours: list[str], theirs: list[str]
+) -> None:
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    env = {**os.environ, "PYTHONPATH": nobody_pythonpath}
+    a = subprocess.run([*as_nobody, "/usr/bin/python3", "-m", "nsprim", "run", *ours],
+                       capture_output=True, timeout=60, env=env, cwd="/")  # fmt: skip
+    b = subprocess.run([*as_nobody, "unshare", *theirs], capture_output=True, timeout=60, cwd="/")
+    assert (a.returncode, a.stdout) == (b.returncode, b.stdout), (a.stderr, b.stderr)
+    assert b"Traceback" not in a.stderr and a.stderr.count(b"\n") == b.stderr.count(b"\n")

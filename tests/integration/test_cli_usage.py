@@ -132,9 +132,7 @@ def test_wd_failure_like_unshare_status() -> None:
 
 
 @needs_util_linux
-@pytest.mark.parametrize(
-    "script", ["echo ok", "echo $$"], ids=["sh -c echo ok", "pid 1"]
-)
+@pytest.mark.parametrize("script", ["echo ok", "echo $$"], ids=["sh -c echo ok", "pid 1"])
 def test_kill_child_takes_its_signal_only_after_equals(script: str) -> None:
     # `--kill-child sh -c ...`: sh is the command, not the signal (getopt optional_argument).
     for ours, theirs in [
@@ -199,7 +197,9 @@ def _signal_then_finish(argv: list[str], sig: int) -> tuple[bool, int]:
 def test_run_holds_term_and_int_until_the_command_ends_like_unshare(sig: int) -> None:
     script = ["sh", "-c", "read x; exit 3"]
     assert _signal_then_finish([UNSHARE or "", "-uf", *script], sig) == (True, 3)
-    assert _signal_then_finish([sys.executable, "-m", "nsprim", "run", "-u", "--", *script], sig) == (True, 3)
+    assert _signal_then_finish(
+        [sys.executable, "-m", "nsprim", "run", "-u", "--", *script], sig
+    ) == (True, 3)
 
 
 @needs_util_linux
@@ -235,7 +235,9 @@ def test_enter_passes_term_on_to_the_command_like_nsenter(target: int) -> None:
         [sys.executable, "-m", "nsprim", "enter", "-t", str(target), "-u", "--", *script],
         signal.SIGTERM,
     )
-    proc = subprocess.Popen([NSENTER or "", "-t", str(target), "-u", *script], stdin=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [NSENTER or "", "-t", str(target), "-u", *script], stdin=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 10
         while not os.readlink(f"/proc/{proc.pid}/exe").endswith("sh"):
@@ -261,7 +263,11 @@ def _into_closed_pipe(argv: list[str]) -> tuple[int, bytes]:
 
 
 @needs_util_linux
-@pytest.mark.parametrize("args", [["ls"], ["ls", "--json"]], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize(
+    "args",
+    [["ls"], ["ls", "--json"], ["check", "--json"], ["conformance", "--list"]],
+    ids=lambda a: " ".join(a),
+)
 def test_closed_pipe_ends_quietly_like_lsns(args: list[str]) -> None:
     rc, err = _into_closed_pipe([sys.executable, "-m", "nsprim", *args])
     assert err == b"", err
@@ -312,3 +318,37 @@ def test_ls_colour_on_a_terminal_only_and_never_with_no_color() -> None:
         timeout=60,
     )
     assert piped.returncode == 0 and b"\033[" not in piped.stdout and b"NS" in piped.stdout
+
+
+@needs_util_linux
+def test_kill_child_signals_the_command_when_nsprim_is_killed_like_unshare() -> None:
+    def command_dies(argv: list[str], within: float = 10) -> bool:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        try:
+            child = _started(proc)
+            proc.kill()  # SIGKILL: no handler of the wrapper runs
+            proc.wait(timeout=30)
+            deadline = time.monotonic() + within
+            while time.monotonic() < deadline:
+                try:
+                    with open(f"/proc/{child}/stat") as f:
+                        if f.read().split(") ")[1].startswith("Z"):
+                            return True  # dead, waiting for init to reap it
+                except FileNotFoundError:
+                    return True
+                time.sleep(0.02)
+            os.kill(child, signal.SIGKILL)
+            return False
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    script = ["sh", "-c", "read x"]
+    assert command_dies([UNSHARE or "", "-u", "--kill-child", *script])
+    assert command_dies(
+        [sys.executable, "-m", "nsprim", "run", "-u", "--kill-child", "--", *script]
+    )
+    # control: without --kill-child the command outlives a SIGKILLed wrapper (both tools)
+    assert not command_dies([UNSHARE or "", "-uf", *script], within=1)
+    assert not command_dies([sys.executable, "-m", "nsprim", "run", "-u", "--", *script], within=1)

@@ -14,12 +14,14 @@ import gzip
 import os
 import platform
 import re
+import shutil
 import struct
 
 import pytest
 from forked import drop_to_nobody, in_child
 
 from nsprim import compat
+from nsprim import net as _net  # noqa: F401  (imported before a child drops to nobody)
 from nsprim import syscalls as S
 from nsprim._sys import nr
 from nsprim.namespace import NsType, namespaces
@@ -303,12 +305,18 @@ def test_seccomp_refused_unshare_reported_missing_with_the_reason() -> None:
     assert [p.name for p in compat.require("user,net", probes)] == ["user", "net"]
 
 
-def _probe_with_max_user_namespaces_zero() -> tuple[list[compat.Probe], str]:
+def _enter_own_userns() -> None:
+    """unshare(CLONE_NEWUSER) and map root to the caller's ids (in a forked test child)."""
     uid, gid = os.geteuid(), os.getegid()
     S.unshare(int(NsType.USER.flag))
+    S.set_dumpable(True)  # after a setresuid, /proc/self is root's until then
     for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
         with open(f"/proc/self/{name}", "w") as f:
             f.write(text)
+
+
+def _probe_with_max_user_namespaces_zero() -> tuple[list[compat.Probe], str]:
+    _enter_own_userns()
     # The ucount sysctls are per user namespace; its creator holds
     # CAP_SYS_RESOURCE in it (kernel/ucount.c set_permissions).
     with open("/proc/sys/user/max_user_namespaces", "w") as f:
@@ -356,18 +364,12 @@ def _works_independently(flags: int, then: str = "") -> bool:
 
     def body() -> bool:
         try:
-            uid, gid = os.geteuid(), os.getegid()
+            if then == "idmap":
+                _enter_own_userns()
+                return True
             S.unshare(flags)
             if then == "sethostname":
                 S.sethostname("independent")
-            elif then == "idmap":
-                for name, text in (
-                    ("setgroups", "deny"),
-                    ("uid_map", f"0 {uid} 1"),
-                    ("gid_map", f"0 {gid} 1"),
-                ):
-                    with open(f"/proc/self/{name}", "w") as f:
-                        f.write(text)
         except OSError:
             return False
         return True
@@ -382,7 +384,8 @@ def _promises_nothing_refused(probes: list[compat.Probe]) -> None:
         p = b[("namespaces", t.value)]
         then = {NsType.UTS: "sethostname", NsType.USER: "idmap"}.get(t, "")
         direct = _works_independently(int(t.flag), then)
-        assert (p.status == "ok") == direct, (p, direct)
+        if p.status == "ok":  # a promise: the environment keeps it
+            assert direct, p
         assert p.status == "ok" or p.consequence, p
         if p.status in ("missing", "absent"):
             assert p.source in compat.SOURCES, p  # every refusal names its source
@@ -453,11 +456,7 @@ def test_podman_like_uts_is_creatable_but_unusable_and_seccomp_is_named() -> Non
 
 
 def _probe_with_limit(t: str) -> list[compat.Probe]:
-    uid, gid = os.geteuid(), os.getegid()
-    S.unshare(int(NsType.USER.flag))
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
+    _enter_own_userns()
     with open(f"/proc/sys/user/max_{t}_namespaces", "w") as f:
         f.write("0")
     probes = compat.probe_all(groups=_ENV_GROUPS)
@@ -466,7 +465,7 @@ def _probe_with_limit(t: str) -> list[compat.Probe]:
 
 
 @pytest.mark.needs_userns
-@pytest.mark.parametrize("t", ["net", "time"])
+@pytest.mark.parametrize("t", ["mnt", "uts", "ipc", "pid", "net", "cgroup", "time"])
 def test_a_capped_type_is_missing_naming_the_limit_and_the_rest_still_works(t: str) -> None:
     b = _by(in_child(_probe_with_limit, t, timeout=90))
     p = b[("namespaces", t)]
@@ -475,8 +474,12 @@ def test_a_capped_type_is_missing_naming_the_limit_and_the_rest_still_works(t: s
     assert p.fix.startswith(f"sysctl -w user.max_{t}_namespaces=N")
     op = b[("operations", f"unshare.{t}")]
     assert op.source == "limit"
-    for other in ("uts", "ipc", "pid", "mnt"):
-        assert b[("namespaces", other)].status == "ok", b[("namespaces", other)]
+    # setns is judged on a type this process may create: one capped type does not refuse it
+    assert b[("operations", "setns")].status == "ok", b[("operations", "setns")]
+    # (using a pid namespace means mounting its /proc: that needs a mount namespace)
+    for other in ("uts", "ipc", "pid", "mnt", "net"):
+        if other != t and (t, other) != ("mnt", "pid"):
+            assert b[("namespaces", other)].status == "ok", b[("namespaces", other)]
     assert b[("verdict", "conformance")].value == "no"
     assert f"user.max_{t}_namespaces is 0" in b[("verdict", "conformance")].consequence
 
@@ -507,15 +510,7 @@ def test_capabilities_dropped_with_capset_are_named() -> None:
 
 def _nested(depth: int) -> list[compat.Probe]:
     for _ in range(depth):
-        uid, gid = os.geteuid(), os.getegid()
-        S.unshare(int(NsType.USER.flag))
-        for name, text in (
-            ("setgroups", "deny"),
-            ("uid_map", f"0 {uid} 1"),
-            ("gid_map", f"0 {gid} 1"),
-        ):
-            with open(f"/proc/self/{name}", "w") as f:
-                f.write(text)
+        _enter_own_userns()
     probes = compat.probe_all(groups=_ENV_GROUPS)
     _promises_nothing_refused(probes)
     return probes
@@ -531,6 +526,24 @@ def test_nested_user_namespaces_promise_only_what_works() -> None:
     # as nobody is impossible there (65534 is unmapped): rootless means without CAP_SYS_ADMIN
     assert "without CAP_SYS_ADMIN" in b[("rootless", "unshare.net")].detail
     assert b[("verdict", "rootless")].value == "yes"
+
+
+def _rootless_in_rootless() -> list[compat.Probe]:
+    drop_to_nobody()
+    return _nested(1)
+
+
+@pytest.mark.needs_root
+def test_rootless_inside_a_rootless_user_namespace() -> None:
+    b = _by(in_child(_rootless_in_rootless, timeout=90))
+    # root of a user namespace that nobody created: every type, directly
+    for t in NsType:
+        assert b[("namespaces", t.value)].status == "ok", b[("namespaces", t.value)]
+    # but the host's cgroup tree belongs to real root: not delegated to nobody
+    cg = b[("operations", "cgroup.create")]
+    assert cg.status == "missing" and cg.source == "cgroup-delegation", cg
+    assert "Delegate=yes" in cg.fix
+    assert "cgroup.create" in b[("verdict", "conformance")].consequence
 
 
 def _fake_success() -> tuple[list[compat.Probe], str]:
@@ -658,3 +671,55 @@ def test_check_json_follows_the_documented_schema_and_a_control_fails_it() -> No
     bad = dict(doc, probes=[dict(doc["probes"][0], status="great")])
     assert any("status" in problem for problem in validate(bad))
     assert validate(dict(doc, schema="nsprim-check/1"))
+
+
+_BWRAP = shutil.which("bwrap")
+_IN_BWRAP = """
+import json, os, sys
+from nsprim import compat, syscalls as S
+from nsprim.cli.check import validate
+from nsprim.namespace import NsType
+probes = compat.probe_all(groups=["namespaces", "operations", "rootless", "verdict"])
+independent = {}
+for t in NsType:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            S.unshare(int(t.flag))
+        except OSError:
+            os._exit(1)
+        os._exit(0)
+    independent[t.value] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+print(json.dumps({"probes": [p.to_dict() for p in probes], "independent": independent}))
+"""
+
+
+@pytest.mark.needs_root
+@pytest.mark.skipif(_BWRAP is None, reason="bubblewrap is not installed")
+def test_inside_bubblewrap_no_probe_promises_what_it_refuses() -> None:
+    import json
+    import subprocess
+    import sys
+
+    assert _BWRAP is not None
+    argv = [_BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    argv += ["--tmpfs", "/tmp", "--unshare-all", "--die-with-parent"]
+    proc = subprocess.run(
+        [*argv, sys.executable, "-c", _IN_BWRAP], capture_output=True, timeout=90, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = json.loads(proc.stdout)
+    b = {(p["group"], p["name"]): p for p in out["probes"]}
+    for t, works in out["independent"].items():
+        if b[("namespaces", t)]["status"] == "ok":
+            assert works, b[("namespaces", t)]
+    # bwrap's /proc has read-only submounts (/proc/sys, /proc/irq...): a user
+    # namespace may not mount a fresh one (mount_too_revealing), and / is read-only
+    fresh = b[("rootless", "mount.proc")]
+    assert fresh["status"] == "missing" and fresh["source"] == "kernel", fresh
+    assert "covered parts" in fresh["consequence"]
+    cg = b[("operations", "cgroup.create")]
+    assert cg["source"] == "cgroup-delegation" and "read-only" in cg["consequence"], cg
+    for p in out["probes"]:
+        if p["status"] in ("missing", "absent"):
+            assert p["source"] is not None, p

@@ -140,18 +140,40 @@ def test_run_map_root_as_nobody() -> None:
     assert uid_map == "0 65534 1"
 
 
-def _unprivileged_needs_user() -> str:
+def _unprivileged_needs_user(types: list[str]) -> str:
     drop_to_nobody()
     try:
-        process.run(["true"], namespaces=["uts"])
+        process.run(["true"], namespaces=types)
     except AccessDenied as err:
         return f"{err.operation}|{err.hint}"
     return "no error"
 
 
 def test_spawn_unprivileged_without_user_is_access_denied() -> None:
-    op, hint = in_child(_unprivileged_needs_user).split("|")
-    assert op == "clone3" and "add 'user'" in hint
+    for types in (["uts"], ["pid"]):  # pid: refused to the launcher thread, nothing forked
+        op, hint = in_child(_unprivileged_needs_user, types).split("|")
+        assert op == "unshare" and "add 'user'" in hint
+
+
+def _root_inside() -> tuple[int, int, str, str]:
+    from nsprim.idmap import map_self_as_root
+
+    map_self_as_root(int(CloneFlags.NEWUTS))
+    socket.sethostname("mapped")  # root of the new user namespace owns the new UTS one
+    return (os.getuid(), os.getgid(), Path("/proc/self/uid_map").read_text().split()[1],
+            socket.gethostname())  # fmt: skip
+
+
+def _map_self_as_nobody() -> tuple[int, int, str, str]:
+    drop_to_nobody()
+    return process.call(_root_inside)
+
+
+def test_map_self_as_root_as_root_and_as_nobody() -> None:
+    host = socket.gethostname()
+    assert process.call(_root_inside) == (0, 0, "0", "mapped")
+    assert in_child(_map_self_as_nobody) == (0, 0, "65534", "mapped")
+    assert socket.gethostname() == host
 
 
 def _multi_extent_map() -> str:
@@ -258,6 +280,55 @@ def test_spawn_die_with_parent_kills_child_when_parent_dies() -> None:
         assert not _gone(pid)
     finally:
         os.kill(pid, signal.SIGKILL)
+
+
+# A helper process spawns `sleep` from one kind of thread, lets that thread end,
+# says whether the program still runs, then waits to be SIGKILLed.
+_FROM_THREAD = r"""
+import asyncio, concurrent.futures, os, sys, threading, time
+import nsprim
+
+kind = sys.argv[1]
+box = []
+start = lambda: box.append(nsprim.spawn(["sleep", "60"], namespaces=["uts"]).pid)
+if kind == "thread":
+    t = threading.Thread(target=start)
+    t.start()
+    t.join()
+elif kind == "pool":
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(start).result()
+elif kind == "to_thread":
+    asyncio.run(asyncio.to_thread(start))  # ends the loop's default executor too
+else:
+    start()
+time.sleep(0.3)  # the spawning thread is gone; a thread-scoped pdeathsig has fired
+alive = os.waitpid(box[0], os.WNOHANG) == (0, 0)
+print(box[0], "alive" if alive else "dead", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("kind", ["thread", "pool", "to_thread", "main"])
+def test_die_with_parent_follows_the_process_not_the_spawning_thread(kind: str) -> None:
+    helper = subprocess.Popen([sys.executable, "-c", _FROM_THREAD, kind], stdout=subprocess.PIPE)
+    try:
+        assert helper.stdout is not None
+        line = helper.stdout.readline().decode().split()
+        assert len(line) == 2, line
+        pid, state = int(line[0]), line[1]
+        # The spawning thread ended: the program must still run.
+        assert state == "alive" and not _gone(pid)
+        helper.kill()  # SIGKILL of the calling process: the program must die
+        helper.wait()
+        deadline = time.monotonic() + 5
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _gone(pid)
+    finally:
+        helper.kill()
+        helper.wait()
+        helper.stdout.close()  # type: ignore[union-attr]
 
 
 # --- the process object ----------------------------------------------------------------------
@@ -472,13 +543,37 @@ def test_spawn_child_step_error_is_reraised_with_step() -> None:
     assert info.value.step == "chdir"  # type: ignore[attr-defined]
 
 
-def test_spawn_pid_after_fallback_to_fork_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
-    # As under a seccomp profile that answers clone3 with ENOSYS.
-    monkeypatch.setattr(_launch, "_clone3_ok", False)
+def test_spawn_without_clone3_still_makes_pid_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As under a seccomp profile that answers clone3 with ENOSYS: launches
+    # fork, so pid namespaces work as long as nothing needs the
+    # CLONE_PARENT hop (a pid namespace owned by a new user namespace).
+    def no_clone3(*a: Any, **k: Any) -> Any:
+        raise UnsupportedError("clone3", requires="Linux 5.3")
+
+    monkeypatch.setattr(nsprim.syscalls, "clone3", no_clone3)
+    monkeypatch.setattr(_launch, "_clone3_ok", [True])  # learns ENOSYS here, forgets after
     r = process.run(["hostname"], hostname="forked", capture_output=True, check=True)
     assert r.stdout == b"forked\n"
-    with pytest.raises(UnsupportedError, match="pid namespace without clone3"):
-        process.spawn(["true"], namespaces=["pid"])
+    assert process.call(os.getpid, namespaces=["pid"]) == 1
+    with pytest.raises(UnsupportedError, match="clone3") as info:
+        process.spawn(["true"], namespaces=["pid"], map_root=True)
+    assert info.value.step == "clone3"  # type: ignore[attr-defined]
+
+
+def test_pid_namespace_owned_by_new_user_namespace_gives_pid1_and_proc() -> None:
+    # The child unshares user+pid and hops (clone3 CLONE_PARENT): the
+    # program is PID 1, the caller's own child, and can mount /proc.
+    me = Namespace.of_self("pid")
+    with process.spawn(["sh", "-c", "echo $$; echo /proc/[0-9]*; exec sleep 30"],
+                       namespaces=["pid"], map_root=True, mount_proc=True,
+                       stdout=process.PIPE) as p:  # fmt: skip
+        assert p.stdout is not None
+        assert p.stdout.readline() == b"1\n" and p.stdout.readline() == b"/proc/1\n"
+        assert Path(f"/proc/{p.pid}/stat").read_text().split()[3] == str(os.getpid())
+        ns = p.namespaces()
+        assert ns[NsType.PID] != me and ns[NsType.PID].owner() == ns[NsType.USER]
+    # The launcher thread's own pid namespace for children is untouched.
+    assert Namespace.of_thread("pid") == me
 
 
 # --- call ------------------------------------------------------------------------------------------
@@ -527,10 +622,74 @@ def test_call_unpicklable_result_or_exception_is_call_error() -> None:
 
 
 def test_call_child_death_names_the_signal() -> None:
-    with pytest.raises(CallError, match="killed by SIGKILL"):
+    with pytest.raises(CallError, match="killed by SIGKILL") as info:
         process.call(lambda: os.kill(os.getpid(), signal.SIGKILL))
-    with pytest.raises(CallError, match=r"exited \(status 7\)"):
+    assert info.value.returncode == -signal.SIGKILL
+    with pytest.raises(CallError, match=r"exited \(status 7\)") as info:
         process.call(lambda: os._exit(7))
+    assert info.value.returncode == 7
+
+
+def test_call_start_returns_while_the_callable_runs() -> None:
+    r, w = os.pipe()
+    try:
+        # The child blocks on the pipe: call_start returned, so it is live.
+        with process.call_start(os.read, r, 1, namespaces=["pid"]) as pending:
+            assert not pending.poll() and pending.fileno() >= 0
+            assert Path(f"/proc/{pending.pid}/status").read_text().count("NSpid:") == 1
+            os.write(w, b"x")
+            assert pending.result(timeout=10) == b"x"
+            assert pending.poll() and pending.pidfd == -1
+        with process.call_start(time.sleep, 30) as pending:
+            pid = pending.pid
+        assert _gone(pid)  # leaving the block killed and reaped it
+        pending = process.call_start(time.sleep, 30)
+        with pytest.raises(TimeoutExpired):
+            pending.result(timeout=0.2)
+        assert _gone(pending.pid)
+    finally:
+        os.close(r)
+        os.close(w)
+    with pytest.raises(FileNotFoundError) as info:
+        process.call_start(os.getpid, namespaces=["mnt"], cwd="/nonexistent-dir")
+    assert info.value.step == "chdir"  # type: ignore[attr-defined]
+
+
+def _free_pid() -> int:
+    return next(p for p in range(20000, 30000) if not os.path.exists(f"/proc/{p}"))
+
+
+def _orphan_then_list() -> list[int]:
+    if os.fork() == 0:  # a child that forks a sleeper and exits: the sleeper is orphaned
+        if os.fork() == 0:
+            time.sleep(60)
+        os._exit(0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        kids = Path(f"/proc/self/task/{os.getpid()}/children").read_text().split()
+        if len(kids) == 2:  # the exited child (a zombie) and the orphan, reparented here
+            return [int(k) for k in kids]
+        time.sleep(0.01)
+    raise AssertionError("the orphan was not reparented to the subreaper")
+
+
+def test_call_options_for_the_suite_set_tid_subreaper_unshare() -> None:
+    pid = _free_pid()
+    assert process.call(os.getpid, set_tid=[pid]) == pid
+    assert process.call(os.getpid, namespaces=["pid"], set_tid=[1]) == 1
+    kids = process.call(_orphan_then_list, subreaper=True)
+    assert all(_gone(k) for k in kids)  # killed and reaped before the result came back
+    mine = Namespace.of_self("pid")
+    inner = process.call(lambda: Namespace.of_self("pid"), unshare=int(CloneFlags.NEWPID))
+    grandchild = process.call(
+        lambda: process.call(lambda: Namespace.of_self("pid")), unshare=int(CloneFlags.NEWPID)
+    )
+    assert inner == mine and grandchild != mine  # unshare(NEWPID) holds the children only
+    for bad, exc in (([0], ValueError), ("1", TypeError), ([2**31], ValueError)):
+        with pytest.raises(exc, match="set_tid"):
+            process.call(os.getpid, set_tid=bad)
+    with pytest.raises(ValueError, match="unshare must be"):
+        process.call(os.getpid, unshare=int(CloneFlags.THREAD))
 
 
 def test_call_system_exit_stays_in_the_child() -> None:
@@ -624,13 +783,13 @@ def test_user_namespace_works_from_a_process_with_running_threads() -> None:
 
 def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[int] = []
-    real = process._fast_spawn
+    real = _launch.fast_spawn
 
     def counting(*a: Any) -> Any:
         calls.append(1)
         return real(*a)
 
-    monkeypatch.setattr(process, "_fast_spawn", counting)
+    monkeypatch.setattr(_launch, "fast_spawn", counting)
     host = socket.gethostname()
     mnt = Namespace.of_self("mnt")
     r = process.run(
@@ -645,10 +804,36 @@ def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_pa
     # Nothing of the caller changed: not this thread, not the process.
     assert socket.gethostname() == host and Namespace.of_thread("mnt") == mnt
     assert os.getcwd() != str(tmp_path)
-    # pid, user, time and die_with_parent need the fork path.
-    process.run(["true"], namespaces=["pid"], die_with_parent=False)
+    # user, time, mount_proc and die_with_parent need the fork path.
+    process.run(["true"], namespaces=["user"], die_with_parent=False)
+    process.run(["true"], namespaces=["time"], die_with_parent=False)
+    process.run(["true"], namespaces=["pid"], mount_proc=True, die_with_parent=False)
     process.run(["true"], namespaces=["uts"])
     assert calls == [1]
+
+
+def test_fast_path_takes_pid_and_gives_pid1(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = _launch.fast_spawn
+
+    def counting(*a: Any) -> Any:
+        calls.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(_launch, "fast_spawn", counting)
+    me = Namespace.of_self("pid")
+    for types in (["pid"], ["pid", "net", "uts", "ipc", "cgroup", "mnt"], ["pid"]):
+        # "sh" by PATH: one posix_spawn attempt, or the dead init's namespace
+        # would refuse the next with ENOMEM.
+        r = process.run(["sh", "-c", "echo $$; readlink /proc/self/ns/pid"], namespaces=types,
+                        die_with_parent=False, capture_output=True, check=True)  # fmt: skip
+        pid1, link = r.stdout.decode().split()
+        assert pid1 == "1" and link != f"pid:[{me.ino}]"
+    assert calls == [1, 1, 1]
+    assert Namespace.of_thread("pid") == me
+    with pytest.raises(FileNotFoundError) as info:
+        process.run(["no-such-program-xyz"], namespaces=["pid"], die_with_parent=False)
+    assert info.value.step == "execve"  # type: ignore[attr-defined]
 
 
 def test_fast_path_closes_inheritable_fds_and_reports_exec_errors() -> None:

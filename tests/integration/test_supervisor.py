@@ -267,32 +267,44 @@ def test_program_outlives_its_thread_and_dies_with_the_process(flags: int) -> No
 
 
 _WATCH = """
-import os, threading, time
+import asyncio, os, threading, time
+from concurrent.futures import ThreadPoolExecutor
 import nsprim
 from nsprim import _supervisor as S
-box = []
+
 def start():
     p = nsprim.spawn(["sleep", "600"], namespaces=["uts"], die_with_parent=False)
-    S.watch(p.pidfd)
-    box.append(p)
-t = threading.Thread(target=start); t.start(); t.join()
-time.sleep(0.2)
-print(box[0].pid if box[0].poll() is None else -1, flush=True)
+    S.watch(p.pidfd, owner=p)
+    return p
+
+procs = [start()]  # the main thread
+box = []
+t = threading.Thread(target=lambda: box.append(start())); t.start(); t.join()
+procs += box  # a plain thread, gone by now
+with ThreadPoolExecutor(2) as pool:
+    procs.append(pool.submit(start).result())  # a pool worker, shut down below
+async def main():
+    return await asyncio.to_thread(start)
+procs.append(asyncio.run(main()))  # asyncio's default executor, closed by run()
+time.sleep(0.2)  # every spawning thread but the main one has ended
+for p in procs:
+    print(p.pid if p.poll() is None else -1, flush=True)
 {end}
 """
 
 
 @pytest.mark.parametrize("end", ["time.sleep(600)", "raise SystemExit(0)"])
-def test_watched_child_of_the_fast_path_dies_with_the_process(end: str) -> None:
+def test_watched_children_of_the_fast_path_die_with_the_process(end: str) -> None:
     caller = _caller(_WATCH.format(end=end))
     pids: list[int] = []
     try:
-        pids = _read_pids(caller, 1)
-        assert pids[0] > 0, "the program died with the thread that spawned it"
+        pids = _read_pids(caller, 4)
+        assert all(pid > 0 for pid in pids), "a program died with the thread that spawned it"
         if "sleep" in end:
             caller.kill()
         caller.wait()
-        assert _gone(pids[0]), "the watched program survived its caller"
+        for pid, where in zip(pids, ("main thread", "thread", "pool worker", "to_thread")):
+            assert _gone(pid), f"the program spawned from the {where} survived its caller"
     finally:
         caller.kill()
         caller.wait()
@@ -419,3 +431,24 @@ def test_a_new_supervisor_takes_over_the_watched_children_of_a_killed_one() -> N
         caller.kill()
         caller.wait()
         _kill_all(*pids)
+
+
+def test_watched_processes_that_exit_are_forgotten(sup: object) -> None:
+    import nsprim
+
+    for _ in range(40):
+        with nsprim.spawn(["/bin/true"], die_with_parent=False) as p:
+            S.watch(p.pidfd)
+            assert p.wait() == 0
+    supervisor = S.supervisor_pid()
+    assert supervisor is not None
+    # The next batch prunes what has exited: its fds come back to a handful.
+    deadline = time.monotonic() + 10
+    count = len(os.listdir(f"/proc/{supervisor}/fd"))
+    while count > 12 and time.monotonic() < deadline:
+        with nsprim.spawn(["/bin/true"], die_with_parent=False) as p:
+            S.watch(p.pidfd)
+            p.wait()
+        time.sleep(0.05)
+        count = len(os.listdir(f"/proc/{supervisor}/fd"))
+    assert count <= 12, f"the supervisor still holds {count} fds"

@@ -75,7 +75,7 @@ def test_pytest_examples_pass_as_nobody(nobody: RootlessEnv) -> None:
     assert r.returncode == 0
 
 
-OUTPUT = "hostname: inside\n100 commands ran in 100 network namespaces\n"
+OUTPUT = "hostname: inside\nfunction saw: called\n100 commands ran in 100 network namespaces\n"
 
 
 def test_asyncio_example_as_root_and_as_nobody(nobody: RootlessEnv, tmp_path: Path) -> None:

@@ -254,7 +254,62 @@ def test_kernel_config_accepts_both_key_forms() -> None:
 def test_operations_validates_arguments() -> None:
     with pytest.raises(ValueError, match="unknown operation 'fly'"):
         compat.operations(names=["fly"])
+    with pytest.raises(TypeError, match="names must be a list or tuple"):
+        compat.operations(names="sethostname")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="names must be operation names"):
+        compat.operations(names=[1])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="rootless must be a bool or None"):
         compat.operations(rootless="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout must be more than 0"):
         compat.operations(timeout=-1)
+
+
+def test_require_accepts_the_answers_and_the_operations() -> None:
+    probes = [
+        _probe("conformance", "missing", "verdict"),
+        _probe("rootful", "ok", "verdict"),
+        _probe("sethostname", "missing", "operations"),
+        _probe("sethostname", "missing", "rootless"),
+    ]
+    assert [p.name for p in compat.require("rootful,conformance", probes)] == ["conformance"]
+    assert [p.group for p in compat.require("sethostname", probes)] in (
+        ["operations"],
+        ["rootless"],
+    )
+    names = compat.requirement_names()
+    assert len(names) == len(set(names))
+    assert {"rootful", "conformance", "mount.proc", "cgroup.create"} <= set(names)
+
+
+def test_check_table_colours_only_when_asked() -> None:
+    import re
+
+    from nsprim.cli.check import render_check
+
+    probes = [_probe("user", "ok"), _probe("net", "missing"), _probe("x", "absent", "syscalls")]
+    plain = render_check(probes)
+    painted = render_check(probes, paint=True)
+    assert "\033[" not in plain
+    assert "\033[32mOK\033[0m" in painted and "\033[31mMISSING\033[0m" in painted
+    assert re.sub(r"\033\[[0-9;]*m", "", painted) == plain  # same columns, same widths
+
+
+def test_explain_applies_the_engines_rules_to_an_errno_seen_elsewhere() -> None:
+    filtered = _facts(seccomp=facts.Seccomp("2", 1), version=(6, 18, 0))
+    r = compat.explain("clone3", errno.ENOSYS, facts=filtered)
+    assert (r.state, r.source) == ("refused", "seccomp")
+    assert r.cause == "clone3(2) returns ENOSYS from a seccomp filter (Linux 6.18 has it)"
+    r = compat.explain("sethostname", errno.EPERM, facts=filtered, rootless=True)
+    assert r.source == "seccomp" and "sethostname(2)" in r.cause
+    capped = _facts(sysctls={"user.max_pid_namespaces": 0})
+    r = compat.explain("unshare", errno.ENOSPC, nstype="pid", facts=capped)
+    assert (r.source, r.cause) == ("limit", "user.max_pid_namespaces is 0")
+    with pytest.raises(ValueError, match="call must be one of unshare"):
+        compat.explain("reboot", errno.EPERM)
+    with pytest.raises(TypeError, match="err must be an errno number"):
+        compat.explain("unshare", "EPERM")  # type: ignore[arg-type]
+    for bad in (0, -1, 10**30):
+        with pytest.raises(ValueError, match="err must be a positive errno below 4096"):
+            compat.explain("unshare", bad)
+    with pytest.raises(TypeError, match="rootless must be a bool or None"):
+        compat.explain("unshare", errno.EPERM, rootless="yes")  # type: ignore[arg-type]

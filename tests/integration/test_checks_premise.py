@@ -65,7 +65,7 @@ def test_unshare_that_fakes_success_fails_naming_the_premise() -> None:
 def test_setns_that_fakes_success_fails_naming_the_premise() -> None:
     said = in_child(_in_fake_environment, _setns_other_ipc)
     assert said.startswith(
-        "setns(CLONE_NEWIPC) returned 0 and the caller's IPC namespace is not the target"
+        "setns(CLONE_NEWIPC) returned 0 and the thread is not in the target IPC namespace"
     )
 
 

@@ -27,6 +27,7 @@ LAYERS = {
     "_fd": 1,
     "_procfs": 1,
     "syscalls": 1,
+    "seccomp": 1,
     "namespace": 2,
     "net": 2,
     "idmap": 2,

@@ -31,7 +31,7 @@ from ._frames import ERROR, GO, HOP, READY, Channel, decode_error, encode_error,
 from ._launcher import LAUNCHER
 from ._ledger import LEDGER, kill_reap
 from ._options import NsOptions
-from .errors import AccessDenied, TimeoutExpired, UnsupportedError, reraise, translate
+from .errors import AccessDenied, TimeoutExpired, UnsupportedError, add_note, reraise, translate
 from .flags import CloneFlags
 from .idmap import write_gid_map, write_setgroups, write_uid_map
 from .namespace import NsType
@@ -404,10 +404,12 @@ def _candidates(setup: NsOptions, executables: tuple[bytes, ...]) -> tuple[bytes
     return tuple((runnable or files or list(executables))[:1])
 
 
-def fast_eligible(setup: NsOptions, stdio: Sequence[int]) -> bool:
+def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False) -> bool:
+    """Whether posix_spawn can start this program; *watched*: die_with_parent is kept by
+    nsprim._supervisor.watch (posix_spawn(3) can't set PR_SET_PDEATHSIG in the child)."""
     return (
         _fast_ok
-        and setup.pdeathsig == 0  # posix_spawn(3) can't set PR_SET_PDEATHSIG in the child
+        and (setup.pdeathsig == 0 or watched)
         and not setup.sync
         and setup.root is None
         and not setup.mount_proc
@@ -477,6 +479,7 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
             exc = translate(exc, step)
         with contextlib.suppress(AttributeError):
             exc.step = step
+        add_note(exc, "in the posix_spawn child before exec")  # as the fork path says
         raise exc
     pid = int(res)
     try:

@@ -1,14 +1,15 @@
 """The process API: start programs and callables in new or existing namespaces.
 
-Layer 3: imports the standard library and nsprim layers 0-2
-(:mod:`~nsprim.errors`, :mod:`~nsprim.syscalls`, :mod:`~nsprim.namespace`,
-:mod:`~nsprim.idmap`, :mod:`~nsprim.net` through :mod:`nsprim._child`),
-plus :mod:`nsprim._child`, its own half that runs between fork and exec.
+Layer 3: imports the standard library and nsprim layers 0-2; what it builds
+on is the child mechanism underneath (:mod:`nsprim._launch` forks and runs
+the parent's half of the setup, :mod:`nsprim._child` the child's,
+:mod:`nsprim._options` validates, :mod:`nsprim._targets` resolves targets).
 
 * :func:`spawn` starts a program in new namespaces and returns an
   :class:`NsProcess`, a real pidfd-backed child (never a proxy);
   :func:`run` is its ``subprocess.run``.
-* :func:`call` runs a Python callable in a fresh child in new namespaces;
+* :func:`call` runs a Python callable in a fresh child in new namespaces,
+  :func:`call_start` starts one and returns a :class:`PendingCall`;
   :func:`call_in` and :func:`spawn_in` do the same in the namespaces of a
   running process.
 * :func:`enter` moves the calling **thread** into another process's
@@ -17,10 +18,10 @@ plus :mod:`nsprim._child`, its own half that runs between fork and exec.
 Anything the kernel allows only in a single-threaded process (creating a user
 namespace by unshare, joining user/mnt/time namespaces, becoming PID 1)
 happens in the fresh child, so all of this works from a process with running
-threads. Every option is validated in the parent before anything is created
-(STYLE.md 5.4); kernel errors keep their errno, with EPERM as
-:class:`~nsprim.AccessDenied` and ESRCH as :class:`~nsprim.NoSuchProcess`
-(one translation helper, psutil's ``wrap_exceptions``).
+threads. Every option is validated in the parent before anything is created;
+kernel errors keep their errno, with EPERM as :class:`~nsprim.AccessDenied`
+and ESRCH as :class:`~nsprim.NoSuchProcess` (one translator,
+:func:`nsprim.errors.translate`, psutil's ``wrap_exceptions``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, final
 
-from . import _child, _targets
+from . import _child, _supervisor, _targets
 from . import namespace as _namespace
 from . import syscalls as _sc
 from ._fd import HasFileno, OwnedFd, fd_of
@@ -481,9 +482,19 @@ def spawn(
             a file; stderr may be ``STDOUT``.
         pass_fds: fds (>= 3) the program keeps; every other fd is closed.
         die_with_parent: True (SIGKILL) or a signal the program gets when the
-            calling **process** dies, whichever thread spawned it
-            (PR_SET_PDEATHSIG, set by a child forked from nsprim's launcher
-            thread, which lives as long as the process); False for none.
+            calling **process** dies, whichever thread spawned it; False for
+            none. The first such spawn of a process, and every one the fast
+            path can't take, is forked from nsprim's launcher thread, which
+            lives as long as the process, with PR_SET_PDEATHSIG. From the
+            second on, a program the fast path can start (thread-scoped
+            types, no root/mount_proc) is posix_spawned as with False and
+            handed (its pidfd, SCM_RIGHTS) to a supervisor process that
+            nsprim starts once per process and that sends the signal when
+            this process dies (pidfd_open(2) of it, Linux 5.3). It stays a
+            real child either way. Residual window of the supervised path: a
+            SIGKILL of this process between posix_spawn and the hand-over
+            (microseconds) leaves the program running; the signal arrives
+            when the supervisor wakes, not synchronously with the exit.
 
     Returns:
         The running program.
@@ -513,14 +524,35 @@ def spawn(
         pass_fds=fds,
     )
 
+    watched: list[bool] = []
+
     def start() -> tuple[int, OwnedFd]:
         if _launch.fast_eligible(setup, program.stdio):
             return _launch.fast_spawn(setup, program)
+        if _launch.fast_eligible(setup, program.stdio, watched=True) and _supervisor.want_watch():
+            # die_with_parent at the fast path's cost: the program stays our
+            # child, and nsprim's supervisor process kills it when this
+            # process dies (see nsprim._supervisor; window: a SIGKILL of this
+            # process between posix_spawn and the hand-over, microseconds).
+            pid, pidfd = _launch.fast_spawn(setup, program)
+            try:
+                _supervisor.watch(pidfd.fileno(), setup.pdeathsig)
+            except _supervisor.SupervisorError:
+                kill_reap(pid, pidfd)  # no supervisor: the launcher's fork below
+            except BaseException:
+                kill_reap(pid, pidfd)
+                raise
+            else:
+                watched.append(True)
+                return pid, pidfd
         child, _ = launch(_child.run_exec, setup=setup, program=program, own=[*child_std, *fds])
         child.close_chan()
         return child.pid, child.pidfd
 
-    return _start_program(args, start, to_close, files)
+    proc = _start_program(args, start, to_close, files)
+    if watched:
+        _supervisor.remember(proc, setup.pdeathsig)  # a restarted supervisor takes it over
+    return proc
 
 
 def _start_program(

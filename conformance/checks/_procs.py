@@ -277,11 +277,7 @@ def _confirm_new_pidns(pid: int, before: dict[str, Any], flags: int) -> None:
         return  # it has exited already; its report (or its absence) speaks for it
     if child == before["pid"]:
         kill_and_reap(pid)
-        raise Fail(
-            f"clone3(flags={flags:#x}) returned a child and its PID namespace is the parent's",
-            "a new namespace",
-            f"the same namespace {child}",
-        )
+        raise _pidns_unchanged(child)
 
 
 def clone_run(
@@ -351,12 +347,16 @@ def report_then_hold(wfd: int, go_fd: int, report: Callable[[], Any], *others: i
 def _in_new_pidns(outer: Optional[NsKey], fn: Callable[..., Any], *args: Any) -> Any:
     """In the process under test: confirm it is not in *outer*'s pid namespace, run ``fn``."""
     if outer is not None and ns_key("/proc/self/ns/pid") == outer:
-        raise Fail(
-            "clone3(CLONE_NEWPID) returned a child and its PID namespace is the parent's",
-            "a new namespace",
-            f"the same namespace {outer}",
-        )
+        raise _pidns_unchanged(outer)
     return fn(*args)
+
+
+def _pidns_unchanged(key: NsKey) -> Fail:
+    return Fail(
+        "clone3(CLONE_NEWPID) returned a child and its PID namespace is the parent's",
+        "a new namespace",
+        f"the same namespace {key}",
+    )
 
 
 def _died(returncode: int) -> str:

@@ -22,12 +22,12 @@ import mmap
 import os
 import threading
 
-from nsprim import process, syscalls
+from nsprim import idmap, process, syscalls
 from nsprim.flags import CloneFlags, MountAttrFlags, MountFlags, UmountFlags
 
 from .. import _libc
 from ..registry import Context, Needs, Skip, check
-from ._common import attempt, idle, map_root_to, unshare
+from ._common import attempt, idle, unshare
 
 __all__: list[str] = []
 
@@ -108,7 +108,7 @@ def _unshare(flags: int) -> None:
     uid, gid = os.geteuid(), os.getegid()
     unshare(flags)
     if flags & NEWUSER:
-        map_root_to(uid, gid)
+        idmap.map_root(os.getpid(), uid, gid)
 
 
 # -- MNT-01 -------------------------------------------------------------------------

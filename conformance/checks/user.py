@@ -20,11 +20,11 @@ import os
 import subprocess
 import threading
 
-from nsprim import process, syscalls
+from nsprim import idmap, process, syscalls
 from nsprim.namespace import Namespace, NsType
 
 from ..registry import ChildHandle, Context, Needs, Skip, check
-from ._common import NEWUSER, NEWUTS, attempt, idle, map_root_to, setns, unshare
+from ._common import NEWUSER, NEWUTS, attempt, idle, setns, unshare
 
 __all__: list[str] = []
 
@@ -595,7 +595,7 @@ def _unshare_mapped() -> None:
     """unshare(CLONE_NEWUSER) and map root to the caller's old ids (``unshare -r``)."""
     uid, gid = os.geteuid(), os.getegid()
     unshare(NEWUSER)
-    map_root_to(uid, gid)
+    idmap.map_root(os.getpid(), uid, gid)
 
 
 def _nest(ctx: Context, nested: bool, attempts: int) -> dict[str, object]:

@@ -27,6 +27,7 @@ from forked import drop_to_nobody, in_child
 
 import nsprim
 import nsprim._launch as _launch
+import nsprim._supervisor as _supervisor
 import nsprim.process as process
 from nsprim.errors import AccessDenied, CallError, TimeoutExpired, UnsupportedError
 from nsprim.flags import CloneFlags
@@ -804,12 +805,18 @@ def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_pa
     # Nothing of the caller changed: not this thread, not the process.
     assert socket.gethostname() == host and Namespace.of_thread("mnt") == mnt
     assert os.getcwd() != str(tmp_path)
-    # user, time, mount_proc and die_with_parent need the fork path.
+    # user, time and mount_proc need the fork path; so does die_with_parent
+    # while no supervisor is wanted (a process's first such spawn).
     process.run(["true"], namespaces=["user"], die_with_parent=False)
     process.run(["true"], namespaces=["time"], die_with_parent=False)
     process.run(["true"], namespaces=["pid"], mount_proc=True, die_with_parent=False)
+    monkeypatch.setattr(_supervisor, "want_watch", lambda: False)
     process.run(["true"], namespaces=["uts"])
     assert calls == [1]
+    # From the second on, die_with_parent takes the fast path, watched.
+    monkeypatch.setattr(_supervisor, "want_watch", lambda: True)
+    process.run(["true"], namespaces=["uts"])
+    assert calls == [1, 1]
 
 
 def test_fast_path_takes_pid_and_gives_pid1(monkeypatch: pytest.MonkeyPatch) -> None:

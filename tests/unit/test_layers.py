@@ -1,4 +1,4 @@
-"""The layers point one way (STYLE.md 5.1), and ``import nsprim`` needs only the stdlib.
+"""The layers point one way, and ``import nsprim`` needs only the stdlib.
 
 The imports of every module are read with ``ast`` (nothing is executed), in
 the spirit of trio's ``test_exports.py`` and psutil's "should not import
@@ -27,6 +27,7 @@ LAYERS = {
     "_fd": 1,
     "_procfs": 1,
     "syscalls": 1,
+    "seccomp": 1,
     "namespace": 2,
     "net": 2,
     "idmap": 2,

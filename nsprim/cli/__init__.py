@@ -157,6 +157,12 @@ class Parser(argparse.ArgumentParser):
                 # a cluster of short flags; the last may take the next word
                 for j, c in enumerate(word[1:], 1):
                     option = "-" + c
+                    if option in self._explicit_only:
+                        if j == len(word) - 1:  # bare: its const, the cluster split before it
+                            head = [word[:-1]] if j > 1 else []
+                            out[i : i + 1] = [*head, f"{option}={self._explicit_only[option]}"]
+                            i += len(head)
+                        break  # else the rest of the word is its value, as getopt has it
                     if option in self._option_string_actions and self._takes_value(option):
                         if j == len(word) - 1:
                             i += 1

@@ -8,6 +8,8 @@ execvp(2). It does what ``unshare`` does after unshare(2), in its order:
 * ``--root DIR``: chroot(2) into DIR, then chdir(2) to ``--wd`` or ``/``
   (unshare's ``-R``; the process API's ``root=`` pivots instead);
 * ``--wd DIR`` alone: chdir(2);
+* ``--setgid GID``/``--setuid UID``: setgroups(2) to none and setgid(2), then
+  setuid(2), last (unshare's ``-G``/``-S``);
 * ``--mount-proc``: mount a proc filesystem on ``/proc`` (inside the new root
   if there is one) for the pid namespace this process is in — also without
   ``-p``, as unshare does; ``--private-proc`` first makes ``/proc`` private
@@ -57,6 +59,7 @@ def _mount_proc(private: bool) -> None:
 def main(argv: list[str]) -> None:
     """Apply the options in *argv*, then execvp(2) the command after ``--``."""
     root = wd = None
+    uid = gid = None
     mount_proc = private = False
     i = 0
     while i < len(argv) and argv[i] != "--":
@@ -69,6 +72,10 @@ def main(argv: list[str]) -> None:
             mount_proc, i = True, i + 1
         elif opt == "--private-proc":
             private, i = True, i + 1
+        elif opt == "--setuid":
+            uid, i = int(argv[i + 1]), i + 2
+        elif opt == "--setgid":
+            gid, i = int(argv[i + 1]), i + 2
         else:
             _die([f"internal error: unknown helper option {opt!r}"])
     command = argv[i + 1 :]
@@ -93,6 +100,20 @@ def main(argv: list[str]) -> None:
             _die(["--wd", wd, os.strerror(err.errno or 0)])
     if mount_proc:
         _mount_proc(private and root is None)
+    # unshare -G/-S: drop supplementary groups, then the gid, then the uid
+    if uid is not None or gid is not None:
+        import warnings  # noqa: F401  (execvp imports it; the new uid may not read it)
+    if gid is not None:
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+        except OSError as err:
+            _die(["--setgid", str(gid), os.strerror(err.errno or 0)])
+    if uid is not None:
+        try:
+            os.setuid(uid)
+        except OSError as err:
+            _die(["--setuid", str(uid), os.strerror(err.errno or 0)])
     try:
         os.execvp(command[0], command)
     except OSError as err:

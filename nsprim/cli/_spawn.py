@@ -59,12 +59,38 @@ NS_OPTIONS = (
 _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
 
-def add_ns_flags(p: argparse.ArgumentParser, verb: str) -> None:
-    """Add ``-m -u -i -n -p -U -C -T`` (dest ``ns_<type>``)."""
+#: The value of ``-n`` given without ``=FILE`` (argv can't hold a NUL).
+NO_FILE = "\0"
+
+
+def add_ns_flags(p: argparse.ArgumentParser, verb: str, files: bool = False) -> None:
+    """Add ``-m -u -i -n -p -U -C -T`` (dest ``ns_<type>``); with *files*, ``-n[=FILE]``."""
+    from . import Parser
+
     for short, long, t in NS_OPTIONS:
-        p.add_argument(
-            short, long, dest=f"ns_{t}", action="store_true", help=f"{verb} {t} namespace"
-        )
+        if files and isinstance(p, Parser):
+            p.add_explicit_only(
+                short,
+                long,
+                const=NO_FILE,
+                dest=f"ns_{t}",
+                metavar="FILE",
+                help=f"{verb} {t} namespace (of -t PID, or the nsfs FILE)",
+            )
+        else:
+            p.add_argument(
+                short, long, dest=f"ns_{t}", action="store_true", help=f"{verb} {t} namespace"
+            )
+
+
+def ns_files(ns: argparse.Namespace) -> dict[str, str]:
+    """The ``--TYPE=FILE`` values given: ``{type name: path}``."""
+    out = {}
+    for _, _, t in NS_OPTIONS:
+        value = getattr(ns, f"ns_{t}", None)
+        if isinstance(value, str) and value != NO_FILE:
+            out[t] = value
+    return out
 
 
 def add_command(p: argparse.ArgumentParser) -> None:

@@ -13,15 +13,19 @@ import signal
 from typing import Any
 
 from ._spawn import (
+    NS_OPTIONS,
     add_command,
     add_ns_flags,
     chosen_types,
     command,
     fail,
+    ns_files,
     number,
     signals_held,
     wait,
 )
+
+_LONG = {t: long.lstrip("-") for _, long, t in NS_OPTIONS}
 
 __all__ = ["add_enter_parser", "cmd_enter"]
 
@@ -46,7 +50,7 @@ def add_enter_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="enter every namespace of the target (those shared are skipped)",
     )
-    add_ns_flags(p, "enter the")
+    add_ns_flags(p, "enter the", files=True)
     p.add_argument(
         "-S", "--setuid", metavar="UID", type=number("uid"), help="uid in the entered namespaces"
     )
@@ -80,8 +84,14 @@ def cmd_enter(ns: argparse.Namespace) -> int:
     from ..process import spawn_in
     from . import UsageError
 
-    if ns.target is None:
+    files = ns_files(ns)
+    if ns.target is None and not files:
         raise UsageError("nsprim enter", "no target process: give -t PID")
+    if files and (ns.target is not None or ns.all or len(chosen_types(ns)) > 1):
+        # nsenter mixes them freely; nsprim joins one target per command
+        raise UsageError(
+            "nsprim enter", "a namespace FILE can't be combined with -t, -a or other namespaces"
+        )
 
     # nsenter(1) without --fork *is* the command: `kill PID` reaches it. nsprim
     # always forks, so it passes SIGTERM and SIGHUP on.
@@ -91,13 +101,29 @@ def cmd_enter(ns: argparse.Namespace) -> int:
             if not types:
                 raise ValueError("no namespace to enter: give -a or at least one of -muinpUCT")
             uid, gid = ns.setuid, ns.setgid
-            if NsType.USER in types and not ns.preserve_credentials and _other_userns(ns.target):
+            if (
+                NsType.USER in types
+                and not ns.preserve_credentials
+                and not files
+                and _other_userns(ns.target)
+            ):
                 # nsenter(1): entering a user namespace sets uid and gid to 0
                 # unless --preserve-credentials (or -S/-G) says otherwise.
                 uid = 0 if uid is None else uid
                 gid = 0 if gid is None else gid
+            target: Any = ns.target
+            if files:
+                from ..namespace import Namespace
+
+                ((kind, path),) = files.items()
+                try:
+                    target = Namespace.from_path(path)
+                except OSError as err:
+                    raise OSError(err.errno, err.strerror, path) from None
+                if target.type is not NsType(kind):
+                    raise ValueError(f"--{_LONG[kind]}: {path} is a {target.type.value} namespace")
             proc = spawn_in(
-                ns.target,
+                target,
                 command(ns),
                 types=types,
                 uid=uid,

@@ -137,6 +137,26 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="map the current user and group to root (implies -U, setgroups deny)",
     )
     p.add_argument(
+        "-c",
+        "--map-current-user",
+        action="store_true",
+        help="map the current user and group to themselves (implies -U, setgroups deny)",
+    )
+    p.add_argument(
+        "-S",
+        "--setuid",
+        metavar="UID",
+        type=number("uid"),
+        help="setuid(2) to UID in the new namespaces before running the command",
+    )
+    p.add_argument(
+        "-G",
+        "--setgid",
+        metavar="GID",
+        type=number("gid"),
+        help="setgroups(2) to none and setgid(2) to GID before running the command",
+    )
+    p.add_argument(
         "--map-user",
         metavar="UID|NAME",
         type=_user("uid"),
@@ -215,7 +235,8 @@ _EXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_exec.py")
 
 def _helper(ns: argparse.Namespace, pid: bool) -> Optional[list[str]]:
     """The helper's options, or None when the process API does it all."""
-    if ns.root is None and not (ns.mount_proc and not pid):
+    ids = ns.setuid is not None or ns.setgid is not None
+    if ns.root is None and not (ns.mount_proc and not pid) and not ids:
         return None
     opts = []
     if ns.root is not None:
@@ -226,6 +247,10 @@ def _helper(ns: argparse.Namespace, pid: bool) -> Optional[list[str]]:
         opts.append("--mount-proc")
         if ns.propagation not in (None, "private"):
             opts.append("--private-proc")
+    if ns.setgid is not None:
+        opts += ["--setgid", str(ns.setgid)]
+    if ns.setuid is not None:
+        opts += ["--setuid", str(ns.setuid)]
     return opts
 
 
@@ -242,6 +267,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
             # unshare(1): -r maps 0/0; --map-user/--map-group override one side.
             map_uid: Optional[int] = 0 if ns.map_root_user else None
             map_gid: Optional[int] = 0 if ns.map_root_user else None
+            if ns.map_current_user:
+                map_uid, map_gid = os.geteuid(), os.getegid()
             if ns.map_user is not None:
                 map_uid = ns.map_user
             if ns.map_group is not None:

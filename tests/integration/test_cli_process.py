@@ -40,6 +40,11 @@ def util(*args: str) -> subprocess.CompletedProcess[bytes]:
          "id -u; id -g; cat /proc/self/setgroups"),
         (["-T", "--monotonic", "86400"], ["-Tf", "--monotonic", "86400"],
          "cut -d. -f1 /proc/uptime | cut -c1-2"),
+        # -S/-G after the namespaces are set up, -c maps you to yourself
+        (["-u", "-S", "65534", "-G", "65534"], ["-uf", "-S", "65534", "-G", "65534"],
+         "id -u; id -g; id -G"),
+        (["-c"], ["-cf"], "id -u; cat /proc/self/uid_map /proc/self/setgroups"),
+        (["-r", "-S", "1"], ["-rf", "-S", "1"], "true"),
         # -R chroots as unshare does (so -R / works), --wd inside the new root
         # (and the command's ignored signals are unshare's: none of 1-31, SIGPIPE included)
         (["-R", "/"], ["-f", "-R", "/"],
@@ -191,6 +196,7 @@ def nobody_pythonpath() -> Iterator[str]:
         # proc of the caller's pid namespace from a new user namespace: the kernel refuses both
         (["-r", "--mount-proc", "--", "true"], ["-r", "--mount-proc", "true"]),
         (["-u", "--", "true"], ["-u", "true"]),
+        (["-c", "--", "id", "-u"], ["-c", "id", "-u"]),
     ],
     ids=lambda a: " ".join(a),
 )  # fmt: skip

@@ -406,3 +406,33 @@ def test_ls_bad_column_like_lsns() -> None:
     a, b = nsprim("ls", "-o", "NS,BOGUS"), util(LSNS or "", "-o", "NS,BOGUS")
     assert a.returncode == b.returncode == 1
     assert _message(a.stderr, "nsprim ls") == _message(b.stderr, "lsns") == "unknown column: BOGUS"
+
+
+# --- nsprim enter joins by nsfs file, as nsenter --uts=FILE does (issue 14) -------------------
+
+
+@needs_util_linux
+@pytest.mark.parametrize(
+    "form",
+    ["--uts={}", "-u{}", "--ut={}"],  # long, short with the file attached, a unique prefix
+)
+def test_enter_joins_by_file_like_nsenter(own_uts: int, form: str) -> None:
+    flag = form.format(f"/proc/{own_uts}/ns/uts")
+    a = nsprim("enter", flag, "--", "readlink", "/proc/self/ns/uts")
+    b = util(NSENTER or "", flag.replace("--ut=", "--uts="), "readlink", "/proc/self/ns/uts")
+    assert (a.returncode, a.stdout) == (b.returncode, b.stdout) == (0, b.stdout), (a, b)
+    assert a.stdout.strip() == os.readlink(f"/proc/{own_uts}/ns/uts")
+
+
+@needs_util_linux
+def test_enter_file_errors_like_nsenter(own_uts: int) -> None:
+    for flag in ("--uts=/nonexistent", f"--uts=/proc/{own_uts}/ns/net"):
+        a = nsprim("enter", flag, "--", "true")
+        b = util(NSENTER or "", flag, "true")
+        assert a.returncode == b.returncode == 1, (a.stderr, b.stderr)
+        assert a.stderr.count("\n") == 1 and "Traceback" not in a.stderr
+    assert "No such file or directory" in nsprim("enter", "--uts=/nonexistent", "true").stderr
+    # -u without =FILE still needs -t, and a bare -u before the command takes no file
+    assert nsprim("enter", "-u", "true").returncode == 1
+    r = nsprim("enter", "-t", str(own_uts), "-u", "readlink", "/proc/self/ns/uts")
+    assert r.returncode == 0 and r.stdout.strip() == os.readlink(f"/proc/{own_uts}/ns/uts")

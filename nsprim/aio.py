@@ -11,9 +11,11 @@ the standard library and public nsprim names only.
 * :func:`acall` is the awaitable :func:`nsprim.call`: a Python callable in a
   fresh child in new namespaces, its result or exception returned.
 
-The exit is watched on the process's pidfd with ``loop.add_reader`` (a pidfd
-becomes readable when the process exits; Linux 5.3), so no thread waits for a
-child and thousands can be awaited at once. Cancelling :func:`arun` (or
+Starting a program (a fork, or posix_spawn(3)) takes milliseconds and runs
+in the loop's default executor, so the loop never blocks on it. The exit is
+watched on the process's pidfd with ``loop.add_reader`` (a pidfd becomes
+readable when the process exits; Linux 5.3), so no thread waits for a child
+and thousands can be awaited at once. Cancelling :func:`arun` (or
 leaving a :class:`Process`'s ``async with`` block) kills the program with
 SIGKILL and reaps it before the cancellation goes on.
 
@@ -179,30 +181,12 @@ class Process:
 _StdSpec = Union[None, int, IO[Any]]
 
 
-async def aspawn(
-    args: Union[str, os.PathLike[str], Sequence[Union[str, bytes, os.PathLike[str]]]],
-    *,
-    stdin: _StdSpec = None,
-    stdout: _StdSpec = None,
-    stderr: _StdSpec = None,
-    limit: int = _LIMIT,
-    **spawn_options: Any,
-) -> Process:
-    """Start a program in new namespaces; return a :class:`Process` with asyncio streams.
-
-    Takes :func:`nsprim.spawn`'s arguments; ``PIPE`` gives asyncio streams
-    (``StreamWriter`` for stdin, ``StreamReader`` with buffer *limit* for
-    stdout and stderr). The program starts synchronously (clone3(2) or
-    posix_spawn(3): milliseconds); its exit is watched on the pidfd
-    (Linux 5.3).
-
-    Raises:
-        Whatever :func:`nsprim.spawn` raises (ValueError, AccessDenied, ...).
-    """
-    loop = asyncio.get_running_loop()
+def _start(
+    args: Any, spec: list[_StdSpec], spawn_options: dict[str, Any]
+) -> tuple[NsProcess, list[int]]:
+    """Make the pipes and start the program (in an executor thread); return it and our ends."""
     mine: list[int] = []  # our ends of the pipes
     theirs: list[int] = []  # the child's ends, closed here once it started
-    spec: list[_StdSpec] = [stdin, stdout, stderr]
     try:
         for i in range(3):
             if spec[i] is PIPE or (isinstance(spec[i], int) and spec[i] == PIPE):
@@ -223,7 +207,50 @@ async def aspawn(
         for fd in theirs:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        theirs.clear()
+    return proc, mine
+
+
+def _discard(starting: asyncio.Future[tuple[NsProcess, list[int]]]) -> None:
+    """A start finished for a task that was cancelled meanwhile: kill and reap, close."""
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    proc, mine = starting.result()
+    for fd in mine:
+        if fd >= 0:
+            os.close(fd)
+    proc.close()
+
+
+async def aspawn(
+    args: Union[str, os.PathLike[str], Sequence[Union[str, bytes, os.PathLike[str]]]],
+    *,
+    stdin: _StdSpec = None,
+    stdout: _StdSpec = None,
+    stderr: _StdSpec = None,
+    limit: int = _LIMIT,
+    **spawn_options: Any,
+) -> Process:
+    """Start a program in new namespaces; return a :class:`Process` with asyncio streams.
+
+    Takes :func:`nsprim.spawn`'s arguments; ``PIPE`` gives asyncio streams
+    (``StreamWriter`` for stdin, ``StreamReader`` with buffer *limit* for
+    stdout and stderr). The start (fork or posix_spawn(3), some
+    milliseconds) runs in the loop's default executor, so the loop never
+    blocks on it and starts proceed in parallel; the exit is then watched on
+    the pidfd (Linux 5.3) by the loop itself, with no thread per child. A
+    task cancelled while its program is starting kills and reaps it.
+
+    Raises:
+        Whatever :func:`nsprim.spawn` raises (ValueError, AccessDenied, ...).
+    """
+    loop = asyncio.get_running_loop()
+    start = functools.partial(_start, args, [stdin, stdout, stderr], spawn_options)
+    starting = loop.run_in_executor(None, start)
+    try:
+        proc, mine = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(_discard)
+        raise
     p = Process(proc, loop)
     try:
         for i, fd in enumerate(mine):

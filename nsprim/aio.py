@@ -363,7 +363,7 @@ class _Cancelled(BaseException):
     """Raised in an acall helper by SIGTERM: unwinds nsprim.call, which kills and reaps."""
 
 
-def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int) -> NoReturn:
+def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int, mask: Any) -> NoReturn:
     """The forked helper: run call(), send the pickled outcome, exit. Never returns."""
     code = 0
     try:
@@ -376,6 +376,7 @@ def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int) -> NoRetur
 
         signal.signal(signal.SIGTERM, cancel)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
             outcome: tuple[Any, ...] = ("return", call(fn, *args, **kwargs))
         except _Cancelled:
@@ -433,8 +434,9 @@ async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
     The awaitable :func:`nsprim.call`, with the same arguments (namespace
     options, *timeout*, and keywords for *fn*); its result or exception comes
     back as from :func:`nsprim.call`. The blocking call runs in a helper
-    process forked from this one (one fork more than :func:`nsprim.call`;
-    *fn* and its arguments cross by fork, not pickle); its outcome and exit
+    process forked from this one, from an executor thread (one fork more
+    than :func:`nsprim.call`; *fn* and its arguments cross by fork, not
+    pickle); its outcome and exit
     are awaited through the loop (the outcome pipe and the helper's pidfd,
     Linux 5.3). Cancelling the task makes the helper kill and reap the child
     (SIGKILL after :data:`CANCEL_GRACE` seconds), then the helper is reaped.
@@ -447,16 +449,17 @@ async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
         raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
     loop = asyncio.get_running_loop()
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    # Forked from an executor thread: the loop never blocks on the fork, and
+    # forks proceed in parallel. The helper's only thread is that one.
+    forking = loop.run_in_executor(None, _fork_helper, fn, args, options, rfd, wfd)
     try:
-        pid = os.fork()
+        pid = await asyncio.shield(forking)
+    except asyncio.CancelledError:
+        forking.add_done_callback(functools.partial(_abandon_helper, rfd))
+        raise
     except BaseException:
         os.close(rfd)
-        os.close(wfd)
         raise
-    if pid == 0:
-        os.close(rfd)
-        _helper(fn, args, options, wfd)
-    os.close(wfd)
     pidfd = -1
     chunks: list[bytes] = []
     exited: asyncio.Future[None] = loop.create_future()
@@ -508,6 +511,49 @@ async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
     if kind == "raise":
         raise value
     return value  # type: ignore[no-any-return]
+
+
+def _fork_helper(
+    fn: Callable[..., Any], args: Any, options: dict[str, Any], rfd: int, wfd: int
+) -> int:
+    """Fork the acall helper (in an executor thread); close the write end here.
+
+    SIGTERM stays blocked across the fork until the helper has its own
+    handler: one arriving earlier would run the parent's handler in the
+    helper, which may write to the parent loop's signal wakeup fd.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    pid = -1
+    try:
+        pid = os.fork()
+    except BaseException:
+        os.close(wfd)
+        raise
+    finally:
+        if pid != 0:  # the helper unblocks it itself, once ready
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    if pid == 0:
+        os.close(rfd)
+        _helper(fn, args, options, wfd, old)
+    os.close(wfd)
+    return pid
+
+
+def _abandon_helper(rfd: int, forking: asyncio.Future[int]) -> None:
+    """The task was cancelled while its helper was being forked: stop and reap it."""
+    os.close(rfd)
+    if forking.cancelled() or forking.exception() is not None:
+        return
+    pid = forking.result()
+    try:
+        pidfd = syscalls.pidfd_open(pid)
+    except OSError:
+        pidfd = -1
+    try:
+        _stop_helper(pid, pidfd)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def _stop_helper(pid: int, pidfd: int) -> None:

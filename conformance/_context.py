@@ -15,6 +15,7 @@ fork-per-test and ``FIXTURE_TEARDOWN``; psutil's ``reap_children``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import select
@@ -23,29 +24,86 @@ import socket
 import struct
 import time
 import traceback
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
 import nsprim
 
-from . import _kernel
+from . import _kernel, _needs
+from ._needs import Availability, ns_identity
 from .outcome import Fail, Skip
 
-__all__ = ["Context", "ChildHandle", "describe_exception"]
+__all__ = [
+    "Context",
+    "ChildHandle",
+    "describe_exception",
+    "exception_detail",
+    "unshare_verified",
+    "setns_verified",
+    "ns_identity",
+    "POLICY_ERRNOS",
+]
+
+#: Errnos with which policy (seccomp, LSM, limits, capabilities) refuses an operation.
+POLICY_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EUSERS, errno.ENOSYS})
 
 _HEADER = struct.Struct("!I")
 
 
 def describe_exception(exc: BaseException) -> str:
-    """Return ``"TypeName: message (at file.py:42 in func)"`` for an ERROR report."""
-    text = f"{type(exc).__name__}: {exc}"
+    """Return ``"TypeName: message"`` for an ERROR report (where: :func:`exception_detail`)."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def exception_detail(exc: BaseException) -> str:
+    """Return where *exc* was raised (``"at file.py:42 in func"``), for the JSON's detail field."""
     child_where = getattr(exc, "_nsprim_where", None)
     if child_where:
-        return f"{text} ({child_where})"
+        return str(child_where)
     frames = traceback.extract_tb(exc.__traceback__)
     if frames:
         last = frames[-1]
-        text += f" (at {os.path.basename(last.filename)}:{last.lineno} in {last.name})"
-    return text
+        return f"at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+    return ""
+
+
+def unshare_verified(flags: int) -> None:
+    """unshare(2) *flags*, then FAIL unless each CLONE_NEW* type in them is a new namespace.
+
+    For use inside helper children that unshare by hand; ``ctx.in_child`` and
+    ``ctx.spawn_child`` already do this for their ``unshare=``. The identity
+    compared is ``/proc/thread-self/ns/<type>`` (``pid_for_children`` and
+    ``time_for_children`` for the types that move only future children).
+
+    Raises:
+        Fail: "unshare(CLONE_NEWUTS) returned 0 and the UTS namespace is unchanged".
+        OSError: unshare(2) itself failed.
+    """
+    before = _needs.identities(flags)
+    _kernel.unshare(flags)
+    try:
+        _needs.verify_new(flags, before)
+    except _needs.PremiseBroken as err:
+        raise Fail(str(err)) from None
+
+
+def setns_verified(fd: int, nstype: int) -> None:
+    """setns(2) to *fd*, then FAIL unless the thread is now in that namespace (by identity).
+
+    *nstype* is one CLONE_NEW* flag.
+
+    Raises:
+        Fail: "setns(CLONE_NEWUTS) returned 0 and the thread is not in the target UTS namespace".
+        OSError: setns(2) itself failed.
+    """
+    types = [t for t, (flag, _) in _needs.NSTYPES.items() if flag == nstype]
+    if len(types) != 1:
+        raise ValueError(f"nstype must be one CLONE_NEW* flag, got {nstype!r}")
+    _kernel.setns(fd, nstype)
+    try:
+        _needs.verify_joined(fd, types[0])
+    except _needs.PremiseBroken as err:
+        raise Fail(str(err)) from None
 
 
 def _where(exc: BaseException) -> str:
@@ -238,6 +296,9 @@ class Context:
         kernel: the running kernel's version, ``(major, minor, patch)``.
         tmpdir: a private directory (a tmpfs when the sandbox could mount one), removed after.
         check_id: the id of the running check.
+        check_type: the check's namespace type (the id's prefix).
+        probed: what the runner found this environment allows, operation name to
+            :class:`~nsprim.conformance._needs.Availability` (see :meth:`availability`).
     """
 
     def __init__(
@@ -249,6 +310,7 @@ class Context:
         kernel: tuple[int, int, int] = (0, 0, 0),
         tmpdir: str = "",
         check_id: str = "",
+        probed: Mapping[str, Availability] | None = None,
     ) -> None:
         self.control = control
         self.privileged = privileged
@@ -256,6 +318,8 @@ class Context:
         self.kernel = kernel
         self.tmpdir = tmpdir
         self.check_id = check_id
+        self.check_type = check_id.split(".", 1)[0]
+        self.probed: Mapping[str, Availability] = dict(probed or {})
         self._cleanups: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._handles: list[ChildHandle] = []
 
@@ -274,6 +338,69 @@ class Context:
         """Raise :class:`Fail` unless ``actual == expected``; *what* names the observed thing."""
         if actual != expected:
             raise Fail(f"{what}: expected {expected!r}, got {actual!r}", expected, actual)
+
+    # -- what the environment allows ----------------------------------------
+
+    def availability(self, op: str) -> Availability:
+        """Return whether operation *op* works here (``"sethostname"``, ``"unshare.net"``...).
+
+        The runner probed every operation once, by doing it in a throwaway child
+        inside a sandbox like this one. An operation it did not probe is
+        reported available (the check will find out).
+        """
+        return self.probed.get(op, Availability(_needs.AVAILABLE))
+
+    def require(self, *ops: str) -> None:
+        """Raise :class:`Skip` naming the cause unless every operation in *ops* works here.
+
+        A *broken* operation (it returned 0 and did nothing) raises :class:`Fail`
+        instead: the kernel contradicts the guarantee the check relies on.
+        """
+        missing = _needs.unmet(ops, self.probed)
+        if missing is None:
+            return
+        if missing.state == _needs.BROKEN:
+            raise Fail(missing.cause)
+        raise Skip(missing.cause)
+
+    def skip_for(self, err: BaseException | int, call: str) -> Skip | None:
+        """Return a :class:`Skip` naming the cause if *err* from *call* is a refusal by policy.
+
+        *err* is an ``OSError``, an ``UnsupportedError`` or an errno. *call* names
+        the operation as nsprim does (``"sethostname"``, ``"setns"``, ``"unshare"``,
+        ``"mount"``, ``"clone3"``...). It is a refusal by policy only when the
+        errno is one policy uses (EPERM, EACCES, ENOSPC, EUSERS, ENOSYS) *and*
+        the runner's probe found that operation refused here; otherwise
+        ``None`` (the error is the check's business: FAIL or ERROR).
+        """
+        if isinstance(err, nsprim.UnsupportedError):
+            code = errno.ENOSYS
+        elif isinstance(err, OSError):
+            code = err.errno or 0
+        elif isinstance(err, int):
+            code = err
+        else:
+            return None
+        if code not in POLICY_ERRNOS:
+            return None
+        op = _needs.op_for_error(call.split("(", 1)[0], self.check_type, self.probed, code)
+        if op is None:
+            return None
+        return Skip(self.probed[op].cause)
+
+    @contextlib.contextmanager
+    def refusal_is_skip(self, call: str) -> Iterator[None]:
+        """Turn a refusal by policy of *call* inside the block into :class:`Skip`.
+
+        See :meth:`skip_for` for what counts as one.
+        """
+        try:
+            yield
+        except (OSError, nsprim.UnsupportedError) as err:
+            skip = self.skip_for(err, call)
+            if skip is None:
+                raise
+            raise skip from None
 
     # -- cleanup ----------------------------------------------------------
 
@@ -402,7 +529,7 @@ class Context:
 
 def _call_after_unshare(flags: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     if flags:
-        _kernel.unshare(flags)
+        unshare_verified(flags)
     return fn(*args)
 
 

@@ -3,15 +3,18 @@
 Layer: conformance, private. Standard library and :mod:`.outcome`.
 
 Every check runs in a throwaway outer sandbox, so a run must leave the host
-exactly as it found it (STYLE.md 5.11; LTP's "no effect on a real system").
+exactly as it found it (LTP's "no effect on a real system").
 The guard proves it rather than trusting it: any difference becomes an extra
 ERROR result named ``guard.<what>``.
 
 Watched: hostname and domainname; SysV IPC objects (``/proc/sysvipc``); POSIX
 message queues (``/dev/mqueue`` when mounted); mounts (``/proc/self/mountinfo``);
 network interfaces (``/sys/class/net``) and named netns (``/run/netns``);
-cgroups under the runner's own cgroup v2 directory; the calling process's
-children and open fds.
+cgroups under the runner's own cgroup v2 directory; the run's temporary
+directory (every check's temporary files live there: :mod:`tempfile` points
+into it, and /tmp itself is a tmpfs of the sandbox when it has a mount
+namespace), which must be gone once the run has removed it; the calling
+process's children and open fds.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Callable
 
 from .outcome import CheckResult, Outcome
 
-__all__ = ["HOST", "PROCESS", "Snapshot", "snapshot", "compare"]
+__all__ = ["HOST", "PROCESS", "Snapshot", "snapshot", "compare", "own_cgroup2_dir", "leftovers"]
 
 _SHOWN = 8  # list every item in expected/actual only when there are this few
 
@@ -107,7 +110,7 @@ def _fds() -> Counter[str]:
     return items
 
 
-def _own_cgroup2_dir() -> str | None:
+def own_cgroup2_dir() -> str | None:
     """Return the directory of this process's cgroup in the cgroup2 hierarchy, if mounted."""
     rel = next(
         (line[3:] for line in _read("/proc/self/cgroup").splitlines() if line.startswith("0::")),
@@ -129,7 +132,7 @@ def _own_cgroup2_dir() -> str | None:
 def _cgroups() -> Counter[str]:
     # Checks create their cgroups right under the runner's own; a check killed
     # at its timeout never runs its cleanup, so look for what it left.
-    base = _own_cgroup2_dir()
+    base = own_cgroup2_dir()
     if base is None:
         return Counter()
     return Counter(
@@ -143,6 +146,9 @@ def _uts() -> Counter[str]:
         uts[f"{name}={_read(f'/proc/sys/kernel/{name}').strip()!r}"] += 1
     return uts
 
+
+#: Categories where only what appeared is the run's doing (other programs remove their own).
+_ADDED_ONLY = ("cgroup",)
 
 _OBSERVERS: dict[str, Callable[[], Counter[str]]] = {
     "uts": _uts,
@@ -167,14 +173,20 @@ def snapshot(categories: Iterable[str] = HOST + PROCESS) -> Snapshot:
     return Snapshot({name: _OBSERVERS[name]() for name in categories})
 
 
-def compare(before: Snapshot, after: Snapshot) -> list[CheckResult]:
-    """Return one ERROR result per category that differs (``guard.<category>``), else nothing."""
+def compare(before: Snapshot, after: Snapshot, ignore: Iterable[str] = ()) -> list[CheckResult]:
+    """Return one ERROR result per category that differs (``guard.<category>``), else nothing.
+
+    Categories in *ignore* are not compared (what the sandbox isolated by construction).
+    """
     results: list[CheckResult] = []
+    skip = set(ignore)
     for category, title in _CATEGORIES.items():
-        if category not in before.items or category not in after.items:
+        if category in skip or category not in before.items or category not in after.items:
             continue
         old, new = before.items[category], after.items[category]
         added, removed = sorted((new - old).elements()), sorted((old - new).elements())
+        if category in _ADDED_ONLY:
+            removed = []
         if not added and not removed:
             continue
         parts = []
@@ -202,3 +214,24 @@ def _show(items: Counter[str]) -> str | None:
     if sum(items.values()) > _SHOWN:
         return None
     return ", ".join(sorted(items.elements())) or "(none)"
+
+
+def leftovers(run_dir: str) -> list[CheckResult]:
+    """One ERROR result (``guard.tmp``) if the run's directory is still there, else nothing."""
+    if not os.path.lexists(run_dir):
+        return []
+    found = []
+    for top, dirs, files in os.walk(run_dir):
+        found += [os.path.join(top, n) for n in (*dirs, *files)]
+    return [
+        CheckResult(
+            id="guard.tmp",
+            catalogue_id="GUARD",
+            type="guard",
+            title="The run leaves nothing in the temporary directory",
+            level="MUST",
+            status=Outcome.ERROR,
+            message=f"the run could not remove its directory {run_dir}: "
+            + (", ".join(sorted(found)[:_SHOWN]) or "(empty)"),
+        )
+    ]

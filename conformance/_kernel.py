@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nsprim.syscalls import drop_capabilities as drop_capabilities
 from nsprim.syscalls import mount as mount
+from nsprim.syscalls import set_child_subreaper as set_child_subreaper
 from nsprim.syscalls import set_dumpable as set_dumpable
 from nsprim.syscalls import set_pdeathsig as set_pdeathsig
 from nsprim.syscalls import setdomainname as setdomainname
@@ -27,6 +28,7 @@ __all__ = [
     "CLONE_NEWNET",
     "CLONE_NEWTIME",
     "MS_REC",
+    "MS_BIND",
     "MS_PRIVATE",
     "MS_NOSUID",
     "MS_NODEV",
@@ -39,6 +41,7 @@ __all__ = [
     "sethostname",
     "setdomainname",
     "set_pdeathsig",
+    "set_child_subreaper",
     "drop_capabilities",
     "set_dumpable",
 ]
@@ -57,5 +60,6 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REC = 16384
+MS_BIND = 4096
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2

@@ -4,8 +4,14 @@ Layer: conformance CLI, the only conformance module that prints. Imports the
 standard library and the conformance modules. ``nsprim conformance ...``
 (nsprim's CLI) and ``python -m nsprim.conformance`` both call :func:`main`.
 
-Exit status: 0 when nothing FAILed or ERRORed (and, with ``--controls``,
-every PASSing check's control FAILed); 1 otherwise; 2 on bad usage.
+Exit status (LTP's convention for "nothing could be tested"):
+
+* 0: something was checked and nothing FAILed or ERRORed (and, with
+  ``--controls``, every PASSing check's control FAILed);
+* 1: a FAIL, an ERROR, or a control that did not FAIL;
+* 2: bad usage;
+* 32: nothing could be checked here (every check SKIPped; one line on
+  stderr says why), or, with ``--strict``, some check SKIPped.
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pwd
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -23,7 +32,7 @@ from .registry import Check, load_checks, select
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_NOTHING_CHECKED = 0, 1, 2, 32
 
 
 class _UsageError(Exception):
@@ -46,16 +55,33 @@ def build_parser(prog: str = "nsprim conformance") -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="PATTERN",
-        help="run only checks whose id or catalogue id matches (fnmatch, e.g. 'uts.*' 'PID-0?')",
+        help="run only checks of these types or whose id or catalogue id matches "
+        "(a type name or an fnmatch pattern: 'uts' 'net.*' 'PID-0?')",
     )
     p.add_argument(
-        "--exclude", nargs="+", default=[], metavar="PATTERN", help="skip matching checks"
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="PATTERN",
+        help="skip checks of these types or matching these patterns",
     )
     p.add_argument("--list", action="store_true", help="list the selected checks and exit")
     p.add_argument(
         "--controls",
         action="store_true",
         help="also run each check's negative control; a control that does not FAIL is a problem",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 32 when any check was SKIPped (every guarantee must be verified)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every check N times; a verdict that changes is an ERROR (a defect of the suite)",
     )
     p.add_argument("--format", choices=report.FORMATS, default="table", help="report format")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
@@ -138,12 +164,61 @@ def _merge(paths: Sequence[str], fmt: str, output: str | None) -> int:
 def _list(checks: Sequence[Check]) -> str:
     from tabulate import tabulate
 
-    rows = [(c.id, c.catalogue_id, c.level, c.title) for c in checks]
-    return tabulate(rows, headers=["ID", "Catalogue", "Level", "Guarantee"]) + "\n"
+    rows = [(c.id, c.catalogue_id, c.level, c.title, ", ".join(c.anchors)) for c in checks]
+    table = tabulate(
+        rows, headers=["ID", "Catalogue", "Level", "Guarantee", "Anchors (where it is stated)"]
+    )
+    return table + "\n"
+
+
+def _expand(patterns: Sequence[str], types: set[str]) -> list[str]:
+    """A bare type name (``uts``) means every check of that type (``uts.*``)."""
+    return [f"{p}.*" if p in types else p for p in patterns]
+
+
+def _nothing_checked_line(run: runner.Run) -> str:
+    groups = runner.skipped_by_cause(run.results)
+    if not groups:
+        return "nothing could be checked here"
+    cause, _ = groups[0]
+    more = f" (and {len(groups) - 1} other causes)" if len(groups) > 1 else ""
+    return f"nothing could be checked here: {cause}{more}"
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind (removing the run's sandboxes and files), then exit."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``nsprim conformance`` with *argv* (default ``sys.argv[1:]``); return the exit status."""
+    """Run ``nsprim conformance`` with *argv* (default ``sys.argv[1:]``); return the exit status.
+
+    SIGTERM and SIGHUP, like ^C, stop the run cleanly: every sandbox is killed
+    and the run's temporary directory removed before exiting 128+signal.
+    """
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _terminate)
+    try:
+        return _main(argv)
+    except _Terminated as exc:
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
         _check_output(args.output)
@@ -151,7 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _merge(args.merge, args.format, args.output)
         if args.jobs < 1:
             raise _UsageError(f"--jobs must be at least 1, got {args.jobs}")
-        checks = select(load_checks(), args.only, args.exclude)
+        if args.repeat < 1:
+            raise _UsageError(f"--repeat must be at least 1, got {args.repeat}")
+        everything = load_checks()
+        types = {c.type for c in everything}
+        checks = select(everything, _expand(args.only, types), _expand(args.exclude, types))
         if not checks:
             raise _UsageError(
                 f"no check matches --only {args.only or ['*']} --exclude {args.exclude}"
@@ -162,6 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         as_user = args.as_user
         if as_user is not None and as_user.isdigit():
             as_user = int(as_user)
+        if as_user is not None:
+            try:
+                if isinstance(as_user, int):
+                    pwd.getpwuid(as_user)
+                else:
+                    pwd.getpwnam(as_user)
+            except (KeyError, OverflowError):
+                raise _UsageError(f"--as-user: no such user: {args.as_user}") from None
         progress = _progress(sys.stderr) if sys.stderr.isatty() else None
         try:
             run = runner.run(
@@ -170,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 jobs=args.jobs,
                 as_user=as_user,
                 progress=progress,
+                repeat=args.repeat,
             )
         except ValueError as err:  # unknown --as-user and the like
             raise _UsageError(str(err)) from err
@@ -180,9 +268,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             controls=run.controls,
         )
         _write(report.render(args.format, run.results, info), args.output)
-        return EXIT_OK if run.ok else EXIT_PROBLEM
+        if not run.ok:
+            return EXIT_PROBLEM
+        if run.checked_nothing:
+            sys.stderr.write(f"nsprim conformance: {_nothing_checked_line(run)}\n")
+            return EXIT_NOTHING_CHECKED
+        if args.strict and run.summary["SKIP"]:
+            sys.stderr.write(
+                f"nsprim conformance: --strict: {run.summary['SKIP']} checks could not be "
+                "verified here\n"
+            )
+            return EXIT_NOTHING_CHECKED
+        return EXIT_OK
     except _UsageError as err:
-        sys.stderr.write(f"nsprim conformance: error: {err}\n")
+        sys.stderr.write(
+            f"nsprim conformance: {err}\nTry 'nsprim conformance --help' for more information.\n"
+        )
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK

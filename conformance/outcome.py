@@ -5,7 +5,7 @@ registry and the runner can all depend on it.
 
 The four outcomes follow LTP (TPASS/TFAIL/TCONF/TBROK) and the kernel's
 ``pidfd.h`` (PASS/FAIL/SKIP/ERROR); SKIP and ERROR are never folded into FAIL
-(STYLE.md 5.10):
+(a check that cannot run is not a broken guarantee, and a broken harness is neither):
 
 * PASS: the check function returned.
 * FAIL: it raised :class:`Fail`, meaning the guarantee is broken.
@@ -17,10 +17,11 @@ The four outcomes follow LTP (TPASS/TFAIL/TCONF/TBROK) and the kernel's
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Outcome", "Fail", "Skip", "CheckResult", "render_value"]
+__all__ = ["Outcome", "Fail", "Skip", "CheckResult", "render_value", "skipped_by_cause"]
 
 
 class Outcome(str, enum.Enum):
@@ -98,7 +99,7 @@ class CheckResult:
 
     Attributes:
         id: the check id, ``<nstype>.<name>`` (``"uts.hostname_isolated"``).
-        catalogue_id: the GUARANTEES.md id (``"UTS-01"``).
+        catalogue_id: the catalogue id (``"UTS-01"``; ``nsprim conformance --list``).
         type: the namespace type, the id's prefix (``"uts"``); ``"guard"`` for host-guard results.
         title: the guarantee in one sentence (the first docstring line).
         level: ``"MUST"`` or ``"SHOULD"``.
@@ -109,6 +110,9 @@ class CheckResult:
         actual: for FAIL, what was observed.
         duration_s: wall time of the check run (not the control), in seconds.
         anchors: where a peer suite or a man page states the guarantee.
+        detail: for people debugging the suite: where an error was raised, the
+            errno a probe saw ("" when there is nothing to add). Reasons in
+            ``message`` are sentences; locations live here.
         control_message: the control run's message (diagnostics only, not in the JSON schema).
     """
 
@@ -124,6 +128,7 @@ class CheckResult:
     actual: str | None = None
     duration_s: float = 0.0
     anchors: tuple[str, ...] = ()
+    detail: str = ""
     control_message: str = field(default="", compare=False)
 
     @property
@@ -174,5 +179,15 @@ class CheckResult:
             actual=data.get("actual"),
             duration_s=float(data.get("duration_s", 0.0)),
             anchors=tuple(data.get("anchors", ())),
+            detail=str(data.get("detail", "")),
             control_message=str(data.get("control_message", "")),
         )
+
+
+def skipped_by_cause(results: Sequence[CheckResult]) -> list[tuple[str, list[CheckResult]]]:
+    """Group the SKIPped results by their reason, the largest group first."""
+    groups: dict[str, list[CheckResult]] = {}
+    for r in results:
+        if r.status is Outcome.SKIP:
+            groups.setdefault(r.message, []).append(r)
+    return sorted(groups.items(), key=lambda kv: -len(kv[1]))

@@ -3,63 +3,90 @@
 Layer: conformance. Imports the standard library, :mod:`nsprim` and the
 conformance modules; reports and the CLI sit above it.
 
-Process tree of one run (STYLE.md 5.11; kselftest's fork-per-test, LTP's
-``MS_REC | MS_PRIVATE`` "no effect on a real system")::
+Process tree of one run (kselftest's fork-per-test, LTP's ``MS_REC |
+MS_PRIVATE`` "no effect on a real system")::
 
     runner                       (as root, or the dropped ``--as-user`` worker)
      └─ launcher                 unshare(outer set) ; make / rec-private
          └─ sandbox init         pid 1 of a new pid ns; fresh /proc, tmpfs tmpdir
-             └─ check worker     evaluates dynamic needs, runs the check, sends JSON
+             └─ check worker     evaluates needs, runs the check, sends JSON
 
-The outer set is mount, UTS, IPC, net, cgroup and pid namespaces; when
-rootless it also holds a user namespace mapping the runner's uid to 0 (the
-rootless-container view). The launcher dies with the runner (PDEATHSIG), the
-init with the launcher, and everything in the pid namespace with the init, so
-a killed or crashing run leaves nothing behind. Results travel back as one
-line of JSON per message over a pipe; the pipe reaches EOF only once every
-process that could write to it is gone.
+The sandbox adapts to what the environment allows. Before the first check
+the runner probes, each in a throwaway child, which namespace types it can
+create (mount, UTS, IPC, net, cgroup and pid; plus a user namespace mapping
+the runner's uid to 0 when it is not privileged), and the outer set holds
+those that work: under a seccomp profile, a ``user.max_*_namespaces`` limit
+or without a capability some are missing. Then, inside one sandbox built
+like the checks', it tries every operation checks rely on
+(:func:`._needs.probe_operations`). A check runs only when its type, its
+declared needs and those operations are available; otherwise it is a SKIP
+that names the cause. What the sandbox could not isolate, the host guard
+covers (:mod:`._guard`: hostname, IPC objects, mounts, interfaces, cgroups,
+/tmp, the runner's children and fds; any difference is an extra ERROR).
 
-The host guard snapshots the host before and after the whole run
-(:mod:`._guard`); any difference is an extra ERROR result.
+Without a pid namespace the launcher is a child subreaper and kills what is
+left when the check ends. The launcher dies with the runner (PDEATHSIG), the
+init with the launcher, and everything in the pid namespace with the init,
+so a killed or crashing run leaves nothing behind. Temporary files of the
+run (each sandbox's tmpdir, and whatever checks create with :mod:`tempfile`)
+live in one run directory that the outermost process removes. Results travel
+back as one line of JSON per message over a pipe; the pipe reaches EOF only
+once every process that could write to it is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import os
 import platform
 import pwd
+import re
 import select
 import shutil
 import signal
+import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import nsprim
+from nsprim import compat
 
-from . import _guard, _kernel
-from ._context import Context, describe_exception
-from ._needs import dynamic_skip_reason, is_privileged, kernel_version, read_kconfig
+from . import _guard, _kernel, _needs
+from ._context import Context, describe_exception, exception_detail
+from ._needs import (
+    Availability,
+    has_cap_sys_admin,
+    is_privileged,
+    kernel_version,
+    probe_skip_reason,
+    read_kconfig,
+)
 from ._needs import static_skip_reason as _static_skip_reason
-from .outcome import CheckResult, Fail, Outcome, Skip
+from .outcome import CheckResult, Fail, Outcome, Skip, skipped_by_cause
 from .registry import Check
 
-__all__ = ["Run", "RunConfig", "run", "environment", "OUTER_NAMESPACES"]
+__all__ = [
+    "Run",
+    "RunConfig",
+    "run",
+    "environment",
+    "OUTER_TYPES",
+    "OUTER_NAMESPACES",
+    "skipped_by_cause",
+]
 
-#: The namespaces every check's outer sandbox unshares (plus a user ns when rootless).
-OUTER_NAMESPACES = (
-    _kernel.CLONE_NEWNS
-    | _kernel.CLONE_NEWUTS
-    | _kernel.CLONE_NEWIPC
-    | _kernel.CLONE_NEWNET
-    | _kernel.CLONE_NEWCGROUP
-    | _kernel.CLONE_NEWPID
-)
+#: The namespace types the outer sandbox unshares when it can (plus a user ns when rootless).
+OUTER_TYPES = ("mnt", "uts", "ipc", "net", "cgroup", "pid")
+#: Their CLONE_NEW* flags together.
+OUTER_NAMESPACES = 0
+for _t in OUTER_TYPES:
+    OUTER_NAMESPACES |= _needs.NSTYPES[_t][0]
 #: Seconds a run may use for sandbox setup on top of the check's own timeout.
 SETUP_SLACK = 1.0
 #: Seconds to wait for a killed sandbox to go away before killing its launcher too.
@@ -70,12 +97,36 @@ ProgressFn = Callable[[int, int, CheckResult], None]
 
 @dataclass
 class RunConfig:
-    """How checks are run; built by :func:`run`, shipped into every sandbox by fork."""
+    """How checks are run; built by :func:`run`, shipped into every sandbox by fork.
+
+    Attributes:
+        rootless: not privileged: the sandbox wants a user namespace mapping the uid to 0.
+        privileged: uid 0 with CAP_SYS_ADMIN in the initial user namespace.
+        kernel: the running kernel's version.
+        kconfig: its configuration, when readable.
+        run_dir: the run's private temporary directory.
+        userns: the sandbox creates a user namespace (rootless, and the kernel allows it).
+        outer: the types (by /proc name) the sandbox isolates.
+        outer_missing: the types it could not isolate, each with why.
+        probed: every probed operation, see :mod:`._needs`.
+    """
 
     rootless: bool
     privileged: bool
     kernel: tuple[int, int, int]
     kconfig: dict[str, str] | None
+    run_dir: str = ""
+    userns: bool = False
+    outer: tuple[str, ...] = ()
+    outer_missing: dict[str, Availability] = field(default_factory=dict)
+    probed: dict[str, Availability] = field(default_factory=dict)
+
+    @property
+    def outer_flags(self) -> int:
+        flags = 0
+        for t in self.outer:
+            flags |= _needs.NSTYPES[t][0]
+        return flags
 
 
 @dataclass
@@ -102,6 +153,12 @@ class Run:
         return not any(r.problem for r in self.results)
 
     @property
+    def checked_nothing(self) -> bool:
+        """No check could run: every result is a SKIP (guard results aside)."""
+        checks = [r for r in self.results if r.type != "guard"]
+        return all(r.status is Outcome.SKIP for r in checks)
+
+    @property
     def non_discriminating(self) -> list[CheckResult]:
         """The PASSing checks whose control did not FAIL."""
         return [r for r in self.results if r.status is Outcome.PASS and r.discriminating is False]
@@ -122,12 +179,19 @@ def _distribution() -> str:
     return "unknown"
 
 
-def environment(*, uid: int | None = None, rootless: bool | None = None) -> dict[str, Any]:
-    """Describe this machine for a report (the JSON schema's ``environment``)."""
+def environment(
+    *, uid: int | None = None, rootless: bool | None = None, cfg: RunConfig | None = None
+) -> dict[str, Any]:
+    """Describe this machine for a report (the JSON schema's ``environment``).
+
+    With *cfg* (a probed run), it also holds ``sandbox`` (the types the outer
+    sandbox isolated, and why the others were not) and ``probed`` (each
+    operation's availability).
+    """
     uid = os.geteuid() if uid is None else uid
     if rootless is None:
         rootless = not is_privileged()
-    return {
+    env: dict[str, Any] = {
         "kernel": platform.release(),
         "arch": platform.machine(),
         "distribution": _distribution(),
@@ -135,6 +199,13 @@ def environment(*, uid: int | None = None, rootless: bool | None = None) -> dict
         "privileges": "user" if rootless else "root",
         "python": platform.python_version(),
     }
+    if cfg is not None:
+        env["sandbox"] = {
+            "isolated": (["user"] if cfg.userns else []) + list(cfg.outer),
+            "not_isolated": {t: a.cause for t, a in cfg.outer_missing.items()},
+        }
+        env["probed"] = {op: a.to_dict() for op, a in cfg.probed.items()}
+    return env
 
 
 # -- inside the sandbox (forked children; they never return) ---------------
@@ -151,50 +222,110 @@ def _write_file(path: str, text: str) -> None:
         f.write(text)
 
 
-def _launcher(check: Check, control: bool, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
+def _map_self_as_root(uid: int, gid: int) -> None:
+    # user_namespaces(7): an unprivileged writer may map only its own
+    # ids, one line, and gid_map needs setgroups=deny first.
+    _write_file("/proc/self/setgroups", "deny")
+    _write_file("/proc/self/uid_map", f"0 {uid} 1")
+    _write_file("/proc/self/gid_map", f"0 {gid} 1")
+
+
+#: What runs in the sandbox's worker process: it gets the result pipe and sends messages.
+Task = Callable[[RunConfig, str, int], None]
+
+
+def _enter_outer(cfg: RunConfig, userns: bool, flags: int) -> None:
+    """unshare the outer set (after a user namespace when *userns*), make / private."""
+    if userns:
+        uid, gid = os.geteuid(), os.getegid()
+        _kernel.unshare(_kernel.CLONE_NEWUSER)
+        _map_self_as_root(uid, gid)
+    if flags:
+        _kernel.unshare(flags)
+    if flags & _kernel.CLONE_NEWNS:
+        # Stop mount events propagating back to the host (util-linux unshare's default).
+        _kernel.mount("none", "/", None, _kernel.MS_REC | _kernel.MS_PRIVATE)
+
+
+def _kill_descendants() -> None:
+    """Kill and reap every descendant (we are their subreaper), until none is left."""
+    while True:
+        kids = []
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/children") as f:
+                kids += [int(p) for p in f.read().split()]
+        for pid in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            if not kids:
+                return
+
+
+def _launcher(task: Task, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
     """First child: unshare the outer namespaces, fork the sandbox init, wait for it."""
     code = 1
     try:
+        # The CLI unwinds on SIGTERM/SIGHUP; a check must see the default
+        # dispositions (an init ignores SIGTERM only when it has no handler).
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
         _kernel.set_pdeathsig(signal.SIGKILL)
-        if cfg.rootless:
-            uid, gid = os.geteuid(), os.getegid()
-            _kernel.unshare(_kernel.CLONE_NEWUSER | OUTER_NAMESPACES)
-            # user_namespaces(7): an unprivileged writer may map only its own
-            # ids, one line, and gid_map needs setgroups=deny first.
-            _write_file("/proc/self/setgroups", "deny")
-            _write_file("/proc/self/uid_map", f"0 {uid} 1")
-            _write_file("/proc/self/gid_map", f"0 {gid} 1")
-        else:
-            _kernel.unshare(OUTER_NAMESPACES)
-        # Stop mount events propagating back to the host (util-linux unshare's default).
-        _kernel.mount("none", "/", None, _kernel.MS_REC | _kernel.MS_PRIVATE)
+        _enter_outer(cfg, cfg.userns, cfg.outer_flags)
+        if not cfg.outer_flags & _kernel.CLONE_NEWPID:
+            # No pid namespace: adopt orphans instead, and kill them at the end.
+            _kernel.set_child_subreaper(True)
         init = os.fork()
         if init == 0:
-            _sandbox_init(check, control, cfg, tmpdir, wfd)
+            _sandbox_init(task, cfg, tmpdir, wfd)
         _emit(wfd, {"init": init})
         os.waitpid(init, 0)
+        if not cfg.outer_flags & _kernel.CLONE_NEWPID:
+            _kill_descendants()
         code = 0
     except BaseException as exc:
         with contextlib.suppress(BaseException):
-            _emit(wfd, {"setup_error": f"outer sandbox: {describe_exception(exc)}"})
+            _emit(
+                wfd,
+                {
+                    "setup_error": f"outer sandbox: {describe_exception(exc)}",
+                    "detail": exception_detail(exc),
+                },
+            )
     finally:
         os._exit(code)
 
 
-def _sandbox_init(check: Check, control: bool, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
+def _sandbox_init(task: Task, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
     """Pid 1 of the outer pid namespace: give it its own /proc, run the worker, reap."""
     try:
         _kernel.set_pdeathsig(signal.SIGKILL)
+        flags = cfg.outer_flags
+        mnt = bool(flags & _kernel.CLONE_NEWNS)
         proc_flags = _kernel.MS_NOSUID | _kernel.MS_NODEV | _kernel.MS_NOEXEC
-        _kernel.mount("proc", "/proc", "proc", proc_flags)
-        with contextlib.suppress(OSError):  # a plain directory still works
-            _kernel.mount("tmpfs", tmpdir, "tmpfs", _kernel.MS_NOSUID, "mode=1777")
-        if os.path.isdir("/dev/mqueue"):
+        if mnt and flags & _kernel.CLONE_NEWPID:
+            # Refused where /proc is partly masked (mount_too_revealing): the
+            # worker then checks whether the /proc it sees is its own.
+            with contextlib.suppress(OSError):
+                _kernel.mount("proc", "/proc", "proc", proc_flags)
+        if mnt:
+            _private_tmp(tmpdir)
+            with contextlib.suppress(OSError):  # a plain directory still works
+                _kernel.mount("tmpfs", tmpdir, "tmpfs", _kernel.MS_NOSUID, "mode=1777")
+        if mnt and flags & _kernel.CLONE_NEWIPC and os.path.isdir("/dev/mqueue"):
             with contextlib.suppress(OSError):  # so /dev/mqueue shows this IPC ns
                 _kernel.mount("mqueue", "/dev/mqueue", "mqueue", proc_flags)
         worker = os.fork()
         if worker == 0:
-            _worker(check, control, cfg, tmpdir, wfd)
+            try:
+                # Whatever a check creates with tempfile lands in the run's tmpdir.
+                tempfile.tempdir = tmpdir
+                os.environ["TMPDIR"] = tmpdir
+                task(cfg, tmpdir, wfd)
+            finally:
+                os._exit(0)
         while True:
             try:
                 pid, status = os.waitpid(-1, 0)
@@ -206,10 +337,101 @@ def _sandbox_init(check: Check, control: bool, cfg: RunConfig, tmpdir: str, wfd:
             _emit(wfd, {"crash": _status_text(status)})
     except BaseException as exc:
         with contextlib.suppress(BaseException):
-            _emit(wfd, {"setup_error": f"sandbox init: {describe_exception(exc)}"})
+            _emit(
+                wfd,
+                {
+                    "setup_error": f"sandbox init: {describe_exception(exc)}",
+                    "detail": exception_detail(exc),
+                },
+            )
     finally:
         # Exiting kills every process left in the pid namespace (pid_namespaces(7)).
         os._exit(0)
+
+
+def _private_tmp(tmpdir: str) -> None:
+    """Cover the system's temporary directory with a tmpfs, keeping *tmpdir* reachable.
+
+    Whatever a check writes under /tmp then vanishes with the sandbox's mount
+    namespace. Not done when nsprim or the interpreter itself lives under it
+    (a checkout in /tmp): a later lazy import would find nothing there.
+    """
+    top = tempfile.gettempdir()
+    mine = (sys.prefix, os.path.dirname(os.path.abspath(nsprim.__file__)))
+    if any(p == top or p.startswith(top + os.sep) for p in mine):
+        return
+    try:
+        keep = os.open(tmpdir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        _kernel.mount("tmpfs", top, "tmpfs", _kernel.MS_NOSUID, "mode=1777")
+        os.makedirs(tmpdir, exist_ok=True)
+        _kernel.mount(f"/proc/self/fd/{keep}", tmpdir, None, _kernel.MS_BIND)
+    except OSError:
+        # Undo a half-done cover: the checks then use /tmp as it is.
+        with contextlib.suppress(OSError):
+            _kernel.umount(top, _kernel.MNT_DETACH)
+    finally:
+        os.close(keep)
+
+
+def _own_proc() -> bool:
+    try:
+        return os.readlink("/proc/self") == str(os.getpid())
+    except OSError:
+        return False
+
+
+def _needs_reason(check: Check, cfg: RunConfig) -> tuple[Outcome, str, str] | None:
+    """Why *check* can't run in this sandbox, from what the runner probed; None if it can."""
+    if check.type in cfg.outer_missing:
+        a = cfg.outer_missing[check.type]
+        status = Outcome.FAIL if a.state == _needs.BROKEN else Outcome.SKIP
+        return status, a.cause, a.detail
+    missing = _needs.unmet(_needs.ops_needed(check.type, check.needs), cfg.probed)
+    if missing is not None:
+        status = Outcome.FAIL if missing.state == _needs.BROKEN else Outcome.SKIP
+        return status, missing.cause, missing.detail
+    return None
+
+
+def _call_of(exc: BaseException) -> str:
+    """The nsprim call an error came from (``"unshare: Operation not permitted"`` → unshare)."""
+    if isinstance(exc, nsprim.UnsupportedError):
+        return str(exc.feature)
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else ""
+    head, sep, _ = text.partition(": ")
+    return head if sep and head.replace("_", "").isalnum() else ""
+
+
+_POLICY_ERRNO_NAMES = ("EPERM", "EACCES", "ENOSPC", "EUSERS", "ENOSYS")
+_CALL_WORD = re.compile(r"\b(unshare|setns|sethostname|setdomainname|mount|clone3|mount_setattr)\b")
+
+
+def _refused_fail(exc: Fail, ctx: Context) -> Skip | None:
+    """A FAIL that only saw a refusal by policy (the errno the probe found here), as a Skip.
+
+    Checks compare errno names (``expected 'EINVAL', got 'ENOSYS'``); when the
+    observed one is a policy errno and the failing sentence names an
+    operation the probe found refused here, the operation was never
+    permitted, so the guarantee was not tested.
+    """
+    actual = (exc.actual or "").strip("'\"")
+    if actual not in _POLICY_ERRNO_NAMES:
+        return None
+    for call in _CALL_WORD.findall(exc.msg):
+        skip = ctx.skip_for(getattr(errno, actual), call)
+        if skip is not None:
+            return skip
+    return None
+
+
+def _check_task(check: Check, control: bool) -> Task:
+    def task(cfg: RunConfig, tmpdir: str, wfd: int) -> None:
+        _worker(check, control, cfg, tmpdir, wfd)
+
+    return task
 
 
 def _worker(check: Check, control: bool, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
@@ -222,26 +444,50 @@ def _worker(check: Check, control: bool, cfg: RunConfig, tmpdir: str, wfd: int) 
         kernel=cfg.kernel,
         tmpdir=tmpdir,
         check_id=check.id,
+        probed=cfg.probed,
     )
-    status, message = Outcome.PASS, ""
+    status, message, detail = Outcome.PASS, "", ""
     expected: str | None = None
     actual: str | None = None
     start = time.monotonic()
     try:
-        reason = dynamic_skip_reason(check.needs, ctx)
-        if reason:
-            raise Skip(reason)
-        check.func(ctx)
+        unmet = _needs_reason(check, cfg)
+        if unmet is not None:
+            status, message, detail = unmet
+        elif not _own_proc():
+            raise Skip(
+                "the /proc mounted here shows another pid namespace, "
+                "and the sandbox could not mount its own"
+            )
+        else:
+            reason = probe_skip_reason(check.needs)
+            if reason:
+                raise Skip(reason)
+            check.func(ctx)
     except Fail as exc:
         status, message, expected, actual = Outcome.FAIL, exc.msg, exc.expected, exc.actual
+        refused = _refused_fail(exc, ctx)
+        if refused is not None:
+            # The operation under test was refused by policy: nothing the
+            # kernel did contradicts the guarantee, it just can't be checked.
+            status, message, expected, actual = Outcome.SKIP, refused.reason, None, None
+            detail = f"the check saw: {exc}"
     except Skip as exc:
         status, message = Outcome.SKIP, exc.reason
     except nsprim.UnsupportedError as exc:
+        skip = ctx.skip_for(exc, _call_of(exc))
         # The kernel lacks a syscall or ioctl the check needs (ENOSYS and the
         # like): that is "can't run here", not broken set-up.
-        status, message = Outcome.SKIP, f"not supported by this kernel: {exc}"
+        status = Outcome.SKIP
+        message = skip.reason if skip else f"not supported by this kernel: {exc}"
+        detail = exception_detail(exc)
     except BaseException as exc:
-        status, message = Outcome.ERROR, describe_exception(exc)
+        skip = ctx.skip_for(exc, _call_of(exc)) if isinstance(exc, OSError) else None
+        if skip is not None:
+            status, message = Outcome.SKIP, skip.reason
+        else:
+            status, message = Outcome.ERROR, describe_exception(exc)
+        detail = f"{describe_exception(exc)} {exception_detail(exc)}".strip()
     if os.getpid() != me:
         # The check forked by hand and the child returned from it: not ours to report.
         os._exit(0)
@@ -252,12 +498,20 @@ def _worker(check: Check, control: bool, cfg: RunConfig, tmpdir: str, wfd: int) 
             errors.append(f"the check itself was {status.value}: {message}")
         status, message = Outcome.ERROR, "; ".join(errors)
     result = check.result(
-        status, message, expected=expected, actual=actual, duration_s=duration
+        status, message, expected=expected, actual=actual, duration_s=duration, detail=detail
     ).to_dict()
     try:
         _emit(wfd, {"result": result})
     finally:
         os._exit(0)
+
+
+def _probe_task(cfg: RunConfig, tmpdir: str, wfd: int) -> None:
+    # nsprim check's engine, asked inside a sandbox like the checks', as this
+    # process is (no further user namespace): one engine for both.
+    found = compat.operations(rootless=False, timeout=5.0)
+    probed = {op: Availability(r.state, r.cause, r.detail) for op, r in found.items()}
+    _emit(wfd, {"probed": {op: a.to_dict() for op, a in probed.items()}})
 
 
 def _status_words(status: int) -> str:
@@ -277,6 +531,7 @@ def _status_text(status: int) -> str:
 class _Job:
     check: Check
     control: bool
+    task: Task | None = None
     pid: int = 0
     pidfd: int = -1
     rfd: int = -1
@@ -291,17 +546,21 @@ class _Job:
 
 
 def _start(job: _Job, cfg: RunConfig) -> None:
-    job.tmpdir = tempfile.mkdtemp(prefix=f"nsprim-{job.check.id}-")
+    job.tmpdir = tempfile.mkdtemp(prefix=f"{job.check.id}-", dir=cfg.run_dir or None)
+    # As the tmpfs mounted over it would be: a check's mapped ids must reach it
+    # when the sandbox has no mount namespace (the run directory is not listable).
+    os.chmod(job.tmpdir, 0o1777)
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     job.started = time.monotonic()
     job.deadline = job.started + job.check.timeout + SETUP_SLACK
+    task = job.task if job.task is not None else _check_task(job.check, job.control)
     pid = os.fork()
     if pid == 0:
         try:
             os.close(rfd)
             # The sandbox processes write results into wfd; it must survive forks
             # (always true) but not leak into anything a check execs.
-            _launcher(job.check, job.control, cfg, job.tmpdir, wfd)
+            _launcher(task, cfg, job.tmpdir, wfd)
         finally:
             os._exit(1)
     os.close(wfd)
@@ -320,12 +579,16 @@ def _signal(pidfd: int, pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _kill(job: _Job) -> None:
+def _kill(job: _Job, cfg: RunConfig) -> None:
     """Kill the sandbox: its init (taking the whole pid ns along), else its launcher."""
-    if job.init_pidfd >= 0:
+    if job.init_pidfd >= 0 and cfg.outer_flags & _kernel.CLONE_NEWPID:
         _signal(job.init_pidfd, 0)
     else:
+        # Without a pid namespace, the launcher's death (PDEATHSIG) takes the
+        # init along, and the init's the worker; orphans go to our subreaper.
         _signal(job.pidfd, job.pid)
+        if job.init_pidfd >= 0:
+            _signal(job.init_pidfd, 0)
 
 
 def _read(job: _Job) -> bool:
@@ -371,6 +634,7 @@ def _finish(job: _Job) -> CheckResult:
     check = job.check
     if "result" in by_kind:
         return CheckResult.from_dict(by_kind["result"])
+    detail = str(by_kind.get("detail", ""))
     if job.killed_at is not None:
         message = f"timed out after {check.timeout:g} s; the sandbox was killed"
     elif "setup_error" in by_kind:
@@ -379,7 +643,7 @@ def _finish(job: _Job) -> CheckResult:
         message = str(by_kind["crash"])
     else:
         message = f"the sandbox launcher {_status_words(status)} without reporting"
-    return check.result(Outcome.ERROR, message, duration_s=duration)
+    return check.result(Outcome.ERROR, message, duration_s=duration, detail=detail)
 
 
 def _schedule(
@@ -413,12 +677,13 @@ def _schedule(
             job = running[fd]
             if not _read(job):
                 del running[fd]
-                done[(job.check.id, job.control)] = _finish(job)
+                job.result = _finish(job)
+                done[(job.check.id, job.control)] = job.result
         now = time.monotonic()
         for job in running.values():
             if job.killed_at is None and now >= job.deadline:
                 job.killed_at = now
-                _kill(job)
+                _kill(job, cfg)
             elif job.killed_at is not None and now >= job.killed_at + KILL_GRACE:
                 _signal(job.pidfd, job.pid)  # the launcher hangs on: kill it too
         report_ready()
@@ -467,7 +732,7 @@ def _run_jobs(
         # Only reached with jobs still running if something raised (^C, a bug):
         # never leave a sandbox behind.
         for job in running.values():
-            _kill(job)
+            _kill(job, cfg)
             _signal(job.pidfd, job.pid)
             _finish(job)
 
@@ -480,6 +745,162 @@ def _run_jobs(
             result.control_message = ctl.message
         results.append(result)
     return results
+
+
+# -- probing the environment -------------------------------------------------
+
+
+def _outer_probe(t: str, userns: bool) -> Callable[[], None]:
+    def probe() -> None:
+        if userns:
+            uid, gid = os.geteuid(), os.getegid()
+            _needs._unshare_step("user")
+            _needs._step("writing /proc/self/uid_map", _map_self_as_root, uid, gid, nstype="user")
+        if t != "user":
+            _needs._unshare_step(t)
+
+    return probe
+
+
+def _probe_outer(cfg: RunConfig) -> None:
+    """Decide the outer sandbox: which types (and whether a user ns) work here."""
+    cfg.userns = False
+    if cfg.rootless:
+        user = _needs._run_probe(_outer_probe("user", True))
+        if user.ok:
+            cfg.userns = True
+        elif has_cap_sys_admin():
+            # Root in a user namespace of its own (or a container) needs none.
+            cfg.outer_missing["user"] = user
+        else:
+            cfg.outer_missing["user"] = user
+            cfg.outer_missing.update({t: user for t in OUTER_TYPES})
+            cfg.outer = ()
+            return
+    outer = []
+    for t in OUTER_TYPES:
+        a = _needs._run_probe(_outer_probe(t, cfg.userns))
+        if a.ok:
+            outer.append(t)
+        else:
+            cfg.outer_missing[t] = a
+    if "pid" in outer and "mnt" not in outer:
+        outer.remove("pid")
+        mnt = cfg.outer_missing["mnt"]
+        cfg.outer_missing["pid"] = Availability(
+            _needs.REFUSED,
+            f"{mnt.cause}, and without a mount namespace the sandbox cannot give a new pid "
+            "namespace its own /proc, so it keeps the current one",
+            mnt.detail,
+        )
+    if "pid" in outer and "mnt" in outer:
+        # A pid namespace whose /proc shows another one misleads every check
+        # that reads /proc/<pid>: keep the current one if no /proc can be mounted.
+        proc = _needs._run_probe(_outer_proc_probe(cfg.userns))
+        if not proc.ok:
+            outer.remove("pid")
+            cfg.outer_missing["pid"] = Availability(
+                _needs.REFUSED,
+                f"{proc.cause}, so the sandbox keeps the current pid namespace",
+                proc.detail,
+            )
+    cfg.outer = tuple(outer)
+
+
+def _outer_proc_probe(userns: bool) -> Callable[[], None]:
+    def probe() -> None:
+        _outer_probe("user", userns)()
+        _needs._probe_proc_at("/proc")()
+
+    return probe
+
+
+def _probe_in_sandbox(cfg: RunConfig) -> None:
+    """Probe every operation once, inside a sandbox like the checks' (one job)."""
+    probe_check = Check(
+        id="runner.probe",
+        catalogue_id="PROBE",
+        level="MUST",
+        title="The runner's probe of this environment",
+        description="",
+        anchors=(),
+        needs=_needs_default(),
+        timeout=20.0,
+        serial=False,
+        func=lambda ctx: None,
+    )
+    job = _Job(probe_check, False, task=_probe_task)
+    done: dict[tuple[str, bool], CheckResult] = {}
+    _schedule([job], {}, done, cfg, 1, lambda: None)
+    probed: dict[str, Any] | None = None
+    for msg in job.messages:
+        if "probed" in msg:
+            probed = msg["probed"]
+    if probed is None:
+        result = job.result
+        why = result.message if result is not None else "no answer"
+        cause = f"the runner could not build its sandbox here: {why}"
+        cfg.probed = {op: Availability(_needs.REFUSED, cause) for op in _needs.OPERATIONS}
+        return
+    cfg.probed = {op: Availability.from_dict(a) for op, a in probed.items()}
+    if cfg.rootless and not cfg.userns and "unshare.user" in cfg.outer_missing:
+        # The probe ran without a fresh user ns; keep the outer verdict on it.
+        cfg.probed["unshare.user"] = cfg.outer_missing["user"]
+
+
+def _needs_default() -> Any:
+    from .registry import Needs
+
+    return Needs()
+
+
+def _probe(cfg: RunConfig) -> None:
+    _probe_outer(cfg)
+    if cfg.rootless and not cfg.userns and not has_cap_sys_admin():
+        cause = cfg.outer_missing["user"]
+        cfg.probed = {op: cause for op in _needs.OPERATIONS}
+        return
+    _probe_in_sandbox(cfg)
+
+
+def _execute(
+    checks: Sequence[Check],
+    cfg: RunConfig,
+    controls: bool,
+    jobs: int,
+    progress: ProgressFn | None,
+    repeat: int,
+) -> list[CheckResult]:
+    """Probe the environment once, then run the checks *repeat* times; flag changed verdicts."""
+    _probe(cfg)
+    runs = [_run_jobs(checks, cfg, controls, jobs, progress) for _ in range(repeat)]
+    return _merge_repeats(runs)
+
+
+def _merge_repeats(runs: list[list[CheckResult]]) -> list[CheckResult]:
+    """The first run's results, where a verdict that changed between runs becomes an ERROR."""
+    first = runs[0]
+    if len(runs) == 1:
+        return first
+    merged = []
+    for i, r in enumerate(first):
+        seen = [run[i] for run in runs]
+        verdicts = [(x.status, x.control) for x in seen]
+        if len(set(verdicts)) == 1:
+            merged.append(r)
+            continue
+        words = ", ".join(
+            x.status.value + ("" if x.control is None else f"/{x.control.value}") for x in seen
+        )
+        messages = "; ".join(f"run {n + 1}: {x.message or 'PASS'}" for n, x in enumerate(seen))
+        r.status = Outcome.ERROR
+        r.message = (
+            f"the verdict changed between {len(runs)} runs ({words}): "
+            "a defect of the suite, not of the kernel"
+        )
+        r.detail = messages
+        merged.append(r)
+    return merged
 
 
 # Standard modules a check or the harness may import lazily. After dropping to
@@ -521,6 +942,22 @@ def _drop_privileges(user: str | int) -> tuple[int, int]:
     return pw.pw_uid, pw.pw_gid
 
 
+def _cfg_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return {
+        "userns": cfg.userns,
+        "outer": list(cfg.outer),
+        "outer_missing": {t: a.to_dict() for t, a in cfg.outer_missing.items()},
+        "probed": {op: a.to_dict() for op, a in cfg.probed.items()},
+    }
+
+
+def _cfg_from_dict(cfg: RunConfig, data: Mapping[str, Any]) -> None:
+    cfg.userns = bool(data["userns"])
+    cfg.outer = tuple(data["outer"])
+    cfg.outer_missing = {t: Availability.from_dict(a) for t, a in data["outer_missing"].items()}
+    cfg.probed = {op: Availability.from_dict(a) for op, a in data["probed"].items()}
+
+
 def _run_in_dropped_child(
     user: str | int,
     checks: Sequence[Check],
@@ -528,6 +965,7 @@ def _run_in_dropped_child(
     controls: bool,
     jobs: int,
     progress: ProgressFn | None,
+    repeat: int,
 ) -> tuple[list[CheckResult], int]:
     """Fork, drop to *user*, run the jobs there; return the results and the uid they ran as."""
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
@@ -536,12 +974,13 @@ def _run_in_dropped_child(
         try:
             os.close(rfd)
             try:
+                _kernel.set_pdeathsig(signal.SIGKILL)
                 uid, _ = _drop_privileges(user)
                 before = _guard.snapshot(_guard.PROCESS)
-                results = _run_jobs(checks, cfg, controls, jobs, progress)
+                results = _execute(checks, cfg, controls, jobs, progress, repeat)
                 results += _guard.compare(before, _guard.snapshot(_guard.PROCESS))
                 rows = [dict(r.to_dict(), control_message=r.control_message) for r in results]
-                msg: dict[str, Any] = {"uid": uid, "results": rows}
+                msg: dict[str, Any] = {"uid": uid, "results": rows, "cfg": _cfg_to_dict(cfg)}
             except BaseException as exc:
                 msg = {"error": describe_exception(exc)}
             _emit(wfd, msg)
@@ -549,19 +988,27 @@ def _run_in_dropped_child(
             os._exit(0)
     os.close(wfd)
     chunks = []
-    while True:
-        data = os.read(rfd, 1 << 20)
-        if not data:
-            break
-        chunks.append(data)
-    os.close(rfd)
-    os.waitpid(pid, 0)
+    try:
+        while True:
+            data = os.read(rfd, 1 << 20)
+            if not data:
+                break
+            chunks.append(data)
+    except BaseException:
+        # Interrupted (^C, SIGTERM): the worker's sandboxes die with it (PDEATHSIG).
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.close(rfd)
+        os.waitpid(pid, 0)
     raw = b"".join(chunks)
     if not raw:
         raise nsprim.CallError(f"the --as-user worker (pid {pid}) died without reporting")
     msg = json.loads(raw)
     if "error" in msg:
         raise nsprim.CallError(f"the --as-user worker failed: {msg['error']}")
+    _cfg_from_dict(cfg, msg["cfg"])
     return [CheckResult.from_dict(r) for r in msg["results"]], int(msg["uid"])
 
 
@@ -573,11 +1020,13 @@ def run(
     as_user: str | int | None = None,
     guard: bool = True,
     progress: ProgressFn | None = None,
+    repeat: int = 1,
 ) -> Run:
     """Run *checks* (and, with *controls*, their negative controls); return the :class:`Run`.
 
-    Each run of a check happens in its own outer sandbox (see the module
-    docstring), at most *jobs* at once; ``serial=True`` checks run alone.
+    The environment is probed first (once); then each run of a check happens
+    in its own outer sandbox (see the module docstring), at most *jobs* at
+    once; ``serial=True`` checks run alone.
 
     Args:
         checks: the checks, in report order; any list (tests pass their own).
@@ -587,22 +1036,27 @@ def run(
             A non-root caller always runs rootless as itself.
         guard: snapshot the host before and after; report differences as ERROR.
         progress: called as ``progress(done, total, result)`` after each check.
+        repeat: run every check this many times; a check whose verdict (or
+            control's verdict) changes between runs is an ERROR.
 
     Raises:
-        ValueError: *jobs* is not positive, or *as_user* is given but unknown.
+        ValueError: *jobs* or *repeat* is not positive, or *as_user* is given but unknown.
         nsprim.CallError: the ``--as-user`` worker died.
     """
     if jobs is None:
         jobs = os.cpu_count() or 1
-    if jobs < 1:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs!r}")
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat!r}")
     ids = [c.id for c in checks]
     if len(set(ids)) != len(ids):
         raise ValueError(f"checks must have distinct ids, got {ids!r}")
+    pw = None
     if as_user is not None:
         try:
             pw = pwd.getpwuid(as_user) if isinstance(as_user, int) else pwd.getpwnam(as_user)
-        except KeyError:
+        except (KeyError, TypeError, OverflowError):
             raise ValueError(f"as_user must name an existing user, got {as_user!r}") from None
         if pw.pw_uid == os.geteuid():
             as_user = None
@@ -611,26 +1065,38 @@ def run(
     privileged = is_privileged()
     drop = as_user is not None and os.geteuid() == 0
     rootless = drop or not privileged
-    cfg = RunConfig(
-        rootless=rootless,
-        privileged=privileged and not rootless,
-        kernel=kernel_version(),
-        kconfig=read_kconfig(),
-    )
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
     before = _guard.snapshot() if guard else None
-    if drop:
-        assert as_user is not None
-        results, uid = _run_in_dropped_child(as_user, checks, cfg, controls, jobs, progress)
-    else:
-        uid = os.geteuid()
-        results = _run_jobs(checks, cfg, controls, jobs, progress)
+    run_dir = tempfile.mkdtemp(prefix="nsprim-conformance-")
+    try:
+        # Others may pass through (a check's mapped uid reaching its tmpdir), not list it.
+        os.chmod(run_dir, 0o711)
+        if drop and pw is not None:
+            os.chown(run_dir, pw.pw_uid, pw.pw_gid)
+        cfg = RunConfig(
+            rootless=rootless,
+            privileged=privileged and not rootless,
+            kernel=kernel_version(),
+            kconfig=read_kconfig(),
+            run_dir=run_dir,
+        )
+        if drop:
+            assert as_user is not None
+            results, uid = _run_in_dropped_child(
+                as_user, checks, cfg, controls, jobs, progress, repeat
+            )
+        else:
+            uid = os.geteuid()
+            results = _execute(checks, cfg, controls, jobs, progress, repeat)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
     if before is not None:
         results += _guard.compare(before, _guard.snapshot())
+        results += _guard.leftovers(run_dir)
     return Run(
         results=results,
-        environment=environment(uid=uid, rootless=rootless),
+        environment=environment(uid=uid, rootless=rootless, cfg=cfg),
         started=started,
         duration_s=time.monotonic() - t0,
         controls=controls,

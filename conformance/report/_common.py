@@ -11,9 +11,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..outcome import CheckResult, Outcome
+from ..outcome import CheckResult, Outcome, skipped_by_cause
 
-__all__ = ["ReportInfo", "summary", "by_type", "one_line", "verdict_text", "problem_text"]
+__all__ = [
+    "ReportInfo",
+    "summary",
+    "by_type",
+    "one_line",
+    "verdict_text",
+    "problem_text",
+    "skip_lines",
+    "environment_lines",
+]
 
 
 def _now() -> str:
@@ -78,3 +87,31 @@ def verdict_text(counts: Mapping[str, int], results: Sequence[CheckResult]) -> s
         bad = sum(1 for r in with_control if r.discriminating is False)
         text += f"; controls: {len(with_control) - bad} discriminating, {bad} not"
     return text
+
+
+def skip_lines(results: Sequence[CheckResult]) -> list[str]:
+    """What could not be checked, one line per cause: ``"14 checks skipped: <cause>"``."""
+    lines = []
+    for cause, members in skipped_by_cause(results):
+        n = len(members)
+        lines.append(f"{n} check{'s' if n != 1 else ''} skipped: {cause}")
+    return lines
+
+
+def environment_lines(env: Mapping[str, Any]) -> list[str]:
+    """The probed environment for people: what the sandbox isolated, what is refused here."""
+    lines = []
+    sandbox = env.get("sandbox")
+    if isinstance(sandbox, Mapping):
+        isolated = ", ".join(sandbox.get("isolated", ())) or "nothing"
+        lines.append(f"sandbox: own {isolated} namespaces")
+        for t, cause in dict(sandbox.get("not_isolated", {})).items():
+            lines.append(f"  not isolated: {t} ({cause}); the host guard watches it")
+    probed = env.get("probed")
+    if isinstance(probed, Mapping) and probed:
+        ok = [op for op, a in probed.items() if a.get("state") == "available"]
+        lines.append(f"probed: {len(ok)} of {len(probed)} operations work here")
+        for op, a in probed.items():
+            if a.get("state") != "available":
+                lines.append(f"  {op}: {a.get('state')}: {a.get('cause')}")
+    return lines

@@ -43,12 +43,16 @@ _RESULT_KEYS: dict[str, Any] = {
     "duration_s": (int, float),
     "anchors": list,
 }
+# Added later (absent from older reports, which stay valid).
+_OPTIONAL_ENV_KEYS: dict[str, type] = {"sandbox": dict, "probed": dict}
+_OPTIONAL_RESULT_KEYS: dict[str, Any] = {"detail": str}
 
 
 def to_document(results: Sequence[CheckResult], info: ReportInfo | None = None) -> dict[str, Any]:
     """Return the report as a JSON-ready dict (keys in schema order)."""
     info = info if info is not None else ReportInfo()
     env = {key: info.environment.get(key) for key in _ENV_KEYS}
+    env.update({k: info.environment[k] for k in _OPTIONAL_ENV_KEYS if k in info.environment})
     return {
         "schema": SCHEMA,
         "nsprim_version": nsprim.__version__,
@@ -95,12 +99,18 @@ def validate(doc: Any) -> list[str]:
         if key in doc and (p := _type_problem(key, doc[key], kind)):
             problems.append(p)
     env = doc.get("environment")
-    if not isinstance(env, Mapping) or set(env) != set(_ENV_KEYS):
-        problems.append(f"environment must have exactly the keys {sorted(_ENV_KEYS)}")
+    if not isinstance(env, Mapping) or not set(_ENV_KEYS) <= set(env) <= set(_ENV_KEYS) | set(
+        _OPTIONAL_ENV_KEYS
+    ):
+        problems.append(
+            f"environment must have the keys {sorted(_ENV_KEYS)} "
+            f"(and optionally {sorted(_OPTIONAL_ENV_KEYS)})"
+        )
     else:
-        for key, env_kind in _ENV_KEYS.items():
-            if p := _type_problem(f"environment.{key}", env[key], env_kind):
+        for key, env_kind in {**_ENV_KEYS, **_OPTIONAL_ENV_KEYS}.items():
+            if key in env and (p := _type_problem(f"environment.{key}", env[key], env_kind)):
                 problems.append(p)
+        problems += _probed_problems(env.get("probed", {}))
         if env["privileges"] not in ("root", "user"):
             problems.append(f"environment.privileges must be root|user, got {env['privileges']!r}")
     results = doc.get("results")
@@ -108,11 +118,16 @@ def validate(doc: Any) -> list[str]:
         return [*problems, "results must be a list"]
     counts = {s: 0 for s in sorted(_STATUSES)}
     for i, r in enumerate(results):
-        if not isinstance(r, Mapping) or set(r) != set(_RESULT_KEYS):
-            problems.append(f"results[{i}] must have exactly the keys {sorted(_RESULT_KEYS)}")
+        if not isinstance(r, Mapping) or not set(_RESULT_KEYS) <= set(r) <= set(_RESULT_KEYS) | set(
+            _OPTIONAL_RESULT_KEYS
+        ):
+            problems.append(
+                f"results[{i}] must have the keys {sorted(_RESULT_KEYS)} "
+                f"(and optionally {sorted(_OPTIONAL_RESULT_KEYS)})"
+            )
             continue
-        for key, kind in _RESULT_KEYS.items():
-            if p := _type_problem(f"results[{i}].{key}", r[key], kind):
+        for key, kind in {**_RESULT_KEYS, **_OPTIONAL_RESULT_KEYS}.items():
+            if key in r and (p := _type_problem(f"results[{i}].{key}", r[key], kind)):
                 problems.append(p)
         if r["status"] in _STATUSES:
             counts[r["status"]] += 1
@@ -126,6 +141,27 @@ def validate(doc: Any) -> list[str]:
             problems.append(f"results[{i}].anchors must be strings")
     if doc.get("summary") != {s: counts[s] for s in ("PASS", "FAIL", "SKIP", "ERROR")}:
         problems.append(f"summary {doc.get('summary')!r} does not match the results ({counts})")
+    return problems
+
+
+_PROBE_STATES = ("available", "refused", "absent", "broken")
+
+
+def _probed_problems(probed: Any) -> list[str]:
+    if not isinstance(probed, Mapping):
+        return []  # reported as a type problem above
+    problems = []
+    for op, a in probed.items():
+        if (
+            not isinstance(a, Mapping)
+            or set(a) != {"state", "cause", "detail"}
+            or a["state"] not in _PROBE_STATES
+            or not all(isinstance(v, str) for v in a.values())
+        ):
+            problems.append(
+                f"environment.probed[{op!r}] must be {{state: {'|'.join(_PROBE_STATES)}, "
+                "cause: str, detail: str}"
+            )
     return problems
 
 

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from tabulate import tabulate
 
 from ..outcome import CheckResult
-from ._common import ReportInfo, by_type, one_line, problem_text, summary, verdict_text
+from ._common import (
+    ReportInfo,
+    by_type,
+    environment_lines,
+    one_line,
+    problem_text,
+    skip_lines,
+    summary,
+    verdict_text,
+)
 
 __all__ = ["render"]
 
@@ -60,6 +69,25 @@ def render(results: Sequence[CheckResult], info: ReportInfo | None = None) -> st
         out.append("")
         out.append(f"[{nstype}]")
         out.append(tabulate(rows, headers=headers, tablefmt="simple"))
+    out.append("")
+    legend = (
+        "Status: the check's verdict (PASS: the guarantee holds; FAIL: the kernel broke it; "
+        "SKIP: it could not be checked here, the reason says why; ERROR: the suite broke)."
+    )
+    if controls:
+        legend += (
+            " Control: the same check with the isolation left out; it must FAIL, which shows "
+            "the check can tell a broken guarantee from a kept one (FAIL is the good result)."
+        )
+    out.extend(textwrap.wrap(legend, 100))
+    env_lines = environment_lines(env)
+    if env_lines:
+        out.append("")
+        out.extend(env_lines)
+    skipped = skip_lines(results)
+    if skipped:
+        out.append("")
+        out.extend(skipped)
     out.append("")
     line = verdict_text(summary(results), results)
     if info.duration_s:

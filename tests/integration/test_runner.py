@@ -12,11 +12,12 @@ import os
 import random
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
-from nsprim.conformance import _guard, cli, runner
-from nsprim.conformance.outcome import Fail, Outcome
+from nsprim.conformance import _context, _guard, cli, runner
+from nsprim.conformance.outcome import Fail, Outcome, Skip
 from nsprim.conformance.registry import Check, Context, Needs, Registry, load_checks, select
 
 import nsprim
@@ -156,7 +157,8 @@ def test_run_reports_crashed_check_process_as_error() -> None:
         """It survives."""
         os.kill(os.getpid(), 9)
 
-    (r,) = runner.run(_checks(reg)).results
+    results = runner.run(_checks(reg)).results
+    (r,) = results
     assert r.status is Outcome.ERROR
     assert "SIGKILL" in r.message
 
@@ -250,7 +252,8 @@ def test_run_reports_failing_cleanup_as_error_naming_it() -> None:
         ctx.defer(bad_cleanup, "the widget")
         ctx.defer(order.append, "second")
 
-    (r,) = runner.run(_checks(reg)).results
+    results = runner.run(_checks(reg)).results
+    (r,) = results
     assert r.status is Outcome.ERROR
     assert "bad_cleanup" in r.message and "cannot undo the widget" in r.message
 
@@ -428,7 +431,7 @@ def test_full_catalogue_in_parallel_passes_with_discriminating_controls() -> Non
 
 
 def test_guard_reports_a_cgroup_left_under_the_runner() -> None:
-    base = _guard._own_cgroup2_dir()
+    base = _guard.own_cgroup2_dir()
     if base is None or not os.access(base, os.W_OK):
         pytest.skip("no writable cgroup v2 directory for this process")
     before = _guard.snapshot(["cgroup"])
@@ -440,3 +443,280 @@ def test_guard_reports_a_cgroup_left_under_the_runner() -> None:
         os.rmdir(path)
     assert [r.id for r in found] == ["guard.cgroup"]
     assert path in (found[0].actual or "") + found[0].message
+
+
+# -- premises, policy refusals, exit statuses (issue 11) ------------------------
+
+
+def _fake_unshare_then(fn_name: str) -> str:
+    """In a forked child: a seccomp filter makes unshare/setns return 0; run one premise helper."""
+    from nsprim import seccomp
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            seccomp.install([seccomp.Rule("unshare", 0), seccomp.Rule("setns", 0)])
+            try:
+                if fn_name == "unshare":
+                    _context.unshare_verified(NEWUTS)
+                else:
+                    fd = os.open("/proc/1/ns/uts", os.O_RDONLY)
+                    other = _context.ns_identity("uts", "1") != _context.ns_identity("uts")
+                    if not other:  # pytest shares pid 1's UTS ns: make the target differ
+                        os.close(fd)
+                        fd = -1
+                    _context.setns_verified(fd, NEWUTS)
+                msg = "no Fail"
+            except Fail as exc:
+                msg = exc.msg
+            except OSError as exc:
+                msg = f"OSError {exc.errno}"
+            os.write(w, msg.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    out = os.read(r, 4096).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    return out
+
+
+def test_unshare_that_returns_0_without_a_new_namespace_fails_naming_the_premise() -> None:
+    assert _fake_unshare_then("unshare") == (
+        "unshare(CLONE_NEWUTS) returned 0 and the UTS namespace is unchanged"
+    )
+
+
+@needs_root
+def test_in_child_verifies_each_unshared_type_is_new() -> None:
+    ctx = Context()
+    # Real namespaces: the premise holds, the helper runs.
+    assert ctx.in_child(os.getpid, unshare=NEWUTS | 0x08000000) > 0
+
+
+def test_skip_for_names_the_probed_cause_only_for_refused_operations() -> None:
+    from nsprim.conformance._needs import Availability
+
+    probed = {
+        "sethostname": Availability("refused", "seccomp filter returns EPERM for sethostname(2)"),
+        "setns": Availability("available"),
+        "unshare.net": Availability("refused", "user.max_net_namespaces is 0"),
+    }
+    ctx = Context(check_id="uts.x", probed=probed)
+    skip = ctx.skip_for(PermissionError(1, "sethostname: Operation not permitted"), "sethostname")
+    assert skip is not None and skip.reason == "seccomp filter returns EPERM for sethostname(2)"
+    assert ctx.skip_for(PermissionError(1, "x"), "setns") is None  # permitted here: not policy
+    assert ctx.skip_for(OSError(22, "x"), "sethostname") is None  # EINVAL is the kernel's answer
+    assert ctx.skip_for(28, "clone3").reason == "user.max_net_namespaces is 0"  # type: ignore[union-attr]
+    with pytest.raises(Skip, match="seccomp filter returns EPERM for sethostname"), \
+            ctx.refusal_is_skip("sethostname"):  # fmt: skip
+        raise PermissionError(1, "sethostname: Operation not permitted")
+    with pytest.raises(Skip, match="max_net"):
+        ctx.require("setns", "unshare.net")
+    ctx.require("setns")
+
+
+def test_attribute_names_limits_and_filters() -> None:
+    from nsprim.conformance._needs import attribute
+
+    a = attribute("clone3", 38, kernel=(6, 18, 0))  # ENOSYS
+    if _needs_seccomp_mode() == "0":
+        assert a.state == "absent"
+    old = attribute("clone3", 38, kernel=(5, 2, 0))
+    assert (old.state, old.cause) == ("absent", "clone3 needs Linux 5.3 (running 5.2)")
+
+
+def _needs_seccomp_mode() -> str:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Seccomp:"):
+                return line.split()[1]
+    return ""
+
+
+def _seccomp_run(argv: list[str], rules: list[object]) -> tuple[int, str, str]:
+    """Run the CLI in a forked child under a seccomp filter; return (status, stdout, stderr)."""
+    from nsprim import seccomp
+
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 125
+        try:
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            # pytest (or any caller) may have replaced sys.stdout/sys.stderr
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+            seccomp.install(rules)  # type: ignore[arg-type]
+            code = cli.main(argv)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    out = b""
+    while chunk := os.read(out_r, 65536):
+        out += chunk
+    err = os.read(err_r, 65536)
+    os.close(out_r)
+    os.close(err_r)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(), err.decode()
+
+
+@needs_root
+def test_cli_exits_32_with_one_line_when_nothing_could_be_checked() -> None:
+    from nsprim.seccomp import Rule
+
+    rules = [Rule("unshare"), Rule("clone3", 38), Rule("clone", 1, arg0_mask=0x7E020080)]
+    status, out, err = _seccomp_run(["--only", "uts", "--format", "json"], rules)
+    assert status == 32, err
+    assert err == (
+        "nsprim conformance: nothing could be checked here: "
+        "a seccomp filter returns EPERM for unshare(CLONE_NEWUTS)\n"
+    )
+    doc = json.loads(out)
+    assert doc["summary"] == {"PASS": 0, "FAIL": 0, "SKIP": 6, "ERROR": 0}
+    assert doc["environment"]["sandbox"]["isolated"] == []
+    assert doc["environment"]["probed"]["unshare.uts"]["state"] == "refused"
+
+
+@needs_root
+def test_cli_strict_makes_a_skip_non_zero_and_the_table_groups_skips_by_cause() -> None:
+    from nsprim.seccomp import Rule
+
+    argv = ["--only", "uts", "--controls"]
+    status, out, err = _seccomp_run(argv, [Rule("sethostname")])
+    assert status == 0, out + err
+    assert "5 checks skipped: a seccomp filter returns EPERM for sethostname(2)" in out
+    assert "sethostname: refused: a seccomp filter returns EPERM for sethostname(2)" in out
+    assert "Control: the same check with the isolation left out; it must FAIL" in " ".join(
+        out.split()
+    )
+    status, _, err = _seccomp_run([*argv, "--strict"], [Rule("sethostname")])
+    assert status == 32
+    assert "--strict" in err
+
+
+@needs_root
+def test_repeat_reports_a_check_whose_verdict_changes_as_an_error() -> None:
+    reg = Registry()
+    counter = f"/dev/shm/nsprim-test-repeat-{os.getpid()}"
+
+    @reg.check("test.flips", catalogue="TEST-01")
+    def flips(ctx: Context) -> None:
+        """It holds every other time."""
+        with open(counter, "a+") as f:
+            f.write("x")
+            f.seek(0)
+            n = len(f.read())
+        ctx.expect(n % 2 == 1, "odd run")
+
+    @reg.check("test.steady", catalogue="TEST-02")
+    def steady(ctx: Context) -> None:
+        """It always holds."""
+
+    try:
+        run = runner.run(_checks(reg), repeat=3, jobs=1)
+    finally:
+        os.unlink(counter)
+    flipped, kept = run.results[:2]
+    assert flipped.status is Outcome.ERROR
+    assert flipped.message.startswith("the verdict changed between 3 runs (PASS, FAIL, PASS)")
+    assert kept.status is Outcome.PASS
+
+
+def test_cli_only_and_exclude_accept_a_type_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--list", "--only", "uts"]) == 0
+    ids = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert ids and all(i.startswith("uts.") for i in ids)
+    assert cli.main(["--list", "--exclude", "uts", "pid", "net"]) == 0
+    out = capsys.readouterr().out
+    assert "uts." not in out and "pid." not in out and "ipc.sysv_msg" in out
+
+
+def test_cli_list_prints_anchors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--list", "--only", "UTS-01"]) == 0
+    out = capsys.readouterr().out
+    assert "Anchors" in out and "uts_namespaces(7)" in out
+
+
+@needs_root
+def test_interrupted_run_leaves_no_directory_and_no_process() -> None:
+    import shutil
+    import signal
+    import tempfile
+
+    tmp_path = tempfile.mkdtemp(prefix="nsprim-test-interrupt-")
+    os.chmod(tmp_path, 0o755)  # the --as-user worker must reach its run directory
+    try:
+        _interrupt_and_look(tmp_path, signal.SIGTERM)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _interrupt_and_look(tmp_path: str, sig: int) -> None:
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsprim.conformance", "--controls", "--as-user", "nobody"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not os.listdir(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(tmp_path), "the run never created its directory"
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 128 + sig, proc.stderr.read() if proc.stderr else ""
+    assert os.listdir(tmp_path) == []
+    time.sleep(0.2)  # PDEATHSIG is asynchronous
+    assert _processes_with_env(f"TMPDIR={tmp_path}") == []
+
+
+def _processes_with_env(entry: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if entry.encode() in f.read().split(b"\0"):
+                        found.append(int(pid))
+            except OSError:
+                continue
+    return found
+
+
+def test_guard_reports_a_run_directory_that_could_not_be_removed(
+    tmp_path: os.PathLike[str],
+) -> None:
+    assert _guard.leftovers(os.path.join(tmp_path, "gone")) == []
+    left = os.path.join(tmp_path, "run")
+    os.makedirs(os.path.join(left, "uts.x-1"))
+    (r,) = _guard.leftovers(left)
+    assert (r.id, r.status) == ("guard.tmp", Outcome.ERROR)
+    assert os.path.join(left, "uts.x-1") in r.message
+
+
+@needs_root
+def test_checks_write_temporary_files_into_the_run_directory_not_tmp() -> None:
+    reg = Registry()
+    marker = f"nsprim-test-tmp-{os.getpid()}"
+
+    @reg.check("test.tmp", catalogue="TEST-01")
+    def tmp(ctx: Context) -> None:
+        """Temporary files stay in the sandbox."""
+        import tempfile
+
+        with open(f"/tmp/{marker}", "w") as f:  # a check that hard-codes /tmp
+            f.write("x")
+        d = tempfile.mkdtemp()
+        ctx.expect(d.startswith(ctx.tmpdir + "/"), "tempfile writes into ctx.tmpdir", ctx.tmpdir, d)
+
+    (r,) = [x for x in runner.run(_checks(reg)).results if x.type != "guard"]
+    assert r.status is Outcome.PASS, r.message
+    assert not os.path.exists(f"/tmp/{marker}")  # /tmp was the sandbox's own tmpfs

@@ -80,6 +80,11 @@ class Needs:
             prefix is optional); an unreadable kernel config is not a reason to skip.
         probes: zero-argument callables returning ``None`` (ok) or a skip reason; they run
             inside the check's outer sandbox, so they may create things to see if that works.
+        ops: operations the check relies on beyond creating its own namespace type
+            (``"setns"``, ``"sethostname"``, ``"mount.proc"``, ``"clone3"``...). The runner
+            tries each once per run by doing it; one refused by policy (seccomp, an LSM, a
+            limit, a capability) makes the check a SKIP naming that cause, so an expected
+            errno can never come from a filter instead of the kernel rule under test.
     """
 
     root: bool = False
@@ -87,6 +92,7 @@ class Needs:
     min_kernel: tuple[int, int] = (0, 0)
     kconfig: tuple[str, ...] = ()
     probes: tuple[Probe, ...] = ()
+    ops: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.min_kernel) != 2 or not all(isinstance(v, int) for v in self.min_kernel):
@@ -96,6 +102,8 @@ class Needs:
         for probe in self.probes:
             if not callable(probe):
                 raise TypeError(f"probes must be callables, got {probe!r}")
+        if isinstance(self.ops, str) or not all(isinstance(op, str) and op for op in self.ops):
+            raise TypeError(f"ops must be a tuple of operation names, got {self.ops!r}")
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,15 @@
 """Everything between fork and exec (or the callable), driven by a precomputed plan.
 
-Layer 3, internal: imports the standard library, :mod:`nsprim.errors`,
-:mod:`nsprim.syscalls`, :mod:`nsprim.flags`, :mod:`nsprim._sys` and
-:mod:`nsprim.net`. Only :mod:`nsprim.process` uses it.
+Layer 2, private: standard library and nsprim layers 0-2 (:mod:`nsprim.syscalls`,
+:mod:`nsprim.flags`, :mod:`nsprim.net`, :mod:`nsprim._frames`,
+:mod:`nsprim._options`). :mod:`nsprim._launch` forks; this is the child's half.
 
 The parent validates every argument and encodes every path, name and map
-before it forks (STYLE.md 5.6, CPython's ``_execute_child``). The child then
-runs only syscalls, in a fixed order, and reports the first failure to the
-parent over a close-on-exec channel as one frame ``"ExcName:hexerrno:step:detail"``
-(the CPython error pipe, plus the step). A clean ``execve`` closes the
-channel, so end-of-file means the program is running.
-
-The channel is a ``SOCK_STREAM`` socketpair carrying frames of one tag byte
-and a 4-byte length: ``R`` (child ready for its id maps), ``G`` (parent: maps
-and offsets written, go on), ``P`` (a hop child's pid, see ``join``), ``E``
-(an error) and ``O`` (a pickled :func:`nsprim.call` outcome).
+before it forks (CPython's ``_execute_child`` does the same), and even
+precomputes the step table (:func:`setup_steps`) that both the fork path and
+the posix_spawn fast path run. The child then makes only syscalls, in a
+fixed order, and reports the first failure over the channel as one ``E``
+frame naming the step (see :mod:`nsprim._frames`).
 """
 
 from __future__ import annotations
@@ -24,40 +19,40 @@ import errno
 import os
 import select
 import signal
-import struct
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 from . import net as _net
 from . import syscalls as _sc
-from ._sys import consts as C
+from ._frames import ERROR, GO, HOP, OUTCOME, READY, STARTED, encode_error, recv_frame, send_frame
+from ._options import NsOptions
+from .flags import CloneFlags, MountFlags, UmountFlags
 
 __all__ = [
     "Plan",
     "Join",
+    "Program",
+    "Step",
+    "setup_steps",
+    "search_exec",
+    "run_steps",
+    "StepName",
+    "RESTORE_SIGNALS",
     "run_exec",
     "run_call",
-    "send_frame",
-    "recv_frame",
-    "encode_error",
-    "poll_ms",
-    "timeout_arg",
+    "WALL",
 ]
-
-_HEADER = struct.Struct("=cI")
-
-#: Frame tags.
-READY = b"R"
-GO = b"G"
-HOP = b"P"
-ERROR = b"E"
-OUTCOME = b"O"
-STARTED = b"S"
 
 #: waitpid(2) option: wait for every kind of child (<linux/wait.h> __WALL).
 WALL = 0x40000000
+
+_NEWTIME = int(CloneFlags.NEWTIME)
+_NEWPID = int(CloneFlags.NEWPID)
+_PARENT = int(CloneFlags.PARENT)
+
+#: One step of the table: its name (for the error frame), a call and its arguments.
+Step = tuple[str, Callable[..., object], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -88,187 +83,74 @@ class Join:
 
 
 @dataclass(frozen=True)
+class Program:
+    """What to execve(2), all of it encoded in the parent.
+
+    Attributes:
+        argv, executables, envp: ``executables`` are the PATH candidates in
+            order; ``envp`` None keeps the environment.
+        stdio: source fds for 0, 1, 2 (-1: inherit).
+        pass_fds: fds kept open (made inheritable) across exec.
+    """
+
+    argv: tuple[bytes, ...]
+    executables: tuple[bytes, ...]
+    envp: Optional[dict[bytes, bytes]] = None
+    stdio: tuple[int, int, int] = (-1, -1, -1)
+    pass_fds: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
-    """What the child does, in order; every value ready to pass to a syscall.
+    """What the child does, in order; built once, in the parent, before the fork.
 
     Attributes:
         chan: the child's end of the channel (close-on-exec).
         peer: the parent's end, closed first thing in the child.
-        sync: wait for the parent's ``G`` frame after sending ``R``.
-        unshare_time: unshare a time namespace before ``R`` and enter it
-            after ``G`` (the parent writes its offsets in between).
-        pdeathsig: signal for PR_SET_PDEATHSIG, 0 for none.
-        parent_pidfd: pidfd of the launcher thread (or process), polled
-            after PR_SET_PDEATHSIG to close the parent-death race; -1 for none.
+        setup: the validated namespace options (None to join instead).
+        steps: the step table for *setup* (:func:`setup_steps`).
         join: namespaces of a running process to join first, or None.
-        pid_hop: the child unshared a pid namespace (owned by its new user
-            namespace); after the id maps it starts the PID 1 with
-            clone3(CLONE_PARENT) and that successor goes on.
-        set_tid: pids for that successor, innermost pid namespace first
+        pid_hop: the child unshared a pid namespace; after the id maps it
+            starts the PID 1 with clone3(CLONE_PARENT) and that successor
+            goes on.
+        program: what to execve, or None for a callable.
+        pdeathsig: signal for PR_SET_PDEATHSIG, 0 for none.
+        parent_pidfd: pidfd of the forking thread (or process), polled
+            after PR_SET_PDEATHSIG to close the parent-death race; -1 for none.
+        foreign: fds of other launches in flight in this process, closed at
+            once so that this child never delays their end-of-file.
+        set_tid: pids for the successor, innermost pid namespace first
             (clone3 ``set_tid``, Linux 5.5); implies the hop.
-        subreaper: the callable's process is a child subreaper
-            (PR_SET_CHILD_SUBREAPER) and kills and reaps every descendant
-            left when the callable returns.
-        unshare_late: ``CLONE_*`` flags unshared by the child itself right
-            before the callable (pid and time then apply to its children).
-        hostname, domainname: encoded names, or None.
-        propagation: ``MS_*`` propagation for ``/`` (with MS_REC), 0 to leave it.
-        root: directory to pivot into, or None.
-        mount_proc: mount a fresh proc on ``/proc``.
-        loopback_up: bring ``lo`` up.
-        cwd: directory to change to, or None.
-        argv, executables, envp: for execve; ``executables`` are the PATH
-            candidates in order; ``envp`` None keeps the environment.
-        stdio: source fds for 0, 1, 2 (-1: inherit).
-        pass_fds: fds kept open (made inheritable) across exec.
-        close_fds: close every other fd before exec.
-        foreign: fds of other spawns in flight in this process (their
-            channels and pipes), closed at once so that this child never
-            delays their end-of-file.
+        subreaper: the callable's process is a child subreaper and kills and
+            reaps every descendant left when the callable returns.
+        unshare_late: ``CLONE_*`` flags unshared right before the callable.
     """
 
     chan: int
     peer: int
-    sync: bool = False
-    unshare_time: bool = False
-    pdeathsig: int = 0
-    parent_pidfd: int = -1
+    setup: Optional[NsOptions] = None
+    steps: tuple[Step, ...] = ()
     join: Optional[Join] = None
     pid_hop: bool = False
+    program: Optional[Program] = None
+    pdeathsig: int = 0
+    parent_pidfd: int = -1
+    foreign: tuple[int, ...] = ()
     set_tid: tuple[int, ...] = ()
     subreaper: bool = False
     unshare_late: int = 0
-    hostname: Optional[bytes] = None
-    domainname: Optional[bytes] = None
-    propagation: int = 0
-    root: Optional[bytes] = None
-    mount_proc: bool = False
-    loopback_up: bool = False
-    cwd: Optional[bytes] = None
-    argv: tuple[bytes, ...] = ()
-    executables: tuple[bytes, ...] = ()
-    envp: Optional[dict[bytes, bytes]] = None
-    stdio: tuple[int, int, int] = (-1, -1, -1)
-    pass_fds: tuple[int, ...] = ()
-    close_fds: bool = True
-    foreign: tuple[int, ...] = ()
-
-
-# --- channel ---------------------------------------------------------------------------
-
-
-def send_frame(fd: int, tag: bytes, payload: bytes = b"") -> None:
-    """Send one frame on the channel (blocking, complete)."""
-    data = _HEADER.pack(tag, len(payload)) + payload
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries already
-            continue
-        view = view[n:]
-
-
-#: The longest single poll(2) wait, in milliseconds (its timeout is a C int).
-_POLL_MAX_MS = 0x7FFFFFFF
-
-
-def poll_ms(deadline: Optional[float], at_least: int = 1) -> int:
-    """Milliseconds from now to *deadline* (``time.monotonic()``) for poll(2); -1 for None.
-
-    Clamped to poll's C int, so that a huge or infinite timeout waits in
-    slices (callers re-check the deadline) instead of overflowing.
-    """
-    if deadline is None:
-        return -1
-    left = (deadline - time.monotonic()) * 1000 + 1
-    if left >= _POLL_MAX_MS:
-        return _POLL_MAX_MS
-    return max(at_least, int(left))
-
-
-def timeout_arg(value: object, name: str = "timeout", negative_ok: bool = False) -> Optional[float]:
-    """Validate a timeout in seconds: None, or an int/float (not bool, not NaN).
-
-    ``math.inf`` and huge values mean "no limit" in practice; they never
-    overflow, because every wait goes through :func:`poll_ms`.
-
-    Raises:
-        TypeError: not None, int or float.
-        ValueError: NaN, or negative where *negative_ok* is False.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be None or seconds (int or float), got {value!r}")
-    try:
-        seconds = float(value)
-    except OverflowError:  # an int beyond a double: as good as infinite
-        seconds = float("inf") if value > 0 else float("-inf")
-    if seconds != seconds:
-        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
-    if seconds < 0 and not negative_ok:
-        raise ValueError(f"{name} must be None or seconds >= 0, got {value!r}")
-    return seconds
-
-
-def _read_exact(fd: int, n: int, deadline: Optional[float]) -> Optional[bytes]:
-    """Read *n* bytes; None on EOF. Raises TimeoutError past *deadline* (monotonic)."""
-    chunks: list[bytes] = []
-    got = 0
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while got < n:
-        if deadline is not None and deadline <= time.monotonic():
-            raise TimeoutError(f"no frame on fd {fd} before the deadline")
-        if not poller.poll(poll_ms(deadline)):
-            continue
-        b = os.read(fd, n - got)
-        if not b:
-            return None
-        chunks.append(b)
-        got += len(b)
-    return b"".join(chunks)
-
-
-def recv_frame(fd: int, deadline: Optional[float] = None) -> Optional[tuple[bytes, bytes]]:
-    """Receive one frame ``(tag, payload)``, or None at end-of-file.
-
-    Raises:
-        TimeoutError: nothing complete arrived before *deadline* (``time.monotonic()``).
-    """
-    head = _read_exact(fd, _HEADER.size, deadline)
-    if head is None:
-        return None
-    tag, size = _HEADER.unpack(head)
-    payload = _read_exact(fd, size, deadline) if size else b""
-    if payload is None:
-        return None
-    return tag, payload
-
-
-def encode_error(exc: BaseException, step: str) -> bytes:
-    """Encode *exc* from *step* as ``Name:hexerrno:step:detail`` (CPython's error pipe)."""
-    err = getattr(exc, "errno", None)
-    code = err if isinstance(err, int) else 0
-    if isinstance(exc, OSError):
-        detail = "" if exc.filename is None else os.fsdecode(exc.filename)
-    else:
-        detail = str(exc)
-    text = f"{type(exc).__name__}:{code:x}:{step}:{detail}"
-    return text.encode("utf-8", "surrogateescape")
 
 
 # --- child side ------------------------------------------------------------------------
 
 
-class _Step:
+class StepName:
     """The name of the step running now, for the error frame."""
 
     __slots__ = ("name",)
 
-    def __init__(self) -> None:
-        self.name = "clone3"
+    def __init__(self, name: str = "fork") -> None:
+        self.name = name
 
 
 def _fail(chan: int, exc: BaseException, step: str, code: int = 255) -> NoReturn:
@@ -285,7 +167,7 @@ def _parent_alive(pidfd: int) -> bool:
     return not p.poll(0)
 
 
-def _early(plan: Plan, step: _Step) -> None:
+def _early(plan: Plan, step: StepName) -> None:
     """Steps before the parent's go: parent-death signal, the race check, time."""
     if plan.pdeathsig:
         step.name = "prctl"
@@ -295,12 +177,12 @@ def _early(plan: Plan, step: _Step) -> None:
         # tell in a new pid namespace (it reads 0), the parent's pidfd can.
         if plan.parent_pidfd >= 0 and not _parent_alive(plan.parent_pidfd):
             os._exit(1)
-    if plan.unshare_time:
+    if plan.setup is not None and plan.setup.unshare_time:
         step.name = "unshare"
-        _sc.unshare(C.CLONE_NEWTIME)
+        _sc.unshare(_NEWTIME)
 
 
-def _handshake(plan: Plan, step: _Step) -> None:
+def _handshake(plan: Plan, step: StepName) -> None:
     # A process that changed its uids (a daemon dropping root) is not
     # dumpable, and neither is this fork of it: its /proc files then belong
     # to root and the parent can't write the maps (proc(5), "/proc/pid").
@@ -320,7 +202,7 @@ def _handshake(plan: Plan, step: _Step) -> None:
         _sc.set_dumpable(False)
 
 
-def _join(join: Join, step: _Step, chan: int) -> bool:
+def _join(join: Join, step: StepName, chan: int) -> bool:
     """Join the target's namespaces; return True in the process that goes on."""
     step.name = "setns"
     if join.atomic and join.mask:
@@ -369,7 +251,7 @@ def _join(join: Join, step: _Step, chan: int) -> bool:
     return True
 
 
-def _hop(chan: int, step: _Step, set_tid: Sequence[int] = ()) -> None:
+def _hop(chan: int, step: StepName, set_tid: Sequence[int] = ()) -> None:
     """Start the successor that goes on (the caller's child, by CLONE_PARENT); exit here.
 
     Only in a single-threaded child: a raw clone3 returns into the eval loop
@@ -379,7 +261,7 @@ def _hop(chan: int, step: _Step, set_tid: Sequence[int] = ()) -> None:
     # clone3(2) takes CLONE_PARENT only with exit_signal 0; the child then
     # inherits ours (SIGCHLD), as clone(2) does.
     me = _sc.pidfd_open(os.getpid())
-    pid = _sc.clone3(C.CLONE_PARENT, exit_signal=0, set_tid=set_tid)
+    pid = _sc.clone3(_PARENT, exit_signal=0, set_tid=set_tid)
     if pid != 0:
         send_frame(chan, HOP, str(pid).encode())
         os._exit(0)
@@ -399,51 +281,83 @@ def _hop(chan: int, step: _Step, set_tid: Sequence[int] = ()) -> None:
         os._exit(1)
 
 
-def _setup(plan: Plan, step: _Step) -> None:
-    """Namespace setup common to programs and callables, after the go."""
-    if plan.hostname is not None:
-        step.name = "sethostname"
-        _sc.sethostname(plan.hostname)
-    if plan.domainname is not None:
-        step.name = "setdomainname"
-        _sc.setdomainname(plan.domainname)
-    if plan.propagation:
-        step.name = "mount"
-        _sc.mount(None, "/", None, C.MS_REC | plan.propagation)
-    if plan.root is not None:
+def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
+    """The namespace setup after the go, as a table; the parent builds it once.
+
+    The fork path runs it in the child, the posix_spawn fast path in the
+    thread that unshared (where root and mount_proc never occur).
+    """
+    steps: list[Step] = []
+    if setup.hostname is not None:
+        steps.append(("sethostname", _sc.sethostname, (setup.hostname,)))
+    if setup.domainname is not None:
+        steps.append(("setdomainname", _sc.setdomainname, (setup.domainname,)))
+    if setup.propagation:
+        steps.append(("mount", _sc.mount, (None, "/", None, _MS_REC | setup.propagation)))
+    if setup.root is not None:
         # The pivot_root(".", ".") idiom from pivot_root(2): no put_old
         # directory is needed, and the old root is detached at once.
-        step.name = "mount"
-        _sc.mount(plan.root, plan.root, None, C.MS_BIND | C.MS_REC)
-        step.name = "chdir"
-        os.chdir(plan.root)
-        step.name = "pivot_root"
-        _sc.pivot_root(".", ".")
-        step.name = "umount2"
-        _sc.umount(".", C.MNT_DETACH)
-        step.name = "chdir"
-        os.chdir("/")
-    if plan.mount_proc:
-        step.name = "mount_proc"
-        _sc.mount("proc", "/proc", "proc", C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC)
-    if plan.loopback_up:
-        step.name = "set_link_up"
-        _net.set_link_up("lo")
-    if plan.cwd is not None:
-        step.name = "chdir"
-        os.chdir(plan.cwd)
+        root = setup.root
+        steps += [
+            ("mount", _sc.mount, (root, root, None, int(MountFlags.BIND) | _MS_REC)),
+            ("chdir", os.chdir, (root,)),
+            ("pivot_root", _sc.pivot_root, (".", ".")),
+            ("umount2", _sc.umount, (".", int(UmountFlags.DETACH))),
+            ("chdir", os.chdir, ("/",)),
+        ]
+    if setup.mount_proc:
+        flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
+        steps.append(("mount_proc", _sc.mount, ("proc", "/proc", "proc", flags)))
+    if setup.loopback_up:
+        steps.append(("set_link_up", _net.set_link_up, ("lo",)))
+    if setup.cwd is not None:
+        steps.append(("chdir", os.chdir, (setup.cwd,)))
+    return tuple(steps)
 
 
-def _enter_time(step: _Step) -> None:
+_MS_REC = int(MountFlags.REC)
+
+
+def run_steps(steps: Sequence[Step], step: StepName) -> None:
+    """Run a step table, naming each step first (for the error frame)."""
+    for name, fn, args in steps:
+        step.name = name
+        fn(*args)
+
+
+R = TypeVar("R")
+
+
+def search_exec(executables: Sequence[bytes], start: Callable[[bytes], R]) -> R:
+    """Try ``start(path)`` for each PATH candidate, as execvpe(3) does.
+
+    Keeps looking past ENOENT/ENOTDIR and, if nothing starts, raises the
+    first other error (EACCES) or else ENOENT. Shared by execve in the child
+    and posix_spawn on the fast path.
+    """
+    first: Optional[OSError] = None
+    for exe in executables:
+        try:
+            return start(exe)
+        except OSError as err:
+            if first is None or (
+                first.errno in (errno.ENOENT, errno.ENOTDIR)
+                and err.errno not in (errno.ENOENT, errno.ENOTDIR)
+            ):
+                first = err
+    raise first or OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+
+
+def _enter_time(step: StepName) -> None:
     step.name = "setns"
     fd = os.open("/proc/self/ns/time_for_children", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _sc.setns(fd, C.CLONE_NEWTIME)
+        _sc.setns(fd, _NEWTIME)
     finally:
         os.close(fd)
 
 
-def _prologue(plan: Plan, step: _Step) -> None:
+def _prologue(plan: Plan, step: StepName) -> None:
     step.name = "close"
     os.close(plan.peer)
     for fd in plan.foreign:
@@ -463,9 +377,9 @@ def _prologue(plan: Plan, step: _Step) -> None:
                 ),
                 step,
             )
-    if plan.sync:
+    if plan.setup is not None and plan.setup.sync:
         _handshake(plan, step)
-    if plan.unshare_time:
+    if plan.setup is not None and plan.setup.unshare_time:
         _enter_time(step)
     if plan.pid_hop or plan.set_tid:
         _hop(plan.chan, step, plan.set_tid)
@@ -479,11 +393,11 @@ def _prologue(plan: Plan, step: _Step) -> None:
                 ),
                 step,
             )
-    _setup(plan, step)
+    run_steps(plan.steps, step)
 
 
-def _stdio(plan: Plan) -> None:
-    srcs = list(plan.stdio)
+def _stdio(stdio: Sequence[int]) -> None:
+    srcs = list(stdio)
     # A source that sits on another target (a pipe end numbered 0..2) would
     # be clobbered by an earlier dup2; lift it out of the way first (CPython
     # _posixsubprocess child_exec does the same).
@@ -510,42 +424,38 @@ def _close_fds(keep: Sequence[int]) -> None:
 
 def run_exec(plan: Plan) -> NoReturn:
     """In the child: run the plan and execve the program; never returns."""
-    step = _Step()
+    step = StepName()
+    prog = plan.program
+    assert prog is not None
     try:
         _prologue(plan, step)
         step.name = "dup2"
-        _stdio(plan)
-        for fd in plan.pass_fds:
+        _stdio(prog.stdio)
+        for fd in prog.pass_fds:
             os.set_inheritable(fd, True)
-        if plan.close_fds:
-            step.name = "close"
-            _close_fds([plan.chan, *plan.pass_fds])
+        step.name = "close"
+        _close_fds([plan.chan, *prog.pass_fds])
         # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive
         # execve, so restore them (subprocess restore_signals=True).
-        for name in ("SIGPIPE", "SIGXFSZ"):
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                signal.signal(sig, signal.SIG_DFL)
+        for sig in RESTORE_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
         step.name = "execve"
-        env = plan.envp if plan.envp is not None else os.environb
-        first: Optional[OSError] = None
-        for exe in plan.executables:
-            try:
-                os.execve(exe, plan.argv, env)
-            except OSError as err:
-                # Like execvpe(3): keep looking past ENOENT/ENOTDIR, and report
-                # the first other error (EACCES) if nothing runs.
-                if first is None or (
-                    first.errno in (errno.ENOENT, errno.ENOTDIR)
-                    and err.errno not in (errno.ENOENT, errno.ENOTDIR)
-                ):
-                    first = err
-        exc: BaseException = first or OSError(errno.ENOENT, os.strerror(errno.ENOENT))
-        if isinstance(exc, OSError):
-            exc.filename = os.fsdecode(plan.argv[0]) if plan.argv else None
-        _fail(plan.chan, exc, step.name, 127 if getattr(exc, "errno", 0) == errno.ENOENT else 126)
+        env = prog.envp if prog.envp is not None else os.environb
+        search_exec(prog.executables, lambda exe: os.execve(exe, prog.argv, env))
+    except OSError as exc:
+        if step.name == "execve":
+            exc.filename = os.fsdecode(prog.argv[0]) if prog.argv else None
+            _fail(plan.chan, exc, step.name, 127 if exc.errno == errno.ENOENT else 126)
+        _fail(plan.chan, exc, step.name)
     except BaseException as exc:
         _fail(plan.chan, exc, step.name)
+    _fail(plan.chan, OSError(errno.ENOEXEC, "execve returned"), "execve")
+
+
+#: Signals Python ignores and a program must not inherit ignored.
+RESTORE_SIGNALS = tuple(
+    sig for sig in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None)) if sig
+)
 
 
 def _reap_descendants() -> None:
@@ -579,7 +489,7 @@ def run_call(
     lives in :mod:`nsprim.process` next to the code that unpacks it. A
     ``S`` frame tells the parent that setup is over and *fn* runs now.
     """
-    step = _Step()
+    step = StepName()
     try:
         _prologue(plan, step)
         if plan.subreaper:

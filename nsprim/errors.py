@@ -3,11 +3,13 @@
 Layer: bottom. This module imports nothing from nsprim, so every other module
 (the raw ctypes layer included) may import it.
 
-Design (see STYLE.md section 2): domain errors refine the builtin ones, so
+Design: domain errors refine the builtin ones, so
 code that catches ``PermissionError`` or ``ProcessLookupError`` keeps working
 (the attrs ``FrozenError(AttributeError)`` pattern); every class pickles
 (psutil's ``__reduce__``), because errors cross process boundaries in
-:func:`nsprim.call`.
+:func:`nsprim.call`. The one translation from kernel errors to these
+(:func:`translate`, :func:`reraise`, :func:`wrap_exceptions`) lives here too,
+at the bottom, so every layer applies the same rules.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ namespace, move the thread there first (``setns``) or do the work in a child.
 A :class:`LinkMonitor` keeps the namespace it was opened in, even if the
 thread moves afterwards.
 
-Errors follow STYLE.md section 2: bad arguments raise ``ValueError`` or
+Errors follow nsprim.errors: bad arguments raise ``ValueError`` or
 ``TypeError`` before any socket is opened; a kernel refusal raises
 ``OSError(errno, strerror, ifname)`` (``ENODEV`` for a device that is not in
 this namespace, ``EEXIST`` for a name that is taken), and EPERM/EACCES raise
@@ -164,7 +164,7 @@ class OperState(enum.IntEnum):
     UP = 6
 
 
-# slots=True would need Python 3.10 (STYLE.md asks for it; requires-python is 3.9).
+# slots=True would need Python 3.10 (requires-python is 3.9).
 @dataclass(frozen=True)
 class Link:
     """One network interface as RTM_NEWLINK describes it.

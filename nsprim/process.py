@@ -1,14 +1,15 @@
 """The process API: start programs and callables in new or existing namespaces.
 
-Layer 3: imports the standard library and nsprim layers 0-2
-(:mod:`~nsprim.errors`, :mod:`~nsprim.syscalls`, :mod:`~nsprim.namespace`,
-:mod:`~nsprim.idmap`, :mod:`~nsprim.net` through :mod:`nsprim._child`),
-plus :mod:`nsprim._child`, its own half that runs between fork and exec.
+Layer 3: imports the standard library and nsprim layers 0-2; what it builds
+on is the child mechanism underneath (:mod:`nsprim._launch` forks and runs
+the parent's half of the setup, :mod:`nsprim._child` the child's,
+:mod:`nsprim._options` validates, :mod:`nsprim._targets` resolves targets).
 
 * :func:`spawn` starts a program in new namespaces and returns an
   :class:`NsProcess`, a real pidfd-backed child (never a proxy);
   :func:`run` is its ``subprocess.run``.
-* :func:`call` runs a Python callable in a fresh child in new namespaces;
+* :func:`call` runs a Python callable in a fresh child in new namespaces,
+  :func:`call_start` starts one and returns a :class:`PendingCall`;
   :func:`call_in` and :func:`spawn_in` do the same in the namespaces of a
   running process.
 * :func:`enter` moves the calling **thread** into another process's
@@ -17,16 +18,15 @@ plus :mod:`nsprim._child`, its own half that runs between fork and exec.
 Anything the kernel allows only in a single-threaded process (creating a user
 namespace by unshare, joining user/mnt/time namespaces, becoming PID 1)
 happens in the fresh child, so all of this works from a process with running
-threads. Every option is validated in the parent before anything is created
-(STYLE.md 5.4); kernel errors keep their errno, with EPERM as
-:class:`~nsprim.AccessDenied` and ESRCH as :class:`~nsprim.NoSuchProcess`
-(one translation helper, psutil's ``wrap_exceptions``).
+threads. Every option is validated in the parent before anything is created;
+kernel errors keep their errno, with EPERM as :class:`~nsprim.AccessDenied`
+and ESRCH as :class:`~nsprim.NoSuchProcess` (one translator,
+:func:`nsprim.errors.translate`, psutil's ``wrap_exceptions``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import locale
 import os
 import pickle
@@ -39,23 +39,19 @@ import traceback
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import IO, Any, Callable, NoReturn, Optional, Union, cast, final
+from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, final
 
-from . import _child
+from . import _child, _supervisor, _targets
 from . import namespace as _namespace
-from . import net as _net
 from . import syscalls as _sc
 from ._fd import HasFileno, OwnedFd, fd_of
-from ._sys import consts as C
 from .errors import (
     CallError,
     NoSuchProcess,
-    NsprimError,
     ThreadScopeError,
     TimeoutExpired,
     add_note,
     reraise,
-    translate,
     wrap_exceptions,
 )
 from .flags import CloneFlags
@@ -78,30 +74,27 @@ __all__ = [
     "THREAD_SCOPED",
 ]
 
-from ._launch import (
-    _C_INT_MAX,
+from . import _launch
+from ._child import Program
+from ._frames import OUTCOME, STARTED, poll_ms, timeout_arg
+from ._launch import Launch, launch
+from ._ledger import LEDGER, kill_reap
+from ._options import (
+    C_INT_MAX,
     THREAD_SCOPED,
+    NsOptions,
     NsSpec,
     StdSpec,
     StrPath,
-    T,
-    _argv,
-    _close,
-    _envp,
-    _executables,
-    _inflight,
-    _kill_reap,
-    _Launch,
-    _launch,
-    _orphans,
-    _orphans_lock,
-    _parse_types,
-    _pass_fds,
-    _pdeathsig,
-    _reap_orphans,
-    _Setup,
-    _track,
+    argv_arg,
+    envp_arg,
+    executables,
+    parse_types,
+    pass_fds_arg,
+    pdeathsig_arg,
 )
+
+T = TypeVar("T")
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
@@ -171,9 +164,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
     @staticmethod
     def _orphan(pid: int, pidfd: OwnedFd) -> None:
         # Dropped while possibly running: reap it later, never leave a zombie.
-        with _orphans_lock:
-            _orphans.append((pid, pidfd))
-        _reap_orphans()
+        LEDGER.orphan(pid, pidfd)
 
     @property
     def pidfd(self) -> int:
@@ -220,7 +211,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
         Raises:
             nsprim.TimeoutExpired: still running after *timeout* seconds.
         """
-        timeout = _child.timeout_arg(timeout, negative_ok=True)
+        timeout = timeout_arg(timeout, negative_ok=True)
         if self.returncode is not None:
             return self.returncode
         if timeout is not None:
@@ -229,7 +220,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
                 p = select.poll()
                 p.register(fd.fileno(), select.POLLIN)
                 deadline = time.monotonic() + timeout
-                while not p.poll(_child.poll_ms(deadline, at_least=0)):
+                while not p.poll(poll_ms(deadline, at_least=0)):
                     if time.monotonic() >= deadline:
                         raise TimeoutExpired(timeout, self.pid)
         with self._lock:
@@ -284,7 +275,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
         """
         if self._communication_started and input:
             raise ValueError("Cannot send input after starting communication")
-        timeout = _child.timeout_arg(timeout, negative_ok=True)
+        timeout = timeout_arg(timeout, negative_ok=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self._communication_started:
             self._communication_started = True
@@ -307,7 +298,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
         while fds:
             if deadline is not None and deadline <= time.monotonic():
                 self._timeout(timeout)
-            for fd, _mask in poller.poll(_child.poll_ms(deadline)):
+            for fd, _mask in poller.poll(poll_ms(deadline)):
                 key, f = fds[fd]
                 if key == "stdin":
                     chunk = self._input[self._input_offset : self._input_offset + select.PIPE_BUF]
@@ -343,7 +334,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
     def _close_file(self, f: IO[bytes]) -> None:
         if f.closed:
             return
-        _inflight.discard(f.fileno())
+        LEDGER.forget(f.fileno())
         with contextlib.suppress(OSError):
             f.close()
 
@@ -403,7 +394,7 @@ def _stdio(
                 continue
             if spec == PIPE:
                 r, w = os.pipe2(os.O_CLOEXEC)
-                _track(r, w)
+                LEDGER.track(r, w)
                 if i == 0:
                     child[0], mine, mode = r, w, "wb"
                     to_close.append(r)
@@ -415,7 +406,7 @@ def _stdio(
             elif spec == DEVNULL:
                 if devnull < 0:
                     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-                    _track(devnull)
+                    LEDGER.track(devnull)
                     to_close.append(devnull)
                 child[i] = devnull
             elif spec == STDOUT:
@@ -428,135 +419,13 @@ def _stdio(
                 child[i] = fd_of(spec, name)
     except BaseException:
         for fd in to_close:
-            _close(fd)
+            LEDGER.close(fd)
         for f in files:
             if f is not None:
-                _inflight.discard(f.fileno())
+                LEDGER.forget(f.fileno())
                 f.close()
         raise
     return child, to_close, files
-
-
-# --- the fast path: no Python between fork and exec -----------------------------------------
-
-# Types one thread can unshare in a multithreaded process and pass on to a
-# vfork-style child. Not user (unshare(2) refuses it in a multithreaded
-# process), not pid (copy_process() refuses CLONE_VM into another pid
-# namespace), not time (offsets need the slow path's parent/child dance).
-_FAST_TYPES = frozenset({NsType.UTS, NsType.IPC, NsType.NET, NsType.CGROUP, NsType.MNT})
-_fast_ok = hasattr(os, "posix_spawn")
-
-
-def _fast_eligible(setup: _Setup, child_std: Sequence[int]) -> bool:
-    return (
-        _fast_ok
-        and setup.pdeathsig == 0  # posix_spawn(3) can't set PR_SET_PDEATHSIG in the child
-        and not setup.sync
-        and setup.root is None
-        and not setup.mount_proc
-        and setup.types <= _FAST_TYPES
-        and all(src < 0 or src == i or src > 2 for i, src in enumerate(child_std))
-    )
-
-
-def _fast_spawn(
-    setup: _Setup,
-    argv: tuple[bytes, ...],
-    executables: tuple[bytes, ...],
-    envp: Optional[dict[bytes, bytes]],
-    child_std: Sequence[int],
-    pass_fds: tuple[int, ...],
-) -> tuple[int, OwnedFd]:
-    """Start the program with posix_spawn(3) from a throwaway thread that unshared first.
-
-    glibc's posix_spawn uses clone(CLONE_VM|CLONE_VFORK): nothing of this
-    process is copied and no Python runs in the child, which is what makes
-    it several times cheaper than fork() of a big interpreter. The new
-    namespaces are made by unshare(2) in a dedicated thread (with
-    CLONE_FS, so its cwd and root are its own), set up there (hostname,
-    propagation, lo, cwd), and inherited by the child. The thread
-    then ends, and the namespaces live on in the child.
-    """
-    actions: list[tuple[int, ...]] = []
-    keep = set(pass_fds)
-    for i, src in enumerate(child_std):
-        if src >= 0:
-            keep.add(src)
-            actions.append((os.POSIX_SPAWN_DUP2, src, i))
-    for fd in pass_fds:
-        # dup2(fd, fd) clears FD_CLOEXEC in posix_spawn (glibc 2.29).
-        actions.append((os.POSIX_SPAWN_DUP2, fd, fd))
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            try:
-                inheritable = os.get_inheritable(fd)
-            except OSError:
-                continue
-            if inheritable:
-                actions.append((os.POSIX_SPAWN_CLOSE, fd))
-    env = envp if envp is not None else os.environb
-    sigdef = [sig for sig in (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None))]
-    box: list[Any] = []
-
-    def work() -> None:
-        step = "unshare"
-        try:
-            _sc.unshare(setup.flags | C.CLONE_FS)
-            if setup.hostname is not None:
-                step = "sethostname"
-                _sc.sethostname(setup.hostname)
-            if setup.domainname is not None:
-                step = "setdomainname"
-                _sc.setdomainname(setup.domainname)
-            if setup.propagation:
-                step = "mount"
-                _sc.mount(None, "/", None, C.MS_REC | setup.propagation)
-            if setup.loopback_up:
-                step = "set_link_up"
-                _net.set_link_up("lo")
-            if setup.cwd is not None:
-                step = "chdir"
-                os.chdir(setup.cwd)
-            step = "execve"
-            first: Optional[OSError] = None
-            for exe in executables:
-                try:
-                    pid = os.posix_spawn(
-                        exe, argv, env, file_actions=actions, setsigdef=[s for s in sigdef if s]
-                    )
-                except OSError as err:
-                    if first is None or (
-                        first.errno in (errno.ENOENT, errno.ENOTDIR)
-                        and err.errno not in (errno.ENOENT, errno.ENOTDIR)
-                    ):
-                        first = err
-                    continue
-                box.append(pid)
-                return
-            raise first or OSError(errno.ENOENT, os.strerror(errno.ENOENT))
-        except BaseException as exc:  # every failure goes back to the caller's thread
-            box.append((step, exc))
-
-    t = threading.Thread(target=work, name="nsprim-spawn")
-    t.start()
-    t.join()
-    res = box[0]
-    if isinstance(res, tuple):
-        step, exc = res
-        if isinstance(exc, OSError):
-            if step == "execve":
-                exc = OSError(exc.errno, f"execve: {exc.strerror}", os.fsdecode(argv[0]))
-            exc = translate(exc, step)
-        with contextlib.suppress(AttributeError):
-            exc.step = step
-        raise exc
-    pid = int(res)
-    try:
-        return pid, OwnedFd(_sc.pidfd_open(pid))
-    except BaseException:
-        _kill_reap(pid, None)
-        raise
 
 
 def spawn(
@@ -613,9 +482,19 @@ def spawn(
             a file; stderr may be ``STDOUT``.
         pass_fds: fds (>= 3) the program keeps; every other fd is closed.
         die_with_parent: True (SIGKILL) or a signal the program gets when the
-            calling **process** dies, whichever thread spawned it
-            (PR_SET_PDEATHSIG, set by a child forked from nsprim's launcher
-            thread, which lives as long as the process); False for none.
+            calling **process** dies, whichever thread spawned it; False for
+            none. The first such spawn of a process, and every one the fast
+            path can't take, is forked from nsprim's launcher thread, which
+            lives as long as the process, with PR_SET_PDEATHSIG. From the
+            second on, a program the fast path can start (thread-scoped
+            types, no root/mount_proc) is posix_spawned as with False and
+            handed (its pidfd, SCM_RIGHTS) to a supervisor process that
+            nsprim starts once per process and that sends the signal when
+            this process dies (pidfd_open(2) of it, Linux 5.3). It stays a
+            real child either way. Residual window of the supervised path: a
+            SIGKILL of this process between posix_spawn and the hand-over
+            (microseconds) leaves the program running; the signal arrives
+            when the supervisor wakes, not synchronously with the exit.
 
     Returns:
         The running program.
@@ -627,35 +506,53 @@ def spawn(
             which child it came from. FileNotFoundError when the program is missing.
         UnsupportedError: the kernel lacks a feature that was asked for.
     """
-    argv = _argv(args)
-    setup = _Setup(
-        namespaces, hostname, domainname, map_root, uid_map, gid_map, setgroups,
-        mount_proc, propagation, root, time_offsets, loopback_up, cwd, die_with_parent,
+    argv = argv_arg(args)
+    setup = NsOptions(
+        namespaces=namespaces, hostname=hostname, domainname=domainname, map_root=map_root,
+        uid_map=uid_map, gid_map=gid_map, setgroups=setgroups, mount_proc=mount_proc,
+        propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
+        cwd=cwd, die_with_parent=die_with_parent,
     )  # fmt: skip
-    envp = _envp(env)
-    executables = _executables(argv[0], env)
-    fds = _pass_fds(pass_fds)
+    envp = envp_arg(env)
+    fds = pass_fds_arg(pass_fds)
     child_std, to_close, files = _stdio(stdin, stdout, stderr)
+    program = Program(
+        argv=argv,
+        executables=executables(argv[0], env),
+        envp=envp,
+        stdio=(child_std[0], child_std[1], child_std[2]),
+        pass_fds=fds,
+    )
+
+    watched: list[bool] = []
 
     def start() -> tuple[int, OwnedFd]:
-        if _fast_eligible(setup, child_std):
-            return _fast_spawn(setup, argv, executables, envp, child_std, fds)
-        launch, _ = _launch(
-            setup,
-            {
-                "argv": argv,
-                "executables": executables,
-                "envp": envp,
-                "stdio": tuple(child_std),
-                "pass_fds": fds,
-            },
-            _child.run_exec,
-            own=[*child_std, *fds],
-        )
-        launch.close_chan()
-        return launch.pid, launch.pidfd
+        if _launch.fast_eligible(setup, program.stdio):
+            return _launch.fast_spawn(setup, program)
+        if _launch.fast_eligible(setup, program.stdio, watched=True) and _supervisor.want_watch():
+            # die_with_parent at the fast path's cost: the program stays our
+            # child, and nsprim's supervisor process kills it when this
+            # process dies (see nsprim._supervisor; window: a SIGKILL of this
+            # process between posix_spawn and the hand-over, microseconds).
+            pid, pidfd = _launch.fast_spawn(setup, program)
+            try:
+                _supervisor.watch(pidfd.fileno(), setup.pdeathsig)
+            except _supervisor.SupervisorError:
+                kill_reap(pid, pidfd)  # no supervisor: the launcher's fork below
+            except BaseException:
+                kill_reap(pid, pidfd)
+                raise
+            else:
+                watched.append(True)
+                return pid, pidfd
+        child, _ = launch(_child.run_exec, setup=setup, program=program, own=[*child_std, *fds])
+        child.close_chan()
+        return child.pid, child.pidfd
 
-    return _start_program(args, start, to_close, files)
+    proc = _start_program(args, start, to_close, files)
+    if watched:
+        _supervisor.remember(proc, setup.pdeathsig)  # a restarted supervisor takes it over
+    return proc
 
 
 def _start_program(
@@ -670,12 +567,12 @@ def _start_program(
     except BaseException:
         for f in files:
             if f is not None:
-                _inflight.discard(f.fileno())
+                LEDGER.forget(f.fileno())
                 f.close()
         raise
     finally:
         for fd in to_close:
-            _close(fd)
+            LEDGER.close(fd)
     return NsProcess._create(
         args if not isinstance(args, (str, bytes, os.PathLike)) else [args],
         pid,
@@ -830,8 +727,8 @@ def _int_tuple(value: object, name: str) -> tuple[int, ...]:
     for item in value:
         if isinstance(item, bool) or not isinstance(item, int):
             raise TypeError(f"{name} must hold ints, got {item!r}")
-        if not 0 < item <= _C_INT_MAX:
-            raise ValueError(f"{name} must hold pids from 1 to {_C_INT_MAX}, got {item}")
+        if not 0 < item <= C_INT_MAX:
+            raise ValueError(f"{name} must hold pids from 1 to {C_INT_MAX}, got {item}")
         out.append(item)
     if len(out) > 32:
         raise ValueError(f"{name} may name at most 32 pids (MAX_PID_NS_LEVEL), got {len(out)}")
@@ -850,14 +747,14 @@ class PendingCall(metaclass=_NoPublicConstructor):
     Dropping the object, :meth:`close` or :meth:`kill` kill and reap the child.
     """
 
-    def __init__(self, launch: _Launch) -> None:
+    def __init__(self, launch: Launch) -> None:
         self._launch = launch
         self.pid = launch.pid
         self._payload: Optional[bytes] = None
         self._ended = False  # outcome in hand, or the channel closed
         self._done = False  # reaped
         self._outcome: Any = None
-        self._finalizer = weakref.finalize(self, _kill_reap, launch.pid, launch.pidfd)
+        self._finalizer = weakref.finalize(self, kill_reap, launch.pid, launch.pidfd)
         self._finalizer.atexit = False
 
     @property
@@ -882,7 +779,7 @@ class PendingCall(metaclass=_NoPublicConstructor):
                 return False
             if frame is None:
                 self._ended = True
-            elif frame[0] == _child.OUTCOME:
+            elif frame[0] == OUTCOME:
                 self._payload = frame[1]
                 self._ended = True
         return True
@@ -901,7 +798,7 @@ class PendingCall(metaclass=_NoPublicConstructor):
                 killed and reaped.
             CallError: as :func:`call`; ``returncode`` says how the child ended.
         """
-        timeout = _child.timeout_arg(timeout)
+        timeout = timeout_arg(timeout)
         if self._done:
             return self._unpacked()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -931,7 +828,7 @@ class PendingCall(metaclass=_NoPublicConstructor):
         self._finalizer.detach()
         self._launch.close_chan()
         self._ended = True
-        status = _kill_reap(self._launch.pid, self._launch.pidfd)
+        status = kill_reap(self._launch.pid, self._launch.pidfd)
         self._outcome = ("raise", _call_error(None, self.pid, status))
         self._done = True
 
@@ -960,7 +857,7 @@ def _call_error(payload: Optional[bytes], pid: int, status: Optional[int]) -> Ca
     return err
 
 
-def _finish_call(launch: _Launch, payload: Optional[bytes], deadline: Optional[float]) -> Any:
+def _finish_call(launch: Launch, payload: Optional[bytes], deadline: Optional[float]) -> Any:
     """Reap the call child (killing it past the deadline); return ("return"|"raise", value)."""
     launch.close_chan()
     status: Optional[int] = None
@@ -972,7 +869,7 @@ def _finish_call(launch: _Launch, payload: Optional[bytes], deadline: Optional[f
         grace = (
             time.monotonic() + 5.0 if deadline is None else max(deadline, time.monotonic()) + 1.0
         )
-        if not p.poll(_child.poll_ms(grace)):
+        if not p.poll(poll_ms(grace)):
             with contextlib.suppress(OSError):
                 _sc.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
         try:
@@ -983,7 +880,7 @@ def _finish_call(launch: _Launch, payload: Optional[bytes], deadline: Optional[f
         # Interrupted (^C) while waiting: the child must not outlive the call.
         # Left unreaped inside a pid namespace, it would also keep that
         # namespace's init from ever finishing its exit (zap_pid_ns_processes).
-        _kill_reap(launch.pid, launch.pidfd)
+        kill_reap(launch.pid, launch.pidfd)
         raise
     launch.pidfd.close()
     if payload is None:
@@ -998,7 +895,7 @@ def _start_call(
     fn: Callable[..., Any],
     args: Sequence[Any],
     kwargs: dict[str, Any],
-    setup: Optional[_Setup],
+    setup: Optional[NsOptions],
     deadline: Optional[float],
     join: Optional[_child.Join] = None,
     own: Sequence[int] = (),
@@ -1024,24 +921,22 @@ def _start_call(
     def body(plan: _child.Plan) -> NoReturn:
         _child.run_call(plan, fn, args, kwargs, _pack)
 
-    fields: dict[str, Any] = {"join": join} if join is not None else {}
-    fields.update(set_tid=tids, subreaper=subreaper, unshare_late=late)
-    launch, _ = _launch(
-        setup, fields, body, own=own, pdeathsig=pdeathsig, until=_child.STARTED,
-        deadline=deadline,
+    child, _ = launch(
+        body, setup=setup, join=join, own=own, pdeathsig=pdeathsig, set_tid=tids,
+        subreaper=subreaper, unshare_late=late, until=STARTED, deadline=deadline,
     )  # fmt: skip
-    return PendingCall._create(launch)
+    return PendingCall._create(child)
 
 
 def _call(
     fn: Callable[..., Any],
     args: Sequence[Any],
     kwargs: dict[str, Any],
-    setup: Optional[_Setup],
+    setup: Optional[NsOptions],
     timeout: object,
     **child: Any,
 ) -> Any:
-    seconds = _child.timeout_arg(timeout)
+    seconds = timeout_arg(timeout)
     deadline = None if seconds is None else time.monotonic() + seconds
     try:
         pending = _start_call(fn, args, kwargs, setup, deadline, **child)
@@ -1113,9 +1008,11 @@ def call(
         TimeoutExpired: *timeout* seconds passed; the child is killed.
         Whatever *fn* raised, and whatever :func:`spawn` raises for setup.
     """
-    setup = _Setup(
-        namespaces, hostname, domainname, map_root, uid_map, gid_map, setgroups,
-        mount_proc, propagation, root, time_offsets, loopback_up, cwd, die_with_parent,
+    setup = NsOptions(
+        namespaces=namespaces, hostname=hostname, domainname=domainname, map_root=map_root,
+        uid_map=uid_map, gid_map=gid_map, setgroups=setgroups, mount_proc=mount_proc,
+        propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
+        cwd=cwd, die_with_parent=die_with_parent,
     )  # fmt: skip
     return cast(
         T,
@@ -1153,176 +1050,17 @@ def call_start(
     *fn* has been called, so ``pid`` is live; ``result()`` is :func:`call`'s
     return. Setup errors are raised here, as :func:`call` raises them.
     """
-    setup = _Setup(
-        namespaces, hostname, domainname, map_root, uid_map, gid_map, setgroups,
-        mount_proc, propagation, root, time_offsets, loopback_up, cwd, die_with_parent,
+    setup = NsOptions(
+        namespaces=namespaces, hostname=hostname, domainname=domainname, map_root=map_root,
+        uid_map=uid_map, gid_map=gid_map, setgroups=setgroups, mount_proc=mount_proc,
+        propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
+        cwd=cwd, die_with_parent=die_with_parent,
     )  # fmt: skip
     return _start_call(fn, args, kwargs, setup, None, set_tid=set_tid, subreaper=subreaper,
                        unshare=unshare)  # fmt: skip
 
 
 # --- targets (enter / call_in / spawn_in) ----------------------------------------------------
-
-_ORDER = (
-    # util-linux nsenter's namespace_files[] order: user first, so that an
-    # unprivileged caller gains its capabilities before the others are checked.
-    NsType.USER,
-    NsType.CGROUP,
-    NsType.IPC,
-    NsType.UTS,
-    NsType.NET,
-    NsType.PID,
-    NsType.MNT,
-    NsType.TIME,
-)
-
-
-def _kernel_at_least(major: int, minor: int) -> bool:
-    rel = os.uname().release.split("-")[0].split(".")
-    try:
-        return (int(rel[0]), int(rel[1])) >= (major, minor)
-    except (ValueError, IndexError):
-        return False
-
-
-# setns(pidfd, mask), several types at once and atomically: Linux 5.8.
-_pidfd_setns = _kernel_at_least(5, 8)
-
-
-class _Target:
-    """A resolved target: a pidfd and pid, or one namespace fd."""
-
-    def __init__(self) -> None:
-        self.pid: Optional[int] = None
-        self.pidfd: Optional[int] = None
-        self.ns: Optional[Namespace] = None
-        self.owned: list[OwnedFd] = []
-
-    def close(self) -> None:
-        for fd in self.owned:
-            fd.close()
-        self.owned.clear()
-
-
-def _fd_kind(fd: int) -> str:
-    try:
-        link = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError as err:
-        raise ValueError(f"target fd {fd} is not open ({err.strerror})") from None
-    if link in ("anon_inode:[pidfd]",) or link.startswith("pidfd:"):
-        return "pidfd"
-    head, sep, _ = link.partition(":[")
-    if sep and head in {t.value for t in NsType}:
-        return "nsfs"
-    raise ValueError(f"target fd {fd} is neither a pidfd nor a namespace file descriptor ({link})")
-
-
-def _pid_of_pidfd(fd: int) -> int:
-    with open(f"/proc/self/fdinfo/{fd}") as f:
-        for line in f:
-            if line.startswith("Pid:"):
-                pid = int(line.split()[1])
-                if pid <= 0:
-                    raise NoSuchProcess(pid, f"pidfd {fd} refers to a process that exited")
-                return pid
-    raise ValueError(f"fd {fd} has no Pid in its fdinfo")
-
-
-def _resolve(target: object) -> _Target:
-    """Open what *target* names; validation errors before any syscall that changes anything."""
-    out = _Target()
-    try:
-        if isinstance(target, NsProcess):
-            if target.poll() is not None:
-                raise NoSuchProcess(target.pid, f"process {target.pid} has exited")
-            out.pid, out.pidfd = target.pid, target.pidfd
-        elif isinstance(target, Namespace):
-            owned = target.open()
-            out.owned.append(owned)
-            out.ns = target
-            out.pidfd = None
-        elif isinstance(target, bool):
-            raise TypeError(f"target must be a pid, pidfd, NsProcess or Namespace, got {target!r}")
-        elif isinstance(target, int):
-            if target <= 0:
-                raise ValueError(f"target pid must be positive, got {target}")
-            try:
-                fd = _sc.pidfd_open(target)
-            except ProcessLookupError:
-                raise NoSuchProcess(target) from None
-            out.owned.append(OwnedFd(fd))
-            out.pid, out.pidfd = target, fd
-        elif isinstance(target, HasFileno):
-            fd = fd_of(target, "target")
-            kind = _fd_kind(fd)
-            if kind == "pidfd":
-                out.pidfd = fd
-                out.pid = _pid_of_pidfd(fd)
-            else:
-                out.ns = Namespace.from_fd(fd)
-                out.owned.append(OwnedFd(os.dup(fd)))
-                os.set_inheritable(out.owned[-1].fileno(), False)
-        else:
-            raise TypeError(
-                "target must be a pid, a pidfd, an NsProcess or a Namespace, "
-                f"got {type(target).__name__} {target!r}"
-            )
-    except BaseException:
-        out.close()
-        raise
-    return out
-
-
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _thread_ns_path(t: NsType) -> str:
-    # What a child of this thread would be in: pid/time children land in *_for_children.
-    name = t.value + "_for_children" if t in (NsType.PID, NsType.TIME) else t.value
-    return f"/proc/thread-self/ns/{name}"
-
-
-def _open_target_ns(tgt: _Target, types: Iterable[NsType], op: str) -> list[tuple[NsType, OwnedFd]]:
-    """Open the target's namespace fds for *types* (skipping those it lacks)."""
-    out: list[tuple[NsType, OwnedFd]] = []
-    try:
-        if tgt.ns is not None:
-            out.append((tgt.ns.type, tgt.owned[0]))
-            return out
-        assert tgt.pid is not None and tgt.pidfd is not None
-        for t in types:
-            path = f"/proc/{tgt.pid}/ns/{t.value}"
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                if not os.path.exists(f"/proc/{tgt.pid}"):
-                    raise NoSuchProcess(tgt.pid) from None
-                continue  # this kernel lacks the type
-            except OSError as err:
-                reraise(err, op, tgt.pid)
-            out.append((t, OwnedFd(fd)))
-        # The pid could have been recycled between pidfd_open and the opens:
-        # the pidfd still being alive proves it was not.
-        p = select.poll()
-        p.register(tgt.pidfd, select.POLLIN)
-        if p.poll(0):
-            raise NoSuchProcess(tgt.pid)
-    except BaseException:
-        for _, owned in out:
-            if owned not in tgt.owned:
-                owned.close()
-        raise
-    return out
-
-
-def _differs(t: NsType, fd: OwnedFd) -> bool:
-    try:
-        mine = os.stat(_thread_ns_path(t))
-    except OSError:
-        return True
-    return not _same(mine, os.fstat(fd.fileno()))
-
 
 # --- enter -------------------------------------------------------------------------------------
 
@@ -1351,7 +1089,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
         NoSuchProcess: the target process is gone.
         AccessDenied: setns(2) was refused; nothing was changed.
     """
-    wanted = _parse_types(types, "types")
+    wanted = parse_types(types, "types")
     bad = sorted(t.value for t in wanted - THREAD_SCOPED)
     if bad:
         raise ThreadScopeError(
@@ -1359,7 +1097,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
             "user/mnt/time namespaces in a multithreaded process and applies pid to "
             "children only; use nsprim.call_in() to run code in a fresh child there"
         )
-    tgt = _resolve(target)
+    tgt = _targets.resolve(target, (NsProcess,))
     saved: list[tuple[NsType, OwnedFd]] = []
     theirs: list[tuple[NsType, OwnedFd]] = []
     joined: list[tuple[NsType, OwnedFd]] = []
@@ -1378,16 +1116,16 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
             wanted = frozenset({tgt.ns.type})
         elif not wanted:
             wanted = THREAD_SCOPED
-        order = [t for t in _ORDER if t in wanted]
-        theirs = _open_target_ns(tgt, order, "setns")
-        todo = [(t, fd) for t, fd in theirs if _differs(t, fd)]
+        order = [t for t in _targets.ORDER if t in wanted]
+        theirs = _targets.open_target_ns(tgt, order, "setns")
+        todo = [(t, fd) for t, fd in theirs if _targets.differs(t, fd)]
         for t, _ in todo:
             saved.append(
                 (t, OwnedFd(os.open(f"/proc/thread-self/ns/{t.value}", os.O_RDONLY | os.O_CLOEXEC)))
             )
         tid = threading.get_native_id()
         if todo:
-            if tgt.pidfd is not None and _pidfd_setns:
+            if tgt.pidfd is not None and _targets.pidfd_setns:
                 mask = 0
                 for t, _ in todo:
                     mask |= int(t.flag)
@@ -1397,7 +1135,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
                     reraise(err, "setns", tgt.pid)
                 joined = list(todo)
             else:
-                _join_each(todo, joined, saved, tgt.pid)
+                _targets.join_each(todo, joined, saved, tgt.pid)
         try:
             yield
         finally:
@@ -1406,7 +1144,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
                     "nsprim.enter() must be left on the thread that entered it "
                     f"(entered on {tid}, leaving on {threading.get_native_id()})"
                 )
-            _restore(joined, saved)
+            _targets.restore(joined, saved)
     finally:
         for _, fd in saved:
             fd.close()
@@ -1416,68 +1154,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
         tgt.close()
 
 
-def _join_each(
-    todo: list[tuple[NsType, OwnedFd]],
-    joined: list[tuple[NsType, OwnedFd]],
-    saved: list[tuple[NsType, OwnedFd]],
-    pid: Optional[int],
-) -> None:
-    """setns one type at a time; on a failure restore the ones already joined, then raise."""
-    for t, fd in todo:
-        try:
-            _sc.setns(fd, int(t.flag))
-        except OSError as err:
-            _restore(joined, saved)
-            joined.clear()
-            reraise(err, "setns", pid)
-        joined.append((t, fd))
-
-
-def _restore(joined: list[tuple[NsType, OwnedFd]], saved: list[tuple[NsType, OwnedFd]]) -> None:
-    back = dict(saved)
-    first: Optional[BaseException] = None
-    for t, _ in reversed(joined):
-        try:
-            _sc.setns(back[t], int(t.flag))
-        except OSError as err:
-            first = first or err
-    if first is not None:
-        raise NsprimError(
-            f"could not move the thread back into its previous namespaces: {first}"
-        ) from first
-
-
 # --- call_in / spawn_in ------------------------------------------------------------------------
-
-
-def _join_plan(
-    tgt: _Target, types: Optional[Iterable[NsSpec]], extra: dict[str, int]
-) -> tuple[_child.Join, list[tuple[NsType, OwnedFd]]]:
-    wanted = _parse_types(types, "types") if types is not None else frozenset(NsType)
-    if tgt.ns is not None:
-        if types is not None and wanted != {tgt.ns.type}:
-            raise ValueError(
-                f"target is a {tgt.ns.type.value} namespace; types must be None or "
-                f"({tgt.ns.type.value!r},), got {sorted(t.value for t in wanted)}"
-            )
-        wanted = frozenset({tgt.ns.type})
-    order = [t for t in _ORDER if t in wanted]
-    theirs = _open_target_ns(tgt, order, "setns")
-    # Re-joining one's own user namespace is EINVAL (setns(2)); skip every
-    # namespace the child would already be in.
-    todo = [(t, fd) for t, fd in theirs if _differs(t, fd)]
-    mask = 0
-    for t, _ in todo:
-        mask |= int(t.flag)
-    join = _child.Join(
-        pidfd=tgt.pidfd if tgt.pidfd is not None else -1,
-        mask=mask,
-        fds=tuple((int(t.flag), fd.fileno()) for t, fd in todo),
-        atomic=tgt.pidfd is not None and _pidfd_setns,
-        hop=bool(mask & C.CLONE_NEWPID),
-        **extra,
-    )
-    return join, theirs
 
 
 def call_in(
@@ -1510,11 +1187,11 @@ def call_in(
         AccessDenied: setns(2) was refused (``err.step == "setns"``).
         CallError, TimeoutExpired: as :func:`call`.
     """
-    pdeathsig = _pdeathsig(die_with_parent)
-    tgt = _resolve(target)
+    pdeathsig = pdeathsig_arg(die_with_parent)
+    tgt = _targets.resolve(target, (NsProcess,))
     theirs: list[tuple[NsType, OwnedFd]] = []
     try:
-        join, theirs = _join_plan(tgt, types, {})
+        join, theirs = _targets.join_plan(tgt, types, {})
         own = [fd for _, fd in join.fds] + ([join.pidfd] if join.pidfd >= 0 else [])
         return cast(T, _call(fn, args, kwargs, None, timeout, join=join, own=own,
                              pdeathsig=pdeathsig))  # fmt: skip
@@ -1553,18 +1230,18 @@ def spawn_in(
         NoSuchProcess, AccessDenied, ValueError: as :func:`call_in`.
         FileNotFoundError: the program was not found (``err.step == "execve"``).
     """
-    argv = _argv(args)
-    envp = _envp(env)
-    executables = _executables(argv[0], env)
-    fds = _pass_fds(pass_fds)
-    pdeathsig = _pdeathsig(die_with_parent)
+    argv = argv_arg(args)
+    envp = envp_arg(env)
+    exes = executables(argv[0], env)
+    fds = pass_fds_arg(pass_fds)
+    pdeathsig = pdeathsig_arg(die_with_parent)
     extra: dict[str, int] = {}
     for name, value in (("uid", uid), ("gid", gid)):
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 0xFFFFFFFF:
                 raise ValueError(f"{name} must be an id from 0 to 4294967294, got {value!r}")
             extra[name] = value
-    tgt = _resolve(target)
+    tgt = _targets.resolve(target, (NsProcess,))
     theirs: list[tuple[NsType, OwnedFd]] = []
     aux: list[int] = []
     try:
@@ -1580,27 +1257,25 @@ def spawn_in(
                     reraise(err, f"open /proc/{tgt.pid}/{name}", tgt.pid)
                 aux.append(fd)
                 extra[f"{name}_fd"] = fd
-        join, theirs = _join_plan(tgt, types, extra)
+        join, theirs = _targets.join_plan(tgt, types, extra)
         child_std, to_close, files = _stdio(stdin, stdout, stderr)
 
+        program = Program(
+            argv=argv,
+            executables=exes,
+            envp=envp,
+            stdio=(child_std[0], child_std[1], child_std[2]),
+            pass_fds=fds,
+        )
+
         def start() -> tuple[int, OwnedFd]:
-            launch, _ = _launch(
-                None,
-                {
-                    "join": join,
-                    "argv": argv,
-                    "executables": executables,
-                    "envp": envp,
-                    "stdio": tuple(child_std),
-                    "pass_fds": fds,
-                },
-                _child.run_exec,
+            child, _ = launch(
+                _child.run_exec, join=join, program=program, pdeathsig=pdeathsig,
                 own=[*child_std, *fds, *aux, *(fd for _, fd in join.fds),
                      *([join.pidfd] if join.pidfd >= 0 else [])],
-                pdeathsig=pdeathsig,
             )  # fmt: skip
-            launch.close_chan()
-            return launch.pid, launch.pidfd
+            child.close_chan()
+            return child.pid, child.pidfd
 
         return _start_program(args, start, to_close, files)
     finally:

@@ -187,7 +187,7 @@ def _seconds(value: object) -> float:
 def _hostname_for(item: pytest.Item) -> str:
     # What isolated_hostname sets: stable per test, within HOST_NAME_MAX (64).
     spec: dict[str, Any] = {}
-    for mark in item.iter_markers(MARKER):
+    for mark in reversed(list(item.iter_markers(MARKER))):  # closest mark wins
         spec.update(mark.kwargs)
     name = spec.get("hostname")
     if isinstance(name, bytes):
@@ -224,12 +224,19 @@ def _captured() -> list[int]:
 
 
 def _child_body(
-    item: pytest.Function, testfunction: Callable[..., Any], testargs: dict[str, Any]
+    item: pytest.Function,
+    testfunction: Callable[..., Any],
+    testargs: dict[str, Any],
+    ours: dict[str, Any],
 ) -> dict[str, Any]:
-    """Run the test body (in the child) and describe its outcome with pytest's own report."""
+    """Run the test body (in the child) and describe its outcome with pytest's own report.
+
+    *ours* holds the values of this plugin's fixtures the test uses, directly
+    or through other fixtures.
+    """
     before = _captured()
-    mounts = testargs.get("private_mounts")
-    netns = testargs.get("netns")
+    mounts = ours.get("private_mounts")
+    netns = ours.get("netns")
 
     def body() -> None:
         if isinstance(mounts, Path):
@@ -292,9 +299,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
     testfunction = pyfuncitem.obj
     argnames = pyfuncitem._fixtureinfo.argnames
     testargs = {arg: pyfuncitem.funcargs[arg] for arg in argnames}
+    # Our fixtures' values, also when only another fixture asked for them.
+    ours = {
+        name: pyfuncitem.funcargs[name]
+        for name in _IMPLIES
+        if name in pyfuncitem.funcargs and _uses_our_fixture(pyfuncitem, name)
+    }
     options = dict(spec.options)
-    if "isolated_hostname" in testargs and "hostname" not in options:
-        options["hostname"] = testargs["isolated_hostname"]
+    if "isolated_hostname" in ours and "hostname" not in options:
+        options["hostname"] = ours["isolated_hostname"]
     _flush()  # a buffer copied into the child would be written twice
     try:
         result = nsprim.call(
@@ -302,6 +315,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
             pyfuncitem,
             testfunction,
             testargs,
+            ours,
             namespaces=spec.types,
             timeout=spec.timeout,
             **options,

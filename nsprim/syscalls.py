@@ -22,6 +22,7 @@ import errno
 import os
 import signal
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from ._fd import FdLike, fd_of
@@ -70,6 +71,9 @@ __all__ = [
     "capset",
     "drop_capabilities",
     "HOST_NAME_MAX",
+    "pidfd_get_namespace",
+    "pidfd_get_info",
+    "PidfdInfo",
 ]
 
 HOST_NAME_MAX = C.NEW_UTS_LEN
@@ -256,28 +260,16 @@ def clone3(
     # The syscall runs with the GIL held (PyDLL) and between CPython's own
     # before/after-fork hooks, exactly as os.fork() does (Modules/posixmodule.c):
     # a child that inherited a GIL owned by another thread would deadlock.
-    _pyapi.PyOS_BeforeFork()
-    ret = int(_pysyscall(number, ctypes.addressof(args), size, 0, 0, 0, 0))
+    _libc.pyapi.PyOS_BeforeFork()
+    ret = int(_libc.syscall_gil_held(number, ctypes.addressof(args), size, 0, 0, 0, 0))
     err = ctypes.get_errno()
     if ret == 0:
-        _pyapi.PyOS_AfterFork_Child()
+        _libc.pyapi.PyOS_AfterFork_Child()
         return (0, -1) if pidfd else 0
-    _pyapi.PyOS_AfterFork_Parent()
+    _libc.pyapi.PyOS_AfterFork_Parent()
     if ret < 0:
         _libc.raise_errno(err, "clone3")
     return (ret, out_pidfd.value) if pidfd else ret
-
-
-_pyapi = ctypes.pythonapi
-_pyapi.PyOS_BeforeFork.restype = None
-_pyapi.PyOS_BeforeFork.argtypes = []
-_pyapi.PyOS_AfterFork_Child.restype = None
-_pyapi.PyOS_AfterFork_Child.argtypes = []
-_pyapi.PyOS_AfterFork_Parent.restype = None
-_pyapi.PyOS_AfterFork_Parent.argtypes = []
-_pysyscall = ctypes.PyDLL(None, use_errno=True).syscall
-_pysyscall.restype = ctypes.c_long
-_pysyscall.argtypes = [ctypes.c_long] * 7
 
 
 # --- UTS ---------------------------------------------------------------------------
@@ -776,3 +768,172 @@ def set_child_subreaper(on: bool = True) -> None:
     if not isinstance(on, bool):
         raise TypeError(f"on must be a bool, got {on!r}")
     _libc.check(_libc.prctl(C.PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0), "prctl")
+
+
+# --- pidfd namespace ioctls (pidfs) ---------------------------------------------------
+
+_PIDFD_NS_REQUEST = {
+    "cgroup": C.PIDFD_GET_CGROUP_NAMESPACE,
+    "ipc": C.PIDFD_GET_IPC_NAMESPACE,
+    "mnt": C.PIDFD_GET_MNT_NAMESPACE,
+    "net": C.PIDFD_GET_NET_NAMESPACE,
+    "pid": C.PIDFD_GET_PID_NAMESPACE,
+    "time": C.PIDFD_GET_TIME_NAMESPACE,
+    "user": C.PIDFD_GET_USER_NAMESPACE,
+    "uts": C.PIDFD_GET_UTS_NAMESPACE,
+}
+_PIDFD_NS_FOR_CHILDREN = {
+    "pid": C.PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE,
+    "time": C.PIDFD_GET_TIME_FOR_CHILDREN_NAMESPACE,
+}
+_NS_OF_FLAG = {
+    int(CloneFlags.NEWCGROUP): "cgroup",
+    int(CloneFlags.NEWIPC): "ipc",
+    int(CloneFlags.NEWNS): "mnt",
+    int(CloneFlags.NEWNET): "net",
+    int(CloneFlags.NEWPID): "pid",
+    int(CloneFlags.NEWTIME): "time",
+    int(CloneFlags.NEWUSER): "user",
+    int(CloneFlags.NEWUTS): "uts",
+}
+
+
+def _is_pidfd(fd: int) -> bool:
+    # A pidfd's fdinfo has a "Pid:" line (Linux 5.3); nothing else's does.
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            return any(line.startswith(b"Pid:") for line in f)
+    except OSError:
+        return False
+
+
+def _pidfd_ioctl(pidfd: FdLike, request: int, call: str, since: str, arg: Any = None) -> int:
+    fd = fd_of(pidfd, "pidfd")
+    ret = _libc.ioctl(fd, request, ctypes.addressof(arg) if arg is not None else None)
+    if ret == -1:
+        err = ctypes.get_errno()
+        if err in (errno.ENOTTY, errno.EINVAL) and _is_pidfd(fd):
+            raise UnsupportedError(call, requires=since)
+        _libc.raise_errno(err, call)
+    return int(ret)
+
+
+def pidfd_get_namespace(
+    pidfd: FdLike, nstype: Union[str, int], *, for_children: bool = False
+) -> int:
+    """Return a new nsfs fd (O_CLOEXEC) for a namespace of the process behind *pidfd*.
+
+    Wraps ioctl(PIDFD_GET_<TYPE>_NAMESPACE); Linux 6.11. Unlike opening
+    ``/proc/PID/ns/TYPE`` it needs no ``/proc`` and cannot race pid reuse.
+
+    Args:
+        pidfd: a pidfd (pidfd_open(2), CLONE_PIDFD).
+        nstype: ``"mnt"``, ``"uts"``, ``"ipc"``, ``"pid"``, ``"net"``,
+            ``"user"``, ``"cgroup"``, ``"time"``, or a ``CLONE_NEW*`` flag.
+        for_children: the namespace the process's future children get
+            (pid and time only: ``pid_for_children``/``time_for_children``).
+
+    Raises:
+        ValueError/TypeError: an unknown type, ``for_children`` for another type.
+        UnsupportedError: the kernel lacks the ioctl (before Linux 6.11).
+        ProcessLookupError: the process has exited (ESRCH).
+        PermissionError: no ptrace read access to the process (EPERM/EACCES).
+        OSError: EBADF, or ENOTTY when *pidfd* is not a pidfd.
+    """
+    if isinstance(nstype, bool) or not isinstance(nstype, (str, int)):
+        raise TypeError(f"nstype must be a namespace type name or CLONE_NEW* flag, got {nstype!r}")
+    name = _NS_OF_FLAG.get(nstype) if isinstance(nstype, int) else nstype
+    if name not in _PIDFD_NS_REQUEST:
+        raise ValueError(
+            f"nstype must be one of {', '.join(sorted(_PIDFD_NS_REQUEST))} or a CLONE_NEW* flag, "
+            f"got {nstype!r}"
+        )
+    if not isinstance(for_children, bool):
+        raise TypeError(f"for_children must be a bool, got {for_children!r}")
+    if for_children and name not in _PIDFD_NS_FOR_CHILDREN:
+        raise ValueError(f"for_children applies to pid and time namespaces only, not {name!r}")
+    request = _PIDFD_NS_FOR_CHILDREN[name] if for_children else _PIDFD_NS_REQUEST[name]
+    suffix = "_FOR_CHILDREN" if for_children else ""
+    call = f"PIDFD_GET_{name.upper()}{suffix}_NAMESPACE"
+    return _pidfd_ioctl(pidfd, request, call, "Linux 6.11")
+
+
+class _PidfdInfoStruct(ctypes.Structure):
+    # struct pidfd_info, PIDFD_INFO_SIZE_VER0 (include/uapi/linux/pidfd.h)
+    _fields_ = [
+        ("mask", ctypes.c_uint64),
+        ("cgroupid", ctypes.c_uint64),
+        ("pid", ctypes.c_uint32),
+        ("tgid", ctypes.c_uint32),
+        ("ppid", ctypes.c_uint32),
+        ("ruid", ctypes.c_uint32),
+        ("rgid", ctypes.c_uint32),
+        ("euid", ctypes.c_uint32),
+        ("egid", ctypes.c_uint32),
+        ("suid", ctypes.c_uint32),
+        ("sgid", ctypes.c_uint32),
+        ("fsuid", ctypes.c_uint32),
+        ("fsgid", ctypes.c_uint32),
+        ("spare0", ctypes.c_uint32),
+    ]
+
+
+assert ctypes.sizeof(_PidfdInfoStruct) == C.PIDFD_INFO_SIZE_VER0
+
+PIDFD_INFO_PID = 1 << 0
+PIDFD_INFO_CREDS = 1 << 1
+PIDFD_INFO_CGROUPID = 1 << 2
+
+
+@dataclass(frozen=True)
+class PidfdInfo:
+    """What ioctl(PIDFD_GET_INFO) says about a process (ids as seen from the caller's namespaces).
+
+    Attributes:
+        pid, tgid, ppid: in the caller's pid namespace (0 where not visible there).
+        ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid: in the caller's user namespace.
+        cgroupid: the cgroup v2 id, or ``None`` when the kernel did not return one.
+    """
+
+    pid: int
+    tgid: int
+    ppid: int
+    ruid: int
+    rgid: int
+    euid: int
+    egid: int
+    suid: int
+    sgid: int
+    fsuid: int
+    fsgid: int
+    cgroupid: Optional[int]
+
+
+def pidfd_get_info(pidfd: FdLike) -> PidfdInfo:
+    """Return the pid, parent, credentials and cgroup id of the process behind *pidfd*.
+
+    Wraps ioctl(PIDFD_GET_INFO); Linux 6.13. Needs no ``/proc`` and cannot
+    race pid reuse.
+
+    Raises:
+        UnsupportedError: the kernel lacks the ioctl (before Linux 6.13).
+        ProcessLookupError: the process has exited (ESRCH).
+        OSError: EBADF, or ENOTTY when *pidfd* is not a pidfd.
+    """
+    info = _PidfdInfoStruct()
+    info.mask = PIDFD_INFO_PID | PIDFD_INFO_CREDS | PIDFD_INFO_CGROUPID
+    _pidfd_ioctl(pidfd, C.PIDFD_GET_INFO, "PIDFD_GET_INFO", "Linux 6.13", info)
+    return PidfdInfo(
+        pid=int(info.pid),
+        tgid=int(info.tgid),
+        ppid=int(info.ppid),
+        ruid=int(info.ruid),
+        rgid=int(info.rgid),
+        euid=int(info.euid),
+        egid=int(info.egid),
+        suid=int(info.suid),
+        sgid=int(info.sgid),
+        fsuid=int(info.fsuid),
+        fsgid=int(info.fsgid),
+        cgroupid=int(info.cgroupid) if info.mask & PIDFD_INFO_CGROUPID else None,
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any, Callable, NoReturn, Optional, Union
+from typing import Any, Callable, NoReturn, Optional
 
 from nsprim import UnsupportedError, syscalls
 from nsprim.flags import CloneFlags
@@ -41,7 +41,6 @@ __all__ = [
     "errname",
     "idle",
     "made_entry",
-    "map_root_to",
     "ns_ident",
     "ns_key",
     "premise_new",
@@ -218,14 +217,3 @@ def setns_path(path: str, nstype: int) -> None:
         setns(fd, nstype)
     finally:
         os.close(fd)
-
-
-def map_root_to(uid: int, gid: int, pid: Union[int, str] = "self") -> None:
-    """Map root of *pid*'s new user namespace to *uid*/*gid* outside (``unshare -r``).
-
-    An unprivileged writer may map only its own ids, and gid_map needs
-    ``setgroups`` = ``deny`` first (user_namespaces(7)).
-    """
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-        with open(f"/proc/{pid}/{name}", "w") as f:
-            f.write(text)

@@ -4,11 +4,13 @@ Layer: conformance checks, private (not loaded as a group). Imports the
 standard library, public nsprim names, the registry and :mod:`._common`.
 
 ``ctx.in_child``/``ctx.spawn_child`` give a check its helpers. The PID
-checks need more: the process under test is created *by* a helper with
-clone3(2) (with ``set_tid``), unshare+fork or setns+fork, so that it is the
-init of a new pid namespace; it may orphan processes on purpose; it may be
-killed by the very signal under test. This module is the one place that
-forks those processes (:func:`fork_run`, :func:`clone_run`), talks to them
+checks need more: the process under test is created *by* a helper, so that
+it is the init of a new pid namespace; it may orphan processes on purpose;
+it may be killed by the very signal under test. A process that only returns
+a result runs through nsprim's own throwaway-child mechanism
+(:func:`run_in_pidns` on :func:`nsprim.call`, with ``set_tid``). The ones a
+check talks to while they run (signals, pings, pipes to their members) are
+made here (:func:`fork_run`, :func:`clone_run`), and this module talks to them
 over pipes (:func:`send_msg`/:func:`recv_msg`), waits for and reaps them
 (:func:`wait`, :func:`kill_and_reap`, :func:`reap_children`), and runs a
 helper as a child subreaper (:func:`in_helper`) so that whatever a control
@@ -32,12 +34,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+import nsprim
 from nsprim import syscalls
 from nsprim.flags import MountFlags
 
 from ..outcome import Fail
 from ..registry import Context
-from ._common import NEWPID, WALL, child_exit, errname, ns_key, setns_path, unshare
+from ._common import NEWNS, NEWPID, WALL, NsKey, child_exit, errname, ns_key, setns_path, unshare
 
 __all__ = [
     "WAIT",
@@ -54,6 +57,7 @@ __all__ = [
     "try_clone3",
     "run_in_pidns",
     "serve_result",
+    "report_then_hold",
     "nspid",
     "mount_proc",
     "proc_pids",
@@ -273,11 +277,7 @@ def _confirm_new_pidns(pid: int, before: dict[str, Any], flags: int) -> None:
         return  # it has exited already; its report (or its absence) speaks for it
     if child == before["pid"]:
         kill_and_reap(pid)
-        raise Fail(
-            f"clone3(flags={flags:#x}) returned a child and its PID namespace is the parent's",
-            "a new namespace",
-            f"the same namespace {child}",
-        )
+        raise _pidns_unchanged(child)
 
 
 def clone_run(
@@ -335,51 +335,83 @@ def serve_result(wfd: int, fn: Callable[..., Any], *args: Any) -> None:
         send_msg(wfd, ("exc", TypeError(f"{fn.__name__} result cannot be pickled: {exc}")))
 
 
-def _unpack(ok: bool, msg: Any, died: str) -> Any:
-    if not ok:
-        return InitDied(died)
-    kind, value = msg
-    if kind == "exc":
-        raise value
-    return value
+def report_then_hold(wfd: int, go_fd: int, report: Callable[[], Any], *others: int) -> None:
+    """A process under test: close *others* (the helper's ends), send ``report()`` on *wfd*,
+    then live until *go_fd* is written to or closed (it holds its namespaces till then)."""
+    for fd in others:
+        os.close(fd)
+    send_msg(wfd, report())
+    os.read(go_fd, 1)
+
+
+def _in_new_pidns(outer: Optional[NsKey], fn: Callable[..., Any], *args: Any) -> Any:
+    """In the process under test: confirm it is not in *outer*'s pid namespace, run ``fn``."""
+    if outer is not None and ns_key("/proc/self/ns/pid") == outer:
+        raise _pidns_unchanged(outer)
+    return fn(*args)
+
+
+def _pidns_unchanged(key: NsKey) -> Fail:
+    return Fail(
+        "clone3(CLONE_NEWPID) returned a child and its PID namespace is the parent's",
+        "a new namespace",
+        f"the same namespace {key}",
+    )
+
+
+def _died(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exited with status {returncode}"
 
 
 def run_in_pidns(entry: Entry, fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn(*args)`` in a new process made as *entry* says; return its result.
 
-    Runs in a helper (:func:`in_helper`). With CLONE_NEWPID the process is
-    the namespace's init. Its exception is re-raised here; if it dies without
-    reporting, the result is :class:`InitDied`.
+    Runs in a helper (:func:`in_helper`). The process is made by nsprim's own
+    throwaway-child mechanism (:func:`nsprim.call`): with CLONE_NEWPID it is
+    the init of a new pid namespace (``namespaces=["pid"]``, clone3
+    ``set_tid`` when *entry* names pids). Its exception is re-raised here; if
+    it dies without reporting (a signal under test killed it), the result is
+    :class:`InitDied`, a value the check compares like any other.
 
     Raises:
         Fail: the entry returned success but the process is not in a new pid namespace.
-        TimeoutError: no result within :data:`WAIT` seconds (the process is killed).
+        nsprim.TimeoutExpired: no result within :data:`WAIT` seconds (the process is killed).
+        OSError: the kernel refused to make the process (clone3 set_tid: EEXIST, EINVAL...).
     """
-    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    how, arg = entry[0], entry[1]
+    namespaces: list[str] = []
+    set_tid: Sequence[int] = ()
+    if how == "clone3":
+        namespaces = [name for flag, name in ((NEWPID, "pid"), (NEWNS, "mnt")) if arg & flag]
+        set_tid = entry[2] if len(entry) > 2 else ()
+    elif how == "unshare":
+        unshare(arg)  # the helper's next child is the new namespace's init
+    elif how == "setns":
+        setns_path(arg, NEWPID)
+    else:
+        raise ValueError(f"entry must be clone3, unshare or setns, got {how!r}")
+    outer = (
+        ns_key("/proc/thread-self/ns/pid")
+        if how != "setns" and ("pid" in namespaces or (how == "unshare" and arg & NEWPID))
+        else None
+    )
     try:
-        how, arg = entry[0], entry[1]
-        if how == "clone3":
-            set_tid = entry[2] if len(entry) > 2 else ()
-            pid = clone_run(arg, serve_result, wfd, fn, *args, set_tid=set_tid)
-        elif how in ("unshare", "setns"):
-            if how == "unshare":
-                unshare(arg)
-            else:
-                setns_path(arg, NEWPID)
-            pid = fork_run(serve_result, wfd, fn, *args, pdeathsig=True)
-        else:
-            raise ValueError(f"entry must be clone3, unshare or setns, got {how!r}")
-    except BaseException:
-        os.close(rfd)
-        os.close(wfd)
-        raise
-    os.close(wfd)
-    try:
-        ok, msg = recv_msg(rfd)
-    finally:
-        os.close(rfd)
-        status = kill_and_reap(pid)
-    return _unpack(ok, msg, status_text(status) if not ok else "")
+        return nsprim.call(
+            _in_new_pidns,
+            outer,
+            fn,
+            *args,
+            namespaces=namespaces,
+            set_tid=set_tid,
+            propagation="unchanged",
+            timeout=WAIT,
+        )
+    except nsprim.CallError as err:
+        if err.returncode is None:
+            raise
+        return InitDied(_died(err.returncode))
 
 
 # -- inside a pid namespace ----------------------------------------------------------

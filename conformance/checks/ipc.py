@@ -26,12 +26,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from nsprim import syscalls
+from nsprim import idmap, syscalls
 from nsprim.flags import MountFlags, UmountFlags
 
 from .. import _libc
 from ..registry import ChildHandle, Context, Needs, Skip, check
-from ._common import NEWIPC, NEWUSER, attempt, map_root_to, setns, setns_path, unshare
+from ._common import NEWIPC, NEWUSER, attempt, setns, setns_path, unshare
 
 __all__: list[str] = []
 
@@ -556,7 +556,7 @@ def _look_inside(fd: int) -> dict[str, str]:
 
 def _lifetime(ctx: Context, uid: int, gid: int, keep_fd: bool) -> dict[str, object]:
     """Run IPC-07 in this process, which has just unshared CLONE_NEWUSER."""
-    map_root_to(uid, gid)
+    idmap.map_root(os.getpid(), uid, gid)
     # The rlimits are counted per (user ns, uid) since Linux 5.14, and this user
     # namespace is new, so nothing else is charged here.
     resource.setrlimit(resource.RLIMIT_MSGQUEUE, (_LIFE_MQ_LIMIT, _LIFE_MQ_LIMIT))

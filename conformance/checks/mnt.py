@@ -22,12 +22,12 @@ import mmap
 import os
 import threading
 
-from nsprim import process, syscalls
+from nsprim import idmap, process, syscalls
 from nsprim.flags import CloneFlags, MountAttrFlags, MountFlags, UmountFlags
 
 from .. import _libc
 from ..registry import Context, Needs, Skip, check
-from ._common import attempt, idle, map_root_to, unshare
+from ._common import attempt, idle, unshare
 
 __all__: list[str] = []
 
@@ -108,7 +108,7 @@ def _unshare(flags: int) -> None:
     uid, gid = os.geteuid(), os.getegid()
     unshare(flags)
     if flags & NEWUSER:
-        map_root_to(uid, gid)
+        idmap.map_root(os.getpid(), uid, gid)
 
 
 # -- MNT-01 -------------------------------------------------------------------------
@@ -509,7 +509,7 @@ def _thread_unshares(sub: str, flags: int) -> dict[str, object]:
     catalogue="MNT-07",
     level="MUST",
     anchors=("LTP unshare04", "LTP clone302", "unshare(2)", "clone(2)"),
-    needs=Needs(min_kernel=(5, 3)),
+    needs=Needs(min_kernel=(5, 3), ops=("clone3",)),
     timeout=5.0,
 )
 def fs_struct_unshared(ctx: Context) -> None:

@@ -49,6 +49,10 @@ NEWIPC = int(CloneFlags.NEWIPC)
 NEWCGROUP = int(CloneFlags.NEWCGROUP)
 CLONE_VM = int(CloneFlags.VM)
 
+#: Operations for the checks that create namespaces of every type (nsfs checks have no
+#: type of their own for the runner to require): each refused here is a SKIP naming it.
+_EVERY_TYPE = tuple(f"unshare.{t.value}" for t in NsType)
+
 #: A namespace's identity: nsfs (st_dev, st_ino) and NS_GET_ID (None where unsupported).
 Ident = tuple[int, int, Optional[int]]
 
@@ -162,7 +166,7 @@ def _join(path: str, nstype: int) -> dict[str, Ident]:
         "selftest nsid_test",
         "selftest pidfd_setns_test in_same_namespace",
     ),
-    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("NAMESPACES",)),
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=_EVERY_TYPE),
     timeout=5.0,
 )
 def identity(ctx: Context) -> None:
@@ -256,7 +260,9 @@ def _non_ns_calls(foreign: bool) -> dict[str, str]:
         "runtime-tools linux_ns_path_type",
         "selftest pidfd_setns_test setns_einval",
     ),
-    needs=Needs(userns=True, min_kernel=(4, 11), kconfig=("NAMESPACES",)),
+    needs=Needs(
+        userns=True, min_kernel=(4, 11), kconfig=("NAMESPACES",), ops=("setns", *_EVERY_TYPE)
+    ),
     timeout=5.0,
 )
 def typed_join(ctx: Context) -> None:
@@ -358,7 +364,9 @@ def _owner_from_new_userns(path: str) -> str:
         "LTP ioctl_ns06",
         "ioctl_ns(2)",
     ),
-    needs=Needs(userns=True, min_kernel=(4, 9), kconfig=("NAMESPACES", "USER_NS", "PID_NS")),
+    needs=Needs(
+        userns=True, min_kernel=(4, 9), kconfig=("NAMESPACES", "USER_NS", "PID_NS"), ops=_EVERY_TYPE
+    ),
     timeout=5.0,
 )
 def relations(ctx: Context) -> None:
@@ -498,7 +506,12 @@ def _persistence(ctx: Context, tmpdir: str, early_release: bool) -> dict[str, ob
     catalogue="NS-04",
     level="MUST",
     anchors=("util-linux unshare(1) =file", "lsns(8) -P", "selftest namespaces/siocgskns_test"),
-    needs=Needs(userns=True, min_kernel=(4, 9), kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS")),
+    needs=Needs(
+        userns=True,
+        min_kernel=(4, 9),
+        kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS"),
+        ops=("setns", "unshare.uts", "unshare.ipc", "unshare.net"),
+    ),
     timeout=8.0,
 )
 def persistence(ctx: Context) -> None:
@@ -662,7 +675,12 @@ def _joined_entry(t: NsType) -> str:
     catalogue="NS-05",
     level="MUST",
     anchors=("selftest pidfd_setns_test", "setns(2)", "CPython os.setns", "rustix setns"),
-    needs=Needs(userns=True, min_kernel=(5, 8), kconfig=("NAMESPACES", "USER_NS", "PID_NS")),
+    needs=Needs(
+        userns=True,
+        min_kernel=(5, 8),
+        kconfig=("NAMESPACES", "USER_NS", "PID_NS"),
+        ops=("setns", "clone3", *_EVERY_TYPE),
+    ),
     timeout=5.0,
 )
 def pidfd_multi_join(ctx: Context) -> None:
@@ -818,6 +836,7 @@ def _refused_joins(paths: dict[str, str], threaded: bool) -> dict[str, str]:
         userns=True,
         min_kernel=(5, 6),
         kconfig=("USER_NS", "NET_NS", "UTS_NS", "IPC_NS", "CGROUPS", "TIME_NS"),
+        ops=("setns", *_EVERY_TYPE),
     ),
     timeout=5.0,
 )

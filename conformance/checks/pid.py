@@ -32,7 +32,7 @@ import os
 import select
 import signal
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from nsprim import syscalls
 from nsprim.flags import CloneFlags, UmountFlags
@@ -63,6 +63,7 @@ from ._procs import (
     proc_pids,
     recv_byte,
     recv_msg,
+    report_then_hold,
     run_in_pidns,
     send_msg,
     serve_result,
@@ -959,14 +960,6 @@ def _a_report(flags: int) -> dict[str, Any]:
     }
 
 
-def _report_then_hold(wfd: int, go_fd: int, report: Callable[[], Any], *others: int) -> None:
-    """An init: send ``report()`` on *wfd*, then live until *go_fd* is written or closed."""
-    for fd in others:  # the helper's ends
-        os.close(fd)
-    send_msg(wfd, report())
-    os.read(go_fd, 1)
-
-
 def _set_tid_chain(flags: int) -> dict[str, Any]:
     """PID-13 in the helper: A via clone3(flags, set_tid=[1, X]), B inside A; then reuse X."""
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
@@ -975,7 +968,7 @@ def _set_tid_chain(flags: int) -> dict[str, Any]:
     try:
         # A stays alive (holding pid X) until the helper has retried X.
         a = clone_run(
-            flags, _report_then_hold, wfd, go_r, report, rfd, go_w, set_tid=[1, _TID_OUTER[0]]
+            flags, report_then_hold, wfd, go_r, report, rfd, go_w, set_tid=[1, _TID_OUTER[0]]
         )
     except OSError as err:
         for fd in (rfd, wfd, go_r, go_w):
@@ -1062,7 +1055,7 @@ def _join_both_ways(flags: int) -> dict[str, Any]:
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     # The init keeps the namespace alive for the helper's join.
     report = functools.partial(_join_ancestor, ancestor)
-    init = clone_run(flags, _report_then_hold, wfd, go_r, report, rfd, go_w)
+    init = clone_run(flags, report_then_hold, wfd, go_r, report, rfd, go_w)
     for fd in (ancestor, wfd, go_r):
         os.close(fd)
     try:

@@ -819,7 +819,7 @@ def _join_time_ns(path: str, threaded: bool) -> dict[str, Any]:
     catalogue="TIME-09",
     level="MUST",
     anchors=("kernel timens_install()", "selftest pidfd/pidfd_setns_test.c switch_timens"),
-    needs=_NEEDS,
+    needs=Needs(min_kernel=(5, 6), kconfig=("TIME_NS",), ops=("setns",)),
     timeout=5.0,
 )
 def setns_single_threaded(ctx: Context) -> None:

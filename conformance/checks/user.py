@@ -20,11 +20,11 @@ import os
 import subprocess
 import threading
 
-from nsprim import process, syscalls
+from nsprim import idmap, process, syscalls
 from nsprim.namespace import Namespace, NsType
 
 from ..registry import ChildHandle, Context, Needs, Skip, check
-from ._common import NEWUSER, NEWUTS, attempt, idle, map_root_to, setns, unshare
+from ._common import NEWUSER, NEWUTS, attempt, idle, setns, unshare
 
 __all__: list[str] = []
 
@@ -240,7 +240,12 @@ def _attempts_outside(flags: int, sibling: int) -> dict[str, object]:
     catalogue="USR-03",
     level="MUST",
     anchors=("LTP userns04", "selftest pidfd_setns no_foul_play", "user_namespaces(7)"),
-    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS", "UTS_NS")),
+    needs=Needs(
+        userns=True,
+        min_kernel=(3, 8),
+        kconfig=("USER_NS", "UTS_NS"),
+        ops=("unshare.uts", "sethostname", "setns"),
+    ),
     timeout=5.0,
 )
 def no_caps_outside(ctx: Context) -> None:
@@ -590,7 +595,7 @@ def _unshare_mapped() -> None:
     """unshare(CLONE_NEWUSER) and map root to the caller's old ids (``unshare -r``)."""
     uid, gid = os.geteuid(), os.getegid()
     unshare(NEWUSER)
-    map_root_to(uid, gid)
+    idmap.map_root(os.getpid(), uid, gid)
 
 
 def _nest(ctx: Context, nested: bool, attempts: int) -> dict[str, object]:
@@ -786,7 +791,7 @@ def _join_then_unshare(threaded: bool, target: int) -> dict[str, object]:
     catalogue="USR-12",
     level="MUST",
     anchors=("user_namespaces(7)", "setns(2)", "unshare(2)", "numpy/numpy#27012", "runc#1795"),
-    needs=_USERNS,
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",), ops=("setns",)),
     timeout=5.0,
 )
 def single_threaded_only(ctx: Context) -> None:
@@ -835,7 +840,7 @@ def _rejoin(path: str) -> dict[str, object]:
     catalogue="USR-13",
     level="MUST",
     anchors=("setns(2) EINVAL", "benfred/py-spy#68", "mitogen setns"),
-    needs=_USERNS,
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",), ops=("setns",)),
     timeout=5.0,
 )
 def rejoin_same_userns(ctx: Context) -> None:

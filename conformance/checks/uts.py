@@ -202,7 +202,9 @@ def _privilege_attempts(drop: bool) -> dict[str, str]:
     catalogue="UTS-05",
     level="MUST",
     anchors=("LTP utsname04", "selftest nsfs/owner.c", "user_namespaces(7)"),
-    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("UTS_NS", "USER_NS")),
+    needs=Needs(
+        userns=True, min_kernel=(3, 8), kconfig=("UTS_NS", "USER_NS"), ops=("sethostname",)
+    ),
     timeout=5.0,
 )
 def unshare_needs_privilege(ctx: Context) -> None:

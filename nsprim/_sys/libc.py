@@ -19,7 +19,7 @@ from typing import Any, Optional
 from ..errors import UnsupportedError
 from . import nr as _nr
 
-__all__ = ["libc", "check", "syscall", "raise_errno"]
+__all__ = ["libc", "check", "syscall", "raise_errno", "pyapi", "syscall_gil_held"]
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -52,6 +52,20 @@ capset = _proto("capset", _c_int, _c_void_p, _c_void_p)
 # arguments travel exactly like fixed ones, so a fixed 7-long prototype is
 # correct and keeps ctypes from guessing the width of each argument.
 _syscall = _proto("syscall", _c_long, _c_long, _c_long, _c_long, _c_long, _c_long, _c_long, _c_long)
+
+# syscall(2) called with the GIL held (PyDLL) and CPython's fork hooks, for
+# clone3 (syscalls.clone3): a raw clone must not release the GIL around the
+# syscall, or the child could inherit a GIL owned by another thread.
+pyapi = ctypes.pythonapi
+pyapi.PyOS_BeforeFork.restype = None
+pyapi.PyOS_BeforeFork.argtypes = []
+pyapi.PyOS_AfterFork_Child.restype = None
+pyapi.PyOS_AfterFork_Child.argtypes = []
+pyapi.PyOS_AfterFork_Parent.restype = None
+pyapi.PyOS_AfterFork_Parent.argtypes = []
+syscall_gil_held = ctypes.PyDLL(None, use_errno=True).syscall
+syscall_gil_held.restype = _c_long
+syscall_gil_held.argtypes = [_c_long] * 7
 
 # Which kernel brought each raw syscall, for UnsupportedError messages.
 SYSCALL_SINCE = {

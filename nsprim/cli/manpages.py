@@ -40,13 +40,17 @@ EXIT_STATUS = {
     "found.",
     "ls": "0 on success; 1 on bad usage.",
     "check": "0 normally; 1 when a --require is not available here; 2 on bad usage.",
-    "conformance": "0 when nothing FAILed or ERRORed (and, with --controls, every passing "
-    "check's control FAILed); 1 otherwise; 2 on bad usage.",
+    "conformance": "0 when something was checked and nothing FAILed or ERRORed (and, with "
+    "--controls, every passing check's control FAILed); 1 on a FAIL, an ERROR or a control that "
+    "did not FAIL; 2 on bad usage; 32 when nothing could be checked here (every check SKIPped; "
+    "one line on stderr says why) and, with --strict, when any check SKIPped.",
 }
 SIGNALS = {
     "run": "While the command runs, SIGINT, SIGTERM and SIGQUIT sent to nsprim are held: the "
     "command decides (a terminal's ^C reaches it directly). nsprim then exits with the "
     "command's status, as unshare --fork does.",
+    "conformance": "SIGINT, SIGTERM and SIGHUP stop the run: every sandbox is killed and the "
+    "run's temporary directory removed; nsprim exits 128+N.",
     "enter": "nsenter without --fork becomes the command, so a signal sent to its pid reaches "
     "the command. nsprim always forks: it passes SIGTERM and SIGHUP on to the command and "
     "holds SIGINT and SIGQUIT (a terminal sends those to the command directly).",

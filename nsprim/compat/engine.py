@@ -830,8 +830,10 @@ def explain(
         raise ValueError(f"call must be one of {', '.join(_CALLS)}, got {call!r}")
     if isinstance(err, bool) or not isinstance(err, int):
         raise TypeError(f"err must be an errno number, got {err!r}")
-    if err <= 0:
-        raise ValueError(f"err must be a positive errno, got {err}")
+    if not 0 < err < 4096:  # MAX_ERRNO
+        raise ValueError(f"err must be a positive errno below 4096, got {err}")
+    if rootless is not None and not isinstance(rootless, bool):
+        raise TypeError(f"rootless must be a bool or None, got {rootless!r}")
     t = NsType.parse(nstype) if nstype is not None else None
     f = facts if facts is not None else gather()
     mode = (not f.root) if rootless is None else rootless
@@ -961,8 +963,12 @@ def operations(
         raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
     if not 0 < timeout <= 86400:
         raise ValueError(f"timeout must be more than 0 and at most 86400 seconds, got {timeout!r}")
+    if isinstance(names, str) or not (names is None or isinstance(names, (list, tuple))):
+        raise TypeError(f"names must be a list or tuple of operation names, got {names!r}")
     wanted = list(OPERATIONS) if names is None else list(names)
     for n in wanted:
+        if not isinstance(n, str):
+            raise TypeError(f"names must be operation names (str), got {n!r}")
         if n not in OPERATIONS:
             raise ValueError(f"unknown operation {n!r}; expected some of {', '.join(OPERATIONS)}")
     if "net.lo_up" in wanted:

@@ -172,7 +172,13 @@ class KernelConfig(Mapping[str, str]):
 
 
 def parse_kconfig(text: str) -> KernelConfig:
-    """Parse the text of a kernel ``.config``."""
+    """Parse the text of a kernel ``.config``.
+
+    Raises:
+        TypeError: *text* is not a str.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
     out = {}
     for line in text.splitlines():
         if line.startswith("CONFIG_"):
@@ -191,6 +197,10 @@ def kernel_config(release: Optional[str] = None) -> tuple[Optional[str], KernelC
     names without the prefix.
     """
     rel = release if release is not None else kernel_release()
+    if not isinstance(rel, str):
+        raise TypeError(f"release must be a str, got {rel!r}")
+    if "/" in rel or "\0" in rel:
+        raise ValueError(f"release must be a kernel release like '6.1.0-13-amd64', got {rel!r}")
     for path in ("/proc/config.gz", f"/boot/config-{rel}"):
         try:
             if path.endswith(".gz"):

@@ -26,11 +26,3 @@ def test_pid_group_covers_the_catalogue() -> None:
 @pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
 def test_pid_check_passes_and_control_fails(pid_run: GroupRun, check_id: str) -> None:
     assert_conforms(pid_run, check_id)
-
-
-def test_pid_checks_never_wait_out_a_timeout(pid_run: GroupRun) -> None:
-    # Each helper gives up after 3 s; a check that passes in well under that
-    # decided on what it saw, not on a wait that ran out (here: <= 0.7 s each
-    # even with the machine loaded).
-    slow = {r.id: round(r.duration_s, 2) for r in pid_run.run.results if r.duration_s >= 2.5}
-    assert slow == {}

@@ -10,6 +10,7 @@ ends with it); that line is checked separately.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pty
 import select
@@ -352,3 +353,56 @@ def test_kill_child_signals_the_command_when_nsprim_is_killed_like_unshare() -> 
     # control: without --kill-child the command outlives a SIGKILLed wrapper (both tools)
     assert not command_dies([UNSHARE or "", "-uf", *script], within=1)
     assert not command_dies([sys.executable, "-m", "nsprim", "run", "-u", "--", *script], within=1)
+
+
+# --- nsprim ls with lsns(8)'s options (issue 14), on a namespace this test owns ----------------
+
+
+@pytest.fixture
+def own_uts() -> Iterator[int]:
+    """A sleep in a new UTS namespace (its only member), started by this test."""
+    with subprocess.Popen([UNSHARE or "unshare", "-u", "sleep", "60"]) as p:
+        try:
+            deadline = time.monotonic() + 10
+            while os.readlink(f"/proc/{p.pid}/ns/uts") == os.readlink("/proc/self/ns/uts"):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            yield p.pid
+        finally:
+            p.kill()
+
+
+@needs_util_linux
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["-n", "-r", "-o", "NS,TYPE,PATH,NPROCS,PID,PPID,COMMAND,UID,USER,PNS,ONS"],
+        ["-n", "-r", "--output-all"],
+        ["-o", "+PPID"],
+        ["--output-all"],
+        ["-l", "-u", "-W", "-n", "-r"],
+        ["-J", "-o", "NS,TYPE,PATH,NPROCS,PID,PPID,UID,USER,NETNSID,NSFS,PNS,ONS"],
+        ["-J", "--output-all"],
+    ],
+    ids=lambda o: " ".join(o),
+)
+def test_ls_options_match_lsns(own_uts: int, options: list[str]) -> None:
+    where = ["-p", str(own_uts), "-t", "uts"]
+    a = nsprim("ls", *where, *options)
+    b = util(LSNS or "", *where, *options)
+    assert a.returncode == b.returncode == 0, (a.stderr, b.stderr)
+    if "-J" in options:
+        assert json.loads(a.stdout) == json.loads(b.stdout)
+    else:
+        # same cells; widths may differ only where lsns pads a column of the whole host
+        assert [line.split() for line in a.stdout.splitlines()] == [
+            line.split() for line in b.stdout.splitlines()
+        ]
+    assert str(own_uts) in a.stdout
+
+
+@needs_util_linux
+def test_ls_bad_column_like_lsns() -> None:
+    a, b = nsprim("ls", "-o", "NS,BOGUS"), util(LSNS or "", "-o", "NS,BOGUS")
+    assert a.returncode == b.returncode == 1
+    assert _message(a.stderr, "nsprim ls") == _message(b.stderr, "lsns") == "unknown column: BOGUS"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from forked import drop_to_nobody, in_child
 
+import nsprim._targets as _targets
 import nsprim.process as process
 from nsprim._fd import OwnedFd
 from nsprim.errors import AccessDenied, NoSuchProcess
@@ -130,7 +131,7 @@ def _failed_entry_changes_nothing(atomic: bool) -> tuple[bool, bool, str]:
     (setns refused with EPERM). The one-by-one path joins uts, fails on ipc
     and must put uts back; the pidfd path must fail as a whole.
     """
-    process._pidfd_setns = atomic
+    _targets.pidfd_setns = atomic
     unshare(CloneFlags.NEWUSER | CloneFlags.NEWUTS)
     target = process.spawn(["sleep", "30"], namespaces=["uts"], hostname="half")
     try:
@@ -214,7 +215,7 @@ def test_call_in_unprivileged_enters_user_namespace_first() -> None:
 
 
 def _call_in_as_nobody_one_by_one() -> tuple[int, str]:
-    process._pidfd_setns = False  # nsenter's two-pass order
+    _targets.pidfd_setns = False  # nsenter's two-pass order
     return _call_in_as_nobody()
 
 

@@ -26,6 +26,8 @@ import pytest
 from forked import drop_to_nobody, in_child
 
 import nsprim
+import nsprim._launch as _launch
+import nsprim._supervisor as _supervisor
 import nsprim.process as process
 from nsprim.errors import AccessDenied, CallError, TimeoutExpired, UnsupportedError
 from nsprim.flags import CloneFlags
@@ -550,6 +552,7 @@ def test_spawn_without_clone3_still_makes_pid_namespaces(monkeypatch: pytest.Mon
         raise UnsupportedError("clone3", requires="Linux 5.3")
 
     monkeypatch.setattr(nsprim.syscalls, "clone3", no_clone3)
+    monkeypatch.setattr(_launch, "_clone3_ok", [True])  # learns ENOSYS here, forgets after
     r = process.run(["hostname"], hostname="forked", capture_output=True, check=True)
     assert r.stdout == b"forked\n"
     assert process.call(os.getpid, namespaces=["pid"]) == 1
@@ -781,13 +784,13 @@ def test_user_namespace_works_from_a_process_with_running_threads() -> None:
 
 def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[int] = []
-    real = process._fast_spawn
+    real = _launch.fast_spawn
 
     def counting(*a: Any) -> Any:
         calls.append(1)
         return real(*a)
 
-    monkeypatch.setattr(process, "_fast_spawn", counting)
+    monkeypatch.setattr(_launch, "fast_spawn", counting)
     host = socket.gethostname()
     mnt = Namespace.of_self("mnt")
     r = process.run(
@@ -802,10 +805,42 @@ def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_pa
     # Nothing of the caller changed: not this thread, not the process.
     assert socket.gethostname() == host and Namespace.of_thread("mnt") == mnt
     assert os.getcwd() != str(tmp_path)
-    # pid, user, time and die_with_parent need the fork path.
-    process.run(["true"], namespaces=["pid"], die_with_parent=False)
+    # user, time and mount_proc need the fork path; so does die_with_parent
+    # while no supervisor is wanted (a process's first such spawn).
+    process.run(["true"], namespaces=["user"], die_with_parent=False)
+    process.run(["true"], namespaces=["time"], die_with_parent=False)
+    process.run(["true"], namespaces=["pid"], mount_proc=True, die_with_parent=False)
+    monkeypatch.setattr(_supervisor, "want_watch", lambda: False)
     process.run(["true"], namespaces=["uts"])
     assert calls == [1]
+    # From the second on, die_with_parent takes the fast path, watched.
+    monkeypatch.setattr(_supervisor, "want_watch", lambda: True)
+    process.run(["true"], namespaces=["uts"])
+    assert calls == [1, 1]
+
+
+def test_fast_path_takes_pid_and_gives_pid1(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = _launch.fast_spawn
+
+    def counting(*a: Any) -> Any:
+        calls.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(_launch, "fast_spawn", counting)
+    me = Namespace.of_self("pid")
+    for types in (["pid"], ["pid", "net", "uts", "ipc", "cgroup", "mnt"], ["pid"]):
+        # "sh" by PATH: one posix_spawn attempt, or the dead init's namespace
+        # would refuse the next with ENOMEM.
+        r = process.run(["sh", "-c", "echo $$; readlink /proc/self/ns/pid"], namespaces=types,
+                        die_with_parent=False, capture_output=True, check=True)  # fmt: skip
+        pid1, link = r.stdout.decode().split()
+        assert pid1 == "1" and link != f"pid:[{me.ino}]"
+    assert calls == [1, 1, 1]
+    assert Namespace.of_thread("pid") == me
+    with pytest.raises(FileNotFoundError) as info:
+        process.run(["no-such-program-xyz"], namespaces=["pid"], die_with_parent=False)
+    assert info.value.step == "execve"  # type: ignore[attr-defined]
 
 
 def test_fast_path_closes_inheritable_fds_and_reports_exec_errors() -> None:

@@ -237,8 +237,9 @@ def test_many_threads_spawning_at_once(sup: object) -> None:
 _SPAWN_FROM_THREAD = """
 import os, threading, time
 from nsprim import _supervisor as S
+NULL = os.open(os.devnull, os.O_WRONLY)  # the programs must not hold our stdout pipe
 box = []
-t = threading.Thread(target=lambda: box.append(S.spawn([b"/bin/sleep", b"600"], flags={flags})))
+t = threading.Thread(target=lambda: box.append(S.spawn([b"/bin/sleep", b"600"], flags={flags}, stdio=(-1, NULL, -1))))
 t.start(); t.join()
 time.sleep(0.2)  # the spawning thread is gone; the program must live on
 print(box[0].pid if box[0].poll() is None else -1, flush=True)
@@ -273,7 +274,7 @@ import nsprim
 from nsprim import _supervisor as S
 
 def start():
-    p = nsprim.spawn(["sleep", "600"], namespaces=["uts"], die_with_parent=False)
+    p = nsprim.spawn(["sleep", "600"], namespaces=["uts"], die_with_parent=False, stdout=nsprim.DEVNULL)
     S.watch(p.pidfd, owner=p)
     return p
 
@@ -314,11 +315,12 @@ def test_watched_children_of_the_fast_path_die_with_the_process(end: str) -> Non
 _FORK = """
 import os, time
 from nsprim import _supervisor as S
-a = S.spawn([b"/bin/sleep", b"600"])
+NULL = os.open(os.devnull, os.O_WRONLY)  # the programs must not hold our stdout pipe
+a = S.spawn([b"/bin/sleep", b"600"], stdio=(-1, NULL, -1))
 print(a.pid, flush=True); print(S.supervisor_pid(), flush=True)
 pid = os.fork()
 if pid == 0:
-    b = S.spawn([b"/bin/sleep", b"600"])
+    b = S.spawn([b"/bin/sleep", b"600"], stdio=(-1, NULL, -1))
     print(b.pid, flush=True); print(S.supervisor_pid(), flush=True)
     assert S.spawn([b"/bin/sh", b"-c", b"exit 5"]).wait() == 5
     print(os.getpid(), flush=True)
@@ -377,7 +379,7 @@ _DIE_AT_ONCE = """
 import os, signal
 import nsprim
 from nsprim import _supervisor as S
-p = nsprim.spawn(["sleep", "600"], die_with_parent=False)
+p = nsprim.spawn(["sleep", "600"], die_with_parent=False, stdout=nsprim.DEVNULL)
 S.watch(p.pidfd)  # the supervisor is still starting: the request waits in the socket
 print(p.pid, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
@@ -403,13 +405,13 @@ _REWATCH = """
 import os, signal
 import nsprim
 from nsprim import _supervisor as S
-a = nsprim.spawn(["sleep", "600"], die_with_parent=False)
+a = nsprim.spawn(["sleep", "600"], die_with_parent=False, stdout=nsprim.DEVNULL)
 S.watch(a.pidfd, owner=a)
 first = S.supervisor_pid()
 os.kill(first, signal.SIGKILL)  # someone else kills the supervisor
 import select
 fd = os.pidfd_open(first); select.select([fd], [], []); os.close(fd)
-b = nsprim.spawn(["sleep", "600"], die_with_parent=False)
+b = nsprim.spawn(["sleep", "600"], die_with_parent=False, stdout=nsprim.DEVNULL)
 S.watch(b.pidfd, owner=b)  # starts a new supervisor, which takes `a` over too
 print(a.pid, flush=True); print(b.pid, flush=True); print(S.supervisor_pid(), flush=True)
 import time; time.sleep(600)
@@ -452,3 +454,83 @@ def test_watched_processes_that_exit_are_forgotten(sup: object) -> None:
         time.sleep(0.05)
         count = len(os.listdir(f"/proc/{supervisor}/fd"))
     assert count <= 12, f"the supervisor still holds {count} fds"
+
+
+# --- nsprim.spawn's default (die_with_parent=True) on the fast path --------------------------
+
+_DEFAULT_FROM_THREADS = """
+import os, threading, time
+import nsprim
+from nsprim import _supervisor as S
+calls = []
+real = os.posix_spawn
+def counted(*a, **k):
+    calls.append(1)
+    return real(*a, **k)
+os.posix_spawn = counted
+first = nsprim.spawn(["sleep", "600"], namespaces=["uts"], stdout=nsprim.DEVNULL)  # the first: the launcher's fork
+assert not calls and S.supervisor_pid() is None, "a one-shot spawn started the supervisor"
+box = []
+t = threading.Thread(target=lambda: box.append(nsprim.spawn(["sleep", "600"], namespaces=["uts"], stdout=nsprim.DEVNULL)))
+t.start(); t.join()
+assert calls and S.supervisor_pid() is not None, "the second spawn did not take the fast path"
+time.sleep(0.2)  # the spawning thread is gone
+second = box[0]
+assert second.poll() is None, "the program died with its thread"
+assert os.waitid(os.P_PID, second.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None  # our child
+print(first.pid, flush=True); print(second.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_default_spawn_rides_the_fast_path_and_dies_with_the_process() -> None:
+    caller = _caller(_DEFAULT_FROM_THREADS)
+    pids: list[int] = []
+    try:
+        pids = _read_pids(caller, 2)
+        assert all(_alive(p) for p in pids)
+        caller.kill()
+        caller.wait()
+        assert _gone(pids[0]), "the launcher's child survived its caller"
+        assert _gone(pids[1]), "the watched fast-path child survived its caller"
+    finally:
+        caller.kill()
+        caller.wait()
+        _kill_all(*pids)
+
+
+def test_default_spawn_falls_back_to_the_fork_path_without_a_supervisor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import nsprim
+
+    def refused(*a: object, **k: object) -> None:
+        raise S.SupervisorError("no supervisor here")
+
+    monkeypatch.setattr(S, "watch", refused)
+    monkeypatch.setattr(S, "want_watch", lambda: True)
+    spawned: list[int] = []
+    real = os.posix_spawn
+
+    def counted(*a: object, **k: object) -> int:
+        pid = real(*a, **k)  # type: ignore[arg-type]
+        spawned.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "posix_spawn", counted)
+    r = nsprim.run(["sh", "-c", "exit 3"], namespaces=["uts"])
+    assert r.returncode == 3
+    # The fast path's child was killed and reaped; the launcher's fork ran it.
+    assert spawned and all(not os.path.exists(f"/proc/{p}") for p in spawned)
+
+
+def test_one_shot_command_never_starts_a_supervisor() -> None:
+    code = (
+        "from nsprim.cli import main\n"
+        "from nsprim import _supervisor as S\n"
+        "try:\n    main(['run', '-u', '--', '/bin/true'])\nexcept SystemExit:\n    pass\n"
+        "print(S.supervisor_pid())\n"
+    )
+    caller = _caller(code)
+    out, _ = caller.communicate(timeout=60)
+    assert out.strip() == "None"

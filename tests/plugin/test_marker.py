@@ -216,6 +216,16 @@ def test_hostname(isolated_hostname):
 def test_hostname_from_marker(isolated_hostname):
     assert isolated_hostname == socket.gethostname() == "chosen"
 
+@pytest.fixture
+def scratch(private_mounts):
+    return private_mounts / "scratch"
+
+def test_fixture_through_another_fixture(scratch, isolated_hostname):
+    # private_mounts was asked for by a fixture only: still mounted in here
+    with open("/proc/self/mountinfo") as f:
+        assert any(line.split()[4] == str(scratch.parent) for line in f)
+    assert socket.gethostname() == isolated_hostname
+
 def test_mounts(private_mounts):
     with open("/proc/self/mountinfo") as f:
         assert any(line.split()[4] == str(private_mounts) and " tmpfs " in line for line in f)
@@ -229,7 +239,7 @@ def test_fixtures_run_the_body_in_their_namespaces(pytester: pytest.Pytester) ->
     pytester.makepyfile(test_fixtures=FIXTURES)
     host = socket.gethostname()
     result = _inner(pytester, "--basetemp", str(pytester.path / "bt"))
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
     assert socket.gethostname() == host
     # The tmpfs lived in the test's mount namespace only: the directory is empty here.
     mounted = [p for p in (pytester.path / "bt").rglob("private_mounts*") if p.is_dir()]

@@ -66,12 +66,21 @@ def _leftovers(marker: str, before: dict[str, list[str]], what: str) -> list[str
 
 
 def _interrupt_subprocess(
-    argv: list[str], sig: signal.Signals, delay: float, marker: str, settle: float = 5.0
+    argv: list[str],
+    sig: signal.Signals,
+    delay: float,
+    marker: str,
+    settle: float = 5.0,
+    term_held: bool = False,
 ) -> tuple[str, str]:
     """Start *argv* in its own session, signal it after *delay*; return (phase, outcome).
 
     SIGINT goes to the whole process group, as a terminal's ^C does; SIGTERM
-    and SIGKILL go to the nsprim process alone, as ``kill PID`` does.
+    and SIGKILL go to the nsprim process alone, as ``kill PID`` does. With
+    *term_held* (``nsprim run``, like ``unshare --fork``) SIGTERM to nsprim
+    alone is held while its command runs: nsprim must still be running
+    afterwards, and the user's next step, SIGTERM to the process group,
+    must end everything.
     """
     # stderr to a file, not a pipe: a survivor holding the pipe would hang the read.
     with tempfile.TemporaryFile() as errfile:
@@ -90,6 +99,20 @@ def _interrupt_subprocess(
                 phase = "after exit"
             elif sig == signal.SIGINT:
                 os.killpg(proc.pid, sig)
+            elif sig == signal.SIGTERM and term_held:
+                proc.send_signal(sig)
+                try:
+                    proc.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    phase += ", SIGTERM held"
+                    os.killpg(proc.pid, sig)  # what `kill -TERM -PGID` does
+                else:
+                    # only before the handlers are in place, when nothing runs yet
+                    if running and not phase.endswith("exit"):
+                        raise AssertionError(
+                            f"SIGTERM ended nsprim (exit {proc.returncode}) while its "
+                            "command ran; unshare --fork holds it"
+                        )
             else:
                 proc.send_signal(sig)
             try:
@@ -100,7 +123,10 @@ def _interrupt_subprocess(
                 # before it installed its handler: the kernel drops it
                 # (pid_namespaces(7)) and nsprim ignores ^C while its command
                 # runs, as unshare(1) does. Finish it the way a user would.
-                proc.send_signal(signal.SIGTERM)
+                if term_held:  # nsprim holds it: the command must get it
+                    os.killpg(proc.pid, signal.SIGTERM)
+                else:
+                    proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=settle)
                 outcome = f"ignored, then SIGTERM: exited {proc.returncode}"
             errfile.seek(0)
@@ -150,7 +176,7 @@ def test_nsprim_run_interrupted_leaves_nothing() -> None:
         ]
         before = host_state()
         delay = rng.uniform(0.0, 0.6)
-        phase, outcome = _interrupt_subprocess(argv, sig, delay, marker)
+        phase, outcome = _interrupt_subprocess(argv, sig, delay, marker, term_held=True)
         tally[f"{sig.name} {phase}: {outcome.split(':')[0]}"] += 1
         problems += _leftovers(marker, before, f"#{i} {sig.name} after {delay:.3f}s {flags}")
     _report("nsprim run", tally, problems)

@@ -254,6 +254,10 @@ def test_kernel_config_accepts_both_key_forms() -> None:
 def test_operations_validates_arguments() -> None:
     with pytest.raises(ValueError, match="unknown operation 'fly'"):
         compat.operations(names=["fly"])
+    with pytest.raises(TypeError, match="names must be a list or tuple"):
+        compat.operations(names="sethostname")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="names must be operation names"):
+        compat.operations(names=[1])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="rootless must be a bool or None"):
         compat.operations(rootless="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timeout must be more than 0"):
@@ -304,5 +308,8 @@ def test_explain_applies_the_engines_rules_to_an_errno_seen_elsewhere() -> None:
         compat.explain("reboot", errno.EPERM)
     with pytest.raises(TypeError, match="err must be an errno number"):
         compat.explain("unshare", "EPERM")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="err must be a positive errno"):
-        compat.explain("unshare", 0)
+    for bad in (0, -1, 10**30):
+        with pytest.raises(ValueError, match="err must be a positive errno below 4096"):
+            compat.explain("unshare", bad)
+    with pytest.raises(TypeError, match="rootless must be a bool or None"):
+        compat.explain("unshare", errno.EPERM, rootless="yes")  # type: ignore[arg-type]

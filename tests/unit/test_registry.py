@@ -94,6 +94,11 @@ def test_needs_validates() -> None:
         Needs(kconfig="UTS_NS")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="probes must be callables"):
         Needs(probes=("x",))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ops must be a tuple of operation names"):
+        Needs(ops="setns")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ops must be a tuple of operation names"):
+        Needs(ops=("setns", ""))
+    assert Needs(ops=("setns", "clone3")).ops == ("setns", "clone3")
 
 
 def test_select_matches_id_or_catalogue_with_fnmatch() -> None:

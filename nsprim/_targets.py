@@ -1,0 +1,262 @@
+"""Targets of enter, call_in and spawn_in: pids, pidfds, processes, namespaces; and joins.
+
+Layer 2, private: standard library and nsprim layers 0-2. :func:`resolve`
+opens what a target names (validation first, nothing changed), and
+:func:`join_plan` turns it into the :class:`nsprim._child.Join` a child
+runs: one atomic ``setns(pidfd, mask)`` on Linux 5.8, or one setns(2) per
+type in util-linux nsenter's order.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from collections.abc import Iterable
+from typing import Any, Optional
+
+from . import _child
+from . import syscalls as _sc
+from ._fd import HasFileno, OwnedFd, fd_of
+from ._options import NsSpec, parse_types
+from .errors import NoSuchProcess, NsprimError, reraise
+from .flags import CloneFlags
+from .namespace import Namespace, NsType
+
+__all__ = [
+    "ORDER",
+    "Target",
+    "resolve",
+    "open_target_ns",
+    "differs",
+    "join_plan",
+    "join_each",
+    "restore",
+    "thread_ns_path",
+    "pidfd_setns",
+]
+
+ORDER = (
+    # util-linux nsenter's namespace_files[] order: user first, so that an
+    # unprivileged caller gains its capabilities before the others are checked.
+    NsType.USER,
+    NsType.CGROUP,
+    NsType.IPC,
+    NsType.UTS,
+    NsType.NET,
+    NsType.PID,
+    NsType.MNT,
+    NsType.TIME,
+)
+
+
+def kernel_at_least(major: int, minor: int) -> bool:
+    rel = os.uname().release.split("-")[0].split(".")
+    try:
+        return (int(rel[0]), int(rel[1])) >= (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
+# setns(pidfd, mask), several types at once and atomically: Linux 5.8.
+pidfd_setns = kernel_at_least(5, 8)
+
+
+class Target:
+    """A resolved target: a pidfd and pid, or one namespace fd."""
+
+    def __init__(self) -> None:
+        self.pid: Optional[int] = None
+        self.pidfd: Optional[int] = None
+        self.ns: Optional[Namespace] = None
+        self.owned: list[OwnedFd] = []
+
+    def close(self) -> None:
+        for fd in self.owned:
+            fd.close()
+        self.owned.clear()
+
+
+def fd_kind(fd: int) -> str:
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError as err:
+        raise ValueError(f"target fd {fd} is not open ({err.strerror})") from None
+    if link in ("anon_inode:[pidfd]",) or link.startswith("pidfd:"):
+        return "pidfd"
+    head, sep, _ = link.partition(":[")
+    if sep and head in {t.value for t in NsType}:
+        return "nsfs"
+    raise ValueError(f"target fd {fd} is neither a pidfd nor a namespace file descriptor ({link})")
+
+
+def pid_of_pidfd(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("Pid:"):
+                pid = int(line.split()[1])
+                if pid <= 0:
+                    raise NoSuchProcess(pid, f"pidfd {fd} refers to a process that exited")
+                return pid
+    raise ValueError(f"fd {fd} has no Pid in its fdinfo")
+
+
+def resolve(target: object, process_types: tuple[type, ...] = ()) -> Target:
+    """Open what *target* names; validation errors before any syscall that changes anything.
+
+    *process_types* are the classes of process objects (``NsProcess``) with
+    ``pid``, ``pidfd`` and ``poll()``; this module can't import them.
+    """
+    out = Target()
+    try:
+        if process_types and isinstance(target, process_types):
+            proc: Any = target
+            if proc.poll() is not None:
+                raise NoSuchProcess(proc.pid, f"process {proc.pid} has exited")
+            out.pid, out.pidfd = proc.pid, proc.pidfd
+        elif isinstance(target, Namespace):
+            owned = target.open()
+            out.owned.append(owned)
+            out.ns = target
+            out.pidfd = None
+        elif isinstance(target, bool):
+            raise TypeError(f"target must be a pid, pidfd, NsProcess or Namespace, got {target!r}")
+        elif isinstance(target, int):
+            if target <= 0:
+                raise ValueError(f"target pid must be positive, got {target}")
+            try:
+                fd = _sc.pidfd_open(target)
+            except ProcessLookupError:
+                raise NoSuchProcess(target) from None
+            out.owned.append(OwnedFd(fd))
+            out.pid, out.pidfd = target, fd
+        elif isinstance(target, HasFileno):
+            fd = fd_of(target, "target")
+            kind = fd_kind(fd)
+            if kind == "pidfd":
+                out.pidfd = fd
+                out.pid = pid_of_pidfd(fd)
+            else:
+                out.ns = Namespace.from_fd(fd)
+                out.owned.append(OwnedFd(os.dup(fd)))
+                os.set_inheritable(out.owned[-1].fileno(), False)
+        else:
+            raise TypeError(
+                "target must be a pid, a pidfd, an NsProcess or a Namespace, "
+                f"got {type(target).__name__} {target!r}"
+            )
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+def same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def thread_ns_path(t: NsType) -> str:
+    # What a child of this thread would be in: pid/time children land in *_for_children.
+    name = t.value + "_for_children" if t in (NsType.PID, NsType.TIME) else t.value
+    return f"/proc/thread-self/ns/{name}"
+
+
+def open_target_ns(tgt: Target, types: Iterable[NsType], op: str) -> list[tuple[NsType, OwnedFd]]:
+    """Open the target's namespace fds for *types* (skipping those it lacks)."""
+    out: list[tuple[NsType, OwnedFd]] = []
+    try:
+        if tgt.ns is not None:
+            out.append((tgt.ns.type, tgt.owned[0]))
+            return out
+        assert tgt.pid is not None and tgt.pidfd is not None
+        for t in types:
+            path = f"/proc/{tgt.pid}/ns/{t.value}"
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if not os.path.exists(f"/proc/{tgt.pid}"):
+                    raise NoSuchProcess(tgt.pid) from None
+                continue  # this kernel lacks the type
+            except OSError as err:
+                reraise(err, op, tgt.pid)
+            out.append((t, OwnedFd(fd)))
+        # The pid could have been recycled between pidfd_open and the opens:
+        # the pidfd still being alive proves it was not.
+        p = select.poll()
+        p.register(tgt.pidfd, select.POLLIN)
+        if p.poll(0):
+            raise NoSuchProcess(tgt.pid)
+    except BaseException:
+        for _, owned in out:
+            if owned not in tgt.owned:
+                owned.close()
+        raise
+    return out
+
+
+def differs(t: NsType, fd: OwnedFd) -> bool:
+    try:
+        mine = os.stat(thread_ns_path(t))
+    except OSError:
+        return True
+    return not same(mine, os.fstat(fd.fileno()))
+
+
+def join_each(
+    todo: list[tuple[NsType, OwnedFd]],
+    joined: list[tuple[NsType, OwnedFd]],
+    saved: list[tuple[NsType, OwnedFd]],
+    pid: Optional[int],
+) -> None:
+    """setns one type at a time; on a failure restore the ones already joined, then raise."""
+    for t, fd in todo:
+        try:
+            _sc.setns(fd, int(t.flag))
+        except OSError as err:
+            restore(joined, saved)
+            joined.clear()
+            reraise(err, "setns", pid)
+        joined.append((t, fd))
+
+
+def restore(joined: list[tuple[NsType, OwnedFd]], saved: list[tuple[NsType, OwnedFd]]) -> None:
+    back = dict(saved)
+    first: Optional[BaseException] = None
+    for t, _ in reversed(joined):
+        try:
+            _sc.setns(back[t], int(t.flag))
+        except OSError as err:
+            first = first or err
+    if first is not None:
+        raise NsprimError(
+            f"could not move the thread back into its previous namespaces: {first}"
+        ) from first
+
+
+def join_plan(
+    tgt: Target, types: Optional[Iterable[NsSpec]], extra: dict[str, int]
+) -> tuple[_child.Join, list[tuple[NsType, OwnedFd]]]:
+    wanted = parse_types(types, "types") if types is not None else frozenset(NsType)
+    if tgt.ns is not None:
+        if types is not None and wanted != {tgt.ns.type}:
+            raise ValueError(
+                f"target is a {tgt.ns.type.value} namespace; types must be None or "
+                f"({tgt.ns.type.value!r},), got {sorted(t.value for t in wanted)}"
+            )
+        wanted = frozenset({tgt.ns.type})
+    order = [t for t in ORDER if t in wanted]
+    theirs = open_target_ns(tgt, order, "setns")
+    # Re-joining one's own user namespace is EINVAL (setns(2)); skip every
+    # namespace the child would already be in.
+    todo = [(t, fd) for t, fd in theirs if differs(t, fd)]
+    mask = 0
+    for t, _ in todo:
+        mask |= int(t.flag)
+    join = _child.Join(
+        pidfd=tgt.pidfd if tgt.pidfd is not None else -1,
+        mask=mask,
+        fds=tuple((int(t.flag), fd.fileno()) for t, fd in todo),
+        atomic=tgt.pidfd is not None and pidfd_setns,
+        hop=bool(mask & int(CloneFlags.NEWPID)),
+        **extra,
+    )
+    return join, theirs

@@ -65,12 +65,7 @@ every PASS has its control FAILing. The table is produced by
 count the checks; "guard" counts the host guard's findings (the run changed
 the host), "transient" when what it saw was gone seconds later, i.e. another
 program's temporary files on a shared machine (such a run still exits 1).
-Two rows show defects of check files these environments found, to be fixed
-in the checks (each must ask `ctx.require(...)` for the operations it uses):
-under `podman default`, USR-03 (`user.no_caps_outside`) PASSes with a control
-that cannot FAIL there (sethostname and setns are refused for everyone), so
-the run exits 1; under `max_time=0`, NSFS-05 (`nsfs.pidfd_multi_join`) ERRORs
-because its helper cannot create the time namespace it needs.
+Faked namespaces are the one place where FAIL is the right verdict.
 """
 
 

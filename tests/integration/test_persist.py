@@ -224,3 +224,25 @@ def _bad_inputs(d: str) -> None:
 
 def test_bad_inputs_give_typed_errors_before_any_harm(tmp_path: Path) -> None:
     _in_private_mntns(_bad_inputs, str(tmp_path))
+
+
+def _in_user_namespace(d: str) -> tuple[bool, bool]:
+    proc = nsprim.spawn(["sleep", "60"], namespaces=["uts"])
+    try:
+        target = os.path.join(d, "uts")
+        Namespace.of_pid(proc.pid, "uts").persist(target)
+        same = Namespace.from_path(target) == Namespace.of_pid(proc.pid, "uts")
+        nsprim.unpersist(target)
+        return same, os.path.exists(target)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_persist_needs_only_cap_sys_admin_over_the_mount_namespace(tmp_path: Path) -> None:
+    # The rootless shape: a user namespace's root owns the new mount namespace.
+    tmp_path.chmod(0o777)
+    out = nsprim.call(
+        _in_user_namespace, str(tmp_path), namespaces=["user", "mnt"], map_root=True, timeout=60
+    )
+    assert out == (True, False)

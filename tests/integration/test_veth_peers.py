@@ -81,6 +81,10 @@ def _bad_handles(d: str) -> list[str]:
             net.create_veth("vp-x0", "vp-x1", peer_netns=value)  # type: ignore[arg-type]
     assert _fds() == fds
     proc.kill()
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # dead, not yet reaped
+    with pytest.raises(NoSuchProcess, match=r"peer_netns: process \d+ has exited"):
+        net.create_veth("vp-x0", "vp-x1", peer_netns=proc)
+    assert _fds() == fds
     proc.wait()
     fds = _fds()  # the reaped child's pidfd is closed now
     with pytest.raises(NoSuchProcess, match=r"peer_netns: process \d+ has exited"):

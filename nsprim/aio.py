@@ -11,9 +11,11 @@ the standard library and public nsprim names only.
 * :func:`acall` is the awaitable :func:`nsprim.call`: a Python callable in a
   fresh child in new namespaces, its result or exception returned.
 
-The exit is watched on the process's pidfd with ``loop.add_reader`` (a pidfd
-becomes readable when the process exits; Linux 5.3), so no thread waits for a
-child and thousands can be awaited at once. Cancelling :func:`arun` (or
+Starting a program (a fork, or posix_spawn(3)) takes milliseconds and runs
+in the loop's default executor, so the loop never blocks on it. The exit is
+watched on the process's pidfd with ``loop.add_reader`` (a pidfd becomes
+readable when the process exits; Linux 5.3), so no thread waits for a child
+and thousands can be awaited at once. Cancelling :func:`arun` (or
 leaving a :class:`Process`'s ``async with`` block) kills the program with
 SIGKILL and reaps it before the cancellation goes on.
 
@@ -179,30 +181,12 @@ class Process:
 _StdSpec = Union[None, int, IO[Any]]
 
 
-async def aspawn(
-    args: Union[str, os.PathLike[str], Sequence[Union[str, bytes, os.PathLike[str]]]],
-    *,
-    stdin: _StdSpec = None,
-    stdout: _StdSpec = None,
-    stderr: _StdSpec = None,
-    limit: int = _LIMIT,
-    **spawn_options: Any,
-) -> Process:
-    """Start a program in new namespaces; return a :class:`Process` with asyncio streams.
-
-    Takes :func:`nsprim.spawn`'s arguments; ``PIPE`` gives asyncio streams
-    (``StreamWriter`` for stdin, ``StreamReader`` with buffer *limit* for
-    stdout and stderr). The program starts synchronously (clone3(2) or
-    posix_spawn(3): milliseconds); its exit is watched on the pidfd
-    (Linux 5.3).
-
-    Raises:
-        Whatever :func:`nsprim.spawn` raises (ValueError, AccessDenied, ...).
-    """
-    loop = asyncio.get_running_loop()
+def _start(
+    args: Any, spec: list[_StdSpec], spawn_options: dict[str, Any]
+) -> tuple[NsProcess, list[int]]:
+    """Make the pipes and start the program (in an executor thread); return it and our ends."""
     mine: list[int] = []  # our ends of the pipes
     theirs: list[int] = []  # the child's ends, closed here once it started
-    spec: list[_StdSpec] = [stdin, stdout, stderr]
     try:
         for i in range(3):
             if spec[i] is PIPE or (isinstance(spec[i], int) and spec[i] == PIPE):
@@ -223,7 +207,50 @@ async def aspawn(
         for fd in theirs:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        theirs.clear()
+    return proc, mine
+
+
+def _discard(starting: asyncio.Future[tuple[NsProcess, list[int]]]) -> None:
+    """A start finished for a task that was cancelled meanwhile: kill and reap, close."""
+    if starting.cancelled() or starting.exception() is not None:
+        return
+    proc, mine = starting.result()
+    for fd in mine:
+        if fd >= 0:
+            os.close(fd)
+    proc.close()
+
+
+async def aspawn(
+    args: Union[str, os.PathLike[str], Sequence[Union[str, bytes, os.PathLike[str]]]],
+    *,
+    stdin: _StdSpec = None,
+    stdout: _StdSpec = None,
+    stderr: _StdSpec = None,
+    limit: int = _LIMIT,
+    **spawn_options: Any,
+) -> Process:
+    """Start a program in new namespaces; return a :class:`Process` with asyncio streams.
+
+    Takes :func:`nsprim.spawn`'s arguments; ``PIPE`` gives asyncio streams
+    (``StreamWriter`` for stdin, ``StreamReader`` with buffer *limit* for
+    stdout and stderr). The start (fork or posix_spawn(3), some
+    milliseconds) runs in the loop's default executor, so the loop never
+    blocks on it and starts proceed in parallel; the exit is then watched on
+    the pidfd (Linux 5.3) by the loop itself, with no thread per child. A
+    task cancelled while its program is starting kills and reaps it.
+
+    Raises:
+        Whatever :func:`nsprim.spawn` raises (ValueError, AccessDenied, ...).
+    """
+    loop = asyncio.get_running_loop()
+    start = functools.partial(_start, args, [stdin, stdout, stderr], spawn_options)
+    starting = loop.run_in_executor(None, start)
+    try:
+        proc, mine = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(_discard)
+        raise
     p = Process(proc, loop)
     try:
         for i, fd in enumerate(mine):
@@ -336,7 +363,7 @@ class _Cancelled(BaseException):
     """Raised in an acall helper by SIGTERM: unwinds nsprim.call, which kills and reaps."""
 
 
-def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int) -> NoReturn:
+def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int, mask: Any) -> NoReturn:
     """The forked helper: run call(), send the pickled outcome, exit. Never returns."""
     code = 0
     try:
@@ -349,6 +376,7 @@ def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int) -> NoRetur
 
         signal.signal(signal.SIGTERM, cancel)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
             outcome: tuple[Any, ...] = ("return", call(fn, *args, **kwargs))
         except _Cancelled:
@@ -406,8 +434,9 @@ async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
     The awaitable :func:`nsprim.call`, with the same arguments (namespace
     options, *timeout*, and keywords for *fn*); its result or exception comes
     back as from :func:`nsprim.call`. The blocking call runs in a helper
-    process forked from this one (one fork more than :func:`nsprim.call`;
-    *fn* and its arguments cross by fork, not pickle); its outcome and exit
+    process forked from this one, from an executor thread (one fork more
+    than :func:`nsprim.call`; *fn* and its arguments cross by fork, not
+    pickle); its outcome and exit
     are awaited through the loop (the outcome pipe and the helper's pidfd,
     Linux 5.3). Cancelling the task makes the helper kill and reap the child
     (SIGKILL after :data:`CANCEL_GRACE` seconds), then the helper is reaped.
@@ -420,16 +449,17 @@ async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
         raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
     loop = asyncio.get_running_loop()
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    # Forked from an executor thread: the loop never blocks on the fork, and
+    # forks proceed in parallel. The helper's only thread is that one.
+    forking = loop.run_in_executor(None, _fork_helper, fn, args, options, rfd, wfd)
     try:
-        pid = os.fork()
+        pid = await asyncio.shield(forking)
+    except asyncio.CancelledError:
+        forking.add_done_callback(functools.partial(_abandon_helper, rfd))
+        raise
     except BaseException:
         os.close(rfd)
-        os.close(wfd)
         raise
-    if pid == 0:
-        os.close(rfd)
-        _helper(fn, args, options, wfd)
-    os.close(wfd)
     pidfd = -1
     chunks: list[bytes] = []
     exited: asyncio.Future[None] = loop.create_future()
@@ -481,6 +511,49 @@ async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
     if kind == "raise":
         raise value
     return value  # type: ignore[no-any-return]
+
+
+def _fork_helper(
+    fn: Callable[..., Any], args: Any, options: dict[str, Any], rfd: int, wfd: int
+) -> int:
+    """Fork the acall helper (in an executor thread); close the write end here.
+
+    SIGTERM stays blocked across the fork until the helper has its own
+    handler: one arriving earlier would run the parent's handler in the
+    helper, which may write to the parent loop's signal wakeup fd.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    pid = -1
+    try:
+        pid = os.fork()
+    except BaseException:
+        os.close(wfd)
+        raise
+    finally:
+        if pid != 0:  # the helper unblocks it itself, once ready
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    if pid == 0:
+        os.close(rfd)
+        _helper(fn, args, options, wfd, old)
+    os.close(wfd)
+    return pid
+
+
+def _abandon_helper(rfd: int, forking: asyncio.Future[int]) -> None:
+    """The task was cancelled while its helper was being forked: stop and reap it."""
+    os.close(rfd)
+    if forking.cancelled() or forking.exception() is not None:
+        return
+    pid = forking.result()
+    try:
+        pidfd = syscalls.pidfd_open(pid)
+    except OSError:
+        pidfd = -1
+    try:
+        _stop_helper(pid, pidfd)
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
 
 
 def _stop_helper(pid: int, pidfd: int) -> None:

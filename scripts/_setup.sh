@@ -122,11 +122,16 @@ ensure_venv() {
     if [ -e .venv ] && [ ! -f .venv/nsprim-setup.stamp ] && [ ! -x .venv/bin/python ]; then
         die ".venv exists but is not a virtualenv; move it away"
     fi
-    # A venv made for another interpreter, checkout location or pyproject.toml is rebuilt
-    # (its scripts name absolute paths); a venv of ours that only lacks the extra is kept.
-    if [ -f .venv/nsprim-setup.stamp ] && [ "$(head -n1 .venv/nsprim-setup.stamp)" != "$(_venv_key)" ]; then
-        say "rebuilding .venv (made for another interpreter, location or pyproject.toml)"
+    # A venv made for another interpreter or checkout location is rebuilt (its scripts
+    # name absolute paths); for another pyproject.toml, nsprim is reinstalled into it.
+    local old= new
+    new=$(_venv_key)
+    [ -f .venv/nsprim-setup.stamp ] && old=$(head -n1 .venv/nsprim-setup.stamp)
+    if [ -n "$old" ] && [ "${old% *}" != "${new% *}" ]; then
+        say "rebuilding .venv (it was made for another interpreter or checkout location)"
         rm -rf .venv
+    elif [ -n "$old" ] && [ "$old" != "$new" ]; then
+        rm -f .venv/nsprim-setup.stamp  # pyproject.toml changed: the extras recorded are stale
     fi
     if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c '' 2>/dev/null; then
         say "creating .venv with $py ($("$py" -c 'import sys; print(sys.version.split()[0])'))"

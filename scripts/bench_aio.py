@@ -9,7 +9,9 @@
    * ``nsprim.run`` from a ``ThreadPoolExecutor(C)`` (the baseline: one
      blocked thread per running child);
    * ``asyncio.create_subprocess_exec`` without namespaces (the stdlib's
-     floor for the event-loop plumbing).
+     floor for the event-loop plumbing);
+   * ``nsprim.aio.acall`` of a trivial function against ``nsprim.call``
+     from the same thread pool.
 
    Prints commands per second for each and the ratio arun / thread pool,
    best of *repeat* rounds, and the most threads alive during each.
@@ -106,6 +108,33 @@ def bench_stdlib(n: int, c: int) -> None:
     asyncio.run(main())
 
 
+def _answer() -> int:
+    return 42
+
+
+def bench_acall(n: int, c: int, types: list[str], map_root: bool) -> None:
+    async def main() -> None:
+        sem = asyncio.Semaphore(c)
+
+        async def one() -> None:
+            async with sem:
+                assert await aio.acall(_answer, namespaces=types, map_root=map_root) == 42
+                _sample()
+
+        await asyncio.gather(*(one() for _ in range(n)))
+
+    asyncio.run(main())
+
+
+def bench_call_threads(n: int, c: int, types: list[str], map_root: bool) -> None:
+    def one(_: int) -> None:
+        assert nsprim.call(_answer, namespaces=types, map_root=map_root) == 42
+
+    with ThreadPoolExecutor(c) as pool:
+        list(pool.map(one, range(n)))
+        _sample()
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[float, int]:
     global _peak
     _peak = 0
@@ -174,6 +203,8 @@ def main() -> int:
         ("nsprim.aio.arun", lambda: bench_arun(args.n, args.c, types, map_root)),
         ("nsprim.run in threads", lambda: bench_threads(args.n, args.c, types, map_root)),
         ("asyncio.create_subprocess_exec (no ns)", lambda: bench_stdlib(args.n, args.c)),
+        ("nsprim.aio.acall", lambda: bench_acall(args.n, args.c, types, map_root)),
+        ("nsprim.call in threads", lambda: bench_call_threads(args.n, args.c, types, map_root)),
     ]
     for _ in range(args.repeat):
         for name, fn in runs:  # interleaved, so load changes hit every contender
@@ -182,6 +213,7 @@ def main() -> int:
             if best is None or seconds < best["seconds"]:
                 rows[name] = {"seconds": seconds, "per_s": args.n / seconds, "peak_threads": peak}
     ratio = rows["nsprim.aio.arun"]["per_s"] / rows["nsprim.run in threads"]["per_s"]
+    call_ratio = rows["nsprim.aio.acall"]["per_s"] / rows["nsprim.call in threads"]["per_s"]
     assert len(os.listdir("/proc/self/fd")) == fds, "fds leaked"
     marker = bench_marker(args.m, types)
     out = {
@@ -192,6 +224,7 @@ def main() -> int:
         "die_with_parent": _DWP,
         "throughput": rows,
         "arun_vs_thread_pool": ratio,
+        "acall_vs_thread_pool": call_ratio,
         "marker": marker,
         "cpus": os.cpu_count(),
         "loadavg": os.getloadavg()[0],
@@ -207,6 +240,7 @@ def main() -> int:
     for name, row in rows.items():
         print(f"{name:42} {row['per_s']:8.0f} {row['seconds']:8.2f} {row['peak_threads']:8d}")
     print(f"arun / thread pool throughput: {ratio:.2f}x")
+    print(f"acall / thread pool throughput: {call_ratio:.2f}x (acall forks a helper per call)")
     print(
         f"marker overhead per test ({args.m} each, namespaces {types}): "
         f"plain {marker['plain_ms']:.2f} ms, marked {marker['marked_ms']:.2f} ms, "

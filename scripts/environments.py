@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Run the conformance catalogue (with controls) in each environment of tests/environments/envs.py.
 
-Writes conformance/ENVIRONMENTS.md's table (stdout, or -o FILE): the verdict
+Writes the table of README.md's "In containers and CI" section: the verdict
 counts per environment, the exit status, and the causes of the SKIPs. Run as
-root from the repository: ``.venv/bin/python scripts/environments.py -o
-conformance/ENVIRONMENTS.md``. ``--json FILE`` also keeps the raw counts.
+root from the repository: ``.venv/bin/python scripts/environments.py --readme``
+(or ``-o FILE`` for the section as a page of its own, stdout by default).
+``--json FILE`` also keeps the raw counts.
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ def _only_transient_guard_findings(results: list[dict[str, Any]]) -> bool:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", help="write the Markdown here (default: stdout)")
+    p.add_argument(
+        "--readme",
+        action="store_true",
+        help="rewrite the table between the environments markers of README.md instead",
+    )
     p.add_argument("--json", help="also write the counts as JSON here")
     p.add_argument("--only", nargs="+", default=[], help="environment names")
     p.add_argument("--jobs", type=int, default=2)
@@ -149,6 +155,17 @@ def main() -> int:
         "",
     ]
     text = "\n".join(out)
+    if args.readme:
+        readme = os.path.join(ROOT, "README.md")
+        with open(readme, encoding="utf-8") as f:
+            current = f.read()
+        begin = current.index("<!-- environments:begin")
+        begin = current.index("\n", begin) + 1
+        end = current.index("<!-- environments:end -->")
+        table = "\n".join(out[1:]).lstrip("\n")
+        with open(readme, "w", encoding="utf-8") as f:
+            f.write(current[:begin] + table + current[end:])
+        return 0
     if args.output:
         with open(args.output, "w") as f:
             f.write(text)

@@ -23,7 +23,7 @@ from typing import Any, Callable, NoReturn, Optional
 from nsprim import UnsupportedError, syscalls
 from nsprim.flags import CloneFlags
 
-from ..outcome import Fail
+from .._context import setns_verified, unshare_verified
 
 __all__ = [
     "NEWCGROUP",
@@ -40,10 +40,8 @@ __all__ = [
     "child_exit",
     "errname",
     "idle",
-    "made_entry",
     "ns_ident",
     "ns_key",
-    "premise_new",
     "setns",
     "setns_path",
     "unshare",
@@ -62,18 +60,6 @@ WALL = 0x40000000
 
 #: A namespace's identity: the (st_dev, st_ino) of its nsfs file.
 NsKey = tuple[int, int]
-
-# /proc/PID/ns entry, CLONE_NEW* flag and the name a sentence uses, per type.
-_TYPES = (
-    ("mnt", NEWNS, "CLONE_NEWNS", "mount"),
-    ("uts", NEWUTS, "CLONE_NEWUTS", "UTS"),
-    ("ipc", NEWIPC, "CLONE_NEWIPC", "IPC"),
-    ("net", NEWNET, "CLONE_NEWNET", "network"),
-    ("pid", NEWPID, "CLONE_NEWPID", "PID"),
-    ("user", NEWUSER, "CLONE_NEWUSER", "user"),
-    ("cgroup", NEWCGROUP, "CLONE_NEWCGROUP", "cgroup"),
-    ("time", NEWTIME, "CLONE_NEWTIME", "time"),
-)
 
 
 def errname(err: OSError) -> str:
@@ -124,90 +110,29 @@ def ns_ident(fd: int) -> tuple[int, int, Optional[int]]:
     return (st.st_dev, st.st_ino, ns_id)
 
 
-def made_entry(entry: str) -> str:
-    """The /proc ns entry that shows what an unshare/setns of type *entry* changed.
-
-    For pid and time, unshare(2) and setns(2) change only what the caller's
-    *children* get (``pid_for_children``, ``time_for_children``).
-    """
-    return f"{entry}_for_children" if entry in ("pid", "time") else entry
-
-
-def _flag_names(flags: int) -> str:
-    return "|".join(name for _, flag, name, _ in _TYPES if flags & flag) or str(flags)
-
-
-def _snapshot(flags: int) -> dict[str, Optional[NsKey]]:
-    out: dict[str, Optional[NsKey]] = {}
-    for entry, flag, _, _ in _TYPES:
-        if flags & flag:
-            out[entry] = _key_or_none(f"/proc/thread-self/ns/{made_entry(entry)}")
-    return out
-
-
-def _key_or_none(path: str) -> Optional[NsKey]:
-    # pid_for_children of a new pid namespace without its init yet reads ENOENT
-    # (the kernel's pidns_for_children_get()): that is a new namespace too.
-    try:
-        return ns_key(path)
-    except FileNotFoundError:
-        return None
-
-
-def premise_new(call: str, before: dict[str, Optional[NsKey]]) -> None:
-    """Raise :class:`Fail` unless each type in *before* now names another namespace.
-
-    *before* maps /proc ns entries to the caller's identities taken before *call*
-    (a snapshot from :func:`unshare`'s first step); for a child made by clone3(2),
-    compare the parent's identities with the child's own.
-    """
-    names = {entry: sentence for entry, _, _, sentence in _TYPES}
-    for entry, key in before.items():
-        now = _key_or_none(f"/proc/thread-self/ns/{made_entry(entry)}")
-        if key is not None and now == key:
-            raise Fail(
-                f"{call} returned 0 and the {names[entry]} namespace is unchanged",
-                "a new namespace",
-                f"the same namespace {key}",
-            )
-
-
 def unshare(flags: int) -> None:
-    """unshare(2) *flags* (nsprim.syscalls.unshare) and confirm each type is new.
+    """unshare(2) *flags* and confirm by identity that each CLONE_NEW* type in them is new.
+
+    The suite's one premise check (:func:`nsprim.conformance._context.unshare_verified`,
+    which ``ctx.in_child``/``ctx.spawn_child`` apply to their ``unshare=``).
 
     Raises:
-        Fail: unshare returned success but some requested type's namespace is the old one.
+        Fail: "unshare(CLONE_NEWUTS) returned 0 and the UTS namespace is unchanged".
         OSError: the kernel refused.
     """
-    before = _snapshot(flags)
-    syscalls.unshare(flags)
-    premise_new(f"unshare({_flag_names(flags)})", before)
+    unshare_verified(flags)
 
 
 def setns(fd: int, nstype: int) -> None:
-    """setns(2) to the namespace of *fd* and confirm the caller is now in it.
+    """setns(2) to the namespace of *fd* and confirm by identity that the caller is in it.
 
-    *nstype* is the single CLONE_NEW* flag of the namespace (as setns(2) takes it).
+    *nstype* is one CLONE_NEW* flag (for pid, what moves is ``pid_for_children``).
 
     Raises:
-        Fail: setns returned success but the caller's namespace of that type is not the target.
+        Fail: "setns(CLONE_NEWUTS) returned 0 and the thread is not in the target UTS namespace".
         OSError: the kernel refused.
     """
-    st = os.fstat(fd)
-    syscalls.setns(fd, nstype)
-    for entry, flag, name, sentence in _TYPES:
-        if nstype & flag:
-            # setns moves the caller itself except for pid (only its future children).
-            now = _key_or_none(
-                f"/proc/thread-self/ns/{'pid_for_children' if flag == NEWPID else entry}"
-            )
-            if now != (st.st_dev, st.st_ino):
-                raise Fail(
-                    f"setns({name}) returned 0 and the caller's {sentence} namespace is not the "
-                    "target",
-                    (st.st_dev, st.st_ino),
-                    now,
-                )
+    setns_verified(fd, nstype)
 
 
 def setns_path(path: str, nstype: int) -> None:

@@ -6,7 +6,7 @@ capabilities dropped with capset(2), nested user/pid namespaces, a uid
 change) and then runs the conformance CLI in that same process, so nothing
 it changes reaches the caller. ``bubblewrap`` runs the CLI through
 ``bwrap`` where it is installed. Used by ``tests/environments/test_environments.py``
-and by ``scripts/environments.py`` (the table in conformance/ENVIRONMENTS.md).
+and by ``scripts/environments.py`` (the table in README.md, "In containers and CI").
 """
 
 from __future__ import annotations

@@ -135,10 +135,8 @@ def test_aspawn_stderr_to_stdout_and_devnull() -> None:
     assert quiet == (None, None)
 
 
-def test_exit_is_awaited_on_the_pidfd_without_threads_or_blocking() -> None:
-    async def main() -> tuple[int, int, int]:
-        threads = threading.active_count()
-        p = await aio.aspawn(["sleep", "0.3"], namespaces=["net"])
+def test_exits_are_awaited_on_pidfds_without_a_thread_per_child() -> None:
+    async def main() -> tuple[list[int], int, int]:
         ticks = 0
 
         async def ticker() -> None:
@@ -148,17 +146,33 @@ def test_exit_is_awaited_on_the_pidfd_without_threads_or_blocking() -> None:
                 await asyncio.sleep(0.01)
 
         t = asyncio.ensure_future(ticker())
-        most = threading.active_count()
-        code = await p.wait()
+        procs = [await aio.aspawn(["sleep", "0.5"], namespaces=["net"]) for _ in range(20)]
+        most = threading.active_count()  # the default executor's starters, at most
+        codes = await asyncio.gather(*(p.wait() for p in procs))
         most = max(most, threading.active_count())
         t.cancel()
-        p.close()
-        return code, ticks, most - threads
+        for p in procs:
+            p.close()
+        return codes, ticks, most
 
-    code, ticks, extra_threads = _run(main())
-    assert code == 0
-    assert ticks >= 10  # the loop kept running while the child lived
-    assert extra_threads == 0
+    before = threading.active_count()
+    codes, ticks, most = _run(main())
+    assert codes == [0] * 20
+    assert ticks >= 20  # the loop kept running while the children lived
+    # 20 children, but no more threads than the executor's few starters.
+    assert most - before <= min(32, (os.cpu_count() or 1) + 4) < 20
+
+
+def test_cancelled_while_starting_the_program_is_killed_and_reaped() -> None:
+    async def main() -> None:
+        tasks = [asyncio.ensure_future(aio.aspawn(["sleep", "30"])) for _ in range(8)]
+        await asyncio.sleep(0)  # each task has handed its start to the executor
+        for t in tasks:
+            t.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)
+
+    _run(main())  # the leak guard finds no child, running or zombie
 
 
 def test_arun_timeout_kills_and_reaps() -> None:

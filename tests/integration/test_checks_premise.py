@@ -11,9 +11,7 @@ with that sentence, never PASS on a namespace that was never created.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import platform
 import socket
 
 import pytest
@@ -24,55 +22,13 @@ from nsprim.conformance.registry import Context, load_checks
 
 from nsprim import syscalls
 
-# (unshare, setns) syscall numbers and the AUDIT_ARCH the filter checks first.
-_ARCH = {
-    "x86_64": (272, 308, 0xC000003E),
-    "aarch64": (97, 268, 0xC00000B7),
-}
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for the throwaway namespaces"),
-    pytest.mark.skipif(platform.machine() not in _ARCH, reason="no syscall numbers for this arch"),
-]
-
-
-class _SockFilter(ctypes.Structure):
-    _fields_ = [
-        ("code", ctypes.c_ushort),
-        ("jt", ctypes.c_ubyte),
-        ("jf", ctypes.c_ubyte),
-        ("k", ctypes.c_uint32),
-    ]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for the throwaway namespaces")
+seccomp = pytest.importorskip("nsprim.seccomp")
 
 
 def _fake_namespace_calls() -> None:
     """Install a seccomp filter: unshare(2) and setns(2) return 0 and do nothing."""
-    unshare_nr, setns_nr, arch = _ARCH[platform.machine()]
-    ld, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
-    allow, fake = 0x7FFF0000, 0x00050000  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | 0
-    prog = [
-        (ld, 0, 0, 4),  # seccomp_data.arch
-        (jeq, 1, 0, arch),
-        (ret, 0, 0, allow),
-        (ld, 0, 0, 0),  # seccomp_data.nr
-        (jeq, 2, 0, unshare_nr),
-        (jeq, 1, 0, setns_nr),
-        (ret, 0, 0, allow),
-        (ret, 0, 0, fake),
-    ]
-    filters = (_SockFilter * len(prog))(*(_SockFilter(*insn) for insn in prog))
-    fprog = _SockFprog(len(prog), filters)
-    libc = ctypes.CDLL(None, use_errno=True)
-    ulong = ctypes.c_ulong
-    libc.prctl.argtypes = [ctypes.c_int, ulong, ctypes.c_void_p, ulong, ulong]
-    if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
-    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, FILTER
-        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
+    seccomp.install([seccomp.Rule("unshare", errno=0), seccomp.Rule("setns", errno=0)])
 
 
 def _in_fake_environment(fn: object) -> str:
@@ -109,7 +65,7 @@ def test_unshare_that_fakes_success_fails_naming_the_premise() -> None:
 def test_setns_that_fakes_success_fails_naming_the_premise() -> None:
     said = in_child(_in_fake_environment, _setns_other_ipc)
     assert said.startswith(
-        "setns(CLONE_NEWIPC) returned 0 and the caller's IPC namespace is not the target"
+        "setns(CLONE_NEWIPC) returned 0 and the thread is not in the target IPC namespace"
     )
 
 

@@ -15,15 +15,15 @@ import os
 import platform
 import re
 import shutil
-import struct
+from typing import Optional
 
 import pytest
 from forked import drop_to_nobody, in_child
 
-from nsprim import compat
+from nsprim import compat, seccomp
 from nsprim import net as _net  # noqa: F401  (imported before a child drops to nobody)
 from nsprim import syscalls as S
-from nsprim._sys import nr
+from nsprim.flags import CloneFlags
 from nsprim.namespace import NsType, namespaces
 
 KCONFIG_OF_TYPE = {
@@ -199,78 +199,19 @@ def test_rootless_view_as_nobody() -> None:
 
 # --- a syscall made to fail -------------------------------------------------------
 
-_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
-_SECCOMP_RET_ALLOW = 0x7FFF0000
-_SECCOMP_RET_ERRNO = 0x00050000
-_PR_SET_NO_NEW_PRIVS = 38
-_PR_SET_SECCOMP = 22
-_SECCOMP_MODE_FILTER = 2
+#: The machines nsprim.seccomp can build a filter for.
+_AUDIT_ARCH = ("x86_64", "aarch64")
 
 
-# asm/unistd_64.h (x86_64) and asm-generic/unistd.h (aarch64)
-_NR = {
-    "x86_64": {
-        "unshare": 272,
-        "setns": 308,
-        "sethostname": 170,
-        "setdomainname": 171,
-        "clone3": 435,
-    },
-    "aarch64": {
-        "unshare": 97,
-        "setns": 268,
-        "sethostname": 161,
-        "setdomainname": 162,
-        "clone3": 435,
-    },
-}
-assert all(_NR[m]["unshare"] == nr.table(m)["unshare"] for m in _NR if m == platform.machine())
+def _install_filter(rules: dict[str, int], arg_masks: Optional[dict[str, int]] = None) -> None:
+    """Install a seccomp filter with nsprim.seccomp: each named syscall returns its errno.
 
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-
-def _install_filter(rules: dict[str, int]) -> None:
-    """Install a seccomp filter (classic BPF): each named syscall returns its errno.
-
-    A minimal local builder for the tests (an errno of 0 fakes success: the
-    call returns 0 and does nothing). Needs no_new_privs, which it sets.
+    An errno of 0 fakes success (the call returns 0 and does nothing); an
+    *arg_masks* entry limits a rule to calls whose first argument has one of
+    those bits (a runtime's rule on clone/unshare flags).
     """
-    arch = _AUDIT_ARCH[platform.machine()]
-
-    def stmt(code: int, k: int) -> bytes:
-        return struct.pack("HBBI", code, 0, 0, k)
-
-    def jump(code: int, k: int, jt: int, jf: int) -> bytes:
-        return struct.pack("HBBI", code, jt, jf, k)
-
-    ld_w_abs, jeq_k, ret_k = 0x20, 0x15, 0x06
-    parts = [
-        stmt(ld_w_abs, 4),  # seccomp_data.arch
-        jump(jeq_k, arch, 1, 0),
-        stmt(ret_k, _SECCOMP_RET_ALLOW),  # another ABI: leave it alone
-        stmt(ld_w_abs, 0),  # seccomp_data.nr
-    ]
-    for name, err in rules.items():
-        parts.append(jump(jeq_k, _NR[platform.machine()][name], 0, 1))
-        parts.append(stmt(ret_k, _SECCOMP_RET_ERRNO | err))
-    parts.append(stmt(ret_k, _SECCOMP_RET_ALLOW))
-    prog = b"".join(parts)
-    buf = ctypes.create_string_buffer(prog, len(prog))
-    fprog = _SockFprog(len(prog) // 8, ctypes.addressof(buf))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl.argtypes = [
-        ctypes.c_int,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-        ctypes.c_ulong,
-    ]
-    libc.prctl.restype = ctypes.c_int
-    assert libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
-    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
+    masks = arg_masks or {}
+    seccomp.install([seccomp.Rule(name, err, masks.get(name, 0)) for name, err in rules.items()])
 
 
 def _install_unshare_filter() -> None:
@@ -671,6 +612,32 @@ def test_check_json_follows_the_documented_schema_and_a_control_fails_it() -> No
     bad = dict(doc, probes=[dict(doc["probes"][0], status="great")])
     assert any("status" in problem for problem in validate(bad))
     assert validate(dict(doc, schema="nsprim-check/1"))
+
+
+def _docker_like() -> list[compat.Probe]:
+    # moby's default profile without CAP_SYS_ADMIN: namespace flags in clone and
+    # unshare refused by a rule on the first argument, setns refused, clone3 ENOSYS.
+    ns_bits = int(CloneFlags.NS_ALL)
+    _install_filter(
+        {"unshare": errno.EPERM, "setns": errno.EPERM, "clone3": errno.ENOSYS},
+        arg_masks={"unshare": ns_bits},
+    )
+    S.unshare(0)  # unshare without a namespace flag still passes the filter
+    return compat.probe_all(groups=_ENV_GROUPS)
+
+
+@pytest.mark.skipif(platform.machine() not in _AUDIT_ARCH, reason="no seccomp filter builder here")
+def test_a_rule_on_unshare_flags_is_the_filters_not_the_kernels() -> None:
+    b = _by(in_child(_docker_like, timeout=90))
+    for t in NsType:
+        p = b[("namespaces", t.value)]
+        assert p.status == "missing" and p.source == "seccomp", p
+        assert "a seccomp filter returns EPERM for unshare(2)" in p.consequence, p
+    # the probe's own flag bit makes the sentinel match the same rule
+    assert "the same call with arguments the kernel rejects first -> EPERM" in (
+        b[("operations", "unshare.net")].detail
+    )
+    assert b[("verdict", "rootless")].value == "no"
 
 
 _BWRAP = shutil.which("bwrap")

@@ -24,12 +24,10 @@ _BLOCK = re.compile(r"<!-- file: (?P<name>[\w.]+) -->\s*```python\n(?P<code>.*?)
 
 
 def examples() -> dict[str, str]:
-    """Return ``{file name: code}`` of the marked examples (README, or the section's draft)."""
+    """Return ``{file name: code}`` of the README's marked examples."""
     found: dict[str, str] = {}
-    for doc in (ROOT / "README.md", ROOT / "docs-pytest-asyncio.md"):
-        if doc.exists():
-            for m in _BLOCK.finditer(doc.read_text()):
-                found.setdefault(m["name"], m["code"])
+    for m in _BLOCK.finditer((ROOT / "README.md").read_text()):
+        found.setdefault(m["name"], m["code"])
     return found
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pwd
 import signal
@@ -82,6 +83,14 @@ def build_parser(prog: str = "nsprim conformance") -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="run every check N times; a verdict that changes is an ERROR (a defect of the suite)",
+    )
+    p.add_argument(
+        "--timeout-mul",
+        type=float,
+        default=None,
+        metavar="FACTOR",
+        help="multiply every check's timeout by FACTOR >= 1, for slow machines and emulators"
+        " (like LTP_TIMEOUT_MUL; default $NSPRIM_TIMEOUT_MUL or 1)",
     )
     p.add_argument("--format", choices=report.FORMATS, default="table", help="report format")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
@@ -228,6 +237,10 @@ def _main(argv: Sequence[str] | None) -> int:
             raise _UsageError(f"--jobs must be at least 1, got {args.jobs}")
         if args.repeat < 1:
             raise _UsageError(f"--repeat must be at least 1, got {args.repeat}")
+        if args.timeout_mul is not None:
+            if not (math.isfinite(args.timeout_mul) and args.timeout_mul >= 1):
+                raise _UsageError(f"--timeout-mul must be at least 1, got {args.timeout_mul:g}")
+            os.environ[runner.TIMEOUT_MUL_ENV] = repr(args.timeout_mul)  # inherited by workers
         everything = load_checks()
         types = {c.type for c in everything}
         checks = select(everything, _expand(args.only, types), _expand(args.exclude, types))

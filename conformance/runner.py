@@ -40,6 +40,7 @@ import contextlib
 import datetime
 import errno
 import json
+import math
 import os
 import platform
 import pwd
@@ -89,6 +90,20 @@ for _t in OUTER_TYPES:
     OUTER_NAMESPACES |= _needs.NSTYPES[_t][0]
 #: Seconds a run may use for sandbox setup on top of the check's own timeout.
 SETUP_SLACK = 1.0
+#: Multiplies every check's timeout (and the setup slack), for slow machines and
+#: emulators, as LTP's LTP_TIMEOUT_MUL does; ``--timeout-mul`` sets it.
+TIMEOUT_MUL_ENV = "NSPRIM_TIMEOUT_MUL"
+
+
+def timeout_mul() -> float:
+    """The timeout multiplier from ``$NSPRIM_TIMEOUT_MUL`` (1 when unset or invalid: >= 1 only)."""
+    try:
+        value = float(os.environ.get(TIMEOUT_MUL_ENV, "1"))
+    except ValueError:
+        return 1.0
+    return value if math.isfinite(value) and value >= 1.0 else 1.0
+
+
 #: Seconds to wait for a killed sandbox to go away before killing its launcher too.
 KILL_GRACE = 5.0
 
@@ -552,7 +567,7 @@ def _start(job: _Job, cfg: RunConfig) -> None:
     os.chmod(job.tmpdir, 0o1777)
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     job.started = time.monotonic()
-    job.deadline = job.started + job.check.timeout + SETUP_SLACK
+    job.deadline = job.started + (job.check.timeout + SETUP_SLACK) * timeout_mul()
     task = job.task if job.task is not None else _check_task(job.check, job.control)
     pid = os.fork()
     if pid == 0:
@@ -636,7 +651,7 @@ def _finish(job: _Job) -> CheckResult:
         return CheckResult.from_dict(by_kind["result"])
     detail = str(by_kind.get("detail", ""))
     if job.killed_at is not None:
-        message = f"timed out after {check.timeout:g} s; the sandbox was killed"
+        message = f"timed out after {check.timeout * timeout_mul():g} s; the sandbox was killed"
     elif "setup_error" in by_kind:
         message = f"setup failed: {by_kind['setup_error']}"
     elif "crash" in by_kind:

@@ -25,7 +25,6 @@ import gzip
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
@@ -59,7 +58,6 @@ __all__ = [
     "identities",
     "ops_needed",
     "unmet",
-    "probe_namespace_types",
     "ns_identity",
     "verify_new",
     "verify_joined",
@@ -418,107 +416,6 @@ def _step(
 def _unshare_step(t: str) -> None:
     flag = NSTYPES[t][0]
     _step(f"unshare({_FLAG_NAMES[t]})", _unshare_checked, flag, nstype=t)
-
-
-def _probe_unshare(t: str) -> Callable[[], None]:
-    def probe() -> None:
-        _unshare_step(t)
-
-    return probe
-
-
-def _proc_overmounted() -> bool:
-    """Whether something is mounted over a part of the /proc visible here (masked paths)."""
-    try:
-        with open("/proc/self/mountinfo") as f:
-            points = [line.split()[4] for line in f if len(line.split()) > 4]
-    except OSError:
-        return False
-    return any(p.startswith("/proc/") for p in points)
-
-
-def _probe_proc_at(target: str | None) -> Callable[[], None]:
-    """Mount a new procfs for a new pid namespace, at *target* (None: a tmpfs dir)."""
-
-    def probe() -> None:
-        _unshare_step("mnt")
-        _kernel.mount("none", "/", None, _kernel.MS_REC | _kernel.MS_PRIVATE)
-        _unshare_step("pid")
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                where = target
-                if where is None:
-                    base = tempfile.mkdtemp()
-                    _kernel.mount("tmpfs", base, "tmpfs", 0)
-                    where = os.path.join(base, "proc")
-                    os.mkdir(where)
-                _kernel.mount("proc", where, "proc", 0)
-            except OSError as err:
-                code = err.errno or 255
-            except BaseException:
-                code = 255
-            os._exit(code if code < 256 else 255)
-        _, status = os.waitpid(pid, 0)
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 255
-        if code == errno.EPERM and not _seccomp_filtered() and _proc_overmounted():
-            raise _Refusal(
-                Availability(
-                    REFUSED,
-                    "the kernel refuses a new /proc here because parts of the visible /proc "
-                    "are covered by other mounts (as in containers)",
-                    "mount(2) of procfs -> EPERM",
-                )
-            )
-        if code:
-            raise _Refusal(attribute("mount(2) of a new /proc", code))
-
-    return probe
-
-
-def _run_probe(fn: Callable[[], None]) -> Availability:
-    """Run *fn* in a throwaway child; return what happened."""
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(rfd)
-        try:
-            try:
-                fn()
-                out = Availability(AVAILABLE)
-            except _Refusal as r:
-                out = r.result
-            except PremiseBroken as b:
-                out = Availability(BROKEN, str(b), "found by the runner's probe")
-            except BaseException as exc:
-                # A probe that breaks is not an answer: don't gate checks on it
-                # (they find out for themselves), but show it.
-                out = Availability(
-                    AVAILABLE, "", f"the probe failed unexpectedly: {type(exc).__name__}: {exc}"
-                )
-            data = "\0".join(out.to_dict().values()).encode()
-            os.write(wfd, data)
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    chunks = []
-    while True:
-        chunk = os.read(rfd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(rfd)
-    _, status = os.waitpid(pid, 0)
-    parts = b"".join(chunks).decode(errors="replace").split("\0")
-    if len(parts) != 3:
-        return Availability(REFUSED, f"the probe child died (wait status {status})", "")
-    return Availability(parts[0], parts[1], parts[2])
-
-
-def probe_namespace_types(types: Iterable[str]) -> dict[str, Availability]:
-    """Try ``unshare`` of each type (by /proc name) in its own throwaway child."""
-    return {t: _run_probe(_probe_unshare(t)) for t in types}
 
 
 # -- needs -> verdicts -----------------------------------------------------------

@@ -750,6 +750,104 @@ def _run_jobs(
 # -- probing the environment -------------------------------------------------
 
 
+def _probe_unshare(t: str) -> Callable[[], None]:
+    def probe() -> None:
+        _needs._unshare_step(t)
+
+    return probe
+
+
+def _proc_overmounted() -> bool:
+    """Whether something is mounted over a part of the /proc visible here (masked paths)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f if len(line.split()) > 4]
+    except OSError:
+        return False
+    return any(p.startswith("/proc/") for p in points)
+
+
+def _probe_proc_at(target: str | None) -> Callable[[], None]:
+    """Mount a new procfs for a new pid namespace, at *target* (None: a tmpfs dir)."""
+
+    def probe() -> None:
+        _needs._unshare_step("mnt")
+        _kernel.mount("none", "/", None, _kernel.MS_REC | _kernel.MS_PRIVATE)
+        _needs._unshare_step("pid")
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                where = target
+                if where is None:
+                    base = tempfile.mkdtemp()
+                    _kernel.mount("tmpfs", base, "tmpfs", 0)
+                    where = os.path.join(base, "proc")
+                    os.mkdir(where)
+                _kernel.mount("proc", where, "proc", 0)
+            except OSError as err:
+                code = err.errno or 255
+            except BaseException:
+                code = 255
+            os._exit(code if code < 256 else 255)
+        _, status = os.waitpid(pid, 0)
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 255
+        if code == errno.EPERM and not _needs._seccomp_filtered() and _proc_overmounted():
+            raise _needs._Refusal(
+                Availability(
+                    _needs.REFUSED,
+                    "the kernel refuses a new /proc here because parts of the visible /proc "
+                    "are covered by other mounts (as in containers)",
+                    "mount(2) of procfs -> EPERM",
+                )
+            )
+        if code:
+            raise _needs._Refusal(_needs.attribute("mount(2) of a new /proc", code))
+
+    return probe
+
+
+def _run_probe(fn: Callable[[], None]) -> Availability:
+    """Run *fn* in a throwaway child; return what happened."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        try:
+            try:
+                fn()
+                out = Availability(_needs.AVAILABLE)
+            except _needs._Refusal as r:
+                out = r.result
+            except _needs.PremiseBroken as b:
+                out = Availability(_needs.BROKEN, str(b), "found by the runner's probe")
+            except BaseException as exc:
+                # A probe that breaks is not an answer: don't gate checks on it
+                # (they find out for themselves), but show it.
+                out = Availability(
+                    _needs.AVAILABLE,
+                    "",
+                    f"the probe failed unexpectedly: {type(exc).__name__}: {exc}",
+                )
+            data = "\0".join(out.to_dict().values()).encode()
+            os.write(wfd, data)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    chunks = []
+    while True:
+        chunk = os.read(rfd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(rfd)
+    _, status = os.waitpid(pid, 0)
+    parts = b"".join(chunks).decode(errors="replace").split("\0")
+    if len(parts) != 3:
+        return Availability(_needs.REFUSED, f"the probe child died (wait status {status})", "")
+    return Availability(parts[0], parts[1], parts[2])
+
+
 def _outer_probe(t: str, userns: bool) -> Callable[[], None]:
     def probe() -> None:
         if userns:
@@ -766,7 +864,7 @@ def _probe_outer(cfg: RunConfig) -> None:
     """Decide the outer sandbox: which types (and whether a user ns) work here."""
     cfg.userns = False
     if cfg.rootless:
-        user = _needs._run_probe(_outer_probe("user", True))
+        user = _run_probe(_outer_probe("user", True))
         if user.ok:
             cfg.userns = True
         elif has_cap_sys_admin():
@@ -779,7 +877,7 @@ def _probe_outer(cfg: RunConfig) -> None:
             return
     outer = []
     for t in OUTER_TYPES:
-        a = _needs._run_probe(_outer_probe(t, cfg.userns))
+        a = _run_probe(_outer_probe(t, cfg.userns))
         if a.ok:
             outer.append(t)
         else:
@@ -796,7 +894,7 @@ def _probe_outer(cfg: RunConfig) -> None:
     if "pid" in outer and "mnt" in outer:
         # A pid namespace whose /proc shows another one misleads every check
         # that reads /proc/<pid>: keep the current one if no /proc can be mounted.
-        proc = _needs._run_probe(_outer_proc_probe(cfg.userns))
+        proc = _run_probe(_outer_proc_probe(cfg.userns))
         if not proc.ok:
             outer.remove("pid")
             cfg.outer_missing["pid"] = Availability(
@@ -810,7 +908,7 @@ def _probe_outer(cfg: RunConfig) -> None:
 def _outer_proc_probe(userns: bool) -> Callable[[], None]:
     def probe() -> None:
         _outer_probe("user", userns)()
-        _needs._probe_proc_at("/proc")()
+        _probe_proc_at("/proc")()
 
     return probe
 

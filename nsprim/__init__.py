@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .namespace import Namespace as Namespace
     from .namespace import NsType as NsType
     from .namespace import namespaces as namespaces
+    from .namespace import unpersist as unpersist
     from .process import DEVNULL as DEVNULL
     from .process import PIPE as PIPE
     from .process import STDOUT as STDOUT
@@ -74,6 +75,7 @@ _LAZY = {
     "Namespace": ("namespace", "Namespace"),
     "NsType": ("namespace", "NsType"),
     "namespaces": ("namespace", "namespaces"),
+    "unpersist": ("namespace", "unpersist"),
     "net": ("net", None),
     "IdMap": ("idmap", "IdMap"),
     "IdMapping": ("idmap", "IdMapping"),
@@ -141,6 +143,7 @@ __all__ = [
     "spawn",
     "spawn_in",
     "syscalls",
+    "unpersist",
     "PIPE",
     "DEVNULL",
     "STDOUT",

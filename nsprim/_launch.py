@@ -48,15 +48,19 @@ _NEWUSER = int(CloneFlags.NEWUSER)
 class Launch:
     """A started child: its pid, pidfd and the parent's end of the channel."""
 
-    __slots__ = ("chan", "pid", "pidfd")
+    __slots__ = ("_open", "chan", "pid", "pidfd")
 
     def __init__(self, pid: int, pidfd: OwnedFd, chan: Channel) -> None:
         self.pid = pid
         self.pidfd = pidfd
         self.chan = chan
+        self._open = True
 
     def close_chan(self) -> None:
-        LEDGER.close(self.chan.fd)
+        """Close the parent's end of the channel (once: the number may be reused after)."""
+        if self._open:
+            self._open = False
+            LEDGER.close(self.chan.fd)
 
 
 def _pidns_to_return_to(flags: int) -> int:
@@ -274,19 +278,24 @@ def launch(
                 unshare_late=unshare_late,
             )
             hop = pid_hop or join_hop or bool(set_tid)
-            # The successor of a hop is this thread's child (CLONE_PARENT).
-            children = f"/proc/self/task/{threading.get_native_id()}/children"
-            before = _thread_children(children) if hop else set()
+            # The successor of a hop is this thread's child (CLONE_PARENT), and
+            # so is a child whose pid a ^C took between fork and return.
+            tid = threading.get_native_id()
+            children = f"/proc/self/task/{tid}/children"
+            sweep = hop or tid == caller
+            before = _thread_children(children) if sweep else set()
+            state.update(before=before, children=children, sweep=sweep and tid == caller)
             if raw:
                 try:
                     pid, pidfd = _clone(clone_flags, plan, body)
+                    state["child"] = (pid, pidfd)
                     return pid, pidfd, before, hop, children
                 except UnsupportedError:  # ENOSYS (seccomp): fork and hop instead
                     _clone3_ok[0] = False
                     plan = dataclasses.replace(plan, pid_hop=True)
                     hop = True
-                    before = _thread_children(children)
             pid, pidfd = _fork(clone_flags, plan, body, pidns)
+            state["child"] = (pid, pidfd)
             return pid, pidfd, before, hop, children
         finally:
             if ppfd >= 0:
@@ -294,18 +303,20 @@ def launch(
             if pidns >= 0:
                 os.close(pidns)
 
-    try:
-        pid, pidfd, before, hop, children = LAUNCHER.run(fork_job, lambda r: kill_reap(r[0], r[1]))
-    except BaseException:
-        LEDGER.close(pfd)
-        raise
-    finally:
-        LEDGER.close(cfd)
-    launch = Launch(pid, pidfd, Channel(pfd))
+    # What fork_job got so far, for the clean-up when a signal (^C) lands
+    # between the fork and the launch object: that child must not be lost.
+    state: dict[str, Any] = {}
+    caller = threading.get_native_id()
+    launch: Optional[Launch] = None
     hopped = False
     if deadline is None:
         deadline = time.monotonic() + SETUP_TIMEOUT
     try:
+        try:
+            pid, pidfd = LAUNCHER.run(fork_job, lambda r: kill_reap(r[0], r[1]))[:2]
+        finally:
+            LEDGER.close(cfd)
+        launch = Launch(pid, pidfd, Channel(pfd))
         while True:
             try:
                 frame = launch.chan.next(launch.pidfd.fileno(), deadline)
@@ -345,11 +356,18 @@ def launch(
             elif tag == until:
                 return launch, payload
     except BaseException:
-        if not launch.pidfd.closed:
+        if launch is not None and not launch.pidfd.closed:
             kill_reap(launch.pid, launch.pidfd)
-        launch.close_chan()
-        if hop and not hopped:
-            _reap_lost_successors(before, children)
+        elif launch is None and "child" in state:
+            kill_reap(*state["child"])
+        if launch is not None:
+            launch.close_chan()
+        else:
+            LEDGER.close(pfd)
+        # Only when the fork ran on this thread: the launcher thread's other
+        # children belong to other launches.
+        if state.get("sweep") and not hopped:
+            _reap_lost_successors(state["before"], state["children"])
         raise
 
 

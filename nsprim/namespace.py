@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import errno
 import os
+import stat as _stat
 from typing import Optional, Union
 
 from . import _procfs
@@ -22,9 +23,9 @@ from . import syscalls as _sc
 from ._fd import FdLike, OwnedFd, fd_of
 from ._sys import consts as C
 from .errors import AccessDenied, NoSuchProcess, NsprimError, UnsupportedError, reraise
-from .flags import CloneFlags
+from .flags import CloneFlags, MountFlags, UmountFlags
 
-__all__ = ["NsType", "Namespace", "namespaces", "nstype_of"]
+__all__ = ["NsType", "Namespace", "namespaces", "nstype_of", "unpersist"]
 
 
 class NsType(str, enum.Enum):
@@ -410,6 +411,110 @@ class Namespace:
             return None
         return False
 
+    # --- persistence ---------------------------------------------------------------
+    def persist(self, path: Union[str, os.PathLike[str]]) -> None:
+        """Bind-mount this namespace's nsfs file onto *path*, so it outlives its processes.
+
+        What ``unshare --net=FILE`` and ``ip netns add`` do: mount(2) with
+        MS_BIND of the namespace's file onto *path* in the calling thread's
+        mount namespace. *path* is created (an empty regular file, mode 0444)
+        when it does not exist, and removed again if the bind fails. Linux
+        3.0 for net/ipc/uts files, 3.8 for mnt/pid/user, 4.6 for cgroup, 5.6
+        for time (nsfs itself: 3.19). Needs CAP_SYS_ADMIN over the caller's
+        mount namespace. Undo with :func:`nsprim.unpersist`.
+
+        A mount namespace file is special: the kernel only binds one whose
+        namespace is newer than the caller's (so a namespace can never hold
+        itself), judged by the namespace id; on Linux 6.18 those ids come
+        from per-CPU batches, so even a child's namespace can have a lower id
+        than its parent's, and persisting it is refused (ValueError, checked
+        with NS_GET_ID before the mount): create the namespace again. The
+        kernel also refuses to propagate such a file, so *path* must not be on a
+        shared mount (``findmnt -o+PROPAGATION``); make its directory a
+        private mount first, as unshare(1) documents::
+
+            mount --bind DIR DIR && mount --make-private DIR
+
+        Every check runs before the file is created or anything is mounted;
+        on any failure (or interruption) no mount and no created file is left.
+
+        Raises:
+            TypeError: *path* is not a str or os.PathLike of str.
+            ValueError: an empty path or one with a NUL byte; *path* is a
+                symlink or not a regular file; a mount namespace onto a shared
+                mount, or the caller's own mount namespace.
+            FileNotFoundError, NotADirectoryError: the parent directory is missing.
+            IsADirectoryError: *path* is a directory.
+            FileExistsError: *path* is already a mount point (unpersist it first).
+            NsprimError: this namespace can no longer be opened.
+            AccessDenied: no CAP_SYS_ADMIN over the mount namespace (EPERM).
+        """
+        target = _check_path(path)
+        parent = os.path.dirname(target) or "/"
+        pst = os.stat(parent)
+        if not _stat.S_ISDIR(pst.st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "parent is not a directory", parent)
+        try:
+            lst: Optional[os.stat_result] = os.lstat(target)
+        except FileNotFoundError:
+            lst = None
+        if lst is not None:
+            _check_regular(lst, target)
+            if _mnt_id(target) != _mnt_id(parent):
+                raise FileExistsError(
+                    errno.EEXIST, "already a mount point (nsprim.unpersist() it first)", target
+                )
+        if self.type is NsType.MNT:
+            mine = Namespace.of_thread(NsType.MNT)
+            if self == mine:
+                raise ValueError(
+                    f"{self} is the caller's own mount namespace: the kernel binds only a "
+                    "mount namespace newer than the caller's (persist a child's)"
+                )
+            theirs_id, mine_id = self.ns_id, mine.ns_id
+            if theirs_id is not None and mine_id is not None and theirs_id <= mine_id:
+                raise ValueError(
+                    f"{self} has namespace id {theirs_id}, not above the caller's mount "
+                    f"namespace's {mine_id}: the kernel binds only a mount namespace newer "
+                    "than the caller's, judged by that id (ids come from per-CPU batches, "
+                    "so even a child's can be lower: create it again)"
+                )
+            if _is_shared(_mnt_id(parent)):
+                raise ValueError(
+                    f"{parent} is on a shared mount: a mount namespace file cannot be bound "
+                    f"there (the kernel refuses to propagate it); make it private first: "
+                    f"mount --bind {parent} {parent} && mount --make-private {parent}"
+                )
+        with self.open() as fd:
+            source = _procfs.pid_path(None, "fd", str(fd.fileno()))
+            created = False
+            mounted = False
+            try:
+                if lst is None:
+                    flags = os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                    os.close(os.open(target, flags, 0o444))
+                    created = True
+                try:
+                    _sc.mount(source, target, None, MountFlags.BIND)
+                except OSError as err:
+                    if self.type is NsType.MNT and err.errno == errno.EINVAL:
+                        raise ValueError(
+                            f"the kernel refuses to bind {self} onto {target} (EINVAL): a mount "
+                            "namespace must be newer than the caller's and its file must not "
+                            "land on a shared mount"
+                        ) from err
+                    reraise(err, "mount(MS_BIND)", hint="needs CAP_SYS_ADMIN", filename=target)
+                mounted = True
+                st = os.stat(target)
+                if (st.st_dev, st.st_ino) != (self.dev, self.ino):
+                    raise NsprimError(f"{target}: the bind mount shows another file than {self}")
+            except BaseException:
+                if mounted:
+                    _sc.umount(target, UmountFlags.DETACH | UmountFlags.NOFOLLOW)
+                if created:
+                    os.unlink(target)
+                raise
+
     def __str__(self) -> str:
         return f"{self.type.value}:[{self.ino}]"
 
@@ -440,3 +545,105 @@ def namespaces(pid: Optional[int] = None) -> dict[NsType, Namespace]:
     if pid is not None and not out:
         raise NoSuchProcess(pid)
     return out
+
+
+# --- persistence helpers ------------------------------------------------------------
+
+
+def unpersist(path: Union[str, os.PathLike[str]], *, remove: bool = True) -> None:
+    """Undo :meth:`Namespace.persist`: detach the nsfs bind mount at *path*.
+
+    umount2(2) with MNT_DETACH | UMOUNT_NOFOLLOW (Linux 2.6.34). The
+    namespace lives on while a process, fd or another bind mount holds it.
+    With *remove* (the default, as ``ip netns delete``) the file under the
+    mount is then removed if it is an empty regular file, i.e. what persist,
+    ``ip netns add`` or ``touch`` made; a file with content is never removed.
+    ``remove=False`` leaves the file, as ``umount FILE`` does.
+
+    Refuses anything but an nsfs bind mount, so it cannot unmount another
+    filesystem by mistake.
+
+    Raises:
+        TypeError: *path* is not a str or os.PathLike of str, *remove* not a bool.
+        ValueError: an empty path or one with a NUL byte; *path* is a symlink,
+            not a mount point, or a mount point of something other than nsfs.
+        FileNotFoundError: no such path.
+        IsADirectoryError: *path* is a directory.
+        AccessDenied: no CAP_SYS_ADMIN over the mount namespace (EPERM).
+    """
+    target = _check_path(path)
+    if not isinstance(remove, bool):
+        raise TypeError(f"remove must be a bool, got {remove!r}")
+    _check_regular(os.lstat(target), target)
+    parent = os.path.dirname(target) or "/"
+    if _mnt_id(target) == _mnt_id(parent):
+        raise ValueError(f"{target} is not a mount point: no namespace is persisted there")
+    fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        try:
+            nstype_of(fd)
+        except ValueError:
+            raise ValueError(
+                f"{target} is a mount point but not of a namespace file; refusing to unmount it"
+            ) from None
+    finally:
+        os.close(fd)
+    try:
+        _sc.umount(target, UmountFlags.DETACH | UmountFlags.NOFOLLOW)
+    except OSError as err:
+        reraise(err, "umount2", hint="needs CAP_SYS_ADMIN", filename=target)
+    if not remove:
+        return
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    if _stat.S_ISREG(st.st_mode) and st.st_size == 0 and _mnt_id(target) == _mnt_id(parent):
+        os.unlink(target)
+
+
+def _check_path(path: object) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
+    p = os.fspath(path)
+    if not isinstance(p, str):
+        raise TypeError(f"path must be a str path, got {type(p).__name__} {p!r}")
+    if not p:
+        raise ValueError("path must not be empty")
+    if "\0" in p:
+        raise ValueError(f"path must not contain a NUL byte, got {p!r}")
+    return os.path.abspath(p)
+
+
+def _check_regular(st: os.stat_result, path: str) -> None:
+    if _stat.S_ISLNK(st.st_mode):
+        raise ValueError(f"{path} is a symlink; give the real path of the namespace file")
+    if _stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "a namespace file must be a regular file", path)
+    if not _stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path} is not a regular file")
+
+
+def _mnt_id(path: str) -> int:
+    # The id of the mount *path* is on (fdinfo "mnt_id:", Linux 3.15).
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        with open(_procfs.pid_path(None, "fdinfo", str(fd)), "rb") as f:
+            for line in f:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+    finally:
+        os.close(fd)
+    raise UnsupportedError("mnt_id in /proc/PID/fdinfo", requires="Linux 3.15")
+
+
+def _is_shared(mnt_id: int) -> bool:
+    # The optional fields of /proc/thread-self/mountinfo (proc(5)) name a
+    # shared mount's peer group as "shared:N".
+    with open(os.path.join(_procfs.PROC, "thread-self", "mountinfo"), "rb") as f:
+        for line in f:
+            fields = line.split()
+            if int(fields[0]) == mnt_id:
+                optional = fields[6 : fields.index(b"-")]
+                return any(o.startswith(b"shared:") for o in optional)
+    return False

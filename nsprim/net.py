@@ -1,7 +1,8 @@
 """Network plumbing without the ``ip`` binary: links, veth pairs, addresses, link events.
 
-Layer 2. May import only the standard library, :mod:`nsprim.errors` and
-:mod:`nsprim._fd` (never ``process``, ``cli`` or ``conformance``). It talks to
+Layer 2. May import only the standard library, :mod:`nsprim.errors`,
+:mod:`nsprim._fd`, :mod:`nsprim.syscalls` and :mod:`nsprim.namespace` (never
+``process``, ``cli`` or ``conformance``). It talks to
 the kernel directly, over ``AF_NETLINK``/``NETLINK_ROUTE`` sockets and the
 ``SIOC[GS]IFFLAGS`` ioctls, so it works in a minimal VM without iproute2 and
 without pyroute2.
@@ -34,10 +35,13 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Literal, Union, final
+from typing import Any, Literal, Protocol, Union, final
 
-from ._fd import FdLike, fd_of
-from .errors import add_note, translate
+from . import _procfs
+from . import syscalls as _sc
+from ._fd import FdLike, OwnedFd, fd_of
+from .errors import NoSuchProcess, UnsupportedError, add_note, translate
+from .namespace import Namespace, NsType, nstype_of
 
 __all__ = [
     "Address",
@@ -679,7 +683,12 @@ def set_link_down(name: str) -> None:
     _set_up(name, False, "set_link_down")
 
 
-def create_veth(name: str, peer: str, *, peer_netns: FdLike | None = None) -> None:
+def create_veth(
+    name: str,
+    peer: str,
+    *,
+    peer_netns: FdLike | Namespace | str | os.PathLike[str] | _HasPidfd | None = None,
+) -> None:
     """Create the veth pair *name* <-> *peer* in the calling thread's network namespace.
 
     Sends RTM_NEWLINK with IFLA_INFO_KIND "veth" and VETH_INFO_PEER; Linux
@@ -690,23 +699,111 @@ def create_veth(name: str, peer: str, *, peer_netns: FdLike | None = None) -> No
     Args:
         name: name of the end created here.
         peer: name of the other end.
-        peer_netns: an open ``/proc/PID/ns/net`` (or nsfs) fd for the peer's
-            namespace; None keeps both ends here.
+        peer_netns: the peer's network namespace: an ``NsProcess`` (its
+            namespace, through PIDFD_GET_NET_NAMESPACE (Linux 6.11) or else
+            ``/proc/PID/ns/net`` checked against the pidfd, so a reused pid
+            is never followed), a :class:`~nsprim.Namespace` of type net, a
+            path to an nsfs file (``/proc/PID/ns/net``, ``/run/netns/NAME``,
+            a file made by :meth:`~nsprim.Namespace.persist`), or an open
+            nsfs fd (used as is, never closed). None keeps both ends here.
+            Whatever nsprim opens for it is closed before this returns.
 
     Raises:
         TypeError, ValueError: a bad name, *name* == *peer* with both ends in
-            this namespace, or a bad fd.
+            this namespace, a bad fd, or a *peer_netns* of another type or
+            namespace type (the message names ``peer_netns``).
+        NoSuchProcess: *peer_netns* is a process that has exited.
+        FileNotFoundError: *peer_netns* is a path that does not exist.
         OSError: EEXIST if a name is taken; EINVAL if *peer_netns* is not a
             network namespace; EOPNOTSUPP if the kernel lacks CONFIG_VETH.
         AccessDenied: no CAP_NET_ADMIN here or over *peer_netns* (EPERM).
     """
     raw = _check_ifname(name, "name")
     raw_peer = _check_ifname(peer, "peer")
-    fd = None if peer_netns is None else fd_of(peer_netns, "peer_netns")
-    if fd is None and raw == raw_peer:
+    if peer_netns is None and raw == raw_peer:
         raise ValueError(
             f"peer must differ from name when both ends are in one namespace, got {peer!r}"
         )
+    if peer_netns is None:
+        _create_veth(raw, raw_peer, None, name)
+        return
+    fd, owned = _netns_fd(peer_netns, "peer_netns")
+    try:
+        _create_veth(raw, raw_peer, fd, name)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+class _HasPidfd(Protocol):
+    """A process handle (``NsProcess``): its pid and a pidfd (-1 once reaped)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def pidfd(self) -> int: ...
+
+
+def _netns_fd(value: object, param: str) -> tuple[int, OwnedFd | None]:
+    """Return (an fd of the network namespace *value* names, the OwnedFd if nsprim opened it)."""
+    if isinstance(value, Namespace):
+        if value.type is not NsType.NET:
+            raise ValueError(f"{param} must be a network namespace, got {value}")
+        return _owned(value.open())
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if not isinstance(path, str) or not path or "\0" in path:
+            raise ValueError(f"{param} must be a non-empty str path, got {path!r}")
+        owned = OwnedFd(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        try:
+            t = nstype_of(owned.fileno())
+        except ValueError:
+            owned.close()
+            raise ValueError(f"{param}: {path} is not a namespace file") from None
+        except BaseException:
+            owned.close()
+            raise
+        if t is not NsType.NET:
+            owned.close()
+            raise ValueError(f"{param}: {path} is a {t.value} namespace, not a network namespace")
+        return _owned(owned)
+    if not isinstance(value, (bool, int)) and hasattr(value, "pidfd") and hasattr(value, "pid"):
+        return _owned(_process_netns(value, param))
+    return fd_of(value, param), None
+
+
+def _owned(fd: OwnedFd) -> tuple[int, OwnedFd]:
+    return fd.fileno(), fd
+
+
+def _process_netns(proc: Any, param: str) -> OwnedFd:
+    pid, pidfd = proc.pid, proc.pidfd
+    if not isinstance(pid, int) or not isinstance(pidfd, int):
+        raise TypeError(f"{param} must be a process handle with int pid and pidfd, got {proc!r}")
+    if pidfd < 0:
+        raise NoSuchProcess(pid, f"{param}: process {pid} has exited (and was reaped)")
+    try:
+        return OwnedFd(_sc.pidfd_get_namespace(pidfd, "net"))
+    except UnsupportedError:
+        pass
+    except ProcessLookupError:
+        raise NoSuchProcess(pid, f"{param}: process {pid} has exited") from None
+    # Before Linux 6.11: open /proc/PID/ns/net, then make sure the pid still
+    # names the same process (a pidfd signal 0 fails with ESRCH once it exited).
+    owned = OwnedFd(os.open(_procfs.pid_path(pid, "ns", "net"), os.O_RDONLY | os.O_CLOEXEC))
+    try:
+        _sc.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        owned.close()
+        raise NoSuchProcess(pid, f"{param}: process {pid} has exited") from None
+    except BaseException:
+        owned.close()
+        raise
+    return owned
+
+
+def _create_veth(raw: bytes, raw_peer: bytes, fd: int | None, name: str) -> None:
     peer_attrs = _attr_str(_IFLA_IFNAME, raw_peer)
     if fd is not None:
         peer_attrs += _attr_u32(_IFLA_NET_NS_FD, fd)

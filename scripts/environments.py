@@ -66,8 +66,7 @@ every PASS has its control FAILing. The table is produced by
 count the checks; "guard" counts the host guard's findings (the run changed
 the host), "transient" when what it saw was gone seconds later, i.e. another
 program's temporary files on a shared machine (such a run still exits 1).
-`podman default` exits 1 because one check (USR-03) does not yet ask for the
-operations it uses and its control cannot FAIL there.
+Faked namespaces are the one place where FAIL is the right verdict.
 """
 
 

@@ -68,6 +68,25 @@ def _user(kind: str) -> Callable[[str], int]:
     return parse
 
 
+def _id_range(text: str) -> tuple[int, int, int]:
+    """Parse ``outer,inner,count`` (util-linux 2.38) or ``inner:outer:count`` (2.39+).
+
+    Returns ``(inner, outer, count)``, a line of uid_map.
+    """
+    sep = ":" if ":" in text else ","
+    values: list[int] = []
+    for part in text.split(sep):  # util-linux's order of complaints
+        if len(values) == 3:
+            raise argparse.ArgumentTypeError(f"too many elements for mapping '{text}'")
+        if not part.isdigit() or int(part) > 2**32 - 1:
+            raise argparse.ArgumentTypeError(f"could not parse ID: '{part}'")
+        values.append(int(part))
+    if len(values) < 3:
+        raise argparse.ArgumentTypeError(f"mapping '{text}' contains only {len(values)} elements")
+    a, b, count = values
+    return (a, b, count) if sep == ":" else (b, a, count)
+
+
 def _offset(clock: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -167,6 +186,21 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="GID|NAME",
         type=_user("gid"),
         help="map the current egid to GID (implies -U, setgroups deny)",
+    )
+    p.add_argument(
+        "--map-users",
+        metavar="OUTER,INNER,COUNT",
+        action="append",
+        type=_id_range,
+        help="map COUNT ids from OUTER to INNER (repeatable; INNER:OUTER:COUNT too; implies -U; "
+        "needs CAP_SETUID: nsprim runs no newuidmap)",
+    )
+    p.add_argument(
+        "--map-groups",
+        metavar="OUTER,INNER,COUNT",
+        action="append",
+        type=_id_range,
+        help="the same for group ids (needs CAP_SETGID)",
     )
     p.add_argument(
         "--setgroups",
@@ -280,7 +314,13 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         "options --setgroups=allow and --map-group are mutually exclusive"
                     )
                 setgroups = "deny"  # an unprivileged gid_map needs it (unshare(1) too)
-            if (map_uid is not None or map_gid is not None) and NsType.USER not in types:
+            uid_lines = [f"{i} {o} {n}" for i, o, n in ns.map_users or ()]
+            gid_lines = [f"{i} {o} {n}" for i, o, n in ns.map_groups or ()]
+            if map_uid is not None:
+                uid_lines.append(f"{map_uid} {os.geteuid()} 1")
+            if map_gid is not None:
+                gid_lines.append(f"{map_gid} {os.getegid()} 1")
+            if (uid_lines or gid_lines) and NsType.USER not in types:
                 types.append(NsType.USER)
             if ns.mount_proc and NsType.MNT not in types:
                 types.append(NsType.MNT)  # unshare(1): --mount-proc implies --mount
@@ -300,8 +340,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 namespaces=types,
                 hostname=ns.hostname,
                 domainname=ns.domainname,
-                uid_map=None if map_uid is None else f"{map_uid} {os.geteuid()} 1",
-                gid_map=None if map_gid is None else f"{map_gid} {os.getegid()} 1",
+                uid_map="\n".join(uid_lines) or None,
+                gid_map="\n".join(gid_lines) or None,
                 setgroups=setgroups,
                 mount_proc=ns.mount_proc and helper is None,
                 # unshare(1) changes propagation only in a new mount namespace

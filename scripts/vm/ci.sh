@@ -17,7 +17,9 @@
 # started is cleaned up (trap), and the exit status is non-zero.
 #
 # Environment:
-#   NSPRIM_VM_KERNELS     kernels for the matrix stages (default 6.1)
+#   NSPRIM_VM_KERNELS     kernels for the matrix stages (default 6.1,6.12: booted at once)
+#   NSPRIM_VM_REPEAT      the matrix runs every check this many times (default 2): a
+#                         verdict that flips under the load of parallel VMs is an ERROR
 #   NSPRIM_VM_ARTIFACTS   where reports/matrices go (default scripts/vm/.cache/ci)
 #   NSPRIM_VM_SKIP        space-separated stages to skip, e.g. "vagrant"
 #   PYTHON                interpreter for the scripts (default .venv/bin/python, else python3)
@@ -26,7 +28,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache="$here/.cache"
-kernels=${NSPRIM_VM_KERNELS:-6.1}
+kernels=${NSPRIM_VM_KERNELS:-6.1,6.12}
+repeat=${NSPRIM_VM_REPEAT:-2}
 artifacts=${NSPRIM_VM_ARTIFACTS:-$cache/ci}
 skip=" ${NSPRIM_VM_SKIP:-} "
 if [ -z "${PYTHON:-}" ]; then
@@ -138,8 +141,8 @@ do_matrix_smoke() {
 
 do_matrix() {
     mkdir -p "$artifacts"
-    "$PYTHON" "$here/matrix" --kernels "$kernels" --format markdown \
-        --reports-dir "$artifacts/reports" -o "$artifacts/matrix.md"
+    "$PYTHON" "$here/matrix" --kernels "$kernels" --repeat "$repeat" --strict --format markdown \
+        --reports-dir "$artifacts/reports" -o "$artifacts/matrix.md" -o "$artifacts/matrix.html"
     cat "$artifacts/matrix.md"
 }
 

@@ -59,6 +59,8 @@ suite)
         if [ "$who" = user ]; then set -- --as-user nobody; else set --; fi
         # nscontrols=1 on the kernel cmdline: also run each check's negative control.
         if [ "${nscontrols:-0}" = 1 ]; then set -- "$@" --controls; fi
+        # nsrepeat=N: every check N times; a verdict that changes is a defect (exit 1).
+        if [ "${nsrepeat:-1}" -gt 1 ] 2>/dev/null; then set -- "$@" --repeat "$nsrepeat"; fi
         start=$(date +%s)
         (cd / && python3 -m nsprim.conformance --format json "$@" -o "$reports/$who.json") \
             >"$reports/$who.log" 2>&1

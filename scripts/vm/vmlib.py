@@ -864,6 +864,7 @@ def qemu_command(
     memory_mb: int,
     controls: bool = False,
     ssh_port: int | None = None,
+    repeat: int = 1,
 ) -> list[str]:
     """Return the qemu command line of the fast 9p recipe.
 
@@ -875,7 +876,8 @@ def qemu_command(
     bios = ["-bios", str(QBOOT)] if QBOOT.exists() else []
     append = (
         f"console=ttyS0 quiet loglevel=1 panic=-1 nsout=1 nsmods=1 nspayload={payload} "
-        f"nscontrols={int(controls)} nsinit=/mnt/host/scripts/vm/guest-init.sh"
+        f"nscontrols={int(controls)} nsrepeat={int(repeat)} "
+        "nsinit=/mnt/host/scripts/vm/guest-init.sh"
     )
     nic: list[str] = []
     if ssh_port is not None:
@@ -945,6 +947,7 @@ def _boot_once(
     ssh_port: int | None = None,
     prepare: Callable[[Path], None] | None = None,
     on_line: Callable[[str], None] | None = None,
+    repeat: int = 1,
 ) -> GuestRun:
     if STOPPING.is_set():
         return GuestRun(kernel.spec, False, None, 0.0, outdir=outdir, error="interrupted")
@@ -953,7 +956,9 @@ def _boot_once(
     outdir.mkdir(parents=True)
     if prepare is not None:
         prepare(outdir)
-    cmd = qemu_command(kernel, rootfs, outdir, payload, accel, memory_mb, controls, ssh_port)
+    cmd = qemu_command(
+        kernel, rootfs, outdir, payload, accel, memory_mb, controls, ssh_port, repeat
+    )
     started = time.monotonic()
     result = GuestRun(kernel.spec, booted=False, exit_code=None, seconds=0.0, outdir=outdir)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -1029,13 +1034,16 @@ def boot(
     ssh_port: int | None = None,
     prepare: Callable[[Path], None] | None = None,
     on_line: Callable[[str], None] | None = None,
+    repeat: int = 1,
 ) -> GuestRun:
     """Boot *kernel* with *payload*; retry a failed boot (not a failed run) *retries* times.
 
     *controls* makes the suite payload also run each check's negative control;
     *ssh_port* gives the guest a NIC with SSH forwarded from 127.0.0.1 (the sshd
     payload); *prepare* is called with the guest's writable share before each boot;
-    *on_line* sees every console line as it arrives.
+    *on_line* sees every console line as it arrives; *repeat* > 1 makes the suite
+    payload run every check that many times (``--repeat``: a verdict that changes is
+    reported as a defect of the suite).
     """
     outdir = CACHE / "runs" / spec_slug(kernel.spec) / "out"
     outdir.parent.mkdir(parents=True, exist_ok=True)
@@ -1055,6 +1063,7 @@ def boot(
             ssh_port,
             prepare,
             on_line,
+            repeat,
         )
         result.attempts = attempt
         if result.booted or attempt > retries or STOPPING.is_set():

@@ -210,3 +210,25 @@ def test_rootless_run_matches_unshare(
     b = subprocess.run([*as_nobody, "unshare", *theirs], capture_output=True, timeout=60, cwd="/")
     assert (a.returncode, a.stdout) == (b.returncode, b.stdout), (a.stderr, b.stderr)
     assert b"Traceback" not in a.stderr and a.stderr.count(b"\n") == b.stderr.count(b"\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "uid_map"),
+    [
+        # util-linux 2.38's OUTER,INNER,COUNT and 2.39's INNER:OUTER:COUNT, repeatable
+        (["--map-users=100000,0,65536"], [["0", "100000", "65536"]]),
+        (["--map-users=0:100000:65536", "--map-users=70000,200000,10"],
+         [["0", "100000", "65536"], ["200000", "70000", "10"]]),
+        # with -r: the ranges and the caller's own line, as unshare adds it
+        (["-r", "--map-users=100000,1,10"], [["1", "100000", "10"], ["0", "0", "1"]]),
+    ],
+)  # fmt: skip
+def test_map_users_writes_the_ranges(args: list[str], uid_map: list[list[str]]) -> None:
+    # unshare 2.38 writes these through newuidmap (not installed here): compared with its
+    # man page's meaning instead — each range is one uid_map line "inner outer count".
+    r = nsprim("run", *args, "--map-groups=100000,7,10", "--", "cat",
+               "/proc/self/uid_map", "/proc/self/gid_map")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = [line.split() for line in r.stdout.decode().splitlines()]
+    assert lines[: len(uid_map)] == uid_map
+    assert ["7", "100000", "10"] in lines[len(uid_map) :]

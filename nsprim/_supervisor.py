@@ -1,9 +1,16 @@
-"""A prototype: die-with-parent for programs started with posix_spawn, through a supervisor.
+"""Die-with-parent for programs started with posix_spawn, through a supervisor process.
 
 Layer 3, private: imports the standard library and nsprim layers 0-2 only.
-Nothing in the public API uses it yet; ``scripts/bench_spawn.py`` measures
-it against the fork path and tests/integration/test_supervisor.py pins its
-behaviour.
+:func:`nsprim.spawn` uses :func:`watch` (and :func:`want_watch`,
+:func:`remember`) for ``die_with_parent`` on the fast path; :func:`spawn`
+(the supervisor starts the program) is a measured alternative that nsprim
+does not use: its programs would be the supervisor's children, not the
+caller's (no ``waitid``, ``getppid``, rusage; the exit status travels over a
+socket and is lost with the supervisor), what they inherit is the caller's
+state when the supervisor started (checked per request by :func:`usable`,
+~90 microseconds), and each start crosses four process hand-offs.
+``scripts/bench_spawn.py`` measures both against the fork path;
+tests/integration/test_supervisor.py pins their behaviour.
 
 posix_spawn(3) (glibc's clone(CLONE_VM|CLONE_VFORK), no interpreter pages
 copied) cannot set PR_SET_PDEATHSIG in the child, and a parent-death signal

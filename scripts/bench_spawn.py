@@ -309,6 +309,7 @@ def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
                     "set": name,
                     "types": types,
                     "paths": {"default": probe.path(default), "no_pdeath": probe.path(no_pdeath)},
+                    "why_fork": [WHY_FORK[t] for t in types if t in WHY_FORK],
                     "us": st,
                     "ratios": {
                         "default/py_floor": r("default", "py_floor"),
@@ -387,6 +388,13 @@ def _nothing() -> None:
     return None
 
 
+# Why a set can't take the posix_spawn fast path (a CLONE_VM child of a thread
+# that unshared), whatever nsprim does: the kernel's rules on this machine.
+WHY_FORK = {
+    "user": "unshare(CLONE_NEWUSER) is refused (EINVAL) in a multithreaded process",
+    "time": "copy_process() refuses a CLONE_VM child across a time namespace boundary",
+}
+
 COLUMNS = [
     ("default", "run()"),
     ("no_pdeath", "run(dwp=F)"),
@@ -418,6 +426,13 @@ def table(result: dict[str, Any]) -> str:
             v = row["ratios"][key]
             cells.append(f"{v:.2f}x" if v is not None else "-")
         lines.append(" ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
+    whys = sorted({w for row in result["rows"] for w in row.get("why_fork", [])})
+    if whys:
+        lines.append("fork path because: " + "; ".join(whys))
+    lines.append(
+        "default run() takes the fast path from a process's second die_with_parent spawn "
+        "(the supervisor watches it); the first is forked by the launcher thread"
+    )
     lines.append("")
     lines.append("the same ratios on the 10th percentiles (steadier when the CPUs are shared):")
     for row in result["rows"]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import threading
 
 from nsprim import idmap, process, syscalls
@@ -790,9 +791,34 @@ def _fs_mount_in_userns(ctx: Context, fstype: str, target: str, extra: int) -> d
     return dict(ctx.in_child(_fs_mount, fstype, target))
 
 
+def _other_procfs() -> list[str]:
+    """Mount points of procfs instances other than /proc and those below it."""
+    found: list[str] = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])  # \040
+            if fstype == "proc" and point != "/proc" and not point.startswith("/proc/"):
+                found.append(point)
+    return found
+
+
 def _masked(ctx: Context, masked: bool, fstype: str, target: str, extra: int) -> dict[str, object]:
-    """In a privileged mount namespace of its own, over-mount /proc/sys (if *masked*), then try."""
+    """In a privileged mount namespace of its own, over-mount /proc/sys (if *masked*), then try.
+
+    The kernel allows the user namespace's procfs mount when *any* procfs of the
+    mount namespace is fully visible (mount_too_revealing), so a procfs mounted
+    elsewhere (a chroot's /proc being built next to the run) would make the
+    kernel right and the check wrong: those are detached from this private
+    copy first, and if one can't be (a locked mount), the case can't be shown.
+    """
     if masked:
+        for point in sorted(_other_procfs(), key=len, reverse=True):
+            attempt(syscalls.umount, point, UmountFlags.DETACH)
+        left = _other_procfs()
+        if left:
+            return {"result": "other-procfs", "where": left[0]}
         _tmpfs("/proc/sys")
     return dict(ctx.in_child(_fs_mount_in_userns, ctx, fstype, target, extra))
 
@@ -834,6 +860,11 @@ def userns_fs_mount_rules(ctx: Context) -> None:
         target = os.path.join(ctx.tmpdir, f"mnt10-{index}")
         os.mkdir(target)
         seen = ctx.in_child(_masked, ctx, masked, fstype, target, extra, unshare=NEWNS)
+        if seen["result"] == "other-procfs":
+            raise Skip(
+                f"{what}: another procfs is mounted at {seen['where']} here and can't be "
+                "detached, and one fully visible procfs lets the kernel allow the mount"
+            )
         if expected == "ok" and seen["result"] == "EPERM":
             raise Skip(f"{what}: EPERM; this environment does not show a fully visible {fstype}")
         ctx.expect_equal(seen["result"], expected, f"mount of {what}")

@@ -24,3 +24,41 @@ def test_mnt_group_covers_the_catalogue() -> None:
 @pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
 def test_mnt_check_passes_and_control_fails(mnt_run: GroupRun, check_id: str) -> None:
     assert_conforms(mnt_run, check_id)
+
+
+@pytest.mark.needs_root
+@pytest.mark.parametrize("privileges", PRIVILEGES)
+def test_mnt10_is_not_fooled_by_another_visible_procfs(tmp_path, privileges: str) -> None:
+    """A fully visible procfs elsewhere (a chroot's /proc being built) lets the kernel allow
+    the user namespace's procfs mount even with /proc/sys masked: MNT-10 must then detach
+    it from its private copy (root) or SKIP naming it (rootless, where it is locked), never
+    FAIL. Regression: it FAILed while CI debootstrapped a root next to the run."""
+    import json
+    import pathlib
+    import subprocess
+    import sys
+    import tempfile
+
+    # Outside /tmp: the runner's sandbox mounts its own /tmp, which would hide it (a hidden
+    # procfs still counts for the kernel; the check then can't detach it and SKIPs).
+    extra = pathlib.Path(tempfile.mkdtemp(prefix="nsprim-mnt10-", dir="/var/tmp"))
+    tmp_path.chmod(0o755)
+    report = tmp_path / "report.json"
+    who = [] if privileges == "root" else ["--as-user", privileges]
+    nsprim = [sys.executable, "-m", "nsprim"]
+    inner = [*nsprim, "conformance", "--only", "mnt.userns_fs_mount_rules", "--controls",
+             "--format", "json", "-o", str(report), *who]  # fmt: skip
+    script = 'mount -t proc proc "$0" && exec "$@"'
+    # A private mount namespace of the test's own: the extra procfs never reaches the host.
+    try:
+        subprocess.run([*nsprim, "run", "-m", "--", "sh", "-c", script, str(extra), *inner],
+                       check=False, timeout=60)  # fmt: skip
+    finally:
+        extra.rmdir()
+    (result,) = json.loads(report.read_text())["results"][:1]
+    if privileges == "root":
+        assert (result["status"], result["control"]) == ("PASS", "FAIL"), result
+    else:
+        assert result["status"] in ("PASS", "SKIP"), result
+        if result["status"] == "SKIP":
+            assert "another procfs is mounted at" in result["message"], result

@@ -73,8 +73,13 @@ SAME = [
     (["run", "--map-groups=1,2", "true"], ["unshare", "--map-groups=1,2", "true"]),
     (["run", "--map-users=1,x,3", "true"], ["unshare", "--map-users=1,x,3", "true"]),
     (["run", "--map-users=1,2,3,4", "true"], ["unshare", "--map-users=1,2,3,4", "true"]),
-    (["run", "-u", "/nonexistent/cmd"], ["unshare", "-u", "/nonexistent/cmd"]),
-    (["run", "-u", "/etc"], ["unshare", "-u", "/etc"]),
+    # These two get past the parser: creating a UTS namespace needs root.
+    pytest.param(
+        ["run", "-u", "/nonexistent/cmd"],
+        ["unshare", "-u", "/nonexistent/cmd"],
+        marks=pytest.mark.needs_root,
+    ),
+    pytest.param(["run", "-u", "/etc"], ["unshare", "-u", "/etc"], marks=pytest.mark.needs_root),
     (["enter", "--bogus"], ["nsenter", "--bogus"]),
     (["enter", "-t"], ["nsenter", "-t"]),
     (["enter", "-t", "abc", "-u", "true"], ["nsenter", "-t", "abc", "-u", "true"]),
@@ -103,6 +108,7 @@ def test_bad_usage_matches_util_linux(ours: list[str], theirs: list[str]) -> Non
     assert "Traceback" not in a.stderr and a.stdout == ""
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -128,6 +134,7 @@ def test_messages_speak_flags_and_paths(args: list[str], expected: str) -> None:
     assert "=True" not in r.stderr and "b'" not in r.stderr and "namespaces=" not in r.stderr
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 def test_wd_failure_like_unshare_status() -> None:
     # unshare words it "cannot chdir to '/nonexistent'": same status, same cause.
@@ -137,6 +144,7 @@ def test_wd_failure_like_unshare_status() -> None:
     assert "/nonexistent" in b.stderr and b.stderr.rstrip().endswith("No such file or directory")
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 @pytest.mark.parametrize("script", ["echo ok", "echo $$"], ids=["sh -c echo ok", "pid 1"])
 def test_kill_child_takes_its_signal_only_after_equals(script: str) -> None:
@@ -198,6 +206,7 @@ def _signal_then_finish(argv: list[str], sig: int) -> tuple[bool, int]:
             proc.wait()
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_run_holds_term_and_int_until_the_command_ends_like_unshare(sig: int) -> None:
@@ -208,6 +217,7 @@ def test_run_holds_term_and_int_until_the_command_ends_like_unshare(sig: int) ->
     ) == (True, 3)
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
 def test_run_dies_of_the_signal_that_killed_the_command(sig: int) -> None:
@@ -218,6 +228,7 @@ def test_run_dies_of_the_signal_that_killed_the_command(sig: int) -> None:
     assert main(["run", "-u", "--", "sh", "-c", script]) == 128 + sig  # in-process: a status
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 def test_run_dies_of_sigkill_too() -> None:
     # unshare 2.38 fails here ("sigprocmask unblock failed", exit 1): nsprim does
     # what unshare means to do.
@@ -233,6 +244,7 @@ def target() -> Iterator[int]:
             p.kill()
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 def test_enter_passes_term_on_to_the_command_like_nsenter(target: int) -> None:
     # nsenter without -p execs the command: `kill -TERM` of its pid kills the command.
@@ -326,6 +338,7 @@ def test_ls_colour_on_a_terminal_only_and_never_with_no_color() -> None:
     assert piped.returncode == 0 and b"\033[" not in piped.stdout and b"NS" in piped.stdout
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 def test_kill_child_signals_the_command_when_nsprim_is_killed_like_unshare() -> None:
     def command_dies(argv: list[str], within: float = 10) -> bool:
@@ -377,6 +390,7 @@ def own_uts() -> Iterator[int]:
             p.kill()
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 @pytest.mark.parametrize(
     "options",
@@ -421,6 +435,7 @@ def test_ls_bad_column_like_lsns() -> None:
 # --- nsprim enter joins by nsfs file, as nsenter --uts=FILE does (issue 14) -------------------
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 @pytest.mark.parametrize(
     "form",
@@ -434,6 +449,7 @@ def test_enter_joins_by_file_like_nsenter(own_uts: int, form: str) -> None:
     assert a.stdout.strip() == os.readlink(f"/proc/{own_uts}/ns/uts")
 
 
+@pytest.mark.needs_root  # namespaces (and util-linux's side) need root here
 @needs_util_linux
 def test_enter_file_errors_like_nsenter(own_uts: int) -> None:
     for flag in ("--uts=/nonexistent", f"--uts=/proc/{own_uts}/ns/net"):

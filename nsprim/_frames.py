@@ -234,13 +234,17 @@ class Channel:
                     return None
                 self._read()
                 continue
-            if deadline is not None and deadline <= time.monotonic():
-                raise TimeoutError
-            for fd, _ in poller.poll(poll_ms(deadline)):
+            # A deadline already past still gets one look (0 ms): that is
+            # how PendingCall.poll() asks "anything there yet?".
+            late = deadline is not None and deadline <= time.monotonic()
+            events = poller.poll(0 if late else poll_ms(deadline))
+            for fd, _ in events:
                 if fd == self.fd:
                     self._read()
                 elif fd == pidfd:
                     exited = True
+            if late and not events:
+                raise TimeoutError
 
     def _read(self) -> None:
         data = os.read(self.fd, 65536)

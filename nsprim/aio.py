@@ -8,8 +8,9 @@ the standard library and public nsprim names only.
   as ``asyncio.create_subprocess_exec`` gives.
 * :func:`arun` is its ``subprocess.run``: await the result, with *input*,
   *capture_output*, *timeout* and *check*.
-* :func:`acall` is the awaitable :func:`nsprim.call`: a Python callable in a
-  fresh child in new namespaces, its result or exception returned.
+* :func:`acall` is the awaitable :func:`nsprim.call` (on
+  :func:`nsprim.call_start`): a Python callable in a fresh child in new
+  namespaces, its result or exception returned.
 
 Starting a program (a fork, or posix_spawn(3)) takes milliseconds and runs
 in the loop's default executor, so the loop never blocks on it. The exit is
@@ -30,18 +31,13 @@ import contextlib
 import functools
 import locale
 import os
-import pickle
-import select
-import signal
 import subprocess
-import traceback
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union
+from typing import IO, Any, Callable, Optional, TypeVar, Union
 
-from . import syscalls
-from .errors import CallError
-from .process import DEVNULL, PIPE, STDOUT, NsProcess, call, spawn
+from .errors import TimeoutExpired
+from .process import DEVNULL, PIPE, STDOUT, NsProcess, PendingCall, call_start, spawn
 
 T = TypeVar("T")
 
@@ -355,91 +351,19 @@ def _decode(data: Optional[bytes], encoding: str, errors: str) -> Optional[str]:
 
 # --- acall ------------------------------------------------------------------------------
 
-#: Seconds a cancelled acall's helper gets to kill and reap its child before SIGKILL.
-CANCEL_GRACE = 5.0
 
-
-class _Cancelled(BaseException):
-    """Raised in an acall helper by SIGTERM: unwinds nsprim.call, which kills and reaps."""
-
-
-def _helper(fn: Callable[..., Any], args: Any, kwargs: Any, wfd: int, mask: Any) -> NoReturn:
-    """The forked helper: run call(), send the pickled outcome, exit. Never returns."""
-    code = 0
-    try:
-        # The parent's event loop may watch signals through a wakeup fd this
-        # process shares: never write into it.
-        signal.set_wakeup_fd(-1)
-
-        def cancel(signum: int, frame: Any) -> None:
-            raise _Cancelled
-
-        signal.signal(signal.SIGTERM, cancel)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        try:
-            outcome: tuple[Any, ...] = ("return", call(fn, *args, **kwargs))
-        except _Cancelled:
-            # call() kills and reaps its child when interrupted, except in the
-            # instant between clone and its bookkeeping: make sure.
-            _kill_children()
-            os._exit(3)
-        except Exception as exc:
-            outcome = ("raise", exc)
-        try:
-            data = pickle.dumps(outcome)
-        except Exception as err:
-            data = pickle.dumps(
-                (
-                    "raise",
-                    CallError(f"the outcome could not be pickled: {type(err).__name__}: {err}"),
-                )
-            )
-        view = memoryview(data)
-        while view:
-            view = view[os.write(wfd, view) :]
-    except BaseException:
-        code = 2
-        with contextlib.suppress(BaseException):
-            os.write(2, traceback.format_exc().encode())
-    finally:
-        os._exit(code)
-
-
-def _kill_children() -> None:
-    """SIGKILL and reap every child of this process (an acall helper has only call()'s)."""
-    me = str(os.getpid())
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if stat[stat.rindex(b")") + 2 :].split()[1].decode() == me:
-            # Unreaped children of ours: their pids can't be recycled yet.
-            with contextlib.suppress(OSError):
-                os.kill(int(name), signal.SIGKILL)
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
-
-
-async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
+async def acall(
+    fn: Callable[..., T], *args: Any, timeout: Optional[float] = None, **options: Any
+) -> T:
     """Run ``fn(*args, **kwargs)`` in a fresh child in new namespaces and await its result.
 
     The awaitable :func:`nsprim.call`, with the same arguments (namespace
     options, *timeout*, and keywords for *fn*); its result or exception comes
-    back as from :func:`nsprim.call`. The blocking call runs in a helper
-    process forked from this one, from an executor thread (one fork more
-    than :func:`nsprim.call`; *fn* and its arguments cross by fork, not
-    pickle); its outcome and exit
-    are awaited through the loop (the outcome pipe and the helper's pidfd,
-    Linux 5.3). Cancelling the task makes the helper kill and reap the child
-    (SIGKILL after :data:`CANCEL_GRACE` seconds), then the helper is reaped.
+    back as from :func:`nsprim.call`. The child is started by
+    :func:`nsprim.call_start` in the loop's default executor (a fork: some
+    milliseconds); then the loop itself watches its outcome channel and its
+    pidfd (Linux 5.3), with no thread per call. A *timeout* or a cancelled
+    task kills and reaps the child.
 
     Raises:
         Whatever :func:`nsprim.call` raises (TypeError for a non-callable,
@@ -447,127 +371,41 @@ async def acall(fn: Callable[..., T], *args: Any, **options: Any) -> T:
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__} {fn!r}")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+    ):
+        raise ValueError(f"timeout must be None or seconds >= 0, got {timeout!r}")
     loop = asyncio.get_running_loop()
-    rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    # Forked from an executor thread: the loop never blocks on the fork, and
-    # forks proceed in parallel. The helper's only thread is that one.
-    forking = loop.run_in_executor(None, _fork_helper, fn, args, options, rfd, wfd)
+    starting = loop.run_in_executor(None, functools.partial(call_start, fn, *args, **options))
     try:
-        pid = await asyncio.shield(forking)
+        pending = await asyncio.shield(starting)
     except asyncio.CancelledError:
-        forking.add_done_callback(functools.partial(_abandon_helper, rfd))
+        starting.add_done_callback(_close_started)
         raise
-    except BaseException:
-        os.close(rfd)
-        raise
-    pidfd = -1
-    chunks: list[bytes] = []
-    exited: asyncio.Future[None] = loop.create_future()
+    with pending:  # leaving early (timeout, cancellation) kills and reaps the child
+        done: asyncio.Future[None] = loop.create_future()
+        fds = [fd for fd in (pending.fileno(), pending.pidfd) if fd >= 0]
 
-    def drain() -> None:
-        # Read what is there; the helper may write more than a pipe holds.
-        while True:
-            try:
-                data = os.read(rfd, 1 << 16)
-            except BlockingIOError:
-                return
-            if not data:
-                loop.remove_reader(rfd)
-                return
-            chunks.append(data)
+        def check() -> None:
+            if pending.poll() and not done.done():
+                done.set_result(None)
 
-    def on_exit() -> None:
-        loop.remove_reader(pidfd)
-        drain()  # the helper is gone: everything it wrote is in the pipe
-        if not exited.done():
-            exited.set_result(None)
-
-    try:
-        pidfd = syscalls.pidfd_open(pid)
-        os.set_blocking(rfd, False)
-        loop.add_reader(rfd, drain)
-        loop.add_reader(pidfd, on_exit)
+        for fd in fds:
+            loop.add_reader(fd, check)
         try:
-            await exited
+            check()
+            await asyncio.wait_for(done, timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutExpired(
+                timeout or 0.0, pending.pid, msg=f"call timed out after {timeout} seconds"
+            ) from None
         finally:
-            loop.remove_reader(rfd)
-            loop.remove_reader(pidfd)
-        # Done by the exit, not by EOF: a copy of the pipe's write end held
-        # by a process fn left behind can't stall us.
-        _, status = os.waitpid(pid, 0)
-        pid = 0
-    except BaseException:
-        if pid:
-            _stop_helper(pid, pidfd)
-        raise
-    finally:
-        os.close(rfd)
-        if pidfd >= 0:
-            os.close(pidfd)
-    if not chunks:
-        code = os.waitstatus_to_exitcode(status)
-        raise CallError(f"the acall helper exited (status {code}) before it reported")
-    kind, value = pickle.loads(b"".join(chunks))
-    if kind == "raise":
-        raise value
-    return value  # type: ignore[no-any-return]
+            for fd in fds:
+                loop.remove_reader(fd)
+        return pending.result()  # type: ignore[no-any-return]
 
 
-def _fork_helper(
-    fn: Callable[..., Any], args: Any, options: dict[str, Any], rfd: int, wfd: int
-) -> int:
-    """Fork the acall helper (in an executor thread); close the write end here.
-
-    SIGTERM stays blocked across the fork until the helper has its own
-    handler: one arriving earlier would run the parent's handler in the
-    helper, which may write to the parent loop's signal wakeup fd.
-    """
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    pid = -1
-    try:
-        pid = os.fork()
-    except BaseException:
-        os.close(wfd)
-        raise
-    finally:
-        if pid != 0:  # the helper unblocks it itself, once ready
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    if pid == 0:
-        os.close(rfd)
-        _helper(fn, args, options, wfd, old)
-    os.close(wfd)
-    return pid
-
-
-def _abandon_helper(rfd: int, forking: asyncio.Future[int]) -> None:
-    """The task was cancelled while its helper was being forked: stop and reap it."""
-    os.close(rfd)
-    if forking.cancelled() or forking.exception() is not None:
-        return
-    pid = forking.result()
-    try:
-        pidfd = syscalls.pidfd_open(pid)
-    except OSError:
-        pidfd = -1
-    try:
-        _stop_helper(pid, pidfd)
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
-
-
-def _stop_helper(pid: int, pidfd: int) -> None:
-    """Cancel a helper: SIGTERM (it kills and reaps its child), SIGKILL if it hangs; reap it."""
-    with contextlib.suppress(OSError):
-        if pidfd >= 0:
-            syscalls.pidfd_send_signal(pidfd, signal.SIGTERM)
-        else:
-            os.kill(pid, signal.SIGTERM)
-    if pidfd >= 0:
-        p = select.poll()
-        p.register(pidfd, select.POLLIN)
-        if not p.poll(int(CANCEL_GRACE * 1000)):
-            with contextlib.suppress(OSError):
-                syscalls.pidfd_send_signal(pidfd, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
+def _close_started(starting: asyncio.Future[PendingCall]) -> None:
+    """A call started for a task that was cancelled meanwhile: kill and reap its child."""
+    if not starting.cancelled() and starting.exception() is None:
+        starting.result().close()

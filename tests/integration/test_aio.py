@@ -390,8 +390,7 @@ def test_acall_timeout_and_cancellation_kill_and_reap(tmp_path: Any) -> None:
     t0 = time.monotonic()
     pid, uts = _run(main()).split()
     assert time.monotonic() - t0 < 20
-    # The child (the helper's child) is gone, not merely killed: the helper
-    # reaped it before it exited, and the helper was reaped before cancel returned.
+    # The child is gone, not merely killed: reaped before the cancellation returned.
     assert not os.path.exists(f"/proc/{pid}"), _status(int(pid))
     assert not _ns_in_use({int(uts.split("[")[1].rstrip("]"))}, "uts")
 
@@ -410,3 +409,19 @@ def test_acall_many_at_once_leave_nothing() -> None:
     results = _run(main())
     assert [(x, host) for x, host, _ in results] == [(i, f"a{i}") for i in range(50)]
     assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def _later(x: int) -> tuple[int, str, int]:
+    time.sleep(0.2)  # the outcome comes well after call_start returned
+    return _hostname_and_pid(x)
+
+
+def test_pending_call_poll_sees_the_outcome_without_blocking() -> None:
+    # acall's loop readers rely on it: poll() must look, not just check a deadline.
+    with nsprim.call_start(_later, 5, namespaces=["uts"], hostname="polled") as p:
+        assert not p.poll()  # still sleeping
+        deadline = time.monotonic() + 10
+        while not p.poll():
+            assert time.monotonic() < deadline, "poll() never saw the outcome"
+            time.sleep(0.01)
+        assert p.result()[:2] == (5, "polled")

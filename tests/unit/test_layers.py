@@ -156,8 +156,6 @@ ALLOW_FORK: set[str] = {
     "nsprim/compat/features.py",
     # speed's supervisor prototype forks the supervisor itself
     "nsprim/_supervisor.py",
-    # pytest-aio's acall (pytest-aio: move onto nsprim.call_start)
-    "nsprim/aio.py",
     # the suite's children (suite: move onto nsprim.call / nsprim.call_start)
     "conformance/_context.py",
     "conformance/runner.py",

@@ -24,6 +24,7 @@ import pwd
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -115,12 +116,27 @@ def build_parser(prog: str = "nsprim conformance") -> argparse.ArgumentParser:
     return p
 
 
+#: A run shorter than this shows no progress line (it would only flicker).
+PROGRESS_AFTER_S = 1.0
+
+
 def _progress(stream: TextIO) -> runner.ProgressFn:
+    """A live one-line progress display for a terminal (the caller checks isatty)."""
+    started = time.monotonic()
+    shown = False
+
     def show(done: int, total: int, result: CheckResult) -> None:
+        nonlocal shown
+        if not shown and time.monotonic() - started < PROGRESS_AFTER_S and done < total:
+            return
+        if done == total:
+            if shown:
+                stream.write("\r\x1b[2K")  # leave the terminal as it was
+                stream.flush()
+            return
+        shown = True
         line = f"[{done}/{total}] {result.id} {result.status.value}"
         stream.write("\r\x1b[2K" + line[:120])
-        if done == total:
-            stream.write("\r\x1b[2K")
         stream.flush()
 
     return show

@@ -39,6 +39,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 VM_DIR = Path(__file__).resolve().parent
 REPO = VM_DIR.parent.parent
@@ -93,9 +94,56 @@ KNOWN_KERNELS: dict[str, KernelSource] = {
 _KERNEL_PKG = re.compile(r"^linux-(image|binary|modules|base)-[0-9]")
 
 
+class Progress:
+    """One live status line on a terminal: each kernel's state (booting, running, done).
+
+    On anything but a terminal (a CI log, a pipe) it writes nothing: the ``[vm]`` log
+    lines already say what happened, once each.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        try:
+            self.enabled = self.stream.isatty()
+        except (AttributeError, ValueError):
+            self.enabled = False
+        self.states: dict[str, str] = {}
+        self.shown = False
+        self.lock = threading.RLock()
+
+    def set(self, name: str, state: str) -> None:
+        """Record *name*'s state and redraw the line."""
+        with self.lock:
+            self.states[name] = state
+            self.draw()
+
+    def draw(self) -> None:
+        if not self.enabled or not self.states:
+            return
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        line = " | ".join(f"{name}: {state}" for name, state in self.states.items())
+        self.stream.write("\r\x1b[2K" + line[:width])
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        """Erase the line (before a log line, and at the end)."""
+        with self.lock:
+            if self.enabled and self.shown:
+                self.stream.write("\r\x1b[2K")
+                self.stream.flush()
+                self.shown = False
+
+
+PROGRESS = Progress()
+
+
 def log(message: str) -> None:
-    """Print a progress line on stderr (stdout carries the rendered matrix)."""
-    print(f"[vm] {message}", file=sys.stderr, flush=True)
+    """Print a log line on stderr (stdout carries the rendered matrix), under the live line."""
+    with PROGRESS.lock:
+        PROGRESS.clear()
+        print(f"[vm] {message}", file=sys.stderr, flush=True)
+        PROGRESS.draw()
 
 
 def run(cmd: Sequence[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -462,3 +463,20 @@ def test_enter_file_errors_like_nsenter(own_uts: int) -> None:
     assert nsprim("enter", "-u", "true").returncode == 1
     r = nsprim("enter", "-t", str(own_uts), "-u", "readlink", "/proc/self/ns/uts")
     assert r.returncode == 0 and r.stdout.strip() == os.readlink(f"/proc/{own_uts}/ns/uts")
+
+
+@pytest.mark.needs_root
+def test_conformance_progress_line_on_a_terminal_only(tmp_path: os.PathLike[str]) -> None:
+    """A run longer than a second shows one live line on a terminal, and nothing in a log."""
+    env = dict(os.environ)
+    report = os.path.join(str(tmp_path), "r.tap")
+    # The whole catalogue, one sandbox at a time: about 2-3 s, past the 1 s threshold.
+    args = ["conformance", "--jobs", "1", "--format", "tap", "-o", report]
+    painted = _on_pty(args, env)
+    assert re.search(rb"\r\x1b\[2K\[\d+/\d+\] uts\.", painted), painted[-300:]
+    assert painted.rstrip().endswith(b"\x1b[2K"), "the line is erased at the end"
+    piped = subprocess.run(
+        [sys.executable, "-m", "nsprim", *args], capture_output=True, env=env, timeout=120
+    )
+    assert piped.returncode == 0, piped.stderr[-500:]
+    assert b"\x1b[" not in piped.stderr and b"\r" not in piped.stderr, piped.stderr[-300:]

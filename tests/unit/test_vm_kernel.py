@@ -9,6 +9,7 @@ VM stage of CI (``scripts/vm/ci.sh``), which boots a kernel .deb through ``--ker
 from __future__ import annotations
 
 import gzip
+import io
 import shutil
 import sys
 from pathlib import Path
@@ -97,3 +98,28 @@ def test_local_kernel_spec_is_keyed_by_content(tmp_path: Path) -> None:
     b = _bzimage(tmp_path / "b", b"6.19.0 #2\0")
     assert vmlib.local_kernel_spec(a).startswith("local:a@")
     assert vmlib.local_kernel_spec(a).split("@")[1] != vmlib.local_kernel_spec(b).split("@")[1]
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_line_on_a_terminal_only() -> None:
+    """The matrix's live line (which kernel is booting, running, done) is for terminals."""
+    term = vmlib.Progress(_Stream(tty=True))
+    term.set("6.1", "booting")
+    term.set("6.12", "running")
+    term.set("6.1", "done")
+    out = term.stream.getvalue()  # type: ignore[attr-defined]
+    assert out.endswith("\r\x1b[2K6.1: done | 6.12: running")
+    term.clear()
+    assert term.stream.getvalue().endswith("\x1b[2K")  # type: ignore[attr-defined]
+    log = vmlib.Progress(_Stream(tty=False))
+    log.set("6.1", "booting")
+    log.clear()
+    assert log.stream.getvalue() == ""  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import pickle
 import select
@@ -48,6 +49,20 @@ __all__ = [
 POLICY_ERRNOS = frozenset({errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EUSERS, errno.ENOSYS})
 
 _HEADER = struct.Struct("!I")
+
+
+#: Multiplies every check's timeout and the waits inside checks, for slow machines and
+#: emulators, as LTP's LTP_TIMEOUT_MUL does; ``nsprim conformance --timeout-mul`` sets it.
+TIMEOUT_MUL_ENV = "NSPRIM_TIMEOUT_MUL"
+
+
+def timeout_mul() -> float:
+    """The timeout multiplier from ``$NSPRIM_TIMEOUT_MUL`` (1 when unset or invalid: >= 1 only)."""
+    try:
+        value = float(os.environ.get(TIMEOUT_MUL_ENV, "1"))
+    except ValueError:
+        return 1.0
+    return value if math.isfinite(value) and value >= 1.0 else 1.0
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -246,6 +261,7 @@ class ChildHandle:
             nsprim.TimeoutExpired: nothing arrived within *timeout* seconds.
             nsprim.CallError: the child died, or its reply could not be rebuilt.
         """
+        timeout *= timeout_mul()
         try:
             ok, msg = _recv(self._sock, time.monotonic() + timeout)
         except TimeoutError:
@@ -478,6 +494,7 @@ class Context:
             nsprim.TimeoutExpired: no result within *timeout* (an ERROR, not a FAIL).
             nsprim.CallError: the child died before reporting, or its result did not pickle.
         """
+        timeout *= timeout_mul()
         pid, pidfd, parent_sock, child_sock = self._fork(unshare)
         if pid == 0:
             self._handles = [h for h in self._handles if h._owner == os.getpid()]

@@ -40,7 +40,6 @@ import contextlib
 import datetime
 import errno
 import json
-import math
 import os
 import platform
 import pwd
@@ -58,7 +57,7 @@ from typing import Any, Callable
 import nsprim
 from nsprim import compat
 
-from . import _guard, _kernel, _needs
+from . import _context, _guard, _kernel, _needs
 from ._context import Context, describe_exception, exception_detail
 from ._needs import (
     Availability,
@@ -90,18 +89,9 @@ for _t in OUTER_TYPES:
     OUTER_NAMESPACES |= _needs.NSTYPES[_t][0]
 #: Seconds a run may use for sandbox setup on top of the check's own timeout.
 SETUP_SLACK = 1.0
-#: Multiplies every check's timeout (and the setup slack), for slow machines and
-#: emulators, as LTP's LTP_TIMEOUT_MUL does; ``--timeout-mul`` sets it.
-TIMEOUT_MUL_ENV = "NSPRIM_TIMEOUT_MUL"
-
-
-def timeout_mul() -> float:
-    """The timeout multiplier from ``$NSPRIM_TIMEOUT_MUL`` (1 when unset or invalid: >= 1 only)."""
-    try:
-        value = float(os.environ.get(TIMEOUT_MUL_ENV, "1"))
-    except ValueError:
-        return 1.0
-    return value if math.isfinite(value) and value >= 1.0 else 1.0
+# The timeout multiplier (--timeout-mul, $NSPRIM_TIMEOUT_MUL) lives with the context.
+TIMEOUT_MUL_ENV = _context.TIMEOUT_MUL_ENV
+timeout_mul = _context.timeout_mul
 
 
 #: Seconds to wait for a killed sandbox to go away before killing its launcher too.

@@ -21,7 +21,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
 NOBODY = 65534
 # What `import pytest` and the plugin need, beyond the standard library.
-_PACKAGES = ("_pytest", "pytest", "pluggy", "iniconfig", "packaging", "py", "tabulate")
+# pytest's own requirements (pygments since pytest 8; exceptiongroup and tomli before
+# Python 3.11) and xdist's, each copied when importable here: a host's system-wide
+# copy must not be what makes the nobody run work.
+_PACKAGES = (
+    "_pytest", "pytest", "pluggy", "iniconfig", "packaging", "py", "pygments",
+    "exceptiongroup", "tomli", "xdist", "execnet", "tabulate",
+)  # fmt: skip
 
 
 class RootlessEnv:

@@ -107,10 +107,12 @@ def _cases() -> list[tuple[str, Case]]:
             "peer_netns must be an int or have fileno(), got True",
         ),
         (
-            "veth-netns-str",
-            lambda: net.create_veth("x0", "x1", peer_netns=_any("3")),
+            # A str is a path to a namespace file now (peer_netns="/run/netns/x"); a
+            # float is none of the accepted handles.
+            "veth-netns-float",
+            lambda: net.create_veth("x0", "x1", peer_netns=_any(3.0)),
             TypeError,
-            "peer_netns must be an int or have fileno(), got str '3'",
+            "peer_netns must be an int or have fileno(), got float 3.0",
         ),
         (
             "move-no-target",

@@ -24,7 +24,7 @@ util-linux ``lsns`` finds a namespace only while some process is a member
 
 Processes that exit mid-scan, and those the caller may not inspect, are
 skipped and counted, never fatal. Identity is the nsfs ``(st_dev, st_ino)`` pair
-(STYLE.md 5.8); the kernel's 64-bit NS_GET_ID is reported where it exists
+(never a readlink string); the kernel's 64-bit NS_GET_ID is reported where it exists
 (Linux 6.18).
 
 Cost: per process one ``open`` of ``/proc/PID``, one ``fstatat`` per namespace

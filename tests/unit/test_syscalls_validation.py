@@ -1,5 +1,5 @@
 """Every binding refuses bad input with a message that names the parameter and
-echoes the value, before any syscall (STYLE.md 5.4).
+echoes the value, before any syscall (CONTRIBUTING.md, "Adding a syscall binding").
 
 Matching our own message text proves nsprim answered before the kernel did:
 the kernel would have answered with an errno and its strerror instead. Paths

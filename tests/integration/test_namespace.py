@@ -170,6 +170,8 @@ def test_parent_walks_a_three_level_pid_hierarchy() -> None:
 def _bind_mount_keeps_namespace() -> tuple[bool, bool]:
     S.unshare(CloneFlags.NEWNS)
     S.mount(None, "/", None, MountFlags.REC | MountFlags.PRIVATE)
+    # The directory itself lives on a tmpfs of this private namespace, not in the host's /tmp.
+    S.mount("tmpfs", tempfile.gettempdir(), "tmpfs", 0, "size=1m,mode=1777")
     d = tempfile.mkdtemp()
     S.mount("tmpfs", d, "tmpfs", 0, "size=1m")
     target = os.path.join(d, "uts")

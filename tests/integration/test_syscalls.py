@@ -194,9 +194,16 @@ def test_unprivileged_needs_a_user_namespace_for_uts() -> None:
     assert name == "rootless"
 
 
+def _private_tmp() -> None:
+    """A tmpfs on /tmp in this (private) mount namespace: the directories a test makes
+    there vanish with the namespace instead of piling up in the host's /tmp."""
+    S.mount("tmpfs", tempfile.gettempdir(), "tmpfs", 0, "size=4m,mode=1777")
+
+
 def _mount_and_pivot() -> tuple[bool, list[str], bool]:
     S.unshare(CloneFlags.NEWNS)
     S.mount(None, "/", None, MountFlags.REC | MountFlags.PRIVATE)
+    _private_tmp()
     new = tempfile.mkdtemp(prefix="nsprim-pivot-")
     S.mount("tmpfs", new, "tmpfs", 0, "size=1m")
     os.mkdir(os.path.join(new, "old"))
@@ -237,6 +244,7 @@ def test_pivot_root_reports_kernel_errors() -> None:
 def _open_tree_move_mount_setattr() -> tuple[bool, bool, str]:
     S.unshare(CloneFlags.NEWNS)
     S.mount(None, "/", None, MountFlags.REC | MountFlags.PRIVATE)
+    _private_tmp()
     src = tempfile.mkdtemp(prefix="nsprim-src-")
     dst = tempfile.mkdtemp(prefix="nsprim-dst-")
     S.mount("tmpfs", src, "tmpfs", 0, "size=1m")

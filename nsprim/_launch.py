@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import gc
 import os
 import signal
@@ -492,7 +493,11 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
     if isinstance(res, tuple):
         step, exc = res
         if isinstance(exc, OSError):
-            if step == "execve":
+            if step == "execve" and exc.errno in (errno.EAGAIN, errno.ENOMEM):
+                # posix_spawn's clone ran out of pids or memory: no program was run.
+                step = "posix_spawn"
+                exc = OSError(exc.errno, f"posix_spawn: {exc.strerror}")
+            elif step == "execve":
                 exc = OSError(exc.errno, f"execve: {exc.strerror}", os.fsdecode(argv[0]))
             exc = translate(exc, step)
         with contextlib.suppress(AttributeError):

@@ -436,10 +436,15 @@ def _scan_fds(st: _Scan, pfd: int, pid: int, fds: bool, sockets: bool) -> None:
         dfd = os.open("fd", _O_DIR, dir_fd=pfd)
     except OSError:
         return
+    # The scan's own handles (nsfs fds it got through sockets) are not holders: seen
+    # when the scanner's pid comes after a socket's owner (pids wrap around).
+    own = set(st.socket_fds.values()) if pid == os.getpid() else set()
     try:
         names = os.listdir(dfd)
         sock_fds: list[int] = []
         for name in names:
+            if own and int(name) in own:
+                continue
             try:
                 link = os.readlink(name, dir_fd=dfd)
             except OSError:

@@ -328,6 +328,27 @@ def test_scan_survives_processes_exiting_mid_scan() -> None:
         assert any(n.type is NsType.NET for n in r.namespaces)
 
 
+def test_the_scans_own_socket_handles_are_not_fd_holders() -> None:
+    """Regression: after a pid wrap-around the scanner's own pid comes after a socket's
+    owner, and the nsfs fd the scan got through SIOCGSKNS showed up as an FD holder
+    (CI's pristine root: held == (FD, SOCKET) for a socket-only namespace)."""
+    st = listing._Scan(["net"])
+    nsfd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    other = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)  # a real holder
+    s = os.fstat(nsfd)
+    st.socket_fds[("net", s.st_dev, s.st_ino)] = nsfd
+    procfd = os.open(f"/proc/{os.getpid()}", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        listing._scan_fds(st, procfd, os.getpid(), True, False)
+    finally:
+        os.close(procfd)
+        os.close(nsfd)
+        os.close(other)
+    holders = st.fds.get(("net", s.st_dev, s.st_ino), [])
+    assert listing.FdHolder(os.getpid(), other) in holders
+    assert listing.FdHolder(os.getpid(), nsfd) not in holders
+
+
 @pytest.mark.needs_root
 def test_socket_only_netns_found_with_sockets() -> None:
     def body(w: int) -> None:

@@ -218,8 +218,12 @@ def test_pid_max_exhaustion_is_eagain_and_recovers() -> None:
     )
     if "skip" in r:
         pytest.skip(r["skip"])
-    assert PID_MAX - 20 < r["created"] < PID_MAX, r
+    # A program on the posix_spawn fast path costs two pids (the throwaway thread's and
+    # its own), a forked one one; past RESERVED_PIDS the cursor wraps only above it, so
+    # the limit is met somewhere between PID_MAX / 2 and PID_MAX spawns.
+    assert PID_MAX // 2 - 20 < r["created"] < PID_MAX, r
     assert r["type"] == "BlockingIOError" and r["errno"] == errno.EAGAIN, r
-    assert "\n" not in r["message"] and "fork" in r["message"], r
+    assert "\n" not in r["message"], r
+    assert "fork" in r["message"] or "posix_spawn" in r["message"], r
     assert r["fds_leaked"] == 0 and r["zombies"] == [], r
     assert r["recovered"], r

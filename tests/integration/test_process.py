@@ -263,7 +263,7 @@ def _die_with_parent(flag: bool) -> int:
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it exited while we read
         return True
     return state in ("Z", "X")
 

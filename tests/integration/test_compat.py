@@ -671,6 +671,16 @@ def test_inside_bubblewrap_no_probe_promises_what_it_refuses() -> None:
     assert _BWRAP is not None
     argv = [_BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     argv += ["--tmpfs", "/tmp", "--unshare-all", "--die-with-parent"]
+    # A checkout or venv under /tmp (CI's pristine root) stays visible over that tmpfs.
+    import os
+    import tempfile
+
+    import nsprim
+
+    top = tempfile.gettempdir() + os.sep
+    for path in {sys.prefix, os.path.dirname(os.path.dirname(os.path.abspath(nsprim.__file__)))}:
+        if path.startswith(top):
+            argv += ["--ro-bind", path, path]
     proc = subprocess.run(
         [*argv, sys.executable, "-c", _IN_BWRAP], capture_output=True, timeout=90, check=False
     )

@@ -37,7 +37,7 @@ from types import TracebackType
 from typing import IO, Any, Callable, Optional, TypeVar, Union
 
 from .errors import TimeoutExpired
-from .process import DEVNULL, PIPE, STDOUT, NsProcess, PendingCall, call_start, spawn
+from .process import DEVNULL, PIPE, STDOUT, NsProcess, PendingCall, _completed, call_start, spawn
 
 T = TypeVar("T")
 
@@ -334,19 +334,7 @@ async def arun(
         proc.close()  # kills and reaps it on a timeout, an error or cancellation
     code = proc.returncode
     assert code is not None
-    rout: Union[bytes, str, None] = out
-    rerr: Union[bytes, str, None] = err
-    if text_mode:
-        rout, rerr = _decode(out, enc, errs), _decode(err, enc, errs)
-    if check and code:
-        raise subprocess.CalledProcessError(code, proc.args, output=rout, stderr=rerr)
-    return subprocess.CompletedProcess(proc.args, code, rout, rerr)
-
-
-def _decode(data: Optional[bytes], encoding: str, errors: str) -> Optional[str]:
-    if data is None:
-        return None
-    return data.decode(encoding, errors).replace("\r\n", "\n").replace("\r", "\n")
+    return _completed(proc.args, code, out, err, (enc, errs) if text_mode else None, check)
 
 
 # --- acall ------------------------------------------------------------------------------

@@ -644,13 +644,26 @@ def run(
             raise
         retcode = proc.poll()
         assert retcode is not None
-        out: Union[bytes, str, None] = stdout
-        err: Union[bytes, str, None] = stderr
-        if text_mode:
-            out, err = _decode(stdout, enc, errs), _decode(stderr, enc, errs)
-        if check and retcode:
-            raise subprocess.CalledProcessError(retcode, proc.args, output=out, stderr=err)
-    return subprocess.CompletedProcess(proc.args, retcode, out, err)
+    return _completed(proc.args, retcode, stdout, stderr, (enc, errs) if text_mode else None, check)
+
+
+def _completed(
+    args: Any,
+    returncode: int,
+    stdout: Optional[bytes],
+    stderr: Optional[bytes],
+    text: Optional[tuple[str, str]],
+    check: bool,
+) -> subprocess.CompletedProcess[Any]:
+    """What :func:`run` (and ``nsprim.aio.arun``) return: decoded when *text* is
+    ``(encoding, errors)``; CalledProcessError when *check* and the status is not 0."""
+    out: Union[bytes, str, None] = stdout
+    err: Union[bytes, str, None] = stderr
+    if text is not None:
+        out, err = _decode(stdout, *text), _decode(stderr, *text)
+    if check and returncode:
+        raise subprocess.CalledProcessError(returncode, args, output=out, stderr=err)
+    return subprocess.CompletedProcess(args, returncode, out, err)
 
 
 def _decode(data: Optional[bytes], encoding: str, errors: str) -> Optional[str]:

@@ -27,24 +27,18 @@ and ESRCH as :class:`~nsprim.NoSuchProcess` (one translator,
 from __future__ import annotations
 
 import contextlib
-import locale
 import os
-import pickle
 import select
 import signal
-import subprocess
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, final
 
-from . import _child, _supervisor, _targets
+from . import _child
 from . import namespace as _namespace
 from . import syscalls as _sc
-from ._fd import HasFileno, OwnedFd, fd_of
+from ._fd import OwnedFd, fd_of
 from .errors import (
     CallError,
     NoSuchProcess,
@@ -55,7 +49,6 @@ from .errors import (
     wrap_exceptions,
 )
 from .flags import CloneFlags
-from .idmap import IdMapLike
 from .namespace import Namespace, NsType
 
 __all__ = [
@@ -83,9 +76,6 @@ from ._options import (
     C_INT_MAX,
     THREAD_SCOPED,
     NsOptions,
-    NsSpec,
-    StdSpec,
-    StrPath,
     argv_arg,
     envp_arg,
     executables,
@@ -94,11 +84,30 @@ from ._options import (
     pdeathsig_arg,
 )
 
-T = TypeVar("T")
+# typing.TYPE_CHECKING without importing typing: `nsprim run` must start fast,
+# and typing (with the re it imports) costs more than the rest of the child
+# mechanism. So do pickle, subprocess and traceback: imported where used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from types import TracebackType
+    from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, final
 
-PIPE = subprocess.PIPE
-DEVNULL = subprocess.DEVNULL
-STDOUT = subprocess.STDOUT
+    from ._fd import HasFileno
+    from ._options import NsSpec, StdSpec, StrPath
+    from .idmap import IdMapLike
+
+    T = TypeVar("T")
+else:
+
+    def final(cls):  # typing.final: a marker for type checkers only
+        return cls
+
+
+# subprocess's values, so either module's constants work with either API.
+PIPE = -1
+STDOUT = -2
+DEVNULL = -3
 
 # --- NsProcess ---------------------------------------------------------------------------
 
@@ -402,7 +411,7 @@ def _stdio(
                     child[i], mine, mode = w, r, "rb"
                     to_close.append(w)
                 # Owned by the NsProcess, which closes it (no context manager here).
-                files[i] = cast(IO[bytes], open(mine, mode, buffering=0 if i == 0 else -1))  # noqa: SIM115
+                files[i] = open(mine, mode, buffering=0 if i == 0 else -1)  # noqa: SIM115
             elif spec == DEVNULL:
                 if devnull < 0:
                     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -529,11 +538,13 @@ def spawn(
     def start() -> tuple[int, OwnedFd]:
         if _launch.fast_eligible(setup, program.stdio):
             return _launch.fast_spawn(setup, program)
-        if _launch.fast_eligible(setup, program.stdio, watched=True) and _supervisor.want_watch():
+        if _launch.fast_eligible(setup, program.stdio, watched=True) and _watch_wanted():
             # die_with_parent at the fast path's cost: the program stays our
             # child, and nsprim's supervisor process kills it when this
             # process dies (see nsprim._supervisor; window: a SIGKILL of this
             # process between posix_spawn and the hand-over, microseconds).
+            from . import _supervisor
+
             pid, pidfd = _launch.fast_spawn(setup, program)
             try:
                 _supervisor.watch(pidfd.fileno(), setup.pdeathsig)
@@ -551,8 +562,16 @@ def spawn(
 
     proc = _start_program(args, start, to_close, files)
     if watched:
+        from . import _supervisor
+
         _supervisor.remember(proc, setup.pdeathsig)  # a restarted supervisor takes it over
     return proc
+
+
+def _watch_wanted() -> bool:
+    from . import _supervisor  # only a die_with_parent spawn pays its import
+
+    return _supervisor.want_watch()
 
 
 def _start_program(
@@ -612,6 +631,8 @@ def run(
     """
     text_mode = bool(text or encoding or errors)
     if text_mode:
+        import locale
+
         enc = encoding or locale.getpreferredencoding(False)
         errs = errors or "strict"
         if isinstance(input, str):
@@ -631,6 +652,8 @@ def run(
         try:
             stdout, stderr = proc.communicate(input, timeout=timeout)
         except TimeoutExpired as exc:
+            import subprocess
+
             proc.kill()
             proc.wait()
             raise subprocess.TimeoutExpired(
@@ -657,6 +680,8 @@ def _completed(
 ) -> subprocess.CompletedProcess[Any]:
     """What :func:`run` (and ``nsprim.aio.arun``) return: decoded when *text* is
     ``(encoding, errors)``; CalledProcessError when *check* and the status is not 0."""
+    import subprocess
+
     out: Union[bytes, str, None] = stdout
     err: Union[bytes, str, None] = stderr
     if text is not None:
@@ -682,9 +707,13 @@ def _qualname(cls: type) -> str:
 
 def _pack(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> bytes:
     """Run *fn* (in the child) and pickle its outcome; never raises."""
+    import pickle
+
     try:
         value = fn(*args, **kwargs)
     except BaseException as exc:
+        import traceback
+
         tb = traceback.format_exc()
         try:
             return pickle.dumps(("raise", exc, tb))
@@ -703,6 +732,8 @@ def _pack(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -
 
 
 def _unpack(payload: bytes, pid: int) -> Any:
+    import pickle
+
     try:
         outcome = pickle.loads(payload)
     except Exception as err:
@@ -931,6 +962,10 @@ def _start_call(
             f"got {unshare!r}"
         )
 
+    # Imported here, before the fork, so that no child pays its import.
+    import pickle  # noqa: F401
+    import traceback  # noqa: F401
+
     def body(plan: _child.Plan) -> NoReturn:
         _child.run_call(plan, fn, args, kwargs, _pack)
 
@@ -1027,11 +1062,9 @@ def call(
         propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
         cwd=cwd, die_with_parent=die_with_parent,
     )  # fmt: skip
-    return cast(
-        T,
-        _call(fn, args, kwargs, setup, timeout, set_tid=set_tid, subreaper=subreaper,
-              unshare=unshare),
-    )  # fmt: skip
+    result: T = _call(fn, args, kwargs, setup, timeout, set_tid=set_tid,
+                      subreaper=subreaper, unshare=unshare)  # fmt: skip
+    return result
 
 
 def call_start(
@@ -1110,6 +1143,8 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
             "user/mnt/time namespaces in a multithreaded process and applies pid to "
             "children only; use nsprim.call_in() to run code in a fresh child there"
         )
+    from . import _targets
+
     tgt = _targets.resolve(target, (NsProcess,))
     saved: list[tuple[NsType, OwnedFd]] = []
     theirs: list[tuple[NsType, OwnedFd]] = []
@@ -1201,13 +1236,16 @@ def call_in(
         CallError, TimeoutExpired: as :func:`call`.
     """
     pdeathsig = pdeathsig_arg(die_with_parent)
+    from . import _targets
+
     tgt = _targets.resolve(target, (NsProcess,))
     theirs: list[tuple[NsType, OwnedFd]] = []
     try:
         join, theirs = _targets.join_plan(tgt, types, {})
         own = [fd for _, fd in join.fds] + ([join.pidfd] if join.pidfd >= 0 else [])
-        return cast(T, _call(fn, args, kwargs, None, timeout, join=join, own=own,
-                             pdeathsig=pdeathsig))  # fmt: skip
+        result: T = _call(fn, args, kwargs, None, timeout, join=join, own=own,
+                          pdeathsig=pdeathsig)  # fmt: skip
+        return result
     finally:
         for _, fd in theirs:
             if fd not in tgt.owned:
@@ -1254,6 +1292,8 @@ def spawn_in(
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 0xFFFFFFFF:
                 raise ValueError(f"{name} must be an id from 0 to 4294967294, got {value!r}")
             extra[name] = value
+    from . import _targets
+
     tgt = _targets.resolve(target, (NsProcess,))
     theirs: list[tuple[NsType, OwnedFd]] = []
     aux: list[int] = []

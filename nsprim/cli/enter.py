@@ -7,10 +7,8 @@ status (see :mod:`nsprim.cli._spawn`).
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
-from typing import Any
 
 from ._spawn import (
     NS_OPTIONS,
@@ -24,6 +22,13 @@ from ._spawn import (
     signals_held,
     wait,
 )
+
+# typing.TYPE_CHECKING without importing typing, and argparse only where the
+# parser is built: plain command lines parse without them (nsprim.cli._fast).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 _LONG = {t: long.lstrip("-") for _, long, t in NS_OPTIONS}
 

@@ -16,12 +16,10 @@ own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
 
 from __future__ import annotations
 
-import argparse
 import errno
 import math
 import os
 import sys
-from typing import Any, Callable, Optional
 
 from ._spawn import (
     add_command,
@@ -34,6 +32,13 @@ from ._spawn import (
     wait,
 )
 
+# typing.TYPE_CHECKING without importing typing, and argparse only where the
+# parser is built: plain command lines parse without them (nsprim.cli._fast).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Callable, Optional
+
 __all__ = ["add_run_parser", "cmd_run"]
 
 PROPAGATION = ("slave", "shared", "private", "unchanged")
@@ -43,6 +48,8 @@ _KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
 
 def _one_of(choices: tuple[str, ...], message: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
+
         if text not in choices:
             raise argparse.ArgumentTypeError(message.format(text))
         return text
@@ -73,6 +80,8 @@ def _id_range(text: str) -> tuple[int, int, int]:
 
     Returns ``(inner, outer, count)``, a line of uid_map.
     """
+    import argparse
+
     sep = ":" if ":" in text else ","
     values: list[int] = []
     for part in text.split(sep):  # util-linux's order of complaints
@@ -89,6 +98,8 @@ def _id_range(text: str) -> tuple[int, int, int]:
 
 def _offset(clock: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
+        import argparse
+
         try:
             value = float(text)
         except ValueError:
@@ -101,6 +112,7 @@ def _offset(clock: str) -> Callable[[str], float]:
 
 
 def _signal(text: str) -> int:
+    import argparse
     import signal
 
     name = text.upper()
@@ -116,6 +128,8 @@ def _signal(text: str) -> int:
 
 def _name(flag: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
+
         if len(text.encode("utf-8", "surrogateescape")) > 64:
             raise argparse.ArgumentTypeError(f"{flag}: '{text}' is longer than 64 bytes")
         if "\0" in text:

@@ -172,7 +172,39 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rc = SignalStatus(13)  # SIGPIPE, as lsns(8) dies writing to `| head`
     if argv is None and isinstance(rc, SignalStatus):
         _die_like(rc.signal)
+    if argv is None and args and args[0] in _WRAPPERS:
+        _exit_now(int(rc))
     return int(rc)
+
+
+# The commands that only wrap another program: once it has exited, nothing is left to do.
+_WRAPPERS = ("run", "enter")
+
+
+def _exit_now(rc: int) -> None:
+    """End the process with *rc* now, without the interpreter's teardown; else return.
+
+    Freeing every module and object at exit costs a wrapper like ``nsprim
+    run`` several milliseconds that nobody waits for (unshare(1) just calls
+    exit(3)). What a normal exit would still do is done first: the atexit
+    handlers and the flush of stdout and stderr. Any other thread still
+    running, or a flush that fails, leaves the exit to the interpreter.
+    """
+    import atexit
+
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        return
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    if run_exitfuncs is None:
+        return
+    run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        return
+    os._exit(rc)
 
 
 def _dispatch(args: list[str]) -> int:

@@ -91,7 +91,7 @@ CASES = [
     ("run", ["--kill-child=TERM", "true"]),
     ("enter", ["-t", "0", "-u", "true"]),
     ("enter", ["-t", "+1", "-u", "true"]),
-    ("enter", ["-t", "١", "-u", "true"]),  # a digit, but not ASCII
+    ("enter", ["-t", "\u0661", "-u", "true"]),  # a digit, but not ASCII
     ("enter", ["-t"]),
     ("enter", ["--target"]),
 ]
@@ -152,3 +152,38 @@ def test_nsprim_run_imports_neither_argparse_nor_typing() -> None:
     if os.geteuid() != 0:
         pytest.skip("nsprim run -u needs CAP_SYS_ADMIN")
     assert out == ["0"]
+
+
+def _as_nsprim(prelude: str, *args: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        f"import sys; sys.path.insert(0, {ROOT!r}); {prelude}; "
+        f"sys.argv = ['nsprim', *{list(args)!r}]; "
+        "from nsprim.cli import main; sys.exit(main())"
+    )
+    return subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+
+
+def test_run_as_the_process_still_runs_atexit_and_flushes_before_its_quick_exit() -> None:
+    # `nsprim run` as the program skips the interpreter's teardown (os._exit)
+    # but not what a normal exit does: atexit handlers, buffered output, status.
+    if os.geteuid() != 0:
+        pytest.skip("nsprim run -u needs CAP_SYS_ADMIN")
+    r = _as_nsprim(
+        "import atexit; atexit.register(lambda: print('atexit ran', end='')); "
+        "print('buffered', end=' ')",
+        "run", "-u", "--", "/bin/sh", "-c", "exit 3",
+    )  # fmt: skip
+    assert (r.returncode, r.stdout) == (3, "buffered atexit ran"), r.stderr
+
+
+def test_run_as_the_process_waits_for_a_running_thread() -> None:
+    # Another (non-daemon) thread still running: the interpreter's normal exit,
+    # which waits for it.
+    if os.geteuid() != 0:
+        pytest.skip("nsprim run -u needs CAP_SYS_ADMIN")
+    r = _as_nsprim(
+        "import threading, time; "
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()",
+        "run", "-u", "--", "/bin/true",
+    )  # fmt: skip
+    assert (r.returncode, r.stdout.strip()) == (0, "thread done"), r.stderr

@@ -29,28 +29,24 @@ from __future__ import annotations
 import contextlib
 import locale
 import os
-import pickle
 import select
 import signal
 import subprocess
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, final
 
-from . import _child, _supervisor, _targets
+from . import _calls, _child, _supervisor, _targets
 from . import namespace as _namespace
 from . import syscalls as _sc
 from ._fd import HasFileno, OwnedFd, fd_of
 from .errors import (
-    CallError,
     NoSuchProcess,
     ThreadScopeError,
     TimeoutExpired,
-    add_note,
     reraise,
     wrap_exceptions,
 )
@@ -76,7 +72,7 @@ __all__ = [
 
 from . import _launch
 from ._child import Program
-from ._frames import OUTCOME, STARTED, poll_ms, timeout_arg
+from ._frames import poll_ms, timeout_arg
 from ._launch import Launch, launch
 from ._ledger import LEDGER, kill_reap
 from ._options import (
@@ -676,63 +672,6 @@ def _decode(data: Optional[bytes], encoding: str, errors: str) -> Optional[str]:
 # --- call / call_in ---------------------------------------------------------------------------
 
 
-def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _pack(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> bytes:
-    """Run *fn* (in the child) and pickle its outcome; never raises."""
-    try:
-        value = fn(*args, **kwargs)
-    except BaseException as exc:
-        tb = traceback.format_exc()
-        try:
-            return pickle.dumps(("raise", exc, tb))
-        except Exception as perr:
-            return pickle.dumps(
-                ("lost", _qualname(type(exc)), f"{type(exc).__name__}: {exc}", tb,
-                 f"the exception could not be pickled ({type(perr).__name__}: {perr})")
-            )  # fmt: skip
-    try:
-        return pickle.dumps(("return", value))
-    except Exception as perr:
-        return pickle.dumps(
-            ("lost", _qualname(type(value)), "", "",
-             f"the result could not be pickled ({type(perr).__name__}: {perr})")
-        )  # fmt: skip
-
-
-def _unpack(payload: bytes, pid: int) -> Any:
-    try:
-        outcome = pickle.loads(payload)
-    except Exception as err:
-        raise CallError(
-            f"the child's outcome could not be unpickled here: {type(err).__name__}: {err}"
-        ) from None
-    kind = outcome[0]
-    if kind == "return":
-        return outcome[1]
-    if kind == "raise":
-        exc, tb = outcome[1], outcome[2]
-        if not isinstance(exc, Exception):
-            # SystemExit, KeyboardInterrupt ... belong to the child, not to us.
-            raise CallError(
-                f"the callable raised {type(exc).__name__}: {exc}",
-                type_name=_qualname(type(exc)),
-                child_traceback=tb,
-            )
-        add_note(exc, f"in child {pid}; its traceback:\n{tb.rstrip()}")
-        with contextlib.suppress(AttributeError, TypeError):
-            exc.child_traceback = tb  # type: ignore[attr-defined]
-        raise exc
-    _, type_name, text, tb, why = outcome
-    raise CallError(
-        f"{why}" + (f"; the child raised {text}" if text else f"; result type {type_name}"),
-        type_name=type_name,
-        child_traceback=tb,
-    )
-
-
 def _int_tuple(value: object, name: str) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(f"{name} must be a sequence of pids, got {value!r}")
@@ -785,16 +724,11 @@ class PendingCall(metaclass=_NoPublicConstructor):
 
     def _read(self, deadline: Optional[float]) -> bool:
         """Read frames until the outcome or the end; False if *deadline* passed first."""
-        while not self._ended:
-            try:
-                frame = self._launch.chan.next(self._launch.pidfd.fileno(), deadline)
-            except TimeoutError:
+        if not self._ended:
+            done, payload = _calls.outcome(self._launch, deadline)
+            if not done:
                 return False
-            if frame is None:
-                self._ended = True
-            elif frame[0] == OUTCOME:
-                self._payload = frame[1]
-                self._ended = True
+            self._payload, self._ended = payload, True
         return True
 
     def poll(self) -> bool:
@@ -824,7 +758,7 @@ class PendingCall(metaclass=_NoPublicConstructor):
             self.kill()
             raise
         self._finalizer.detach()
-        self._outcome = _finish_call(self._launch, self._payload, deadline)
+        self._outcome = _calls.finish(self._launch, self._payload, deadline)
         self._done = True
         return self._unpacked()
 
@@ -842,7 +776,7 @@ class PendingCall(metaclass=_NoPublicConstructor):
         self._launch.close_chan()
         self._ended = True
         status = kill_reap(self._launch.pid, self._launch.pidfd)
-        self._outcome = ("raise", _call_error(None, self.pid, status))
+        self._outcome = ("raise", _calls.call_error(None, self.pid, status))
         self._done = True
 
     def close(self) -> None:
@@ -857,51 +791,6 @@ class PendingCall(metaclass=_NoPublicConstructor):
 
 
 PendingCall.__module__ = "nsprim"
-
-
-def _call_error(payload: Optional[bytes], pid: int, status: Optional[int]) -> CallError:
-    rc = os.waitstatus_to_exitcode(status) if status is not None else None
-    if status is not None and os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        err = CallError(f"child {pid} was killed by {signal.Signals(sig).name} before it returned")
-    else:
-        err = CallError(f"child {pid} exited (status {rc}) before it returned")
-    err.returncode = rc
-    return err
-
-
-def _finish_call(launch: Launch, payload: Optional[bytes], deadline: Optional[float]) -> Any:
-    """Reap the call child (killing it past the deadline); return ("return"|"raise", value)."""
-    launch.close_chan()
-    status: Optional[int] = None
-    try:
-        p = select.poll()
-        p.register(launch.pidfd.fileno(), select.POLLIN)
-        # A second past the deadline (5 s without one) for the child to exit
-        # after it sent its outcome; then it is killed.
-        grace = (
-            time.monotonic() + 5.0 if deadline is None else max(deadline, time.monotonic()) + 1.0
-        )
-        if not p.poll(poll_ms(grace)):
-            with contextlib.suppress(OSError):
-                _sc.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
-        try:
-            _, status = os.waitpid(launch.pid, 0)
-        except ChildProcessError:
-            status = None
-    except BaseException:
-        # Interrupted (^C) while waiting: the child must not outlive the call.
-        # Left unreaped inside a pid namespace, it would also keep that
-        # namespace's init from ever finishing its exit (zap_pid_ns_processes).
-        kill_reap(launch.pid, launch.pidfd)
-        raise
-    launch.pidfd.close()
-    if payload is None:
-        return ("raise", _call_error(None, launch.pid, status))
-    try:
-        return ("return", _unpack(payload, launch.pid))
-    except Exception as exc:
-        return ("raise", exc)
 
 
 def _start_call(
@@ -931,12 +820,9 @@ def _start_call(
             f"got {unshare!r}"
         )
 
-    def body(plan: _child.Plan) -> NoReturn:
-        _child.run_call(plan, fn, args, kwargs, _pack)
-
-    child, _ = launch(
-        body, setup=setup, join=join, own=own, pdeathsig=pdeathsig, set_tid=tids,
-        subreaper=subreaper, unshare_late=late, until=STARTED, deadline=deadline,
+    child = _calls.start(
+        fn, args, kwargs, setup, deadline, join=join, own=own, pdeathsig=pdeathsig,
+        set_tid=tids, subreaper=subreaper, unshare_late=late,
     )  # fmt: skip
     return PendingCall._create(child)
 

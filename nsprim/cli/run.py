@@ -17,10 +17,12 @@ own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import math
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 from ._spawn import (
@@ -29,6 +31,7 @@ from ._spawn import (
     chosen_types,
     command,
     fail,
+    ns_files,
     number,
     signals_held,
     wait,
@@ -134,7 +137,13 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         "nsprim waits for it and exits with its status (or dies of the signal that "
         "killed it); SIGINT and SIGTERM sent to nsprim are held until then.",
     )
-    add_ns_flags(p, "new")
+    add_ns_flags(
+        p,
+        "new",
+        files=True,
+        short_files=False,
+        file_help="(=FILE: bind it onto the existing FILE, so it persists)",
+    )
     p.add_argument(
         "-f",
         "--fork",
@@ -267,12 +276,14 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
 _EXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_exec.py")
 
 
-def _helper(ns: argparse.Namespace, pid: bool) -> Optional[list[str]]:
+def _helper(ns: argparse.Namespace, pid: bool, wait_fd: int) -> Optional[list[str]]:
     """The helper's options, or None when the process API does it all."""
     ids = ns.setuid is not None or ns.setgid is not None
-    if ns.root is None and not (ns.mount_proc and not pid) and not ids:
+    if ns.root is None and not (ns.mount_proc and not pid) and not ids and wait_fd < 0:
         return None
     opts = []
+    if wait_fd >= 0:
+        opts += ["--wait-fd", str(wait_fd)]
     if ns.root is not None:
         opts += ["--root", ns.root]
     if ns.wd is not None:
@@ -288,6 +299,90 @@ def _helper(ns: argparse.Namespace, pid: bool) -> Optional[list[str]]:
     return opts
 
 
+# unshare(1)'s order of binds (its namespace_files table).
+_BIND_ORDER = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt", "time")
+
+#: How many mount namespaces are made at most for --mount=FILE (see :func:`_mnt_bindable`).
+MNT_TRIES = 8
+
+
+def _mnt_bindable(pid: int) -> bool:
+    """Whether the kernel will bind *pid*'s mount namespace file here.
+
+    It binds only a mount namespace newer than the caller's, judged by the
+    namespace id (NS_GET_ID). On Linux 6.18 those ids come from per-CPU
+    batches (of 4096, taken in turn from a global counter), so a namespace
+    made on another CPU than the caller's was can have a lower id, and will
+    have as long as that CPU's batch lasts: trying again on the same CPU
+    fails again. Made on the CPU whose batch holds the caller's id, it is
+    newer; :func:`_on_cpu` tries each CPU in turn.
+    """
+    from ..namespace import Namespace, NsType
+
+    theirs = Namespace.of_pid(pid, NsType.MNT).ns_id
+    mine = Namespace.of_thread(NsType.MNT).ns_id
+    return theirs is None or mine is None or theirs > mine
+
+
+@contextlib.contextmanager
+def _on_cpu(cpu: Optional[int]) -> Iterator[None]:
+    """Run this process's threads (the launcher that clones among them) on *cpu* only."""
+    if cpu is None:
+        yield
+        return
+    tids = [int(t) for t in os.listdir("/proc/self/task")]
+    old = os.sched_getaffinity(0)
+    try:
+        for tid in tids:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, {cpu})
+        yield
+    finally:
+        for tid in [int(t) for t in os.listdir("/proc/self/task")]:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, old)
+
+
+class _BindError(Exception):
+    """A --TYPE=FILE bind failed; the message is unshare(1)'s."""
+
+
+def _persist(pid: int, files: dict[str, str]) -> list[str]:
+    """Bind each new namespace of *pid* onto its FILE; all or nothing. Returns the paths."""
+    from ..namespace import Namespace, unpersist
+
+    done: list[str] = []
+    try:
+        for t in _BIND_ORDER:
+            path = files.get(t)
+            if path is None:
+                continue
+            src = f"/proc/{pid}/ns/{t}"
+            try:
+                if not os.path.lexists(path):  # unshare binds onto FILE, it never creates it
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+                Namespace.of_pid(pid, t).persist(path)
+            except OSError as err:
+                text = os.strerror(err.errno) if err.errno else str(err)
+                raise _BindError(f"mount {src} on {path} failed: {text}") from err
+            except ValueError as err:
+                raise _BindError(f"mount {src} on {path} failed: {err}") from err
+            done.append(path)
+    except BaseException:
+        for path in reversed(done):
+            with contextlib.suppress(OSError, ValueError):
+                unpersist(path)
+        raise
+    return done
+
+
+def _stop(proc: Any) -> None:
+    with contextlib.suppress(OSError):
+        proc.kill()
+    with proc:
+        proc.wait()
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
     """Handle ``nsprim run``; return the exit status."""
     from ..errors import NsprimError
@@ -295,6 +390,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from ..process import spawn
 
     helper: Optional[list[str]] = None
+    files = ns_files(ns)
+    hold = bool(files)
+    rfd = wfd = -1
     with signals_held() as held:
         try:
             types = chosen_types(ns)
@@ -330,36 +428,80 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 if v is not None
             }
             argv = command(ns)
-            helper = _helper(ns, NsType.PID in types)
-            if helper is not None:
-                if not sys.executable:
-                    raise OSError(errno.ENOENT, "no Python interpreter to run the helper")
-                argv = [sys.executable, "-I", "-S", _EXEC, *helper, "--", *argv]
-            proc = spawn(
-                argv,
-                namespaces=types,
-                hostname=ns.hostname,
-                domainname=ns.domainname,
-                uid_map="\n".join(uid_lines) or None,
-                gid_map="\n".join(gid_lines) or None,
-                setgroups=setgroups,
-                mount_proc=ns.mount_proc and helper is None,
-                # unshare(1) changes propagation only in a new mount namespace
-                propagation=(ns.propagation or "private") if NsType.MNT in types else "private",
-                time_offsets=offsets or None,
-                loopback_up=ns.lo_up,
-                cwd=ns.wd if helper is None else None,
-                die_with_parent=ns.kill_child if ns.kill_child is not None else False,
-            )
+            if hold:
+                # The helper waits on this pipe until the binds are in place.
+                rfd, wfd = os.pipe2(os.O_CLOEXEC)
+            helper = _helper(ns, NsType.PID in types, rfd)
+            if helper is not None and not sys.executable:
+                raise OSError(errno.ENOENT, "no Python interpreter to run the helper")
+            cpus = sorted(os.sched_getaffinity(0))
+            mask = ",".join(map(str, cpus))
+            # the first try as it comes, then on each CPU in turn (see _mnt_bindable)
+            tries: list[Optional[int]] = [None]
+            if "mnt" in files:
+                tries += (cpus * MNT_TRIES)[: MNT_TRIES - 1]
+            for cpu in tries:
+                opts = [*(helper or ()), *(["--affinity", mask] if cpu is not None else ())]
+                run_argv = [sys.executable, "-I", "-S", _EXEC, *opts, "--", *argv]
+                with _on_cpu(cpu):
+                    proc = spawn(
+                        run_argv if helper is not None else argv,
+                        namespaces=types,
+                        hostname=ns.hostname,
+                        domainname=ns.domainname,
+                        uid_map="\n".join(uid_lines) or None,
+                        gid_map="\n".join(gid_lines) or None,
+                        setgroups=setgroups,
+                        mount_proc=ns.mount_proc and helper is None,
+                        # unshare(1) changes propagation only in a new mount namespace
+                        propagation=(ns.propagation or "private")
+                        if NsType.MNT in types
+                        else "private",
+                        time_offsets=offsets or None,
+                        loopback_up=ns.lo_up,
+                        cwd=ns.wd if helper is None else None,
+                        pass_fds=[rfd] if rfd >= 0 else [],
+                        die_with_parent=ns.kill_child if ns.kill_child is not None else False,
+                    )
+                # A mount namespace the kernel would refuse to bind: the held
+                # helper has run nothing yet, so make another (invisible).
+                if "mnt" not in files or _mnt_bindable(proc.pid):
+                    break
+                _stop(proc)
+            else:
+                raise _BindError(
+                    f"mount /proc/{proc.pid}/ns/mnt on {files['mnt']} failed: the kernel binds "
+                    f"only a mount namespace newer than the caller's, and {tries} new ones "
+                    "were all older"
+                )
+            if rfd >= 0:
+                os.close(rfd)
+                rfd = -1
+            try:
+                if files:
+                    _persist(proc.pid, files)
+            except BaseException:
+                _stop(proc)
+                raise
+            if wfd >= 0:
+                os.write(wfd, b"\x06")  # unshare's sync byte: go on
+        except _BindError as err:
+            print(f"nsprim run: {err}", file=sys.stderr)
+            return 1
         except (NsprimError, OSError, ValueError, TypeError) as err:
             if helper is not None and getattr(err, "step", None) == "execve":
                 # the helper's interpreter, not the command, could not be run
                 detail = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
                 print(
-                    f"nsprim run: -R/--mount-proc run a helper with {sys.executable}: {detail}",
+                    f"nsprim run: -R, --mount-proc, -S/-G and --TYPE=FILE run a helper with "
+                    f"{sys.executable}: {detail}",
                     file=sys.stderr,
                 )
                 return 1
             return fail("run", err)
+        finally:
+            for fd in (rfd, wfd):
+                if fd >= 0:
+                    os.close(fd)
         held.started(proc)
         return wait(proc)

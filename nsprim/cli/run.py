@@ -128,6 +128,32 @@ def _name(flag: str) -> Callable[[str], str]:
     return parse
 
 
+def _veth(text: str) -> tuple[str, str]:
+    host, sep, inside = text.partition(":")
+    if not sep or not host or not inside:
+        raise argparse.ArgumentTypeError(f"--veth: '{text}' is not HOST:INSIDE")
+    for name in (host, inside):
+        raw = name.encode("utf-8", "surrogateescape")
+        if len(raw) > 15 or name in (".", "..") or any(c in name for c in "/: \t\n\0"):
+            raise argparse.ArgumentTypeError(f"--veth: invalid interface name '{name}'")
+    return host, inside
+
+
+def _cidr(flag: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        import ipaddress
+
+        try:
+            if "/" not in text:
+                raise ValueError(text)
+            ipaddress.ip_interface(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: invalid address '{text}'") from None
+        return text
+
+    return parse
+
+
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``run``: start a command in new namespaces, with unshare(1)'s flags."""
     p = subparsers.add_parser(
@@ -267,6 +293,25 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="nsprim's own: bring lo up in the new network namespace (implies -n)",
     )
+    p.add_argument(
+        "--veth",
+        metavar="HOST:INSIDE",
+        type=_veth,
+        help="nsprim's own: a veth pair, INSIDE in the new network namespace (up, lo up too), "
+        "HOST here (up); it goes with the namespace (implies -n)",
+    )
+    p.add_argument(
+        "--addr",
+        metavar="CIDR",
+        type=_cidr("--addr"),
+        help="nsprim's own: address of the INSIDE end of --veth (e.g. 10.0.0.2/24)",
+    )
+    p.add_argument(
+        "--host-addr",
+        metavar="CIDR",
+        type=_cidr("--host-addr"),
+        help="nsprim's own: address of the HOST end of --veth (e.g. 10.0.0.1/24)",
+    )
     add_command(p)
     return p  # type: ignore[no-any-return]
 
@@ -349,7 +394,7 @@ class _BindError(Exception):
 
 def _persist(pid: int, files: dict[str, str]) -> list[str]:
     """Bind each new namespace of *pid* onto its FILE; all or nothing. Returns the paths."""
-    from ..namespace import Namespace, unpersist
+    from ..namespace import Namespace
 
     done: list[str] = []
     try:
@@ -369,11 +414,56 @@ def _persist(pid: int, files: dict[str, str]) -> list[str]:
                 raise _BindError(f"mount {src} on {path} failed: {err}") from err
             done.append(path)
     except BaseException:
-        for path in reversed(done):
-            with contextlib.suppress(OSError, ValueError):
-                unpersist(path)
+        _unbind(done)
         raise
     return done
+
+
+def _unbind(paths: list[str]) -> None:
+    from ..namespace import unpersist
+
+    for path in reversed(paths):
+        with contextlib.suppress(OSError, ValueError):
+            unpersist(path)
+
+
+def _veth_up(
+    proc: Any, host: str, inside: str, addr: Optional[str], host_addr: Optional[str]
+) -> None:
+    """Create the --veth pair: INSIDE in *proc*'s network namespace, HOST here, both up."""
+    from .. import net
+    from ..process import enter
+
+    try:
+        net.create_veth(host, inside, peer_netns=proc)
+    except (OSError, ValueError) as err:
+        raise _BindError(f"--veth: {host}:{inside}: {_why(err)}") from err
+    try:
+        with enter(proc, "net"):
+            net.set_link_up("lo")
+            if addr is not None:
+                _step(net.add_address, inside, addr, "--addr")
+            net.set_link_up(inside)
+        if host_addr is not None:
+            _step(net.add_address, host, host_addr, "--host-addr")
+        net.set_link_up(host)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            net.delete_link(host)  # its peer goes with it
+        raise
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno)
+    return str(err)
+
+
+def _step(fn: Callable[[str, str], None], name: str, cidr: str, flag: str) -> None:
+    try:
+        fn(name, cidr)
+    except (OSError, ValueError) as err:
+        raise _BindError(f"{flag}: {cidr}: {_why(err)}") from err
 
 
 def _stop(proc: Any) -> None:
@@ -391,7 +481,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
     helper: Optional[list[str]] = None
     files = ns_files(ns)
-    hold = bool(files)
+    if (ns.addr is not None or ns.host_addr is not None) and ns.veth is None:
+        flag = "--addr" if ns.addr is not None else "--host-addr"
+        print(f"nsprim run: {flag} needs --veth", file=sys.stderr)
+        return 1
+    hold = bool(files) or ns.veth is not None
     rfd = wfd = -1
     with signals_held() as held:
         try:
@@ -418,6 +512,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 uid_lines.append(f"{map_uid} {os.geteuid()} 1")
             if map_gid is not None:
                 gid_lines.append(f"{map_gid} {os.getegid()} 1")
+            if ns.veth is not None and NsType.NET not in types:
+                types.append(NsType.NET)
             if (uid_lines or gid_lines) and NsType.USER not in types:
                 types.append(NsType.USER)
             if ns.mount_proc and NsType.MNT not in types:
@@ -477,10 +573,15 @@ def cmd_run(ns: argparse.Namespace) -> int:
             if rfd >= 0:
                 os.close(rfd)
                 rfd = -1
+            bound: list[str] = []
             try:
                 if files:
-                    _persist(proc.pid, files)
+                    bound = _persist(proc.pid, files)
+                if ns.veth is not None:
+                    host, inside = ns.veth
+                    _veth_up(proc, host, inside, ns.addr, ns.host_addr)
             except BaseException:
+                _unbind(bound)
                 _stop(proc)
                 raise
             if wfd >= 0:

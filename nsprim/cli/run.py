@@ -21,11 +21,15 @@ import contextlib
 import errno
 import math
 import os
+import signal
 import sys
-from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 from ._spawn import (
+    EXIT_ENOENT,
     add_command,
     add_ns_flags,
     chosen_types,
@@ -71,11 +75,17 @@ def _user(kind: str) -> Callable[[str], int]:
     return parse
 
 
-def _id_range(text: str) -> tuple[int, int, int]:
+#: --map-users/--map-groups words (util-linux 2.38 auto, 2.40 all, 2.41 subids).
+MAP_WORDS = ("auto", "subids", "all")
+
+
+def _id_range(text: str) -> Any:
     """Parse ``outer,inner,count`` (util-linux 2.38) or ``inner:outer:count`` (2.39+).
 
-    Returns ``(inner, outer, count)``, a line of uid_map.
+    Returns ``(inner, outer, count)``, a line of uid_map, or one of :data:`MAP_WORDS`.
     """
+    if text in MAP_WORDS:
+        return text
     sep = ":" if ":" in text else ","
     values: list[int] = []
     for part in text.split(sep):  # util-linux's order of complaints
@@ -176,6 +186,11 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="accepted for unshare(1) compatibility; nsprim always forks",
     )
+    p.add_argument(
+        "--forward-signals",
+        action="store_true",
+        help="pass SIGTERM and SIGINT sent to nsprim on to the command (else they are held)",
+    )
     p.add_explicit_only(
         "--kill-child",
         const="KILL",
@@ -227,15 +242,27 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="OUTER,INNER,COUNT",
         action="append",
         type=_id_range,
-        help="map COUNT ids from OUTER to INNER (repeatable; INNER:OUTER:COUNT too; implies -U; "
-        "needs CAP_SETUID: nsprim runs no newuidmap)",
+        help="map COUNT ids from OUTER to INNER (repeatable; INNER:OUTER:COUNT too; 'auto' and "
+        "'subids' as --map-auto/--map-subids, 'all' every id mapped here; implies -U; "
+        "unprivileged: through newuidmap)",
     )
     p.add_argument(
         "--map-groups",
         metavar="OUTER,INNER,COUNT",
         action="append",
         type=_id_range,
-        help="the same for group ids (needs CAP_SETGID)",
+        help="the same for group ids (unprivileged: through newgidmap)",
+    )
+    p.add_argument(
+        "--map-auto",
+        action="store_true",
+        help="map your first /etc/subuid and /etc/subgid ranges from 0 (implies -U; "
+        "unprivileged: through newuidmap/newgidmap)",
+    )
+    p.add_argument(
+        "--map-subids",
+        action="store_true",
+        help="map your first /etc/subuid and /etc/subgid ranges to themselves (implies -U)",
     )
     p.add_argument(
         "--setgroups",
@@ -388,8 +415,8 @@ def _on_cpu(cpu: Optional[int]) -> Iterator[None]:
                 os.sched_setaffinity(tid, old)
 
 
-class _BindError(Exception):
-    """A --TYPE=FILE bind failed; the message is unshare(1)'s."""
+class _Refused(Exception):
+    """nsprim run refuses or failed; the message (unshare(1)'s where it has one) says why."""
 
 
 def _persist(pid: int, files: dict[str, str]) -> list[str]:
@@ -409,9 +436,9 @@ def _persist(pid: int, files: dict[str, str]) -> list[str]:
                 Namespace.of_pid(pid, t).persist(path)
             except OSError as err:
                 text = os.strerror(err.errno) if err.errno else str(err)
-                raise _BindError(f"mount {src} on {path} failed: {text}") from err
+                raise _Refused(f"mount {src} on {path} failed: {text}") from err
             except ValueError as err:
-                raise _BindError(f"mount {src} on {path} failed: {err}") from err
+                raise _Refused(f"mount {src} on {path} failed: {err}") from err
             done.append(path)
     except BaseException:
         _unbind(done)
@@ -437,7 +464,7 @@ def _veth_up(
     try:
         net.create_veth(host, inside, peer_netns=proc)
     except (OSError, ValueError) as err:
-        raise _BindError(f"--veth: {host}:{inside}: {_why(err)}") from err
+        raise _Refused(f"--veth: {host}:{inside}: {_why(err)}") from err
     try:
         with enter(proc, "net"):
             net.set_link_up("lo")
@@ -463,7 +490,7 @@ def _step(fn: Callable[[str, str], None], name: str, cidr: str, flag: str) -> No
     try:
         fn(name, cidr)
     except (OSError, ValueError) as err:
-        raise _BindError(f"{flag}: {cidr}: {_why(err)}") from err
+        raise _Refused(f"{flag}: {cidr}: {_why(err)}") from err
 
 
 def _stop(proc: Any) -> None:
@@ -471,6 +498,101 @@ def _stop(proc: Any) -> None:
         proc.kill()
     with proc:
         proc.wait()
+
+
+# A range of ids to map: (inner, outer, count); inner None: "from 0" (--map-auto).
+_Range = tuple[Optional[int], int, int]
+
+
+def _subids(kind: str, identity: bool) -> _Range:
+    """The caller's first subordinate range, as unshare's --map-auto (0..) or --map-subids."""
+    from ..idmap import SUBID_FILES, subid_range
+
+    euid = os.geteuid()
+    try:
+        first, count = subid_range(kind, euid)
+    except KeyError:
+        raise _Refused(f"you (user {euid}) don't exist.") from None
+    except LookupError as err:
+        raise _Refused(str(err)) from None
+    except OSError as err:
+        text = os.strerror(err.errno) if err.errno else str(err)
+        raise _Refused(f"could not open '{SUBID_FILES[kind]}': {text}") from None
+    return (first if identity else None, first, count)
+
+
+def _ranges(given: Optional[list[Any]], kind: str, auto: bool, subids: bool) -> list[_Range]:
+    out: list[_Range] = []
+    for item in given or ():
+        if item == "auto":
+            out.append(_subids(kind, identity=False))
+        elif item == "subids":
+            out.append(_subids(kind, identity=True))
+        elif item == "all":
+            # every id this namespace maps, to itself (/proc/self/uid_map's first column)
+            with open(f"/proc/self/{kind}_map") as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) == 3:
+                        out.append((int(fields[0]), int(fields[0]), int(fields[2])))
+        else:
+            inner, outer, count = item
+            out.append((inner, outer, count))
+    if auto:
+        out.append(_subids(kind, identity=False))
+    if subids:
+        out.append(_subids(kind, identity=True))
+    return out
+
+
+def _with_single(ranges: list[_Range], outer: int, inner: Optional[int]) -> list[str]:
+    """uid_map lines: *ranges*, and *inner* -> *outer* (the caller, -r/-c/--map-user) made room for.
+
+    util-linux's rule (unshare.c, add_single_map_range; 2.38's results): an
+    auto range starts at inner 0; a range the single id falls in (either
+    side) gives up one id at its top, and is split around the single id's
+    outer and inner positions, so that no two lines overlap and each range
+    stays in order. (Later util-linux releases keep the auto range whole.)
+    """
+    lines: list[str] = []
+    none = 2**32 - 1  # util-linux's (uid_t)-1: no single id
+    o, i = (outer, inner) if inner is not None else (none, none)
+    for r_inner, r_outer, count in ranges:
+        if r_inner is None:
+            r_inner = 0
+        if inner is not None and (
+            r_outer <= o <= r_outer + count or r_inner <= i <= r_inner + count
+        ):
+            count -= 1
+        o_off = min(o - r_outer if o > r_outer else 0, count)
+        i_off = min(i - r_inner if i > r_inner else 0, count)
+        lo = min(o_off, i_off)
+        mid_o, mid_i = r_outer + lo, r_inner + lo
+        mid_o += mid_o == o
+        mid_i += mid_i == i
+        mid = abs(o_off - i_off)
+        hi_o, hi_i = mid_o + mid, mid_i + mid
+        hi_o += hi_o == o
+        hi_i += hi_i == i
+        hi = count - lo - mid
+        for first_i, first_o, n in ((r_inner, r_outer, lo), (mid_i, mid_o, mid), (hi_i, hi_o, hi)):
+            if n:
+                lines.append(f"{first_i} {first_o} {n}")
+    if inner is not None:
+        lines.append(f"{inner} {outer} 1")
+    return lines
+
+
+def _helpers_missing(uid: bool, gid: bool) -> Optional[str]:
+    from ..idmap import find_map_helper
+
+    for name, needed in (("newuidmap", uid), ("newgidmap", gid)):
+        if needed:
+            try:
+                find_map_helper(name)
+            except FileNotFoundError:
+                return name
+    return None
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
@@ -487,7 +609,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         return 1
     hold = bool(files) or ns.veth is not None
     rfd = wfd = -1
-    with signals_held() as held:
+    forward = (signal.SIGTERM, signal.SIGINT) if ns.forward_signals else ()
+    with signals_held(forward) as held:
         try:
             types = chosen_types(ns)
             # unshare(1): -r maps 0/0; --map-user/--map-group override one side.
@@ -499,19 +622,34 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 map_uid = ns.map_user
             if ns.map_group is not None:
                 map_gid = ns.map_group
+            uid_ranges = _ranges(ns.map_users, "uid", ns.map_auto, ns.map_subids)
+            gid_ranges = _ranges(ns.map_groups, "gid", ns.map_auto, ns.map_subids)
             setgroups = ns.setgroups
-            if map_gid is not None:
+            if map_gid is not None and not gid_ranges:
                 if setgroups == "allow":
                     raise ValueError(
                         "options --setgroups=allow and --map-group are mutually exclusive"
                     )
                 setgroups = "deny"  # an unprivileged gid_map needs it (unshare(1) too)
-            uid_lines = [f"{i} {o} {n}" for i, o, n in ns.map_users or ()]
-            gid_lines = [f"{i} {o} {n}" for i, o, n in ns.map_groups or ()]
-            if map_uid is not None:
+            # unshare(1): with ranges, the caller's own line joins them (room made for it)
+            uid_lines = _with_single(uid_ranges, os.geteuid(), map_uid) if uid_ranges else []
+            gid_lines = _with_single(gid_ranges, os.getegid(), map_gid) if gid_ranges else []
+            if map_uid is not None and not uid_ranges:
                 uid_lines.append(f"{map_uid} {os.geteuid()} 1")
-            if map_gid is not None:
+            if map_gid is not None and not gid_ranges:
                 gid_lines.append(f"{map_gid} {os.getegid()} 1")
+            # as unshare: root writes the ranges itself, anyone else through the setuid helpers
+            helpers = os.geteuid() != 0 and bool(uid_ranges or gid_ranges)
+            if helpers:
+                missing = _helpers_missing(bool(uid_lines), bool(gid_lines))
+                if missing is not None:
+                    print(
+                        f"nsprim run: failed to execute {missing}: No such file or directory "
+                        "(mapping id ranges unprivileged needs the setuid helpers of the "
+                        "uidmap package)",
+                        file=sys.stderr,
+                    )
+                    return EXIT_ENOENT
             if ns.veth is not None and NsType.NET not in types:
                 types.append(NsType.NET)
             if (uid_lines or gid_lines) and NsType.USER not in types:
@@ -558,6 +696,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         cwd=ns.wd if helper is None else None,
                         pass_fds=[rfd] if rfd >= 0 else [],
                         die_with_parent=ns.kill_child if ns.kill_child is not None else False,
+                        map_helpers=helpers,
                     )
                 # A mount namespace the kernel would refuse to bind: the held
                 # helper has run nothing yet, so make another (invisible).
@@ -565,7 +704,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                     break
                 _stop(proc)
             else:
-                raise _BindError(
+                raise _Refused(
                     f"mount /proc/{proc.pid}/ns/mnt on {files['mnt']} failed: the kernel binds "
                     f"only a mount namespace newer than the caller's, and {tries} new ones "
                     "were all older"
@@ -586,7 +725,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 raise
             if wfd >= 0:
                 os.write(wfd, b"\x06")  # unshare's sync byte: go on
-        except _BindError as err:
+        except _Refused as err:
             print(f"nsprim run: {err}", file=sys.stderr)
             return 1
         except (NsprimError, OSError, ValueError, TypeError) as err:

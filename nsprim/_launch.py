@@ -218,10 +218,20 @@ def _write_setup(pid: int, setup: NsOptions) -> None:
             write_setgroups(pid, setup.setgroups)  # type: ignore[arg-type]
         if setup.uid_map is not None:
             op = "uid_map"
-            write_uid_map(pid, setup.uid_map)
+            if setup.map_helpers:
+                from .idmap import newuidmap
+
+                newuidmap(pid, setup.uid_map)
+            else:
+                write_uid_map(pid, setup.uid_map)
         if setup.gid_map is not None:
             op = "gid_map"
-            write_gid_map(pid, setup.gid_map)
+            if setup.map_helpers:
+                from .idmap import newgidmap
+
+                newgidmap(pid, setup.gid_map)
+            else:
+                write_gid_map(pid, setup.gid_map)
         if setup.offsets is not None:
             op = "timens_offsets"
             path = f"/proc/{pid}/timens_offsets"
@@ -233,6 +243,8 @@ def _write_setup(pid: int, setup: NsOptions) -> None:
             finally:
                 os.close(fd)
     except AccessDenied as err:
+        if err.operation in ("newuidmap", "newgidmap"):
+            raise  # the helper's refusal, already named and explained
         # idmap translated it for the file; name this launch's step and its hint.
         raise translate(PermissionError(err.errno, err.strerror), op, pid) from err
     except OSError as err:

@@ -192,6 +192,7 @@ class NsOptions:
         "gid_map",
         "hostname",
         "loopback_up",
+        "map_helpers",
         "mount_proc",
         "offsets",
         "pdeathsig",
@@ -219,10 +220,12 @@ class NsOptions:
         loopback_up: bool = False,
         cwd: Optional[StrPath] = None,
         die_with_parent: Union[bool, int] = True,
+        map_helpers: bool = False,
     ) -> None:
         types = set(parse_types(namespaces))
         for flag_name, flag in (
             ("map_root", map_root),
+            ("map_helpers", map_helpers),
             ("mount_proc", mount_proc),
             ("loopback_up", loopback_up),
         ):
@@ -250,9 +253,19 @@ class NsOptions:
         if (
             setgroups is None
             and self.gid_map is not None
+            and not map_helpers  # newgidmap writes setgroups itself
             and (map_root or not _has_cap(_CAP_SETGID))
         ):
             setgroups = "deny"
+        self.map_helpers = map_helpers
+        if map_helpers:
+            from .idmap import find_map_helper
+
+            # missing helpers are an error before anything is created
+            if self.uid_map is not None:
+                find_map_helper("newuidmap")
+            if self.gid_map is not None:
+                find_map_helper("newgidmap")
         self.setgroups = setgroups
         # Options that only make sense in a namespace imply it, as in unshare(1).
         if self.uid_map is not None or self.gid_map is not None or setgroups is not None:

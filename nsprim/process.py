@@ -446,6 +446,7 @@ def spawn(
     stderr: StdSpec = None,
     pass_fds: Iterable[int] = (),
     die_with_parent: Union[bool, int] = True,
+    map_helpers: bool = False,
 ) -> NsProcess:
     """Start a program in new namespaces and return it as an :class:`NsProcess`.
 
@@ -473,6 +474,12 @@ def spawn(
         time_offsets: ``{"monotonic": seconds, "boottime": seconds}`` (implies "time").
         loopback_up: bring ``lo`` up in the new network namespace (implies "net").
         cwd: working directory of the program (after any pivot).
+        map_helpers: write *uid_map*/*gid_map* with the setuid helpers
+            newuidmap(1)/newgidmap(1) (package uidmap), which allow an
+            unprivileged caller the ranges of ``/etc/subuid``/``/etc/subgid``
+            (see :func:`nsprim.idmap.newuidmap`); setgroups is then left to
+            newgidmap. FileNotFoundError before anything is created when a
+            helper that is needed is missing.
         env: environment (default: the caller's).
         stdin, stdout, stderr: None (inherit), ``PIPE``, ``DEVNULL``, an fd or
             a file; stderr may be ``STDOUT``.
@@ -507,7 +514,7 @@ def spawn(
         namespaces=namespaces, hostname=hostname, domainname=domainname, map_root=map_root,
         uid_map=uid_map, gid_map=gid_map, setgroups=setgroups, mount_proc=mount_proc,
         propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
-        cwd=cwd, die_with_parent=die_with_parent,
+        cwd=cwd, die_with_parent=die_with_parent, map_helpers=map_helpers,
     )  # fmt: skip
     envp = envp_arg(env)
     fds = pass_fds_arg(pass_fds)

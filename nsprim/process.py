@@ -27,22 +27,18 @@ and ESRCH as :class:`~nsprim.NoSuchProcess` (one translator,
 from __future__ import annotations
 
 import contextlib
-import locale
 import os
 import select
 import signal
-import subprocess
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, final
 
-from . import _calls, _child, _supervisor, _targets
+from . import _child
 from . import namespace as _namespace
 from . import syscalls as _sc
-from ._fd import HasFileno, OwnedFd, fd_of
+from ._fd import OwnedFd, fd_of
 from .errors import (
     NoSuchProcess,
     ThreadScopeError,
@@ -51,7 +47,6 @@ from .errors import (
     wrap_exceptions,
 )
 from .flags import CloneFlags
-from .idmap import IdMapLike
 from .namespace import Namespace, NsType
 
 __all__ = [
@@ -79,9 +74,6 @@ from ._options import (
     C_INT_MAX,
     THREAD_SCOPED,
     NsOptions,
-    NsSpec,
-    StdSpec,
-    StrPath,
     argv_arg,
     envp_arg,
     executables,
@@ -90,11 +82,30 @@ from ._options import (
     pdeathsig_arg,
 )
 
-T = TypeVar("T")
+# typing.TYPE_CHECKING without importing typing: `nsprim run` must start fast,
+# and typing (with the re it imports) costs more than the rest of the child
+# mechanism. So do pickle, subprocess and traceback: imported where used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from types import TracebackType
+    from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, final
 
-PIPE = subprocess.PIPE
-DEVNULL = subprocess.DEVNULL
-STDOUT = subprocess.STDOUT
+    from ._fd import HasFileno
+    from ._options import NsSpec, StdSpec, StrPath
+    from .idmap import IdMapLike
+
+    T = TypeVar("T")
+else:
+
+    def final(cls):  # typing.final: a marker for type checkers only
+        return cls
+
+
+# subprocess's values, so either module's constants work with either API.
+PIPE = -1
+STDOUT = -2
+DEVNULL = -3
 
 # --- NsProcess ---------------------------------------------------------------------------
 
@@ -398,7 +409,7 @@ def _stdio(
                     child[i], mine, mode = w, r, "rb"
                     to_close.append(w)
                 # Owned by the NsProcess, which closes it (no context manager here).
-                files[i] = cast(IO[bytes], open(mine, mode, buffering=0 if i == 0 else -1))  # noqa: SIM115
+                files[i] = open(mine, mode, buffering=0 if i == 0 else -1)  # noqa: SIM115
             elif spec == DEVNULL:
                 if devnull < 0:
                     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -532,11 +543,13 @@ def spawn(
     def start() -> tuple[int, OwnedFd]:
         if _launch.fast_eligible(setup, program.stdio):
             return _launch.fast_spawn(setup, program)
-        if _launch.fast_eligible(setup, program.stdio, watched=True) and _supervisor.want_watch():
+        if _launch.fast_eligible(setup, program.stdio, watched=True) and _watch_wanted():
             # die_with_parent at the fast path's cost: the program stays our
             # child, and nsprim's supervisor process kills it when this
             # process dies (see nsprim._supervisor; window: a SIGKILL of this
             # process between posix_spawn and the hand-over, microseconds).
+            from . import _supervisor
+
             pid, pidfd = _launch.fast_spawn(setup, program)
             try:
                 _supervisor.watch(pidfd.fileno(), setup.pdeathsig)
@@ -554,8 +567,16 @@ def spawn(
 
     proc = _start_program(args, start, to_close, files)
     if watched:
+        from . import _supervisor
+
         _supervisor.remember(proc, setup.pdeathsig)  # a restarted supervisor takes it over
     return proc
+
+
+def _watch_wanted() -> bool:
+    from . import _supervisor  # only a die_with_parent spawn pays its import
+
+    return _supervisor.want_watch()
 
 
 def _start_program(
@@ -615,6 +636,8 @@ def run(
     """
     text_mode = bool(text or encoding or errors)
     if text_mode:
+        import locale
+
         enc = encoding or locale.getpreferredencoding(False)
         errs = errors or "strict"
         if isinstance(input, str):
@@ -634,6 +657,8 @@ def run(
         try:
             stdout, stderr = proc.communicate(input, timeout=timeout)
         except TimeoutExpired as exc:
+            import subprocess
+
             proc.kill()
             proc.wait()
             raise subprocess.TimeoutExpired(
@@ -660,6 +685,8 @@ def _completed(
 ) -> subprocess.CompletedProcess[Any]:
     """What :func:`run` (and ``nsprim.aio.arun``) return: decoded when *text* is
     ``(encoding, errors)``; CalledProcessError when *check* and the status is not 0."""
+    import subprocess
+
     out: Union[bytes, str, None] = stdout
     err: Union[bytes, str, None] = stderr
     if text is not None:
@@ -732,6 +759,8 @@ class PendingCall(metaclass=_NoPublicConstructor):
     def _read(self, deadline: Optional[float]) -> bool:
         """Read frames until the outcome or the end; False if *deadline* passed first."""
         if not self._ended:
+            from . import _calls
+
             done, payload = _calls.outcome(self._launch, deadline)
             if not done:
                 return False
@@ -765,6 +794,8 @@ class PendingCall(metaclass=_NoPublicConstructor):
             self.kill()
             raise
         self._finalizer.detach()
+        from . import _calls
+
         self._outcome = _calls.finish(self._launch, self._payload, deadline)
         self._done = True
         return self._unpacked()
@@ -783,6 +814,8 @@ class PendingCall(metaclass=_NoPublicConstructor):
         self._launch.close_chan()
         self._ended = True
         status = kill_reap(self._launch.pid, self._launch.pidfd)
+        from . import _calls
+
         self._outcome = ("raise", _calls.call_error(None, self.pid, status))
         self._done = True
 
@@ -826,6 +859,8 @@ def _start_call(
             f"unshare must be a combination of CLONE_NEW* and CLONE_FILES/FS/SYSVSEM flags, "
             f"got {unshare!r}"
         )
+
+    from . import _calls  # only a call pays for pickle and traceback
 
     child = _calls.start(
         fn, args, kwargs, setup, deadline, join=join, own=own, pdeathsig=pdeathsig,
@@ -920,11 +955,9 @@ def call(
         propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
         cwd=cwd, die_with_parent=die_with_parent,
     )  # fmt: skip
-    return cast(
-        T,
-        _call(fn, args, kwargs, setup, timeout, set_tid=set_tid, subreaper=subreaper,
-              unshare=unshare),
-    )  # fmt: skip
+    result: T = _call(fn, args, kwargs, setup, timeout, set_tid=set_tid,
+                      subreaper=subreaper, unshare=unshare)  # fmt: skip
+    return result
 
 
 def call_start(
@@ -1003,6 +1036,8 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
             "user/mnt/time namespaces in a multithreaded process and applies pid to "
             "children only; use nsprim.call_in() to run code in a fresh child there"
         )
+    from . import _targets
+
     tgt = _targets.resolve(target, (NsProcess,))
     saved: list[tuple[NsType, OwnedFd]] = []
     theirs: list[tuple[NsType, OwnedFd]] = []
@@ -1094,13 +1129,16 @@ def call_in(
         CallError, TimeoutExpired: as :func:`call`.
     """
     pdeathsig = pdeathsig_arg(die_with_parent)
+    from . import _targets
+
     tgt = _targets.resolve(target, (NsProcess,))
     theirs: list[tuple[NsType, OwnedFd]] = []
     try:
         join, theirs = _targets.join_plan(tgt, types, {})
         own = [fd for _, fd in join.fds] + ([join.pidfd] if join.pidfd >= 0 else [])
-        return cast(T, _call(fn, args, kwargs, None, timeout, join=join, own=own,
-                             pdeathsig=pdeathsig))  # fmt: skip
+        result: T = _call(fn, args, kwargs, None, timeout, join=join, own=own,
+                          pdeathsig=pdeathsig)  # fmt: skip
+        return result
     finally:
         for _, fd in theirs:
             if fd not in tgt.owned:
@@ -1147,6 +1185,8 @@ def spawn_in(
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 0xFFFFFFFF:
                 raise ValueError(f"{name} must be an id from 0 to 4294967294, got {value!r}")
             extra[name] = value
+    from . import _targets
+
     tgt = _targets.resolve(target, (NsProcess,))
     theirs: list[tuple[NsType, OwnedFd]] = []
     aux: list[int] = []

@@ -96,6 +96,25 @@ def _single_threaded() -> bool:
         return False
 
 
+#: Every signal a handler may catch (SIGKILL and SIGSTOP can't be blocked anyway).
+_ALL_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+
+def _hold_signals() -> set[signal.Signals | int]:
+    """Block every signal for the fork itself; return the mask to restore on both sides.
+
+    Like CPython's _posixsubprocess. The fork runs CPython's at-fork hooks
+    (threading's, logging's) on the forking thread; when that is the main
+    thread, a SIGINT landing inside one raised KeyboardInterrupt there,
+    where Python reports "Exception ignored" and drops it: the caller's ^C
+    was lost and its call went on. Held, the signal stays pending and is
+    delivered when the mask is restored, outside the hooks. The child's
+    pending set starts empty (fork(2)), so it gets nothing meant for the
+    parent.
+    """
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
+
+
 #: clone3 answered (False once it said ENOSYS, as under some seccomp profiles).
 _clone3_ok = [True]
 
@@ -109,12 +128,15 @@ def _clone(flags: int, plan: Plan, body: Callable[[Plan], NoReturn]) -> tuple[in
     It saves the hop's second fork for a pid namespace owned by a new user
     namespace.
     """
+    held = _hold_signals()
     try:
         res = _sc.clone3(flags, pidfd=True)
     except UnsupportedError:
         raise
     except OSError as err:
         reraise(err, "clone3")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # in the parent and the child
     assert isinstance(res, tuple)
     pid, pidfd = res
     if pid == 0:
@@ -157,10 +179,13 @@ def _fork(
             reraise(err, "unshare")
         child_flags &= ~_NEWPID
     try:
+        held = _hold_signals()
         try:
             pid = os.fork()
         except OSError as err:  # EAGAIN at pid_max or RLIMIT_NPROC: name the call
             raise OSError(err.errno, f"fork: {err.strerror}") from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # in the parent and the child
         if pid == 0:
             try:
                 gc.disable()

@@ -15,10 +15,8 @@ Linux 6.11, else ``/proc/PID/ns``); ``--TYPE=FILE``, ``--root=DIR`` and
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
-from typing import TYPE_CHECKING, Any, Optional
 
 from ._spawn import (
     NO_FILE,
@@ -33,7 +31,11 @@ from ._spawn import (
     wait,
 )
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Optional
+
     from ..namespace import NsType
 
 _LONG = {t: long.lstrip("-") for _, long, t in NS_OPTIONS}
@@ -51,6 +53,8 @@ def _target(text: str) -> tuple[int, Optional[int]]:
     if colon:
         ino = int(ino_text) if ino_text.isdigit() else 0
     if pid < 0 or ino == 0 or (ino is not None and ino >= 2**64):
+        import argparse
+
         raise argparse.ArgumentTypeError(f"failed to parse pid: '{text}'")
     return pid, ino
 
@@ -66,6 +70,7 @@ def _id_or_follow(what: str) -> Any:
 
 def add_enter_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``enter``: run a command in the namespaces of a process, with nsenter(1)'s flags."""
+
     from . import Parser
 
     p: argparse.ArgumentParser = subparsers.add_parser(

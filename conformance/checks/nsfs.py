@@ -1,4 +1,4 @@
-"""Cross-cutting nsfs checks: NS-01 to NS-12.
+"""Cross-cutting nsfs checks: NS-01 to NS-17.
 
 Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``, ``nsprim.idmap``,
 ``nsprim.flags``, ``nsprim.namespace``), the conformance registry, and
@@ -1325,3 +1325,396 @@ def owner_outlives_members(ctx: Context) -> None:
     ctx.expect_equal(seen["owner"], inner, "NS_GET_USERNS of the held UTS namespace")
     ctx.expect_equal(seen["parent of owner"], middle, "NS_GET_PARENT of its owner")
     ctx.expect_equal(seen["join owner"], "ok", "setns(2) into the memberless owner")
+
+
+# -- NS-13 joins refused while the fs_struct is shared ---------------------------
+
+
+def _start_sharer(share_fs: bool) -> tuple[int, int]:
+    """clone3(2) a process that shares our fs_struct (CLONE_FS) if *share_fs*; it waits.
+
+    Returns its pid and the write end of a pipe whose closing lets it exit.
+    """
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        result = syscalls.clone3(int(CloneFlags.FS) if share_fs else 0)
+    except BaseException:
+        os.close(r)
+        os.close(w)
+        raise
+    if result == 0:
+        try:
+            os.close(w)
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    assert isinstance(result, int)
+    os.close(r)
+    return result, w
+
+
+def _joins_while_sharing(target: int, share_fs: bool) -> dict[str, str]:
+    """setns(2) to *target*'s mount and user namespaces while another process shares our fs."""
+    mnt = _open_ns(f"/proc/{target}/ns/mnt")
+    user = _open_ns(f"/proc/{target}/ns/user")
+    pidfd = syscalls.pidfd_open(target)
+    try:
+        sharer, release = _start_sharer(share_fs)
+        try:
+            seen = {
+                "setns(mnt fd)": attempt(syscalls.setns, mnt, NEWNS),
+                "setns(pidfd, CLONE_NEWNS)": attempt(syscalls.setns, pidfd, NEWNS),
+                "setns(user fd)": attempt(syscalls.setns, user, NEWUSER),
+            }
+        finally:
+            os.close(release)
+            os.waitpid(sharer, 0)
+        # Alone again, the very same join is allowed: the refusal was the sharing.
+        seen["setns(mnt fd) once alone"] = attempt(syscalls.setns, mnt, NEWNS)
+        return seen
+    finally:
+        for fd in (mnt, user, pidfd):
+            os.close(fd)
+
+
+@check(
+    "nsfs.shared_fs_join_refused",
+    catalogue="NS-13",
+    level="MUST",
+    anchors=("setns(2)", "clone(2) CLONE_FS", "user_namespaces(7)"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(5, 8),
+        kconfig=("USER_NS",),
+        ops=("setns", "clone3", "unshare.mnt"),
+    ),
+    timeout=5.0,
+)
+def shared_fs_join_refused(ctx: Context) -> None:
+    """setns(2) to a mount or user namespace fails with EINVAL while the fs_struct is shared.
+
+    A target unshares user and mount namespaces. A joiner clone3(2)s a
+    process with CLONE_FS (they share root, cwd and umask), then asks
+    setns(2) to the target's mount namespace by nsfs fd and by pidfd and to
+    its user namespace: each must fail with EINVAL, since moving one of two
+    processes that share an fs_struct into another mount namespace (or
+    capability scope) is impossible. Once the sharer has exited, the same
+    join to the mount namespace must succeed. Control: the second process
+    is cloned without CLONE_FS, so every join succeeds.
+    """
+    target = ctx.spawn_child(idle, unshare=NEWUSER | NEWNS)
+    target.recv()
+    ctx.expect_equal(
+        ctx.in_child(_joins_while_sharing, target.pid, not ctx.control),
+        {
+            "setns(mnt fd)": "EINVAL",
+            "setns(pidfd, CLONE_NEWNS)": "EINVAL",
+            "setns(user fd)": "EINVAL",
+            "setns(mnt fd) once alone": "ok",
+        },
+        "joins while a CLONE_FS sibling shares the joiner's fs_struct",
+    )
+
+
+# -- NS-14 mount namespace files can't form a loop -------------------------------
+
+
+def _bind_ns(kind: str, pid: Union[int, str], target: str) -> str:
+    return attempt(syscalls.mount, f"/proc/{pid}/ns/{kind}", target, None, int(MountFlags.BIND))
+
+
+def _touch(path: str) -> str:
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    return path
+
+
+def _newer_binds_older(kind: str, older: int, target: str, wfd: int, rfd: int) -> None:
+    """In a forked child: a mount namespace newer than *older*'s binds *older*'s nsfs file.
+
+    *wfd* carries the result; the child exits when *rfd* reaches EOF.
+    """
+    code = 1
+    try:
+        unshare(NEWNS)
+        syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+        os.write(wfd, _bind_ns(kind, older, target).encode())
+        os.read(rfd, 1)  # EOF: the older namespace is done with us
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, str]:
+    """In a new mount namespace: bind nsfs files of *kind* of itself, an older and a newer ns."""
+    syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+    seen = {"its own file, in itself": _bind_ns(kind, "self", _touch(f"{tmpdir}/ns-self"))}
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    me = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_r)
+        os.close(go_w)
+        _newer_binds_older(kind, me, _touch(f"{tmpdir}/ns-older"), report_w, go_r)
+    os.close(report_w)
+    os.close(go_r)
+    try:
+        ready, _, _ = select.select([report_r], [], [], 5.0)
+        got = os.read(report_r, 64).decode() if ready else ""
+        seen["an older one's file, in a newer one"] = got or "no answer"
+        seen["a newer one's file, in an older one"] = _bind_ns(
+            kind, pid, _touch(f"{tmpdir}/ns-newer")
+        )
+    finally:
+        os.close(go_w)
+        os.close(report_r)
+        os.waitpid(pid, 0)
+    return seen
+
+
+@check(
+    "nsfs.mntns_file_no_loop",
+    catalogue="NS-14",
+    level="MUST",
+    anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file", "ip-netns(8)"),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt",)),
+    timeout=5.0,
+)
+def mntns_file_no_loop(ctx: Context) -> None:
+    """A mount namespace's nsfs file can be bind-mounted only in an older namespace (else EINVAL).
+
+    A bind mount of /proc/PID/ns/mnt keeps that namespace alive, so the
+    kernel refuses any that could make namespaces pin each other in a loop:
+    in a new mount namespace, bind-mounting its own file must fail with
+    EINVAL, a namespace created after it must get EINVAL binding the first
+    one's file, while the first one may bind the newer one's file.
+    Control: the same binds of UTS namespace files, which pin no mounts,
+    all succeed.
+    """
+    kind = "uts" if ctx.control else "mnt"
+    ctx.expect_equal(
+        ctx.in_child(_ns_file_binds, ctx.tmpdir, kind, unshare=NEWNS),
+        {
+            "its own file, in itself": "EINVAL",
+            "an older one's file, in a newer one": "EINVAL",
+            "a newer one's file, in an older one": "ok",
+        },
+        f"bind mounts of {kind} namespace files",
+    )
+
+
+# -- NS-15 PIDFD_GET_*_NAMESPACE -------------------------------------------------
+
+
+def _pidfd_namespaces(pidfd: int, entries: Sequence[str]) -> dict[str, Union[Ident, str]]:
+    """PIDFD_GET_<TYPE>[_FOR_CHILDREN]_NAMESPACE of *pidfd* for each /proc/PID/ns entry."""
+    out: dict[str, Union[Ident, str]] = {}
+    for e in entries:
+        name, _, children = e.partition("_for_")
+        try:
+            got = syscalls.pidfd_get_namespace(pidfd, name, for_children=bool(children))
+        except OSError as err:
+            out[e] = errname(err)
+            continue
+        try:
+            out[e] = ns_ident(got)
+        finally:
+            os.close(got)
+    return out
+
+
+def _namespaces_of_exited() -> str:
+    """PIDFD_GET_UTS_NAMESPACE of a process that has exited but is not yet reaped."""
+    result = syscalls.clone3(0, pidfd=True)
+    assert isinstance(result, tuple)
+    pid, pidfd = result
+    if pid == 0:
+        os._exit(0)
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        return str(_fd_ident(lambda fd: syscalls.pidfd_get_namespace(fd, "uts"), pidfd))
+    finally:
+        os.waitpid(pid, 0)
+        os.close(pidfd)
+
+
+@check(
+    "nsfs.pidfd_get_namespace",
+    catalogue="NS-15",
+    level="MUST",
+    anchors=("selftest pidfd/pidfd_setns_test.c", "util-linux nsenter(1)", "pidfd_open(2)"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(6, 11),
+        kconfig=("NAMESPACES", "USER_NS", "PID_NS"),
+        ops=("setns", "clone3", *_EVERY_TYPE),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def pidfd_get_namespace(ctx: Context) -> None:
+    """PIDFD_GET_<TYPE>_NAMESPACE returns the target's namespace, /proc/PID/ns's, or ESRCH.
+
+    A target is clone3(2)d into new namespaces of every type (time by moving
+    itself). For each /proc/PID/ns entry, pid_for_children and
+    time_for_children included, ioctl(pidfd, PIDFD_GET_..._NAMESPACE) must
+    return an nsfs fd of the very namespace that entry names (nsfs identity
+    and NS_GET_ID), which is not the check's own. For a process that has
+    exited but is not yet reaped it must fail with ESRCH. Control: the
+    target is made without new namespaces, so they are the check's own.
+    """
+    types = _types()
+    mask = 0
+    for t in types:
+        mask |= int(t.flag)
+    flags = ctx.isolate(mask & ~NEWTIME)
+    timens = NsType.TIME in types and bool(ctx.isolate(NEWTIME))
+    pid, pidfd, hold = _start_target(flags, timens)
+    ctx.defer(_stop_target, pid, pidfd, hold)
+    entries = _entries()
+    proc = _identities(pid, entries)
+    ours = _identities("self", entries)
+    got = _pidfd_namespaces(pidfd, entries)
+    for e in entries:
+        ctx.expect_equal(got[e], proc[e], f"PIDFD_GET namespace for {e} versus /proc/PID/ns/{e}")
+        ctx.expect(
+            _distinct(proc[e], ours[e]),
+            f"the target's {e} namespace is not the check's own",
+            f"not {ours[e]}",
+            proc[e],
+        )
+    ctx.expect_equal(
+        ctx.in_child(_namespaces_of_exited), "ESRCH", "PIDFD_GET_UTS_NAMESPACE of an exited process"
+    )
+
+
+# -- NS-16 NS_GET_ID -------------------------------------------------------------
+
+
+def _ids(flag: int, rounds: int) -> dict[str, object]:
+    """NS_GET_ID of one namespace through several fds; of *rounds* namespaces made in turn."""
+    entry = "uts"
+    paths = ("/proc/self/ns/uts", "/proc/thread-self/ns/uts", f"/proc/{os.getpid()}/ns/uts")
+    seen: dict[str, object] = {"through fds": [_ident(p)[2] for p in paths]}
+    made: list[tuple[int, Optional[int]]] = []
+    for _ in range(rounds):
+        if flag:
+            unshare(flag)  # the previous one had no other member: it is freed
+        st_ino, ns_id = _ident(f"/proc/self/ns/{entry}")[1:]
+        made.append((st_ino, ns_id))
+    seen["made in turn"] = made
+    seen["every type"] = {e: _ident(f"/proc/self/ns/{e}")[2] for e in (t.value for t in _types())}
+    return seen
+
+
+@check(
+    "nsfs.ns_id_unique",
+    catalogue="NS-16",
+    level="MUST",
+    anchors=("selftest namespaces/nsid_test.c", "ioctl_ns(2) NS_GET_ID", "listns(2)"),
+    needs=Needs(
+        min_kernel=(6, 18),
+        kconfig=("NAMESPACES", "UTS_NS"),
+        ops=("unshare.uts",),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def ns_id_unique(ctx: Context) -> None:
+    """NS_GET_ID is one namespace's through every fd and never names two, even after reuse.
+
+    In a fresh process NS_GET_ID must agree through three different opens of
+    its UTS namespace. The process then makes four UTS namespaces in turn,
+    each freed when the next replaces it (so inode numbers may be reused):
+    their ids must be distinct and increasing, and the ids of the process's
+    namespaces of every type must be distinct. Control: the process makes
+    no new namespace, so it reads one id four times.
+    """
+    seen = ctx.in_child(_ids, ctx.isolate(NEWUTS), 4)
+    fds = seen["through fds"]
+    ctx.expect(
+        len(set(fds)) == 1 and fds[0] is not None, "NS_GET_ID through three fds", "one id", fds
+    )
+    ids = [ns_id for _, ns_id in seen["made in turn"]]
+    ctx.expect(
+        ids == sorted(set(ids)) and len(ids) == 4,
+        "NS_GET_ID of UTS namespaces made in turn: distinct and increasing",
+        "4 increasing ids",
+        seen["made in turn"],
+    )
+    every = seen["every type"]
+    ctx.expect(
+        len(set(every.values())) == len(every),
+        "NS_GET_ID of the process's namespaces of every type: distinct",
+        "distinct ids",
+        every,
+    )
+
+
+# -- NS-17 nsfs access needs ptrace access ----------------------------------------
+
+
+def _restrict(drop_caps: bool, undumpable: bool) -> None:
+    """A target's setup: drop its capabilities and/or make itself non-dumpable."""
+    if drop_caps:
+        syscalls.drop_capabilities()
+    if undumpable:
+        syscalls.set_dumpable(False)
+
+
+def _ns_access(target: int, pidfd_ioctl: bool) -> dict[str, str]:
+    """Without capabilities: open and readlink /proc/TARGET/ns/uts, PIDFD_GET_UTS_NAMESPACE."""
+    pidfd = syscalls.pidfd_open(target) if pidfd_ioctl else -1
+    try:
+        syscalls.drop_capabilities()
+        path = f"/proc/{target}/ns/uts"
+        seen = {
+            "open": attempt(lambda: os.close(_open_ns(path))),
+            "readlink": attempt(os.readlink, path),
+        }
+        if pidfd_ioctl:
+            seen["PIDFD_GET_UTS_NAMESPACE"] = attempt(
+                lambda: os.close(syscalls.pidfd_get_namespace(pidfd, "uts"))
+            )
+        return seen
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+@check(
+    "nsfs.access_needs_ptrace",
+    catalogue="NS-17",
+    level="MUST",
+    anchors=("proc(5) /proc/pid/ns", "namespaces(7)", "ptrace(2) PTRACE_MODE_READ"),
+    needs=Needs(
+        min_kernel=(3, 8),
+        kconfig=("NAMESPACES", "UTS_NS"),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def access_needs_ptrace(ctx: Context) -> None:
+    """A process's nsfs files can be opened or read only with ptrace read access to it (EACCES).
+
+    Two targets, each in a UTS namespace of its own, deny ptrace read
+    access to a prober with the same uid but no capabilities: one keeps
+    capabilities the prober lacks, the other dropped its capabilities but
+    made itself non-dumpable (prctl(PR_SET_DUMPABLE, 0)). For each, the
+    prober must get EACCES from open(2) and readlink(2) of
+    /proc/TARGET/ns/uts and, from Linux 6.11, from ioctl(pidfd,
+    PIDFD_GET_UTS_NAMESPACE). Control: both targets drop their capabilities
+    and stay dumpable, so the same uid suffices and every call works.
+    """
+    # Per target: (drop its capabilities, make itself non-dumpable); the control's give access.
+    setups = {
+        "capable": (ctx.control, False),
+        "non-dumpable": (True, not ctx.control),
+    }
+    pidfd_ioctl = ctx.kernel[:2] >= (6, 11)
+    for name, setup in setups.items():
+        target = ctx.spawn_child(_restrict, *setup, unshare=NEWUTS)
+        target.recv()
+        seen = ctx.in_child(_ns_access, target.pid, pidfd_ioctl)
+        ctx.expect_equal(seen, {call: "EACCES" for call in seen}, f"nsfs access to a {name} target")

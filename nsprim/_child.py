@@ -308,6 +308,11 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
     if setup.mount_proc:
         flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
         steps.append(("mount_proc", _sc.mount, ("proc", "/proc", "proc", flags)))
+    if setup.binfmt_misc is not None:
+        flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
+        steps.append(
+            ("mount_binfmt", _sc.mount, ("binfmt_misc", setup.binfmt_misc, "binfmt_misc", flags))
+        )
     if setup.loopback_up:
         steps.append(("set_link_up", _net.set_link_up, ("lo",)))
     if setup.cwd is not None:

@@ -476,6 +476,7 @@ def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False)
         and not setup.sync
         and setup.root is None
         and not setup.mount_proc
+        and setup.binfmt_misc is None
         and setup.types <= _FAST_TYPES
         and all(src < 0 or src == i or src > 2 for i, src in enumerate(stdio))
     )

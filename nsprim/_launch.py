@@ -237,10 +237,20 @@ def _write_setup(pid: int, setup: NsOptions) -> None:
             write_setgroups(pid, setup.setgroups)  # type: ignore[arg-type]
         if setup.uid_map is not None:
             op = "uid_map"
-            write_uid_map(pid, setup.uid_map)
+            if setup.map_helpers:
+                from .idmap import newuidmap
+
+                newuidmap(pid, setup.uid_map)
+            else:
+                write_uid_map(pid, setup.uid_map)
         if setup.gid_map is not None:
             op = "gid_map"
-            write_gid_map(pid, setup.gid_map)
+            if setup.map_helpers:
+                from .idmap import newgidmap
+
+                newgidmap(pid, setup.gid_map)
+            else:
+                write_gid_map(pid, setup.gid_map)
         if setup.offsets is not None:
             op = "timens_offsets"
             path = f"/proc/{pid}/timens_offsets"
@@ -252,6 +262,8 @@ def _write_setup(pid: int, setup: NsOptions) -> None:
             finally:
                 os.close(fd)
     except AccessDenied as err:
+        if err.operation in ("newuidmap", "newgidmap"):
+            raise  # the helper's refusal, already named and explained
         # idmap translated it for the file; name this launch's step and its hint.
         raise translate(PermissionError(err.errno, err.strerror), op, pid) from err
     except OSError as err:
@@ -478,6 +490,7 @@ def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False)
         and not setup.sync
         and setup.root is None
         and not setup.mount_proc
+        and setup.binfmt_misc is None
         and setup.types <= _FAST_TYPES
         and all(src < 0 or src == i or src > 2 for i, src in enumerate(stdio))
     )
@@ -500,7 +513,10 @@ def _on_own_thread(work: Callable[[], None]) -> None:
         finally:
             done.release()
 
-    _thread.start_new_thread(run, ())
+    try:
+        _thread.start_new_thread(run, ())
+    except RuntimeError as why:  # clone(2) of the thread refused: EAGAIN at pid_max
+        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {why}") from None
     interrupted: Optional[BaseException] = None
     while True:
         try:

@@ -37,6 +37,13 @@ class Ledger:
         self._orphans: list[tuple[int, Optional[OwnedFd]]] = []
         self._lock = threading.Lock()
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: the parent's launches are not ours (their fds are closed or
+        inherited, their numbers free for reuse; their children are not our children)."""
+        self._fds = set()
+        self._orphans = []
+        self._lock = threading.Lock()
+
     def track(self, *fds: int) -> None:
         """Record *fds* as in flight (other children close them at once)."""
         self._fds.update(fds)
@@ -95,3 +102,4 @@ def kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> Optional[int]:
 
 #: The process's ledger.
 LEDGER = Ledger()
+os.register_at_fork(after_in_child=LEDGER.reset_after_fork)

@@ -192,12 +192,14 @@ class NsOptions:
 
     __slots__ = (
         "_frozen",
+        "binfmt_misc",
         "cwd",
         "domainname",
         "flags",
         "gid_map",
         "hostname",
         "loopback_up",
+        "map_helpers",
         "mount_proc",
         "offsets",
         "pdeathsig",
@@ -225,10 +227,13 @@ class NsOptions:
         loopback_up: bool = False,
         cwd: Optional[StrPath] = None,
         die_with_parent: Union[bool, int] = True,
+        map_helpers: bool = False,
+        binfmt_misc: Optional[StrPath] = None,
     ) -> None:
         types = set(parse_types(namespaces))
         for flag_name, flag in (
             ("map_root", map_root),
+            ("map_helpers", map_helpers),
             ("mount_proc", mount_proc),
             ("loopback_up", loopback_up),
         ):
@@ -263,9 +268,19 @@ class NsOptions:
         if (
             setgroups is None
             and self.gid_map is not None
+            and not map_helpers  # newgidmap writes setgroups itself
             and (map_root or not _has_cap(_CAP_SETGID))
         ):
             setgroups = "deny"
+        self.map_helpers = map_helpers
+        if map_helpers:
+            from .idmap import find_map_helper
+
+            # missing helpers are an error before anything is created
+            if self.uid_map is not None:
+                find_map_helper("newuidmap")
+            if self.gid_map is not None:
+                find_map_helper("newgidmap")
         self.setgroups = setgroups
         # Options that only make sense in a namespace imply it, as in unshare(1).
         if self.uid_map is not None or self.gid_map is not None or setgroups is not None:
@@ -283,6 +298,9 @@ class NsOptions:
                 )
             types.add(NsType.MNT)
         if self.root is not None:
+            types.add(NsType.MNT)
+        self.binfmt_misc = _opt_path(binfmt_misc, "binfmt_misc")
+        if self.binfmt_misc is not None:
             types.add(NsType.MNT)
         self.offsets = _format_offsets(time_offsets) if time_offsets is not None else None
         if self.offsets is not None:

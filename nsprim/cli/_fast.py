@@ -15,10 +15,12 @@ regenerate it with ``python -m nsprim.cli._fast``.
 A spec, per command: ``flags`` (option string -> ``(dest, value)``, options
 that take no value: store_true, or the const of a bare ``--opt[=VALUE]``),
 ``last`` (short options whose bare form is allowed only at the end of a
-cluster: getopt takes the rest of the word as their value), ``ints``
-(option string -> ``(dest, lowest)``: a decimal argument, as
-``nsprim.cli._spawn.number`` reads it), ``defaults`` (every dest of the
-parser) and ``command`` (the dest of the trailing ``[--] COMMAND...``).
+cluster: getopt takes the rest of the word as their value), ``values``
+(option string -> ``(dest, kind, lowest)``: a decimal argument from
+*lowest* to 2**31-1, as ``nsprim.cli._spawn.number`` reads it (kind
+``"int"``) or as ``enter -t`` reads a plain PID (kind ``"pid"``, the value
+``(pid, None)``)), ``defaults`` (every dest of the parser) and ``command``
+(the dest of the trailing ``[--] COMMAND...``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Namespace:
 def parse(spec: dict[str, Any], words: list[str]) -> Optional[Namespace]:
     """The namespace argparse would give for *words*, or None to let argparse decide."""
     values = dict(spec["defaults"])
-    flags, ints, last = spec["flags"], spec["ints"], spec["last"]
+    flags, ints, last = spec["flags"], spec["values"], spec["last"]
     i = 0
     while i < len(words):
         word = words[i]
@@ -99,14 +101,14 @@ def parse(spec: dict[str, Any], words: list[str]) -> Optional[Namespace]:
     return Namespace(**values)
 
 
-def _int(rule: tuple[str, int], text: str, values: dict[str, Any]) -> bool:
-    dest, lowest = rule
+def _int(rule: tuple[str, str, int], text: str, values: dict[str, Any]) -> bool:
+    dest, kind, lowest = rule
     if not (text.isascii() and text.isdigit()):
         return False
     number = int(text, 10)
     if not lowest <= number <= _INT_MAX:
         return False
-    values[dest] = number
+    values[dest] = (number, None) if kind == "pid" else number
     return True
 
 
@@ -118,9 +120,10 @@ def derive(parser: argparse.ArgumentParser) -> Optional[dict[str, Any]]:
     import argparse
 
     from ._spawn import number
+    from .enter import _target
 
     flags: dict[str, tuple[str, Any]] = {}
-    ints: dict[str, tuple[str, int]] = {}
+    ints: dict[str, tuple[str, str, int]] = {}
     last: list[str] = []
     defaults: dict[str, Any] = {}
     command = None
@@ -161,7 +164,10 @@ def derive(parser: argparse.ArgumentParser) -> Optional[dict[str, Any]]:
             cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
             lowest = cells["lowest"].cell_contents
             for name in names:
-                ints[name] = (action.dest, lowest)
+                ints[name] = (action.dest, "int", lowest)
+        elif isinstance(action, argparse._StoreAction) and action.type is _target:
+            for name in names:
+                ints[name] = (action.dest, "pid", 1)
     for dest, value in parser._defaults.items():
         if dest != "func":
             if not _plain(value):
@@ -171,7 +177,7 @@ def derive(parser: argparse.ArgumentParser) -> Optional[dict[str, Any]]:
         return None
     return {
         "flags": flags,
-        "ints": ints,
+        "values": ints,
         "last": sorted(last),
         "defaults": defaults,
         "command": command,
@@ -198,7 +204,7 @@ def _render(specs: dict[str, dict[str, Any]]) -> str:
     lines = ["SPECS: dict[str, dict[str, Any]] = {"]
     for name, spec in specs.items():
         lines.append(f"    {name!r}: {{")
-        for key in ("flags", "ints", "last", "defaults", "command"):
+        for key in ("flags", "values", "last", "defaults", "command"):
             lines.append(f"        {key!r}: {spec[key]!r},")
         lines.append("    },")
     lines.append("}")
@@ -212,48 +218,53 @@ _END = "# --- end of generated table ---\n"
 SPECS: dict[str, dict[str, Any]] = {
     "run": {
         "flags": {
-            "-m": ("ns_mnt", True),
-            "--mount": ("ns_mnt", True),
-            "-u": ("ns_uts", True),
-            "--uts": ("ns_uts", True),
-            "-i": ("ns_ipc", True),
-            "--ipc": ("ns_ipc", True),
-            "-n": ("ns_net", True),
-            "--net": ("ns_net", True),
-            "-p": ("ns_pid", True),
-            "--pid": ("ns_pid", True),
-            "-U": ("ns_user", True),
-            "--user": ("ns_user", True),
-            "-C": ("ns_cgroup", True),
-            "--cgroup": ("ns_cgroup", True),
-            "-T": ("ns_time", True),
-            "--time": ("ns_time", True),
+            "-m": ("ns_mnt", "\x00"),
+            "--mount": ("ns_mnt", "\x00"),
+            "-u": ("ns_uts", "\x00"),
+            "--uts": ("ns_uts", "\x00"),
+            "-i": ("ns_ipc", "\x00"),
+            "--ipc": ("ns_ipc", "\x00"),
+            "-n": ("ns_net", "\x00"),
+            "--net": ("ns_net", "\x00"),
+            "-p": ("ns_pid", "\x00"),
+            "--pid": ("ns_pid", "\x00"),
+            "-U": ("ns_user", "\x00"),
+            "--user": ("ns_user", "\x00"),
+            "-C": ("ns_cgroup", "\x00"),
+            "--cgroup": ("ns_cgroup", "\x00"),
+            "-T": ("ns_time", "\x00"),
+            "--time": ("ns_time", "\x00"),
             "-f": ("fork", True),
             "--fork": ("fork", True),
+            "--forward-signals": ("forward_signals", True),
             "-r": ("map_root_user", True),
             "--map-root-user": ("map_root_user", True),
             "-c": ("map_current_user", True),
             "--map-current-user": ("map_current_user", True),
+            "--map-auto": ("map_auto", True),
+            "--map-subids": ("map_subids", True),
             "--mount-proc": ("mount_proc", True),
+            "--mount-binfmt": ("mount_binfmt", "/proc/sys/fs/binfmt_misc"),
             "--lo-up": ("lo_up", True),
         },
-        "ints": {
-            "-S": ("setuid", 0),
-            "--setuid": ("setuid", 0),
-            "-G": ("setgid", 0),
-            "--setgid": ("setgid", 0),
+        "values": {
+            "-S": ("setuid", "int", 0),
+            "--setuid": ("setuid", "int", 0),
+            "-G": ("setgid", "int", 0),
+            "--setgid": ("setgid", "int", 0),
         },
         "last": [],
         "defaults": {
-            "ns_mnt": False,
-            "ns_uts": False,
-            "ns_ipc": False,
-            "ns_net": False,
-            "ns_pid": False,
-            "ns_user": False,
-            "ns_cgroup": False,
-            "ns_time": False,
+            "ns_mnt": None,
+            "ns_uts": None,
+            "ns_ipc": None,
+            "ns_net": None,
+            "ns_pid": None,
+            "ns_user": None,
+            "ns_cgroup": None,
+            "ns_time": None,
             "fork": False,
+            "forward_signals": False,
             "kill_child": None,
             "map_root_user": False,
             "map_current_user": False,
@@ -263,8 +274,11 @@ SPECS: dict[str, dict[str, Any]] = {
             "map_group": None,
             "map_users": None,
             "map_groups": None,
+            "map_auto": False,
+            "map_subids": False,
             "setgroups": None,
             "mount_proc": False,
+            "mount_binfmt": None,
             "propagation": None,
             "root": None,
             "wd": None,
@@ -273,6 +287,9 @@ SPECS: dict[str, dict[str, Any]] = {
             "hostname": None,
             "domainname": None,
             "lo_up": False,
+            "veth": None,
+            "addr": None,
+            "host_addr": None,
         },
         "command": "command",
     },
@@ -296,21 +313,27 @@ SPECS: dict[str, dict[str, Any]] = {
             "--cgroup": ("ns_cgroup", "\x00"),
             "-T": ("ns_time", "\x00"),
             "--time": ("ns_time", "\x00"),
+            "--user-parent": ("user_parent", True),
             "--preserve-credentials": ("preserve_credentials", True),
-            "-r": ("root", True),
-            "--root": ("root", True),
-            "-w": ("wd", True),
-            "--wd": ("wd", True),
+            "--keep-caps": ("keep_caps", True),
+            "-r": ("root", "\x00"),
+            "--root": ("root", "\x00"),
+            "-w": ("wd", "\x00"),
+            "--wd": ("wd", "\x00"),
+            "-e": ("env", True),
+            "--env": ("env", True),
+            "-F": ("no_fork", True),
+            "--no-fork": ("no_fork", True),
+            "-c": ("join_cgroup", True),
+            "--join-cgroup": ("join_cgroup", True),
         },
-        "ints": {
-            "-t": ("target", 1),
-            "--target": ("target", 1),
-            "-S": ("setuid", 0),
-            "--setuid": ("setuid", 0),
-            "-G": ("setgid", 0),
-            "--setgid": ("setgid", 0),
+        "values": {
+            "-t": ("target", "pid", 1),
+            "--target": ("target", "pid", 1),
+            "-N": ("net_socket", "int", 0),
+            "--net-socket": ("net_socket", "int", 0),
         },
-        "last": ["-C", "-T", "-U", "-i", "-m", "-n", "-p", "-u"],
+        "last": ["-C", "-T", "-U", "-i", "-m", "-n", "-p", "-r", "-u", "-w"],
         "defaults": {
             "target": None,
             "all": False,
@@ -322,11 +345,18 @@ SPECS: dict[str, dict[str, Any]] = {
             "ns_user": None,
             "ns_cgroup": None,
             "ns_time": None,
+            "net_socket": None,
+            "user_parent": False,
             "setuid": None,
             "setgid": None,
             "preserve_credentials": False,
-            "root": False,
-            "wd": False,
+            "keep_caps": False,
+            "root": None,
+            "wd": None,
+            "wdns": None,
+            "env": False,
+            "no_fork": False,
+            "join_cgroup": False,
         },
         "command": "command",
     },

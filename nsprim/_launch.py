@@ -13,29 +13,32 @@ in the child; both run the same step table (:func:`nsprim._child.setup_steps`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import gc
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Callable, NoReturn, Optional
 
 from . import _child
 from . import syscalls as _sc
-from ._child import Join, Plan, Program
+from ._child import Plan
 from ._fd import OwnedFd
 from ._frames import ERROR, GO, HOP, READY, Channel, decode_error, encode_error, send_frame
 from ._launcher import LAUNCHER
 from ._ledger import LEDGER, kill_reap
-from ._options import NsOptions
 from .errors import AccessDenied, TimeoutExpired, UnsupportedError, add_note, reraise, translate
 from .flags import CloneFlags
-from .idmap import write_gid_map, write_setgroups, write_uid_map
 from .namespace import NsType
+
+# typing.TYPE_CHECKING without importing typing (see nsprim.process).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Optional
+
+    from ._child import Join, Program
+    from ._options import NsOptions
 
 __all__ = ["SETUP_TIMEOUT", "Launch", "launch", "fast_eligible", "fast_spawn"]
 
@@ -212,16 +215,28 @@ def _fork(
 
 def _write_setup(pid: int, setup: NsOptions) -> None:
     """The parent's part while the child waits: setgroups, id maps, time offsets."""
+    from .idmap import write_gid_map, write_setgroups, write_uid_map
+
     op = "setgroups"
     try:
         if setup.setgroups is not None:
             write_setgroups(pid, setup.setgroups)  # type: ignore[arg-type]
         if setup.uid_map is not None:
             op = "uid_map"
-            write_uid_map(pid, setup.uid_map)
+            if setup.map_helpers:
+                from .idmap import newuidmap
+
+                newuidmap(pid, setup.uid_map)
+            else:
+                write_uid_map(pid, setup.uid_map)
         if setup.gid_map is not None:
             op = "gid_map"
-            write_gid_map(pid, setup.gid_map)
+            if setup.map_helpers:
+                from .idmap import newgidmap
+
+                newgidmap(pid, setup.gid_map)
+            else:
+                write_gid_map(pid, setup.gid_map)
         if setup.offsets is not None:
             op = "timens_offsets"
             path = f"/proc/{pid}/timens_offsets"
@@ -233,6 +248,8 @@ def _write_setup(pid: int, setup: NsOptions) -> None:
             finally:
                 os.close(fd)
     except AccessDenied as err:
+        if err.operation in ("newuidmap", "newgidmap"):
+            raise  # the helper's refusal, already named and explained
         # idmap translated it for the file; name this launch's step and its hint.
         raise translate(PermissionError(err.errno, err.strerror), op, pid) from err
     except OSError as err:
@@ -268,6 +285,8 @@ def launch(
         pdeathsig = setup.pdeathsig
     join_hop = join is not None and join.hop
     steps = _child.setup_steps(setup) if setup is not None else ()
+    import socket  # the fork path only: `nsprim run` on the fast path never loads it
+
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     pfd, cfd = a.detach(), b.detach()
     LEDGER.track(pfd, cfd)
@@ -318,7 +337,7 @@ def launch(
                     return pid, pidfd, before, hop, children
                 except UnsupportedError:  # ENOSYS (seccomp): fork and hop instead
                     _clone3_ok[0] = False
-                    plan = dataclasses.replace(plan, pid_hop=True)
+                    plan.pid_hop = True
                     hop = True
             pid, pidfd = _fork(clone_flags, plan, body, pidns)
             state["child"] = (pid, pidfd)

@@ -13,15 +13,21 @@ import errno
 import os
 import select
 from collections.abc import Iterable
-from typing import Any, Optional, Union
 
 from . import _child
 from . import syscalls as _sc
 from ._fd import HasFileno, OwnedFd, fd_of
-from ._options import NsSpec, parse_types
+from ._options import parse_types
 from .errors import NoSuchProcess, NsprimError, UnsupportedError, reraise
 from .flags import CloneFlags
 from .namespace import Namespace, NsType
+
+# typing.TYPE_CHECKING without importing typing (see nsprim.process).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
+
+    from ._options import NsSpec
 
 __all__ = [
     "ORDER",

@@ -81,8 +81,8 @@ class Join:
     # Plain classes, not dataclasses: importing dataclasses (inspect, ast,
     # dis, tokenize) would cost every `nsprim run` more than its whole spawn.
     __slots__ = (
-        "atomic", "cwd_fd", "fds", "gid", "hop", "keep_caps", "mask", "pidfd", "root_fd",
-        "uid", "wdns",
+        "atomic", "cwd_fd", "fds", "gid", "hop", "keep_caps", "mask", "pidfd", "root_fd", "uid",
+        "wdns",
     )  # fmt: skip
 
     def __init__(
@@ -401,6 +401,11 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
     if setup.mount_proc:
         flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
         steps.append(("mount_proc", _sc.mount, ("proc", "/proc", "proc", flags)))
+    if setup.binfmt_misc is not None:
+        flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
+        steps.append(
+            ("mount_binfmt", _sc.mount, ("binfmt_misc", setup.binfmt_misc, "binfmt_misc", flags))
+        )
     if setup.loopback_up:
         from . import net  # netlink: imported only by the programs that bring lo up
 

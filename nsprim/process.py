@@ -458,6 +458,7 @@ def spawn(
     pass_fds: Iterable[int] = (),
     die_with_parent: Union[bool, int] = True,
     map_helpers: bool = False,
+    binfmt_misc: Optional[StrPath] = None,
 ) -> NsProcess:
     """Start a program in new namespaces and return it as an :class:`NsProcess`.
 
@@ -491,6 +492,12 @@ def spawn(
             (see :func:`nsprim.idmap.newuidmap`); setgroups is then left to
             newgidmap. FileNotFoundError before anything is created when a
             helper that is needed is missing.
+        binfmt_misc: mount a binfmt_misc filesystem on this directory of the
+            new mount namespace, after any root and proc (implies "mnt"; as
+            ``unshare --mount-binfmt``). Since Linux 6.7 each user namespace
+            that mounts it gets its own instance (its own interpreters); on
+            older kernels the mount needs CAP_SYS_ADMIN in the initial user
+            namespace and shows the host's.
         env: environment (default: the caller's).
         stdin, stdout, stderr: None (inherit), ``PIPE``, ``DEVNULL``, an fd or
             a file; stderr may be ``STDOUT``.
@@ -526,6 +533,7 @@ def spawn(
         uid_map=uid_map, gid_map=gid_map, setgroups=setgroups, mount_proc=mount_proc,
         propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
         cwd=cwd, die_with_parent=die_with_parent, map_helpers=map_helpers,
+        binfmt_misc=binfmt_misc,
     )  # fmt: skip
     envp = envp_arg(env)
     fds = pass_fds_arg(pass_fds)
@@ -1204,6 +1212,8 @@ def spawn_in(
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 0xFFFFFFFF:
                 raise ValueError(f"{name} must be an id from 0 to 4294967294, got {value!r}")
             extra[name] = value
+    from . import _targets
+
     if not isinstance(keep_caps, bool):
         raise TypeError(f"keep_caps must be a bool, got {keep_caps!r}")
     extra["keep_caps"] = keep_caps
@@ -1216,8 +1226,6 @@ def spawn_in(
     extras = list(extra_ns)
     if target is None and not extras:
         raise ValueError("spawn_in needs a target or extra_ns")
-    from . import _targets
-
     tgt = _targets.resolve(target, (NsProcess,)) if target is not None else _targets.Target()
     theirs: list[tuple[NsType, OwnedFd]] = []
     aux: list[int] = []

@@ -32,15 +32,18 @@ import mmap
 import os
 import re
 import threading
+from typing import Any, Callable, TypeVar
 
-from nsprim import idmap, process, syscalls
+from nsprim import UnsupportedError, idmap, process, syscalls
 from nsprim.flags import CloneFlags, MountAttrFlags, MountFlags, UmountFlags
 
-from .. import _libc
+from .. import _libc, _needs
 from ..registry import Context, Needs, Skip, check
-from ._common import attempt, idle, unshare
+from ._common import attempt, errname, idle, unshare
 
 __all__: list[str] = []
+
+T = TypeVar("T")
 
 NEWNS = int(CloneFlags.NEWNS)
 NEWUSER = int(CloneFlags.NEWUSER)
@@ -930,9 +933,29 @@ def _idmapped(mountpoint: str) -> bool:
     return "idmapped" in _mount_options(mountpoint)
 
 
+def _setup(call: str, fn: Callable[..., T], *args: Any) -> T:
+    """Run a setup step ``fn(*args)`` (not the operation under test) of syscall *call*.
+
+    EPERM, EACCES or ENOSYS from it here (root of its own namespaces) is a
+    refusal by policy (a seccomp filter, an LSM): :class:`Skip` naming it.
+    """
+    try:
+        return fn(*args)
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+            raise Skip(_needs.attribute(f"{call}(2)", err.errno).cause) from None
+        raise
+    except UnsupportedError as err:
+        raise Skip(f"{call}(2): {err}") from None
+
+
+def _open_tree(path: str, flags: int = 0) -> int:
+    return _setup("open_tree", syscalls.open_tree, path, flags)
+
+
 def _clone(path: str, recursive: bool = False) -> int:
     """open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at *path*."""
-    return syscalls.open_tree(path, OPEN_TREE_CLONE | (AT_RECURSIVE if recursive else 0))
+    return _open_tree(path, OPEN_TREE_CLONE | (AT_RECURSIVE if recursive else 0))
 
 
 def _set_idmap(fd: int, userns: str, recursive: bool = False) -> str:
@@ -955,6 +978,10 @@ def _set_idmap(fd: int, userns: str, recursive: bool = False) -> str:
 def _attach(fd: int, target: str) -> None:
     """move_mount(2) the detached mount *fd* onto *target* (created if missing)."""
     os.makedirs(target, exist_ok=True)
+    _setup("move_mount", _move_detached, fd, target)
+
+
+def _move_detached(fd: int, target: str) -> None:
     syscalls.move_mount("", target, MOVE_MOUNT_F_EMPTY_PATH, from_dirfd=fd)
 
 
@@ -969,7 +996,7 @@ def _attached_or_detached(base: str, userns: str, control: bool) -> dict[str, ob
     src = _tmpfs(f"{base}/src", "mark")
     seen: dict[str, object] = {}
     # An O_PATH-like fd of the attached mount itself (open_tree without OPEN_TREE_CLONE).
-    fd = _clone(src) if control else syscalls.open_tree(src)
+    fd = _clone(src) if control else _open_tree(src)
     try:
         seen["attached fd"] = _set_idmap(fd, userns)
     finally:
@@ -1411,9 +1438,13 @@ def _peer_groups(base: str, set_group: bool) -> dict[str, object]:
     syscalls.mount(src, dst, None, MS_BIND)
     _set_propagation(dst, MS_PRIVATE)  # a bind of a shared mount joins its group; leave it
     seen: dict[str, object] = {"before": _propagation(dst)}
-    seen["set group"] = (
-        attempt(syscalls.move_mount, src, dst, MOVE_MOUNT_SET_GROUP) if set_group else "not asked"
-    )
+    seen["set group"] = "not asked"
+    if set_group:
+        try:
+            _setup("move_mount", syscalls.move_mount, src, dst, MOVE_MOUNT_SET_GROUP)
+            seen["set group"] = "ok"
+        except OSError as err:
+            seen["set group"] = errname(err)
     seen["groups"] = (_peer_group(src), _peer_group(dst))
     _tmpfs(f"{src}/from-src", "mark")
     seen["src to dst"] = os.path.exists(f"{dst}/from-src/mark")
@@ -1448,8 +1479,10 @@ def move_mount_set_group(ctx: Context) -> None:
     a bind of it private. move_mount(src, dst, MOVE_MOUNT_SET_GROUP) must
     succeed; both must then show the same ``shared:N`` in mountinfo, and a
     mount under either must appear under the other (the way CRIU restores
-    peer groups; selftest ``move_mount_set_group``). Control: the call is
-    not made, so the bind stays private and nothing propagates.
+    peer groups; selftest ``move_mount_set_group``). EPERM, EACCES or ENOSYS
+    from move_mount(2) here, as root of the namespace, is a refusal by
+    policy: SKIP naming it. Control: the call is not made, so the bind
+    stays private and nothing propagates.
     """
     seen = ctx.in_child(
         _peer_groups, os.path.join(ctx.tmpdir, "mnt18"), not ctx.control, unshare=NEWNS

@@ -17,7 +17,7 @@ never calls ``sys.exit``.
        "dev": 4,                   # nsfs st_dev: (dev, ns) is the identity
        "id": 4097,                 # NS_GET_ID (Linux 6.18), or null
        "uid": 0,                   # numeric uid of "pid", or null
-       "held": ["process", "fd"],  # process | thread | fd | bind-mount | socket | ancestor
+       "held": ["process", "fd"],  # process | thread | fd | bind-mount | socket | ancestor | listns
        "owner": 4026531837,        # inode of the owning user namespace, or null
        "owner_uid": 0,             # creator's euid of that user namespace, or null
        "parent": null,             # parent inode (pid and user namespaces), or null
@@ -588,6 +588,8 @@ def _holder_text(n: listing.NsInfo) -> str:
         return f"[bind mount {n.mounts[0].path} (mnt ns of pid {n.mounts[0].pid})]"
     if n.sockets:
         return f"[socket fd {n.sockets[0].fd} of pid {n.sockets[0].pid}]"
+    if any(h.value == "listns" for h in n.held):
+        return "[listed by listns(2) only]"
     return "[ancestor only]"
 
 

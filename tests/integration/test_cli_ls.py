@@ -150,6 +150,7 @@ _NETNSID = textwrap.dedent(
     ip link add nsprim-a type veth peer name nsprim-b netns $peer
     echo "$(stat -Lc %i /proc/$peer/ns/net) $(stat -Lc %i /proc/self/ns/net)"
     "$@" -t net -n -o NS,NETNSID -l
+    echo --
     lsns -t net -n -o NS,NETNSID -l
     kill $peer
     """
@@ -162,11 +163,11 @@ def test_netnsid_like_lsns() -> None:
     r = run([UNSHARE or "unshare", "-n", "sh", "-c", _NETNSID, "sh", sys.executable, "-m",
              "nsprim", "ls"])  # fmt: skip
     assert r.returncode == 0, r.stderr
-    first, *rest = r.stdout.splitlines()
+    first, rest = r.stdout.split("\n", 1)
     peer, own = first.split()
-    half = len(rest) // 2
-    mine = {line.split()[0]: line.split()[1:] for line in rest[:half]}
-    util = {line.split()[0]: line.split()[1:] for line in rest[half:]}
+    # other processes' namespaces may come and go between the two listings
+    mine, util = ({ln.split()[0]: ln.split()[1:] for ln in part.splitlines()}
+                  for part in rest.split("--\n"))  # fmt: skip
     # the peer got an id from the veth; our own namespace and the host's have none here
     assert mine[peer] == util[peer] == ["0"], (mine, util)
     assert mine[own] == util[own] == ["unassigned"], (mine, util)

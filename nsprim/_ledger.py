@@ -16,10 +16,15 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Optional
 
 from . import syscalls as _sc
 from ._fd import OwnedFd
+
+# typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
+# than its whole spawn).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["Ledger", "LEDGER", "kill_reap"]
 

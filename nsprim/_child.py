@@ -20,20 +20,26 @@ import os
 import select
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Callable, NoReturn, Optional, TypeVar
 
-from . import net as _net
 from . import syscalls as _sc
 from ._frames import ERROR, GO, HOP, OUTCOME, READY, STARTED, encode_error, recv_frame, send_frame
-from ._options import NsOptions
 from .flags import CloneFlags, MountFlags, UmountFlags
+
+# typing.TYPE_CHECKING without importing typing (see nsprim.process).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Optional, TypeVar
+
+    from ._options import NsOptions
+
+    #: One step of the table: its name (for the error frame), a call and its arguments.
+    Step = tuple[str, Callable[..., object], tuple[Any, ...]]
+    R = TypeVar("R")
 
 __all__ = [
     "Plan",
     "Join",
     "Program",
-    "Step",
     "setup_steps",
     "search_exec",
     "run_steps",
@@ -51,11 +57,7 @@ _NEWTIME = int(CloneFlags.NEWTIME)
 _NEWPID = int(CloneFlags.NEWPID)
 _PARENT = int(CloneFlags.PARENT)
 
-#: One step of the table: its name (for the error frame), a call and its arguments.
-Step = tuple[str, Callable[..., object], tuple[Any, ...]]
 
-
-@dataclass(frozen=True)
 class Join:
     """How a child joins the namespaces of a running process (call_in, spawn_in).
 
@@ -71,18 +73,33 @@ class Join:
         uid, gid: ids to switch to after joining, or -1 to keep them.
     """
 
-    pidfd: int
-    mask: int
-    fds: tuple[tuple[int, int], ...]
-    atomic: bool
-    hop: bool
-    root_fd: int = -1
-    cwd_fd: int = -1
-    uid: int = -1
-    gid: int = -1
+    # Plain classes, not dataclasses: importing dataclasses (inspect, ast,
+    # dis, tokenize) would cost every `nsprim run` more than its whole spawn.
+    __slots__ = ("atomic", "cwd_fd", "fds", "gid", "hop", "mask", "pidfd", "root_fd", "uid")
+
+    def __init__(
+        self,
+        pidfd: int,
+        mask: int,
+        fds: tuple[tuple[int, int], ...],
+        atomic: bool,
+        hop: bool,
+        root_fd: int = -1,
+        cwd_fd: int = -1,
+        uid: int = -1,
+        gid: int = -1,
+    ) -> None:
+        self.pidfd = pidfd
+        self.mask = mask
+        self.fds = fds
+        self.atomic = atomic
+        self.hop = hop
+        self.root_fd = root_fd
+        self.cwd_fd = cwd_fd
+        self.uid = uid
+        self.gid = gid
 
 
-@dataclass(frozen=True)
 class Program:
     """What to execve(2), all of it encoded in the parent.
 
@@ -93,14 +110,23 @@ class Program:
         pass_fds: fds kept open (made inheritable) across exec.
     """
 
-    argv: tuple[bytes, ...]
-    executables: tuple[bytes, ...]
-    envp: Optional[dict[bytes, bytes]] = None
-    stdio: tuple[int, int, int] = (-1, -1, -1)
-    pass_fds: tuple[int, ...] = ()
+    __slots__ = ("argv", "envp", "executables", "pass_fds", "stdio")
+
+    def __init__(
+        self,
+        argv: tuple[bytes, ...],
+        executables: tuple[bytes, ...],
+        envp: Optional[dict[bytes, bytes]] = None,
+        stdio: tuple[int, int, int] = (-1, -1, -1),
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
+        self.argv = argv
+        self.executables = executables
+        self.envp = envp
+        self.stdio = stdio
+        self.pass_fds = pass_fds
 
 
-@dataclass(frozen=True)
 class Plan:
     """What the child does, in order; built once, in the parent, before the fork.
 
@@ -126,19 +152,40 @@ class Plan:
         unshare_late: ``CLONE_*`` flags unshared right before the callable.
     """
 
-    chan: int
-    peer: int
-    setup: Optional[NsOptions] = None
-    steps: tuple[Step, ...] = ()
-    join: Optional[Join] = None
-    pid_hop: bool = False
-    program: Optional[Program] = None
-    pdeathsig: int = 0
-    parent_pidfd: int = -1
-    foreign: tuple[int, ...] = ()
-    set_tid: tuple[int, ...] = ()
-    subreaper: bool = False
-    unshare_late: int = 0
+    __slots__ = (
+        "chan", "foreign", "join", "parent_pidfd", "pdeathsig", "peer", "pid_hop", "program",
+        "set_tid", "setup", "steps", "subreaper", "unshare_late",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        chan: int,
+        peer: int,
+        setup: Optional[NsOptions] = None,
+        steps: tuple[Step, ...] = (),
+        join: Optional[Join] = None,
+        pid_hop: bool = False,
+        program: Optional[Program] = None,
+        pdeathsig: int = 0,
+        parent_pidfd: int = -1,
+        foreign: tuple[int, ...] = (),
+        set_tid: tuple[int, ...] = (),
+        subreaper: bool = False,
+        unshare_late: int = 0,
+    ) -> None:
+        self.chan = chan
+        self.peer = peer
+        self.setup = setup
+        self.steps = steps
+        self.join = join
+        self.pid_hop = pid_hop
+        self.program = program
+        self.pdeathsig = pdeathsig
+        self.parent_pidfd = parent_pidfd
+        self.foreign = foreign
+        self.set_tid = set_tid
+        self.subreaper = subreaper
+        self.unshare_late = unshare_late
 
 
 # --- child side ------------------------------------------------------------------------
@@ -309,7 +356,9 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
         flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
         steps.append(("mount_proc", _sc.mount, ("proc", "/proc", "proc", flags)))
     if setup.loopback_up:
-        steps.append(("set_link_up", _net.set_link_up, ("lo",)))
+        from . import net  # netlink: imported only by the programs that bring lo up
+
+        steps.append(("set_link_up", net.set_link_up, ("lo",)))
     if setup.cwd is not None:
         steps.append(("chdir", os.chdir, (setup.cwd,)))
     return tuple(steps)
@@ -323,9 +372,6 @@ def run_steps(steps: Sequence[Step], step: StepName) -> None:
     for name, fn, args in steps:
         step.name = name
         fn(*args)
-
-
-R = TypeVar("R")
 
 
 def search_exec(executables: Sequence[bytes], start: Callable[[bytes], R]) -> R:

@@ -12,15 +12,21 @@ from __future__ import annotations
 import os
 import select
 from collections.abc import Iterable
-from typing import Any, Optional
 
 from . import _child
 from . import syscalls as _sc
 from ._fd import HasFileno, OwnedFd, fd_of
-from ._options import NsSpec, parse_types
+from ._options import parse_types
 from .errors import NoSuchProcess, NsprimError, reraise
 from .flags import CloneFlags
 from .namespace import Namespace, NsType
+
+# typing.TYPE_CHECKING without importing typing (see nsprim.process).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
+    from ._options import NsSpec
 
 __all__ = [
     "ORDER",

@@ -22,10 +22,8 @@ import errno
 import os
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Optional, Union
 
-from ._fd import FdLike, fd_of
+from ._fd import fd_of
 from ._sys import consts as C
 from ._sys import libc as _libc
 from ._sys import nr as _nr
@@ -41,6 +39,17 @@ from ._sys.structs import (
 )
 from .errors import UnsupportedError
 from .flags import CloneFlags, MountAttrFlags, MountFlags, Propagation, UmountFlags
+
+# typing.TYPE_CHECKING without importing typing: every nsprim command imports
+# this module, and typing (with the re it imports) costs `nsprim run` more
+# than its whole spawn.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
+
+    from ._fd import FdLike
+
+    StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 __all__ = [
     "unshare",
@@ -77,8 +86,6 @@ __all__ = [
 ]
 
 HOST_NAME_MAX = C.NEW_UTS_LEN
-
-StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 _UNSHARE_OK = int(CloneFlags.UNSHARE_ALL) | C.CLONE_THREAD | C.CLONE_SIGHAND | C.CLONE_VM
 _NS_ALL = int(CloneFlags.NS_ALL)
@@ -885,7 +892,12 @@ PIDFD_INFO_CREDS = 1 << 1
 PIDFD_INFO_CGROUPID = 1 << 2
 
 
-@dataclass(frozen=True)
+_PIDFD_INFO_FIELDS = (
+    "pid", "tgid", "ppid", "ruid", "rgid", "euid", "egid", "suid", "sgid", "fsuid", "fsgid",
+    "cgroupid",
+)  # fmt: skip
+
+
 class PidfdInfo:
     """What ioctl(PIDFD_GET_INFO) says about a process (ids as seen from the caller's namespaces).
 
@@ -893,7 +905,13 @@ class PidfdInfo:
         pid, tgid, ppid: in the caller's pid namespace (0 where not visible there).
         ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid: in the caller's user namespace.
         cgroupid: the cgroup v2 id, or ``None`` when the kernel did not return one.
+
+    A frozen record (eq, hash, repr) written out rather than a dataclass:
+    importing dataclasses costs every user of this module (``nsprim run``
+    included) more than its start-up.
     """
+
+    __slots__ = _PIDFD_INFO_FIELDS
 
     pid: int
     tgid: int
@@ -907,6 +925,33 @@ class PidfdInfo:
     fsuid: int
     fsgid: int
     cgroupid: Optional[int]
+
+    def __init__(self, **fields: Optional[int]) -> None:
+        if set(fields) != set(_PIDFD_INFO_FIELDS):
+            raise TypeError(f"PidfdInfo takes exactly {', '.join(_PIDFD_INFO_FIELDS)}")
+        for name in _PIDFD_INFO_FIELDS:
+            object.__setattr__(self, name, fields[name])
+
+    def _values(self) -> tuple[Optional[int], ...]:
+        return tuple(getattr(self, n) for n in _PIDFD_INFO_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PidfdInfo):
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _PIDFD_INFO_FIELDS)
+        return f"PidfdInfo({args})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: PidfdInfo is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: PidfdInfo is frozen")
 
 
 def pidfd_get_info(pidfd: FdLike) -> PidfdInfo:

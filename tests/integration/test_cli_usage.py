@@ -139,7 +139,7 @@ def test_bad_usage_matches_util_linux(ours: list[str], theirs: list[str]) -> Non
         (["check", "--bogus"], "nsprim check: unrecognized option '--bogus'"),
         (["run", "--map"], "nsprim run: option '--map' is ambiguous; possibilities: "
                            "'--map-root-user' '--map-current-user' '--map-user' '--map-group' "
-                           "'--map-users' '--map-groups'"),
+                           "'--map-users' '--map-groups' '--map-auto' '--map-subids'"),
         (["run", "--mount-proc=x", "true"], "nsprim run: option '--mount-proc' doesn't allow an argument"),
     ],
 )  # fmt: skip

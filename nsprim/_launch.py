@@ -476,6 +476,7 @@ def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False)
         and not setup.sync
         and setup.root is None
         and not setup.mount_proc
+        and setup.binfmt_misc is None
         and setup.types <= _FAST_TYPES
         and all(src < 0 or src == i or src > 2 for i, src in enumerate(stdio))
     )
@@ -531,7 +532,10 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
             box.append((step.name, exc))
 
     t = threading.Thread(target=work, name="nsprim-spawn")
-    t.start()
+    try:
+        t.start()
+    except RuntimeError as exc:  # clone(2) of the thread refused: EAGAIN at pid_max
+        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {exc}") from None
     t.join()
     res = box[0]
     if isinstance(res, tuple):

@@ -192,6 +192,7 @@ class NsOptions:
 
     __slots__ = (
         "_frozen",
+        "binfmt_misc",
         "cwd",
         "domainname",
         "flags",
@@ -227,6 +228,7 @@ class NsOptions:
         cwd: Optional[StrPath] = None,
         die_with_parent: Union[bool, int] = True,
         map_helpers: bool = False,
+        binfmt_misc: Optional[StrPath] = None,
     ) -> None:
         types = set(parse_types(namespaces))
         for flag_name, flag in (
@@ -296,6 +298,9 @@ class NsOptions:
                 )
             types.add(NsType.MNT)
         if self.root is not None:
+            types.add(NsType.MNT)
+        self.binfmt_misc = _opt_path(binfmt_misc, "binfmt_misc")
+        if self.binfmt_misc is not None:
             types.add(NsType.MNT)
         self.offsets = _format_offsets(time_offsets) if time_offsets is not None else None
         if self.offsets is not None:

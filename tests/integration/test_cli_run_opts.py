@@ -90,7 +90,12 @@ def test_without_forward_signals_term_is_held(tmp_path: os.PathLike[str]) -> Non
 
 # --- id ranges for an unprivileged caller: --map-auto, --map-subids, --map-users=auto ----------
 
-AS_NOBODY = [shutil.which("setpriv") or "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+AS_NOBODY = [
+    shutil.which("setpriv") or "setpriv",
+    "--reuid=nobody",
+    "--regid=nogroup",
+    "--clear-groups",
+]
 SUBUID, SUBGID = "nobody:200000:65536\n", "nobody:300000:65536\n"
 needs_root_uidmap_unshare = pytest.mark.skipif(
     os.geteuid() != 0
@@ -219,3 +224,56 @@ def test_missing_helpers_like_unshare(nobody_path: str, subids: None) -> None:
     assert ours[0] == theirs[0] == 127, (ours, theirs)
     assert ours[2].startswith("nsprim run: failed to execute newuidmap: No such file or directory")
     assert theirs[2] == "unshare: failed to execute newuidmap: No such file or directory"
+
+
+# --- --mount-binfmt (util-linux 2.41) ---------------------------------------------------------
+
+
+def _kernel() -> tuple[int, int]:
+    major, minor = os.uname().release.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def _has_binfmt() -> bool:
+    with open("/proc/filesystems") as f:
+        return any(line.split()[-1] == "binfmt_misc" for line in f if line.strip())
+
+
+needs_binfmt_ns = pytest.mark.skipif(
+    _kernel() < (6, 7) or not _has_binfmt(),
+    reason="binfmt_misc per user namespace needs Linux 6.7 and CONFIG_BINFMT_MISC",
+)
+
+
+@needs_binfmt_ns
+@pytest.mark.parametrize("mapping", [["-r"], []], ids=["-r", "unmapped"])
+def test_mount_binfmt_gives_the_namespace_its_own_instance(mapping: list[str]) -> None:
+    # unshare(1) 2.41: "--mount-binfmt[=dir]: mount binfmt filesystem first (implies --user
+    # and --mount)"; without dir it mounts proc first and binfmt_misc on
+    # /proc/sys/fs/binfmt_misc. Unmapped, the mounts are made before the program runs
+    # (with the creator's capabilities), as unshare makes them before its execvp.
+    name = f"nsprimt{os.getpid()}"
+    script = "cat /proc/sys/fs/binfmt_misc/status; " + (
+        f"echo ':{name}:E::{name}::/bin/true:' > /proc/sys/fs/binfmt_misc/register; "
+        if mapping else ""
+    ) + "ls /proc/sys/fs/binfmt_misc"  # fmt: skip
+    rc, out, err = _run([*NSPRIM, "--mount-binfmt", *mapping, "-p", "--", "sh", "-c", script])
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "enabled" and "register" in lines and "status" in lines
+    if mapping:
+        assert name in lines  # registered in the namespace's own instance...
+        assert not os.path.exists(f"/proc/sys/fs/binfmt_misc/{name}")  # ...not the host's
+
+
+@needs_binfmt_ns
+def test_mount_binfmt_dir(tmp_path: os.PathLike[str]) -> None:
+    rc, out, err = _run([*NSPRIM, f"--mount-binfmt={tmp_path}", "-r", "--", "ls", str(tmp_path)])
+    assert rc == 0, err
+    assert sorted(out.split()) == ["register", "status"]
+    assert os.listdir(tmp_path) == []  # the mount was the new namespace's only
+
+
+def test_mount_binfmt_onto_a_missing_dir_fails_cleanly() -> None:
+    rc, _, err = _run([*NSPRIM, "--mount-binfmt=/nonexistent/x", "-r", "--", "true"])
+    assert rc == 1 and err == "nsprim run: mount /nonexistent/x failed: No such file or directory"

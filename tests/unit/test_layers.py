@@ -155,7 +155,6 @@ ALLOW_FORK: set[str] = {
     # speed's supervisor prototype forks the supervisor itself
     "nsprim/_supervisor.py",
     # the suite's children (suite: move onto nsprim.call / nsprim.call_start)
-    "conformance/runner.py",
     "conformance/checks/_procs.py",
 }
 ALLOW_PRIVATE_NAMES: set[str] = set()

@@ -1251,6 +1251,16 @@ _TREE = ("a", "b", "c")  # submounts of the tree, in mount order; "b" is the one
 def _idmap_tree(base: str, userns: str, bad: str) -> dict[str, object]:
     """In a private mount namespace: recursively idmap a tree whose "b" is a *bad* fs."""
     _make_root_private()
+    # The premise: ramfs itself refuses an idmap here (no FS_ALLOW_IDMAP).
+    os.makedirs(f"{base}/ramfs")
+    syscalls.mount("ramfs", f"{base}/ramfs", "ramfs", 0)
+    fd = _clone(f"{base}/ramfs")
+    try:
+        alone = _set_idmap(fd, userns)
+    finally:
+        os.close(fd)
+    if alone != "EINVAL":
+        return {"ramfs alone": alone}
     top = _tmpfs(f"{base}/top", "mark")
     for sub in _TREE:
         os.mkdir(f"{top}/{sub}")
@@ -1290,13 +1300,20 @@ def idmap_tree_all_or_nothing(ctx: Context) -> None:
     (OPEN_TREE_CLONE|AT_RECURSIVE) is idmapped with AT_RECURSIVE: EINVAL,
     and once attached no mount of the copy, not even the top or ``a``
     which come before ``b``, shows ``idmapped`` (selftest
-    ``idmap_mount_tree_invalid``). Control: ``b`` is a tmpfs too, so the
-    idmap succeeds and every mount shows ``idmapped``.
+    ``idmap_mount_tree_invalid``). The premise, that ramfs refuses an idmap
+    (EINVAL on a lone ramfs), is checked first; a kernel where it doesn't
+    SKIPs. Control: ``b`` is a tmpfs too, so the idmap succeeds and every
+    mount shows ``idmapped``.
     """
     userns = _idmap_userns(ctx)
     base = os.path.join(ctx.tmpdir, "mnt15")
     bad = "tmpfs" if ctx.control else "ramfs"
     seen = ctx.in_child(_idmap_tree, base, userns, bad, unshare=NEWNS)
+    if "ramfs alone" in seen:
+        raise Skip(
+            f"MOUNT_ATTR_IDMAP on a lone ramfs gives {seen['ramfs alone']}, not EINVAL: "
+            "ramfs can't be the submount that makes the recursion fail on this kernel"
+        )
     ctx.expect(seen["tree"], "the attached copy shows the tree")
     ctx.expect_equal(seen["result"], "EINVAL", "recursive MOUNT_ATTR_IDMAP over a ramfs submount")
     ctx.expect_equal(

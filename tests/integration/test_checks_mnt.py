@@ -104,3 +104,16 @@ def test_mnt_refusal_by_policy_is_a_skip(
     for check_id, status, message in results:
         assert status == "SKIP", (check_id, status, message)
         assert cause in message, (check_id, message)
+
+
+def test_new_mnt_checks_declare_the_kernel_they_hold_from() -> None:
+    """The kernel each MNT-11.. guarantee needs (older kernels SKIP naming it): idmapped mounts
+    of tmpfs (6.3; MOUNT_ATTR_IDMAP itself is 5.12), mount_setattr (5.12), set-group (5.15)."""
+    since = {c.catalogue_id: c.needs.min_kernel for c in CHECKS if c.catalogue_id >= "MNT-11"}
+    assert since == {
+        **dict.fromkeys(("MNT-11", "MNT-12", "MNT-13", "MNT-14", "MNT-15"), (6, 3)),
+        "MNT-16": (5, 12),
+        "MNT-17": (5, 12),
+        "MNT-18": (5, 15),
+        "MNT-19": (5, 15),
+    }

@@ -47,3 +47,9 @@ def test_time14_setns_refused_by_policy_is_a_skip() -> None:
     results = in_child(_run_filtered, ["TIME-14"], [("setns", errno.EPERM)], timeout=100)
     assert [r[:2] for r in results] == [("TIME-14", "SKIP")], results
     assert "seccomp filter returns EPERM for setns" in results[0][2], results
+
+
+def test_new_time_checks_declare_the_kernel_they_hold_from() -> None:
+    """execve(2) switching to time_for_children is Linux 6.2 (2b5f9dad32ed); the rest 5.6."""
+    since = {c.catalogue_id: c.needs.min_kernel for c in CHECKS if c.catalogue_id >= "TIME-10"}
+    assert since == {"TIME-10": (6, 2), **{f"TIME-{i}": (5, 6) for i in range(11, 16)}}

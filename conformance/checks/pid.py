@@ -1,4 +1,4 @@
-"""PID namespace checks: PID-01 to PID-21.
+"""PID namespace checks: PID-01 to PID-22.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry, :mod:`._procs` (the processes under test) and :mod:`.._libc`
@@ -1548,3 +1548,48 @@ def ns_last_pid(ctx: Context) -> None:
     ctx.expect_equal(
         seen["member's write"], "EPERM", "ns_last_pid written from a child user namespace"
     )
+
+
+# -- PID-22 ----------------------------------------------------------------------
+
+
+def _privilege_attempts(drop: bool) -> dict[str, Any]:
+    """Clear the capability sets (if *drop*), then try unshare(CLONE_NEWPID) both ways."""
+    if drop:
+        syscalls.drop_capabilities()
+    seen: dict[str, Any] = {"unshare(CLONE_NEWPID)": attempt(syscalls.unshare, NEWPID)}
+    both = attempt(unshare, NEWUSER | NEWPID)
+    seen["unshare(CLONE_NEWUSER|CLONE_NEWPID)"] = both
+    if both == "ok":
+        seen["first child's pid"] = _member_reports(_getpid)
+    return seen
+
+
+@check(
+    "pid.unshare_needs_privilege",
+    catalogue="PID-22",
+    level="MUST",
+    anchors=("unshare(2) EPERM", "user_namespaces(7)", "util-linux unshare -r --pid"),
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("PID_NS", "USER_NS")),
+    timeout=5.0,
+)
+def unshare_needs_privilege(ctx: Context) -> None:
+    """Without CAP_SYS_ADMIN, unshare(CLONE_NEWPID) is EPERM unless a user ns comes with it.
+
+    A helper clears its capability sets (capset(2); the uid stays, so this
+    works rootless too): unshare(CLONE_NEWPID) must fail with EPERM (kernel
+    unshare_nsproxy_namespaces() wants CAP_SYS_ADMIN in the caller's user
+    namespace), while unshare(CLONE_NEWUSER|CLONE_NEWPID) must succeed, the
+    new user namespace giving the capability, and its next child is pid 1
+    there. Control: the helper keeps its capabilities, so the first unshare
+    succeeds.
+    """
+    seen = in_helper(ctx, _privilege_attempts, not ctx.control)
+    ctx.expect_equal(
+        seen["unshare(CLONE_NEWPID)"], "EPERM", "unshare(CLONE_NEWPID) without CAP_SYS_ADMIN"
+    )
+    both = seen["unshare(CLONE_NEWUSER|CLONE_NEWPID)"]
+    if both in ("EPERM", "ENOSPC", "EUSERS"):
+        raise Skip(f"unprivileged processes cannot create user namespaces here ({both})")
+    ctx.expect_equal(both, "ok", "unshare(CLONE_NEWUSER|CLONE_NEWPID) without CAP_SYS_ADMIN")
+    ctx.expect_equal(seen["first child's pid"], 1, "getpid() of the next child in the new pid ns")

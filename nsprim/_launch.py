@@ -13,29 +13,32 @@ in the child; both run the same step table (:func:`nsprim._child.setup_steps`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import gc
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Callable, NoReturn, Optional
 
 from . import _child
 from . import syscalls as _sc
-from ._child import Join, Plan, Program
+from ._child import Plan
 from ._fd import OwnedFd
 from ._frames import ERROR, GO, HOP, READY, Channel, decode_error, encode_error, send_frame
 from ._launcher import LAUNCHER
 from ._ledger import LEDGER, kill_reap
-from ._options import NsOptions
 from .errors import AccessDenied, TimeoutExpired, UnsupportedError, add_note, reraise, translate
 from .flags import CloneFlags
-from .idmap import write_gid_map, write_setgroups, write_uid_map
 from .namespace import NsType
+
+# typing.TYPE_CHECKING without importing typing (see nsprim.process).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Optional
+
+    from ._child import Join, Program
+    from ._options import NsOptions
 
 __all__ = ["SETUP_TIMEOUT", "Launch", "launch", "fast_eligible", "fast_spawn"]
 
@@ -96,6 +99,25 @@ def _single_threaded() -> bool:
         return False
 
 
+#: Every signal a handler may catch (SIGKILL and SIGSTOP can't be blocked anyway).
+_ALL_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+
+def _hold_signals() -> set[signal.Signals | int]:
+    """Block every signal for the fork itself; return the mask to restore on both sides.
+
+    Like CPython's _posixsubprocess. The fork runs CPython's at-fork hooks
+    (threading's, logging's) on the forking thread; when that is the main
+    thread, a SIGINT landing inside one raised KeyboardInterrupt there,
+    where Python reports "Exception ignored" and drops it: the caller's ^C
+    was lost and its call went on. Held, the signal stays pending and is
+    delivered when the mask is restored, outside the hooks. The child's
+    pending set starts empty (fork(2)), so it gets nothing meant for the
+    parent.
+    """
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
+
+
 #: clone3 answered (False once it said ENOSYS, as under some seccomp profiles).
 _clone3_ok = [True]
 
@@ -109,12 +131,15 @@ def _clone(flags: int, plan: Plan, body: Callable[[Plan], NoReturn]) -> tuple[in
     It saves the hop's second fork for a pid namespace owned by a new user
     namespace.
     """
+    held = _hold_signals()
     try:
         res = _sc.clone3(flags, pidfd=True)
     except UnsupportedError:
         raise
     except OSError as err:
         reraise(err, "clone3")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # in the parent and the child
     assert isinstance(res, tuple)
     pid, pidfd = res
     if pid == 0:
@@ -157,10 +182,13 @@ def _fork(
             reraise(err, "unshare")
         child_flags &= ~_NEWPID
     try:
+        held = _hold_signals()
         try:
             pid = os.fork()
         except OSError as err:  # EAGAIN at pid_max or RLIMIT_NPROC: name the call
             raise OSError(err.errno, f"fork: {err.strerror}") from None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # in the parent and the child
         if pid == 0:
             try:
                 gc.disable()
@@ -187,16 +215,28 @@ def _fork(
 
 def _write_setup(pid: int, setup: NsOptions) -> None:
     """The parent's part while the child waits: setgroups, id maps, time offsets."""
+    from .idmap import write_gid_map, write_setgroups, write_uid_map
+
     op = "setgroups"
     try:
         if setup.setgroups is not None:
             write_setgroups(pid, setup.setgroups)  # type: ignore[arg-type]
         if setup.uid_map is not None:
             op = "uid_map"
-            write_uid_map(pid, setup.uid_map)
+            if setup.map_helpers:
+                from .idmap import newuidmap
+
+                newuidmap(pid, setup.uid_map)
+            else:
+                write_uid_map(pid, setup.uid_map)
         if setup.gid_map is not None:
             op = "gid_map"
-            write_gid_map(pid, setup.gid_map)
+            if setup.map_helpers:
+                from .idmap import newgidmap
+
+                newgidmap(pid, setup.gid_map)
+            else:
+                write_gid_map(pid, setup.gid_map)
         if setup.offsets is not None:
             op = "timens_offsets"
             path = f"/proc/{pid}/timens_offsets"
@@ -208,6 +248,8 @@ def _write_setup(pid: int, setup: NsOptions) -> None:
             finally:
                 os.close(fd)
     except AccessDenied as err:
+        if err.operation in ("newuidmap", "newgidmap"):
+            raise  # the helper's refusal, already named and explained
         # idmap translated it for the file; name this launch's step and its hint.
         raise translate(PermissionError(err.errno, err.strerror), op, pid) from err
     except OSError as err:
@@ -243,6 +285,8 @@ def launch(
         pdeathsig = setup.pdeathsig
     join_hop = join is not None and join.hop
     steps = _child.setup_steps(setup) if setup is not None else ()
+    import socket  # the fork path only: `nsprim run` on the fast path never loads it
+
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     pfd, cfd = a.detach(), b.detach()
     LEDGER.track(pfd, cfd)
@@ -293,7 +337,7 @@ def launch(
                     return pid, pidfd, before, hop, children
                 except UnsupportedError:  # ENOSYS (seccomp): fork and hop instead
                     _clone3_ok[0] = False
-                    plan = dataclasses.replace(plan, pid_hop=True)
+                    plan.pid_hop = True
                     hop = True
             pid, pidfd = _fork(clone_flags, plan, body, pidns)
             state["child"] = (pid, pidfd)
@@ -432,6 +476,7 @@ def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False)
         and not setup.sync
         and setup.root is None
         and not setup.mount_proc
+        and setup.binfmt_misc is None
         and setup.types <= _FAST_TYPES
         and all(src < 0 or src == i or src > 2 for i, src in enumerate(stdio))
     )
@@ -487,7 +532,10 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
             box.append((step.name, exc))
 
     t = threading.Thread(target=work, name="nsprim-spawn")
-    t.start()
+    try:
+        t.start()
+    except RuntimeError as exc:  # clone(2) of the thread refused: EAGAIN at pid_max
+        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {exc}") from None
     t.join()
     res = box[0]
     if isinstance(res, tuple):

@@ -38,6 +38,10 @@ __all__ = [
     "read_gid_map",
     "map_root",
     "map_self_as_root",
+    "newuidmap",
+    "newgidmap",
+    "find_map_helper",
+    "subid_range",
 ]
 
 #: Most lines one uid_map/gid_map may hold (UID_GID_MAP_MAX_EXTENTS, Linux 4.15).
@@ -426,3 +430,122 @@ def map_self_as_root(flags: int = 0) -> None:
     finally:
         if dumpable != 1:
             _sc.set_dumpable(False)
+
+
+# --- the setuid helpers and /etc/subuid, /etc/subgid --------------------------------
+
+#: Where shadow's subordinate id files live (subuid(5), subgid(5)).
+SUBID_FILES = {"uid": "/etc/subuid", "gid": "/etc/subgid"}
+
+
+def find_map_helper(name: str) -> str:
+    """Return the path of ``newuidmap`` or ``newgidmap`` from ``$PATH``.
+
+    These setuid-root programs (shadow's ``uidmap`` package) are the only way
+    an unprivileged process can map more than its own id: the kernel lets a
+    writer without CAP_SETUID in the parent user namespace write just one
+    line mapping itself (user_namespaces(7)).
+
+    Raises:
+        ValueError: *name* is neither helper.
+        FileNotFoundError: not installed (``err.filename`` is *name*).
+    """
+    if name not in ("newuidmap", "newgidmap"):
+        raise ValueError(f"name must be 'newuidmap' or 'newgidmap', got {name!r}")
+    for d in (os.environ.get("PATH") or os.defpath).split(os.pathsep):
+        path = os.path.join(d or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise FileNotFoundError(
+        errno.ENOENT, f"{os.strerror(errno.ENOENT)} (install the uidmap package)", name
+    )
+
+
+def _run_helper(name: str, pid: int, idmap: IdMapLike, kind: str) -> None:
+    m = IdMap.coerce(idmap, kind)
+    target = _check_pid(pid)
+    exe = find_map_helper(name)
+    argv = [exe, str(target)]
+    for line in m:
+        argv += [str(line.inside), str(line.outside), str(line.count)]
+    # its own complaints go to our stderr, as from unshare(1)
+    child = os.posix_spawn(exe, argv, dict(os.environ))
+    _, status = os.waitpid(child, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        from .errors import AccessDenied
+
+        why = f"exit status {code}" if code > 0 else f"killed by signal {-code}"
+        raise AccessDenied(
+            name,
+            pid=pid,
+            hint=f"{name} refused the map ({why}; its own message says why): only your "
+            f"own id and the ranges {SUBID_FILES[kind[:3]]} gives you can be mapped",
+        )
+
+
+def newuidmap(pid: int, idmap: IdMapLike) -> None:
+    """Write the uid map of *pid*'s user namespace with the setuid helper newuidmap(1).
+
+    newuidmap allows the ranges ``/etc/subuid`` gives the caller, and its
+    own uid; the map is written as one write(2) by the helper, as
+    :func:`write_uid_map` would (Linux 3.8). Runs ``newuidmap PID INSIDE
+    OUTSIDE COUNT...`` (the one program nsprim runs itself) and waits.
+
+    Raises:
+        TypeError, ValueError: *idmap* is not a valid map (before anything runs).
+        FileNotFoundError: newuidmap is not installed.
+        AccessDenied: newuidmap refused (its own message is on stderr).
+    """
+    _run_helper("newuidmap", pid, idmap, "uid_map")
+
+
+def newgidmap(pid: int, idmap: IdMapLike) -> None:
+    """Write the gid map of *pid*'s user namespace with the setuid helper newgidmap(1).
+
+    As :func:`newuidmap`, for ``/etc/subgid``; newgidmap also writes
+    ``setgroups`` itself ("deny" unless the map holds subordinate ranges),
+    so do not write it first.
+
+    Raises:
+        TypeError, ValueError, FileNotFoundError, AccessDenied: as :func:`newuidmap`.
+    """
+    _run_helper("newgidmap", pid, idmap, "gid_map")
+
+
+def subid_range(
+    kind: str, uid: Optional[int] = None, path: Optional[str] = None
+) -> tuple[int, int]:
+    """Return ``(first, count)``: the first subordinate id range of user *uid* (default: euid).
+
+    Reads ``/etc/subuid`` (*kind* "uid") or ``/etc/subgid`` ("gid"), or
+    *path*: lines ``NAME:FIRST:COUNT`` or ``UID:FIRST:COUNT``, the first line
+    naming the user (by login name, or by number) wins, as for util-linux's
+    ``unshare --map-auto`` and shadow's helpers.
+
+    Raises:
+        ValueError: *kind* is neither; a matching line with a bad number.
+        KeyError: *uid* has no passwd entry.
+        LookupError: no line for the user (the message names user and file).
+        OSError: the file can't be read.
+    """
+    import pwd
+
+    if kind not in SUBID_FILES:
+        raise ValueError(f"kind must be 'uid' or 'gid', got {kind!r}")
+    who = os.geteuid() if uid is None else _uint(uid, "uid")
+    name = pwd.getpwuid(who).pw_name
+    file = path or SUBID_FILES[kind]
+    with open(file, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            parts = line.rstrip("\n").split(":")
+            if len(parts) < 3:
+                continue
+            if parts[0] != name and not (parts[0].isdigit() and int(parts[0]) == who):
+                continue
+            try:
+                first, count = int(parts[1], 10), int(parts[2], 10)
+            except ValueError:
+                raise ValueError(f"{file}: bad subordinate id range {line.strip()!r}") from None
+            return first, count
+    raise LookupError(f'no line matching user "{name}" in {file}')

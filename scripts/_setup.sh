@@ -76,14 +76,18 @@ _python() {
 }
 
 # ensure_system_packages [test]: Python with venv (+ gcc, libc and kernel headers for "test",
-# and bubblewrap: the suite's environment tests run nsprim inside a real bwrap sandbox).
+# bubblewrap: the suite's environment tests run nsprim inside a real bwrap sandbox, and
+# iproute2: the reliability tests' shell commands add links inside the namespaces they
+# interrupt, so that a leak would show on the host; uidmap: newuidmap/newgidmap, which
+# 'nsprim run --map-auto' runs for an unprivileged caller, tested as nobody; iputils-ping:
+# the README's veth demo pings across).
 ensure_system_packages() {
     local pkgs=() py
     py=$(_python)
     # Debian and Ubuntu ship venv's pip in python3-venv (an importable ensurepip proves
     # nothing there), so for the system Python the package is what counts.
     [ "$py" = /usr/bin/python3 ] && pkgs+=(python3 python3-venv)
-    [ "${1:-}" = test ] && pkgs+=(gcc libc6-dev linux-libc-dev bubblewrap)
+    [ "${1:-}" = test ] && pkgs+=(gcc libc6-dev linux-libc-dev bubblewrap iproute2 uidmap iputils-ping)
     [ ${#pkgs[@]} -eq 0 ] || _apt_install "${pkgs[@]}"
 }
 

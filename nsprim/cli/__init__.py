@@ -96,12 +96,22 @@ class Parser(argparse.ArgumentParser):
         self.usage_status = usage_status
         self._argv: list[str] = []
         self._explicit_only: dict[str, str] = {}  # option string -> its const
+        self._short_bare: set[str] = set()  # short options that never take a value
 
-    def add_explicit_only(self, *names: str, const: str, **kwargs: Any) -> argparse.Action:
-        """Add an option taking an optional value that must be attached (``--opt=VALUE``)."""
+    def add_explicit_only(
+        self, *names: str, const: str, short_bare: bool = False, **kwargs: Any
+    ) -> argparse.Action:
+        """Add an option taking an optional value that must be attached (``--opt=VALUE``).
+
+        With *short_bare* the short form takes no value at all, as an option
+        that getopt's short string lists without a colon (unshare's ``-n``
+        next to ``--net[=FILE]``): ``-nu`` is ``-n -u``.
+        """
         action = self.add_argument(*names, nargs="?", const=const, **kwargs)
         for name in names:
             self._explicit_only[name] = const
+            if short_bare and not name.startswith("--"):
+                self._short_bare.add(name)
         return action
 
     def _attached(self, text: str) -> str:
@@ -110,6 +120,9 @@ class Parser(argparse.ArgumentParser):
             if set(a.option_strings) & set(self._explicit_only):
                 mv = a.metavar or a.dest.upper()
                 for opt in a.option_strings:
+                    if opt in self._short_bare:  # "-n, --net[=FILE]"; usage "[-n]"
+                        text = text.replace(f"[{opt} [{mv}]]", f"[{opt}]")
+                        text = text.replace(f"{opt} [{mv}], ", f"{opt}, ")
                     text = text.replace(f"{opt} [{mv}]", f"{opt}[={mv}]")
         return text
 
@@ -157,6 +170,13 @@ class Parser(argparse.ArgumentParser):
                 # a cluster of short flags; the last may take the next word
                 for j, c in enumerate(word[1:], 1):
                     option = "-" + c
+                    if option in self._short_bare:
+                        # its const, alone; the rest of the cluster goes on
+                        head = [word[:j]] if j > 1 else []
+                        tail = [f"-{word[j + 1 :]}"] if j < len(word) - 1 else []
+                        out[i : i + 1] = [*head, f"{option}={self._explicit_only[option]}", *tail]
+                        i += len(head)
+                        break
                     if option in self._explicit_only:
                         if j == len(word) - 1:  # bare: its const, the cluster split before it
                             head = [word[:-1]] if j > 1 else []

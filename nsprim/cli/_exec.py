@@ -5,6 +5,12 @@ Run as a script (``python -I -S _exec.py [--root DIR] [--wd DIR] [--mount-proc
 so it is already in the new namespaces, then it becomes COMMAND with
 execvp(2). It does what ``unshare`` does after unshare(2), in its order:
 
+* ``--wait-fd N``: first read one byte from fd N (a pipe), so that nsprim
+  can bind the namespaces' files (``--net=FILE``) and set up a veth pair
+  before anything runs; EOF instead (nsprim failed and said why) exits 1;
+* ``--affinity CPUS``: sched_setaffinity(2) back to the comma-separated CPUS
+  (nsprim may have pinned this process's creation to one CPU for
+  ``--mount=FILE``, and the command must not inherit that);
 * ``--root DIR``: chroot(2) into DIR, then chdir(2) to ``--wd`` or ``/``
   (unshare's ``-R``; the process API's ``root=`` pivots instead);
 * ``--wd DIR`` alone: chdir(2);
@@ -61,6 +67,8 @@ def main(argv: list[str]) -> None:
     root = wd = None
     uid = gid = None
     mount_proc = private = False
+    wait_fd = -1
+    affinity: list[int] = []
     i = 0
     while i < len(argv) and argv[i] != "--":
         opt = argv[i]
@@ -70,6 +78,10 @@ def main(argv: list[str]) -> None:
             wd, i = argv[i + 1], i + 2
         elif opt == "--mount-proc":
             mount_proc, i = True, i + 1
+        elif opt == "--affinity":
+            affinity, i = [int(c) for c in argv[i + 1].split(",")], i + 2
+        elif opt == "--wait-fd":
+            wait_fd, i = int(argv[i + 1]), i + 2
         elif opt == "--private-proc":
             private, i = True, i + 1
         elif opt == "--setuid":
@@ -87,6 +99,19 @@ def main(argv: list[str]) -> None:
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, signal.SIG_DFL)
+    if wait_fd >= 0:
+        try:
+            go = os.read(wait_fd, 1)
+        except OSError:
+            go = b""
+        if not go:
+            os._exit(1)  # nsprim gave up (and said why) before releasing the command
+        os.close(wait_fd)
+    if affinity:
+        try:
+            os.sched_setaffinity(0, affinity)
+        except OSError as err:
+            _die(["sched_setaffinity", os.strerror(err.errno or 0)])
     if root is not None:
         try:
             os.chroot(root)

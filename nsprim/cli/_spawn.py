@@ -63,8 +63,18 @@ _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 NO_FILE = "\0"
 
 
-def add_ns_flags(p: argparse.ArgumentParser, verb: str, files: bool = False) -> None:
-    """Add ``-m -u -i -n -p -U -C -T`` (dest ``ns_<type>``); with *files*, ``-n[=FILE]``."""
+def add_ns_flags(
+    p: argparse.ArgumentParser,
+    verb: str,
+    files: bool = False,
+    short_files: bool = True,
+    file_help: str = "(of -t PID, or the nsfs FILE)",
+) -> None:
+    """Add ``-m -u -i -n -p -U -C -T`` (dest ``ns_<type>``); with *files*, ``-n[=FILE]``.
+
+    Without *short_files* only the long form takes ``=FILE`` (unshare(1):
+    ``--net=FILE``, while ``-n`` is a plain flag and ``-nu`` is ``-n -u``).
+    """
     from . import Parser
 
     for short, long, t in NS_OPTIONS:
@@ -73,9 +83,10 @@ def add_ns_flags(p: argparse.ArgumentParser, verb: str, files: bool = False) -> 
                 short,
                 long,
                 const=NO_FILE,
+                short_bare=not short_files,
                 dest=f"ns_{t}",
                 metavar="FILE",
-                help=f"{verb} {t} namespace (of -t PID, or the nsfs FILE)",
+                help=f"{verb} {t} namespace {file_help}",
             )
         else:
             p.add_argument(

@@ -17,18 +17,25 @@ own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import math
 import os
+import signal
 import sys
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 from ._spawn import (
+    EXIT_ENOENT,
     add_command,
     add_ns_flags,
     chosen_types,
     command,
     fail,
+    ns_files,
     number,
     signals_held,
     wait,
@@ -37,6 +44,8 @@ from ._spawn import (
 __all__ = ["add_run_parser", "cmd_run"]
 
 PROPAGATION = ("slave", "shared", "private", "unchanged")
+#: --mount-binfmt without =DIR (util-linux's _PATH_PROC_BINFMT_MISC).
+BINFMT_DEFAULT = "/proc/sys/fs/binfmt_misc"
 SETGROUPS = ("allow", "deny")
 _KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
 
@@ -68,11 +77,17 @@ def _user(kind: str) -> Callable[[str], int]:
     return parse
 
 
-def _id_range(text: str) -> tuple[int, int, int]:
+#: --map-users/--map-groups words (util-linux 2.38 auto, 2.40 all, 2.41 subids).
+MAP_WORDS = ("auto", "subids", "all")
+
+
+def _id_range(text: str) -> Any:
     """Parse ``outer,inner,count`` (util-linux 2.38) or ``inner:outer:count`` (2.39+).
 
-    Returns ``(inner, outer, count)``, a line of uid_map.
+    Returns ``(inner, outer, count)``, a line of uid_map, or one of :data:`MAP_WORDS`.
     """
+    if text in MAP_WORDS:
+        return text
     sep = ":" if ":" in text else ","
     values: list[int] = []
     for part in text.split(sep):  # util-linux's order of complaints
@@ -125,6 +140,32 @@ def _name(flag: str) -> Callable[[str], str]:
     return parse
 
 
+def _veth(text: str) -> tuple[str, str]:
+    host, sep, inside = text.partition(":")
+    if not sep or not host or not inside:
+        raise argparse.ArgumentTypeError(f"--veth: '{text}' is not HOST:INSIDE")
+    for name in (host, inside):
+        raw = name.encode("utf-8", "surrogateescape")
+        if len(raw) > 15 or name in (".", "..") or any(c in name for c in "/: \t\n\0"):
+            raise argparse.ArgumentTypeError(f"--veth: invalid interface name '{name}'")
+    return host, inside
+
+
+def _cidr(flag: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        import ipaddress
+
+        try:
+            if "/" not in text:
+                raise ValueError(text)
+            ipaddress.ip_interface(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag}: invalid address '{text}'") from None
+        return text
+
+    return parse
+
+
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``run``: start a command in new namespaces, with unshare(1)'s flags."""
     p = subparsers.add_parser(
@@ -134,12 +175,23 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         "nsprim waits for it and exits with its status (or dies of the signal that "
         "killed it); SIGINT and SIGTERM sent to nsprim are held until then.",
     )
-    add_ns_flags(p, "new")
+    add_ns_flags(
+        p,
+        "new",
+        files=True,
+        short_files=False,
+        file_help="(=FILE: bind it onto the existing FILE, so it persists)",
+    )
     p.add_argument(
         "-f",
         "--fork",
         action="store_true",
         help="accepted for unshare(1) compatibility; nsprim always forks",
+    )
+    p.add_argument(
+        "--forward-signals",
+        action="store_true",
+        help="pass SIGTERM and SIGINT sent to nsprim on to the command (else they are held)",
     )
     p.add_explicit_only(
         "--kill-child",
@@ -192,15 +244,27 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="OUTER,INNER,COUNT",
         action="append",
         type=_id_range,
-        help="map COUNT ids from OUTER to INNER (repeatable; INNER:OUTER:COUNT too; implies -U; "
-        "needs CAP_SETUID: nsprim runs no newuidmap)",
+        help="map COUNT ids from OUTER to INNER (repeatable; INNER:OUTER:COUNT too; 'auto' and "
+        "'subids' as --map-auto/--map-subids, 'all' every id mapped here; implies -U; "
+        "unprivileged: through newuidmap)",
     )
     p.add_argument(
         "--map-groups",
         metavar="OUTER,INNER,COUNT",
         action="append",
         type=_id_range,
-        help="the same for group ids (needs CAP_SETGID)",
+        help="the same for group ids (unprivileged: through newgidmap)",
+    )
+    p.add_argument(
+        "--map-auto",
+        action="store_true",
+        help="map your first /etc/subuid and /etc/subgid ranges from 0 (implies -U; "
+        "unprivileged: through newuidmap/newgidmap)",
+    )
+    p.add_argument(
+        "--map-subids",
+        action="store_true",
+        help="map your first /etc/subuid and /etc/subgid ranges to themselves (implies -U)",
     )
     p.add_argument(
         "--setgroups",
@@ -214,6 +278,14 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="mount proc on /proc (implies -m): with -p the new pid namespace's, "
         "else the current one's",
+    )
+    p.add_explicit_only(
+        "--mount-binfmt",
+        const=BINFMT_DEFAULT,
+        metavar="DIR",
+        help="mount a binfmt_misc filesystem on DIR (given as --mount-binfmt=DIR; default "
+        "/proc/sys/fs/binfmt_misc, then proc is mounted first as with --mount-proc); "
+        "implies -U -m; its own instance from Linux 6.7",
     )
     p.add_argument(
         "--propagation",
@@ -258,6 +330,25 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="nsprim's own: bring lo up in the new network namespace (implies -n)",
     )
+    p.add_argument(
+        "--veth",
+        metavar="HOST:INSIDE",
+        type=_veth,
+        help="nsprim's own: a veth pair, INSIDE in the new network namespace (up, lo up too), "
+        "HOST here (up); it goes with the namespace (implies -n)",
+    )
+    p.add_argument(
+        "--addr",
+        metavar="CIDR",
+        type=_cidr("--addr"),
+        help="nsprim's own: address of the INSIDE end of --veth (e.g. 10.0.0.2/24)",
+    )
+    p.add_argument(
+        "--host-addr",
+        metavar="CIDR",
+        type=_cidr("--host-addr"),
+        help="nsprim's own: address of the HOST end of --veth (e.g. 10.0.0.1/24)",
+    )
     add_command(p)
     return p  # type: ignore[no-any-return]
 
@@ -267,12 +358,14 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
 _EXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_exec.py")
 
 
-def _helper(ns: argparse.Namespace, pid: bool) -> Optional[list[str]]:
+def _helper(ns: argparse.Namespace, pid: bool, wait_fd: int) -> Optional[list[str]]:
     """The helper's options, or None when the process API does it all."""
     ids = ns.setuid is not None or ns.setgid is not None
-    if ns.root is None and not (ns.mount_proc and not pid) and not ids:
+    if ns.root is None and not (ns.mount_proc and not pid) and not ids and wait_fd < 0:
         return None
     opts = []
+    if wait_fd >= 0:
+        opts += ["--wait-fd", str(wait_fd)]
     if ns.root is not None:
         opts += ["--root", ns.root]
     if ns.wd is not None:
@@ -288,6 +381,230 @@ def _helper(ns: argparse.Namespace, pid: bool) -> Optional[list[str]]:
     return opts
 
 
+# unshare(1)'s order of binds (its namespace_files table).
+_BIND_ORDER = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt", "time")
+
+#: How many mount namespaces are made at most for --mount=FILE (see :func:`_mnt_bindable`).
+MNT_TRIES = 8
+
+
+def _mnt_bindable(pid: int) -> bool:
+    """Whether the kernel will bind *pid*'s mount namespace file here.
+
+    It binds only a mount namespace newer than the caller's, judged by the
+    namespace id (NS_GET_ID). On Linux 6.18 those ids come from per-CPU
+    batches (of 4096, taken in turn from a global counter), so a namespace
+    made on another CPU than the caller's was can have a lower id, and will
+    have as long as that CPU's batch lasts: trying again on the same CPU
+    fails again. Made on the CPU whose batch holds the caller's id, it is
+    newer; :func:`_on_cpu` tries each CPU in turn.
+    """
+    from ..namespace import Namespace, NsType
+
+    theirs = Namespace.of_pid(pid, NsType.MNT).ns_id
+    mine = Namespace.of_thread(NsType.MNT).ns_id
+    return theirs is None or mine is None or theirs > mine
+
+
+@contextlib.contextmanager
+def _on_cpu(cpu: Optional[int]) -> Iterator[None]:
+    """Run this process's threads (the launcher that clones among them) on *cpu* only."""
+    if cpu is None:
+        yield
+        return
+    tids = [int(t) for t in os.listdir("/proc/self/task")]
+    old = os.sched_getaffinity(0)
+    try:
+        for tid in tids:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, {cpu})
+        yield
+    finally:
+        for tid in [int(t) for t in os.listdir("/proc/self/task")]:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, old)
+
+
+class _Refused(Exception):
+    """nsprim run refuses or failed; the message (unshare(1)'s where it has one) says why."""
+
+
+def _persist(pid: int, files: dict[str, str]) -> list[str]:
+    """Bind each new namespace of *pid* onto its FILE; all or nothing. Returns the paths."""
+    from ..namespace import Namespace
+
+    done: list[str] = []
+    try:
+        for t in _BIND_ORDER:
+            path = files.get(t)
+            if path is None:
+                continue
+            src = f"/proc/{pid}/ns/{t}"
+            try:
+                if not os.path.lexists(path):  # unshare binds onto FILE, it never creates it
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+                Namespace.of_pid(pid, t).persist(path)
+            except OSError as err:
+                text = os.strerror(err.errno) if err.errno else str(err)
+                raise _Refused(f"mount {src} on {path} failed: {text}") from err
+            except ValueError as err:
+                raise _Refused(f"mount {src} on {path} failed: {err}") from err
+            done.append(path)
+    except BaseException:
+        _unbind(done)
+        raise
+    return done
+
+
+def _unbind(paths: list[str]) -> None:
+    from ..namespace import unpersist
+
+    for path in reversed(paths):
+        with contextlib.suppress(OSError, ValueError):
+            unpersist(path)
+
+
+def _veth_up(
+    proc: Any, host: str, inside: str, addr: Optional[str], host_addr: Optional[str]
+) -> None:
+    """Create the --veth pair: INSIDE in *proc*'s network namespace, HOST here, both up."""
+    from .. import net
+    from ..process import enter
+
+    try:
+        net.create_veth(host, inside, peer_netns=proc)
+    except (OSError, ValueError) as err:
+        raise _Refused(f"--veth: {host}:{inside}: {_why(err)}") from err
+    try:
+        with enter(proc, "net"):
+            net.set_link_up("lo")
+            if addr is not None:
+                _step(net.add_address, inside, addr, "--addr")
+            net.set_link_up(inside)
+        if host_addr is not None:
+            _step(net.add_address, host, host_addr, "--host-addr")
+        net.set_link_up(host)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            net.delete_link(host)  # its peer goes with it
+        raise
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno)
+    return str(err)
+
+
+def _step(fn: Callable[[str, str], None], name: str, cidr: str, flag: str) -> None:
+    try:
+        fn(name, cidr)
+    except (OSError, ValueError) as err:
+        raise _Refused(f"{flag}: {cidr}: {_why(err)}") from err
+
+
+def _stop(proc: Any) -> None:
+    with contextlib.suppress(OSError):
+        proc.kill()
+    with proc:
+        proc.wait()
+
+
+# A range of ids to map: (inner, outer, count); inner None: "from 0" (--map-auto).
+_Range = tuple[Optional[int], int, int]
+
+
+def _subids(kind: str, identity: bool) -> _Range:
+    """The caller's first subordinate range, as unshare's --map-auto (0..) or --map-subids."""
+    from ..idmap import SUBID_FILES, subid_range
+
+    euid = os.geteuid()
+    try:
+        first, count = subid_range(kind, euid)
+    except KeyError:
+        raise _Refused(f"you (user {euid}) don't exist.") from None
+    except LookupError as err:
+        raise _Refused(str(err)) from None
+    except OSError as err:
+        text = os.strerror(err.errno) if err.errno else str(err)
+        raise _Refused(f"could not open '{SUBID_FILES[kind]}': {text}") from None
+    return (first if identity else None, first, count)
+
+
+def _ranges(given: Optional[list[Any]], kind: str, auto: bool, subids: bool) -> list[_Range]:
+    out: list[_Range] = []
+    for item in given or ():
+        if item == "auto":
+            out.append(_subids(kind, identity=False))
+        elif item == "subids":
+            out.append(_subids(kind, identity=True))
+        elif item == "all":
+            # every id this namespace maps, to itself (/proc/self/uid_map's first column)
+            with open(f"/proc/self/{kind}_map") as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) == 3:
+                        out.append((int(fields[0]), int(fields[0]), int(fields[2])))
+        else:
+            inner, outer, count = item
+            out.append((inner, outer, count))
+    if auto:
+        out.append(_subids(kind, identity=False))
+    if subids:
+        out.append(_subids(kind, identity=True))
+    return out
+
+
+def _with_single(ranges: list[_Range], outer: int, inner: Optional[int]) -> list[str]:
+    """uid_map lines: *ranges*, and *inner* -> *outer* (the caller, -r/-c/--map-user) made room for.
+
+    util-linux's rule (unshare.c, add_single_map_range; 2.38's results): an
+    auto range starts at inner 0; a range the single id falls in (either
+    side) gives up one id at its top, and is split around the single id's
+    outer and inner positions, so that no two lines overlap and each range
+    stays in order. (Later util-linux releases keep the auto range whole.)
+    """
+    lines: list[str] = []
+    none = 2**32 - 1  # util-linux's (uid_t)-1: no single id
+    o, i = (outer, inner) if inner is not None else (none, none)
+    for r_inner, r_outer, count in ranges:
+        if r_inner is None:
+            r_inner = 0
+        if inner is not None and (
+            r_outer <= o <= r_outer + count or r_inner <= i <= r_inner + count
+        ):
+            count -= 1
+        o_off = min(o - r_outer if o > r_outer else 0, count)
+        i_off = min(i - r_inner if i > r_inner else 0, count)
+        lo = min(o_off, i_off)
+        mid_o, mid_i = r_outer + lo, r_inner + lo
+        mid_o += mid_o == o
+        mid_i += mid_i == i
+        mid = abs(o_off - i_off)
+        hi_o, hi_i = mid_o + mid, mid_i + mid
+        hi_o += hi_o == o
+        hi_i += hi_i == i
+        hi = count - lo - mid
+        for first_i, first_o, n in ((r_inner, r_outer, lo), (mid_i, mid_o, mid), (hi_i, hi_o, hi)):
+            if n:
+                lines.append(f"{first_i} {first_o} {n}")
+    if inner is not None:
+        lines.append(f"{inner} {outer} 1")
+    return lines
+
+
+def _helpers_missing(uid: bool, gid: bool) -> Optional[str]:
+    from ..idmap import find_map_helper
+
+    for name, needed in (("newuidmap", uid), ("newgidmap", gid)):
+        if needed:
+            try:
+                find_map_helper(name)
+            except FileNotFoundError:
+                return name
+    return None
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
     """Handle ``nsprim run``; return the exit status."""
     from ..errors import NsprimError
@@ -295,7 +612,17 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from ..process import spawn
 
     helper: Optional[list[str]] = None
-    with signals_held() as held:
+    files = ns_files(ns)
+    if (ns.addr is not None or ns.host_addr is not None) and ns.veth is None:
+        flag = "--addr" if ns.addr is not None else "--host-addr"
+        print(f"nsprim run: {flag} needs --veth", file=sys.stderr)
+        return 1
+    if ns.mount_binfmt is not None and ns.mount_binfmt == BINFMT_DEFAULT:
+        ns.mount_proc = True  # unshare: the default place is in a fresh proc
+    hold = bool(files) or ns.veth is not None
+    rfd = wfd = -1
+    forward = (signal.SIGTERM, signal.SIGINT) if ns.forward_signals else ()
+    with signals_held(forward) as held:
         try:
             types = chosen_types(ns)
             # unshare(1): -r maps 0/0; --map-user/--map-group override one side.
@@ -307,21 +634,40 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 map_uid = ns.map_user
             if ns.map_group is not None:
                 map_gid = ns.map_group
+            uid_ranges = _ranges(ns.map_users, "uid", ns.map_auto, ns.map_subids)
+            gid_ranges = _ranges(ns.map_groups, "gid", ns.map_auto, ns.map_subids)
             setgroups = ns.setgroups
-            if map_gid is not None:
+            if map_gid is not None and not gid_ranges:
                 if setgroups == "allow":
                     raise ValueError(
                         "options --setgroups=allow and --map-group are mutually exclusive"
                     )
                 setgroups = "deny"  # an unprivileged gid_map needs it (unshare(1) too)
-            uid_lines = [f"{i} {o} {n}" for i, o, n in ns.map_users or ()]
-            gid_lines = [f"{i} {o} {n}" for i, o, n in ns.map_groups or ()]
-            if map_uid is not None:
+            # unshare(1): with ranges, the caller's own line joins them (room made for it)
+            uid_lines = _with_single(uid_ranges, os.geteuid(), map_uid) if uid_ranges else []
+            gid_lines = _with_single(gid_ranges, os.getegid(), map_gid) if gid_ranges else []
+            if map_uid is not None and not uid_ranges:
                 uid_lines.append(f"{map_uid} {os.geteuid()} 1")
-            if map_gid is not None:
+            if map_gid is not None and not gid_ranges:
                 gid_lines.append(f"{map_gid} {os.getegid()} 1")
+            # as unshare: root writes the ranges itself, anyone else through the setuid helpers
+            helpers = os.geteuid() != 0 and bool(uid_ranges or gid_ranges)
+            if helpers:
+                missing = _helpers_missing(bool(uid_lines), bool(gid_lines))
+                if missing is not None:
+                    print(
+                        f"nsprim run: failed to execute {missing}: No such file or directory "
+                        "(mapping id ranges unprivileged needs the setuid helpers of the "
+                        "uidmap package)",
+                        file=sys.stderr,
+                    )
+                    return EXIT_ENOENT
+            if ns.veth is not None and NsType.NET not in types:
+                types.append(NsType.NET)
             if (uid_lines or gid_lines) and NsType.USER not in types:
                 types.append(NsType.USER)
+            if ns.mount_binfmt is not None:  # unshare: implies --user and --mount
+                types += [t for t in (NsType.USER, NsType.MNT) if t not in types]
             if ns.mount_proc and NsType.MNT not in types:
                 types.append(NsType.MNT)  # unshare(1): --mount-proc implies --mount
             offsets = {
@@ -330,36 +676,91 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 if v is not None
             }
             argv = command(ns)
-            helper = _helper(ns, NsType.PID in types)
-            if helper is not None:
-                if not sys.executable:
-                    raise OSError(errno.ENOENT, "no Python interpreter to run the helper")
-                argv = [sys.executable, "-I", "-S", _EXEC, *helper, "--", *argv]
-            proc = spawn(
-                argv,
-                namespaces=types,
-                hostname=ns.hostname,
-                domainname=ns.domainname,
-                uid_map="\n".join(uid_lines) or None,
-                gid_map="\n".join(gid_lines) or None,
-                setgroups=setgroups,
-                mount_proc=ns.mount_proc and helper is None,
-                # unshare(1) changes propagation only in a new mount namespace
-                propagation=(ns.propagation or "private") if NsType.MNT in types else "private",
-                time_offsets=offsets or None,
-                loopback_up=ns.lo_up,
-                cwd=ns.wd if helper is None else None,
-                die_with_parent=ns.kill_child if ns.kill_child is not None else False,
-            )
+            if hold:
+                # The helper waits on this pipe until the binds are in place.
+                rfd, wfd = os.pipe2(os.O_CLOEXEC)
+            helper = _helper(ns, NsType.PID in types, rfd)
+            if helper is not None and not sys.executable:
+                raise OSError(errno.ENOENT, "no Python interpreter to run the helper")
+            cpus = sorted(os.sched_getaffinity(0))
+            mask = ",".join(map(str, cpus))
+            # the first try as it comes, then on each CPU in turn (see _mnt_bindable)
+            tries: list[Optional[int]] = [None]
+            if "mnt" in files:
+                tries += (cpus * MNT_TRIES)[: MNT_TRIES - 1]
+            for cpu in tries:
+                opts = [*(helper or ()), *(["--affinity", mask] if cpu is not None else ())]
+                run_argv = [sys.executable, "-I", "-S", _EXEC, *opts, "--", *argv]
+                with _on_cpu(cpu):
+                    proc = spawn(
+                        run_argv if helper is not None else argv,
+                        namespaces=types,
+                        hostname=ns.hostname,
+                        domainname=ns.domainname,
+                        uid_map="\n".join(uid_lines) or None,
+                        gid_map="\n".join(gid_lines) or None,
+                        setgroups=setgroups,
+                        mount_proc=ns.mount_proc and helper is None,
+                        # unshare(1) changes propagation only in a new mount namespace
+                        propagation=(ns.propagation or "private")
+                        if NsType.MNT in types
+                        else "private",
+                        time_offsets=offsets or None,
+                        loopback_up=ns.lo_up,
+                        cwd=ns.wd if helper is None else None,
+                        pass_fds=[rfd] if rfd >= 0 else [],
+                        die_with_parent=ns.kill_child if ns.kill_child is not None else False,
+                        map_helpers=helpers,
+                        binfmt_misc=ns.mount_binfmt,
+                    )
+                # A mount namespace the kernel would refuse to bind: the held
+                # helper has run nothing yet, so make another (invisible).
+                if "mnt" not in files or _mnt_bindable(proc.pid):
+                    break
+                _stop(proc)
+            else:
+                raise _Refused(
+                    f"mount /proc/{proc.pid}/ns/mnt on {files['mnt']} failed: the kernel binds "
+                    f"only a mount namespace newer than the caller's, and {tries} new ones "
+                    "were all older"
+                )
+            if rfd >= 0:
+                os.close(rfd)
+                rfd = -1
+            bound: list[str] = []
+            try:
+                if files:
+                    bound = _persist(proc.pid, files)
+                if ns.veth is not None:
+                    host, inside = ns.veth
+                    _veth_up(proc, host, inside, ns.addr, ns.host_addr)
+            except BaseException:
+                _unbind(bound)
+                _stop(proc)
+                raise
+            if wfd >= 0:
+                os.write(wfd, b"\x06")  # unshare's sync byte: go on
+        except _Refused as err:
+            print(f"nsprim run: {err}", file=sys.stderr)
+            return 1
         except (NsprimError, OSError, ValueError, TypeError) as err:
+            if getattr(err, "step", None) == "mount_binfmt":
+                text = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
+                print(f"nsprim run: mount {ns.mount_binfmt} failed: {text}", file=sys.stderr)
+                return 1
             if helper is not None and getattr(err, "step", None) == "execve":
                 # the helper's interpreter, not the command, could not be run
                 detail = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
                 print(
-                    f"nsprim run: -R/--mount-proc run a helper with {sys.executable}: {detail}",
+                    f"nsprim run: -R, --mount-proc, -S/-G and --TYPE=FILE run a helper with "
+                    f"{sys.executable}: {detail}",
                     file=sys.stderr,
                 )
                 return 1
             return fail("run", err)
+        finally:
+            for fd in (rfd, wfd):
+                if fd >= 0:
+                    os.close(fd)
         held.started(proc)
         return wait(proc)

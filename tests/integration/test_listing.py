@@ -126,6 +126,14 @@ def _pair_in_new_uts(w: int) -> None:
 
 @pytest.mark.needs_root
 @pytest.mark.skipif(LSNS is None, reason="util-linux lsns not installed")
+def _still_in(pid: int, type_: str, ino: int) -> bool:
+    """True if process *pid* is (still) in the *type_* namespace with inode *ino*."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/{type_}").st_ino == ino
+    except OSError:
+        return False
+
+
 def test_ls_is_a_superset_of_lsns() -> None:
     net_uts_ipc = int(CloneFlags.NEWNET | CloneFlags.NEWUTS | CloneFlags.NEWIPC)
     user_net = int(CloneFlags.NEWUSER | CloneFlags.NEWNET)
@@ -140,9 +148,17 @@ def test_ls_is_a_superset_of_lsns() -> None:
         first = _lsns()
         ours = listing.scan()
         second = _lsns()
-    stable = {(e["type"], e["ns"]) for e in first} & {(e["type"], e["ns"]) for e in second}
+        # Every namespace lsns saw in both runs, through the same process, which
+        # still has it afterwards: others come and go meanwhile, and the kernel
+        # hands a freed inode number to the next namespace (proc_alloc_inum takes
+        # the lowest free one), so a number seen twice may name two namespaces
+        # that each lived only around one lsns run.
+        seen = {(e["type"], e["ns"], e["pid"]) for e in first} & {
+            (e["type"], e["ns"], e["pid"]) for e in second
+        }
+        stable = {(t, ns) for t, ns, pid in seen if _still_in(pid, t, ns)}
+    assert {(t, inos[pid, t]) for pid, types in holders for t in types.split()} <= stable
     mine = {(n.type.value, n.ino) for n in ours.namespaces}
-    # every namespace lsns saw in both runs (others may come and go meanwhile)
     assert stable, "lsns reported nothing"
     assert stable <= mine, stable - mine
     # the holders' namespaces match lsns column for column

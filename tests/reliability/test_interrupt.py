@@ -269,12 +269,25 @@ LIBRARY: dict[str, Callable[[str, random.Random], None]] = {
 
 
 def _fork_library(api: str, marker: str, seed: str) -> int:
-    pid = os.fork()
+    # The signals stay blocked across the fork until the child is ready: a
+    # SIGINT that lands in CPython's own after-fork hooks (threading's) raises
+    # KeyboardInterrupt there, where Python prints "Exception ignored" and
+    # drops it, and the child would then run its loop forever: the harness's
+    # race, not the library's.
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pid = -1
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
     if pid == 0:  # pragma: no cover - child
         code = 0
         try:
             set_comm(f"r{marker}")
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
             LIBRARY[api](marker, random.Random(seed))
         except KeyboardInterrupt:
             code = 130

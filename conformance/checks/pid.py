@@ -1,4 +1,4 @@
-"""PID namespace checks: PID-01 to PID-22.
+"""PID namespace checks: PID-01 to PID-23.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry, :mod:`._procs` (the processes under test) and :mod:`.._libc`
@@ -1593,3 +1593,92 @@ def unshare_needs_privilege(ctx: Context) -> None:
         raise Skip(f"unprivileged processes cannot create user namespaces here ({both})")
     ctx.expect_equal(both, "ok", "unshare(CLONE_NEWUSER|CLONE_NEWPID) without CAP_SYS_ADMIN")
     ctx.expect_equal(seen["first child's pid"], 1, "getpid() of the next child in the new pid ns")
+
+
+# -- PID-23 ----------------------------------------------------------------------
+
+#: The signals whose default action stops a process (signal(7)); SIGSTOP first.
+_STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+#: The two ways PID-23 sends a signal.
+_SENDERS = ("kill", "pidfd_send_signal")
+
+
+def _echo_with_default_stops(cmd_fd: int, reply_fd: int, *others: int) -> None:
+    """PID-05's echoing init, with every stop signal at SIG_DFL ("no handler")."""
+    for sig in _STOP_SIGNALS[1:]:  # SIGSTOP has no disposition to set
+        signal.signal(sig, signal.SIG_DFL)
+    _echo_loop(cmd_fd, reply_fd, *others)
+
+
+def _send_with(how: str, pid: int, sig: int) -> None:
+    if how == "kill":
+        os.kill(pid, sig)
+        return
+    fd = syscalls.pidfd_open(pid)
+    try:
+        syscalls.pidfd_send_signal(fd, sig)
+    finally:
+        os.close(fd)
+
+
+def _send_stop(init: int, sig: int, how: str, from_inside: bool) -> None:
+    """In a fresh process: send *sig* to *init* by *how*, from init's namespace or from here."""
+    if from_inside:
+        # setns(2) moves only the children (PID-12): the sender is a child of the joiner.
+        setns_path(f"/proc/{init}/ns/pid", NEWPID)
+        wait(fork_run(_send_with, how, 1, sig))
+    else:
+        _send_with(how, init, sig)
+
+
+def _stop_init(from_inside: bool) -> dict[str, str]:
+    """PID-23 in the helper: start an echoing init, send it each stop signal both ways."""
+    cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
+    reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
+    init = clone_run(NEWPID, _echo_with_default_stops, cmd_r, reply_w, cmd_w, reply_r)
+    os.close(cmd_r)
+    os.close(reply_w)
+    seen: dict[str, str] = {}
+    try:
+        recv_byte(reply_r)  # ready: the stop signals are at SIG_DFL there
+        for how in _SENDERS:
+            for sig in _STOP_SIGNALS:
+                wait(fork_run(_send_stop, init, sig, how, from_inside))
+                seen[f"{sig.name} by {how}"] = outcome = _observe(init, cmd_w, reply_r)
+                if outcome == "stopped":
+                    os.kill(init, signal.SIGCONT)
+                    recv_byte(reply_r)  # the answer to the ping it could not give while stopped
+                elif outcome != "ignored":
+                    return seen
+    finally:
+        os.close(cmd_w)
+        os.close(reply_r)
+        kill_and_reap(init)
+    return seen
+
+
+@check(
+    "pid.init_unstoppable_from_inside",
+    catalogue="PID-23",
+    level="MUST",
+    anchors=("pid_namespaces(7)", "kernel sig_task_ignored()", "pidfd_send_signal(2)"),
+    needs=Needs(min_kernel=(5, 3), kconfig=("PID_NS",), ops=("setns",)),
+    timeout=5.0,
+)
+def init_unstoppable_from_inside(ctx: Context) -> None:
+    """Stop signals sent to a pid namespace's init from inside it, SIGSTOP too, are ignored.
+
+    SIGSTOP can't be caught, yet a member can't stop its init: the kernel
+    forces SIGSTOP and SIGKILL on an init only from an ancestor namespace
+    (sig_task_ignored(), PID-05). The init answers pings with SIGTSTP,
+    SIGTTIN and SIGTTOU at SIG_DFL; processes that joined its namespace
+    (setns(2), then fork) send it SIGSTOP, SIGTSTP, SIGTTIN and SIGTTOU by
+    kill(1, sig) and by pidfd_send_signal(2): after each the init must still
+    answer (waitpid(WUNTRACED) sees no stop). Control: the helper, an
+    ancestor, sends them, so SIGSTOP stops the init.
+    """
+    seen = in_helper(ctx, _stop_init, not ctx.control)
+    for how in _SENDERS:
+        for sig in _STOP_SIGNALS:
+            what = f"{sig.name} by {how}"
+            ctx.expect_equal(seen.get(what), "ignored", f"effect of {what} from inside on the init")

@@ -1,4 +1,4 @@
-"""User namespace checks: USR-01 to USR-18.
+"""User namespace checks: USR-01 to USR-20.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry and the helpers every group shares (:mod:`._common`).
@@ -1132,3 +1132,111 @@ def map_within_parent(ctx: Context) -> None:
                 [(k, k, 1) for k in range(6)],
                 "level 2's uid_map read back from level 1",
             )
+
+
+# -- USR-19 -------------------------------------------------------------------------
+
+#: The id USR-19 tries to take on: unmapped in the helper's namespace (it maps only 0).
+_UNMAPPED = 1
+
+
+def _use_unmapped(path: str) -> dict[str, str]:
+    """chown *path* to, then become, uid/gid 1; the uid last (it costs the capabilities)."""
+    return {
+        "chown": attempt(os.chown, path, _UNMAPPED, _UNMAPPED),
+        "setresgid": attempt(os.setresgid, _UNMAPPED, _UNMAPPED, _UNMAPPED),
+        "setresuid": attempt(os.setresuid, _UNMAPPED, _UNMAPPED, _UNMAPPED),
+    }
+
+
+@check(
+    "user.unmapped_ids_unusable",
+    catalogue="USR-19",
+    level="MUST",
+    anchors=("setresuid(2) EINVAL", "chown(2) EINVAL", "user_namespaces(7) (unmapped ids)"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def unmapped_ids_unusable(ctx: Context) -> None:
+    """Ids a user ns doesn't map can't be taken on or given: setresuid/gid and chown are EINVAL.
+
+    A helper in a new user namespace that maps only 0 (onto the check's
+    ids), with every capability there, tries chown(2) of a file the check
+    made to uid/gid 1, then setresgid(1) and setresuid(1): each must fail
+    with EINVAL (the id has no kernel id to convert to), not EPERM, and
+    nothing changes. Control: the namespace maps 1 (onto the same ids)
+    instead, so each call succeeds (the file keeps its owner).
+    """
+    path = _create(os.path.join(ctx.tmpdir, "owned"), 0o644)
+    inside = _UNMAPPED if ctx.control else 0
+    helper = _userns_helper(ctx)
+    _map_helper(helper.pid, f"{inside} {os.geteuid()} 1", f"{inside} {os.getegid()} 1")
+    seen = helper.call(_use_unmapped, path)
+    for call in ("chown", "setresgid", "setresuid"):
+        ctx.expect_equal(seen[call], "EINVAL", f"{call}() to an id the user ns doesn't map")
+    st = os.stat(path)
+    ctx.expect_equal((st.st_uid, st.st_gid), (os.geteuid(), os.getegid()), "the file's owner")
+
+
+# -- USR-20 -------------------------------------------------------------------------
+
+#: fds a USR-20 helper opened, by path (module state of that helper process only).
+_HELD: dict[str, int] = {}
+
+
+def _open_for_writing(path: str) -> int:
+    """In the opener: open *path* for writing and keep it open; return the fd number."""
+    _HELD[path] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    return _HELD[path]
+
+
+def _ids_for_usr20() -> str | None:
+    if os.geteuid() != NOBODY and _mapped("uid", (NOBODY,)) and _mapped("gid", (NOBODY,)):
+        return None
+    return (
+        "needs the id 65534 mapped in this user namespace besides the check's own (a rootless "
+        "sandbox maps one id)"
+    )
+
+
+@check(
+    "user.map_opener_credentials",
+    catalogue="USR-20",
+    level="MUST",
+    anchors=("CVE-2013-1959", "kernel new_idmap_permitted()", "user_namespaces(7)"),
+    needs=Needs(userns=True, min_kernel=(5, 6), kconfig=("USER_NS",), probes=(_ids_for_usr20,)),
+    timeout=5.0,
+)
+def map_opener_credentials(ctx: Context) -> None:
+    """A uid_map write needs the privilege in the opener's credentials too, not only the writer's.
+
+    A helper running as nobody creates a user namespace; another process,
+    nobody with no capabilities, opens that namespace's uid_map for writing
+    and keeps it open. The check, root with CAP_SETUID, takes the fd
+    (pidfd_getfd(2)) and writes ``0 0 1`` through it: EPERM, since the
+    opener could not have mapped root (kernel new_idmap_permitted(), the
+    fix of CVE-2013-1959). The same line through an fd the check opened
+    itself is accepted. Control: the first write also goes through an fd
+    the check opened, so it is accepted.
+    """
+    target = ctx.spawn_child(_drop_then_unshare, NOBODY, NOBODY)
+    target.recv()
+    path = f"/proc/{target.pid}/uid_map"
+    opener = ctx.spawn_child(_writer, True)
+    opener.recv()
+    number = opener.call(_open_for_writing, path)
+    if ctx.control:
+        borrowed = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    else:
+        pidfd = syscalls.pidfd_open(opener.pid)
+        try:
+            borrowed = syscalls.pidfd_getfd(pidfd, number)
+        finally:
+            os.close(pidfd)
+    try:
+        seen = attempt(os.write, borrowed, b"0 0 1")
+    finally:
+        os.close(borrowed)
+    ctx.expect_equal(seen, "EPERM", "uid_map write through an fd an unprivileged process opened")
+    ctx.expect_equal(_write_attempt(path, "0 0 1"), "ok", "the same write through the check's fd")
+    ctx.expect_equal(_extents(path), [(0, 0, 1)], "the helper's uid_map")

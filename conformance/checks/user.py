@@ -1,4 +1,4 @@
-"""User namespace checks: USR-01 to USR-20.
+"""User namespace checks: USR-01 to USR-21.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry and the helpers every group shares (:mod:`._common`).
@@ -1243,3 +1243,53 @@ def map_opener_credentials(ctx: Context) -> None:
     ctx.expect_equal(seen, "EPERM", "uid_map write through an fd an unprivileged process opened")
     ctx.expect_equal(_write_attempt(path, "0 0 1"), "ok", "the same write through the check's fd")
     ctx.expect_equal(_extents(path), [(0, 0, 1)], "the helper's uid_map")
+
+
+# -- USR-21 -------------------------------------------------------------------------
+
+
+def _malformed_maps(own: int) -> tuple[tuple[str, str], ...]:
+    """(what, text) of map writes the kernel must refuse as malformed, around the id *own*."""
+    return (
+        ("overlapping inside ranges", f"0 {own} 1\n0 {own} 1\n"),
+        ("overlapping outside ranges", f"0 {own} 1\n1 {own} 1\n"),
+        ("a zero count", f"0 {own} 0\n"),
+        ("an inside range past 2^32", f"4294967295 {own} 2\n"),
+        ("an outside range past 2^32", "0 4294967295 2\n"),
+        ("a missing field", f"0 {own}\n"),
+        ("a negative id", f"-1 {own} 1\n"),
+        ("trailing garbage", f"0 {own} 1 junk\n"),
+        ("an empty line", f"0 {own} 1\n\n"),
+    )
+
+
+@check(
+    "user.map_syntax",
+    catalogue="USR-21",
+    level="MUST",
+    anchors=("user_namespaces(7) (defining a mapping)", "kernel map_write()", "LTP userns03"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def map_syntax(ctx: Context) -> None:
+    """A malformed uid_map/gid_map write fails with EINVAL and leaves the map writable.
+
+    The check writes a waiting helper's uid_map and gid_map with overlapping
+    inside or outside ranges, a zero count, a range past 2^32, a missing
+    field, a negative id, trailing garbage and an empty line: each EINVAL
+    (kernel map_write() parses and validates before any permission check,
+    so this holds rootless too), the map stays empty, and the well-formed
+    ``0 <own id> 1`` is then accepted (only a successful write uses up the
+    one write). Control: the first malformed write is replaced by the
+    well-formed line, so it is accepted.
+    """
+    helper = _userns_helper(ctx)
+    for kind, own in (("uid", os.geteuid()), ("gid", os.getegid())):
+        path = f"/proc/{helper.pid}/{kind}_map"
+        good = f"0 {own} 1\n"
+        for i, (what, text) in enumerate(_malformed_maps(own)):
+            seen = _write_attempt(path, good if ctx.control and i == 0 else text)
+            ctx.expect_equal(seen, "EINVAL", f"{kind}_map write with {what}")
+        ctx.expect_equal(_read(path), "", f"{kind}_map after the refused writes")
+        ctx.expect_equal(_write_attempt(path, good), "ok", f"the well-formed {kind}_map write")
+        ctx.expect_equal(_extents(path), [(0, own, 1)], f"{kind}_map read back")

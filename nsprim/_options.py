@@ -196,6 +196,7 @@ class NsOptions:
         "map_helpers",
         "mount_proc",
         "offsets",
+        "owner",
         "pdeathsig",
         "propagation",
         "root",
@@ -223,6 +224,7 @@ class NsOptions:
         die_with_parent: Union[bool, int] = True,
         map_helpers: bool = False,
         binfmt_misc: Optional[StrPath] = None,
+        owner: Optional[tuple[int, int]] = None,
     ) -> None:
         types = set(parse_types(namespaces))
         for flag_name, flag in (
@@ -287,6 +289,19 @@ class NsOptions:
         if self.root is not None:
             types.add(NsType.MNT)
         self.binfmt_misc = _opt_path(binfmt_misc, "binfmt_misc")
+        self.owner: Optional[tuple[int, int]] = None
+        if owner is not None:
+            if (
+                not isinstance(owner, tuple)
+                or len(owner) != 2
+                or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 0xFFFFFFFF
+                    for v in owner
+                )
+            ):
+                raise ValueError(f"owner must be a (uid, gid) pair of ids, got {owner!r}")
+            self.owner = (owner[0], owner[1])
+            types.add(NsType.USER)
         if self.binfmt_misc is not None:
             types.add(NsType.MNT)
         self.offsets = _format_offsets(time_offsets) if time_offsets is not None else None

@@ -166,6 +166,16 @@ def _cidr(flag: str) -> Callable[[str], str]:
     return parse
 
 
+def _owner(text: str) -> tuple[int, int]:
+    # util-linux: sscanf("%u:%u") and nothing after, else "failed to parse owner"
+    uid, sep, gid = text.partition(":")
+    if not sep or not uid.isdigit() or not gid.isdigit():
+        raise argparse.ArgumentTypeError("failed to parse owner")
+    if int(uid) >= 2**32 - 1 or int(gid) >= 2**32 - 1:
+        raise argparse.ArgumentTypeError("failed to parse owner")
+    return int(uid), int(gid)
+
+
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``run``: start a command in new namespaces, with unshare(1)'s flags."""
     p = subparsers.add_parser(
@@ -265,6 +275,13 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--map-subids",
         action="store_true",
         help="map your first /etc/subuid and /etc/subgid ranges to themselves (implies -U)",
+    )
+    p.add_argument(
+        "--owner",
+        metavar="UID:GID",
+        type=_owner,
+        help="create the user namespace as UID:GID, its owner: setgroups(2) to none, "
+        "setgid(2), setuid(2) before unshare(2); the command runs as them (implies -U)",
     )
     p.add_argument(
         "--setgroups",
@@ -637,7 +654,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             uid_ranges = _ranges(ns.map_users, "uid", ns.map_auto, ns.map_subids)
             gid_ranges = _ranges(ns.map_groups, "gid", ns.map_auto, ns.map_subids)
             setgroups = ns.setgroups
-            if map_gid is not None and not gid_ranges:
+            if map_gid is not None and not gid_ranges and ns.owner is None:
                 if setgroups == "allow":
                     raise ValueError(
                         "options --setgroups=allow and --map-group are mutually exclusive"
@@ -712,6 +729,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         die_with_parent=ns.kill_child if ns.kill_child is not None else False,
                         map_helpers=helpers,
                         binfmt_misc=ns.mount_binfmt,
+                        owner=ns.owner,
                     )
                 # A mount namespace the kernel would refuse to bind: the held
                 # helper has run nothing yet, so make another (invisible).
@@ -757,7 +775,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            return fail("run", err)
+            owner_steps = {"setgroups": "--owner", "setgid": "--owner", "setuid": "--owner"}
+            return fail("run", err, owner_steps if ns.owner is not None else None)
         finally:
             for fd in (rfd, wfd):
                 if fd >= 0:

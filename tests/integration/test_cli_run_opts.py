@@ -277,3 +277,59 @@ def test_mount_binfmt_dir(tmp_path: os.PathLike[str]) -> None:
 def test_mount_binfmt_onto_a_missing_dir_fails_cleanly() -> None:
     rc, _, err = _run([*NSPRIM, "--mount-binfmt=/nonexistent/x", "-r", "--", "true"])
     assert rc == 1 and err == "nsprim run: mount /nonexistent/x failed: No such file or directory"
+
+
+# --- --owner (util-linux 2.40) ---------------------------------------------------------------
+
+
+def _owned(d: str, owner: list[str], path: str) -> tuple[int, str, int, bool]:
+    import nsprim
+    from nsprim import Namespace, syscalls
+
+    syscalls.mount("tmpfs", d, "tmpfs", 0)
+    user, pid = os.path.join(d, "user"), os.path.join(d, "pid")
+    open(user, "w").close()
+    open(pid, "w").close()
+    # the copy nobody can read: the held helper runs as the owner
+    rc, out, err = _run(["/usr/bin/python3", "-m", "nsprim", "run", *owner, "-p",
+                         f"--user={user}", f"--pid={pid}", "--", "sh", "-c", "id -u; echo $$"],
+                        env={**os.environ, "PYTHONPATH": path})  # fmt: skip
+    if rc != 0:
+        return rc, err, -1, False
+    u, p = Namespace.from_path(user), Namespace.from_path(pid)
+    res = (rc, out, u.owner_uid, p.owner() == u)
+    nsprim.unpersist(user)
+    nsprim.unpersist(pid)
+    return res
+
+
+@pytest.mark.needs_root  # setuid to another user
+@pytest.mark.parametrize(("owner", "uid"), [(["--owner", "65534:65534"], 65534), ([], 0)],
+                         ids=["--owner", "control"])  # fmt: skip
+def test_owner_owns_the_new_user_namespace(tmp_path: os.PathLike[str], owner: list[str],
+                                           uid: int, nobody_path: str) -> None:  # fmt: skip
+    # unshare(1) 2.40: "--owner uid:gid: set the user namespace owner": unshare setgroups(0),
+    # setgid and setuid before unshare(2), so NS_GET_OWNER_UID reports uid, and the pid
+    # namespace made in the same call belongs to that user namespace. The control without
+    # --owner: root owns it.
+    import nsprim
+
+    rc, out, owner_uid, pid_owned = nsprim.call(
+        _owned, str(tmp_path), owner, nobody_path, namespaces=["mnt"], timeout=60
+    )
+    assert rc == 0, out
+    assert owner_uid == uid and pid_owned
+    assert out.split() == ["65534", "1"]  # no map: the overflow uid inside; PID 1
+
+
+@pytest.mark.needs_root
+def test_owner_refused_for_a_caller_without_setuid(nobody_path: str) -> None:
+    rc, _, err = _nobody(nobody_path, ["/usr/bin/python3", "-m", "nsprim", "run", "--owner",
+                                         "0:0", "--", "true"])  # fmt: skip
+    assert rc == 1 and err == "nsprim run: --owner: Operation not permitted", err
+
+
+@pytest.mark.parametrize("value", ["1:x", "1", "1:2:3", "-1:0", ":"])
+def test_owner_bad_value(value: str) -> None:
+    rc, _, err = _run([*NSPRIM, f"--owner={value}", "true"])
+    assert rc == 1 and err.splitlines()[0] == "nsprim run: failed to parse owner", err

@@ -1,15 +1,17 @@
 """The :class:`Context` a check receives, and its forked helpers (``in_child``, ``spawn_child``).
 
 Layer: conformance, private; re-exported by :mod:`nsprim.conformance.registry`.
-Imports the standard library, :mod:`nsprim` (errors) and the conformance
-private modules.
+Imports the standard library, :mod:`nsprim` (its public API) and the
+conformance private modules.
 
 A check already runs in a forked child inside the runner's outer sandbox, and
-it may have unshared namespaces itself, so the helpers here use nothing but
-``fork``, a socketpair and ``poll``: no threads (``unshare(CLONE_NEWUSER)``
-refuses multithreaded callers, user_namespaces(7)), no exec. Each helper child
-is tracked by a pidfd and is always killed and reaped (kselftest's
-fork-per-test and ``FIXTURE_TEARDOWN``; psutil's ``reap_children``).
+it may have unshared namespaces itself. The helpers here are children made by
+nsprim's own mechanism (:func:`nsprim.call_start`, forked on the calling
+thread: no threads are added, as ``unshare(CLONE_NEWUSER)`` refuses
+multithreaded callers, user_namespaces(7)), with no new namespaces of their
+own and no exec; ``spawn_child`` talks to its helper over a socketpair. Each
+helper child is tracked by a pidfd and is always killed and reaped
+(kselftest's fork-per-test and ``FIXTURE_TEARDOWN``; psutil's ``reap_children``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ __all__ = [
     "setns_verified",
     "ns_identity",
     "POLICY_ERRNOS",
+    "wait_status",
 ]
 
 #: Errnos with which policy (seccomp, LSM, limits, capabilities) refuses an operation.
@@ -200,18 +203,21 @@ def _rebuild(msg: tuple[Any, ...]) -> Any:
     raise nsprim.CallError(f"{type_name}: {text}", type_name=type_name, child_traceback=child_tb)
 
 
-def _kill_and_reap(pid: int, pidfd: int) -> int | None:
-    """SIGKILL the child through its pidfd (no pid-reuse race), reap it; return its wait status."""
-    # ESRCH: it already exited (a zombie counts as gone for pidfd_send_signal).
-    with contextlib.suppress(ProcessLookupError):
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+def _kill_and_reap(pending: nsprim.PendingCall) -> int | None:
+    """SIGKILL the helper through its pidfd (no pid-reuse race), reap it; return its wait status."""
+    pending.kill()
     try:
-        _, status = os.waitpid(pid, 0)
-    except ChildProcessError:
-        status = None
-    finally:
-        os.close(pidfd)
-    return status
+        pending.result()
+    except nsprim.CallError as err:
+        return wait_status(err.returncode)
+    return None  # pragma: no cover - a killed helper never returns
+
+
+def wait_status(returncode: int | None) -> int | None:
+    """The wait status behind a Popen-style *returncode* (-N: killed by signal N)."""
+    if returncode is None:
+        return None
+    return -returncode if returncode < 0 else returncode << 8
 
 
 def _describe_status(status: int | None) -> str:
@@ -235,9 +241,9 @@ class ChildHandle:
         pid: the child's pid as this process sees it.
     """
 
-    def __init__(self, pid: int, pidfd: int, sock: socket.socket, owner: int) -> None:
-        self.pid = pid
-        self._pidfd = pidfd
+    def __init__(self, pending: nsprim.PendingCall, sock: socket.socket, owner: int) -> None:
+        self.pid = pending.pid
+        self._pending = pending
         self._sock = sock
         self._owner = owner
         self._stopped = False
@@ -284,7 +290,7 @@ class ChildHandle:
             return None
         self._stopped = True
         self._sock.close()
-        return _kill_and_reap(self.pid, self._pidfd)
+        return _kill_and_reap(self._pending)
 
 
 def _serve(sock: socket.socket) -> None:
@@ -449,33 +455,12 @@ class Context:
 
     # -- forked helpers ---------------------------------------------------
 
-    def _fork(self, unshare: int) -> tuple[int, int, socket.socket, socket.socket]:
-        if unshare < 0:
-            raise ValueError(f"unshare must be a combination of CLONE_* flags, got {unshare!r}")
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            parent_sock.close()
-            return 0, -1, parent_sock, child_sock
-        child_sock.close()
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            parent_sock.close()
-            raise
-        return pid, pidfd, parent_sock, child_sock
-
-    def _child_exit(self, code: int) -> None:
-        """Leave a helper child: stop the helpers *it* spawned, never run the check's cleanups."""
-        try:
-            me = os.getpid()
-            for handle in self._handles:
-                if handle._owner == me:
-                    handle.stop()
-        finally:
-            os._exit(code)
+    def _stop_own_handles(self) -> None:
+        """In a helper child: stop the helpers *it* spawned (never the check's cleanups)."""
+        me = os.getpid()
+        for handle in self._handles:
+            if handle._owner == me:
+                handle.stop()
 
     def in_child(
         self, fn: Callable[..., Any], *args: Any, unshare: int = 0, timeout: float = 5.0
@@ -495,28 +480,22 @@ class Context:
             nsprim.CallError: the child died before reporting, or its result did not pickle.
         """
         timeout *= timeout_mul()
-        pid, pidfd, parent_sock, child_sock = self._fork(unshare)
-        if pid == 0:
-            self._handles = [h for h in self._handles if h._owner == os.getpid()]
+        _unshare_arg(unshare)
+        with nsprim.call_start(_helper, self, unshare, fn, args, die_with_parent=False) as child:
             try:
-                _reply(child_sock, _call_after_unshare, unshare, fn, args)
-            finally:
-                self._child_exit(0)
-        try:
-            try:
-                ok, msg = _recv(parent_sock, time.monotonic() + timeout)
-            except TimeoutError:
+                return child.result(timeout)
+            except nsprim.TimeoutExpired:
                 raise nsprim.TimeoutExpired(
-                    timeout, pid, msg=f"in_child({_name(fn)}): no result after {timeout} s"
+                    timeout, child.pid, msg=f"in_child({_name(fn)}): no result after {timeout} s"
                 ) from None
-        finally:
-            parent_sock.close()
-            status = _kill_and_reap(pid, pidfd)
-        if not ok:
-            raise nsprim.CallError(
-                f"in_child({_name(fn)}): child {pid} {_describe_status(status)} before reporting"
-            )
-        return _rebuild(msg)
+            except nsprim.CallError as err:
+                if err.returncode is None:
+                    raise
+                words = _describe_status(wait_status(err.returncode))
+                raise nsprim.CallError(
+                    f"in_child({_name(fn)}): child {child.pid} {words} before reporting",
+                    returncode=err.returncode,
+                ) from None
 
     def spawn_child(self, fn: Callable[..., Any], *args: Any, unshare: int = 0) -> ChildHandle:
         """Fork a long-lived helper that runs ``fn(*args)`` then waits for requests.
@@ -531,17 +510,57 @@ class Context:
             fn: the helper's setup; a closure is fine.
             unshare: CLONE_NEW* flags to unshare in the child first (0: none).
         """
-        pid, pidfd, parent_sock, child_sock = self._fork(unshare)
-        if pid == 0:
-            self._handles = []
-            try:
-                _reply(child_sock, _call_after_unshare, unshare, fn, args)
-                _serve(child_sock)
-            finally:
-                self._child_exit(0)
-        handle = ChildHandle(pid, pidfd, parent_sock, owner=os.getpid())
+        _unshare_arg(unshare)
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pending = nsprim.call_start(
+                _serving_helper, self, parent_sock.fileno(), child_sock, unshare, fn, args,
+                die_with_parent=False,
+            )  # fmt: skip
+        except BaseException:
+            parent_sock.close()
+            raise
+        finally:
+            child_sock.close()
+        handle = ChildHandle(pending, parent_sock, owner=os.getpid())
         self._handles.append(handle)
         return handle
+
+
+def _unshare_arg(unshare: int) -> None:
+    if unshare < 0:
+        raise ValueError(f"unshare must be a combination of CLONE_* flags, got {unshare!r}")
+
+
+def _helper(ctx: Context, unshare: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """In an ``in_child`` child: unshare, run *fn*, stop the helpers it spawned."""
+    try:
+        return _call_after_unshare(unshare, fn, args)
+    except BaseException as exc:
+        if not isinstance(exc, (Fail, Skip)):
+            # Where it was raised, for the report's detail (exception_detail).
+            with contextlib.suppress(AttributeError):
+                exc._nsprim_where = _where(exc)  # type: ignore[attr-defined]
+        raise
+    finally:
+        ctx._stop_own_handles()
+
+
+def _serving_helper(
+    ctx: Context,
+    peer: int,
+    sock: socket.socket,
+    unshare: int,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+) -> None:
+    """A ``spawn_child`` child: reply with *fn*'s result, then serve requests until EOF."""
+    os.close(peer)  # the parent's end: its close is our end-of-requests
+    try:
+        _reply(sock, _call_after_unshare, unshare, fn, args)
+        _serve(sock)
+    finally:
+        ctx._stop_own_handles()
 
 
 def _call_after_unshare(flags: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:

@@ -20,20 +20,26 @@ import os
 import select
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Callable, NoReturn, Optional, TypeVar
 
-from . import net as _net
 from . import syscalls as _sc
 from ._frames import ERROR, GO, HOP, OUTCOME, READY, STARTED, encode_error, recv_frame, send_frame
-from ._options import NsOptions
 from .flags import CloneFlags, MountFlags, UmountFlags
+
+# typing.TYPE_CHECKING without importing typing (see nsprim.process).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Optional, TypeVar
+
+    from ._options import NsOptions
+
+    #: One step of the table: its name (for the error frame), a call and its arguments.
+    Step = tuple[str, Callable[..., object], tuple[Any, ...]]
+    R = TypeVar("R")
 
 __all__ = [
     "Plan",
     "Join",
     "Program",
-    "Step",
     "setup_steps",
     "search_exec",
     "run_steps",
@@ -49,13 +55,10 @@ WALL = 0x40000000
 
 _NEWTIME = int(CloneFlags.NEWTIME)
 _NEWPID = int(CloneFlags.NEWPID)
+_NEWUSER = int(CloneFlags.NEWUSER)
 _PARENT = int(CloneFlags.PARENT)
 
-#: One step of the table: its name (for the error frame), a call and its arguments.
-Step = tuple[str, Callable[..., object], tuple[Any, ...]]
 
-
-@dataclass(frozen=True)
 class Join:
     """How a child joins the namespaces of a running process (call_in, spawn_in).
 
@@ -69,20 +72,46 @@ class Join:
         root_fd: fd of the target's root to chroot into, or -1.
         cwd_fd: fd of the target's cwd to change to, or -1.
         uid, gid: ids to switch to after joining, or -1 to keep them.
+        wdns: directory to change to after joining and chroot (resolved
+            there), or empty.
+        keep_caps: raise the permitted capabilities into the ambient set
+            after the id switch, so that they survive execve(2).
     """
 
-    pidfd: int
-    mask: int
-    fds: tuple[tuple[int, int], ...]
-    atomic: bool
-    hop: bool
-    root_fd: int = -1
-    cwd_fd: int = -1
-    uid: int = -1
-    gid: int = -1
+    # Plain classes, not dataclasses: importing dataclasses (inspect, ast,
+    # dis, tokenize) would cost every `nsprim run` more than its whole spawn.
+    __slots__ = (
+        "atomic", "cwd_fd", "fds", "gid", "hop", "keep_caps", "mask", "pidfd", "root_fd", "uid",
+        "wdns",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        pidfd: int,
+        mask: int,
+        fds: tuple[tuple[int, int], ...],
+        atomic: bool,
+        hop: bool,
+        root_fd: int = -1,
+        cwd_fd: int = -1,
+        uid: int = -1,
+        gid: int = -1,
+        wdns: bytes = b"",
+        keep_caps: bool = False,
+    ) -> None:
+        self.pidfd = pidfd
+        self.mask = mask
+        self.fds = fds
+        self.atomic = atomic
+        self.hop = hop
+        self.root_fd = root_fd
+        self.cwd_fd = cwd_fd
+        self.uid = uid
+        self.gid = gid
+        self.wdns = wdns
+        self.keep_caps = keep_caps
 
 
-@dataclass(frozen=True)
 class Program:
     """What to execve(2), all of it encoded in the parent.
 
@@ -93,14 +122,23 @@ class Program:
         pass_fds: fds kept open (made inheritable) across exec.
     """
 
-    argv: tuple[bytes, ...]
-    executables: tuple[bytes, ...]
-    envp: Optional[dict[bytes, bytes]] = None
-    stdio: tuple[int, int, int] = (-1, -1, -1)
-    pass_fds: tuple[int, ...] = ()
+    __slots__ = ("argv", "envp", "executables", "pass_fds", "stdio")
+
+    def __init__(
+        self,
+        argv: tuple[bytes, ...],
+        executables: tuple[bytes, ...],
+        envp: Optional[dict[bytes, bytes]] = None,
+        stdio: tuple[int, int, int] = (-1, -1, -1),
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
+        self.argv = argv
+        self.executables = executables
+        self.envp = envp
+        self.stdio = stdio
+        self.pass_fds = pass_fds
 
 
-@dataclass(frozen=True)
 class Plan:
     """What the child does, in order; built once, in the parent, before the fork.
 
@@ -126,19 +164,40 @@ class Plan:
         unshare_late: ``CLONE_*`` flags unshared right before the callable.
     """
 
-    chan: int
-    peer: int
-    setup: Optional[NsOptions] = None
-    steps: tuple[Step, ...] = ()
-    join: Optional[Join] = None
-    pid_hop: bool = False
-    program: Optional[Program] = None
-    pdeathsig: int = 0
-    parent_pidfd: int = -1
-    foreign: tuple[int, ...] = ()
-    set_tid: tuple[int, ...] = ()
-    subreaper: bool = False
-    unshare_late: int = 0
+    __slots__ = (
+        "chan", "foreign", "join", "parent_pidfd", "pdeathsig", "peer", "pid_hop", "program",
+        "set_tid", "setup", "steps", "subreaper", "unshare_late",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        chan: int,
+        peer: int,
+        setup: Optional[NsOptions] = None,
+        steps: tuple[Step, ...] = (),
+        join: Optional[Join] = None,
+        pid_hop: bool = False,
+        program: Optional[Program] = None,
+        pdeathsig: int = 0,
+        parent_pidfd: int = -1,
+        foreign: tuple[int, ...] = (),
+        set_tid: tuple[int, ...] = (),
+        subreaper: bool = False,
+        unshare_late: int = 0,
+    ) -> None:
+        self.chan = chan
+        self.peer = peer
+        self.setup = setup
+        self.steps = steps
+        self.join = join
+        self.pid_hop = pid_hop
+        self.program = program
+        self.pdeathsig = pdeathsig
+        self.parent_pidfd = parent_pidfd
+        self.foreign = foreign
+        self.set_tid = set_tid
+        self.subreaper = subreaper
+        self.unshare_late = unshare_late
 
 
 # --- child side ------------------------------------------------------------------------
@@ -205,34 +264,38 @@ def _handshake(plan: Plan, step: StepName) -> None:
 def _join(join: Join, step: StepName, chan: int) -> bool:
     """Join the target's namespaces; return True in the process that goes on."""
     step.name = "setns"
-    if join.atomic and join.mask:
-        _sc.setns(join.pidfd, join.mask)
-    elif join.fds:
-        # Two passes as util-linux nsenter does: a privileged caller may enter
-        # the user namespace last, an unprivileged one needs it first to gain
-        # the capabilities the others check. EPERM on the first pass is retried.
-        pending = list(join.fds)
-        for last in (False, True):
-            left = []
-            for flag, fd in pending:
-                try:
-                    _sc.setns(fd, flag)
-                except PermissionError:
-                    if last:
-                        raise
-                    left.append((flag, fd))
-            pending = left
-            if not pending:
-                break
+    # Two passes as util-linux nsenter does: the user namespace last on the
+    # first pass (a privileged caller keeps its power over the others), and
+    # whatever EPERM refused then is retried after it (an unprivileged caller
+    # gains its capabilities there first). The atomic pidfd join (mask) and the
+    # nsfs fds (files, sockets, parents) take part in both.
+    mask = join.mask if join.atomic else 0
+    pending = list(join.fds)
+    for last in (False, True):
+        users = [p for p in pending if p[0] == _NEWUSER]
+        left = _setns_fds(users, last) if last else users
+        mask = _setns_mask(join.pidfd, mask, last)
+        left += _setns_fds([p for p in pending if p[0] != _NEWUSER], last)
+        pending = left
+        if not pending and not mask:
+            break
     if join.root_fd >= 0:
         step.name = "chroot"
+        # util-linux nsenter keeps the working directory (by fd, across the
+        # chroot) unless --wd or --wdns change it.
+        here = -1 if join.cwd_fd >= 0 or join.wdns else os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         os.fchdir(join.root_fd)
         os.chroot(".")
+        os.chdir("/")
+        if here >= 0:
+            os.fchdir(here)
+            os.close(here)
     if join.cwd_fd >= 0:
         step.name = "chdir"
         os.fchdir(join.cwd_fd)
-    elif join.root_fd >= 0:
-        os.chdir("/")
+    elif join.wdns:
+        step.name = "wdns"
+        os.chdir(join.wdns)
     if join.gid >= 0 or join.uid >= 0:
         step.name = "setgroups"
         # With setgroups=deny in the joined user namespace this is EPERM;
@@ -245,10 +308,40 @@ def _join(join: Join, step: StepName, chan: int) -> bool:
         if join.uid >= 0:
             step.name = "setuid"
             os.setresuid(join.uid, join.uid, join.uid)
+    if join.keep_caps:
+        step.name = "keep_caps"
+        _sc.cap_ambient_raise()
     if join.hop:
         # setns(CLONE_NEWPID) moves only future children (pid_namespaces(7)).
         _hop(chan, step)
     return True
+
+
+def _setns_fds(fds: Sequence[tuple[int, int]], last: bool) -> list[tuple[int, int]]:
+    """setns(fd, flag) for each; return those EPERM refused (on the last pass: raise)."""
+    left = []
+    for flag, fd in fds:
+        try:
+            _sc.setns(fd, flag)
+        except PermissionError:
+            if last:
+                raise
+            left.append((flag, fd))
+    return left
+
+
+def _setns_mask(pidfd: int, mask: int, last: bool) -> int:
+    """setns(pidfd, mask) for the types of *mask* this pass takes; return what is left."""
+    now = mask if last else mask & ~_NEWUSER
+    if not now:
+        return mask
+    try:
+        _sc.setns(pidfd, now)
+    except PermissionError:
+        if last:
+            raise
+        return mask
+    return mask & ~now
 
 
 def _hop(chan: int, step: StepName, set_tid: Sequence[int] = ()) -> None:
@@ -314,7 +407,9 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
             ("mount_binfmt", _sc.mount, ("binfmt_misc", setup.binfmt_misc, "binfmt_misc", flags))
         )
     if setup.loopback_up:
-        steps.append(("set_link_up", _net.set_link_up, ("lo",)))
+        from . import net  # netlink: imported only by the programs that bring lo up
+
+        steps.append(("set_link_up", net.set_link_up, ("lo",)))
     if setup.cwd is not None:
         steps.append(("chdir", os.chdir, (setup.cwd,)))
     return tuple(steps)
@@ -328,9 +423,6 @@ def run_steps(steps: Sequence[Step], step: StepName) -> None:
     for name, fn, args in steps:
         step.name = name
         fn(*args)
-
-
-R = TypeVar("R")
 
 
 def search_exec(executables: Sequence[bytes], start: Callable[[bytes], R]) -> R:

@@ -10,20 +10,43 @@ from __future__ import annotations
 
 import contextlib
 import os
-from types import TracebackType
-from typing import Optional, Protocol, Union, runtime_checkable
 
 __all__ = ["HasFileno", "FdLike", "fd_of", "OwnedFd"]
 
+# typing.TYPE_CHECKING without importing typing: every nsprim command imports
+# this module, and typing (with the re it imports) costs more than `nsprim
+# run`'s whole spawn. Type checkers see the Protocol; at run time HasFileno
+# answers isinstance() as typing's runtime_checkable Protocol does, and the
+# FdLike alias is built on first use.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Optional, Protocol, Union, runtime_checkable
 
-@runtime_checkable
-class HasFileno(Protocol):
-    """Anything with a ``fileno()`` method (files, sockets, :class:`OwnedFd`)."""
+    @runtime_checkable
+    class HasFileno(Protocol):
+        """Anything with a ``fileno()`` method (files, sockets, :class:`OwnedFd`)."""
 
-    def fileno(self) -> int: ...
+        def fileno(self) -> int: ...
 
+    FdLike = Union[int, HasFileno]
+else:
 
-FdLike = Union[int, HasFileno]
+    class _HasFilenoMeta(type):
+        def __instancecheck__(cls, obj):
+            # typing's check for a protocol method: present and not None.
+            return getattr(obj, "fileno", None) is not None
+
+    class HasFileno(metaclass=_HasFilenoMeta):
+        """Anything with a ``fileno()`` method (files, sockets, :class:`OwnedFd`)."""
+
+    def __getattr__(name):
+        if name == "FdLike":
+            from typing import Union
+
+            alias = globals()["FdLike"] = Union[int, HasFileno]
+            return alias
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fd_of(obj: object, name: str = "fd") -> int:

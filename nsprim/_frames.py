@@ -18,9 +18,14 @@ import os
 import select
 import struct
 import time
-from typing import Optional
 
 from .errors import NsprimError, UnsupportedError, add_note, translate
+
+# typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
+# than its whole spawn).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = [
     "READY",

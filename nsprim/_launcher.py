@@ -39,22 +39,28 @@ from __future__ import annotations
 import collections
 import os
 import threading
-from typing import Callable, Generic, Optional, TypeVar
 
 from . import syscalls as _sc
 from .flags import PidfdFlags
 
+# typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
+# than its whole spawn).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional, TypeVar
+
+    T = TypeVar("T")
+
+
 __all__ = ["Launcher", "LAUNCHER"]
 
-T = TypeVar("T")
 
-
-class _Job(Generic[T]):
+class _Job:
     __slots__ = ("done", "error", "fn", "result")
 
-    def __init__(self, fn: Callable[[], T]) -> None:
+    def __init__(self, fn: Callable[[], object]) -> None:
         self.fn = fn
-        self.result: Optional[T] = None
+        self.result: object = None
         self.error: Optional[BaseException] = None
         self.done = threading.Lock()
         self.done.acquire()
@@ -73,7 +79,7 @@ class Launcher:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: collections.deque[_Job[object]] = collections.deque()
+        self._queue: collections.deque[_Job] = collections.deque()
         self._wake = threading.Semaphore(0)
         self._thread: Optional[threading.Thread] = None
         self.tid = 0
@@ -140,7 +146,7 @@ class Launcher:
         ):
             return fn()
         job = _Job(fn)
-        self._queue.append(job)  # type: ignore[arg-type]
+        self._queue.append(job)
         self._wake.release()
         interrupted: Optional[BaseException] = None
         while True:

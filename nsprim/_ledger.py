@@ -16,10 +16,15 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Optional
 
 from . import syscalls as _sc
 from ._fd import OwnedFd
+
+# typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
+# than its whole spawn).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["Ledger", "LEDGER", "kill_reap"]
 
@@ -30,6 +35,13 @@ class Ledger:
     def __init__(self) -> None:
         self._fds: set[int] = set()
         self._orphans: list[tuple[int, Optional[OwnedFd]]] = []
+        self._lock = threading.Lock()
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the parent's launches are not ours (their fds are closed or
+        inherited, their numbers free for reuse; their children are not our children)."""
+        self._fds = set()
+        self._orphans = []
         self._lock = threading.Lock()
 
     def track(self, *fds: int) -> None:
@@ -90,3 +102,4 @@ def kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> Optional[int]:
 
 #: The process's ledger.
 LEDGER = Ledger()
+os.register_at_fork(after_in_child=LEDGER.reset_after_fork)

@@ -10,22 +10,30 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
-from typing import Any, Optional, TypeVar, Union
 
 from . import syscalls as _sc
-from ._fd import HasFileno
 from .flags import CloneFlags, MountFlags
-from .idmap import IdMap, IdMapLike
 from .namespace import NsType
+
+# typing.TYPE_CHECKING without importing typing (see nsprim.process); the
+# aliases below exist for type checkers only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import timedelta
+    from typing import Any, Optional, Union
+
+    from ._fd import HasFileno
+    from .idmap import IdMap, IdMapLike
+
+    NsSpec = Union[NsType, str, int]
+    StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+    StdSpec = Union[None, int, HasFileno]
 
 __all__ = [
     "THREAD_SCOPED",
     "C_INT_MAX",
-    "NsSpec",
-    "StrPath",
-    "StdSpec",
     "NsOptions",
     "parse_types",
     "pdeathsig_arg",
@@ -37,11 +45,6 @@ __all__ = [
 
 #: The namespace types that setns(2) moves per thread, so :func:`enter` can use them.
 THREAD_SCOPED = frozenset({NsType.NET, NsType.UTS, NsType.IPC, NsType.CGROUP})
-
-T = TypeVar("T")
-NsSpec = Union[NsType, str, int]
-StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-StdSpec = Union[None, int, HasFileno]
 
 _ALL_FLAGS = 0
 for _t in NsType:
@@ -117,8 +120,11 @@ def _opt_path(value: object, name: str) -> Optional[bytes]:
 
 def _seconds(value: object, name: str) -> int:
     """Return *value* (seconds: int, float or timedelta) in nanoseconds."""
-    if isinstance(value, timedelta):
-        return (value.days * 86400 + value.seconds) * 1_000_000_000 + value.microseconds * 1000
+    # No timedelta exists unless datetime was imported: don't import it here.
+    dt = sys.modules.get("datetime")
+    if dt is not None and isinstance(value, dt.timedelta):
+        td: timedelta = value
+        return (td.days * 86400 + td.seconds) * 1_000_000_000 + td.microseconds * 1000
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be seconds (int, float or timedelta), got {value!r}")
     if isinstance(value, float) and not -_KTIME_SEC_MAX <= value <= _KTIME_SEC_MAX:  # NaN, inf
@@ -245,8 +251,15 @@ class NsOptions:
                 f"map_root=True maps the caller to 0; it can't be combined with "
                 f"uid_map={uid_map!r} or gid_map={gid_map!r}"
             )
-        self.uid_map = IdMap.coerce(uid_map, "uid_map") if uid_map is not None else None
-        self.gid_map = IdMap.coerce(gid_map, "gid_map") if gid_map is not None else None
+        self.uid_map: Optional[IdMap] = None
+        self.gid_map: Optional[IdMap] = None
+        if uid_map is not None or gid_map is not None or map_root:
+            from .idmap import IdMap  # only user namespaces need it
+
+            if uid_map is not None:
+                self.uid_map = IdMap.coerce(uid_map, "uid_map")
+            if gid_map is not None:
+                self.gid_map = IdMap.coerce(gid_map, "gid_map")
         if map_root:
             self.uid_map = IdMap.single(0, os.geteuid())
             self.gid_map = IdMap.single(0, os.getegid())

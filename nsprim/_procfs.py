@@ -10,9 +10,14 @@ through the one translator, :func:`nsprim.errors.wrap_exceptions`.
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 from .errors import wrap_exceptions
+
+# typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
+# than its whole spawn).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 #: Why a /proc read of another process is refused (proc(5), "ptrace access mode").
 _PTRACE = "needs ptrace access (PTRACE_MODE_READ) to the process"

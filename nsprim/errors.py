@@ -18,7 +18,16 @@ import contextlib
 import errno as _errno
 import functools
 import os
-from typing import Any, Callable, NoReturn, Optional, TypeVar, Union, cast
+
+# typing.TYPE_CHECKING without importing typing: this module is imported by
+# every command, and typing (with the re it imports) would cost `nsprim run`
+# more than its whole spawn.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn, Optional, TypeVar, Union
+
+    F = TypeVar("F", bound=Callable[..., Any])
+    Context = Union[str, Callable[..., "tuple[str, Optional[int]]"]]
 
 __all__ = [
     "NsprimError",
@@ -292,10 +301,6 @@ def reraise(
     raise new from err
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-Context = Union[str, Callable[..., "tuple[str, Optional[int]]"]]
-
-
 def wrap_exceptions(context: Context, hint: str = "") -> Callable[[F], F]:
     """Decorate a function so that an OSError escaping it goes through :func:`translate`.
 
@@ -317,7 +322,7 @@ def wrap_exceptions(context: Context, hint: str = "") -> Callable[[F], F]:
                     operation, pid = context(*args, **kwargs)
                 reraise(err, operation, pid if isinstance(pid, int) else None, hint)
 
-        return cast(F, inner)
+        return inner  # type: ignore[return-value]  # functools.wraps keeps fn's face
 
     return deco
 

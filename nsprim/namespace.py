@@ -16,14 +16,21 @@ import enum
 import errno
 import os
 import stat as _stat
-from typing import Optional, Union
 
 from . import _procfs
 from . import syscalls as _sc
-from ._fd import FdLike, OwnedFd, fd_of
+from ._fd import OwnedFd, fd_of
 from ._sys import consts as C
 from .errors import AccessDenied, NoSuchProcess, NsprimError, UnsupportedError, reraise
 from .flags import CloneFlags, MountFlags, UmountFlags
+
+# typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
+# than its whole spawn).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Union
+
+    from ._fd import FdLike
 
 __all__ = ["NsType", "Namespace", "namespaces", "nstype_of", "unpersist"]
 

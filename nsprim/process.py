@@ -27,35 +27,26 @@ and ESRCH as :class:`~nsprim.NoSuchProcess` (one translator,
 from __future__ import annotations
 
 import contextlib
-import locale
 import os
-import pickle
 import select
 import signal
-import subprocess
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, cast, final
 
-from . import _child, _supervisor, _targets
+from . import _child
 from . import namespace as _namespace
 from . import syscalls as _sc
-from ._fd import HasFileno, OwnedFd, fd_of
+from ._fd import OwnedFd, fd_of
 from .errors import (
-    CallError,
     NoSuchProcess,
     ThreadScopeError,
     TimeoutExpired,
-    add_note,
     reraise,
     wrap_exceptions,
 )
 from .flags import CloneFlags
-from .idmap import IdMapLike
 from .namespace import Namespace, NsType
 
 __all__ = [
@@ -76,16 +67,13 @@ __all__ = [
 
 from . import _launch
 from ._child import Program
-from ._frames import OUTCOME, STARTED, poll_ms, timeout_arg
+from ._frames import poll_ms, timeout_arg
 from ._launch import Launch, launch
 from ._ledger import LEDGER, kill_reap
 from ._options import (
     C_INT_MAX,
     THREAD_SCOPED,
     NsOptions,
-    NsSpec,
-    StdSpec,
-    StrPath,
     argv_arg,
     envp_arg,
     executables,
@@ -94,11 +82,30 @@ from ._options import (
     pdeathsig_arg,
 )
 
-T = TypeVar("T")
+# typing.TYPE_CHECKING without importing typing: `nsprim run` must start fast,
+# and typing (with the re it imports) costs more than the rest of the child
+# mechanism. So do pickle, subprocess and traceback: imported where used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from types import TracebackType
+    from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, final
 
-PIPE = subprocess.PIPE
-DEVNULL = subprocess.DEVNULL
-STDOUT = subprocess.STDOUT
+    from ._fd import HasFileno
+    from ._options import NsSpec, StdSpec, StrPath
+    from .idmap import IdMapLike
+
+    T = TypeVar("T")
+else:
+
+    def final(cls):  # typing.final: a marker for type checkers only
+        return cls
+
+
+# subprocess's values, so either module's constants work with either API.
+PIPE = -1
+STDOUT = -2
+DEVNULL = -3
 
 # --- NsProcess ---------------------------------------------------------------------------
 
@@ -402,7 +409,7 @@ def _stdio(
                     child[i], mine, mode = w, r, "rb"
                     to_close.append(w)
                 # Owned by the NsProcess, which closes it (no context manager here).
-                files[i] = cast(IO[bytes], open(mine, mode, buffering=0 if i == 0 else -1))  # noqa: SIM115
+                files[i] = open(mine, mode, buffering=0 if i == 0 else -1)  # noqa: SIM115
             elif spec == DEVNULL:
                 if devnull < 0:
                     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -550,11 +557,13 @@ def spawn(
     def start() -> tuple[int, OwnedFd]:
         if _launch.fast_eligible(setup, program.stdio):
             return _launch.fast_spawn(setup, program)
-        if _launch.fast_eligible(setup, program.stdio, watched=True) and _supervisor.want_watch():
+        if _launch.fast_eligible(setup, program.stdio, watched=True) and _watch_wanted():
             # die_with_parent at the fast path's cost: the program stays our
             # child, and nsprim's supervisor process kills it when this
             # process dies (see nsprim._supervisor; window: a SIGKILL of this
             # process between posix_spawn and the hand-over, microseconds).
+            from . import _supervisor
+
             pid, pidfd = _launch.fast_spawn(setup, program)
             try:
                 _supervisor.watch(pidfd.fileno(), setup.pdeathsig)
@@ -572,8 +581,16 @@ def spawn(
 
     proc = _start_program(args, start, to_close, files)
     if watched:
+        from . import _supervisor
+
         _supervisor.remember(proc, setup.pdeathsig)  # a restarted supervisor takes it over
     return proc
+
+
+def _watch_wanted() -> bool:
+    from . import _supervisor  # only a die_with_parent spawn pays its import
+
+    return _supervisor.want_watch()
 
 
 def _start_program(
@@ -633,6 +650,8 @@ def run(
     """
     text_mode = bool(text or encoding or errors)
     if text_mode:
+        import locale
+
         enc = encoding or locale.getpreferredencoding(False)
         errs = errors or "strict"
         if isinstance(input, str):
@@ -652,6 +671,8 @@ def run(
         try:
             stdout, stderr = proc.communicate(input, timeout=timeout)
         except TimeoutExpired as exc:
+            import subprocess
+
             proc.kill()
             proc.wait()
             raise subprocess.TimeoutExpired(
@@ -678,6 +699,8 @@ def _completed(
 ) -> subprocess.CompletedProcess[Any]:
     """What :func:`run` (and ``nsprim.aio.arun``) return: decoded when *text* is
     ``(encoding, errors)``; CalledProcessError when *check* and the status is not 0."""
+    import subprocess
+
     out: Union[bytes, str, None] = stdout
     err: Union[bytes, str, None] = stderr
     if text is not None:
@@ -695,63 +718,6 @@ def _decode(data: Optional[bytes], encoding: str, errors: str) -> Optional[str]:
 
 
 # --- call / call_in ---------------------------------------------------------------------------
-
-
-def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _pack(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> bytes:
-    """Run *fn* (in the child) and pickle its outcome; never raises."""
-    try:
-        value = fn(*args, **kwargs)
-    except BaseException as exc:
-        tb = traceback.format_exc()
-        try:
-            return pickle.dumps(("raise", exc, tb))
-        except Exception as perr:
-            return pickle.dumps(
-                ("lost", _qualname(type(exc)), f"{type(exc).__name__}: {exc}", tb,
-                 f"the exception could not be pickled ({type(perr).__name__}: {perr})")
-            )  # fmt: skip
-    try:
-        return pickle.dumps(("return", value))
-    except Exception as perr:
-        return pickle.dumps(
-            ("lost", _qualname(type(value)), "", "",
-             f"the result could not be pickled ({type(perr).__name__}: {perr})")
-        )  # fmt: skip
-
-
-def _unpack(payload: bytes, pid: int) -> Any:
-    try:
-        outcome = pickle.loads(payload)
-    except Exception as err:
-        raise CallError(
-            f"the child's outcome could not be unpickled here: {type(err).__name__}: {err}"
-        ) from None
-    kind = outcome[0]
-    if kind == "return":
-        return outcome[1]
-    if kind == "raise":
-        exc, tb = outcome[1], outcome[2]
-        if not isinstance(exc, Exception):
-            # SystemExit, KeyboardInterrupt ... belong to the child, not to us.
-            raise CallError(
-                f"the callable raised {type(exc).__name__}: {exc}",
-                type_name=_qualname(type(exc)),
-                child_traceback=tb,
-            )
-        add_note(exc, f"in child {pid}; its traceback:\n{tb.rstrip()}")
-        with contextlib.suppress(AttributeError, TypeError):
-            exc.child_traceback = tb  # type: ignore[attr-defined]
-        raise exc
-    _, type_name, text, tb, why = outcome
-    raise CallError(
-        f"{why}" + (f"; the child raised {text}" if text else f"; result type {type_name}"),
-        type_name=type_name,
-        child_traceback=tb,
-    )
 
 
 def _int_tuple(value: object, name: str) -> tuple[int, ...]:
@@ -806,16 +772,13 @@ class PendingCall(metaclass=_NoPublicConstructor):
 
     def _read(self, deadline: Optional[float]) -> bool:
         """Read frames until the outcome or the end; False if *deadline* passed first."""
-        while not self._ended:
-            try:
-                frame = self._launch.chan.next(self._launch.pidfd.fileno(), deadline)
-            except TimeoutError:
+        if not self._ended:
+            from . import _calls
+
+            done, payload = _calls.outcome(self._launch, deadline)
+            if not done:
                 return False
-            if frame is None:
-                self._ended = True
-            elif frame[0] == OUTCOME:
-                self._payload = frame[1]
-                self._ended = True
+            self._payload, self._ended = payload, True
         return True
 
     def poll(self) -> bool:
@@ -845,7 +808,9 @@ class PendingCall(metaclass=_NoPublicConstructor):
             self.kill()
             raise
         self._finalizer.detach()
-        self._outcome = _finish_call(self._launch, self._payload, deadline)
+        from . import _calls
+
+        self._outcome = _calls.finish(self._launch, self._payload, deadline)
         self._done = True
         return self._unpacked()
 
@@ -863,7 +828,9 @@ class PendingCall(metaclass=_NoPublicConstructor):
         self._launch.close_chan()
         self._ended = True
         status = kill_reap(self._launch.pid, self._launch.pidfd)
-        self._outcome = ("raise", _call_error(None, self.pid, status))
+        from . import _calls
+
+        self._outcome = ("raise", _calls.call_error(None, self.pid, status))
         self._done = True
 
     def close(self) -> None:
@@ -878,51 +845,6 @@ class PendingCall(metaclass=_NoPublicConstructor):
 
 
 PendingCall.__module__ = "nsprim"
-
-
-def _call_error(payload: Optional[bytes], pid: int, status: Optional[int]) -> CallError:
-    rc = os.waitstatus_to_exitcode(status) if status is not None else None
-    if status is not None and os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        err = CallError(f"child {pid} was killed by {signal.Signals(sig).name} before it returned")
-    else:
-        err = CallError(f"child {pid} exited (status {rc}) before it returned")
-    err.returncode = rc
-    return err
-
-
-def _finish_call(launch: Launch, payload: Optional[bytes], deadline: Optional[float]) -> Any:
-    """Reap the call child (killing it past the deadline); return ("return"|"raise", value)."""
-    launch.close_chan()
-    status: Optional[int] = None
-    try:
-        p = select.poll()
-        p.register(launch.pidfd.fileno(), select.POLLIN)
-        # A second past the deadline (5 s without one) for the child to exit
-        # after it sent its outcome; then it is killed.
-        grace = (
-            time.monotonic() + 5.0 if deadline is None else max(deadline, time.monotonic()) + 1.0
-        )
-        if not p.poll(poll_ms(grace)):
-            with contextlib.suppress(OSError):
-                _sc.pidfd_send_signal(launch.pidfd, signal.SIGKILL)
-        try:
-            _, status = os.waitpid(launch.pid, 0)
-        except ChildProcessError:
-            status = None
-    except BaseException:
-        # Interrupted (^C) while waiting: the child must not outlive the call.
-        # Left unreaped inside a pid namespace, it would also keep that
-        # namespace's init from ever finishing its exit (zap_pid_ns_processes).
-        kill_reap(launch.pid, launch.pidfd)
-        raise
-    launch.pidfd.close()
-    if payload is None:
-        return ("raise", _call_error(None, launch.pid, status))
-    try:
-        return ("return", _unpack(payload, launch.pid))
-    except Exception as exc:
-        return ("raise", exc)
 
 
 def _start_call(
@@ -952,12 +874,11 @@ def _start_call(
             f"got {unshare!r}"
         )
 
-    def body(plan: _child.Plan) -> NoReturn:
-        _child.run_call(plan, fn, args, kwargs, _pack)
+    from . import _calls  # only a call pays for pickle and traceback
 
-    child, _ = launch(
-        body, setup=setup, join=join, own=own, pdeathsig=pdeathsig, set_tid=tids,
-        subreaper=subreaper, unshare_late=late, until=STARTED, deadline=deadline,
+    child = _calls.start(
+        fn, args, kwargs, setup, deadline, join=join, own=own, pdeathsig=pdeathsig,
+        set_tid=tids, subreaper=subreaper, unshare_late=late,
     )  # fmt: skip
     return PendingCall._create(child)
 
@@ -1048,11 +969,9 @@ def call(
         propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
         cwd=cwd, die_with_parent=die_with_parent,
     )  # fmt: skip
-    return cast(
-        T,
-        _call(fn, args, kwargs, setup, timeout, set_tid=set_tid, subreaper=subreaper,
-              unshare=unshare),
-    )  # fmt: skip
+    result: T = _call(fn, args, kwargs, setup, timeout, set_tid=set_tid,
+                      subreaper=subreaper, unshare=unshare)  # fmt: skip
+    return result
 
 
 def call_start(
@@ -1131,6 +1050,8 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
             "user/mnt/time namespaces in a multithreaded process and applies pid to "
             "children only; use nsprim.call_in() to run code in a fresh child there"
         )
+    from . import _targets
+
     tgt = _targets.resolve(target, (NsProcess,))
     saved: list[tuple[NsType, OwnedFd]] = []
     theirs: list[tuple[NsType, OwnedFd]] = []
@@ -1222,13 +1143,16 @@ def call_in(
         CallError, TimeoutExpired: as :func:`call`.
     """
     pdeathsig = pdeathsig_arg(die_with_parent)
+    from . import _targets
+
     tgt = _targets.resolve(target, (NsProcess,))
     theirs: list[tuple[NsType, OwnedFd]] = []
     try:
         join, theirs = _targets.join_plan(tgt, types, {})
         own = [fd for _, fd in join.fds] + ([join.pidfd] if join.pidfd >= 0 else [])
-        return cast(T, _call(fn, args, kwargs, None, timeout, join=join, own=own,
-                             pdeathsig=pdeathsig))  # fmt: skip
+        result: T = _call(fn, args, kwargs, None, timeout, join=join, own=own,
+                          pdeathsig=pdeathsig)  # fmt: skip
+        return result
     finally:
         for _, fd in theirs:
             if fd not in tgt.owned:
@@ -1237,20 +1161,23 @@ def call_in(
 
 
 def spawn_in(
-    target: Union[int, HasFileno, NsProcess, Namespace],
+    target: Union[int, HasFileno, NsProcess, Namespace, None],
     args: Union[StrPath, Sequence[StrPath]],
     *,
     types: Optional[Iterable[NsSpec]] = None,
     uid: Optional[int] = None,
     gid: Optional[int] = None,
-    target_root: bool = False,
-    target_cwd: bool = False,
+    target_root: Union[bool, StrPath] = False,
+    target_cwd: Union[bool, StrPath] = False,
     env: Optional[Mapping[Any, Any]] = None,
     stdin: StdSpec = None,
     stdout: StdSpec = None,
     stderr: StdSpec = None,
     pass_fds: Iterable[int] = (),
     die_with_parent: Union[bool, int] = True,
+    extra_ns: Iterable[Union[Namespace, HasFileno, int]] = (),
+    cwd: Optional[StrPath] = None,
+    keep_caps: bool = False,
 ) -> NsProcess:
     """Start a program in the namespaces of *target*, as ``nsenter(1)`` does.
 
@@ -1259,6 +1186,22 @@ def spawn_in(
     changes to its working directory, and execve(2)s. With a pid namespace
     the program is started by a second child with CLONE_PARENT, so the
     returned :class:`NsProcess` is still the caller's own child.
+
+    Args:
+        target: a pid, pidfd, :class:`NsProcess` or :class:`~nsprim.Namespace`;
+            None to join only *extra_ns*.
+        types: the target's namespace types to join (default: all it has).
+        target_root, target_cwd: True for the target process's root and
+            working directory, or a directory path, opened here before any
+            join (nsenter's ``--root=DIR``, ``--wd=DIR``).
+        extra_ns: nsfs fds or :class:`~nsprim.Namespace` objects, at most one
+            per type, joined instead of the target's namespace of that type
+            (nsenter's ``--net=FILE``); setns(2) Linux 3.0.
+        cwd: working directory resolved after the joins and the chroot
+            (nsenter's ``--wdns``); excludes *target_cwd*.
+        keep_caps: raise the permitted capabilities into the ambient set
+            after the id switch (PR_CAP_AMBIENT, Linux 4.3), as nsenter's
+            ``--keep-caps``.
 
     Raises:
         NoSuchProcess, AccessDenied, ValueError: as :func:`call_in`.
@@ -1269,29 +1212,60 @@ def spawn_in(
     exes = executables(argv[0], env)
     fds = pass_fds_arg(pass_fds)
     pdeathsig = pdeathsig_arg(die_with_parent)
-    extra: dict[str, int] = {}
+    extra: dict[str, Any] = {}
     for name, value in (("uid", uid), ("gid", gid)):
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 0xFFFFFFFF:
                 raise ValueError(f"{name} must be an id from 0 to 4294967294, got {value!r}")
             extra[name] = value
-    tgt = _targets.resolve(target, (NsProcess,))
+    from . import _targets
+
+    if not isinstance(keep_caps, bool):
+        raise TypeError(f"keep_caps must be a bool, got {keep_caps!r}")
+    extra["keep_caps"] = keep_caps
+    if cwd is not None:
+        if target_cwd is not False:
+            raise ValueError("cwd and target_cwd are mutually exclusive")
+        extra["wdns"] = os.fsencode(os.fspath(cwd))
+        if not extra["wdns"] or b"\0" in extra["wdns"]:
+            raise ValueError(f"cwd must be a non-empty path without NUL, got {cwd!r}")
+    extras = list(extra_ns)
+    if target is None and not extras:
+        raise ValueError("spawn_in needs a target or extra_ns")
+    tgt = _targets.resolve(target, (NsProcess,)) if target is not None else _targets.Target()
     theirs: list[tuple[NsType, OwnedFd]] = []
     aux: list[int] = []
+    over: dict[NsType, int] = {}
     try:
+        for item in extras:
+            if isinstance(item, Namespace):
+                owned = item.open()
+                aux.append(owned.detach())
+                t, ofd = item.type, aux[-1]
+            else:
+                ofd = fd_of(item, "extra_ns")
+                t = _namespace.nstype_of(ofd)
+            if t in over:
+                raise ValueError(f"extra_ns names two {t.value} namespaces")
+            over[t] = ofd
         for flag, name in ((target_root, "root"), (target_cwd, "cwd")):
-            if flag:
+            if flag is False:
+                continue
+            if flag is True:
                 if tgt.pid is None:
                     raise ValueError(f"target_{name} needs a process target, not a namespace")
-                try:
-                    fd = os.open(
-                        f"/proc/{tgt.pid}/{name}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-                    )
-                except OSError as err:
-                    reraise(err, f"open /proc/{tgt.pid}/{name}", tgt.pid)
-                aux.append(fd)
-                extra[f"{name}_fd"] = fd
-        join, theirs = _targets.join_plan(tgt, types, extra)
+                path: StrPath = f"/proc/{tgt.pid}/{name}"
+            else:
+                path = flag
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as err:
+                if flag is not True:
+                    raise
+                reraise(err, f"open /proc/{tgt.pid}/{name}", tgt.pid)
+            aux.append(fd)
+            extra[f"{name}_fd"] = fd
+        join, theirs = _targets.join_plan(tgt, types, extra, over.items())
         child_std, to_close, files = _stdio(stdin, stdout, stderr)
 
         program = Program(

@@ -22,10 +22,8 @@ import errno
 import os
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Optional, Union
 
-from ._fd import FdLike, fd_of
+from ._fd import fd_of
 from ._sys import consts as C
 from ._sys import libc as _libc
 from ._sys import nr as _nr
@@ -41,6 +39,17 @@ from ._sys.structs import (
 )
 from .errors import UnsupportedError
 from .flags import CloneFlags, MountAttrFlags, MountFlags, Propagation, UmountFlags
+
+# typing.TYPE_CHECKING without importing typing: every nsprim command imports
+# this module, and typing (with the re it imports) costs `nsprim run` more
+# than its whole spawn.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
+
+    from ._fd import FdLike
+
+    StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 __all__ = [
     "unshare",
@@ -70,6 +79,9 @@ __all__ = [
     "capget",
     "capset",
     "drop_capabilities",
+    "cap_ambient_raise",
+    "listns",
+    "LISTNS_CURRENT_USER",
     "HOST_NAME_MAX",
     "pidfd_get_namespace",
     "pidfd_get_info",
@@ -77,8 +89,6 @@ __all__ = [
 ]
 
 HOST_NAME_MAX = C.NEW_UTS_LEN
-
-StrPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 _UNSHARE_OK = int(CloneFlags.UNSHARE_ALL) | C.CLONE_THREAD | C.CLONE_SIGHAND | C.CLONE_VM
 _NS_ALL = int(CloneFlags.NS_ALL)
@@ -758,6 +768,34 @@ def drop_capabilities() -> None:
     capset(0, 0, 0)
 
 
+def cap_ambient_raise() -> int:
+    """Raise every permitted capability into the inheritable and ambient sets; return the mask.
+
+    Wraps capset(2) and prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE) (Linux 4.3)
+    for the calling thread, as util-linux's ``--keep-caps`` does: the
+    capabilities then survive an execve(2) of a program without file
+    capabilities, even for a non-root uid (capabilities(7)). Capabilities the
+    kernel does not know (bits above CAP_LAST_CAP) are never in permitted.
+
+    Raises:
+        UnsupportedError: no ambient capabilities in this kernel (EINVAL from prctl).
+        OSError: capset(2) refused (EPERM).
+    """
+    effective, permitted, _ = capget()
+    capset(effective, permitted, permitted)
+    for cap in range(64):
+        raised = (
+            permitted >> cap & 1 == 0
+            or _libc.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, cap, 0, 0) != -1
+        )
+        if not raised:
+            err = ctypes.get_errno()
+            if err == errno.EINVAL:
+                raise UnsupportedError("PR_CAP_AMBIENT", requires="Linux 4.3")
+            _libc.raise_errno(err, "prctl")
+    return permitted
+
+
 def set_child_subreaper(on: bool = True) -> None:
     """Make the calling process a "child subreaper" (or stop being one).
 
@@ -885,7 +923,12 @@ PIDFD_INFO_CREDS = 1 << 1
 PIDFD_INFO_CGROUPID = 1 << 2
 
 
-@dataclass(frozen=True)
+_PIDFD_INFO_FIELDS = (
+    "pid", "tgid", "ppid", "ruid", "rgid", "euid", "egid", "suid", "sgid", "fsuid", "fsgid",
+    "cgroupid",
+)  # fmt: skip
+
+
 class PidfdInfo:
     """What ioctl(PIDFD_GET_INFO) says about a process (ids as seen from the caller's namespaces).
 
@@ -893,7 +936,13 @@ class PidfdInfo:
         pid, tgid, ppid: in the caller's pid namespace (0 where not visible there).
         ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid: in the caller's user namespace.
         cgroupid: the cgroup v2 id, or ``None`` when the kernel did not return one.
+
+    A frozen record (eq, hash, repr) written out rather than a dataclass:
+    importing dataclasses costs every user of this module (``nsprim run``
+    included) more than its start-up.
     """
+
+    __slots__ = _PIDFD_INFO_FIELDS
 
     pid: int
     tgid: int
@@ -907,6 +956,33 @@ class PidfdInfo:
     fsuid: int
     fsgid: int
     cgroupid: Optional[int]
+
+    def __init__(self, **fields: Optional[int]) -> None:
+        if set(fields) != set(_PIDFD_INFO_FIELDS):
+            raise TypeError(f"PidfdInfo takes exactly {', '.join(_PIDFD_INFO_FIELDS)}")
+        for name in _PIDFD_INFO_FIELDS:
+            object.__setattr__(self, name, fields[name])
+
+    def _values(self) -> tuple[Optional[int], ...]:
+        return tuple(getattr(self, n) for n in _PIDFD_INFO_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PidfdInfo):
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _PIDFD_INFO_FIELDS)
+        return f"PidfdInfo({args})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: PidfdInfo is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: PidfdInfo is frozen")
 
 
 def pidfd_get_info(pidfd: FdLike) -> PidfdInfo:
@@ -937,3 +1013,63 @@ def pidfd_get_info(pidfd: FdLike) -> PidfdInfo:
         fsgid=int(info.fsgid),
         cgroupid=int(info.cgroupid) if info.mask & PIDFD_INFO_CGROUPID else None,
     )
+
+
+# --- listns(2) ----------------------------------------------------------------------
+
+LISTNS_CURRENT_USER = C.LISTNS_CURRENT_USER
+
+
+class _NsIdReq(ctypes.Structure):
+    # struct ns_id_req, NS_ID_REQ_SIZE_VER0 (include/uapi/linux/nsfs.h, Linux 6.19)
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("spare", ctypes.c_uint32),
+        ("ns_id", ctypes.c_uint64),
+        ("ns_type", ctypes.c_uint32),
+        ("spare2", ctypes.c_uint32),
+        ("user_ns_id", ctypes.c_uint64),
+    ]
+
+
+assert ctypes.sizeof(_NsIdReq) == C.NS_ID_REQ_SIZE_VER0
+
+_LISTNS_BATCH = 256
+
+
+def listns(nstype: int = 0, user_ns_id: int = 0, *, after: int = 0) -> list[int]:
+    """Return the 64-bit ids (NS_GET_ID) of the namespaces the kernel lets the caller see.
+
+    Wraps listns(2); Linux 6.19. Pages through the whole list (``ns_id`` of
+    the request is the last id returned). Unlike a scan of ``/proc`` it also
+    finds namespaces that no process is a member of but that are alive
+    (held by an fd, a bind mount or a child namespace).
+
+    Args:
+        nstype: a combination of ``CLONE_NEW*`` flags to keep (0: every type).
+        user_ns_id: only namespaces owned by the user namespace with this id;
+            0 for all (subject to the kernel's permission checks),
+            :data:`LISTNS_CURRENT_USER` for the caller's user namespace.
+        after: start after this id (0: from the beginning).
+
+    Raises:
+        ValueError/TypeError: *nstype* not a combination of CLONE_NEW* flags,
+            an id outside 0..2**64-1.
+        UnsupportedError: the kernel lacks listns (before Linux 6.19).
+        OSError: what the kernel answers otherwise (EINVAL, EFAULT).
+    """
+    t = _flags(nstype, "nstype", _NS_ALL, "CLONE_NEW*")
+    uid = _int(user_ns_id, "user_ns_id")
+    start = _int(after, "after")
+    for name, v in (("user_ns_id", uid), ("after", start)):
+        if not 0 <= v < 1 << 64:
+            raise ValueError(f"{name} must be a 64-bit namespace id, got {v}")
+    ids: list[int] = []
+    buf = (ctypes.c_uint64 * _LISTNS_BATCH)()
+    req = _NsIdReq(size=C.NS_ID_REQ_SIZE_VER0, ns_id=start, ns_type=t, user_ns_id=uid)
+    while True:
+        n = _libc.syscall("listns", ctypes.addressof(req), ctypes.addressof(buf), _LISTNS_BATCH, 0)
+        ids.extend(int(buf[i]) for i in range(n))
+        if n < _LISTNS_BATCH:
+            return ids
+        req.ns_id = int(buf[n - 1])

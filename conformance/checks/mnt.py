@@ -1,8 +1,17 @@
-"""Mount namespace checks: MNT-01 to MNT-10.
+"""Mount namespace checks: MNT-01 to MNT-18.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry, and :mod:`.._libc` for clone3(2) and mount_setattr(2) with the
 arguments whose nsprim binding validates away the kernel error under test.
+
+MNT-11 to MNT-15 are about idmapped mounts (MOUNT_ATTR_IDMAP, Linux 5.12),
+made on tmpfs, which supports them since Linux 6.3: a detached copy of a
+tmpfs (open_tree(2) OPEN_TREE_CLONE) gets an idmap from a user namespace the
+check creates and maps, is attached with move_mount(2), and is then judged by
+what the kernel shows: ``idmapped`` among the mount options in
+/proc/self/mountinfo and, as root, the owners stat(2) reports. Rootless, the
+sandbox's user namespace maps a single id, so the only idmap it can write is
+``0 0 1`` (nothing to see in the owners, but the kernel's rules are the same).
 
 Every tree a check builds is a tmpfs under ``ctx.tmpdir``, never a host path.
 The runner's sandbox mount namespace is already ``MS_REC|MS_PRIVATE``, so a
@@ -18,19 +27,23 @@ marker file, and "sees the mount" means the marker path exists.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import re
 import threading
+from typing import Any, Callable, TypeVar
 
-from nsprim import idmap, process, syscalls
+from nsprim import UnsupportedError, idmap, process, syscalls
 from nsprim.flags import CloneFlags, MountAttrFlags, MountFlags, UmountFlags
 
-from .. import _libc
+from .. import _libc, _needs
 from ..registry import Context, Needs, Skip, check
-from ._common import attempt, idle, unshare
+from ._common import attempt, errname, idle, unshare
 
 __all__: list[str] = []
+
+T = TypeVar("T")
 
 NEWNS = int(CloneFlags.NEWNS)
 NEWUSER = int(CloneFlags.NEWUSER)
@@ -56,6 +69,11 @@ MNT_DETACH = int(UmountFlags.DETACH)
 NSPRIM_DEFAULT_PROPAGATION = MS_REC | MS_PRIVATE
 
 AT_EMPTY_PATH = 0x1000  # linux/fcntl.h
+AT_RECURSIVE = 0x8000  # linux/fcntl.h
+OPEN_TREE_CLONE = 0x1  # linux/mount.h
+MOVE_MOUNT_F_EMPTY_PATH = 0x4  # linux/mount.h
+MOVE_MOUNT_SET_GROUP = 0x100  # linux/mount.h, Linux 5.15
+IDMAP_ATTR = int(MountAttrFlags.IDMAP)
 MS_RDONLY_ATTR = int(MountAttrFlags.RDONLY)
 # statvfs(3) f_flag bits (linux/statfs.h); os lacks ST_NOSYMFOLLOW.
 _ST_NOSYMFOLLOW = 0x2000
@@ -872,3 +890,614 @@ def userns_fs_mount_rules(ctx: Context) -> None:
             ctx.expect_equal(seen["self"], "1", "/proc/self of the new procfs")
         elif expected == "ok":
             ctx.expect_equal(seen["net"], ["lo"], "class/net of the new sysfs")
+
+
+# -- MNT-11 to MNT-15: idmapped mounts ------------------------------------------------
+
+#: The idmap written as root: ids 0 and 1000 swap places, so an owner on disk and the
+#: owner the mount shows always differ. Rootless, the sandbox maps one id, so "0 0 1".
+_SWAP_MAP = "0 1000 1\n1000 0 1\n"
+_ROOTLESS_MAP = "0 0 1\n"
+_IDMAP_NEEDS = Needs(
+    userns=True, min_kernel=(6, 3), kconfig=("USER_NS",), ops=("mount_setattr", "idmap")
+)
+_IDMAP_ANCHORS = ("selftest mount_setattr (mount_setattr_idmapped)", "mount_setattr(2)")
+
+
+def _idmap_userns(ctx: Context) -> str:
+    """Create a user namespace with the idmap this run can write; return its nsfs path.
+
+    The namespace is held by a helper child (premise-checked by ``spawn_child``);
+    the check's process, in the parent user namespace, writes both maps.
+    """
+    holder = ctx.spawn_child(idle, unshare=NEWUSER)
+    holder.recv()
+    maps = _ROOTLESS_MAP if ctx.as_user else _SWAP_MAP
+    idmap.write_uid_map(holder.pid, maps)
+    idmap.write_gid_map(holder.pid, maps)
+    return holder.ns_path("user")
+
+
+def _mount_options(mountpoint: str) -> list[str]:
+    """Return the per-mount options of the topmost mount on *mountpoint* (mountinfo field 6)."""
+    found: list[str] = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 5 and fields[4] == mountpoint:
+                found = fields[5].split(",")
+    return found
+
+
+def _idmapped(mountpoint: str) -> bool:
+    return "idmapped" in _mount_options(mountpoint)
+
+
+def _setup(call: str, fn: Callable[..., T], *args: Any) -> T:
+    """Run a setup step ``fn(*args)`` (not the operation under test) of syscall *call*.
+
+    EPERM, EACCES or ENOSYS from it here (root of its own namespaces) is a
+    refusal by policy (a seccomp filter, an LSM): :class:`Skip` naming it.
+    """
+    try:
+        return fn(*args)
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+            raise Skip(_needs.attribute(f"{call}(2)", err.errno).cause) from None
+        raise
+    except UnsupportedError as err:
+        raise Skip(f"{call}(2): {err}") from None
+
+
+def _open_tree(path: str, flags: int = 0) -> int:
+    return _setup("open_tree", syscalls.open_tree, path, flags)
+
+
+def _clone(path: str, recursive: bool = False) -> int:
+    """open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at *path*."""
+    return _open_tree(path, OPEN_TREE_CLONE | (AT_RECURSIVE if recursive else 0))
+
+
+def _set_idmap(fd: int, userns: str, recursive: bool = False) -> str:
+    """mount_setattr(2) MOUNT_ATTR_IDMAP on the mount *fd* with the user namespace at *userns*."""
+    ns = os.open(userns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return attempt(
+            syscalls.mount_setattr,
+            "",
+            dirfd=fd,
+            flags=AT_EMPTY_PATH,
+            attr_set=IDMAP_ATTR,
+            userns_fd=ns,
+            recursive=recursive,
+        )
+    finally:
+        os.close(ns)
+
+
+def _attach(fd: int, target: str) -> None:
+    """move_mount(2) the detached mount *fd* onto *target* (created if missing)."""
+    os.makedirs(target, exist_ok=True)
+    _setup("move_mount", _move_detached, fd, target)
+
+
+def _move_detached(fd: int, target: str) -> None:
+    syscalls.move_mount("", target, MOVE_MOUNT_F_EMPTY_PATH, from_dirfd=fd)
+
+
+def _owners(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return (st.st_uid, st.st_gid)
+
+
+def _attached_or_detached(base: str, userns: str, control: bool) -> dict[str, object]:
+    """In a private mount namespace: MOUNT_ATTR_IDMAP on attached mounts, then a detached one."""
+    _make_root_private()
+    src = _tmpfs(f"{base}/src", "mark")
+    seen: dict[str, object] = {}
+    # An O_PATH-like fd of the attached mount itself (open_tree without OPEN_TREE_CLONE).
+    fd = _clone(src) if control else _open_tree(src)
+    try:
+        seen["attached fd"] = _set_idmap(fd, userns)
+    finally:
+        os.close(fd)
+    if control:
+        seen["attached path"] = "ok"  # the control's "attached" cases work on detached copies
+    else:
+        ns = os.open(userns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            seen["attached path"] = attempt(
+                syscalls.mount_setattr, src, attr_set=IDMAP_ATTR, userns_fd=ns
+            )
+        finally:
+            os.close(ns)
+    seen["attached mount idmapped"] = _idmapped(src)
+    fd = _clone(src)
+    try:
+        seen["detached"] = _set_idmap(fd, userns)
+        _attach(fd, f"{base}/view")
+    finally:
+        os.close(fd)
+    seen["attached copy idmapped"] = _idmapped(f"{base}/view")
+    seen["marker through the copy"] = os.path.exists(f"{base}/view/mark")
+    return seen
+
+
+@check(
+    "mnt.idmap_detached_only",
+    catalogue="MNT-11",
+    level="MUST",
+    anchors=_IDMAP_ANCHORS,
+    needs=_IDMAP_NEEDS,
+    timeout=5.0,
+)
+def idmap_detached_only(ctx: Context) -> None:
+    """MOUNT_ATTR_IDMAP is EINVAL on a mount attached to the tree and works on a detached one.
+
+    In a helper with a private mount namespace, a tmpfs is mounted.
+    mount_setattr(2) with MOUNT_ATTR_IDMAP (and a user namespace the check
+    created and mapped) must fail with EINVAL both on an open_tree(2) fd of
+    the mount itself and by path, and the mount must not show ``idmapped``
+    in mountinfo; on a detached copy (OPEN_TREE_CLONE) the same call must
+    work, and the copy, once attached with move_mount(2), shows ``idmapped``
+    and the tmpfs's files (selftest
+    ``attached_mount_inside_current_mount_namespace`` and
+    ``detached_mount_inside_current_mount_namespace``). Control: the
+    "attached" calls are made on detached copies, so they succeed.
+    """
+    userns = _idmap_userns(ctx)
+    base = os.path.join(ctx.tmpdir, "mnt11")
+    seen = ctx.in_child(_attached_or_detached, base, userns, ctx.control, unshare=NEWNS)
+    ctx.expect_equal(seen["detached"], "ok", "MOUNT_ATTR_IDMAP on a detached copy")
+    ctx.expect(seen["attached copy idmapped"], "the attached copy shows idmapped", True, False)
+    ctx.expect(seen["marker through the copy"], "the idmapped copy shows the tmpfs's files")
+    ctx.expect_equal(seen["attached fd"], "EINVAL", "MOUNT_ATTR_IDMAP on an attached mount's fd")
+    ctx.expect_equal(seen["attached path"], "EINVAL", "MOUNT_ATTR_IDMAP on an attached mount")
+    ctx.expect(
+        not seen["attached mount idmapped"],
+        "the attached mount after the refused MOUNT_ATTR_IDMAP is not idmapped",
+        False,
+        True,
+    )
+
+
+def _idmap_twice(base: str, first: str, second: str, control: bool) -> dict[str, object]:
+    """In a private mount namespace: idmap a detached copy, then try a second idmap."""
+    _make_root_private()
+    src = _tmpfs(f"{base}/src")
+    seen: dict[str, object] = {"disk owner": _owners(src)}
+    fd = _clone(src)
+    try:
+        seen["first"] = _set_idmap(fd, first)
+        if control:  # the control gives the second idmap a fresh copy
+            os.close(fd)
+            fd = _clone(src)
+        seen["second"] = _set_idmap(fd, second)
+        _attach(fd, f"{base}/view")
+    finally:
+        os.close(fd)
+    seen["idmapped"] = _idmapped(f"{base}/view")
+    seen["shown owner"] = _owners(f"{base}/view")
+    return seen
+
+
+@check(
+    "mnt.idmap_once",
+    catalogue="MNT-12",
+    level="MUST",
+    anchors=(*_IDMAP_ANCHORS, "selftest mount_setattr change_idmapping"),
+    needs=_IDMAP_NEEDS,
+    timeout=5.0,
+)
+def idmap_once(ctx: Context) -> None:
+    """An idmapped mount can't be re-idmapped: a second MOUNT_ATTR_IDMAP is EPERM, the first stays.
+
+    In a helper with a private mount namespace, a detached copy of a tmpfs
+    is idmapped with one user namespace, then MOUNT_ATTR_IDMAP is asked
+    again with a second one: EPERM (selftest ``change_idmapping``). Attached,
+    the copy is idmapped, and as root (where the first idmap swaps ids 0
+    and 1000) its root directory, owned by 0 on disk, shows as owned by
+    1000, the first idmap's view. Control: the second idmap is applied to a
+    fresh copy, so it succeeds.
+    """
+    first = _idmap_userns(ctx)
+    second = _idmap_userns(ctx)
+    base = os.path.join(ctx.tmpdir, "mnt12")
+    seen = ctx.in_child(_idmap_twice, base, first, second, ctx.control, unshare=NEWNS)
+    ctx.expect_equal(seen["first"], "ok", "the first MOUNT_ATTR_IDMAP on a detached copy")
+    ctx.expect_equal(seen["second"], "EPERM", "a second MOUNT_ATTR_IDMAP on the idmapped copy")
+    ctx.expect(seen["idmapped"], "the copy, attached, is idmapped", True, False)
+    if not ctx.as_user:
+        ctx.expect_equal(seen["disk owner"], (0, 0), "owner of the tmpfs root on disk")
+        ctx.expect_equal(seen["shown owner"], (1000, 1000), "owner shown through the first idmap")
+
+
+def _initial_userns_path() -> str | None:
+    """Return /proc/self/ns/user if this process is in the initial user namespace, else None.
+
+    The initial user namespace has no parent: NS_GET_PARENT on it is EPERM.
+    """
+    fd = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            os.close(syscalls.ns_get_parent(fd))
+        except OSError as err:
+            if err.errno == errno.EPERM:
+                return "/proc/self/ns/user"
+            raise
+        return None
+    finally:
+        os.close(fd)
+
+
+def _idmap_with(base: str, userns: str) -> dict[str, object]:
+    """In a private mount namespace: idmap a detached tmpfs copy with the user ns at *userns*."""
+    _make_root_private()
+    src = _tmpfs(f"{base}/src")
+    fd = _clone(src)
+    try:
+        seen: dict[str, object] = {"result": _set_idmap(fd, userns)}
+        _attach(fd, f"{base}/view")
+    finally:
+        os.close(fd)
+    seen["idmapped"] = _idmapped(f"{base}/view")
+    return seen
+
+
+@check(
+    "mnt.idmap_not_initial_userns",
+    catalogue="MNT-13",
+    level="MUST",
+    anchors=(*_IDMAP_ANCHORS, "selftest mount_setattr invalid_fd_initial_userns"),
+    needs=_IDMAP_NEEDS,
+    timeout=5.0,
+)
+def idmap_not_initial_userns(ctx: Context) -> None:
+    """MOUNT_ATTR_IDMAP with the initial user namespace fails with EPERM and leaves the mount as is.
+
+    The initial user namespace is the kernel's marker for "not idmapped",
+    so it can't be an idmap (selftest ``invalid_fd_initial_userns``). In a
+    helper with a private mount namespace, a detached copy of a tmpfs gets
+    MOUNT_ATTR_IDMAP with an fd of the initial user namespace: EPERM, and
+    attached it is not idmapped. Rootless, no fd of the initial user
+    namespace can be had (NS_GET_PARENT from inside stops with EPERM), so
+    the check SKIPs. Control: a user namespace the check created instead,
+    so the idmap succeeds.
+    """
+    if ctx.as_user:
+        raise Skip(
+            "rootless: the run is inside a user namespace and the initial one can't be "
+            "opened from there (NS_GET_PARENT stops with EPERM)"
+        )
+    initial = _initial_userns_path()
+    if initial is None:
+        raise Skip("this process is not in the initial user namespace, which can't be opened")
+    userns = _idmap_userns(ctx) if ctx.control else initial
+    seen = ctx.in_child(_idmap_with, os.path.join(ctx.tmpdir, "mnt13"), userns, unshare=NEWNS)
+    ctx.expect_equal(seen["result"], "EPERM", "MOUNT_ATTR_IDMAP with the initial user namespace")
+    ctx.expect(
+        not seen["idmapped"], "the copy after the refused idmap is not idmapped", False, True
+    )
+
+
+def _create_through(base: str, userns: str, control: bool) -> dict[str, object]:
+    """In a private mount namespace: create files through an idmapped copy of a tmpfs."""
+    _make_root_private()
+    src = _tmpfs(f"{base}/src")
+    os.chmod(src, 0o777)
+    _touch(f"{src}/old")
+    os.chown(f"{src}/old", 1000, 1000)
+    fd = _clone(src)
+    try:
+        seen: dict[str, object] = {"idmap": "not asked" if control else _set_idmap(fd, userns)}
+        _attach(fd, f"{base}/view")
+    finally:
+        os.close(fd)
+    view = f"{base}/view"
+    _touch(f"{view}/new")
+    os.mkdir(f"{view}/newdir")
+    seen.update(
+        {
+            "root shown": _owners(view),
+            "old shown": _owners(f"{view}/old"),
+            "new shown": _owners(f"{view}/new"),
+            "new on disk": _owners(f"{src}/new"),
+            "newdir on disk": _owners(f"{src}/newdir"),
+        }
+    )
+    return seen
+
+
+@check(
+    "mnt.idmap_owner_on_disk",
+    catalogue="MNT-14",
+    level="MUST",
+    anchors=(*_IDMAP_ANCHORS, "xfstests vfs/idmapped-mounts", "mount_idmappings docs"),
+    needs=_IDMAP_NEEDS,
+    timeout=5.0,
+)
+def idmap_owner_on_disk(ctx: Context) -> None:
+    """Through an idmapped mount, owners are shown mapped and files created are stored unmapped.
+
+    As root, in a helper with a private mount namespace: a tmpfs (root
+    directory owned by 0, a file ``old`` chowned to 1000) is cloned, the
+    copy idmapped with a user namespace whose map swaps ids 0 and 1000, and
+    attached. Through it the root directory shows owner 1000 and ``old``
+    owner 0; a file and a directory root creates through it are stored on
+    the tmpfs as 1000:1000 (seen through the original mount) and show as
+    0:0 through the copy. Rootless the sandbox maps one id, so no idmap can
+    show another and the check SKIPs. Control: the copy is not idmapped, so
+    the new file is stored as 0:0.
+    """
+    if ctx.as_user:
+        raise Skip(
+            "rootless: the run's user namespace maps a single id, so no idmap can show or "
+            "store a file's owner as another id"
+        )
+    userns = _idmap_userns(ctx)
+    base = os.path.join(ctx.tmpdir, "mnt14")
+    seen = ctx.in_child(_create_through, base, userns, ctx.control, unshare=NEWNS)
+    ctx.expect_equal(seen["new on disk"], (1000, 1000), "on-disk owner of a file created by root")
+    ctx.expect_equal(seen["newdir on disk"], (1000, 1000), "on-disk owner of a new directory")
+    ctx.expect_equal(seen["new shown"], (0, 0), "owner of the new file through the idmapped mount")
+    ctx.expect_equal(seen["root shown"], (1000, 1000), "tmpfs root (0 on disk) through the idmap")
+    ctx.expect_equal(seen["old shown"], (0, 0), "a file owned by 1000 on disk through the idmap")
+    ctx.expect_equal(seen["idmap"], "ok", "MOUNT_ATTR_IDMAP on the detached copy")
+
+
+_TREE = ("a", "b", "c")  # submounts of the tree, in mount order; "b" is the one that can't
+
+
+def _idmap_tree(base: str, userns: str, bad: str) -> dict[str, object]:
+    """In a private mount namespace: recursively idmap a tree whose "b" is a *bad* fs."""
+    _make_root_private()
+    top = _tmpfs(f"{base}/top", "mark")
+    for sub in _TREE:
+        os.mkdir(f"{top}/{sub}")
+        if sub == "b":
+            syscalls.mount(bad, f"{top}/{sub}", bad, 0)
+        else:
+            _tmpfs(f"{top}/{sub}")
+    fd = _clone(top, recursive=True)
+    try:
+        seen: dict[str, object] = {"result": _set_idmap(fd, userns, recursive=True)}
+        _attach(fd, f"{base}/view")
+    finally:
+        os.close(fd)
+    view = f"{base}/view"
+    seen["idmapped"] = {
+        name: _idmapped(path)
+        for name, path in (("top", view), *((sub, f"{view}/{sub}") for sub in _TREE))
+    }
+    seen["tree"] = os.path.exists(f"{view}/mark")
+    return seen
+
+
+@check(
+    "mnt.idmap_tree_all_or_nothing",
+    catalogue="MNT-15",
+    level="MUST",
+    anchors=(*_IDMAP_ANCHORS, "selftest mount_setattr idmap_mount_tree_invalid"),
+    needs=_IDMAP_NEEDS,
+    timeout=5.0,
+)
+def idmap_tree_all_or_nothing(ctx: Context) -> None:
+    """A recursive MOUNT_ATTR_IDMAP that meets a mount it can't idmap is EINVAL and idmaps none.
+
+    In a helper with a private mount namespace, a tmpfs gets three
+    submounts in order: tmpfs ``a``, ramfs ``b`` (ramfs does not support
+    idmapped mounts) and tmpfs ``c``. A detached recursive copy
+    (OPEN_TREE_CLONE|AT_RECURSIVE) is idmapped with AT_RECURSIVE: EINVAL,
+    and once attached no mount of the copy, not even the top or ``a``
+    which come before ``b``, shows ``idmapped`` (selftest
+    ``idmap_mount_tree_invalid``). Control: ``b`` is a tmpfs too, so the
+    idmap succeeds and every mount shows ``idmapped``.
+    """
+    userns = _idmap_userns(ctx)
+    base = os.path.join(ctx.tmpdir, "mnt15")
+    bad = "tmpfs" if ctx.control else "ramfs"
+    seen = ctx.in_child(_idmap_tree, base, userns, bad, unshare=NEWNS)
+    ctx.expect(seen["tree"], "the attached copy shows the tree")
+    ctx.expect_equal(seen["result"], "EINVAL", "recursive MOUNT_ATTR_IDMAP over a ramfs submount")
+    ctx.expect_equal(
+        seen["idmapped"],
+        dict.fromkeys(("top", *_TREE), False),
+        "mounts of the tree that show idmapped after the refused recursive idmap",
+    )
+
+
+# -- MNT-16 -------------------------------------------------------------------------
+
+
+def _setattr_from_userns(base: str, flags: int) -> dict[str, object]:
+    """Mount a tmpfs here, unshare *flags* (a user ns, maybe a mount ns), try mount_setattr."""
+    _make_root_private()
+    target = _tmpfs(f"{base}/target", "mark")
+    _unshare(flags)
+    return {
+        "result": attempt(syscalls.mount_setattr, target, attr_set=MS_RDONLY_ATTR),
+        "read-only": bool(os.statvfs(target).f_flag & os.ST_RDONLY),
+    }
+
+
+@check(
+    "mnt.setattr_needs_owning_userns",
+    catalogue="MNT-16",
+    level="MUST",
+    anchors=("selftest mount_setattr wrong_user_namespace", "mount_setattr(2)"),
+    needs=Needs(userns=True, min_kernel=(5, 12), kconfig=("USER_NS",), ops=("mount_setattr",)),
+    timeout=5.0,
+)
+def setattr_needs_owning_userns(ctx: Context) -> None:
+    """mount_setattr(2) from a user namespace that does not own the mount namespace is EPERM.
+
+    A helper with a private mount namespace mounts a tmpfs, then unshares
+    CLONE_NEWUSER alone (it is root in the new user namespace, but its
+    mount namespace is still owned by the parent one) and asks for
+    MOUNT_ATTR_RDONLY: EPERM, and the tmpfs stays writable (selftest
+    ``wrong_user_namespace``). Control: the helper unshares
+    CLONE_NEWUSER|CLONE_NEWNS, so its new mount namespace is owned by its
+    new user namespace and the call works.
+    """
+    flags = NEWUSER | (NEWNS if ctx.control else 0)
+    seen = ctx.in_child(
+        _setattr_from_userns, os.path.join(ctx.tmpdir, "mnt16"), flags, unshare=NEWNS
+    )
+    ctx.expect_equal(
+        seen["result"], "EPERM", "mount_setattr(MOUNT_ATTR_RDONLY) from a non-owning user ns"
+    )
+    ctx.expect(
+        not seen["read-only"], "the mount after the refused mount_setattr is read-only", False, True
+    )
+
+
+# -- MNT-17 -------------------------------------------------------------------------
+
+
+def _readonly_with_writer(base: str, keep_writer: bool) -> dict[str, object]:
+    """In a private mount namespace: make RDONLY a tree with a file open for writing deep inside."""
+    _make_root_private()
+    top = _tmpfs(f"{base}/top")
+    mid = _tmpfs(f"{top}/mid")
+    low = _tmpfs(f"{mid}/low")
+    tree = {"top": top, "mid": mid, "low": low}
+    writer = os.open(f"{low}/open-for-writing", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        if not keep_writer:
+            os.close(writer)
+            writer = -1
+        result = attempt(
+            syscalls.mount_setattr,
+            top,
+            attr_set=MS_RDONLY_ATTR | int(MountAttrFlags.NOEXEC),
+            propagation=MS_SHARED,
+            recursive=True,
+        )
+    finally:
+        if writer >= 0:
+            os.close(writer)
+    return {
+        "result": result,
+        "read-only": {k: bool(os.statvfs(p).f_flag & os.ST_RDONLY) for k, p in tree.items()},
+        "noexec": {k: bool(os.statvfs(p).f_flag & os.ST_NOEXEC) for k, p in tree.items()},
+        "propagation": {k: _propagation(p) for k, p in tree.items()},
+    }
+
+
+@check(
+    "mnt.recursive_setattr_all_or_nothing",
+    catalogue="MNT-17",
+    level="MUST",
+    anchors=(
+        "selftest mount_setattr mount_has_writers",
+        "selftest mount_setattr basic_recursive",
+        "mount_setattr(2)",
+    ),
+    needs=Needs(min_kernel=(5, 12), ops=("mount_setattr",)),
+    timeout=5.0,
+)
+def recursive_setattr_all_or_nothing(ctx: Context) -> None:
+    """A recursive mount_setattr that fails on one mount (EBUSY: a writer) changes no mount.
+
+    In a helper with a private mount namespace, three stacked tmpfs mounts
+    (top, mid under it, low under mid) hold a file open for writing on
+    ``low``. mount_setattr(2) with AT_RECURSIVE, MOUNT_ATTR_RDONLY|NOEXEC and
+    MS_SHARED on ``top`` must fail with EBUSY (the open writer), and every
+    mount of the tree must keep its flags (writable, exec) and stay private
+    (selftest ``mount_has_writers``). Control: the writer is closed first,
+    so the call succeeds and every mount changes.
+    """
+    seen = ctx.in_child(
+        _readonly_with_writer, os.path.join(ctx.tmpdir, "mnt17"), not ctx.control, unshare=NEWNS
+    )
+    ctx.expect_equal(
+        seen["result"], "EBUSY", "recursive MOUNT_ATTR_RDONLY with a file open to write"
+    )
+    levels = ("top", "mid", "low")
+    ctx.expect_equal(
+        seen["read-only"], dict.fromkeys(levels, False), "read-only mounts after EBUSY"
+    )
+    ctx.expect_equal(seen["noexec"], dict.fromkeys(levels, False), "noexec mounts after EBUSY")
+    ctx.expect_equal(
+        seen["propagation"], dict.fromkeys(levels, "private"), "propagation after EBUSY"
+    )
+
+
+# -- MNT-18 -------------------------------------------------------------------------
+
+
+def _peer_groups(base: str, set_group: bool) -> dict[str, object]:
+    """In a private mount namespace: give a private bind the peer group of a shared mount."""
+    _make_root_private()
+    src = _tmpfs(f"{base}/src")
+    for sub in ("from-src", "from-dst"):
+        os.mkdir(f"{src}/{sub}")
+    _set_propagation(src, MS_SHARED)
+    dst = f"{base}/dst"
+    os.mkdir(dst)
+    syscalls.mount(src, dst, None, MS_BIND)
+    _set_propagation(dst, MS_PRIVATE)  # a bind of a shared mount joins its group; leave it
+    seen: dict[str, object] = {"before": _propagation(dst)}
+    seen["set group"] = "not asked"
+    if set_group:
+        try:
+            _setup("move_mount", syscalls.move_mount, src, dst, MOVE_MOUNT_SET_GROUP)
+            seen["set group"] = "ok"
+        except OSError as err:
+            seen["set group"] = errname(err)
+    seen["groups"] = (_peer_group(src), _peer_group(dst))
+    _tmpfs(f"{src}/from-src", "mark")
+    seen["src to dst"] = os.path.exists(f"{dst}/from-src/mark")
+    _tmpfs(f"{dst}/from-dst", "mark")
+    seen["dst to src"] = os.path.exists(f"{src}/from-dst/mark")
+    return seen
+
+
+def _peer_group(mountpoint: str) -> str | None:
+    """Return the ``shared:N`` tag of the topmost mount on *mountpoint*, or None."""
+    tag = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left = line.split(" - ", 1)[0].split()
+            if len(left) >= 6 and left[4] == mountpoint:
+                tag = next((t for t in left[6:] if t.startswith("shared:")), None)
+    return tag
+
+
+@check(
+    "mnt.move_mount_set_group",
+    catalogue="MNT-18",
+    level="MUST",
+    anchors=("selftest move_mount_set_group", "move_mount(2) MOVE_MOUNT_SET_GROUP", "CRIU"),
+    needs=Needs(min_kernel=(5, 15)),
+    timeout=5.0,
+)
+def move_mount_set_group(ctx: Context) -> None:
+    """move_mount(2) with MOVE_MOUNT_SET_GROUP puts a private mount into another's peer group.
+
+    In a helper with a private mount namespace, a tmpfs is made shared and
+    a bind of it private. move_mount(src, dst, MOVE_MOUNT_SET_GROUP) must
+    succeed; both must then show the same ``shared:N`` in mountinfo, and a
+    mount under either must appear under the other (the way CRIU restores
+    peer groups; selftest ``move_mount_set_group``). EPERM, EACCES or ENOSYS
+    from move_mount(2) here, as root of the namespace, is a refusal by
+    policy: SKIP naming it. Control: the call is not made, so the bind
+    stays private and nothing propagates.
+    """
+    seen = ctx.in_child(
+        _peer_groups, os.path.join(ctx.tmpdir, "mnt18"), not ctx.control, unshare=NEWNS
+    )
+    ctx.expect_equal(seen["before"], "private", "propagation of the bind before the call")
+    src_group, dst_group = seen["groups"]
+    ctx.expect(
+        src_group is not None and src_group == dst_group,
+        f"the bind joins the shared mount's peer group (move_mount: {seen['set group']})",
+        src_group,
+        dst_group,
+    )
+    ctx.expect(
+        seen["src to dst"], "a mount under the source reaches the target", "present", "absent"
+    )
+    ctx.expect(
+        seen["dst to src"], "a mount under the target reaches the source", "present", "absent"
+    )

@@ -1,6 +1,6 @@
-"""Cross-cutting nsfs checks: NS-01 to NS-06.
+"""Cross-cutting nsfs checks: NS-01 to NS-17.
 
-Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``,
+Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``, ``nsprim.idmap``,
 ``nsprim.flags``, ``nsprim.namespace``), the conformance registry, and
 :mod:`.._libc` for setns(2) with NS-05's invalid masks, which
 :func:`nsprim.syscalls.setns` rightly refuses before the kernel sees them.
@@ -23,12 +23,13 @@ import errno
 import os
 import select
 import signal
+import socket
 import threading
 import time
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
 
-from nsprim import syscalls
+from nsprim import idmap, syscalls
 from nsprim.flags import CloneFlags, MountFlags
 from nsprim.namespace import NsType
 
@@ -154,6 +155,31 @@ def _join(path: str, nstype: int) -> dict[str, Ident]:
     return _identities()
 
 
+def _nsfs_ioctls_allowed() -> Optional[str]:
+    """Probe: None when nsfs ioctls answer here, else the refusal that makes a check a SKIP.
+
+    Checks that compare the errno of an NS_GET_*/SIOCGSKNS/PIDFD_GET_*
+    ioctl must not read a seccomp filter's or an LSM's EPERM as the kernel's
+    answer, so they declare this probe: it asks NS_GET_NSTYPE and
+    NS_GET_USERNS of the caller's own UTS namespace, which nothing but a
+    policy refuses.
+    """
+    fd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.ns_get_nstype(fd)
+        os.close(syscalls.ns_get_userns(fd))
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+            return (
+                f"ioctl(2) on nsfs files is refused here ({errname(err)}): "
+                "a seccomp filter or an LSM"
+            )
+        raise
+    finally:
+        os.close(fd)
+    return None
+
+
 # -- NS-01 identity ------------------------------------------------------------
 
 
@@ -166,7 +192,13 @@ def _join(path: str, nstype: int) -> dict[str, Ident]:
         "selftest nsid_test",
         "selftest pidfd_setns_test in_same_namespace",
     ),
-    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=_EVERY_TYPE),
+    needs=Needs(
+        userns=True,
+        min_kernel=(3, 8),
+        kconfig=("NAMESPACES",),
+        ops=_EVERY_TYPE,
+        probes=(_nsfs_ioctls_allowed,),
+    ),
     timeout=5.0,
 )
 def identity(ctx: Context) -> None:
@@ -261,7 +293,11 @@ def _non_ns_calls(foreign: bool) -> dict[str, str]:
         "selftest pidfd_setns_test setns_einval",
     ),
     needs=Needs(
-        userns=True, min_kernel=(4, 11), kconfig=("NAMESPACES",), ops=("setns", *_EVERY_TYPE)
+        userns=True,
+        min_kernel=(4, 11),
+        kconfig=("NAMESPACES",),
+        ops=("setns", *_EVERY_TYPE),
+        probes=(_nsfs_ioctls_allowed,),
     ),
     timeout=5.0,
 )
@@ -365,7 +401,11 @@ def _owner_from_new_userns(path: str) -> str:
         "ioctl_ns(2)",
     ),
     needs=Needs(
-        userns=True, min_kernel=(4, 9), kconfig=("NAMESPACES", "USER_NS", "PID_NS"), ops=_EVERY_TYPE
+        userns=True,
+        min_kernel=(4, 9),
+        kconfig=("NAMESPACES", "USER_NS", "PID_NS"),
+        ops=_EVERY_TYPE,
+        probes=(_nsfs_ioctls_allowed,),
     ),
     timeout=5.0,
 )
@@ -511,6 +551,7 @@ def _persistence(ctx: Context, tmpdir: str, early_release: bool) -> dict[str, ob
         min_kernel=(4, 9),
         kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS"),
         ops=("setns", "unshare.uts", "unshare.ipc", "unshare.net"),
+        probes=(_nsfs_ioctls_allowed,),
     ),
     timeout=8.0,
 )
@@ -680,6 +721,7 @@ def _joined_entry(t: NsType) -> str:
         min_kernel=(5, 8),
         kconfig=("NAMESPACES", "USER_NS", "PID_NS"),
         ops=("setns", "clone3", *_EVERY_TYPE),
+        probes=(_nsfs_ioctls_allowed,),
     ),
     timeout=5.0,
 )
@@ -837,6 +879,7 @@ def _refused_joins(paths: dict[str, str], threaded: bool) -> dict[str, str]:
         min_kernel=(5, 6),
         kconfig=("USER_NS", "NET_NS", "UTS_NS", "IPC_NS", "CGROUPS", "TIME_NS"),
         ops=("setns", *_EVERY_TYPE),
+        probes=(_nsfs_ioctls_allowed,),
     ),
     timeout=5.0,
 )
@@ -880,3 +923,798 @@ def thread_scoped(ctx: Context) -> None:
         {t.value: err for t, err in _SINGLE_THREADED.items()},
         "setns(2) to mnt/user/time namespaces with a second thread alive",
     )
+
+
+# -- shared by NS-07 onwards -----------------------------------------------------
+
+
+def _open_ns(path: str) -> int:
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _fd_ident(get: Callable[[int], int], fd: int) -> Union[Ident, str]:
+    """Apply an ioctl *get* returning a new nsfs fd to *fd*; its identity, or the errno name."""
+    try:
+        got = get(fd)
+    except OSError as err:
+        return errname(err)
+    try:
+        return ns_ident(got)
+    finally:
+        os.close(got)
+
+
+def _pidfd_join(target: int, mask: int, entries: Sequence[str]) -> dict[str, object]:
+    """setns(pidfd of *target*, *mask*) from this process; its *entries* before and after."""
+    pidfd = syscalls.pidfd_open(target)
+    try:
+        before = _identities("self", entries)
+        result = attempt(syscalls.setns, pidfd, mask)
+        return {"result": result, "before": before, "after": _identities("self", entries)}
+    finally:
+        os.close(pidfd)
+
+
+def _expect_would_move(
+    ctx: Context, before: dict[str, Ident], target: dict[str, Ident], what: str
+) -> None:
+    """The premise of a refused join: each joined namespace differs from the joiner's own."""
+    for e, ident in target.items():
+        ctx.expect(
+            _distinct(before[e], ident),
+            f"{what}: the target's {e} namespace differs from the joiner's",
+            f"not {before[e]}",
+            ident,
+        )
+
+
+# -- NS-07 a pidfd join needs every right ----------------------------------------
+
+_SPLIT = ("uts", "ipc", "net")
+
+
+def _split_owners() -> None:
+    """In a helper that unshared CLONE_NEWNET: a user ns of its own owning new UTS and IPC ns.
+
+    Its net namespace stays owned by the user namespace it started in.
+    """
+    unshare(NEWUSER | NEWUTS | NEWIPC)
+
+
+def _join_split(target: int, mask: int) -> dict[str, object]:
+    """Enter *target*'s user namespace by its nsfs file, then setns(pidfd, *mask*)."""
+    pidfd = syscalls.pidfd_open(target)
+    try:
+        setns_path(f"/proc/{target}/ns/user", NEWUSER)
+    finally:
+        os.close(pidfd)
+    return _pidfd_join(target, mask, _SPLIT)
+
+
+@check(
+    "nsfs.pidfd_join_needs_every_right",
+    catalogue="NS-07",
+    level="MUST",
+    anchors=("setns(2)", "selftest pidfd_setns_test", "user_namespaces(7)"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(5, 8),
+        kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS"),
+        ops=("setns", "unshare.uts", "unshare.ipc", "unshare.net"),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def pidfd_join_needs_every_right(ctx: Context) -> None:
+    """setns(pidfd, mask) joins nothing, with EPERM, if one listed namespace is out of reach.
+
+    A target unshares a net namespace, then a user namespace together with
+    UTS and IPC namespaces, so it owns its UTS and IPC namespaces but not
+    its net namespace. A joiner enters the target's user namespace (full
+    capabilities there, none over the net namespace's owner) and asks
+    setns(pidfd, CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET): the UTS and IPC
+    joins are allowed and validated first, the net join is not, so the call
+    must fail with EPERM and leave the joiner's UTS, IPC and net namespaces
+    as they were. Control: the mask leaves CLONE_NEWNET out, so the call
+    succeeds and the joiner moves.
+    """
+    target = ctx.spawn_child(_split_owners, unshare=NEWNET)
+    target.recv()
+    theirs = _identities(target.pid, _SPLIT)
+    mask = NEWUTS | NEWIPC | (0 if ctx.control else NEWNET)
+    seen = ctx.in_child(_join_split, target.pid, mask)
+    _expect_would_move(ctx, seen["before"], theirs, "NS-07")
+    ctx.expect_equal(
+        seen["result"], "EPERM", "setns(pidfd, UTS|IPC|NET) with no right over the net namespace"
+    )
+    ctx.expect_equal(
+        seen["after"], seen["before"], "the joiner's uts/ipc/net namespaces after the refused setns"
+    )
+
+
+# -- NS-08 sibling user namespaces -----------------------------------------------
+
+
+def _sibling_joins(target: int, own_userns: bool) -> dict[str, str]:
+    """From a user namespace of our own (if *own_userns*), join *target*'s namespaces."""
+    fds = {e: _open_ns(f"/proc/{target}/ns/{e}") for e in ("uts", "net", "user")}
+    pidfd = syscalls.pidfd_open(target)
+    try:
+        if own_userns:
+            unshare(NEWUSER)  # a sibling of the target's: full capabilities, over itself only
+        seen = {
+            "setns(uts fd)": attempt(syscalls.setns, fds["uts"], NEWUTS),
+            "setns(net fd)": attempt(syscalls.setns, fds["net"], NEWNET),
+            "setns(pidfd, UTS|NET)": attempt(syscalls.setns, pidfd, NEWUTS | NEWNET),
+            "setns(pidfd, USER|UTS|NET)": attempt(syscalls.setns, pidfd, NEWUSER | NEWUTS | NEWNET),
+            "setns(user fd)": attempt(syscalls.setns, fds["user"], NEWUSER),
+        }
+        return seen
+    finally:
+        os.close(pidfd)
+        for fd in fds.values():
+            os.close(fd)
+
+
+@check(
+    "nsfs.sibling_userns_unjoinable",
+    catalogue="NS-08",
+    level="MUST",
+    anchors=("setns(2)", "user_namespaces(7)", "selftest nsfs/owner.c", "LTP setns01"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(5, 8),
+        kconfig=("USER_NS", "UTS_NS", "NET_NS"),
+        ops=("setns", "unshare.uts", "unshare.net"),
+    ),
+    timeout=5.0,
+)
+def sibling_userns_unjoinable(ctx: Context) -> None:
+    """Namespaces owned by a sibling user namespace can't be joined, by nsfs fd or pidfd (EPERM).
+
+    A target unshares a user namespace with UTS and net namespaces. A joiner
+    opens the target's nsfs files and a pidfd, then unshares a user
+    namespace of its own (a sibling of the target's, where it has every
+    capability): setns(2) to the UTS, net and user namespaces by nsfs fd and
+    setns(pidfd, UTS|NET) and setns(pidfd, USER|UTS|NET) must each fail with
+    EPERM. Control: the joiner stays in the parent user namespace, whose
+    capabilities cover the target's, so the joins succeed.
+    """
+    target = ctx.spawn_child(idle, unshare=NEWUSER | NEWUTS | NEWNET)
+    target.recv()
+    seen = ctx.in_child(_sibling_joins, target.pid, not ctx.control)
+    ctx.expect_equal(
+        seen,
+        {call: "EPERM" for call in seen},
+        "joins from a sibling user namespace",
+    )
+
+
+# -- NS-09 a pidfd join into the caller's own user namespace -------------------
+
+
+_SAME_USERNS = ("user", "uts", "ipc", "net")
+
+
+@check(
+    "nsfs.pidfd_join_own_userns",
+    catalogue="NS-09",
+    level="MUST",
+    anchors=("setns(2)", "util-linux nsenter(1)", "selftest pidfd_setns_test"),
+    needs=Needs(
+        min_kernel=(5, 8),
+        kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS"),
+        ops=("setns", "unshare.uts", "unshare.ipc", "unshare.net"),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def pidfd_join_own_userns(ctx: Context) -> None:
+    """setns(pidfd, CLONE_NEWUSER|...) to a target in the caller's user namespace is EINVAL.
+
+    A target unshares UTS, IPC and net namespaces but stays in the check's
+    user namespace. A joiner asks setns(pidfd, USER|UTS|IPC|NET): joining
+    the user namespace one is already in is refused (setns(2): no regaining
+    capabilities by re-entering), and the whole call with it, so it must
+    fail with EINVAL and leave every namespace of the joiner unchanged (a
+    tool such as nsenter --all must leave CLONE_NEWUSER out itself).
+    Control: the mask leaves CLONE_NEWUSER out, so the call succeeds.
+    """
+    target = ctx.spawn_child(idle, unshare=NEWUTS | NEWIPC | NEWNET)
+    target.recv()
+    theirs = _identities(target.pid, _SAME_USERNS)
+    mask = NEWUTS | NEWIPC | NEWNET | (0 if ctx.control else NEWUSER)
+    seen = ctx.in_child(_pidfd_join, target.pid, mask, _SAME_USERNS)
+    ctx.expect(
+        _same(seen["before"]["user"], theirs["user"]),
+        "the target is in the joiner's user namespace",
+        theirs["user"],
+        seen["before"]["user"],
+    )
+    _expect_would_move(ctx, seen["before"], {e: theirs[e] for e in _SAME_USERNS[1:]}, "NS-09")
+    ctx.expect_equal(seen["result"], "EINVAL", "setns(pidfd, USER|UTS|IPC|NET), same user ns")
+    ctx.expect_equal(seen["after"], seen["before"], "the joiner's namespaces after the EINVAL")
+
+
+# -- NS-10 SIOCGSKNS rights ------------------------------------------------------
+
+
+def _netns_of(fd: int) -> str:
+    """SIOCGSKNS on *fd*: "ok" (closing the nsfs fd it returns) or the errno name."""
+    try:
+        os.close(syscalls.socket_netns(fd))
+    except OSError as err:
+        return errname(err)
+    return "ok"
+
+
+def _socket_ns_rights(refuse: bool) -> dict[str, str]:
+    """SIOCGSKNS on a non-socket, across a user namespace boundary and without capabilities."""
+    outer = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    socks = [outer]
+    try:
+        seen = {"SIOCGSKNS(pipe)": _netns_of(r if refuse else outer.fileno())}
+        if refuse:
+            unshare(NEWUSER)  # every capability, but over its own user namespace only
+        seen["SIOCGSKNS(socket of the parent's netns)"] = _netns_of(outer.fileno())
+        unshare(NEWNET)
+        inner = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        socks.append(inner)
+        seen["SIOCGSKNS(own socket)"] = _netns_of(inner.fileno())
+        if refuse:
+            syscalls.drop_capabilities()
+        seen["SIOCGSKNS(own socket, no capabilities)"] = _netns_of(inner.fileno())
+        return seen
+    finally:
+        os.close(r)
+        os.close(w)
+        for s in socks:
+            s.close()
+
+
+@check(
+    "nsfs.siocgskns_needs_net_admin",
+    catalogue="NS-10",
+    level="MUST",
+    anchors=("selftest namespaces/siocgskns_test.c", "ioctl_ns(2)", "netdevice(7)"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(4, 9),
+        kconfig=("USER_NS", "NET_NS"),
+        ops=("unshare.net",),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def siocgskns_needs_net_admin(ctx: Context) -> None:
+    """SIOCGSKNS needs CAP_NET_ADMIN over the socket's network namespace (EPERM) and a socket.
+
+    In a fresh process: SIOCGSKNS on a pipe must fail with ENOTTY; after
+    unsharing a user namespace (every capability, but in a child of the
+    socket's namespace's owner) SIOCGSKNS on a socket made before must fail
+    with EPERM; on a socket of a net namespace it then creates it must work,
+    and fail with EPERM again once the process dropped its capabilities.
+    Control: the preconditions are removed (a socket instead of the pipe,
+    no user namespace, capabilities kept), so every call succeeds.
+    """
+    seen = ctx.in_child(_socket_ns_rights, not ctx.control)
+    ctx.expect_equal(
+        seen,
+        {
+            "SIOCGSKNS(pipe)": "ENOTTY",
+            "SIOCGSKNS(socket of the parent's netns)": "EPERM",
+            "SIOCGSKNS(own socket)": "ok",
+            "SIOCGSKNS(own socket, no capabilities)": "EPERM",
+        },
+        "SIOCGSKNS results",
+    )
+
+
+# -- NS-11 NS_GET_OWNER_UID is for user namespaces -------------------------------
+
+
+def _owner_uids(paths: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for name, path in paths.items():
+        fd = _open_ns(path)
+        try:
+            out[name] = attempt(syscalls.ns_get_owner_uid, fd)
+        finally:
+            os.close(fd)
+    return out
+
+
+@check(
+    "nsfs.owner_uid_user_only",
+    catalogue="NS-11",
+    level="MUST",
+    anchors=("ioctl_ns(2)", "LTP ioctl_ns", "selftest nsfs/owner.c"),
+    needs=Needs(min_kernel=(4, 11), kconfig=("NAMESPACES",), probes=(_nsfs_ioctls_allowed,)),
+    timeout=5.0,
+)
+def owner_uid_user_only(ctx: Context) -> None:
+    """NS_GET_OWNER_UID answers for a user namespace and refuses every other type with EINVAL.
+
+    NS_GET_OWNER_UID on the caller's nsfs file of every type this kernel
+    has must fail with EINVAL, except on the user namespace, where it
+    succeeds. Control: every call is made on the user namespace's file, so
+    none fails.
+    """
+    paths = {
+        e: "/proc/self/ns/user" if ctx.control else f"/proc/self/ns/{e}"
+        for e in (t.value for t in _types())
+    }
+    ctx.expect_equal(
+        ctx.in_child(_owner_uids, paths),
+        {e: "ok" if e == "user" else "EINVAL" for e in paths},
+        "NS_GET_OWNER_UID per namespace type",
+    )
+
+
+# -- NS-12 a held namespace keeps its owners alive -------------------------------
+
+
+def _nested_owner(control: bool) -> None:
+    """Make user ns B (mapped) and C inside it; C owns a new UTS ns (the control's is older)."""
+    uid, gid = os.geteuid(), os.getegid()
+    if control:
+        unshare(NEWUTS)  # owned by the check's user namespace
+    unshare(NEWUSER)
+    idmap.map_root(os.getpid(), uid, gid)  # so that a nested user namespace may be made
+    unshare(NEWUSER | (0 if control else NEWUTS))
+
+
+def _owner_chain(fd: int) -> dict[str, object]:
+    """NS_GET_USERNS of nsfs *fd*, NS_GET_PARENT of that, and a setns(2) into the owner."""
+    seen: dict[str, object] = {"owner": _fd_ident(syscalls.ns_get_userns, fd)}
+    try:
+        owner = syscalls.ns_get_userns(fd)
+    except OSError as err:
+        seen["parent of owner"] = seen["join owner"] = errname(err)
+        return seen
+    try:
+        seen["parent of owner"] = _fd_ident(syscalls.ns_get_parent, owner)
+        seen["join owner"] = attempt(syscalls.setns, owner, NEWUSER)
+    finally:
+        os.close(owner)
+    return seen
+
+
+def _parent_of(path: str) -> Union[Ident, str]:
+    fd = _open_ns(path)
+    try:
+        return _fd_ident(syscalls.ns_get_parent, fd)
+    finally:
+        os.close(fd)
+
+
+@check(
+    "nsfs.owner_outlives_members",
+    catalogue="NS-12",
+    level="MUST",
+    anchors=("ioctl_ns(2)", "user_namespaces(7)", "lsns(8) -P", "lxkns"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(4, 9),
+        kconfig=("USER_NS", "UTS_NS"),
+        ops=("setns", "unshare.uts"),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def owner_outlives_members(ctx: Context) -> None:
+    """A held namespace keeps its owning user namespace, and that one's parent, alive and usable.
+
+    A helper creates user namespace B, then C inside it together with a UTS
+    namespace (owned by C). The check notes C and C's parent B, opens the
+    UTS namespace's nsfs file and lets the helper exit: no process is left
+    in B, C or the UTS namespace. Through the held fd, NS_GET_USERNS must
+    still return C, NS_GET_PARENT of that B (same identities), and setns(2)
+    into C must work. Control: the helper's UTS namespace is created before
+    its user namespaces, so its owner is the check's user namespace.
+    """
+    helper = ctx.spawn_child(_nested_owner, ctx.control)
+    helper.recv()
+    inner = _ident(helper.ns_path("user"))
+    middle = ctx.in_child(_parent_of, helper.ns_path("user"))
+    fd = _open_ns(helper.ns_path("uts"))
+    ctx.defer(os.close, fd)
+    helper.stop()
+    seen = ctx.in_child(_owner_chain, fd)
+    ctx.expect_equal(seen["owner"], inner, "NS_GET_USERNS of the held UTS namespace")
+    ctx.expect_equal(seen["parent of owner"], middle, "NS_GET_PARENT of its owner")
+    ctx.expect_equal(seen["join owner"], "ok", "setns(2) into the memberless owner")
+
+
+# -- NS-13 joins refused while the fs_struct is shared ---------------------------
+
+
+def _start_sharer(share_fs: bool) -> tuple[int, int]:
+    """clone3(2) a process that shares our fs_struct (CLONE_FS) if *share_fs*; it waits.
+
+    Returns its pid and the write end of a pipe whose closing lets it exit.
+    """
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        result = syscalls.clone3(int(CloneFlags.FS) if share_fs else 0)
+    except BaseException:
+        os.close(r)
+        os.close(w)
+        raise
+    if result == 0:
+        try:
+            os.close(w)
+            os.read(r, 1)
+        finally:
+            os._exit(0)
+    assert isinstance(result, int)
+    os.close(r)
+    return result, w
+
+
+def _joins_while_sharing(target: int, share_fs: bool) -> dict[str, str]:
+    """setns(2) to *target*'s mount and user namespaces while another process shares our fs."""
+    mnt = _open_ns(f"/proc/{target}/ns/mnt")
+    user = _open_ns(f"/proc/{target}/ns/user")
+    pidfd = syscalls.pidfd_open(target)
+    try:
+        sharer, release = _start_sharer(share_fs)
+        try:
+            seen = {
+                "setns(mnt fd)": attempt(syscalls.setns, mnt, NEWNS),
+                "setns(pidfd, CLONE_NEWNS)": attempt(syscalls.setns, pidfd, NEWNS),
+                "setns(user fd)": attempt(syscalls.setns, user, NEWUSER),
+            }
+        finally:
+            os.close(release)
+            os.waitpid(sharer, 0)
+        # Alone again, the very same join is allowed: the refusal was the sharing.
+        seen["setns(mnt fd) once alone"] = attempt(syscalls.setns, mnt, NEWNS)
+        return seen
+    finally:
+        for fd in (mnt, user, pidfd):
+            os.close(fd)
+
+
+@check(
+    "nsfs.shared_fs_join_refused",
+    catalogue="NS-13",
+    level="MUST",
+    anchors=("setns(2)", "clone(2) CLONE_FS", "user_namespaces(7)"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(5, 8),
+        kconfig=("USER_NS",),
+        ops=("setns", "clone3", "unshare.mnt"),
+    ),
+    timeout=5.0,
+)
+def shared_fs_join_refused(ctx: Context) -> None:
+    """setns(2) to a mount or user namespace fails with EINVAL while the fs_struct is shared.
+
+    A target unshares user and mount namespaces. A joiner clone3(2)s a
+    process with CLONE_FS (they share root, cwd and umask), then asks
+    setns(2) to the target's mount namespace by nsfs fd and by pidfd and to
+    its user namespace: each must fail with EINVAL, since moving one of two
+    processes that share an fs_struct into another mount namespace (or
+    capability scope) is impossible. Once the sharer has exited, the same
+    join to the mount namespace must succeed. Control: the second process
+    is cloned without CLONE_FS, so every join succeeds.
+    """
+    target = ctx.spawn_child(idle, unshare=NEWUSER | NEWNS)
+    target.recv()
+    ctx.expect_equal(
+        ctx.in_child(_joins_while_sharing, target.pid, not ctx.control),
+        {
+            "setns(mnt fd)": "EINVAL",
+            "setns(pidfd, CLONE_NEWNS)": "EINVAL",
+            "setns(user fd)": "EINVAL",
+            "setns(mnt fd) once alone": "ok",
+        },
+        "joins while a CLONE_FS sibling shares the joiner's fs_struct",
+    )
+
+
+# -- NS-14 mount namespace files can't form a loop -------------------------------
+
+
+def _bind_ns(kind: str, pid: Union[int, str], target: str) -> str:
+    return attempt(syscalls.mount, f"/proc/{pid}/ns/{kind}", target, None, int(MountFlags.BIND))
+
+
+def _touch(path: str) -> str:
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    return path
+
+
+def _newer_binds_older(kind: str, older: int, target: str, wfd: int, rfd: int) -> None:
+    """In a forked child: a mount namespace newer than *older*'s binds *older*'s nsfs file.
+
+    *wfd* carries the result; the child exits when *rfd* reaches EOF.
+    """
+    code = 1
+    try:
+        unshare(NEWNS)
+        syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+        os.write(wfd, _bind_ns(kind, older, target).encode())
+        os.read(rfd, 1)  # EOF: the older namespace is done with us
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, str]:
+    """In a new mount namespace: bind nsfs files of *kind* of itself, an older and a newer ns."""
+    syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+    seen = {"its own file, in itself": _bind_ns(kind, "self", _touch(f"{tmpdir}/ns-self"))}
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    me = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_r)
+        os.close(go_w)
+        _newer_binds_older(kind, me, _touch(f"{tmpdir}/ns-older"), report_w, go_r)
+    os.close(report_w)
+    os.close(go_r)
+    try:
+        ready, _, _ = select.select([report_r], [], [], 5.0)
+        got = os.read(report_r, 64).decode() if ready else ""
+        seen["an older one's file, in a newer one"] = got or "no answer"
+        seen["a newer one's file, in an older one"] = _bind_ns(
+            kind, pid, _touch(f"{tmpdir}/ns-newer")
+        )
+    finally:
+        os.close(go_w)
+        os.close(report_r)
+        os.waitpid(pid, 0)
+    return seen
+
+
+@check(
+    "nsfs.mntns_file_no_loop",
+    catalogue="NS-14",
+    level="MUST",
+    anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file", "ip-netns(8)"),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt",)),
+    timeout=5.0,
+)
+def mntns_file_no_loop(ctx: Context) -> None:
+    """A mount namespace's nsfs file can be bind-mounted only in an older namespace (else EINVAL).
+
+    A bind mount of /proc/PID/ns/mnt keeps that namespace alive, so the
+    kernel refuses any that could make namespaces pin each other in a loop:
+    in a new mount namespace, bind-mounting its own file must fail with
+    EINVAL, a namespace created after it must get EINVAL binding the first
+    one's file, while the first one may bind the newer one's file.
+    Control: the same binds of UTS namespace files, which pin no mounts,
+    all succeed.
+    """
+    kind = "uts" if ctx.control else "mnt"
+    ctx.expect_equal(
+        ctx.in_child(_ns_file_binds, ctx.tmpdir, kind, unshare=NEWNS),
+        {
+            "its own file, in itself": "EINVAL",
+            "an older one's file, in a newer one": "EINVAL",
+            "a newer one's file, in an older one": "ok",
+        },
+        f"bind mounts of {kind} namespace files",
+    )
+
+
+# -- NS-15 PIDFD_GET_*_NAMESPACE -------------------------------------------------
+
+
+def _pidfd_namespaces(pidfd: int, entries: Sequence[str]) -> dict[str, Union[Ident, str]]:
+    """PIDFD_GET_<TYPE>[_FOR_CHILDREN]_NAMESPACE of *pidfd* for each /proc/PID/ns entry."""
+    out: dict[str, Union[Ident, str]] = {}
+    for e in entries:
+        name, _, children = e.partition("_for_")
+        try:
+            got = syscalls.pidfd_get_namespace(pidfd, name, for_children=bool(children))
+        except OSError as err:
+            out[e] = errname(err)
+            continue
+        try:
+            out[e] = ns_ident(got)
+        finally:
+            os.close(got)
+    return out
+
+
+def _namespaces_of_exited() -> str:
+    """PIDFD_GET_UTS_NAMESPACE of a process that has exited but is not yet reaped."""
+    result = syscalls.clone3(0, pidfd=True)
+    assert isinstance(result, tuple)
+    pid, pidfd = result
+    if pid == 0:
+        os._exit(0)
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        return str(_fd_ident(lambda fd: syscalls.pidfd_get_namespace(fd, "uts"), pidfd))
+    finally:
+        os.waitpid(pid, 0)
+        os.close(pidfd)
+
+
+@check(
+    "nsfs.pidfd_get_namespace",
+    catalogue="NS-15",
+    level="MUST",
+    anchors=("selftest pidfd/pidfd_setns_test.c", "util-linux nsenter(1)", "pidfd_open(2)"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(6, 11),
+        kconfig=("NAMESPACES", "USER_NS", "PID_NS"),
+        ops=("setns", "clone3", *_EVERY_TYPE),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def pidfd_get_namespace(ctx: Context) -> None:
+    """PIDFD_GET_<TYPE>_NAMESPACE returns the target's namespace, /proc/PID/ns's, or ESRCH.
+
+    A target is clone3(2)d into new namespaces of every type (time by moving
+    itself). For each /proc/PID/ns entry, pid_for_children and
+    time_for_children included, ioctl(pidfd, PIDFD_GET_..._NAMESPACE) must
+    return an nsfs fd of the very namespace that entry names (nsfs identity
+    and NS_GET_ID), which is not the check's own. For a process that has
+    exited but is not yet reaped it must fail with ESRCH. Control: the
+    target is made without new namespaces, so they are the check's own.
+    """
+    types = _types()
+    mask = 0
+    for t in types:
+        mask |= int(t.flag)
+    flags = ctx.isolate(mask & ~NEWTIME)
+    timens = NsType.TIME in types and bool(ctx.isolate(NEWTIME))
+    pid, pidfd, hold = _start_target(flags, timens)
+    ctx.defer(_stop_target, pid, pidfd, hold)
+    entries = _entries()
+    proc = _identities(pid, entries)
+    ours = _identities("self", entries)
+    got = _pidfd_namespaces(pidfd, entries)
+    for e in entries:
+        ctx.expect_equal(got[e], proc[e], f"PIDFD_GET namespace for {e} versus /proc/PID/ns/{e}")
+        ctx.expect(
+            _distinct(proc[e], ours[e]),
+            f"the target's {e} namespace is not the check's own",
+            f"not {ours[e]}",
+            proc[e],
+        )
+    ctx.expect_equal(
+        ctx.in_child(_namespaces_of_exited), "ESRCH", "PIDFD_GET_UTS_NAMESPACE of an exited process"
+    )
+
+
+# -- NS-16 NS_GET_ID -------------------------------------------------------------
+
+
+def _ids(flag: int, rounds: int) -> dict[str, object]:
+    """NS_GET_ID of one namespace through several fds; of *rounds* namespaces made in turn."""
+    entry = "uts"
+    paths = ("/proc/self/ns/uts", "/proc/thread-self/ns/uts", f"/proc/{os.getpid()}/ns/uts")
+    seen: dict[str, object] = {"through fds": [_ident(p)[2] for p in paths]}
+    made: list[tuple[int, Optional[int]]] = []
+    for _ in range(rounds):
+        if flag:
+            unshare(flag)  # the previous one had no other member: it is freed
+        st_ino, ns_id = _ident(f"/proc/self/ns/{entry}")[1:]
+        made.append((st_ino, ns_id))
+    seen["made in turn"] = made
+    seen["every type"] = {e: _ident(f"/proc/self/ns/{e}")[2] for e in (t.value for t in _types())}
+    return seen
+
+
+@check(
+    "nsfs.ns_id_unique",
+    catalogue="NS-16",
+    level="MUST",
+    anchors=("selftest namespaces/nsid_test.c", "ioctl_ns(2) NS_GET_ID", "listns(2)"),
+    needs=Needs(
+        min_kernel=(6, 18),
+        kconfig=("NAMESPACES", "UTS_NS"),
+        ops=("unshare.uts",),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def ns_id_unique(ctx: Context) -> None:
+    """NS_GET_ID is one namespace's through every fd and never names two, even after reuse.
+
+    In a fresh process NS_GET_ID must agree through three different opens of
+    its UTS namespace. The process then makes four UTS namespaces in turn,
+    each freed when the next replaces it (so inode numbers may be reused):
+    their ids must be distinct and increasing, and the ids of the process's
+    namespaces of every type must be distinct. Control: the process makes
+    no new namespace, so it reads one id four times.
+    """
+    seen = ctx.in_child(_ids, ctx.isolate(NEWUTS), 4)
+    fds = seen["through fds"]
+    ctx.expect(
+        len(set(fds)) == 1 and fds[0] is not None, "NS_GET_ID through three fds", "one id", fds
+    )
+    ids = [ns_id for _, ns_id in seen["made in turn"]]
+    ctx.expect(
+        ids == sorted(set(ids)) and len(ids) == 4,
+        "NS_GET_ID of UTS namespaces made in turn: distinct and increasing",
+        "4 increasing ids",
+        seen["made in turn"],
+    )
+    every = seen["every type"]
+    ctx.expect(
+        len(set(every.values())) == len(every),
+        "NS_GET_ID of the process's namespaces of every type: distinct",
+        "distinct ids",
+        every,
+    )
+
+
+# -- NS-17 nsfs access needs ptrace access ----------------------------------------
+
+
+def _restrict(drop_caps: bool, undumpable: bool) -> None:
+    """A target's setup: drop its capabilities and/or make itself non-dumpable."""
+    if drop_caps:
+        syscalls.drop_capabilities()
+    if undumpable:
+        syscalls.set_dumpable(False)
+
+
+def _ns_access(target: int, pidfd_ioctl: bool) -> dict[str, str]:
+    """Without capabilities: open and readlink /proc/TARGET/ns/uts, PIDFD_GET_UTS_NAMESPACE."""
+    pidfd = syscalls.pidfd_open(target) if pidfd_ioctl else -1
+    try:
+        syscalls.drop_capabilities()
+        path = f"/proc/{target}/ns/uts"
+        seen = {
+            "open": attempt(lambda: os.close(_open_ns(path))),
+            "readlink": attempt(os.readlink, path),
+        }
+        if pidfd_ioctl:
+            seen["PIDFD_GET_UTS_NAMESPACE"] = attempt(
+                lambda: os.close(syscalls.pidfd_get_namespace(pidfd, "uts"))
+            )
+        return seen
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+@check(
+    "nsfs.access_needs_ptrace",
+    catalogue="NS-17",
+    level="MUST",
+    anchors=("proc(5) /proc/pid/ns", "namespaces(7)", "ptrace(2) PTRACE_MODE_READ"),
+    needs=Needs(
+        min_kernel=(3, 8),
+        kconfig=("NAMESPACES", "UTS_NS"),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def access_needs_ptrace(ctx: Context) -> None:
+    """A process's nsfs files can be opened or read only with ptrace read access to it (EACCES).
+
+    Two targets, each in a UTS namespace of its own, deny ptrace read
+    access to a prober with the same uid but no capabilities: one keeps
+    capabilities the prober lacks, the other dropped its capabilities but
+    made itself non-dumpable (prctl(PR_SET_DUMPABLE, 0)). For each, the
+    prober must get EACCES from open(2) and readlink(2) of
+    /proc/TARGET/ns/uts and, from Linux 6.11, from ioctl(pidfd,
+    PIDFD_GET_UTS_NAMESPACE). Control: both targets drop their capabilities
+    and stay dumpable, so the same uid suffices and every call works.
+    """
+    # Per target: (drop its capabilities, make itself non-dumpable); the control's give access.
+    setups = {
+        "capable": (ctx.control, False),
+        "non-dumpable": (True, not ctx.control),
+    }
+    pidfd_ioctl = ctx.kernel[:2] >= (6, 11)
+    for name, setup in setups.items():
+        target = ctx.spawn_child(_restrict, *setup, unshare=NEWUTS)
+        target.recv()
+        seen = ctx.in_child(_ns_access, target.pid, pidfd_ioctl)
+        ctx.expect_equal(seen, {call: "EACCES" for call in seen}, f"nsfs access to a {name} target")

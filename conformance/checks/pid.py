@@ -1,4 +1,4 @@
-"""PID namespace checks: PID-01 to PID-14.
+"""PID namespace checks: PID-01 to PID-21.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry, :mod:`._procs` (the processes under test) and :mod:`.._libc`
@@ -34,7 +34,7 @@ import signal
 import time
 from typing import Any, Optional
 
-from nsprim import syscalls
+from nsprim import UnsupportedError, syscalls
 from nsprim.flags import CloneFlags, UmountFlags
 
 from .. import _libc
@@ -42,6 +42,7 @@ from ..registry import Context, Needs, Skip, check
 from ._common import (
     NEWNS,
     NEWPID,
+    NEWUSER,
     WALL,
     attempt,
     child_exit,
@@ -1099,3 +1100,451 @@ def no_ancestor_join(ctx: Context) -> None:
     ctx.expect_equal(child["ns"], seen["init ns"], "pid namespace of a child forked after the join")
     ctx.expect_equal(len(child["nspid"]), 2, "NSpid levels of that child")
     ctx.expect_equal((child["pid"], child["ppid"]), (2, 0), "(getpid(), getppid()) of that child")
+
+
+# -- PID-15 ----------------------------------------------------------------------
+
+#: A pid PID-15/16/17 ask for in the check's own (fresh, sparsely used) pid namespace.
+_TID_FREE = 4545
+
+
+def _set_tid_per_level(new_userns: bool) -> dict[str, str]:
+    """In a helper: unshare CLONE_NEWUSER (when *new_userns*), then clone3 set_tid per level."""
+    if new_userns:
+        unshare(NEWUSER)
+    return {
+        "the new level only": try_clone3(NEWPID, [1]),
+        "the new level and the caller's": try_clone3(NEWPID, [1, _TID_FREE]),
+    }
+
+
+@check(
+    "pid.set_tid_owner_caps",
+    catalogue="PID-15",
+    level="MUST",
+    anchors=(
+        "selftest clone3/clone3_set_tid",
+        "clone(2) set_tid EPERM",
+        "kernel alloc_pid()",
+    ),
+    needs=Needs(userns=True, min_kernel=(5, 5), kconfig=("PID_NS", "USER_NS"), ops=("clone3",)),
+    timeout=5.0,
+)
+def set_tid_owner_caps(ctx: Context) -> None:
+    """clone3 set_tid needs CAP_SYS_ADMIN in the user ns owning each pid-ns level it sets (EPERM).
+
+    A helper unshares CLONE_NEWUSER (full capabilities there, none over the
+    check's pid namespace, which the parent user namespace owns) and
+    clone3(CLONE_NEWPID)s twice: with set_tid=[1], which sets only the new
+    namespace (owned by the helper's user namespace), it must succeed; with
+    set_tid=[1, 4545], which also sets the helper's own pid namespace, it
+    must fail with EPERM (kernel alloc_pid() checks every level it sets).
+    Control: the helper stays in the check's user namespace, which owns
+    both levels, so both clones succeed.
+    """
+    seen = in_helper(ctx, _set_tid_per_level, not ctx.control)
+    if ctx.control and seen["the new level and the caller's"] == "EPERM":
+        raise Skip("clone3 set_tid is refused here even in the owning user namespace (EPERM)")
+    ctx.expect_equal(
+        seen["the new level only"], "ok", "clone3(CLONE_NEWPID, set_tid=[1]) from a child user ns"
+    )
+    ctx.expect_equal(
+        seen["the new level and the caller's"],
+        "EPERM",
+        "clone3(CLONE_NEWPID, set_tid=[1, 4545]) setting a level owned by the parent user ns",
+    )
+
+
+# -- PID-16 ----------------------------------------------------------------------
+
+#: Capability bits (linux/capability.h).
+_CAP_SYS_ADMIN = 21
+_CAP_CHECKPOINT_RESTORE = 40  # Linux 5.9
+
+
+def _set_tid_with(caps: int) -> dict[str, Any]:
+    """Keep only the capabilities in the mask *caps*, then clone3 with set_tid=[4545]."""
+    syscalls.capset(caps, caps)
+    return {"effective": syscalls.capget()[0], "clone3": try_clone3(0, [_TID_FREE])}
+
+
+def _knows_checkpoint_restore() -> Optional[str]:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            last = int(f.read())
+    except (OSError, ValueError):
+        return None
+    if last >= _CAP_CHECKPOINT_RESTORE:
+        return None
+    return f"this kernel's last capability is {last}: no CAP_CHECKPOINT_RESTORE (Linux 5.9)"
+
+
+@check(
+    "pid.set_tid_checkpoint_restore",
+    catalogue="PID-16",
+    level="MUST",
+    anchors=(
+        "selftest clone3/clone3_cap_checkpoint_restore",
+        "capabilities(7) CAP_CHECKPOINT_RESTORE",
+        "clone(2) set_tid",
+    ),
+    needs=Needs(
+        min_kernel=(5, 9),
+        kconfig=("PID_NS",),
+        ops=("clone3",),
+        probes=(_knows_checkpoint_restore,),
+    ),
+    timeout=5.0,
+)
+def set_tid_checkpoint_restore(ctx: Context) -> None:
+    """clone3 set_tid works with CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN alone; with neither, EPERM.
+
+    Three helpers keep one capability set each with capset(2) (the uid
+    unchanged) and clone3 a child with set_tid=[4545] in the check's pid
+    namespace: only CAP_CHECKPOINT_RESTORE (Linux 5.9) → the child gets
+    4545; only CAP_SYS_ADMIN → likewise; no capability → EPERM (selftest
+    clone3_cap_checkpoint_restore). Control: the capability-less helper
+    keeps CAP_CHECKPOINT_RESTORE, so its clone succeeds.
+    """
+    cases = (
+        ("CAP_CHECKPOINT_RESTORE only", 1 << _CAP_CHECKPOINT_RESTORE, "ok"),
+        ("CAP_SYS_ADMIN only", 1 << _CAP_SYS_ADMIN, "ok"),
+        ("no capability", (1 << _CAP_CHECKPOINT_RESTORE) if ctx.control else 0, "EPERM"),
+    )
+    for what, caps, expected in cases:
+        seen = in_helper(ctx, _set_tid_with, caps)
+        ctx.expect_equal(hex(seen["effective"]), hex(caps), f"CapEff of the helper with {what}")
+        ctx.expect_equal(seen["clone3"], expected, f"clone3(set_tid=[4545]) with {what}")
+
+
+# -- PID-17 ----------------------------------------------------------------------
+
+
+def _set_tid_sizes(levels: int, pid_max: int) -> dict[str, str]:
+    """clone3 with set_tid one entry longer than *levels*, and with a pid of pid_max."""
+    return {
+        "too long": try_clone3(NEWPID, [1] * (levels + 1)),
+        "pid_max": try_clone3(0, [pid_max]),
+    }
+
+
+@check(
+    "pid.set_tid_bounds",
+    catalogue="PID-17",
+    level="MUST",
+    anchors=("selftest clone3/clone3_set_tid", "clone(2) set_tid EINVAL", "LTP clone304"),
+    needs=Needs(min_kernel=(5, 5), kconfig=("PID_NS",), ops=("clone3",)),
+    timeout=5.0,
+)
+def set_tid_bounds(ctx: Context) -> None:
+    """clone3 set_tid longer than the child's pid-ns levels, or naming pid_max, fails with EINVAL.
+
+    The check learns its own pid-namespace level L (as PID-10 does); a
+    clone3(CLONE_NEWPID) child has L + 2 levels, so set_tid with L + 3
+    entries must fail with EINVAL, and so must set_tid=[pid_max] (read from
+    /proc/sys/kernel/pid_max of the check's namespace). Neither creates a
+    process. Control: one entry fewer (the outer entries name pid 1, which
+    is taken: EEXIST, or EPERM where a level is owned by an ancestor user
+    namespace) and pid_max - 1, so neither is EINVAL.
+    """
+    level = ctx.in_child(_absolute_level, unshare=NEWNS)  # forks nothing
+    with open("/proc/sys/kernel/pid_max") as f:
+        pid_max = int(f.read())
+    levels = level + 2  # the child's levels: the new namespace and the check's chain
+    if ctx.control:
+        levels -= 1
+        pid_max -= 1
+    if levels + 1 > MAX_PID_NS_LEVEL:
+        raise Skip(f"the check runs at pid-namespace level {level}: too deep to overshoot")
+    seen = in_helper(ctx, _set_tid_sizes, levels, pid_max)
+    ctx.expect_equal(
+        seen["too long"], "EINVAL", f"clone3(CLONE_NEWPID) with {levels + 1} set_tid entries"
+    )
+    ctx.expect_equal(seen["pid_max"], "EINVAL", f"clone3 with set_tid=[{pid_max}] (pid_max)")
+
+
+# -- PID-18 ----------------------------------------------------------------------
+
+
+def _newpid_again(first: int) -> dict[str, str]:
+    """unshare(*first*), then ask for another new pid namespace by clone3 and by unshare."""
+    unshare(first)
+    seen = {
+        "clone3(CLONE_NEWPID)": try_clone3(NEWPID, ()),
+        "unshare(CLONE_NEWPID)": attempt(syscalls.unshare, NEWPID),
+    }
+    setns_path("/proc/self/ns/pid", NEWPID)  # pid_for_children back to the active namespace
+    seen["unshare(CLONE_NEWPID) after the reset"] = attempt(unshare, NEWPID)
+    return seen
+
+
+@check(
+    "pid.pending_newpid_refused",
+    catalogue="PID-18",
+    level="MUST",
+    anchors=("kernel copy_pid_ns()", "unshare(2) EINVAL", "pid_namespaces(7)"),
+    needs=Needs(min_kernel=(5, 3), kconfig=("PID_NS",), ops=("clone3", "setns")),
+    timeout=5.0,
+)
+def pending_newpid_refused(ctx: Context) -> None:
+    """While pid_for_children differs from the active pid namespace, CLONE_NEWPID fails with EINVAL.
+
+    A helper unshares CLONE_NEWPID (only pid_for_children moves, PID-12) and
+    asks again: clone3(CLONE_NEWPID) and unshare(CLONE_NEWPID) must both
+    fail with EINVAL (kernel copy_pid_ns(): a new pid namespace can only be
+    a child of the caller's active one). After setns(2) to its own
+    /proc/self/ns/pid, unshare(CLONE_NEWPID) works again. Control: the first
+    unshare leaves out CLONE_NEWPID, so both requests succeed.
+    """
+    seen = in_helper(ctx, _newpid_again, ctx.isolate(NEWPID))
+    for call in ("clone3(CLONE_NEWPID)", "unshare(CLONE_NEWPID)"):
+        ctx.expect_equal(seen[call], "EINVAL", f"{call} after unshare(CLONE_NEWPID)")
+    ctx.expect_equal(
+        seen["unshare(CLONE_NEWPID) after the reset"],
+        "ok",
+        "unshare(CLONE_NEWPID) after setns(2) back to the active pid namespace",
+    )
+
+
+# -- PID-19 / PID-20: pidfds across pid namespaces ---------------------------------
+
+
+def _hold_member() -> tuple[int, int]:
+    """Fork a member that lives until reaped; return its pid and a pidfd for it."""
+    member = fork_run(time.sleep, 4 * WAIT, pdeathsig=True)
+    return member, syscalls.pidfd_open(member)
+
+
+def _signal_targets(outside_fd: int) -> dict[str, Any]:
+    """In the process under test: pidfd_send_signal(0) to an outside process and to a member."""
+    member, member_fd = _hold_member()
+    try:
+        return {
+            "outside": attempt(syscalls.pidfd_send_signal, outside_fd, 0),
+            "member": attempt(syscalls.pidfd_send_signal, member_fd, 0),
+        }
+    finally:
+        os.close(member_fd)
+        kill_and_reap(member)
+
+
+def _id_triple(info: syscalls.PidfdInfo) -> tuple[int, int, int]:
+    return (info.pid, info.tgid, info.ppid)
+
+
+def _info_targets(outside_fd: int) -> dict[str, Any]:
+    """In the process under test: PIDFD_GET_INFO of itself, a member, and an outside process."""
+    member, member_fd = _hold_member()
+    self_fd = syscalls.pidfd_open(os.getpid())
+    try:
+        return {
+            "self": (os.getpid(), _id_triple(syscalls.pidfd_get_info(self_fd))),
+            "member": (member, _id_triple(syscalls.pidfd_get_info(member_fd))),
+            "outside": attempt(syscalls.pidfd_get_info, outside_fd),
+        }
+    except UnsupportedError as err:
+        return {"unsupported": str(err)}
+    finally:
+        os.close(self_fd)
+        os.close(member_fd)
+        kill_and_reap(member)
+
+
+def _from_both_sides(flags: int, outside_pid: int, inside: str) -> dict[str, Any]:
+    """Start an init that reports ``inside(pidfd of outside_pid)``; then use a pidfd of it here.
+
+    The init inherits the pidfd of *outside_pid* (a process of the helper's
+    namespace) and holds its namespace until the helper has looked at it
+    from outside (pidfd_send_signal and PIDFD_GET_INFO of the init).
+    """
+    report = functools.partial(_INSIDE[inside], syscalls.pidfd_open(outside_pid))
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    init = clone_run(flags, report_then_hold, wfd, go_r, report, rfd, go_w)
+    os.close(report.args[0])
+    for fd in (wfd, go_r):
+        os.close(fd)
+    init_fd = -1
+    try:
+        ok, seen = recv_msg(rfd)
+        if not ok:
+            return {"init": InitDied(status_text(kill_and_reap(init)))}
+        init_fd = syscalls.pidfd_open(init)
+        seen["init"] = init
+        seen["helper"] = os.getpid()
+        seen["signal to the init"] = attempt(syscalls.pidfd_send_signal, init_fd, 0)
+        if inside == "info":
+            seen["info of the init"] = _id_triple(syscalls.pidfd_get_info(init_fd))
+    finally:
+        if init_fd >= 0:
+            os.close(init_fd)
+        os.close(rfd)
+        os.close(go_w)
+        kill_and_reap(init)
+    return dict(seen)
+
+
+_INSIDE = {"signal": _signal_targets, "info": _info_targets}
+
+
+@check(
+    "pid.pidfd_signal_scope",
+    catalogue="PID-19",
+    level="MUST",
+    anchors=("pidfd_send_signal(2) EINVAL", "kernel access_pidfd_pidns()", "selftest pidfd"),
+    needs=Needs(min_kernel=(5, 3), kconfig=("PID_NS",)),
+    timeout=5.0,
+)
+def pidfd_signal_scope(ctx: Context) -> None:
+    """pidfd_send_signal(2) from inside a pid namespace to a process outside it fails with EINVAL.
+
+    A pidfd names a process whatever the namespace, but signalling through
+    it needs the target in the sender's pid namespace or a descendant (kernel
+    access_pidfd_pidns()). A helper opens a pidfd of an outside idle process
+    and starts the init of a new pid namespace, which inherits it:
+    pidfd_send_signal(fd, 0) → EINVAL, while to a member of its own
+    namespace → ok, and the helper's signal to the init (a descendant) → ok.
+    Control: no CLONE_NEWPID, so the outside process is in the sender's
+    namespace and the signal goes through.
+    """
+    outside = ctx.spawn_child(idle)
+    outside.recv()
+    seen = in_helper(ctx, _from_both_sides, ctx.isolate(NEWPID), outside.pid, "signal")
+    ctx.expect("outside" in seen, "the init reported", "a report", seen.get("init"))
+    ctx.expect_equal(seen["outside"], "EINVAL", "pidfd_send_signal(0) to a process outside")
+    ctx.expect_equal(seen["member"], "ok", "pidfd_send_signal(0) to a member of its namespace")
+    ctx.expect_equal(seen["signal to the init"], "ok", "pidfd_send_signal(0) from an ancestor")
+
+
+@check(
+    "pid.pidfd_info_translation",
+    catalogue="PID-20",
+    level="MUST",
+    anchors=("LTP ioctl_pidfd06", "selftest pidfd/pidfd_info_test", "kernel pidfd_info()"),
+    needs=Needs(min_kernel=(6, 13), kconfig=("PID_NS",)),
+    timeout=5.0,
+)
+def pidfd_info_translation(ctx: Context) -> None:
+    """PIDFD_GET_INFO gives pids in the caller's pid namespace and refuses a process outside it.
+
+    ioctl(PIDFD_GET_INFO) (Linux 6.13) answers for the caller's namespace:
+    the init of a new pid namespace reads itself as (pid, tgid, ppid) =
+    (1, 1, 0) and a member as (2, 2, 1); for an outside process whose pidfd
+    it inherited it must fail with ESRCH (EREMOTE since 7.0 and its
+    backports to 6.18.14/6.19.10), not report a pid. The helper, its parent
+    namespace, reads the init as (its pid there, the same, the helper).
+    Control: no CLONE_NEWPID, so the outside process is visible and the
+    init is not pid 1.
+    """
+    outside = ctx.spawn_child(idle)
+    outside.recv()
+    seen = in_helper(ctx, _from_both_sides, ctx.isolate(NEWPID), outside.pid, "info")
+    ctx.expect("outside" in seen or "unsupported" in seen, "the init reported", "a report", seen)
+    if "unsupported" in seen:
+        raise Skip(f"no PIDFD_GET_INFO here: {seen['unsupported']}")
+    ctx.expect(
+        seen["outside"] in ("ESRCH", "EREMOTE"),
+        "PIDFD_GET_INFO of a process outside the caller's pid namespace",
+        "ESRCH or EREMOTE",
+        seen["outside"],
+    )
+    pid, triple = seen["self"]
+    ctx.expect_equal((pid, triple), (1, (1, 1, 0)), "getpid() and PIDFD_GET_INFO of the init")
+    member, triple = seen["member"]
+    ctx.expect_equal(triple, (member, member, 1), "PIDFD_GET_INFO of a member (fork()'s pid)")
+    ctx.expect_equal(
+        seen["info of the init"],
+        (seen["init"], seen["init"], seen["helper"]),
+        "PIDFD_GET_INFO of the init read by its parent",
+    )
+
+
+# -- PID-21 ----------------------------------------------------------------------
+
+_NS_LAST_PID = "/proc/sys/kernel/ns_last_pid"
+_LAST = 700
+
+
+def _write_text(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _member_reports(fn: Any, *args: Any) -> Any:
+    """Fork a member that runs ``fn(*args)`` and sends the result; return it."""
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    member = fork_run(serve_result, wfd, fn, *args)
+    os.close(wfd)
+    try:
+        ok, msg = recv_msg(rfd)
+    finally:
+        os.close(rfd)
+        wait(member)
+    if not ok:
+        raise RuntimeError("the member died before reporting")
+    kind, value = msg
+    if kind == "exc":
+        raise value
+    return value
+
+
+def _write_from_child_userns(new_userns: bool) -> str:
+    if new_userns:
+        unshare(NEWUSER)
+    return attempt(_write_text, _NS_LAST_PID, str(_LAST + 50))
+
+
+def _last_pid_rules(member_userns: bool) -> dict[str, Any]:
+    """In the init of a new pid namespace: set ns_last_pid, fork, and let a member try too."""
+    seen: dict[str, Any] = {"write": attempt(_write_text, _NS_LAST_PID, str(_LAST))}
+    if seen["write"] != "ok":
+        return seen
+    seen["next pid"] = fork_run(idle)
+    wait(seen["next pid"])
+    seen["member's write"] = _member_reports(_write_from_child_userns, member_userns)
+    return seen
+
+
+def _has_ns_last_pid() -> Optional[str]:
+    if os.path.exists(_NS_LAST_PID):
+        return None
+    return f"no {_NS_LAST_PID} (CONFIG_CHECKPOINT_RESTORE)"
+
+
+@check(
+    "pid.ns_last_pid",
+    catalogue="PID-21",
+    level="MUST",
+    anchors=("proc(5) ns_last_pid", "CRIU", "kernel pid_ns_ctl_handler()"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(5, 3),
+        kconfig=("PID_NS", "USER_NS", "CHECKPOINT_RESTORE"),
+        probes=(_has_ns_last_pid,),
+    ),
+    timeout=5.0,
+)
+def ns_last_pid(ctx: Context) -> None:
+    """ns_last_pid sets the writer's pid namespace's next pid, given CAP_SYS_ADMIN over its owner.
+
+    The init of a new pid namespace writes 700 to
+    /proc/sys/kernel/ns_last_pid: its next child must get pid 701 (the file
+    acts on the writer's active pid namespace). A member that unshared
+    CLONE_NEWUSER (full capabilities there, none in the user namespace owning
+    the pid namespace) then writes: EPERM (CAP_SYS_ADMIN or, since 5.9,
+    CAP_CHECKPOINT_RESTORE over the owner is needed). Control: the member
+    stays in the owning user namespace, so its write succeeds.
+    """
+    seen = in_helper(ctx, run_in_pidns, ("clone3", NEWPID), _last_pid_rules, not ctx.control)
+    if seen["write"] in ("EROFS", "EACCES"):
+        raise Skip(f"{_NS_LAST_PID} is not writable here ({seen['write']})")
+    ctx.expect_equal(seen["write"], "ok", "the init's write of ns_last_pid")
+    ctx.expect_equal(
+        seen["next pid"], _LAST + 1, f"pid of the next child after ns_last_pid={_LAST}"
+    )
+    ctx.expect_equal(
+        seen["member's write"], "EPERM", "ns_last_pid written from a child user namespace"
+    )

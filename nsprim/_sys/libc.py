@@ -14,10 +14,15 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Any, Optional
 
 from ..errors import UnsupportedError
 from . import nr as _nr
+
+# typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
+# than its whole spawn).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 __all__ = ["libc", "check", "syscall", "raise_errno", "pyapi", "syscall_gil_held"]
 

@@ -72,6 +72,7 @@ AUDIT_ARCH = {
 
 _X86_64 = {
     "clone": 56,
+    "ioctl": 16,
     "mount": 165,
     "umount2": 166,
     "sethostname": 170,
@@ -82,6 +83,7 @@ _X86_64 = {
 }
 _GENERIC = {
     "clone": 220,
+    "ioctl": 29,
     "mount": 40,
     "umount2": 39,
     "sethostname": 161,

@@ -1,93 +1,65 @@
-"""Run a probe body in a throwaway forked child and get its JSON-able answer back.
+"""Run a probe body in a throwaway child and get its JSON-able answer back.
 
-Layer 2, private to :mod:`nsprim.compat`: standard library, :mod:`nsprim.syscalls`.
-Until the process layer publishes its one child mechanism below compat, this
-is the probes' own: a CLOEXEC pipe, a deadline, kill on timeout, always reaped.
+Layer 2, private to :mod:`nsprim.compat`: standard library, :mod:`nsprim.syscalls`
+and the child mechanism beneath the process API (:mod:`nsprim._calls`, which
+:func:`nsprim.call` runs on too): a launched child, a deadline, kill on
+timeout, always reaped. A probe's answer never raises: every failure comes
+back as ``{"error": ...}``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import select
 import signal
-import time
 from typing import Any, Callable
 
 from .. import syscalls as _sc
+from ..errors import CallError, TimeoutExpired
 
 __all__ = ["Result", "run", "map_self"]
 
 Result = dict[str, Any]
 
 
-def run(fn: Callable[[], Result], timeout: float) -> Result:
-    """Run *fn* in a forked child and return its JSON-able result.
+def _answer(fn: Callable[[], Result]) -> str:
+    """In the child: *fn*'s result as JSON, or the exception it raised as an error result."""
+    try:
+        res = fn()
+    except BaseException as exc:
+        res = {"error": f"{type(exc).__name__}: {exc}", "errno": getattr(exc, "errno", None)}
+    return json.dumps(res)
 
-    The child never returns into the caller's code: it writes one JSON
-    document to a CLOEXEC pipe and ``_exit``\\ s. The parent reads with a
-    deadline, kills the child on timeout and always reaps it. An exception in
-    the child comes back as ``{"error": ..., "errno": ...}``.
+
+def run(fn: Callable[[], Result], timeout: float) -> Result:
+    """Run *fn* in a throwaway child and return its JSON-able result.
+
+    The child never returns into the caller's code: it sends *fn*'s result
+    as one JSON document and exits. The parent waits with a deadline, kills
+    the child on timeout and always reaps it. An exception in the child
+    comes back as ``{"error": ..., "errno": ...}``.
     """
-    r, w = os.pipe2(os.O_CLOEXEC)
+    # Imported on the first probe, in the caller (a child that dropped its
+    # privileges may not read the installation): ``import nsprim.compat``
+    # stays light for the CLI.
+    from .. import _calls
+
     try:
-        pid = os.fork()
-    except OSError as err:
-        os.close(r)
-        os.close(w)
-        return {"error": f"fork: {err.strerror}", "errno": err.errno}
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 0
-        try:
-            os.close(r)
-            try:
-                res = fn()
-            except BaseException as exc:
-                res = {
-                    "error": f"{type(exc).__name__}: {exc}",
-                    "errno": getattr(exc, "errno", None),
-                }
-            data = json.dumps(res).encode()
-            while data:
-                data = data[os.write(w, data) :]
-        except BaseException:
-            code = 70
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    timed_out = False
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            ready, _, _ = select.select([r], [], [], left)
-            if not ready:
-                timed_out = True
-                break
-            b = os.read(r, 65536)
-            if not b:
-                break
-            chunks.append(b)
-    finally:
-        os.close(r)
-        if timed_out:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    if timed_out:
+        data = _calls.run(lambda: _answer(fn), timeout)
+    except TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
-    if not chunks:
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            return {"error": f"child killed by signal {signal.Signals(sig).name}", "signal": sig}
-        return {"error": f"child exited with status {os.waitstatus_to_exitcode(status)}"}
+    except CallError as err:
+        rc = err.returncode
+        if rc is not None and rc < 0:
+            return {"error": f"child killed by signal {signal.Signals(-rc).name}", "signal": -rc}
+        if rc is not None:
+            return {"error": f"child exited with status {rc}"}
+        return {"error": f"child wrote a malformed result ({err})"}
+    except OSError as err:
+        return {"error": str(err.strerror), "errno": err.errno}
+    except Exception as err:  # json.dumps of a result that isn't JSON-able
+        return {"error": f"child wrote a malformed result ({type(err).__name__}: {err})"}
     try:
-        parsed: Result = json.loads(b"".join(chunks))
+        parsed: Result = json.loads(data)
     except ValueError:
         return {"error": "child wrote a malformed result"}
     return parsed

@@ -8,7 +8,6 @@ length limit, ns_last_pid.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import signal
 from typing import Any, Callable
@@ -87,46 +86,46 @@ def _enter_private(euid: int, egid: int, extra: int) -> bool:
         return True
 
 
-def _fresh_fs_body(euid: int, egid: int) -> Callable[[], _Result]:
+def _pid1(fn: Callable[[], _Result], timeout: float) -> _Result:
+    """Child helper, after unshare(CLONE_NEWPID): run *fn* as pid 1 of the new namespace."""
+
+    def init() -> _Result:
+        _sc.set_pdeathsig(signal.SIGKILL)
+        return fn()
+
+    res = _in_child(init, timeout)
+    if "error" in res:
+        return {"error": f"pid 1 child: {res['error']}"}
+    return res
+
+
+def _fresh_fs_body(euid: int, egid: int, timeout: float) -> Callable[[], _Result]:
+    def mounts() -> _Result:
+        got: _Result = {}
+        # Private first: nothing here may propagate to the caller's tree.
+        _sc.mount(None, "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+        for fs, target in (("proc", "/proc"), ("sysfs", "/sys")):
+            try:
+                _sc.mount(
+                    fs,
+                    target,
+                    fs,
+                    int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC),
+                )
+                got[fs] = 0
+            except OSError as err:
+                got[fs] = err.errno or errno.EIO
+        return got
+
     def body() -> _Result:
         unshare_verified(_USER | _NS | _PID | _NET)
         _map_self(euid, egid)
-        r, w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # pid 1 of the new pid namespace
-            code = 0
-            try:
-                os.close(r)
-                _sc.set_pdeathsig(signal.SIGKILL)
-                got: dict[str, int] = {}
-                # Private first: nothing here may propagate to the caller's tree.
-                _sc.mount(None, "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
-                for fs, target in (("proc", "/proc"), ("sysfs", "/sys")):
-                    try:
-                        _sc.mount(
-                            fs,
-                            target,
-                            fs,
-                            int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC),
-                        )
-                        got[fs] = 0
-                    except OSError as err:
-                        got[fs] = err.errno or errno.EIO
-                os.write(w, json.dumps(got).encode())
-            except BaseException:
-                code = 70
-            finally:
-                os._exit(code)
-        os.close(w)
-        data = os.read(r, 4096)  # bounded by the parent's timeout on our pipe
-        os.close(r)
-        os.waitpid(pid, 0)
-        return dict(json.loads(data)) if data else {"error": "pid 1 child reported nothing"}
+        return _pid1(mounts, timeout)
 
     return body
 
 
-def _time_body(euid: int, egid: int) -> Callable[[], _Result]:
+def _time_body(euid: int, egid: int, timeout: float) -> Callable[[], _Result]:
     def body() -> _Result:
         import _thread
 
@@ -144,10 +143,9 @@ def _time_body(euid: int, egid: int) -> Callable[[], _Result]:
             res["vfork"] = "allowed"
         except OSError as exc:
             res["vfork"] = f"refused ({_ename(exc.errno)})"
-        p = os.fork()
-        if p == 0:
-            os._exit(0)
-        os.waitpid(p, 0)
+        forked = _in_child(dict, timeout)
+        if "error" in forked:
+            raise OSError(forked.get("errno") or errno.EIO, f"fork: {forked['error']}")
         res["fork"] = "allowed"
         return res
 
@@ -180,37 +178,22 @@ def _hostname_body(euid: int, egid: int) -> Callable[[], _Result]:
     return body
 
 
-def _ns_last_pid_body(euid: int, egid: int) -> Callable[[], _Result]:
+def _ns_last_pid_body(euid: int, egid: int, timeout: float) -> Callable[[], _Result]:
+    def next_pid() -> _Result:
+        # pid 1 of a fresh pid namespace: ns_last_pid is its own
+        try:
+            with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+                f.write("299")
+        except OSError as err:
+            return {"errno": err.errno}
+        child = _in_child(lambda: {"pid": os.getpid()}, timeout)
+        if "error" in child:
+            return {"errno": child.get("errno") or errno.EIO}
+        return {"errno": 0, "next_pid": child["pid"]}
+
     def body() -> _Result:
         _enter_private(euid, egid, _PID)
-        r, w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # pid 1 of a fresh pid namespace: ns_last_pid is its own
-            code = 0
-            try:
-                os.close(r)
-                _sc.set_pdeathsig(signal.SIGKILL)
-                res: _Result = {}
-                try:
-                    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
-                        f.write("299")
-                    c = os.fork()
-                    if c == 0:
-                        os._exit(0)
-                    os.waitpid(c, 0)
-                    res = {"errno": 0, "next_pid": c}
-                except OSError as err:
-                    res = {"errno": err.errno}
-                os.write(w, json.dumps(res).encode())
-            except BaseException:
-                code = 70
-            finally:
-                os._exit(code)
-        os.close(w)
-        data = os.read(r, 4096)
-        os.close(r)
-        os.waitpid(pid, 0)
-        return dict(json.loads(data)) if data else {"error": "pid 1 child reported nothing"}
+        return _pid1(next_pid, timeout)
 
     return body
 
@@ -219,7 +202,7 @@ def probes(ctx: Ctx) -> list[Probe]:
     """Return the ``features`` probes."""
     out = []
     ids = (ctx.facts.euid, ctx.facts.egid)
-    res = _in_child(_fresh_fs_body(*ids), ctx.timeout)
+    res = _in_child(_fresh_fs_body(*ids, ctx.timeout), ctx.timeout)
     for fs in ("proc", "sysfs"):
         if "error" in res:
             out.append(_child_failed(ctx, f"fresh_{fs}", res, f"fresh {fs}: unknown"))
@@ -247,7 +230,7 @@ def probes(ctx: Ctx) -> list[Probe]:
                     consequence=f"no private {fs} in user namespaces: bind the host's instead",
                 )
             )
-    res = _in_child(_time_body(*ids), ctx.timeout)
+    res = _in_child(_time_body(*ids, ctx.timeout), ctx.timeout)
     if "error" in res:
         out.append(
             _child_failed(
@@ -313,7 +296,7 @@ def probes(ctx: Ctx) -> list[Probe]:
                     else "hostname length limit differs from 64",
                 )
             )
-    res = _in_child(_ns_last_pid_body(*ids), ctx.timeout)
+    res = _in_child(_ns_last_pid_body(*ids, ctx.timeout), ctx.timeout)
     if "error" in res:
         out.append(_child_failed(ctx, "ns_last_pid", res, "set_tid/ns_last_pid: unknown"))
     else:

@@ -1,4 +1,4 @@
-"""The mount namespace checks (MNT-01..10) PASS on this kernel and their negative controls FAIL.
+"""The mount namespace checks (MNT-01..18) PASS on this kernel and their negative controls FAIL.
 
 Runs through the real runner, as root and rootless (``--as-user nobody``),
 like ``test_checks_uts.py``; see ``conformance_helpers.py``.
@@ -6,10 +6,18 @@ like ``test_checks_uts.py``; see ``conformance_helpers.py``.
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 from conformance_helpers import PRIVILEGES, GroupRun, assert_conforms, group_checks, run_group
+from forked import in_child
 
 CHECKS = group_checks("mnt")
+#: Checks that can't be made rootless, and the reason they must name (a one-id user namespace).
+_ROOTLESS_SKIPS = {
+    "mnt.idmap_not_initial_userns": "the initial one can't be opened from there",
+    "mnt.idmap_owner_on_disk": "maps a single id",
+}
 
 
 @pytest.fixture(scope="module", params=PRIVILEGES)
@@ -18,12 +26,13 @@ def mnt_run(request: pytest.FixtureRequest) -> GroupRun:
 
 
 def test_mnt_group_covers_the_catalogue() -> None:
-    assert sorted(c.catalogue_id for c in CHECKS) == [f"MNT-{i:02d}" for i in range(1, 11)]
+    assert sorted(c.catalogue_id for c in CHECKS) == [f"MNT-{i:02d}" for i in range(1, 19)]
 
 
 @pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
 def test_mnt_check_passes_and_control_fails(mnt_run: GroupRun, check_id: str) -> None:
-    assert_conforms(mnt_run, check_id)
+    allow = _ROOTLESS_SKIPS.get(check_id) if mnt_run.privileges != "root" else None
+    assert_conforms(mnt_run, check_id, allow_skip=allow)
 
 
 @pytest.mark.needs_root
@@ -62,3 +71,36 @@ def test_mnt10_is_not_fooled_by_another_visible_procfs(tmp_path, privileges: str
         assert result["status"] in ("PASS", "SKIP"), result
         if result["status"] == "SKIP":
             assert "another procfs is mounted at" in result["message"], result
+
+
+def _run_filtered(patterns: list[str], rules: list[tuple[str, int]]) -> list[tuple[str, str, str]]:
+    from nsprim.conformance import runner
+    from nsprim.conformance.registry import load_checks, select
+
+    from nsprim import seccomp
+
+    seccomp.install([seccomp.Rule(name, err) for name, err in rules])
+    run = runner.run(select(load_checks(), patterns), controls=True)
+    return [(r.catalogue_id, r.status.value, r.message) for r in run.results if r.type != "guard"]
+
+
+@pytest.mark.needs_root
+@pytest.mark.parametrize(
+    ("patterns", "rules", "cause"),
+    [
+        (["MNT-1[1-7]"], [("mount_setattr", errno.EPERM)], "seccomp filter returns EPERM"),
+        (["MNT-1[1-5]"], [("open_tree", errno.EPERM)], "seccomp filter returns EPERM"),
+        (["MNT-1[1-5]", "MNT-18"], [("move_mount", errno.ENOSYS)], "move_mount"),
+    ],
+    ids=["mount_setattr-refused", "open_tree-refused", "move_mount-absent"],
+)
+def test_mnt_refusal_by_policy_is_a_skip(
+    patterns: list[str], rules: list[tuple[str, int]], cause: str
+) -> None:
+    """A seccomp filter refusing a call the new mount checks make is a SKIP naming it."""
+    pytest.importorskip("nsprim.seccomp")
+    results = in_child(_run_filtered, patterns, rules, timeout=100)
+    assert results
+    for check_id, status, message in results:
+        assert status == "SKIP", (check_id, status, message)
+        assert cause in message, (check_id, message)

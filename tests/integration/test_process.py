@@ -631,6 +631,24 @@ def test_call_child_death_names_the_signal() -> None:
     assert info.value.returncode == 7
 
 
+def _fds_open(fds: list[int]) -> list[int]:
+    return [fd for fd in fds if os.path.exists(f"/proc/self/fd/{fd}")]
+
+
+def _open_then_call_nested() -> tuple[list[int], list[int]]:
+    # The first fds opened in a call child reuse the number of the parent's
+    # channel end, which the child closed first thing.
+    fds = [fd for _ in range(3) for fd in os.pipe()]
+    return fds, nsprim.call(_fds_open, fds)
+
+
+def test_nested_call_keeps_fds_that_reuse_the_parent_channel_number() -> None:
+    # A call child must not take the parent's in-flight launches for its own:
+    # a nested launch closed them in the grandchild, by number.
+    fds, seen = nsprim.call(_open_then_call_nested)
+    assert seen == fds
+
+
 def test_call_start_returns_while_the_callable_runs() -> None:
     r, w = os.pipe()
     try:

@@ -40,6 +40,7 @@ LAYERS = {
     "_launcher": 2,
     "_child": 2,
     "_launch": 2,
+    "_calls": 2,
     "_targets": 2,
     "process": 3,
     "_supervisor": 3,
@@ -151,14 +152,9 @@ ALLOW_SYS: set[str] = {
     "nsprim/_supervisor.py",
 }
 ALLOW_FORK: set[str] = {
-    # compat's own throwaway children (compat: move onto nsprim._launch)
-    "nsprim/compat/_throwaway.py",
-    "nsprim/compat/features.py",
     # speed's supervisor prototype forks the supervisor itself
     "nsprim/_supervisor.py",
     # the suite's children (suite: move onto nsprim.call / nsprim.call_start)
-    "conformance/_context.py",
-    "conformance/runner.py",
     "conformance/checks/_procs.py",
 }
 ALLOW_PRIVATE_NAMES: set[str] = set()

@@ -495,6 +495,7 @@ def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False)
         and not setup.mount_proc
         and setup.binfmt_misc is None
         and setup.owner is None
+        and not setup.keep_caps
         and setup.types <= _FAST_TYPES
         and all(src < 0 or src == i or src > 2 for i, src in enumerate(stdio))
     )

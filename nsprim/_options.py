@@ -198,6 +198,7 @@ class NsOptions:
         "flags",
         "gid_map",
         "hostname",
+        "keep_caps",
         "loopback_up",
         "map_helpers",
         "mount_proc",
@@ -231,11 +232,13 @@ class NsOptions:
         map_helpers: bool = False,
         binfmt_misc: Optional[StrPath] = None,
         owner: Optional[tuple[int, int]] = None,
+        keep_caps: bool = False,
     ) -> None:
         types = set(parse_types(namespaces))
         for flag_name, flag in (
             ("map_root", map_root),
             ("map_helpers", map_helpers),
+            ("keep_caps", keep_caps),
             ("mount_proc", mount_proc),
             ("loopback_up", loopback_up),
         ):
@@ -336,6 +339,8 @@ class NsOptions:
                 raise ValueError(f"propagation={propagation!r} needs 'mnt' in namespaces")
             self.propagation = 0
         self.mount_proc = mount_proc
+        # unshare(1): --keep-caps acts only with a new user namespace
+        self.keep_caps = keep_caps and NsType.USER in types
         self.loopback_up = loopback_up
         self.types = frozenset(types)
         flags = 0

@@ -284,6 +284,12 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         "setgid(2), setuid(2) before unshare(2); the command runs as them (implies -U)",
     )
     p.add_argument(
+        "--keep-caps",
+        action="store_true",
+        help="with -U: the capabilities the new user namespace gives survive execve(2) "
+        "(raised into the ambient set)",
+    )
+    p.add_argument(
         "--setgroups",
         metavar="allow|deny",
         choices=SETGROUPS,
@@ -730,6 +736,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         map_helpers=helpers,
                         binfmt_misc=ns.mount_binfmt,
                         owner=ns.owner,
+                        keep_caps=ns.keep_caps,
                     )
                 # A mount namespace the kernel would refuse to bind: the held
                 # helper has run nothing yet, so make another (invisible).

@@ -333,3 +333,36 @@ def test_owner_refused_for_a_caller_without_setuid(nobody_path: str) -> None:
 def test_owner_bad_value(value: str) -> None:
     rc, _, err = _run([*NSPRIM, f"--owner={value}", "true"])
     assert rc == 1 and err.splitlines()[0] == "nsprim run: failed to parse owner", err
+
+
+# --- --keep-caps (util-linux 2.38 has it: compared side by side) -----------------------------
+
+CAPS = ["grep", "-E", "^Cap(Inh|Prm|Eff|Amb)", "/proc/self/status"]
+
+
+@pytest.mark.needs_root
+@needs_unshare
+@pytest.mark.parametrize(
+    "args",
+    [["--map-user=1000", "--keep-caps"], ["--map-user=1000"], ["-r", "--keep-caps"],
+     ["-c", "--keep-caps"], ["-u", "--keep-caps"], ["-r", "--keep-caps", "-R", "/"],
+     ["-r", "--keep-caps", "-S", "0"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_keep_caps_like_unshare(args: list[str]) -> None:
+    # A non-root id in the new user namespace keeps its capabilities across execve only
+    # with --keep-caps (ambient set); without a new user namespace it changes nothing.
+    ours = _run([*NSPRIM, *args, "--", *CAPS])
+    theirs = _run([UNSHARE or "unshare", *args, *CAPS])
+    assert theirs[0] == 0, theirs
+    assert ours[:2] == theirs[:2], (ours, theirs)
+    amb = [line.split()[1] for line in ours[1].splitlines() if line.startswith("CapAmb")]
+    assert (int(amb[0], 16) != 0) == ("--keep-caps" in args and "-u" not in args), ours
+
+
+@needs_root_uidmap_unshare
+def test_keep_caps_as_nobody_like_unshare(nobody_path: str) -> None:
+    ours, theirs = _both(nobody_path, ["-c", "--keep-caps"], CAPS)
+    assert theirs[0] == 0, theirs
+    assert ours[:2] == theirs[:2], (ours, theirs)
+    assert "CapAmb:\t0000000000000000" not in ours[1], ours  # kept, unprivileged too

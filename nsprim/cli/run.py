@@ -296,11 +296,12 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         type=_one_of(SETGROUPS, "unsupported --setgroups argument '{}'"),
         help="control setgroups(2) in the new user namespace",
     )
-    p.add_argument(
+    p.add_explicit_only(
         "--mount-proc",
-        action="store_true",
-        help="mount proc on /proc (implies -m): with -p the new pid namespace's, "
-        "else the current one's",
+        const="/proc",
+        metavar="DIR",
+        help="mount proc on DIR (given as --mount-proc=DIR; default /proc; implies -m): with -p "
+        "the new pid namespace's, else the current one's",
     )
     p.add_explicit_only(
         "--mount-binfmt",
@@ -384,7 +385,9 @@ _EXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_exec.py")
 def _helper(ns: argparse.Namespace, pid: bool, wait_fd: int) -> Optional[list[str]]:
     """The helper's options, or None when the process API does it all."""
     ids = ns.setuid is not None or ns.setgid is not None
-    if ns.root is None and not (ns.mount_proc and not pid) and not ids and wait_fd < 0:
+    # the process API mounts only /proc, and only for a new pid namespace
+    proc = ns.mount_proc is not None and (not pid or ns.mount_proc != "/proc")
+    if ns.root is None and not proc and not ids and wait_fd < 0:
         return None
     opts = []
     if wait_fd >= 0:
@@ -393,8 +396,8 @@ def _helper(ns: argparse.Namespace, pid: bool, wait_fd: int) -> Optional[list[st
         opts += ["--root", ns.root]
     if ns.wd is not None:
         opts += ["--wd", ns.wd]
-    if ns.mount_proc:
-        opts.append("--mount-proc")
+    if ns.mount_proc is not None:
+        opts += ["--mount-proc", ns.mount_proc]
         if ns.propagation not in (None, "private"):
             opts.append("--private-proc")
     if ns.setgid is not None:
@@ -640,8 +643,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         flag = "--addr" if ns.addr is not None else "--host-addr"
         print(f"nsprim run: {flag} needs --veth", file=sys.stderr)
         return 1
-    if ns.mount_binfmt is not None and ns.mount_binfmt == BINFMT_DEFAULT:
-        ns.mount_proc = True  # unshare: the default place is in a fresh proc
+    if ns.mount_binfmt == BINFMT_DEFAULT and ns.mount_proc is None:
+        ns.mount_proc = "/proc"  # unshare: the default place is in a fresh proc
     hold = bool(files) or ns.veth is not None
     rfd = wfd = -1
     forward = (signal.SIGTERM, signal.SIGINT) if ns.forward_signals else ()
@@ -691,7 +694,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 types.append(NsType.USER)
             if ns.mount_binfmt is not None:  # unshare: implies --user and --mount
                 types += [t for t in (NsType.USER, NsType.MNT) if t not in types]
-            if ns.mount_proc and NsType.MNT not in types:
+            if ns.mount_proc is not None and NsType.MNT not in types:
                 types.append(NsType.MNT)  # unshare(1): --mount-proc implies --mount
             offsets = {
                 k: v
@@ -723,7 +726,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         uid_map="\n".join(uid_lines) or None,
                         gid_map="\n".join(gid_lines) or None,
                         setgroups=setgroups,
-                        mount_proc=ns.mount_proc and helper is None,
+                        mount_proc=ns.mount_proc is not None and helper is None,
                         # unshare(1) changes propagation only in a new mount namespace
                         propagation=(ns.propagation or "private")
                         if NsType.MNT in types

@@ -366,3 +366,33 @@ def test_keep_caps_as_nobody_like_unshare(nobody_path: str) -> None:
     assert theirs[0] == 0, theirs
     assert ours[:2] == theirs[:2], (ours, theirs)
     assert "CapAmb:\t0000000000000000" not in ours[1], ours  # kept, unprivileged too
+
+
+# --- --mount-proc=DIR (util-linux 2.38 has it: compared side by side) --------------------------
+
+
+@pytest.mark.needs_root
+@needs_unshare
+@pytest.mark.parametrize("pid", [True, False], ids=["-p", "no -p"])
+def test_mount_proc_dir_like_unshare(tmp_path: os.PathLike[str], pid: bool) -> None:
+    d = os.path.join(tmp_path, "p")
+    os.mkdir(d)
+    # with -p the command is PID 1 of the new pid namespace's proc mounted on DIR; without,
+    # DIR shows the current pid namespace (the command's pid is not 1)
+    cmd = ["sh", "-c", f"exec readlink {d}/self"]
+    ours = _run([*NSPRIM, *(["-p"] if pid else ["-m"]), f"--mount-proc={d}", "--", *cmd])
+    theirs = _run([UNSHARE or "unshare", "-f", *(["-p"] if pid else ["-m"]),
+                   f"--mount-proc={d}", *cmd])  # fmt: skip
+    assert ours[0] == theirs[0] == 0, (ours, theirs)
+    assert (ours[1] == "1") == (theirs[1] == "1") == pid, (ours, theirs)
+    assert os.listdir(d) == []  # mounted in the new mount namespace only
+
+
+@pytest.mark.needs_root
+@needs_unshare
+def test_mount_proc_missing_dir_like_unshare() -> None:
+    ours = _run([*NSPRIM, "-p", "--mount-proc=/nonexistent", "--", "true"])
+    theirs = _run([UNSHARE or "unshare", "-fp", "--mount-proc=/nonexistent", "true"])
+    assert ours[0] == theirs[0] == 1, (ours, theirs)
+    assert ours[2] == "nsprim run: --mount-proc: /nonexistent: No such file or directory"
+    assert theirs[2].endswith("No such file or directory")

@@ -62,8 +62,28 @@ def _mount_proc(where: str, private: bool) -> None:
         _die(["--mount-proc", where, os.strerror(err.errno or 0)])
 
 
+def _exec_environ() -> dict[bytes, bytes] | None:
+    """The environment this process was exec'd with (/proc/self/environ), or None.
+
+    Not ``os.environ``: the interpreter edits that at start-up (PEP 538 sets
+    LC_CTYPE under a C locale), and the command must get what nsprim gave.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    env = {}
+    for item in raw.split(b"\0"):
+        name, eq, value = item.partition(b"=")
+        if eq and name:
+            env[name] = value
+    return env
+
+
 def main(argv: list[str]) -> None:
     """Apply the options in *argv*, then execvp(2) the command after ``--``."""
+    environ = _exec_environ()
     root = wd = None
     uid = gid = None
     mount_proc: str | None = None
@@ -141,7 +161,9 @@ def main(argv: list[str]) -> None:
         except OSError as err:
             _die(["--setuid", str(uid), os.strerror(err.errno or 0)])
     try:
-        os.execvp(command[0], command)
+        if environ is None:
+            os.execvp(command[0], command)
+        os.execvpe(command[0], command, environ)
     except OSError as err:
         _die(
             [f"failed to execute {command[0]}", os.strerror(err.errno or 0)],

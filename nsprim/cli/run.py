@@ -326,6 +326,16 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("-w", "--wd", metavar="DIR", help="working directory of the command")
     p.add_argument(
+        "--clear-env",
+        action="store_true",
+        help="run the command with an empty environment",
+    )
+    p.add_argument(
+        "--whitelist-env",
+        metavar="NAME,...",
+        help="run the command with only these variables of the environment",
+    )
+    p.add_argument(
         "--monotonic",
         metavar="SECONDS",
         type=_offset("monotonic"),
@@ -702,6 +712,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 if v is not None
             }
             argv = command(ns)
+            env: Optional[dict[str, str]] = None
+            if ns.clear_env or ns.whitelist_env is not None:
+                # unshare: clearenv(), then setenv() each listed variable that is set
+                keep = [n for n in (ns.whitelist_env or "").split(",") if n]
+                env = {n: os.environ[n] for n in keep if n in os.environ}
             if hold:
                 # The helper waits on this pipe until the binds are in place.
                 rfd, wfd = os.pipe2(os.O_CLOEXEC)
@@ -740,6 +755,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         binfmt_misc=ns.mount_binfmt,
                         owner=ns.owner,
                         keep_caps=ns.keep_caps,
+                        env=env,
                     )
                 # A mount namespace the kernel would refuse to bind: the held
                 # helper has run nothing yet, so make another (invisible).

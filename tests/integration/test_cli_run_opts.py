@@ -396,3 +396,22 @@ def test_mount_proc_missing_dir_like_unshare() -> None:
     assert ours[0] == theirs[0] == 1, (ours, theirs)
     assert ours[2] == "nsprim run: --mount-proc: /nonexistent: No such file or directory"
     assert theirs[2].endswith("No such file or directory")
+
+
+# --- --clear-env, --whitelist-env (util-linux after 2.38) -----------------------------------------
+
+
+@pytest.mark.parametrize("helper", [[], ["-R", "/"]], ids=["direct", "through the helper"])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["--clear-env"], []), (["--whitelist-env", "FOO,NOPE"], ["FOO=1"]),
+     (["--whitelist-env=FOO,BAR"], ["BAR=2", "FOO=1"]), (["--clear-env", "--whitelist-env", "BAR"], ["BAR=2"])],
+)  # fmt: skip
+def test_environment_options(args: list[str], expected: list[str], helper: list[str]) -> None:
+    # unshare(1) (after 2.38): "--clear-env: do not inherit environment variables from the calling
+    # process"; "--whitelist-env <list>: clear environment except for specified variables"
+    # (a comma-separated list; unset names are skipped).
+    env = {**os.environ, "FOO": "1", "BAR": "2"}
+    rc, out, err = _run([*NSPRIM, "-r", *helper, *args, "--", "/usr/bin/env"], env=env)
+    assert rc == 0, err
+    assert sorted(out.splitlines()) == expected

@@ -475,11 +475,24 @@ def launch(
 
 def _thread_children(path: str) -> set[int]:
     """The children of the thread whose ``/proc/self/task/TID/children`` is *path*."""
+    # os-level: a file object (buffer, decoder) is a dozen objects more for
+    # every page the next fork makes this process copy.
     try:
-        with open(path) as f:
-            return {int(p) for p in f.read().split()}
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return set()
+    try:
+        data = b""
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return set()
+    finally:
+        os.close(fd)
+    return {int(p) for p in data.split()}
 
 
 def _reap_lost_successors(before: set[int], children: str) -> None:

@@ -332,9 +332,12 @@ def launch(
         pdeathsig = setup.pdeathsig
     join_hop = join is not None and join.hop
     steps = _child.setup_steps(setup) if setup is not None else ()
-    import socket  # the fork path only: `nsprim run` on the fast path never loads it
+    # _socket's own pair: socket.socketpair wraps both ends in socket.socket
+    # objects only for us to detach them (and `nsprim run` on the fast path
+    # never imports socket.py).
+    import _socket
 
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     pfd, cfd = a.detach(), b.detach()
     LEDGER.track(pfd, cfd)
     cfd_open = [True]

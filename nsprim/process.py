@@ -460,6 +460,8 @@ def spawn(
     die_with_parent: Union[bool, int] = True,
     map_helpers: bool = False,
     binfmt_misc: Optional[StrPath] = None,
+    owner: Optional[tuple[int, int]] = None,
+    keep_caps: bool = False,
 ) -> NsProcess:
     """Start a program in new namespaces and return it as an :class:`NsProcess`.
 
@@ -499,6 +501,15 @@ def spawn(
             that mounts it gets its own instance (its own interpreters); on
             older kernels the mount needs CAP_SYS_ADMIN in the initial user
             namespace and shows the host's.
+        owner: ``(uid, gid)``: the child drops its supplementary groups and
+            takes these ids (setgroups, setgid, setuid; needs CAP_SETUID and
+            CAP_SETGID) before it creates the namespaces, so they own the new
+            user namespace (implies "user"), as ``unshare --owner``; the
+            program runs with them. The maps, if any, are written by the caller.
+        keep_caps: with a new user namespace, raise the capabilities it gave
+            into the ambient set just before execve(2), so that a program
+            running as a non-root id in it keeps them (``unshare --keep-caps``;
+            PR_CAP_AMBIENT, Linux 4.3).
         env: environment (default: the caller's).
         stdin, stdout, stderr: None (inherit), ``PIPE``, ``DEVNULL``, an fd or
             a file; stderr may be ``STDOUT``.
@@ -534,7 +545,7 @@ def spawn(
         uid_map=uid_map, gid_map=gid_map, setgroups=setgroups, mount_proc=mount_proc,
         propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
         cwd=cwd, die_with_parent=die_with_parent, map_helpers=map_helpers,
-        binfmt_misc=binfmt_misc,
+        binfmt_misc=binfmt_misc, owner=owner, keep_caps=keep_caps,
     )  # fmt: skip
     envp = envp_arg(env)
     fds = pass_fds_arg(pass_fds)

@@ -82,6 +82,7 @@ __all__ = [
     "cap_ambient_raise",
     "listns",
     "LISTNS_CURRENT_USER",
+    "open_ns_by_id",
     "HOST_NAME_MAX",
     "pidfd_get_namespace",
     "pidfd_get_info",
@@ -1084,6 +1085,78 @@ def listns(nstype: int = 0, user_ns_id: int = 0, *, after: int = 0) -> list[int]
         if n < _LISTNS_BATCH:
             return ids
         req.ns_id = int(buf[n - 1])
+
+
+# --- nsfs file handles ----------------------------------------------------------------
+
+
+class _FileHandle(ctypes.Structure):
+    # struct file_handle with room for struct nsfs_file_handle (u64 ns_id, u32 ns_type,
+    # u32 ns_inum; include/uapi/linux/nsfs.h)
+    _fields_ = [
+        ("handle_bytes", ctypes.c_uint),
+        ("handle_type", ctypes.c_int),
+        ("ns_id", ctypes.c_uint64),
+        ("ns_type", ctypes.c_uint32),
+        ("ns_inum", ctypes.c_uint32),
+    ]
+
+
+_NSFS_HANDLE_BYTES = 16
+
+
+def open_ns_by_id(ns_id: int, nstype: int = 0, ino: int = 0) -> int:
+    """Open the namespace whose 64-bit id (NS_GET_ID, listns(2)) is *ns_id*; return an nsfs fd.
+
+    Wraps open_by_handle_at(2) with an nsfs file handle, as ``nsenter
+    --net=:NSID`` does. The handle type comes from name_to_handle_at(2) of the
+    caller's own mount namespace, which also serves as the mount fd. The kernel
+    lets the caller open namespaces it could reach anyway (privilege over the
+    owning user namespace). Linux 6.18 opens a handle only with the type and
+    inode filled in; from 6.19 (listns' kernel) the id alone is enough.
+
+    Args:
+        ns_id: the namespace id (1 .. 2**64-1).
+        nstype: the ``CLONE_NEW*`` flag of the namespace (0: any type, Linux 6.19).
+        ino: its nsfs inode number (0: any, Linux 6.19).
+
+    Raises:
+        ValueError/TypeError: a bad id or type.
+        UnsupportedError: no nsfs file handles in this kernel (before Linux 6.18).
+        OSError: ESTALE when no such namespace is alive (or, before 6.19, without
+            *nstype* and *ino*), EPERM when it is out of reach.
+    """
+    nid = _int(ns_id, "ns_id")
+    if not 0 < nid < 1 << 64:
+        raise ValueError(f"ns_id must be a namespace id from 1 to 2**64-1, got {nid}")
+    t = _flags(nstype, "nstype", _NS_ALL, "CLONE_NEW*")
+    if t and t & (t - 1):
+        raise ValueError(f"nstype must be one CLONE_NEW* flag or 0, got {nstype:#x}")
+    inum = _int(ino, "ino")
+    if not 0 <= inum < 1 << 32:
+        raise ValueError(f"ino must be an nsfs inode number (32 bits) or 0, got {inum}")
+    here = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fh = _FileHandle(handle_bytes=_NSFS_HANDLE_BYTES)
+        mount_id = ctypes.c_int()
+        ret = _libc.name_to_handle_at(
+            here,
+            b"",
+            ctypes.addressof(fh),
+            ctypes.addressof(mount_id),
+            C.AT_EMPTY_PATH | C.AT_HANDLE_FID,
+        )
+        if ret == -1:
+            err = ctypes.get_errno()
+            if err in (errno.EOPNOTSUPP, errno.EINVAL, errno.EOVERFLOW):
+                raise UnsupportedError("nsfs file handles", requires="Linux 6.18")
+            _libc.raise_errno(err, "name_to_handle_at")
+        fh.handle_bytes = _NSFS_HANDLE_BYTES
+        fh.ns_id, fh.ns_type, fh.ns_inum = nid, t, inum
+        fd = _libc.open_by_handle_at(here, ctypes.addressof(fh), os.O_RDONLY | os.O_CLOEXEC)
+        return _libc.check(fd, "open_by_handle_at")
+    finally:
+        os.close(here)
 
 
 # --- the kernel's answer, unchecked: for probes -----------------------------------------------

@@ -55,6 +55,7 @@ WALL = 0x40000000
 
 _NEWTIME = int(CloneFlags.NEWTIME)
 _NEWPID = int(CloneFlags.NEWPID)
+_NEWUSER = int(CloneFlags.NEWUSER)
 _PARENT = int(CloneFlags.PARENT)
 
 
@@ -71,11 +72,18 @@ class Join:
         root_fd: fd of the target's root to chroot into, or -1.
         cwd_fd: fd of the target's cwd to change to, or -1.
         uid, gid: ids to switch to after joining, or -1 to keep them.
+        wdns: directory to change to after joining and chroot (resolved
+            there), or empty.
+        keep_caps: raise the permitted capabilities into the ambient set
+            after the id switch, so that they survive execve(2).
     """
 
     # Plain classes, not dataclasses: importing dataclasses (inspect, ast,
     # dis, tokenize) would cost every `nsprim run` more than its whole spawn.
-    __slots__ = ("atomic", "cwd_fd", "fds", "gid", "hop", "mask", "pidfd", "root_fd", "uid")
+    __slots__ = (
+        "atomic", "cwd_fd", "fds", "gid", "hop", "keep_caps", "mask", "pidfd", "root_fd", "uid",
+        "wdns",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -88,6 +96,8 @@ class Join:
         cwd_fd: int = -1,
         uid: int = -1,
         gid: int = -1,
+        wdns: bytes = b"",
+        keep_caps: bool = False,
     ) -> None:
         self.pidfd = pidfd
         self.mask = mask
@@ -98,6 +108,8 @@ class Join:
         self.cwd_fd = cwd_fd
         self.uid = uid
         self.gid = gid
+        self.wdns = wdns
+        self.keep_caps = keep_caps
 
 
 class Program:
@@ -252,34 +264,38 @@ def _handshake(plan: Plan, step: StepName) -> None:
 def _join(join: Join, step: StepName, chan: int) -> bool:
     """Join the target's namespaces; return True in the process that goes on."""
     step.name = "setns"
-    if join.atomic and join.mask:
-        _sc.setns(join.pidfd, join.mask)
-    elif join.fds:
-        # Two passes as util-linux nsenter does: a privileged caller may enter
-        # the user namespace last, an unprivileged one needs it first to gain
-        # the capabilities the others check. EPERM on the first pass is retried.
-        pending = list(join.fds)
-        for last in (False, True):
-            left = []
-            for flag, fd in pending:
-                try:
-                    _sc.setns(fd, flag)
-                except PermissionError:
-                    if last:
-                        raise
-                    left.append((flag, fd))
-            pending = left
-            if not pending:
-                break
+    # Two passes as util-linux nsenter does: the user namespace last on the
+    # first pass (a privileged caller keeps its power over the others), and
+    # whatever EPERM refused then is retried after it (an unprivileged caller
+    # gains its capabilities there first). The atomic pidfd join (mask) and the
+    # nsfs fds (files, sockets, parents) take part in both.
+    mask = join.mask if join.atomic else 0
+    pending = list(join.fds)
+    for last in (False, True):
+        users = [p for p in pending if p[0] == _NEWUSER]
+        left = _setns_fds(users, last) if last else users
+        mask = _setns_mask(join.pidfd, mask, last)
+        left += _setns_fds([p for p in pending if p[0] != _NEWUSER], last)
+        pending = left
+        if not pending and not mask:
+            break
     if join.root_fd >= 0:
         step.name = "chroot"
+        # util-linux nsenter keeps the working directory (by fd, across the
+        # chroot) unless --wd or --wdns change it.
+        here = -1 if join.cwd_fd >= 0 or join.wdns else os.open(".", os.O_RDONLY | os.O_CLOEXEC)
         os.fchdir(join.root_fd)
         os.chroot(".")
+        os.chdir("/")
+        if here >= 0:
+            os.fchdir(here)
+            os.close(here)
     if join.cwd_fd >= 0:
         step.name = "chdir"
         os.fchdir(join.cwd_fd)
-    elif join.root_fd >= 0:
-        os.chdir("/")
+    elif join.wdns:
+        step.name = "wdns"
+        os.chdir(join.wdns)
     if join.gid >= 0 or join.uid >= 0:
         step.name = "setgroups"
         # With setgroups=deny in the joined user namespace this is EPERM;
@@ -292,10 +308,40 @@ def _join(join: Join, step: StepName, chan: int) -> bool:
         if join.uid >= 0:
             step.name = "setuid"
             os.setresuid(join.uid, join.uid, join.uid)
+    if join.keep_caps:
+        step.name = "keep_caps"
+        _sc.cap_ambient_raise()
     if join.hop:
         # setns(CLONE_NEWPID) moves only future children (pid_namespaces(7)).
         _hop(chan, step)
     return True
+
+
+def _setns_fds(fds: Sequence[tuple[int, int]], last: bool) -> list[tuple[int, int]]:
+    """setns(fd, flag) for each; return those EPERM refused (on the last pass: raise)."""
+    left = []
+    for flag, fd in fds:
+        try:
+            _sc.setns(fd, flag)
+        except PermissionError:
+            if last:
+                raise
+            left.append((flag, fd))
+    return left
+
+
+def _setns_mask(pidfd: int, mask: int, last: bool) -> int:
+    """setns(pidfd, mask) for the types of *mask* this pass takes; return what is left."""
+    now = mask if last else mask & ~_NEWUSER
+    if not now:
+        return mask
+    try:
+        _sc.setns(pidfd, now)
+    except PermissionError:
+        if last:
+            raise
+        return mask
+    return mask & ~now
 
 
 def _hop(chan: int, step: StepName, set_tid: Sequence[int] = ()) -> None:

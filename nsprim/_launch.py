@@ -531,7 +531,10 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
             box.append((step.name, exc))
 
     t = threading.Thread(target=work, name="nsprim-spawn")
-    t.start()
+    try:
+        t.start()
+    except RuntimeError as exc:  # clone(2) of the thread refused: EAGAIN at pid_max
+        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {exc}") from None
     t.join()
     res = box[0]
     if isinstance(res, tuple):

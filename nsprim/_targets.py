@@ -9,6 +9,7 @@ type in util-linux nsenter's order.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 from collections.abc import Iterable
@@ -17,14 +18,14 @@ from . import _child
 from . import syscalls as _sc
 from ._fd import HasFileno, OwnedFd, fd_of
 from ._options import parse_types
-from .errors import NoSuchProcess, NsprimError, reraise
+from .errors import NoSuchProcess, NsprimError, UnsupportedError, reraise
 from .flags import CloneFlags
 from .namespace import Namespace, NsType
 
 # typing.TYPE_CHECKING without importing typing (see nsprim.process).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional
+    from typing import Any, Optional, Union
 
     from ._options import NsSpec
 
@@ -174,6 +175,9 @@ def open_target_ns(tgt: Target, types: Iterable[NsType], op: str) -> list[tuple[
             out.append((tgt.ns.type, tgt.owned[0]))
             return out
         assert tgt.pid is not None and tgt.pidfd is not None
+        types = list(types)
+        if _by_pidfd(tgt, types, out, op):
+            return out
         for t in types:
             path = f"/proc/{tgt.pid}/ns/{t.value}"
             try:
@@ -199,12 +203,44 @@ def open_target_ns(tgt: Target, types: Iterable[NsType], op: str) -> list[tuple[
     return out
 
 
-def differs(t: NsType, fd: OwnedFd) -> bool:
+# PIDFD_GET_<TYPE>_NAMESPACE (Linux 6.11): None until the first try says.
+_pidfd_ns_ioctls: Optional[bool] = None
+
+
+def _by_pidfd(tgt: Target, types: list[NsType], out: list[tuple[NsType, OwnedFd]], op: str) -> bool:
+    """Open the namespaces through the pidfd (Linux 6.11): no /proc, no pid-reuse race.
+
+    Return False (nothing opened) where the kernel lacks the ioctls.
+    """
+    global _pidfd_ns_ioctls
+    if _pidfd_ns_ioctls is False:
+        return False
+    assert tgt.pidfd is not None
+    for t in types:
+        try:
+            fd = _sc.pidfd_get_namespace(tgt.pidfd, t.value)
+        except UnsupportedError:
+            if _pidfd_ns_ioctls is None and not out:
+                _pidfd_ns_ioctls = False
+                return False
+            continue  # this kernel lacks the type (CONFIG_*_NS off)
+        except ProcessLookupError:
+            raise NoSuchProcess(tgt.pid or 0) from None
+        except OSError as err:
+            if err.errno == errno.EOPNOTSUPP:
+                continue  # this kernel lacks the type
+            reraise(err, op, tgt.pid)
+        _pidfd_ns_ioctls = True
+        out.append((t, OwnedFd(fd)))
+    return True
+
+
+def differs(t: NsType, fd: Union[OwnedFd, int]) -> bool:
     try:
         mine = os.stat(thread_ns_path(t))
     except OSError:
         return True
-    return not same(mine, os.fstat(fd.fileno()))
+    return not same(mine, os.fstat(fd if isinstance(fd, int) else fd.fileno()))
 
 
 def join_each(
@@ -239,9 +275,24 @@ def restore(joined: list[tuple[NsType, OwnedFd]], saved: list[tuple[NsType, Owne
 
 
 def join_plan(
-    tgt: Target, types: Optional[Iterable[NsSpec]], extra: dict[str, int]
+    tgt: Target,
+    types: Optional[Iterable[NsSpec]],
+    extra: dict[str, Any],
+    overrides: Iterable[tuple[NsType, int]] = (),
+    in_place: bool = False,
 ) -> tuple[_child.Join, list[tuple[NsType, OwnedFd]]]:
-    wanted = parse_types(types, "types") if types is not None else frozenset(NsType)
+    """Plan the joins: the target's namespaces of *types*, and *overrides* (type, nsfs fd).
+
+    A type in *overrides* is taken from its fd, not from the target; without a
+    process or namespace target only the overrides are joined. *in_place*:
+    the caller itself joins and execs (no second child for a pid namespace).
+    """
+    over = dict(overrides)
+    has_target = tgt.pidfd is not None or tgt.ns is not None
+    if types is not None:
+        wanted = parse_types(types, "types")
+    else:
+        wanted = frozenset(NsType) if has_target else frozenset()
     if tgt.ns is not None:
         if types is not None and wanted != {tgt.ns.type}:
             raise ValueError(
@@ -249,20 +300,28 @@ def join_plan(
                 f"({tgt.ns.type.value!r},), got {sorted(t.value for t in wanted)}"
             )
         wanted = frozenset({tgt.ns.type})
-    order = [t for t in ORDER if t in wanted]
-    theirs = open_target_ns(tgt, order, "setns")
+    order = [t for t in ORDER if t in wanted and t not in over]
+    theirs = open_target_ns(tgt, order, "setns") if order and has_target else []
     # Re-joining one's own user namespace is EINVAL (setns(2)); skip every
     # namespace the child would already be in.
     todo = [(t, fd) for t, fd in theirs if differs(t, fd)]
     mask = 0
     for t, _ in todo:
         mask |= int(t.flag)
+    atomic = tgt.pidfd is not None and pidfd_setns and bool(todo)
+    fds = [] if atomic else [(int(t.flag), fd.fileno()) for t, fd in todo]
+    hop = bool(mask & int(CloneFlags.NEWPID))
+    for t in ORDER:
+        if t in over and differs(t, over[t]):
+            fds.append((int(t.flag), over[t]))
+            hop = hop or t is NsType.PID
+    hop = hop and not in_place
     join = _child.Join(
         pidfd=tgt.pidfd if tgt.pidfd is not None else -1,
         mask=mask,
-        fds=tuple((int(t.flag), fd.fileno()) for t, fd in todo),
-        atomic=tgt.pidfd is not None and pidfd_setns,
-        hop=bool(mask & int(CloneFlags.NEWPID)),
+        fds=tuple(fds),
+        atomic=atomic,
+        hop=hop,
         **extra,
     )
     return join, theirs

@@ -1147,20 +1147,23 @@ def call_in(
 
 
 def spawn_in(
-    target: Union[int, HasFileno, NsProcess, Namespace],
+    target: Union[int, HasFileno, NsProcess, Namespace, None],
     args: Union[StrPath, Sequence[StrPath]],
     *,
     types: Optional[Iterable[NsSpec]] = None,
     uid: Optional[int] = None,
     gid: Optional[int] = None,
-    target_root: bool = False,
-    target_cwd: bool = False,
+    target_root: Union[bool, StrPath] = False,
+    target_cwd: Union[bool, StrPath] = False,
     env: Optional[Mapping[Any, Any]] = None,
     stdin: StdSpec = None,
     stdout: StdSpec = None,
     stderr: StdSpec = None,
     pass_fds: Iterable[int] = (),
     die_with_parent: Union[bool, int] = True,
+    extra_ns: Iterable[Union[Namespace, HasFileno, int]] = (),
+    cwd: Optional[StrPath] = None,
+    keep_caps: bool = False,
 ) -> NsProcess:
     """Start a program in the namespaces of *target*, as ``nsenter(1)`` does.
 
@@ -1169,6 +1172,22 @@ def spawn_in(
     changes to its working directory, and execve(2)s. With a pid namespace
     the program is started by a second child with CLONE_PARENT, so the
     returned :class:`NsProcess` is still the caller's own child.
+
+    Args:
+        target: a pid, pidfd, :class:`NsProcess` or :class:`~nsprim.Namespace`;
+            None to join only *extra_ns*.
+        types: the target's namespace types to join (default: all it has).
+        target_root, target_cwd: True for the target process's root and
+            working directory, or a directory path, opened here before any
+            join (nsenter's ``--root=DIR``, ``--wd=DIR``).
+        extra_ns: nsfs fds or :class:`~nsprim.Namespace` objects, at most one
+            per type, joined instead of the target's namespace of that type
+            (nsenter's ``--net=FILE``); setns(2) Linux 3.0.
+        cwd: working directory resolved after the joins and the chroot
+            (nsenter's ``--wdns``); excludes *target_cwd*.
+        keep_caps: raise the permitted capabilities into the ambient set
+            after the id switch (PR_CAP_AMBIENT, Linux 4.3), as nsenter's
+            ``--keep-caps``.
 
     Raises:
         NoSuchProcess, AccessDenied, ValueError: as :func:`call_in`.
@@ -1179,7 +1198,7 @@ def spawn_in(
     exes = executables(argv[0], env)
     fds = pass_fds_arg(pass_fds)
     pdeathsig = pdeathsig_arg(die_with_parent)
-    extra: dict[str, int] = {}
+    extra: dict[str, Any] = {}
     for name, value in (("uid", uid), ("gid", gid)):
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 0xFFFFFFFF:
@@ -1187,23 +1206,52 @@ def spawn_in(
             extra[name] = value
     from . import _targets
 
-    tgt = _targets.resolve(target, (NsProcess,))
+    if not isinstance(keep_caps, bool):
+        raise TypeError(f"keep_caps must be a bool, got {keep_caps!r}")
+    extra["keep_caps"] = keep_caps
+    if cwd is not None:
+        if target_cwd is not False:
+            raise ValueError("cwd and target_cwd are mutually exclusive")
+        extra["wdns"] = os.fsencode(os.fspath(cwd))
+        if not extra["wdns"] or b"\0" in extra["wdns"]:
+            raise ValueError(f"cwd must be a non-empty path without NUL, got {cwd!r}")
+    extras = list(extra_ns)
+    if target is None and not extras:
+        raise ValueError("spawn_in needs a target or extra_ns")
+    tgt = _targets.resolve(target, (NsProcess,)) if target is not None else _targets.Target()
     theirs: list[tuple[NsType, OwnedFd]] = []
     aux: list[int] = []
+    over: dict[NsType, int] = {}
     try:
+        for item in extras:
+            if isinstance(item, Namespace):
+                owned = item.open()
+                aux.append(owned.detach())
+                t, ofd = item.type, aux[-1]
+            else:
+                ofd = fd_of(item, "extra_ns")
+                t = _namespace.nstype_of(ofd)
+            if t in over:
+                raise ValueError(f"extra_ns names two {t.value} namespaces")
+            over[t] = ofd
         for flag, name in ((target_root, "root"), (target_cwd, "cwd")):
-            if flag:
+            if flag is False:
+                continue
+            if flag is True:
                 if tgt.pid is None:
                     raise ValueError(f"target_{name} needs a process target, not a namespace")
-                try:
-                    fd = os.open(
-                        f"/proc/{tgt.pid}/{name}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-                    )
-                except OSError as err:
-                    reraise(err, f"open /proc/{tgt.pid}/{name}", tgt.pid)
-                aux.append(fd)
-                extra[f"{name}_fd"] = fd
-        join, theirs = _targets.join_plan(tgt, types, extra)
+                path: StrPath = f"/proc/{tgt.pid}/{name}"
+            else:
+                path = flag
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as err:
+                if flag is not True:
+                    raise
+                reraise(err, f"open /proc/{tgt.pid}/{name}", tgt.pid)
+            aux.append(fd)
+            extra[f"{name}_fd"] = fd
+        join, theirs = _targets.join_plan(tgt, types, extra, over.items())
         child_std, to_close, files = _stdio(stdin, stdout, stderr)
 
         program = Program(

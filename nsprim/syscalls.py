@@ -79,6 +79,9 @@ __all__ = [
     "capget",
     "capset",
     "drop_capabilities",
+    "cap_ambient_raise",
+    "listns",
+    "LISTNS_CURRENT_USER",
     "HOST_NAME_MAX",
     "pidfd_get_namespace",
     "pidfd_get_info",
@@ -765,6 +768,34 @@ def drop_capabilities() -> None:
     capset(0, 0, 0)
 
 
+def cap_ambient_raise() -> int:
+    """Raise every permitted capability into the inheritable and ambient sets; return the mask.
+
+    Wraps capset(2) and prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE) (Linux 4.3)
+    for the calling thread, as util-linux's ``--keep-caps`` does: the
+    capabilities then survive an execve(2) of a program without file
+    capabilities, even for a non-root uid (capabilities(7)). Capabilities the
+    kernel does not know (bits above CAP_LAST_CAP) are never in permitted.
+
+    Raises:
+        UnsupportedError: no ambient capabilities in this kernel (EINVAL from prctl).
+        OSError: capset(2) refused (EPERM).
+    """
+    effective, permitted, _ = capget()
+    capset(effective, permitted, permitted)
+    for cap in range(64):
+        raised = (
+            permitted >> cap & 1 == 0
+            or _libc.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, cap, 0, 0) != -1
+        )
+        if not raised:
+            err = ctypes.get_errno()
+            if err == errno.EINVAL:
+                raise UnsupportedError("PR_CAP_AMBIENT", requires="Linux 4.3")
+            _libc.raise_errno(err, "prctl")
+    return permitted
+
+
 def set_child_subreaper(on: bool = True) -> None:
     """Make the calling process a "child subreaper" (or stop being one).
 
@@ -982,3 +1013,63 @@ def pidfd_get_info(pidfd: FdLike) -> PidfdInfo:
         fsgid=int(info.fsgid),
         cgroupid=int(info.cgroupid) if info.mask & PIDFD_INFO_CGROUPID else None,
     )
+
+
+# --- listns(2) ----------------------------------------------------------------------
+
+LISTNS_CURRENT_USER = C.LISTNS_CURRENT_USER
+
+
+class _NsIdReq(ctypes.Structure):
+    # struct ns_id_req, NS_ID_REQ_SIZE_VER0 (include/uapi/linux/nsfs.h, Linux 6.19)
+    _fields_ = [
+        ("size", ctypes.c_uint32),
+        ("spare", ctypes.c_uint32),
+        ("ns_id", ctypes.c_uint64),
+        ("ns_type", ctypes.c_uint32),
+        ("spare2", ctypes.c_uint32),
+        ("user_ns_id", ctypes.c_uint64),
+    ]
+
+
+assert ctypes.sizeof(_NsIdReq) == C.NS_ID_REQ_SIZE_VER0
+
+_LISTNS_BATCH = 256
+
+
+def listns(nstype: int = 0, user_ns_id: int = 0, *, after: int = 0) -> list[int]:
+    """Return the 64-bit ids (NS_GET_ID) of the namespaces the kernel lets the caller see.
+
+    Wraps listns(2); Linux 6.19. Pages through the whole list (``ns_id`` of
+    the request is the last id returned). Unlike a scan of ``/proc`` it also
+    finds namespaces that no process is a member of but that are alive
+    (held by an fd, a bind mount or a child namespace).
+
+    Args:
+        nstype: a combination of ``CLONE_NEW*`` flags to keep (0: every type).
+        user_ns_id: only namespaces owned by the user namespace with this id;
+            0 for all (subject to the kernel's permission checks),
+            :data:`LISTNS_CURRENT_USER` for the caller's user namespace.
+        after: start after this id (0: from the beginning).
+
+    Raises:
+        ValueError/TypeError: *nstype* not a combination of CLONE_NEW* flags,
+            an id outside 0..2**64-1.
+        UnsupportedError: the kernel lacks listns (before Linux 6.19).
+        OSError: what the kernel answers otherwise (EINVAL, EFAULT).
+    """
+    t = _flags(nstype, "nstype", _NS_ALL, "CLONE_NEW*")
+    uid = _int(user_ns_id, "user_ns_id")
+    start = _int(after, "after")
+    for name, v in (("user_ns_id", uid), ("after", start)):
+        if not 0 <= v < 1 << 64:
+            raise ValueError(f"{name} must be a 64-bit namespace id, got {v}")
+    ids: list[int] = []
+    buf = (ctypes.c_uint64 * _LISTNS_BATCH)()
+    req = _NsIdReq(size=C.NS_ID_REQ_SIZE_VER0, ns_id=start, ns_type=t, user_ns_id=uid)
+    while True:
+        n = _libc.syscall("listns", ctypes.addressof(req), ctypes.addressof(buf), _LISTNS_BATCH, 0)
+        ids.extend(int(buf[i]) for i in range(n))
+        if n < _LISTNS_BATCH:
+            return ids
+        req.ns_id = int(buf[n - 1])

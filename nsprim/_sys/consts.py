@@ -126,6 +126,12 @@ PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47  # Linux 4.3
+PR_CAP_AMBIENT_RAISE = 2
+
+# --- <linux/nsfs.h>: listns(2), Linux 6.19 ----------------------------------------
+NS_ID_REQ_SIZE_VER0 = 32  # sizeof(struct ns_id_req) as first published
+LISTNS_CURRENT_USER = 0xFFFFFFFFFFFFFFFF  # user_ns_id: the caller's user namespace
 
 # --- <linux/sockios.h> ----------------------------------------------------------
 SIOCGSKNS = 0x894C  # Linux 4.9: the netns of a socket, as an nsfs fd

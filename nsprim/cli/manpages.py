@@ -51,9 +51,10 @@ SIGNALS = {
     "command's status, as unshare --fork does.",
     "conformance": "SIGINT, SIGTERM and SIGHUP stop the run: every sandbox is killed and the "
     "run's temporary directory removed; nsprim exits 128+N.",
-    "enter": "nsenter without --fork becomes the command, so a signal sent to its pid reaches "
-    "the command. nsprim always forks: it passes SIGTERM and SIGHUP on to the command and "
-    "holds SIGINT and SIGQUIT (a terminal sends those to the command directly).",
+    "enter": "nsenter without a pid namespace becomes the command, so a signal sent to its "
+    "pid reaches the command. nsprim forks unless -F: it passes SIGTERM and SIGHUP on to the "
+    "command and holds SIGINT and SIGQUIT (a terminal sends those to the command directly). "
+    "With -F nsprim becomes the command, as nsenter does.",
 }
 SEE_ALSO = {
     "nsprim": ["nsprim-run(1)", "nsprim-enter(1)", "nsprim-ls(1)", "nsprim-check(1)",
@@ -250,7 +251,7 @@ def completion() -> str:
                 continue
             pattern = "|".join(a.option_strings)
             words = _words(a)
-            if _metavar(a) == "PID":
+            if _metavar(a) in ("PID", "PID[:INODE]"):
                 values.append(f"            {pattern}) _nsprim_pids; return ;;")
             elif words is not None:
                 values.append(

@@ -134,7 +134,7 @@ def test_bad_usage_matches_util_linux(ours: list[str], theirs: list[str]) -> Non
         (["run", "-R", "/", "-w", "/nonexistent", "true"], "nsprim run: --wd: /nonexistent: No such file or directory"),
         (["bogus"], "nsprim: unknown command 'bogus'"),
         ([], "nsprim: no command specified"),
-        (["enter", "-u", "true"], "nsprim enter: no target process: give -t PID"),
+        (["enter", "-u", "true"], "nsprim enter: no target PID specified"),
         (["ls", "foo"], "nsprim ls: unexpected argument 'foo'"),
         (["check", "--bogus"], "nsprim check: unrecognized option '--bogus'"),
         (["run", "--map"], "nsprim run: option '--map' is ambiguous; possibilities: "

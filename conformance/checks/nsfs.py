@@ -36,7 +36,7 @@ from nsprim.namespace import NsType
 from .. import _libc
 from ..registry import ChildHandle, Context, Needs, check
 from ._common import WALL, attempt, errname, idle, ns_ident, setns_path, unshare
-from ._procs import clone_run
+from ._procs import clone_run, fork_run
 
 __all__: list[str] = []
 
@@ -1429,42 +1429,43 @@ def _touch(path: str) -> str:
     return path
 
 
-def _newer_binds_older(kind: str, older: int, target: str, wfd: int, rfd: int) -> None:
-    """In a forked child: a mount namespace newer than *older*'s binds *older*'s nsfs file.
+def _second_binds_first(
+    kind: str, first: int, target: str, wfd: int, rfd: int, others: Sequence[int]
+) -> None:
+    """In a forked child: a second new mount namespace binds *first*'s nsfs file of *kind*.
 
-    *wfd* carries the result; the child exits when *rfd* reaches EOF.
+    *wfd* carries the result; the child returns when *rfd* reaches EOF. It
+    first closes *others*, the parent's ends of those pipes.
     """
-    code = 1
-    try:
-        unshare(NEWNS)
-        syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
-        os.write(wfd, _bind_ns(kind, older, target).encode())
-        os.read(rfd, 1)  # EOF: the older namespace is done with us
-        code = 0
-    finally:
-        os._exit(code)
-
-
-def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, str]:
-    """In a new mount namespace: bind nsfs files of *kind* of itself, an older and a newer ns."""
+    for fd in others:
+        os.close(fd)
+    unshare(NEWNS)
     syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
-    seen = {"its own file, in itself": _bind_ns(kind, "self", _touch(f"{tmpdir}/ns-self"))}
+    os.write(wfd, _bind_ns(kind, first, target).encode())
+    os.read(rfd, 1)  # EOF: the first namespace is done with us
+
+
+def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, object]:
+    """In a new mount namespace: bind its own nsfs file of *kind*, and swap with a second one."""
+    syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+    seen: dict[str, object] = {
+        "its own file, in itself": _bind_ns(kind, "self", _touch(f"{tmpdir}/ns-self"))
+    }
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     me = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        os.close(report_r)
-        os.close(go_w)
-        _newer_binds_older(kind, me, _touch(f"{tmpdir}/ns-older"), report_w, go_r)
+    in_second = _touch(f"{tmpdir}/ns-of-first")
+    pid = fork_run(
+        _second_binds_first, kind, me, in_second, report_w, go_r, (report_r, go_w), pdeathsig=True
+    )
     os.close(report_w)
     os.close(go_r)
     try:
         ready, _, _ = select.select([report_r], [], [], 5.0)
         got = os.read(report_r, 64).decode() if ready else ""
-        seen["an older one's file, in a newer one"] = got or "no answer"
-        seen["a newer one's file, in an older one"] = _bind_ns(
-            kind, pid, _touch(f"{tmpdir}/ns-newer")
+        # Exactly one of the two may pin the other, either way round (see NS-14).
+        seen["binds across two namespaces"] = sorted(
+            [got or "no answer", _bind_ns(kind, pid, _touch(f"{tmpdir}/ns-of-second"))]
         )
     finally:
         os.close(go_w)
@@ -1482,24 +1483,22 @@ def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, str]:
     timeout=5.0,
 )
 def mntns_file_no_loop(ctx: Context) -> None:
-    """A mount namespace's nsfs file can be bind-mounted only in an older namespace (else EINVAL).
+    """Bind mounts of mount namespace files can't form a loop: of two, one may pin the other.
 
     A bind mount of /proc/PID/ns/mnt keeps that namespace alive, so the
-    kernel refuses any that could make namespaces pin each other in a loop:
-    in a new mount namespace, bind-mounting its own file must fail with
-    EINVAL, a namespace created after it must get EINVAL binding the first
-    one's file, while the first one may bind the newer one's file.
-    Control: the same binds of UTS namespace files, which pin no mounts,
-    all succeed.
+    kernel refuses any that could make mount namespaces pin each other
+    (EINVAL): in a new mount namespace, bind-mounting its own file must
+    fail, and of it and a second one created afterwards, exactly one may
+    bind the other's file. Which one follows the namespaces' sequence
+    numbers: creation order up to Linux 6.17; since 6.18 the unified
+    namespace ids, which per-CPU batches can make run backwards across
+    CPUs, so the check does not assume the older one wins. Control: the
+    same binds of UTS namespace files, which pin no mounts, all succeed.
     """
     kind = "uts" if ctx.control else "mnt"
     ctx.expect_equal(
         ctx.in_child(_ns_file_binds, ctx.tmpdir, kind, unshare=NEWNS),
-        {
-            "its own file, in itself": "EINVAL",
-            "an older one's file, in a newer one": "EINVAL",
-            "a newer one's file, in an older one": "ok",
-        },
+        {"its own file, in itself": "EINVAL", "binds across two namespaces": ["EINVAL", "ok"]},
         f"bind mounts of {kind} namespace files",
     )
 
@@ -1627,9 +1626,10 @@ def ns_id_unique(ctx: Context) -> None:
     In a fresh process NS_GET_ID must agree through three different opens of
     its UTS namespace. The process then makes four UTS namespaces in turn,
     each freed when the next replaces it (so inode numbers may be reused):
-    their ids must be distinct and increasing, and the ids of the process's
-    namespaces of every type must be distinct. Control: the process makes
-    no new namespace, so it reads one id four times.
+    their ids must be distinct, and the ids of the process's namespaces of
+    every type must be distinct. (Not increasing: ids come from per-CPU
+    batches.) Control: the process makes no new namespace, so it reads one
+    id four times.
     """
     seen = ctx.in_child(_ids, ctx.isolate(NEWUTS), 4)
     fds = seen["through fds"]
@@ -1638,9 +1638,9 @@ def ns_id_unique(ctx: Context) -> None:
     )
     ids = [ns_id for _, ns_id in seen["made in turn"]]
     ctx.expect(
-        ids == sorted(set(ids)) and len(ids) == 4,
-        "NS_GET_ID of UTS namespaces made in turn: distinct and increasing",
-        "4 increasing ids",
+        len(set(ids)) == 4 and None not in ids,
+        "NS_GET_ID of UTS namespaces made in turn: distinct",
+        "4 distinct ids",
         seen["made in turn"],
     )
     every = seen["every type"]

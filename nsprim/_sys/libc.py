@@ -53,6 +53,11 @@ ioctl = _proto("ioctl", _c_int, _c_int, _c_ulong, _c_void_p)
 prctl = _proto("prctl", _c_int, _c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)
 capget = _proto("capget", _c_int, _c_void_p, _c_void_p)
 capset = _proto("capset", _c_int, _c_void_p, _c_void_p)
+# glibc 2.14; struct file_handle * and int * travel as pointers.
+name_to_handle_at = _proto(
+    "name_to_handle_at", _c_int, _c_int, _c_char_p, _c_void_p, _c_void_p, _c_int
+)
+open_by_handle_at = _proto("open_by_handle_at", _c_int, _c_int, _c_void_p, _c_int)
 # syscall(2) is variadic; on the supported Linux ABIs integer variadic
 # arguments travel exactly like fixed ones, so a fixed 7-long prototype is
 # correct and keeps ctypes from guessing the width of each argument.

@@ -45,6 +45,7 @@ __all__ = [
     "setns_verified",
     "ns_identity",
     "POLICY_ERRNOS",
+    "wait_status",
 ]
 
 #: Errnos with which policy (seccomp, LSM, limits, capabilities) refuses an operation.
@@ -208,11 +209,11 @@ def _kill_and_reap(pending: nsprim.PendingCall) -> int | None:
     try:
         pending.result()
     except nsprim.CallError as err:
-        return _wait_status(err.returncode)
+        return wait_status(err.returncode)
     return None  # pragma: no cover - a killed helper never returns
 
 
-def _wait_status(returncode: int | None) -> int | None:
+def wait_status(returncode: int | None) -> int | None:
     """The wait status behind a Popen-style *returncode* (-N: killed by signal N)."""
     if returncode is None:
         return None
@@ -490,7 +491,7 @@ class Context:
             except nsprim.CallError as err:
                 if err.returncode is None:
                     raise
-                words = _describe_status(_wait_status(err.returncode))
+                words = _describe_status(wait_status(err.returncode))
                 raise nsprim.CallError(
                     f"in_child({_name(fn)}): child {child.pid} {words} before reporting",
                     returncode=err.returncode,

@@ -58,7 +58,7 @@ import nsprim
 from nsprim import compat
 
 from . import _context, _guard, _kernel, _needs
-from ._context import Context, describe_exception, exception_detail
+from ._context import Context, describe_exception, exception_detail, wait_status
 from ._needs import (
     Availability,
     has_cap_sys_admin,
@@ -235,6 +235,24 @@ def _map_self_as_root(uid: int, gid: int) -> None:
     _write_file("/proc/self/gid_map", f"0 {gid} 1")
 
 
+def _child(fn: Callable[..., Any], *args: Any) -> nsprim.PendingCall:
+    """Start ``fn(*args)`` in a child of this process (nsprim's child mechanism).
+
+    No namespaces of its own and no parent-death signal: each process of the
+    sandbox sets up both itself, as the tree above describes.
+    """
+    return nsprim.call_start(fn, *args, die_with_parent=False)
+
+
+def _reap(child: nsprim.PendingCall) -> int | None:
+    """Wait for *child* to end and reap it; return its wait status (None: reaped elsewhere)."""
+    try:
+        child.result()
+    except nsprim.CallError as err:
+        return wait_status(err.returncode)
+    return 0
+
+
 #: What runs in the sandbox's worker process: it gets the result pipe and sends messages.
 Task = Callable[[RunConfig, str, int], None]
 
@@ -269,10 +287,11 @@ def _kill_descendants() -> None:
                 return
 
 
-def _launcher(task: Task, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
+def _launcher(task: Task, cfg: RunConfig, tmpdir: str, wfd: int, rfd: int) -> None:
     """First child: unshare the outer namespaces, fork the sandbox init, wait for it."""
     code = 1
     try:
+        os.close(rfd)  # the runner's end
         # The CLI unwinds on SIGTERM/SIGHUP; a check must see the default
         # dispositions (an init ignores SIGTERM only when it has no handler).
         for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -282,11 +301,9 @@ def _launcher(task: Task, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
         if not cfg.outer_flags & _kernel.CLONE_NEWPID:
             # No pid namespace: adopt orphans instead, and kill them at the end.
             _kernel.set_child_subreaper(True)
-        init = os.fork()
-        if init == 0:
-            _sandbox_init(task, cfg, tmpdir, wfd)
-        _emit(wfd, {"init": init})
-        os.waitpid(init, 0)
+        init = _child(_sandbox_init, task, cfg, tmpdir, wfd)
+        _emit(wfd, {"init": init.pid})
+        _reap(init)
         if not cfg.outer_flags & _kernel.CLONE_NEWPID:
             _kill_descendants()
         code = 0
@@ -322,21 +339,14 @@ def _sandbox_init(task: Task, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
         if mnt and flags & _kernel.CLONE_NEWIPC and os.path.isdir("/dev/mqueue"):
             with contextlib.suppress(OSError):  # so /dev/mqueue shows this IPC ns
                 _kernel.mount("mqueue", "/dev/mqueue", "mqueue", proc_flags)
-        worker = os.fork()
-        if worker == 0:
-            try:
-                # Whatever a check creates with tempfile lands in the run's tmpdir.
-                tempfile.tempdir = tmpdir
-                os.environ["TMPDIR"] = tmpdir
-                task(cfg, tmpdir, wfd)
-            finally:
-                os._exit(0)
+        worker = _child(_run_task, task, cfg, tmpdir, wfd)
         while True:
+            # As pid 1, reap whatever is orphaned here too, until the worker ends.
             try:
                 pid, status = os.waitpid(-1, 0)
             except InterruptedError:  # pragma: no cover - PEP 475 retries
                 continue
-            if pid == worker:
+            if pid == worker.pid:
                 break
         if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             _emit(wfd, {"crash": _status_text(status)})
@@ -352,6 +362,14 @@ def _sandbox_init(task: Task, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
     finally:
         # Exiting kills every process left in the pid namespace (pid_namespaces(7)).
         os._exit(0)
+
+
+def _run_task(task: Task, cfg: RunConfig, tmpdir: str, wfd: int) -> None:
+    """The worker: run *task* with the run's tmpdir as every tempfile's home."""
+    # Whatever a check creates with tempfile lands in the run's tmpdir.
+    tempfile.tempdir = tmpdir
+    os.environ["TMPDIR"] = tmpdir
+    task(cfg, tmpdir, wfd)
 
 
 def _private_tmp(tmpdir: str) -> None:
@@ -537,6 +555,7 @@ class _Job:
     check: Check
     control: bool
     task: Task | None = None
+    launcher: nsprim.PendingCall | None = None
     pid: int = 0
     pidfd: int = -1
     rfd: int = -1
@@ -559,21 +578,16 @@ def _start(job: _Job, cfg: RunConfig) -> None:
     job.started = time.monotonic()
     job.deadline = job.started + (job.check.timeout + SETUP_SLACK) * timeout_mul()
     task = job.task if job.task is not None else _check_task(job.check, job.control)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(rfd)
-            # The sandbox processes write results into wfd; it must survive forks
-            # (always true) but not leak into anything a check execs.
-            _launcher(task, cfg, job.tmpdir, wfd)
-        finally:
-            os._exit(1)
-    os.close(wfd)
-    job.pid, job.rfd = pid, rfd
     try:
-        job.pidfd = os.pidfd_open(pid)
-    except OSError:
-        job.pidfd = -1
+        # The sandbox processes write results into wfd; it must survive forks
+        # (always true) but not leak into anything a check execs.
+        job.launcher = _child(_launcher, task, cfg, job.tmpdir, wfd, rfd)
+    except BaseException:
+        os.close(rfd)
+        raise
+    finally:
+        os.close(wfd)
+    job.pid, job.pidfd, job.rfd = job.launcher.pid, job.launcher.pidfd, rfd
 
 
 def _signal(pidfd: int, pid: int) -> None:
@@ -623,13 +637,12 @@ def _read(job: _Job) -> bool:
 def _finish(job: _Job) -> CheckResult:
     os.close(job.rfd)
     job.rfd = -1
-    try:
-        _, status = os.waitpid(job.pid, 0)
-    except ChildProcessError:  # pragma: no cover - someone else reaped it
-        status = 0
-    for fd in (job.pidfd, job.init_pidfd):
-        if fd >= 0:
-            os.close(fd)
+    status = 0
+    if job.launcher is not None:  # it closes its pidfd when reaped
+        status = _reap(job.launcher) or 0
+        job.pidfd = -1
+    if job.init_pidfd >= 0:
+        os.close(job.init_pidfd)
     shutil.rmtree(job.tmpdir, ignore_errors=True)
     duration = time.monotonic() - job.started
     by_kind: dict[str, Any] = {}
@@ -779,24 +792,11 @@ def _probe_proc_at(target: str | None) -> Callable[[], None]:
         _needs._unshare_step("mnt")
         _kernel.mount("none", "/", None, _kernel.MS_REC | _kernel.MS_PRIVATE)
         _needs._unshare_step("pid")
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                where = target
-                if where is None:
-                    base = tempfile.mkdtemp()
-                    _kernel.mount("tmpfs", base, "tmpfs", 0)
-                    where = os.path.join(base, "proc")
-                    os.mkdir(where)
-                _kernel.mount("proc", where, "proc", 0)
-            except OSError as err:
-                code = err.errno or 255
-            except BaseException:
-                code = 255
-            os._exit(code if code < 256 else 255)
-        _, status = os.waitpid(pid, 0)
-        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 255
+        # The next child is the new pid namespace's init: it mounts the procfs.
+        try:
+            code = nsprim.call(_mount_proc_at, target, die_with_parent=False)
+        except nsprim.CallError:
+            code = 255
         if code == errno.EPERM and not _needs._seccomp_filtered() and _proc_overmounted():
             raise _needs._Refusal(
                 Availability(
@@ -812,45 +812,50 @@ def _probe_proc_at(target: str | None) -> Callable[[], None]:
     return probe
 
 
+def _mount_proc_at(target: str | None) -> int:
+    """Mount a new procfs at *target* (None: in a fresh tmpfs); return 0 or the errno."""
+    try:
+        where = target
+        if where is None:
+            base = tempfile.mkdtemp()
+            _kernel.mount("tmpfs", base, "tmpfs", 0)
+            where = os.path.join(base, "proc")
+            os.mkdir(where)
+        _kernel.mount("proc", where, "proc", 0)
+    except OSError as err:
+        return min(err.errno or 255, 255)
+    except BaseException:
+        return 255
+    return 0
+
+
 def _run_probe(fn: Callable[[], None]) -> Availability:
     """Run *fn* in a throwaway child; return what happened."""
-    rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(rfd)
-        try:
-            try:
-                fn()
-                out = Availability(_needs.AVAILABLE)
-            except _needs._Refusal as r:
-                out = r.result
-            except _needs.PremiseBroken as b:
-                out = Availability(_needs.BROKEN, str(b), "found by the runner's probe")
-            except BaseException as exc:
-                # A probe that breaks is not an answer: don't gate checks on it
-                # (they find out for themselves), but show it.
-                out = Availability(
-                    _needs.AVAILABLE,
-                    "",
-                    f"the probe failed unexpectedly: {type(exc).__name__}: {exc}",
-                )
-            data = "\0".join(out.to_dict().values()).encode()
-            os.write(wfd, data)
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    chunks = []
-    while True:
-        chunk = os.read(rfd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(rfd)
-    _, status = os.waitpid(pid, 0)
-    parts = b"".join(chunks).decode(errors="replace").split("\0")
-    if len(parts) != 3:
+    try:
+        return Availability(*nsprim.call(_probe_outcome, fn, die_with_parent=False))
+    except nsprim.CallError as err:
+        status = wait_status(err.returncode)
         return Availability(_needs.REFUSED, f"the probe child died (wait status {status})", "")
-    return Availability(parts[0], parts[1], parts[2])
+
+
+def _probe_outcome(fn: Callable[[], None]) -> tuple[str, str, str]:
+    """In the probe child: run *fn*; its availability as ``(state, cause, detail)``."""
+    try:
+        fn()
+        out = Availability(_needs.AVAILABLE)
+    except _needs._Refusal as r:
+        out = r.result
+    except _needs.PremiseBroken as b:
+        out = Availability(_needs.BROKEN, str(b), "found by the runner's probe")
+    except BaseException as exc:
+        # A probe that breaks is not an answer: don't gate checks on it
+        # (they find out for themselves), but show it.
+        out = Availability(
+            _needs.AVAILABLE,
+            "",
+            f"the probe failed unexpectedly: {type(exc).__name__}: {exc}",
+        )
+    return out.state, out.cause, out.detail
 
 
 def _outer_probe(t: str, userns: bool) -> Callable[[], None]:
@@ -1071,48 +1076,45 @@ def _run_in_dropped_child(
     repeat: int,
 ) -> tuple[list[CheckResult], int]:
     """Fork, drop to *user*, run the jobs there; return the results and the uid they ran as."""
-    rfd, wfd = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(rfd)
-            try:
-                _kernel.set_pdeathsig(signal.SIGKILL)
-                uid, _ = _drop_privileges(user)
-                before = _guard.snapshot(_guard.PROCESS)
-                results = _execute(checks, cfg, controls, jobs, progress, repeat)
-                results += _guard.compare(before, _guard.snapshot(_guard.PROCESS))
-                rows = [dict(r.to_dict(), control_message=r.control_message) for r in results]
-                msg: dict[str, Any] = {"uid": uid, "results": rows, "cfg": _cfg_to_dict(cfg)}
-            except BaseException as exc:
-                msg = {"error": describe_exception(exc)}
-            _emit(wfd, msg)
-        finally:
-            os._exit(0)
-    os.close(wfd)
-    chunks = []
+    # Interrupted (^C, SIGTERM): the worker is killed and reaped, and its
+    # sandboxes die with it (PDEATHSIG).
+    worker = _child(_dropped_worker, user, checks, cfg, controls, jobs, progress, repeat)
     try:
-        while True:
-            data = os.read(rfd, 1 << 20)
-            if not data:
-                break
-            chunks.append(data)
-    except BaseException:
-        # Interrupted (^C, SIGTERM): the worker's sandboxes die with it (PDEATHSIG).
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        raise
-    finally:
-        os.close(rfd)
-        os.waitpid(pid, 0)
-    raw = b"".join(chunks)
-    if not raw:
-        raise nsprim.CallError(f"the --as-user worker (pid {pid}) died without reporting")
+        raw = worker.result()
+    except nsprim.CallError as err:
+        if err.returncode is None:
+            raise
+        raise nsprim.CallError(
+            f"the --as-user worker (pid {worker.pid}) died without reporting"
+        ) from None
     msg = json.loads(raw)
     if "error" in msg:
         raise nsprim.CallError(f"the --as-user worker failed: {msg['error']}")
     _cfg_from_dict(cfg, msg["cfg"])
     return [CheckResult.from_dict(r) for r in msg["results"]], int(msg["uid"])
+
+
+def _dropped_worker(
+    user: str | int,
+    checks: Sequence[Check],
+    cfg: RunConfig,
+    controls: bool,
+    jobs: int,
+    progress: ProgressFn | None,
+    repeat: int,
+) -> str:
+    """The --as-user worker: drop to *user*, run the jobs; the results as one JSON document."""
+    try:
+        _kernel.set_pdeathsig(signal.SIGKILL)
+        uid, _ = _drop_privileges(user)
+        before = _guard.snapshot(_guard.PROCESS)
+        results = _execute(checks, cfg, controls, jobs, progress, repeat)
+        results += _guard.compare(before, _guard.snapshot(_guard.PROCESS))
+        rows = [dict(r.to_dict(), control_message=r.control_message) for r in results]
+        msg: dict[str, Any] = {"uid": uid, "results": rows, "cfg": _cfg_to_dict(cfg)}
+    except BaseException as exc:
+        msg = {"error": describe_exception(exc)}
+    return json.dumps(msg)
 
 
 def run(

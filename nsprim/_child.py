@@ -401,12 +401,20 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
     if setup.mount_proc:
         flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
         steps.append(("mount_proc", _sc.mount, ("proc", "/proc", "proc", flags)))
+    if setup.binfmt_misc is not None:
+        flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
+        steps.append(
+            ("mount_binfmt", _sc.mount, ("binfmt_misc", setup.binfmt_misc, "binfmt_misc", flags))
+        )
     if setup.loopback_up:
         from . import net  # netlink: imported only by the programs that bring lo up
 
         steps.append(("set_link_up", net.set_link_up, ("lo",)))
     if setup.cwd is not None:
         steps.append(("chdir", os.chdir, (setup.cwd,)))
+    if setup.keep_caps:  # (NsOptions keeps it only with a new user namespace)
+        # last: the capabilities the new user namespace gave survive the execve
+        steps.append(("keep_caps", _sc.cap_ambient_raise, ()))
     return tuple(steps)
 
 

@@ -1,4 +1,4 @@
-"""Cgroup namespace checks: CG-01 to CG-05.
+"""Cgroup namespace checks: CG-01 to CG-09.
 
 Layer: conformance checks. Imports public nsprim names and the conformance
 registry only.
@@ -18,7 +18,8 @@ root (cgroup_namespaces(7)); the check process reads from the sandbox
 namespace, whose root is the mount's root, so ``/<base>/a`` names ``a``.
 
 Where the cgroup2 hierarchy can't be written (a rootless run without a
-delegated subtree) the checks SKIP, saying which step was refused.
+delegated subtree) the checks that need cgroups of their own SKIP, saying
+which step was refused; CG-09 needs none.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from nsprim import syscalls
 from nsprim.flags import CloneFlags, MountFlags, UmountFlags
 
 from ..registry import Context, Needs, Skip, check
-from ._common import errname, unshare
+from ._common import NEWUSER, attempt, errname, setns_path, unshare
 
 __all__: list[str] = []
 
@@ -295,14 +296,19 @@ def root_fixed_at_creation(ctx: Context) -> None:
 # -- CG-05 -----------------------------------------------------------------------
 
 
-def _clone_into(target: str, into: bool) -> dict[str, Any]:
-    """clone3 a child, with CLONE_INTO_CGROUP *target* when *into*; report where it starts."""
+def _clone_into(target: str, into: bool, flags: int = 0) -> dict[str, Any]:
+    """clone3 a child (*flags*), with CLONE_INTO_CGROUP *target* when *into*; report where it is.
+
+    The child reports its own view of its cgroup as its very first act; the
+    parent then reads the child's cgroup from its own view and the target's
+    ``cgroup.procs`` while the child waits.
+    """
     dirfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     pid: Optional[int] = None
     try:
-        child = syscalls.clone3(0, cgroup=dirfd if into else None)
+        child = syscalls.clone3(flags, cgroup=dirfd if into else None)
         assert isinstance(child, int)
         if child == 0:
             try:
@@ -318,6 +324,7 @@ def _clone_into(target: str, into: bool) -> dict[str, Any]:
         if not _readable(report_r):
             raise TimeoutError("the clone3 child did not report")
         started_in = os.read(report_r, 4096).decode()
+        seen_from_parent = _cgroup_path(str(pid))
         with open(os.path.join(target, "cgroup.procs")) as f:
             procs = sorted(int(line) for line in f)
     finally:
@@ -326,7 +333,12 @@ def _clone_into(target: str, into: bool) -> dict[str, Any]:
                 os.close(fd)  # closing go_w lets the child exit
         if pid is not None:
             os.waitpid(pid, 0)
-    return {"pid": pid, "started_in": started_in, "procs": procs}
+    return {
+        "pid": pid,
+        "started_in": started_in,
+        "seen_from_parent": seen_from_parent,
+        "procs": procs,
+    }
 
 
 def _readable(fd: int) -> bool:
@@ -354,3 +366,201 @@ def clone_into_cgroup(ctx: Context) -> None:
     seen = ctx.in_child(_clone_into, tree.path("target"), not ctx.control)
     ctx.expect_equal(seen["started_in"], tree.shown("target"), "the child's cgroup at its start")
     ctx.expect_equal(seen["procs"], [seen["pid"]], "cgroup.procs of the target cgroup")
+
+
+# -- CG-06 -----------------------------------------------------------------------
+
+
+def _clone_into_fd(fd: int) -> str:
+    """clone3(CLONE_INTO_CGROUP, cgroup=*fd*): "ok" (the child exits at once) or the errno name."""
+    try:
+        child = syscalls.clone3(0, cgroup=fd)
+    except OSError as err:
+        return errname(err)
+    assert isinstance(child, int)
+    if child == 0:
+        os._exit(0)
+    os.waitpid(child, 0)
+    return "ok"
+
+
+def _clone_into_each(fds: dict[str, int]) -> dict[str, str]:
+    return {what: _clone_into_fd(fd) for what, fd in fds.items()}
+
+
+#: The fds CG-06 expects CLONE_INTO_CGROUP to refuse.
+_REFUSED_FDS = ("a plain directory", "a cgroup.procs file", "a removed cgroup")
+
+
+def _open_dir(path: str, flags: int = os.O_RDONLY) -> int:
+    return os.open(path, flags | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+@check(
+    "cgroup.clone_into_needs_live_cgroup",
+    catalogue="CG-06",
+    level="MUST",
+    anchors=("selftest clone3/clone3_cgroup", "clone(2) CLONE_INTO_CGROUP", "LTP clone303"),
+    needs=Needs(min_kernel=(5, 7), kconfig=("CGROUPS",), ops=("clone3",)),
+    timeout=5.0,
+)
+def clone_into_needs_live_cgroup(ctx: Context) -> None:
+    """CLONE_INTO_CGROUP takes only a live cgroup2 directory fd: else EBADF, or ENOENT once removed.
+
+    A helper clone3()s with CLONE_INTO_CGROUP and, in turn, an fd of a plain
+    directory and of a cgroup's ``cgroup.procs`` file → EBADF (kernel
+    cgroup_css_set_fork() wants a cgroup directory), an fd of a cgroup
+    removed after it was opened → ENOENT; an O_PATH fd of a live cgroup
+    directory works (the kernel documents that it may). Control: every
+    refused fd is replaced by an fd of the live target, so every clone
+    succeeds.
+    """
+    tree = _tree(ctx, "target")
+    opened: list[int] = []
+
+    def keep(fd: int) -> int:
+        opened.append(fd)
+        return fd
+
+    try:
+        target = keep(_open_dir(tree.path("target")))
+        fds = {
+            "the target": target,
+            "an O_PATH fd of a live cgroup": keep(_open_dir(tree.path("target"), os.O_PATH)),
+        }
+        if ctx.control:
+            fds.update(dict.fromkeys(_REFUSED_FDS, target))
+        else:
+            os.mkdir(tree.path("removed"))
+            try:
+                removed = keep(_open_dir(tree.path("removed")))
+            finally:
+                os.rmdir(tree.path("removed"))
+            fds["a plain directory"] = keep(_open_dir(ctx.tmpdir))
+            fds["a cgroup.procs file"] = keep(
+                os.open(tree.procs("target"), os.O_RDONLY | os.O_CLOEXEC)
+            )
+            fds["a removed cgroup"] = removed
+        seen = ctx.in_child(_clone_into_each, fds)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    ctx.expect_equal(seen["the target"], "ok", "clone3 into the live target cgroup")
+    ctx.expect_equal(seen["an O_PATH fd of a live cgroup"], "ok", "clone3 into an O_PATH cgroup fd")
+    ctx.expect_equal(seen["a plain directory"], "EBADF", "clone3 into a plain directory's fd")
+    ctx.expect_equal(seen["a cgroup.procs file"], "EBADF", "clone3 into a cgroup.procs fd")
+    ctx.expect_equal(seen["a removed cgroup"], "ENOENT", "clone3 into a removed cgroup's fd")
+
+
+# -- CG-07 -----------------------------------------------------------------------
+
+
+@check(
+    "cgroup.clone_into_sets_ns_root",
+    catalogue="CG-07",
+    level="MUST",
+    anchors=("clone(2) CLONE_INTO_CGROUP", "cgroup_namespaces(7)", "kernel cgroup_post_fork()"),
+    needs=Needs(min_kernel=(5, 7), kconfig=("CGROUPS",), ops=("clone3",)),
+    timeout=5.0,
+)
+def clone_into_sets_ns_root(ctx: Context) -> None:
+    """clone3 with CLONE_NEWCGROUP and CLONE_INTO_CGROUP roots the child's cgroup ns at the target.
+
+    A helper (in the sandbox's root cgroup) clone3()s a child with both
+    flags and an fd of ``target``: the child's first read of
+    /proc/self/cgroup must be ``0::/`` (its namespace root is the cgroup it
+    was placed in, not the parent's, kernel cgroup_post_fork() since 5.7),
+    while the helper sees it in ``target`` and ``target``'s cgroup.procs
+    lists it. Control: no CLONE_NEWCGROUP, so the child sees the full path.
+    """
+    tree = _tree(ctx, "target")
+    seen = ctx.in_child(_clone_into, tree.path("target"), True, ctx.isolate(NEWCGROUP))
+    ctx.expect_equal(seen["started_in"], "/", "the child's own view of its cgroup at its start")
+    ctx.expect_equal(seen["seen_from_parent"], tree.shown("target"), "the child's cgroup")
+    ctx.expect_equal(seen["procs"], [seen["pid"]], "cgroup.procs of the target cgroup")
+
+
+# -- CG-08 -----------------------------------------------------------------------
+
+
+def _join_then_setns(procs: str, holder: Optional[int]) -> str:
+    """Join a cgroup, setns(2) into *holder*'s cgroup namespace (if given); return our path."""
+    _join(procs)
+    if holder is not None:
+        setns_path(f"/proc/{holder}/ns/cgroup", NEWCGROUP)
+    return _cgroup_path()
+
+
+@check(
+    "cgroup.setns_moves_view_only",
+    catalogue="CG-08",
+    level="MUST",
+    anchors=("setns(2)", "cgroup_namespaces(7)", "kernel cgroupns_install()"),
+    needs=Needs(min_kernel=(4, 6), kconfig=("CGROUPS",), ops=("setns",)),
+    timeout=5.0,
+)
+def setns_moves_view_only(ctx: Context) -> None:
+    """setns(2) into a cgroup namespace changes the caller's view of cgroup paths, not its cgroup.
+
+    A holder joins ``a`` and unshares CLONE_NEWCGROUP (its root is ``a``).
+    A member joins ``b`` and setns(2)es into the holder's cgroup namespace:
+    it must read its own path as ``/../b`` (relative to the new root), while
+    the check still sees it in ``b`` and ``b``'s cgroup.procs lists it (the
+    join moved no process). Control: the member does not setns, so it reads
+    its full path.
+    """
+    tree = _tree(ctx, "a", "b")
+    holder = ctx.spawn_child(_join_then_unshare, tree.procs("a"), NEWCGROUP)
+    holder.recv()
+    member = ctx.spawn_child(_join_then_setns, tree.procs("b"), None if ctx.control else holder.pid)
+    own_view = member.recv()
+    ctx.expect_equal(own_view, "/../b", "the member's own cgroup path after setns(2)")
+    ctx.expect_equal(_cgroup_path(str(member.pid)), tree.shown("b"), "the member's cgroup")
+    with open(tree.procs("b")) as f:
+        procs = sorted(int(line) for line in f)
+    ctx.expect_equal(procs, [member.pid], "cgroup.procs of b after the member's setns(2)")
+
+
+# -- CG-09 -----------------------------------------------------------------------
+
+
+def _privilege_attempts(drop: bool) -> dict[str, str]:
+    """Clear the capability sets (if *drop*), then try unshare(CLONE_NEWCGROUP) both ways."""
+    if drop:
+        syscalls.drop_capabilities()
+    seen = {"unshare(CLONE_NEWCGROUP)": attempt(syscalls.unshare, NEWCGROUP)}
+    both = attempt(unshare, NEWUSER | NEWCGROUP)
+    seen["unshare(CLONE_NEWUSER|CLONE_NEWCGROUP)"] = both
+    if both == "ok":
+        seen["own cgroup"] = _cgroup_path()
+    return seen
+
+
+@check(
+    "cgroup.unshare_needs_privilege",
+    catalogue="CG-09",
+    level="MUST",
+    anchors=("cgroup_namespaces(7)", "unshare(2) EPERM", "user_namespaces(7)"),
+    needs=Needs(userns=True, min_kernel=(4, 6), kconfig=("CGROUPS", "USER_NS")),
+    timeout=5.0,
+)
+def unshare_needs_privilege(ctx: Context) -> None:
+    """Without CAP_SYS_ADMIN, unshare(CLONE_NEWCGROUP) is EPERM unless a user ns comes with it.
+
+    A helper clears its capability sets (capset(2); the uid stays, so this
+    works rootless, where no cgroup can be created): unshare(CLONE_NEWCGROUP)
+    must fail with EPERM (kernel unshare_nsproxy_namespaces()), while
+    unshare(CLONE_NEWUSER|CLONE_NEWCGROUP) must succeed, the new user
+    namespace giving the capability, and the helper's cgroup is then its
+    namespace root (``0::/``). Control: the helper keeps its capabilities,
+    so the first unshare succeeds.
+    """
+    seen = ctx.in_child(_privilege_attempts, not ctx.control)
+    ctx.expect_equal(
+        seen["unshare(CLONE_NEWCGROUP)"], "EPERM", "unshare(CLONE_NEWCGROUP) without CAP_SYS_ADMIN"
+    )
+    both = seen["unshare(CLONE_NEWUSER|CLONE_NEWCGROUP)"]
+    if both in ("EPERM", "ENOSPC", "EUSERS"):
+        raise Skip(f"unprivileged processes cannot create user namespaces here ({both})")
+    ctx.expect_equal(both, "ok", "unshare(CLONE_NEWUSER|CLONE_NEWCGROUP) without CAP_SYS_ADMIN")
+    ctx.expect_equal(seen["own cgroup"], "/", "the helper's cgroup path in its new cgroup ns")

@@ -1,4 +1,4 @@
-"""Time namespace checks: TIME-01 to TIME-09.
+"""Time namespace checks: TIME-01 to TIME-15.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry, and :mod:`.._libc` for the calls neither :mod:`os`, :mod:`time` nor
@@ -41,7 +41,8 @@ from nsprim.namespace import Namespace
 
 from .. import _libc
 from ..registry import Context, Needs, Skip, check
-from ._common import NEWTIME, attempt, errname, setns_path
+from ._common import NEWTIME, NEWUSER, attempt, errname, ns_key, setns_path, unshare
+from ._procs import clone_run, fork_run, kill_and_reap, recv_msg, send_msg, wait
 
 __all__: list[str] = []
 
@@ -850,3 +851,504 @@ def setns_single_threaded(ctx: Context) -> None:
         f"{_fmt(OFFSET_MONOTONIC)} (+ < 1 s)",
         _fmt(seen["shift"]),
     )
+
+
+# --- TIME-10 ------------------------------------------------------------------------------
+
+#: The program the unsharer execs: cat prints /proc/uptime (its own view of CLOCK_BOOTTIME),
+#: then copies stdin, which keeps it alive (and its namespaces readable) until stdin closes.
+_CATS = ("/bin/cat", "/usr/bin/cat")
+
+
+def _exec_cat(flags: int, report: int, stdin: int, stdout: int, others: Sequence[int]) -> None:
+    """The process under test: unshare *flags*, set the BOOTTIME offset, report, exec cat."""
+    for fd in others:
+        os.close(fd)
+    try:
+        if flags:
+            unshare(flags)
+        seen = {
+            "time": ns_key("/proc/self/ns/time"),
+            "time_for_children": ns_key("/proc/self/ns/time_for_children"),
+            "write": _write_offsets(_record(CLOCK_BOOTTIME, OFFSET_BOOTTIME)),
+        }
+    except BaseException as exc:  # a Fail from the premise check, or an OSError
+        send_msg(report, ("exc", exc))
+        return
+    send_msg(report, ("ok", seen))
+    os.dup2(stdin, 0)
+    os.dup2(stdout, 1)
+    cat = next(path for path in _CATS if os.access(path, os.X_OK))
+    os.execv(cat, [cat, "/proc/uptime", "-"])
+
+
+def _exec_after_unshare(flags: int) -> dict[str, Any]:
+    """Fork the process under test; read its report, what cat printed, and its namespaces."""
+    report_r, report_w = os.pipe()
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    mine = (report_r, in_w, out_r)
+    before = _now(CLOCK_BOOTTIME)
+    pid = fork_run(_exec_cat, flags, report_w, in_r, out_w, mine, pdeathsig=True)
+    for fd in (report_w, in_r, out_w):
+        os.close(fd)
+    try:
+        ok, msg = recv_msg(report_r)
+        if not ok:
+            raise RuntimeError("the process under test died before reporting")
+        if msg[0] == "exc":
+            raise msg[1]
+        seen: dict[str, Any] = dict(msg[1])
+        with os.fdopen(out_r, "r", closefd=False) as out:
+            poller = select.poll()
+            poller.register(out_r, select.POLLIN)
+            if not poller.poll(_WAIT_TIMEOUT * 1000):
+                raise TimeoutError(f"cat printed nothing within {_WAIT_TIMEOUT} s")
+            line = out.readline()
+        after = _now(CLOCK_BOOTTIME)
+        # cat is blocked on stdin: its namespaces are those execve(2) left it in.
+        seen["exec time"] = ns_key(f"/proc/{pid}/ns/time")
+        seen["exec time_for_children"] = ns_key(f"/proc/{pid}/ns/time_for_children")
+        sec, _, cs = line.split()[0].partition(".")
+        seen["uptime_cs"] = int(sec) * 100 + int(cs)
+        seen["window"] = (before // 10_000_000, after // 10_000_000)
+        os.close(in_w)
+        in_w = -1
+        seen["status"] = wait(pid)
+        pid = 0
+    finally:
+        for fd in (report_r, in_w, out_r):
+            if fd >= 0:
+                os.close(fd)
+        if pid:
+            kill_and_reap(pid)
+    return seen
+
+
+def _no_cat() -> Optional[str]:
+    if any(os.access(path, os.X_OK) for path in _CATS):
+        return None
+    return f"no executable cat(1) at {' or '.join(_CATS)} to execve(2)"
+
+
+@check(
+    "time.exec_enters_time_for_children",
+    catalogue="TIME-10",
+    level="MUST",
+    anchors=(
+        "selftest timens/exec.c",
+        "selftest timens/vfork_exec.c",
+        "kernel 2b5f9dad32ed (fs/exec: switch timens when a task gets a new mm)",
+        _ANCHOR,
+    ),
+    needs=Needs(
+        min_kernel=(6, 2), kconfig=("TIME_NS",), probes=(_no_cat,), ops=("timens_offsets",)
+    ),
+    timeout=5.0,
+)
+def exec_enters_time_for_children(ctx: Context) -> None:
+    """execve(2) by a process that unshared CLONE_NEWTIME moves it into its time_for_children.
+
+    A process unshares CLONE_NEWTIME (it stays in its time namespace),
+    writes a 9-day CLOCK_BOOTTIME offset and execs cat(1), which prints
+    /proc/uptime and then blocks on stdin. While it blocks, its ``time``
+    link must name the namespace that was its ``time_for_children`` (no
+    longer the old one) and ``time_for_children`` the same, and the uptime
+    it printed must be the helper's CLOCK_BOOTTIME plus the offset. Linux
+    6.2 made execve switch (before, only a vfork child's exec did, and the
+    unsharer stayed behind). Control: the process does not unshare, so the
+    execve leaves it where it was.
+    """
+    seen = ctx.in_child(_exec_after_unshare, ctx.isolate(NEWTIME))
+    ctx.expect(
+        seen["exec time"] != seen["time"],
+        "after execve(2) the process has left the time namespace it unshared from",
+        f"not {seen['time']}",
+        seen["exec time"],
+    )
+    ctx.expect_equal(seen["exec time"], seen["time_for_children"], "time namespace after execve(2)")
+    ctx.expect_equal(
+        seen["exec time_for_children"],
+        seen["time_for_children"],
+        "time_for_children after execve(2)",
+    )
+    offset_cs = OFFSET_BOOTTIME // 10_000_000
+    low, high = seen["window"]
+    window = (low + offset_cs, high + offset_cs + 1)
+    ctx.expect(
+        window[0] <= seen["uptime_cs"] <= window[1],
+        f"/proc/uptime read by the exec'd program includes the BOOTTIME offset "
+        f"(timens_offsets write: {seen['write']})",
+        f"within {window}",
+        seen["uptime_cs"],
+    )
+    ctx.expect_equal(seen["status"], 0, "wait status of the exec'd cat")
+
+
+# --- TIME-11 ------------------------------------------------------------------------------
+
+
+def _unprivileged_time_ns(drop: bool) -> dict[str, Any]:
+    """Drop every capability (if *drop*), unshare CLONE_NEWTIME, then with a user namespace."""
+    if drop:
+        syscalls.drop_capabilities()
+    seen: dict[str, Any] = {"unshare(CLONE_NEWTIME)": attempt(syscalls.unshare, NEWTIME)}
+    outer = _time_ns("/proc/self/ns/time_for_children")
+    try:
+        unshare(NEWUSER | NEWTIME)
+    except OSError as err:
+        seen["unshare(CLONE_NEWUSER|CLONE_NEWTIME)"] = errname(err)
+        return seen
+    seen["unshare(CLONE_NEWUSER|CLONE_NEWTIME)"] = "ok"
+    seen["new namespace"] = _time_ns("/proc/self/ns/time_for_children") != outer
+    seen["write"] = _write_offsets(_record(CLOCK_MONOTONIC, OFFSET_MONOTONIC))
+    seen["offsets"] = _read_offsets()
+    return seen
+
+
+@check(
+    "time.unshare_needs_privilege",
+    catalogue="TIME-11",
+    level="MUST",
+    anchors=("time_namespaces(7)", "user_namespaces(7)", "LTP timens01 (CAP_SYS_TIME)"),
+    needs=Needs(
+        userns=True, min_kernel=(5, 6), kconfig=("TIME_NS", "USER_NS"), ops=("timens_offsets",)
+    ),
+    timeout=5.0,
+)
+def unshare_needs_privilege(ctx: Context) -> None:
+    """Unprivileged, unshare(CLONE_NEWTIME) is EPERM; with CLONE_NEWUSER it works, offsets too.
+
+    A helper clears its capability sets (capset(2); its uid stays), then
+    unshare(CLONE_NEWTIME) must fail with EPERM, while
+    unshare(CLONE_NEWUSER|CLONE_NEWTIME) must create a time namespace owned
+    by the new user namespace, in which the helper holds CAP_SYS_TIME: its
+    timens_offsets write must succeed and read back. Control: the helper
+    keeps its capabilities (the precondition is removed), so the first
+    unshare succeeds.
+    """
+    seen = ctx.in_child(_unprivileged_time_ns, not ctx.control)
+    ctx.expect_equal(
+        seen["unshare(CLONE_NEWTIME)"], "EPERM", "unshare(CLONE_NEWTIME) without CAP_SYS_ADMIN"
+    )
+    both = seen["unshare(CLONE_NEWUSER|CLONE_NEWTIME)"]
+    if both in ("EPERM", "ENOSPC", "EUSERS"):
+        raise Skip(f"unprivileged processes cannot create user namespaces here ({both})")
+    ctx.expect_equal(both, "ok", "unshare(CLONE_NEWUSER|CLONE_NEWTIME) without CAP_SYS_ADMIN")
+    ctx.expect(seen["new namespace"], "time_for_children is a new namespace", True, False)
+    ctx.expect_equal(seen["write"], "ok", "timens_offsets write in the user-owned time namespace")
+    ctx.expect_equal(
+        seen["offsets"]["monotonic"],
+        (OFFSET_MONOTONIC // NSEC, OFFSET_MONOTONIC % NSEC),
+        "CLOCK_MONOTONIC offset read back",
+    )
+
+
+# --- TIME-12 ------------------------------------------------------------------------------
+
+CAP_SYS_TIME = 25  # linux/capability.h
+
+
+def _drop_cap(cap: int) -> None:
+    effective, permitted, inheritable = syscalls.capget()
+    bit = 1 << cap
+    syscalls.capset(effective & ~bit, permitted & ~bit, inheritable & ~bit)
+
+
+def _offsets_without_cap_sys_time(drop: bool) -> dict[str, Any]:
+    """In the unsharer: open timens_offsets, drop CAP_SYS_TIME, write by a new fd and the old."""
+    early = os.open(_OFFSETS_FILE, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        if drop:
+            _drop_cap(CAP_SYS_TIME)
+        seen: dict[str, Any] = {
+            "new fd": _write_offsets(_record(CLOCK_MONOTONIC, OFFSET_MONOTONIC)),
+            "offsets after new fd": _read_offsets(),
+        }
+        seen["fd opened before"] = attempt(
+            os.write, early, _record(CLOCK_BOOTTIME, OFFSET_BOOTTIME).encode()
+        )
+    finally:
+        os.close(early)
+    seen["offsets"] = _read_offsets()
+    return seen
+
+
+@check(
+    "time.offsets_need_cap_sys_time",
+    catalogue="TIME-12",
+    level="MUST",
+    anchors=("time_namespaces(7)", "kernel proc_timens_set_offset()", "LTP timens01"),
+    needs=Needs(min_kernel=(5, 6), kconfig=("TIME_NS",), ops=("timens_offsets",)),
+    timeout=5.0,
+)
+def offsets_need_cap_sys_time(ctx: Context) -> None:
+    """Writing timens_offsets needs CAP_SYS_TIME over the namespace's owner when the file is opened.
+
+    A helper unshares CLONE_NEWTIME, opens /proc/self/timens_offsets, then
+    drops CAP_SYS_TIME (capset(2)). A write through a newly opened file
+    must fail with EPERM and change nothing, while a write through the fd
+    opened before the drop must still succeed (the kernel checks the
+    opener's credentials, file_ns_capable()). Control: the helper keeps
+    CAP_SYS_TIME (the precondition is removed), so the new fd's write works.
+    """
+    seen = ctx.in_child(_offsets_without_cap_sys_time, not ctx.control, unshare=NEWTIME)
+    ctx.expect_equal(seen["new fd"], "EPERM", "timens_offsets write opened without CAP_SYS_TIME")
+    ctx.expect_equal(
+        seen["offsets after new fd"],
+        {"monotonic": (0, 0), "boottime": (0, 0)},
+        "offsets after the refused write",
+    )
+    ctx.expect_equal(
+        seen["fd opened before"], "ok", "write through the fd opened with CAP_SYS_TIME"
+    )
+    ctx.expect_equal(
+        seen["offsets"]["boottime"],
+        (OFFSET_BOOTTIME // NSEC, OFFSET_BOOTTIME % NSEC),
+        "CLOCK_BOOTTIME offset written through the early fd",
+    )
+
+
+# --- TIME-13 ------------------------------------------------------------------------------
+
+
+def _read_pid_offsets(pid: int) -> dict[str, tuple[int, int]]:
+    with open(f"/proc/{pid}/timens_offsets") as f:
+        rows = [line.split() for line in f if line.strip()]
+    return {name: (int(sec), int(nsec)) for name, sec, nsec in rows}
+
+
+def _write_pid_offsets(pid: int, records: str) -> str:
+    try:
+        fd = os.open(f"/proc/{pid}/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, records.encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        return errname(err)
+    return "ok"
+
+
+def _child_sees() -> dict[str, Any]:
+    """In the holder: fork a child (the first to enter) that reads its offsets and clock."""
+    return {"offsets": _read_offsets(), "child": _observe_child()}
+
+
+def _observe_child() -> dict[str, Any]:
+    before = _now(CLOCK_MONOTONIC)
+    pid_r, pid_w = os.pipe()
+    pid = fork_run(_child_report, pid_w, pid_r)
+    os.close(pid_w)
+    try:
+        ok, msg = recv_msg(pid_r)
+    finally:
+        os.close(pid_r)
+        wait(pid)
+    after = _now(CLOCK_MONOTONIC)
+    if not ok:
+        raise RuntimeError("the child died before reporting")
+    return {"before": before, "after": after, **msg}
+
+
+def _child_report(wfd: int, other: int) -> None:
+    os.close(other)
+    report = {
+        "offsets": _read_offsets(),
+        "monotonic": _now(CLOCK_MONOTONIC),
+        "time": _time_ns("/proc/self/ns/time"),
+    }
+    send_msg(wfd, report)
+
+
+@check(
+    "time.offsets_through_proc_pid",
+    catalogue="TIME-13",
+    level="MUST",
+    anchors=("time_namespaces(7) (/proc/PID/timens_offsets)", "kernel proc_timens_offsets"),
+    needs=Needs(min_kernel=(5, 6), kconfig=("TIME_NS",), ops=("timens_offsets",)),
+    timeout=5.0,
+)
+def offsets_through_proc_pid(ctx: Context) -> None:
+    """Another process can set and read a process's time_for_children offsets via /proc/PID.
+
+    A helper unshares CLONE_NEWTIME and waits. The check, from outside (with
+    CAP_SYS_TIME over the namespace's owner), writes a 10-day
+    CLOCK_MONOTONIC offset to /proc/HELPER/timens_offsets: the write must
+    work and /proc/HELPER/timens_offsets must read it back, while the
+    check's own file still reads zeros. The helper then forks the first
+    process to enter: that child must read the same offsets in
+    /proc/self/timens_offsets and see CLOCK_MONOTONIC shifted by it.
+    Control: the helper does not unshare, so its time_for_children is the
+    check's own namespace, which processes have entered: the write fails
+    (EACCES; EPERM rootless, where that namespace's owner is out of reach).
+    """
+    holder = ctx.spawn_child(idle_time, unshare=ctx.isolate(NEWTIME))
+    holder.recv()
+    written = _write_pid_offsets(holder.pid, _record(CLOCK_MONOTONIC, OFFSET_MONOTONIC))
+    expected = {
+        "monotonic": (OFFSET_MONOTONIC // NSEC, OFFSET_MONOTONIC % NSEC),
+        "boottime": (0, 0),
+    }
+    ctx.expect_equal(written, "ok", "write to another process's /proc/PID/timens_offsets")
+    ctx.expect_equal(
+        _read_pid_offsets(holder.pid), expected, "/proc/PID/timens_offsets read from outside"
+    )
+    ctx.expect_equal(
+        _read_offsets(),
+        {"monotonic": (0, 0), "boottime": (0, 0)},
+        "the writer's own timens_offsets",
+    )
+    seen = holder.call(_child_sees)
+    child = seen["child"]
+    ctx.expect_equal(seen["offsets"], expected, "the helper's own view of its offsets")
+    ctx.expect_equal(child["offsets"], expected, "timens_offsets read by a child inside")
+    window = (child["before"] + OFFSET_MONOTONIC, child["after"] + OFFSET_MONOTONIC)
+    ctx.expect(
+        window[0] <= child["monotonic"] <= window[1],
+        "CLOCK_MONOTONIC in the child is the helper's plus the offset written from outside",
+        f"within {window}",
+        child["monotonic"],
+    )
+
+
+def idle_time() -> None:
+    """Nothing: the body of a helper that only holds its time_for_children."""
+
+
+# --- TIME-14 ------------------------------------------------------------------------------
+
+
+def _join_and_fork(path: str, join: bool) -> dict[str, Any]:
+    """setns(2) to the time namespace at *path* (if *join*); report the links and a child's."""
+    if join:
+        setns_path(path, NEWTIME)
+    return {
+        "time": _time_ns("/proc/self/ns/time"),
+        "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+        "child": _observe_child(),
+    }
+
+
+@check(
+    "time.setns_sets_both",
+    catalogue="TIME-14",
+    level="MUST",
+    anchors=("setns(2)", "kernel timens_install()", "selftest timens/timens.c"),
+    needs=Needs(min_kernel=(5, 6), kconfig=("TIME_NS",), ops=("setns", "timens_offsets")),
+    timeout=5.0,
+)
+def setns_sets_both(ctx: Context) -> None:
+    """setns(2) into a time namespace moves both the caller and its future children there.
+
+    A helper unshares CLONE_NEWTIME and sets a CLOCK_MONOTONIC offset.
+    Another process setns(2)es to the helper's ``time_for_children``: its
+    ``time`` and ``time_for_children`` links must both name that namespace
+    (unlike unshare, which changes only the latter), and a child it forks
+    afterwards must be in it and see the offset. Control: the process does
+    not call setns(2), so its children stay in its namespace.
+    """
+    holder = ctx.spawn_child(_prepare_time_ns, unshare=NEWTIME)
+    holder.recv()
+    path = holder.ns_path("time_for_children")
+    target = _time_ns(path)
+    seen = ctx.in_child(_join_and_fork, path, not ctx.control)
+    ctx.expect_equal(seen["time"], target, "time namespace after setns(2)")
+    ctx.expect_equal(seen["time_for_children"], target, "time_for_children after setns(2)")
+    ctx.expect_equal(seen["child"]["time"], target, "time namespace of a child forked after")
+    child = seen["child"]
+    window = (child["before"], child["after"])
+    ctx.expect(
+        window[0] <= child["monotonic"] <= window[1],
+        "CLOCK_MONOTONIC of a child forked after setns(2) equals the joiner's",
+        f"within {window}",
+        child["monotonic"],
+    )
+
+
+# --- TIME-15 ------------------------------------------------------------------------------
+
+
+def _cloned_report(wfd: int, other: int) -> None:
+    """In the clone3 child: report its time namespaces, offsets, clock, and an offset write."""
+    os.close(other)
+    report = {
+        "time": _time_ns("/proc/self/ns/time"),
+        "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+        "offsets": _read_offsets(),
+        "monotonic": _now(CLOCK_MONOTONIC),
+        "write": _write_offsets(_record(CLOCK_MONOTONIC, OFFSET_MONOTONIC)),
+    }
+    send_msg(wfd, report)
+
+
+def _clone3_time(flags: int) -> dict[str, Any]:
+    """clone3(2) a child with *flags*; return its report and this process's view around it."""
+    mine = {
+        "time": _time_ns("/proc/self/ns/time"),
+        "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+    }
+    r, w = os.pipe()
+    before = _now(CLOCK_MONOTONIC)
+    try:
+        pid = clone_run(flags, _cloned_report, w, r)
+    finally:
+        os.close(w)
+    try:
+        ok, child = recv_msg(r)
+    finally:
+        os.close(r)
+        wait(pid)
+    if not ok:
+        raise RuntimeError("the clone3 child died before reporting")
+    return {
+        "mine": mine,
+        "mine after": {
+            "time": _time_ns("/proc/self/ns/time"),
+            "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+        },
+        "child": child,
+        "window": (before, _now(CLOCK_MONOTONIC)),
+    }
+
+
+@check(
+    "time.clone3_newtime",
+    catalogue="TIME-15",
+    level="MUST",
+    anchors=("clone(2) (CLONE_NEWTIME, clone3 only)", _ANCHOR, "kernel timens_on_fork()"),
+    needs=Needs(min_kernel=(5, 6), kconfig=("TIME_NS",), ops=("clone3", "timens_offsets")),
+    timeout=5.0,
+)
+def clone3_newtime(ctx: Context) -> None:
+    """clone3(CLONE_NEWTIME) starts the child in a new time namespace with zero, frozen offsets.
+
+    A helper clone3(2)s a child with CLONE_NEWTIME (clone(2) can't: the bit
+    is in CSIGNAL). The child's ``time`` and ``time_for_children`` must both
+    name one new namespace, its offsets read zero and its CLOCK_MONOTONIC
+    equals the helper's, and writing its offsets fails with EACCES: the
+    namespace was entered at birth, so they are frozen. The helper's own
+    namespaces don't change. Control: the child is cloned without
+    CLONE_NEWTIME, so it shares the helper's namespace.
+    """
+    seen = ctx.in_child(_clone3_time, ctx.isolate(NEWTIME))
+    mine, child = seen["mine"], seen["child"]
+    ctx.expect(
+        child["time"] != mine["time"],
+        "the clone3(CLONE_NEWTIME) child is in a new time namespace",
+        f"not {mine['time']}",
+        child["time"],
+    )
+    ctx.expect_equal(child["time_for_children"], child["time"], "the child's time_for_children")
+    ctx.expect_equal(seen["mine after"], mine, "the helper's time namespaces after the clone3")
+    ctx.expect_equal(
+        child["offsets"], {"monotonic": (0, 0), "boottime": (0, 0)}, "the child's offsets"
+    )
+    window = seen["window"]
+    ctx.expect(
+        window[0] <= child["monotonic"] <= window[1],
+        "CLOCK_MONOTONIC in the new namespace equals the helper's (zero offset)",
+        f"within {window}",
+        child["monotonic"],
+    )
+    ctx.expect_equal(child["write"], "EACCES", "the child's write to its frozen offsets")

@@ -1,4 +1,4 @@
-"""User namespace checks: USR-01 to USR-13.
+"""User namespace checks: USR-01 to USR-21.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry and the helpers every group shares (:mod:`._common`).
@@ -25,6 +25,7 @@ from nsprim.namespace import Namespace, NsType
 
 from ..registry import ChildHandle, Context, Needs, Skip, check
 from ._common import NEWUSER, NEWUTS, attempt, idle, setns, unshare
+from ._procs import try_clone3
 
 __all__: list[str] = []
 
@@ -865,3 +866,430 @@ def rejoin_same_userns(ctx: Context) -> None:
     # nsprim must not trip over it: joining one's own user namespace is skipped.
     joined = process.call_in(Namespace.of_self(NsType.USER), _userns_identity, timeout=5.0)
     ctx.expect_equal(joined, _userns_identity(), "nsprim.process.call_in into the own user ns")
+
+
+# -- USR-14 -------------------------------------------------------------------------
+
+
+def _join_user(pid: int) -> None:
+    """setns(2) into helper *pid*'s user namespace (every capability there, its uid 0)."""
+    fd = _fd(f"/proc/{pid}/ns/user")
+    try:
+        setns(fd, NEWUSER)
+    finally:
+        os.close(fd)
+
+
+def _join_then_unshare_user(pid: int) -> None:
+    """Join helper *pid*'s user namespace, then unshare a child of it (a grandchild of ours)."""
+    _join_user(pid)
+    unshare(NEWUSER)
+
+
+@check(
+    "user.map_writer_level",
+    catalogue="USR-14",
+    level="MUST",
+    anchors=("user_namespaces(7) (defining a mapping, rule 2)", "kernel map_write()"),
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",), ops=("setns",)),
+    timeout=5.0,
+)
+def map_writer_level(ctx: Context) -> None:
+    """Only a process in a user ns or its parent may write its maps; from two levels up, EPERM.
+
+    Level 1 is a child of the check's user namespace (root mapped to the
+    check's ids); level 2 is created inside level 1. The check, with every
+    capability in level 2's grandparent, opens and writes level 2's uid_map
+    and gid_map (``0 0 1``): EPERM (kernel map_write() accepts only the
+    namespace itself or its parent as the opener's). A writer that joined
+    level 1 then writes the same lines: accepted, and level 2's process is
+    root there. Control: the first writes come from the level-1 writer too,
+    so they are accepted.
+    """
+    level1 = _userns_helper(ctx)
+    _map_root_to_me(level1.pid)
+    level2 = ctx.spawn_child(_join_then_unshare_user, level1.pid)
+    level2.recv()
+    parent = ctx.spawn_child(_join_user, level1.pid)
+    parent.recv()
+    for kind in ("uid", "gid"):
+        path = f"/proc/{level2.pid}/{kind}_map"
+        far = (
+            parent.call(_write_attempt, path, "0 0 1")
+            if ctx.control
+            else _write_attempt(path, "0 0 1")
+        )
+        ctx.expect_equal(far, "EPERM", f"{kind}_map of a grandchild user ns written from above")
+        near = parent.call(_write_attempt, path, "0 0 1")
+        ctx.expect_equal(near, "ok", f"{kind}_map written from the parent user namespace")
+    ctx.expect_equal(level2.call(_ids), (0, 0, 0, 0), "level 2's ids after its maps")
+
+
+# -- USR-15 -------------------------------------------------------------------------
+
+
+def _join_without_caps(path: str, leave_parent: bool) -> tuple[int, str, int]:
+    """Drop every capability, setns(2) into the user ns at *path*: (CapEff, errno name, CapEff)."""
+    fd = _fd(path)
+    try:
+        if leave_parent:
+            unshare(NEWUSER)
+        syscalls.drop_capabilities()
+        before = _caps()["CapEff"]
+        joined = attempt(setns, fd, NEWUSER)
+        return before, joined, _caps()["CapEff"]
+    finally:
+        os.close(fd)
+
+
+@check(
+    "user.owner_holds_caps",
+    catalogue="USR-15",
+    level="MUST",
+    anchors=(
+        "user_namespaces(7) (capabilities: the owner in the parent namespace)",
+        "kernel cap_capable()",
+        "setns(2)",
+    ),
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("USER_NS",), ops=("setns",)),
+    timeout=5.0,
+)
+def owner_holds_caps(ctx: Context) -> None:
+    """A process of the parent user ns whose euid owns a child ns may join it with no capabilities.
+
+    The owner's euid, in the parent namespace, has every capability in the
+    child (kernel cap_capable()). A helper with the check's euid (the owner
+    of a waiting helper's user namespace) clears its capability sets with
+    capset(2), then setns(2)es into that namespace: it must succeed, and the
+    joiner then holds every capability there (CapEff full). Control: the
+    joiner first unshares a user namespace of its own (same euid, but no
+    longer in the parent), so the setns fails with EPERM.
+    """
+    target = _userns_helper(ctx)
+    before, joined, after = ctx.in_child(
+        _join_without_caps, f"/proc/{target.pid}/ns/user", ctx.control
+    )
+    ctx.expect_equal(hex(before), hex(0), "CapEff of the joiner before setns")
+    ctx.expect_equal(joined, "ok", "setns(2) into the user ns its euid owns, with no capability")
+    ctx.expect_equal(hex(after), hex(_full_caps()), "CapEff after joining the user namespace")
+
+
+# -- USR-16 -------------------------------------------------------------------------
+
+#: (what is mapped, map uid, map gid) before the helper tries to create a child user ns.
+_CREATOR_CASES = (
+    ("neither its uid nor its gid", False, False),
+    ("only its uid", True, False),
+    ("only its gid", False, True),
+    ("its uid and gid", True, True),
+)
+
+
+@check(
+    "user.unmapped_creator_refused",
+    catalogue="USR-16",
+    level="MUST",
+    anchors=("clone(2) EPERM (CLONE_NEWUSER)", "user_namespaces(7)", "kernel create_user_ns()"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def unmapped_creator_refused(ctx: Context) -> None:
+    """A process whose euid or egid is unmapped in its user ns can't create a child user ns (EPERM).
+
+    Four helpers unshare CLONE_NEWUSER; the check maps neither of the
+    helper's ids, only its uid, only its gid, or both (onto its own), and
+    each helper then unshares CLONE_NEWUSER again: EPERM unless both are
+    mapped (kernel create_user_ns() wants the creator's euid and egid
+    mapped in the parent), then a new namespace. Control: both ids are
+    mapped in every case, so every creation succeeds.
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    for what, map_uid, map_gid in _CREATOR_CASES:
+        expected = "ok" if map_uid and map_gid else "EPERM"
+        helper = _userns_helper(ctx)
+        if map_uid or ctx.control:
+            _write(f"/proc/{helper.pid}/uid_map", f"0 {uid} 1")
+        if map_gid or ctx.control:
+            _write(f"/proc/{helper.pid}/gid_map", f"0 {gid} 1")
+        seen = helper.call(attempt, unshare, NEWUSER)
+        ctx.expect_equal(seen, expected, f"unshare(CLONE_NEWUSER) with {what} mapped")
+
+
+# -- USR-17 -------------------------------------------------------------------------
+
+
+def _userns_from(root: str | None) -> dict[str, str]:
+    """chroot(2) to *root* (if given), then try to create a user namespace both ways."""
+    if root is not None:
+        try:
+            os.chroot(root)
+        except PermissionError as err:
+            return {"chroot": f"{err.strerror} (errno {err.errno})"}
+        os.chdir("/")
+    return {
+        "clone3(CLONE_NEWUSER)": try_clone3(NEWUSER, ()),
+        "unshare(CLONE_NEWUSER)": attempt(unshare, NEWUSER),
+    }
+
+
+@check(
+    "user.chroot_refused",
+    catalogue="USR-17",
+    level="MUST",
+    anchors=("clone(2) EPERM (chroot)", "unshare(2) EPERM", "kernel create_user_ns()"),
+    needs=Needs(userns=True, min_kernel=(5, 3), kconfig=("USER_NS",), ops=("clone3",)),
+    timeout=5.0,
+)
+def chroot_refused(ctx: Context) -> None:
+    """A chrooted process can't create a user namespace (EPERM), by clone3 or by unshare.
+
+    A user namespace would give the process CAP_SYS_CHROOT there and so a way
+    out of its chroot (kernel create_user_ns() refuses a caller whose root is
+    not its mount namespace's root, since 3.9). A helper chroots into an
+    empty directory of the check's private tmpdir and tries
+    clone3(CLONE_NEWUSER) and unshare(CLONE_NEWUSER): both EPERM. Control:
+    the helper does not chroot, so both succeed.
+    """
+    root = None
+    if not ctx.control:
+        root = os.path.join(ctx.tmpdir, "chroot")
+        os.mkdir(root)
+    seen = ctx.in_child(_userns_from, root)
+    if "chroot" in seen:
+        raise Skip(f"chroot(2) is refused here: {seen['chroot']}")
+    for call in ("clone3(CLONE_NEWUSER)", "unshare(CLONE_NEWUSER)"):
+        ctx.expect_equal(seen[call], "EPERM", f"{call} from a chrooted process")
+
+
+# -- USR-18 -------------------------------------------------------------------------
+
+#: Level 1 of USR-18 maps ids 0..9 onto the check's 0..9; id 10 is outside it.
+_LEVEL1_IDS = 10
+
+
+def _six_extents(last: int) -> str:
+    """Six one-id extents (more than the 5 kept unsorted), the last naming outer id *last*."""
+    return "".join(f"{k} {k} 1\n" for k in range(5)) + f"5 {last} 1\n"
+
+
+def _ids_for_usr18() -> str | None:
+    if _mapped("uid", range(_LEVEL1_IDS)) and _mapped("gid", range(_LEVEL1_IDS)):
+        return None
+    return (
+        f"needs uids and gids 0-{_LEVEL1_IDS - 1} mapped in this user namespace to give level 1 "
+        "six ids (a rootless sandbox maps one id)"
+    )
+
+
+@check(
+    "user.map_within_parent",
+    catalogue="USR-18",
+    level="MUST",
+    anchors=(
+        "user_namespaces(7) (defining a mapping)",
+        "LTP userns08 (CVE-2018-18955)",
+        "kernel map_write()",
+    ),
+    needs=Needs(
+        userns=True,
+        min_kernel=(4, 15),
+        kconfig=("USER_NS",),
+        ops=("setns",),
+        probes=(_ids_for_usr18,),
+    ),
+    timeout=5.0,
+)
+def map_within_parent(ctx: Context) -> None:
+    """A map naming an id its parent user ns doesn't map is refused (EPERM), also with > 5 extents.
+
+    Level 1 maps ids 0-9 onto the check's; a writer that joined level 1
+    (every capability there) writes the uid_map and gid_map of fresh level-2
+    namespaces: one extent naming id 10 (unmapped in level 1) → EPERM; six
+    extents, the sixth naming 10 → EPERM (with more than 5 extents the kernel
+    sorts the map, the path of CVE-2018-18955; every extent is still
+    translated through the parent's map); six extents within 0-9 → accepted.
+    Control: the extents name id 9 instead of 10, so every write is accepted.
+    """
+    outside = _LEVEL1_IDS - 1 if ctx.control else _LEVEL1_IDS
+    level1 = _userns_helper(ctx)
+    _map_helper(level1.pid, f"0 0 {_LEVEL1_IDS}", f"0 0 {_LEVEL1_IDS}")
+    writer = ctx.spawn_child(_join_user, level1.pid)
+    writer.recv()
+    cases = (
+        (f"one extent naming id {outside}", f"0 {outside} 1", "EPERM"),
+        (f"six extents, the last naming id {outside}", _six_extents(outside), "EPERM"),
+        ("six extents within level 1's ids", _six_extents(5), "ok"),
+    )
+    for what, text, expected in cases:
+        level2 = ctx.spawn_child(_join_then_unshare_user, level1.pid)
+        level2.recv()
+        for kind in ("uid", "gid"):
+            seen = writer.call(_write_attempt, f"/proc/{level2.pid}/{kind}_map", text)
+            ctx.expect_equal(seen, expected, f"level 2's {kind}_map of {what}")
+        if expected == "ok":
+            ctx.expect_equal(
+                writer.call(_extents, f"/proc/{level2.pid}/uid_map"),
+                [(k, k, 1) for k in range(6)],
+                "level 2's uid_map read back from level 1",
+            )
+
+
+# -- USR-19 -------------------------------------------------------------------------
+
+#: The id USR-19 tries to take on: unmapped in the helper's namespace (it maps only 0).
+_UNMAPPED = 1
+
+
+def _use_unmapped(path: str) -> dict[str, str]:
+    """chown *path* to, then become, uid/gid 1; the uid last (it costs the capabilities)."""
+    return {
+        "chown": attempt(os.chown, path, _UNMAPPED, _UNMAPPED),
+        "setresgid": attempt(os.setresgid, _UNMAPPED, _UNMAPPED, _UNMAPPED),
+        "setresuid": attempt(os.setresuid, _UNMAPPED, _UNMAPPED, _UNMAPPED),
+    }
+
+
+@check(
+    "user.unmapped_ids_unusable",
+    catalogue="USR-19",
+    level="MUST",
+    anchors=("setresuid(2) EINVAL", "chown(2) EINVAL", "user_namespaces(7) (unmapped ids)"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def unmapped_ids_unusable(ctx: Context) -> None:
+    """Ids a user ns doesn't map can't be taken on or given: setresuid/gid and chown are EINVAL.
+
+    A helper in a new user namespace that maps only 0 (onto the check's
+    ids), with every capability there, tries chown(2) of a file the check
+    made to uid/gid 1, then setresgid(1) and setresuid(1): each must fail
+    with EINVAL (the id has no kernel id to convert to), not EPERM, and
+    nothing changes. Control: the namespace maps 1 (onto the same ids)
+    instead, so each call succeeds (the file keeps its owner).
+    """
+    path = _create(os.path.join(ctx.tmpdir, "owned"), 0o644)
+    inside = _UNMAPPED if ctx.control else 0
+    helper = _userns_helper(ctx)
+    _map_helper(helper.pid, f"{inside} {os.geteuid()} 1", f"{inside} {os.getegid()} 1")
+    seen = helper.call(_use_unmapped, path)
+    for call in ("chown", "setresgid", "setresuid"):
+        ctx.expect_equal(seen[call], "EINVAL", f"{call}() to an id the user ns doesn't map")
+    st = os.stat(path)
+    ctx.expect_equal((st.st_uid, st.st_gid), (os.geteuid(), os.getegid()), "the file's owner")
+
+
+# -- USR-20 -------------------------------------------------------------------------
+
+#: fds a USR-20 helper opened, by path (module state of that helper process only).
+_HELD: dict[str, int] = {}
+
+
+def _open_for_writing(path: str) -> int:
+    """In the opener: open *path* for writing and keep it open; return the fd number."""
+    _HELD[path] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    return _HELD[path]
+
+
+def _ids_for_usr20() -> str | None:
+    if os.geteuid() != NOBODY and _mapped("uid", (NOBODY,)) and _mapped("gid", (NOBODY,)):
+        return None
+    return (
+        "needs the id 65534 mapped in this user namespace besides the check's own (a rootless "
+        "sandbox maps one id)"
+    )
+
+
+@check(
+    "user.map_opener_credentials",
+    catalogue="USR-20",
+    level="MUST",
+    anchors=("CVE-2013-1959", "kernel new_idmap_permitted()", "user_namespaces(7)"),
+    needs=Needs(userns=True, min_kernel=(5, 6), kconfig=("USER_NS",), probes=(_ids_for_usr20,)),
+    timeout=5.0,
+)
+def map_opener_credentials(ctx: Context) -> None:
+    """A uid_map write needs the privilege in the opener's credentials too, not only the writer's.
+
+    A helper running as nobody creates a user namespace; another process,
+    nobody with no capabilities, opens that namespace's uid_map for writing
+    and keeps it open. The check, root with CAP_SETUID, takes the fd
+    (pidfd_getfd(2)) and writes ``0 0 1`` through it: EPERM, since the
+    opener could not have mapped root (kernel new_idmap_permitted(), the
+    fix of CVE-2013-1959). The same line through an fd the check opened
+    itself is accepted. Control: the first write also goes through an fd
+    the check opened, so it is accepted.
+    """
+    target = ctx.spawn_child(_drop_then_unshare, NOBODY, NOBODY)
+    target.recv()
+    path = f"/proc/{target.pid}/uid_map"
+    opener = ctx.spawn_child(_writer, True)
+    opener.recv()
+    number = opener.call(_open_for_writing, path)
+    if ctx.control:
+        borrowed = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    else:
+        pidfd = syscalls.pidfd_open(opener.pid)
+        try:
+            borrowed = syscalls.pidfd_getfd(pidfd, number)
+        except PermissionError as err:
+            # root holds CAP_SYS_PTRACE over nobody: only a policy (Yama, an LSM) says no.
+            raise Skip(f"pidfd_getfd(2) of the opener's fd is refused here ({err})") from None
+        finally:
+            os.close(pidfd)
+    try:
+        seen = attempt(os.write, borrowed, b"0 0 1")
+    finally:
+        os.close(borrowed)
+    ctx.expect_equal(seen, "EPERM", "uid_map write through an fd an unprivileged process opened")
+    ctx.expect_equal(_write_attempt(path, "0 0 1"), "ok", "the same write through the check's fd")
+    ctx.expect_equal(_extents(path), [(0, 0, 1)], "the helper's uid_map")
+
+
+# -- USR-21 -------------------------------------------------------------------------
+
+
+def _malformed_maps(own: int) -> tuple[tuple[str, str], ...]:
+    """(what, text) of map writes the kernel must refuse as malformed, around the id *own*."""
+    return (
+        ("overlapping inside ranges", f"0 {own} 1\n0 {own} 1\n"),
+        ("overlapping outside ranges", f"0 {own} 1\n1 {own} 1\n"),
+        ("a zero count", f"0 {own} 0\n"),
+        ("an inside range past 2^32", f"4294967295 {own} 2\n"),
+        ("an outside range past 2^32", "0 4294967295 2\n"),
+        ("a missing field", f"0 {own}\n"),
+        ("a negative id", f"-1 {own} 1\n"),
+        ("trailing garbage", f"0 {own} 1 junk\n"),
+        ("an empty line", f"0 {own} 1\n\n"),
+    )
+
+
+@check(
+    "user.map_syntax",
+    catalogue="USR-21",
+    level="MUST",
+    anchors=("user_namespaces(7) (defining a mapping)", "kernel map_write()", "LTP userns03"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def map_syntax(ctx: Context) -> None:
+    """A malformed uid_map/gid_map write fails with EINVAL and leaves the map writable.
+
+    The check writes a waiting helper's uid_map and gid_map with overlapping
+    inside or outside ranges, a zero count, a range past 2^32, a missing
+    field, a negative id, trailing garbage and an empty line: each EINVAL
+    (kernel map_write() parses and validates before any permission check,
+    so this holds rootless too), the map stays empty, and the well-formed
+    ``0 <own id> 1`` is then accepted (only a successful write uses up the
+    one write). Control: the first malformed write is replaced by the
+    well-formed line, so it is accepted.
+    """
+    helper = _userns_helper(ctx)
+    for kind, own in (("uid", os.geteuid()), ("gid", os.getegid())):
+        path = f"/proc/{helper.pid}/{kind}_map"
+        good = f"0 {own} 1\n"
+        for i, (what, text) in enumerate(_malformed_maps(own)):
+            seen = _write_attempt(path, good if ctx.control and i == 0 else text)
+            ctx.expect_equal(seen, "EINVAL", f"{kind}_map write with {what}")
+        ctx.expect_equal(_read(path), "", f"{kind}_map after the refused writes")
+        ctx.expect_equal(_write_attempt(path, good), "ok", f"the well-formed {kind}_map write")
+        ctx.expect_equal(_extents(path), [(0, own, 1)], f"{kind}_map read back")

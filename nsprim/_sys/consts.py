@@ -106,7 +106,6 @@ AT_NO_AUTOMOUNT = 0x800
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 AT_SYMLINK_FOLLOW = 0x400
-AT_HANDLE_FID = 0x200  # Linux 6.5
 MAX_HANDLE_SZ = 128
 FD_PIDFS_ROOT = -10002  # Linux 6.14: open_by_handle_at(2) of a pidfd handle
 FD_NSFS_ROOT = -10003  # Linux 6.18: open_by_handle_at(2) of an nsfs handle
@@ -137,6 +136,9 @@ PR_CAP_AMBIENT_RAISE = 2
 # --- <linux/nsfs.h>: listns(2), Linux 6.19 ----------------------------------------
 NS_ID_REQ_SIZE_VER0 = 32  # sizeof(struct ns_id_req) as first published
 LISTNS_CURRENT_USER = 0xFFFFFFFFFFFFFFFF  # user_ns_id: the caller's user namespace
+# <fcntl.h> name_to_handle_at(2)
+AT_EMPTY_PATH = 0x1000
+AT_HANDLE_FID = 0x200  # Linux 6.5: a handle to identify, not to open
 
 # --- <linux/sockios.h> ----------------------------------------------------------
 SIOCGSKNS = 0x894C  # Linux 4.9: the netns of a socket, as an nsfs fd

@@ -1,4 +1,4 @@
-"""The mount namespace checks (MNT-01..18) PASS on this kernel and their negative controls FAIL.
+"""The mount namespace checks (MNT-01..19) PASS on this kernel and their negative controls FAIL.
 
 Runs through the real runner, as root and rootless (``--as-user nobody``),
 like ``test_checks_uts.py``; see ``conformance_helpers.py``.
@@ -6,8 +6,11 @@ like ``test_checks_uts.py``; see ``conformance_helpers.py``.
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 from conformance_helpers import PRIVILEGES, GroupRun, assert_conforms, group_checks, run_group
+from forked import in_child
 
 CHECKS = group_checks("mnt")
 #: Checks that can't be made rootless, and the reason they must name (a one-id user namespace).
@@ -23,7 +26,7 @@ def mnt_run(request: pytest.FixtureRequest) -> GroupRun:
 
 
 def test_mnt_group_covers_the_catalogue() -> None:
-    assert sorted(c.catalogue_id for c in CHECKS) == [f"MNT-{i:02d}" for i in range(1, 19)]
+    assert sorted(c.catalogue_id for c in CHECKS) == [f"MNT-{i:02d}" for i in range(1, 20)]
 
 
 @pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
@@ -68,3 +71,49 @@ def test_mnt10_is_not_fooled_by_another_visible_procfs(tmp_path, privileges: str
         assert result["status"] in ("PASS", "SKIP"), result
         if result["status"] == "SKIP":
             assert "another procfs is mounted at" in result["message"], result
+
+
+def _run_filtered(patterns: list[str], rules: list[tuple[str, int]]) -> list[tuple[str, str, str]]:
+    from nsprim.conformance import runner
+    from nsprim.conformance.registry import load_checks, select
+
+    from nsprim import seccomp
+
+    seccomp.install([seccomp.Rule(name, err) for name, err in rules])
+    run = runner.run(select(load_checks(), patterns), controls=True)
+    return [(r.catalogue_id, r.status.value, r.message) for r in run.results if r.type != "guard"]
+
+
+@pytest.mark.needs_root
+@pytest.mark.parametrize(
+    ("patterns", "rules", "cause"),
+    [
+        (["MNT-1[1-7]"], [("mount_setattr", errno.EPERM)], "seccomp filter returns EPERM"),
+        (["MNT-1[1-5]"], [("open_tree", errno.EPERM)], "seccomp filter returns EPERM"),
+        (["MNT-1[1-5]", "MNT-18", "MNT-19"], [("move_mount", errno.ENOSYS)], "move_mount"),
+    ],
+    ids=["mount_setattr-refused", "open_tree-refused", "move_mount-absent"],
+)
+def test_mnt_refusal_by_policy_is_a_skip(
+    patterns: list[str], rules: list[tuple[str, int]], cause: str
+) -> None:
+    """A seccomp filter refusing a call the new mount checks make is a SKIP naming it."""
+    pytest.importorskip("nsprim.seccomp")
+    results = in_child(_run_filtered, patterns, rules, timeout=100)
+    assert results
+    for check_id, status, message in results:
+        assert status == "SKIP", (check_id, status, message)
+        assert cause in message, (check_id, message)
+
+
+def test_new_mnt_checks_declare_the_kernel_they_hold_from() -> None:
+    """The kernel each MNT-11.. guarantee needs (older kernels SKIP naming it): idmapped mounts
+    of tmpfs (6.3; MOUNT_ATTR_IDMAP itself is 5.12), mount_setattr (5.12), set-group (5.15)."""
+    since = {c.catalogue_id: c.needs.min_kernel for c in CHECKS if c.catalogue_id >= "MNT-11"}
+    assert since == {
+        **dict.fromkeys(("MNT-11", "MNT-12", "MNT-13", "MNT-14", "MNT-15"), (6, 3)),
+        "MNT-16": (5, 12),
+        "MNT-17": (5, 12),
+        "MNT-18": (5, 15),
+        "MNT-19": (5, 15),
+    }

@@ -346,8 +346,9 @@ def test_run_serial_and_parallel_give_the_same_verdicts() -> None:
         reg.check(f"test.c{i}", catalogue=f"TEST-0{i}", serial=(i == 1))(body)
     one = runner.run(_checks(reg), jobs=1)
     many = runner.run(_checks(reg), jobs=4)
-    assert [r.status for r in one.results] == [r.status for r in many.results]
-    assert [r.status.value for r in one.results] == ["PASS", "FAIL", "PASS", "FAIL"]
+    seen = [(r.id, r.status.value, r.message) for r in one.results + many.results]
+    assert [r.status for r in one.results] == [r.status for r in many.results], seen
+    assert [r.status.value for r in one.results] == ["PASS", "FAIL", "PASS", "FAIL"], seen
 
 
 def test_run_rejects_bad_arguments() -> None:

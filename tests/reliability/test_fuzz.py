@@ -290,6 +290,12 @@ TARGETS: list[Target] = [
         _args(fd(), _intish(), junk(), _intish()),
         lambda v: os.close(sc.open_by_handle_at(*v)),
     ),
+    T("syscalls.listns", _args(_intish(), _intish()), lambda v: sc.listns(*v)),
+    T(
+        "syscalls.open_ns_by_id",
+        _args(_intish(), _intish(), _intish()),
+        lambda v: os.close(sc.open_ns_by_id(*v)),
+    ),
     T("syscalls.set_pdeathsig", _args(_intish()), lambda v: sc.set_pdeathsig(*v)),
     T("syscalls.set_dumpable", _args(junk()), lambda v: sc.set_dumpable(*v)),
     T("syscalls.capget", _args(pid()), lambda v: sc.capget(*v)),

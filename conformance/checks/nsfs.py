@@ -1,4 +1,4 @@
-"""Cross-cutting nsfs checks: NS-01 to NS-17.
+"""Cross-cutting nsfs checks: NS-01 to NS-21.
 
 Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``, ``nsprim.idmap``,
 ``nsprim.flags``, ``nsprim.namespace``), the conformance registry, and
@@ -1718,3 +1718,275 @@ def access_needs_ptrace(ctx: Context) -> None:
         target.recv()
         seen = ctx.in_child(_ns_access, target.pid, pidfd_ioctl)
         ctx.expect_equal(seen, {call: "EACCES" for call in seen}, f"nsfs access to a {name} target")
+
+
+# -- NS-18 pid translation between pid namespaces -------------------------------
+
+
+def _nspid(pid: int) -> list[int]:
+    """The NSpid line of /proc/PID/status: its pid at each level, the reader's level first."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return [int(v) for v in line.split()[1:]]
+    raise LookupError(f"no NSpid line in /proc/{pid}/status")
+
+
+def _translate(ns_path: str, target: int) -> dict[str, object]:
+    """Translate *target*'s pid both ways through pid namespace *ns_path*, and two refusals."""
+    fd = _open_ns(ns_path)
+    uts = _open_ns("/proc/self/ns/uts")
+    try:
+        inner = _nspid(target)[-1]
+        seen: dict[str, object] = {
+            "pid 1 there, here": _attempt_value(syscalls.ns_pid_from_pidns, fd, 1),
+            "tgid 1 there, here": _attempt_value(syscalls.ns_pid_from_pidns, fd, 1, tgid=True),
+            "target here, there": _attempt_value(syscalls.ns_pid_in_pidns, fd, target),
+            "target here, there (tgid)": _attempt_value(
+                syscalls.ns_pid_in_pidns, fd, target, tgid=True
+            ),
+            "the caller, there": _attempt_value(syscalls.ns_pid_in_pidns, fd, os.getpid()),
+            "on a UTS namespace": _attempt_value(syscalls.ns_pid_from_pidns, uts, 1),
+        }
+        return {"seen": seen, "target inside": inner}
+    finally:
+        os.close(fd)
+        os.close(uts)
+
+
+def _attempt_value(fn: Callable[..., int], *args: object, **kwargs: object) -> Union[int, str]:
+    """``fn(*args, **kwargs)``'s value, or the errno name it failed with."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError as err:
+        return errname(err)
+
+
+@check(
+    "nsfs.pid_translation",
+    catalogue="NS-18",
+    level="MUST",
+    anchors=("ioctl_ns(2)", "pid_namespaces(7)", "proc(5) /proc/PID/status NSpid"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(6, 11),
+        kconfig=("PID_NS",),
+        ops=("clone3", "unshare.pid"),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def pid_translation(ctx: Context) -> None:
+    """NS_GET_{PID,TGID}_{FROM,IN}_PIDNS translate pids between a child pid namespace and ours.
+
+    A target is clone3(2)d as the init of a new pid namespace. Through that
+    namespace's nsfs fd, pid 1 there must translate to the target's pid
+    here and the target's pid here to 1 there (the pid and tgid variants,
+    agreeing with /proc/PID/status NSpid); the caller, which is not in that
+    namespace, must get ESRCH; and a UTS namespace fd must get EINVAL.
+    Control: the check's own pid namespace fd is used instead, where pids
+    are not translated.
+    """
+    pid, pidfd, hold = _start_target(NEWPID, False)
+    ctx.defer(_stop_target, pid, pidfd, hold)
+    path = "/proc/self/ns/pid" if ctx.control else f"/proc/{pid}/ns/pid"
+    got = ctx.in_child(_translate, path, pid)
+    inner = got["target inside"]
+    ctx.expect_equal(inner, 1, "the target's pid in its own namespace (NSpid)")
+    ctx.expect_equal(
+        got["seen"],
+        {
+            "pid 1 there, here": pid,
+            "tgid 1 there, here": pid,
+            "target here, there": inner,
+            "target here, there (tgid)": inner,
+            "the caller, there": "ESRCH",
+            "on a UTS namespace": "EINVAL",
+        },
+        "pid translations through the target's pid namespace",
+    )
+
+
+# -- NS-19 nsfs file handles -----------------------------------------------------
+
+#: name_to_handle_at(2): resolve the /proc/PID/ns/* magic link to the nsfs file.
+_AT_SYMLINK_FOLLOW = 0x400
+
+
+def _handle_of(path: str) -> tuple[int, bytes]:
+    kind, data, _ = syscalls.name_to_handle_at(path, flags=_AT_SYMLINK_FOLLOW)
+    return kind, data
+
+
+def _open_handle(handle: tuple[int, bytes]) -> Union[Ident, str]:
+    try:
+        fd = syscalls.open_by_handle_at(syscalls.FD_NSFS_ROOT, *handle)
+    except OSError as err:
+        return errname(err)
+    try:
+        return ns_ident(fd)
+    finally:
+        os.close(fd)
+
+
+def _handles(child_userns: bool) -> dict[str, object]:
+    """Reopen our UTS namespace by handle; then again from a child user (and UTS) namespace."""
+    home = _ident("/proc/self/ns/uts")
+    handle = _handle_of("/proc/self/ns/uts")
+    seen: dict[str, object] = {"home": home, "home by handle": _open_handle(handle)}
+    if child_userns:
+        uid, gid = os.geteuid(), os.getegid()
+        unshare(NEWUSER | NEWUTS)
+        idmap.map_root(os.getpid(), uid, gid)
+    seen["from a child user namespace"] = _open_handle(handle)
+    return seen
+
+
+@check(
+    "nsfs.file_handles",
+    catalogue="NS-19",
+    level="MUST",
+    anchors=(
+        "selftest namespaces/file_handle_test.c",
+        "open_by_handle_at(2)",
+        "util-linux nsenter(1) --net=:NSID",
+    ),
+    needs=Needs(
+        userns=True,
+        min_kernel=(6, 18),
+        kconfig=("USER_NS", "UTS_NS"),
+        ops=("unshare.uts",),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def file_handles(ctx: Context) -> None:
+    """An nsfs file handle reopens a namespace for a process in it, not from a child user ns.
+
+    In a fresh process without privilege over anything else,
+    name_to_handle_at(2) of /proc/self/ns/uts and
+    open_by_handle_at(FD_NSFS_ROOT) must give back the very namespace (nsfs
+    identity and NS_GET_ID). After the process unshares a user namespace
+    (every capability, in it) and a UTS namespace, the same handle must be
+    refused: ESTALE (as the kernel's selftest expects on 6.18) or EPERM, so
+    a handle gives no reach the process would not have otherwise. Control:
+    the process stays where it was, so the handle opens again.
+    """
+    seen = ctx.in_child(_handles, not ctx.control)
+    ctx.expect_equal(seen["home by handle"], seen["home"], "the caller's UTS namespace by handle")
+    refused = seen["from a child user namespace"]
+    ctx.expect(
+        refused in ("ESTALE", "EPERM"),
+        "open_by_handle_at of the parent's UTS namespace from a child user namespace",
+        "ESTALE or EPERM",
+        refused,
+    )
+
+
+# -- NS-20 the initial namespaces' fixed inode numbers -----------------------------
+
+
+def _initial_inodes(ctl: bool) -> dict[str, object]:
+    """Our user (and time) namespaces' inodes, then those of namespaces made here."""
+    user = _ident("/proc/self/ns/user")
+    seen: dict[str, object] = {"user": user[1]}
+    if os.path.exists("/proc/self/ns/time"):
+        owner = _related(syscalls.ns_get_userns, "/proc/self/ns/time")
+        if isinstance(owner, tuple) and _same(owner, user):
+            seen["time"] = _ident("/proc/self/ns/time")[1]
+    made = [t for t in _types() if t not in (NsType.USER, NsType.PID, NsType.TIME)]
+    flags = 0
+    for t in made:
+        flags |= int(t.flag)
+    unshare(NEWUSER)
+    unshare(flags)
+    if ctl:  # the control reads a user namespace made at run time
+        seen["user"] = _ident("/proc/self/ns/user")[1]
+    reserved = range(0xEFFFFFF8, 0xF0000000)  # dynamic inodes start at 0xF0000000
+    seen["made here, with a reserved inode"] = sorted(
+        e for e in ["user", *(t.value for t in made)] if _ident(f"/proc/self/ns/{e}")[1] in reserved
+    )
+    return seen
+
+
+@check(
+    "nsfs.initial_inodes",
+    catalogue="NS-20",
+    level="MUST",
+    anchors=("selftest namespaces/init_ino_test.c", "linux/nsfs.h enum init_ns_ino", "lsns(8)"),
+    needs=Needs(
+        root=True,
+        min_kernel=(5, 6),
+        kconfig=("USER_NS", "TIME_NS"),
+        ops=_EVERY_TYPE,
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def initial_inodes(ctx: Context) -> None:
+    """The initial namespaces have their fixed nsfs inode numbers, which no other one gets.
+
+    Run as real root, the check is in the initial user namespace (the
+    runner's premise for root: uid_map maps all 2**32 ids) and, the sandbox
+    leaving time namespaces alone, in the initial time namespace when that
+    one is owned by it: their inodes must be 0xEFFFFFFD (user) and
+    0xEFFFFFFA (time). Namespaces of every other type made at run time, in a
+    new user namespace, must all have inodes outside the reserved
+    0xEFFFFFF8..0xEFFFFFFF range. Control: the user namespace read is one
+    made at run time.
+    """
+    seen = ctx.in_child(_initial_inodes, ctx.control)
+    want: dict[str, object] = {"user": NsType.USER.init_ino}
+    if "time" in seen:
+        want["time"] = NsType.TIME.init_ino
+    want["made here, with a reserved inode"] = []
+    ctx.expect_equal(seen, want, "nsfs inode numbers")
+
+
+# -- NS-21 listns(2) shows a caller only what it may see ----------------------------
+
+
+def _listed(sibling_net_id: int, own_userns: bool) -> dict[str, bool]:
+    """listns(CLONE_NEWNET) from a user namespace of our own (if *own_userns*)."""
+    uid, gid = os.geteuid(), os.getegid()
+    if own_userns:
+        unshare(NEWUSER)
+        idmap.map_root(os.getpid(), uid, gid)
+    ours = _ident("/proc/self/ns/net")[2]
+    ids = syscalls.listns(NEWNET)
+    return {"its own net namespace": ours in ids, "the sibling's": sibling_net_id in ids}
+
+
+@check(
+    "nsfs.listns_visibility",
+    catalogue="NS-21",
+    level="MUST",
+    anchors=("selftest namespaces/listns_permissions_test.c", "listns(2)", "lsns(8)"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(6, 19),
+        kconfig=("USER_NS", "NET_NS"),
+        ops=("unshare.net",),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def listns_visibility(ctx: Context) -> None:
+    """listns(2) shows a caller its own namespaces but none owned by a sibling user namespace.
+
+    A helper unshares a user namespace with a net namespace. From a user
+    namespace of its own (a sibling of the helper's, where it has every
+    capability), a process asks listns(2) for net namespaces: the list must
+    hold the net namespace the process is in, and not the helper's (by
+    NS_GET_ID). Control: the process stays in the parent user namespace,
+    whose CAP_SYS_ADMIN covers the helper's, so the helper's is listed.
+    """
+    helper = ctx.spawn_child(idle, unshare=NEWUSER | NEWNET)
+    helper.recv()
+    theirs = _ident(helper.ns_path("net"))[2]
+    ctx.expect(theirs is not None, "NS_GET_ID of the helper's net namespace", "an id", theirs)
+    ctx.expect_equal(
+        ctx.in_child(_listed, theirs, not ctx.control),
+        {"its own net namespace": True, "the sibling's": False},
+        "net namespaces listns(2) shows from a sibling user namespace",
+    )

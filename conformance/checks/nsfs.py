@@ -1230,21 +1230,28 @@ def _owner_uids(paths: dict[str, str]) -> dict[str, str]:
     catalogue="NS-11",
     level="MUST",
     anchors=("ioctl_ns(2)", "LTP ioctl_ns", "selftest nsfs/owner.c"),
-    needs=Needs(min_kernel=(4, 11), kconfig=("NAMESPACES",), probes=(_nsfs_ioctls_allowed,)),
+    needs=Needs(
+        userns=True,
+        min_kernel=(4, 11),
+        kconfig=("NAMESPACES",),
+        ops=_EVERY_TYPE,
+        probes=(_nsfs_ioctls_allowed,),
+    ),
     timeout=5.0,
 )
 def owner_uid_user_only(ctx: Context) -> None:
     """NS_GET_OWNER_UID answers for a user namespace and refuses every other type with EINVAL.
 
-    NS_GET_OWNER_UID on the caller's nsfs file of every type this kernel
-    has must fail with EINVAL, except on the user namespace, where it
-    succeeds. Control: every call is made on the user namespace's file, so
-    none fails.
+    A helper creates one namespace of every type this kernel has; then
+    NS_GET_OWNER_UID on each of its nsfs files must fail with EINVAL, except
+    on the user namespace's, where it succeeds. Control: every call is made
+    on the user namespace's file, so none fails.
     """
-    paths = {
-        e: "/proc/self/ns/user" if ctx.control else f"/proc/self/ns/{e}"
-        for e in (t.value for t in _types())
-    }
+    flags = 0
+    for t in _types():
+        flags |= int(t.flag)
+    helper = _spawn_holder(ctx, flags)
+    paths = {t.value: helper.ns_path("user" if ctx.control else _entry(t)) for t in _types()}
     ctx.expect_equal(
         ctx.in_child(_owner_uids, paths),
         {e: "ok" if e == "user" else "EINVAL" for e in paths},
@@ -1691,6 +1698,7 @@ def _ns_access(target: int, pidfd_ioctl: bool) -> dict[str, str]:
     needs=Needs(
         min_kernel=(3, 8),
         kconfig=("NAMESPACES", "UTS_NS"),
+        ops=("unshare.uts",),
         probes=(_nsfs_ioctls_allowed,),
     ),
     timeout=5.0,

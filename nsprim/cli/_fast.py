@@ -283,6 +283,7 @@ SPECS: dict[str, dict[str, Any]] = {
             "setgroups": None,
             "mount_proc": None,
             "mount_binfmt": None,
+            "load_interp": None,
             "propagation": None,
             "root": None,
             "wd": None,

@@ -327,6 +327,14 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         "implies -U -m; its own instance from Linux 6.7",
     )
     p.add_argument(
+        "-l",
+        "--load-interp",
+        metavar="DEF",
+        action="append",
+        help="register the binfmt_misc interpreter definition DEF (':name:type:offset:magic:"
+        "mask:interpreter:flags') in the namespace's instance (implies --mount-binfmt)",
+    )
+    p.add_argument(
         "--propagation",
         metavar="slave|shared|private|unchanged",
         choices=PROPAGATION,
@@ -669,6 +677,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         flag = "--addr" if ns.addr is not None else "--host-addr"
         print(f"nsprim run: {flag} needs --veth", file=sys.stderr)
         return 1
+    if ns.load_interp and ns.mount_binfmt is None:
+        ns.mount_binfmt = BINFMT_DEFAULT  # unshare: -l implies --mount-binfmt
     if ns.mount_binfmt == BINFMT_DEFAULT and ns.mount_proc is None:
         ns.mount_proc = "/proc"  # unshare: the default place is in a fresh proc
     hold = bool(files) or ns.veth is not None
@@ -769,6 +779,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         die_with_parent=ns.kill_child if ns.kill_child is not None else False,
                         map_helpers=helpers,
                         binfmt_misc=ns.mount_binfmt,
+                        binfmt_register=ns.load_interp or (),
                         owner=ns.owner,
                         keep_caps=ns.keep_caps,
                         env=env,
@@ -804,6 +815,13 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(f"nsprim run: {err}", file=sys.stderr)
             return 1
         except (NsprimError, OSError, ValueError, TypeError) as err:
+            if getattr(err, "step", None) == "binfmt_register":
+                text = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
+                print(
+                    f"nsprim run: write failed {ns.mount_binfmt}/register: {text}",
+                    file=sys.stderr,
+                )
+                return 1
             if getattr(err, "step", None) == "mount_binfmt":
                 text = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
                 print(f"nsprim run: mount {ns.mount_binfmt} failed: {text}", file=sys.stderr)

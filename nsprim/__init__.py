@@ -99,9 +99,14 @@ def __getattr__(name: str) -> Any:
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'nsprim' has no attribute {name!r}") from None
-    import importlib
+    # __import__, not importlib.import_module: the importlib package imports
+    # warnings, more bytecode than this facade saves (`from . import syscalls`
+    # inside nsprim comes through here too).
+    import sys
 
-    mod = importlib.import_module(f".{module}", __name__)
+    full = f"{__name__}.{module}"
+    __import__(full)
+    mod = sys.modules[full]
     value = mod if attr is None else getattr(mod, attr)
     globals()[name] = value
     return value

@@ -455,7 +455,10 @@ def search_exec(executables: Sequence[bytes], start: Callable[[bytes], R]) -> R:
                 first.errno in (errno.ENOENT, errno.ENOTDIR)
                 and err.errno not in (errno.ENOENT, errno.ENOTDIR)
             ):
-                first = err
+                # Without its traceback: that holds this frame, which holds
+                # *first*, a cycle that kept the caller's frames (and the
+                # new NsProcess in them) alive until the next collection.
+                first = err.with_traceback(None)
     raise first or OSError(errno.ENOENT, os.strerror(errno.ENOENT))
 
 

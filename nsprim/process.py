@@ -30,9 +30,9 @@ import contextlib
 import os
 import select
 import signal
+import sys
 import threading
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import _child
@@ -127,6 +127,38 @@ class _NoPublicConstructor(type):
         return super().__call__(*args, **kwargs)  # type: ignore[misc, no-any-return]
 
 
+class _Finalizer:
+    """``weakref.finalize(owner, fn, *args)``, ``atexit=False``: run by the owner's ``__del__``.
+
+    What NsProcess and PendingCall need of it (call once when the object is
+    dropped, unless detached; never during interpreter shutdown), without
+    importing weakref (a module more for every `nsprim run`) or registering
+    with it (work and memory touched on every spawn).
+    """
+
+    __slots__ = ("args", "fn")
+
+    def __init__(self, fn: Callable[..., object], *args: object) -> None:
+        self.fn: Optional[Callable[..., object]] = fn
+        self.args = args
+
+    def detach(self) -> None:
+        self.fn = None
+        self.args = ()
+
+    @staticmethod
+    def run_for(owner: object) -> None:
+        f = getattr(owner, "_finalizer", None)
+        if f is None or f.fn is None or sys.is_finalizing():
+            return
+        fn, args = f.fn, f.args
+        f.detach()
+        try:
+            fn(*args)
+        except Exception:  # a finalizer must not raise (weakref.finalize prints and goes on)
+            sys.excepthook(*sys.exc_info())
+
+
 def _status_to_returncode(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
@@ -166,13 +198,15 @@ class NsProcess(metaclass=_NoPublicConstructor):
         self._input = memoryview(b"")
         self._input_offset = 0
         self._communication_started = False
-        self._finalizer = weakref.finalize(self, NsProcess._orphan, pid, pidfd)
-        self._finalizer.atexit = False
+        self._finalizer = _Finalizer(NsProcess._orphan, pid, pidfd)
 
     @staticmethod
     def _orphan(pid: int, pidfd: OwnedFd) -> None:
         # Dropped while possibly running: reap it later, never leave a zombie.
         LEDGER.orphan(pid, pidfd)
+
+    def __del__(self) -> None:
+        _Finalizer.run_for(self)
 
     @property
     def pidfd(self) -> int:
@@ -765,8 +799,10 @@ class PendingCall(metaclass=_NoPublicConstructor):
         self._ended = False  # outcome in hand, or the channel closed
         self._done = False  # reaped
         self._outcome: Any = None
-        self._finalizer = weakref.finalize(self, kill_reap, launch.pid, launch.pidfd)
-        self._finalizer.atexit = False
+        self._finalizer = _Finalizer(kill_reap, launch.pid, launch.pidfd)
+
+    def __del__(self) -> None:
+        _Finalizer.run_for(self)
 
     @property
     def pidfd(self) -> int:

@@ -242,10 +242,12 @@ def _fast_args(name: str, words: list[str]) -> Any:
     spec = _fast.SPECS.get(name)
     ns = _fast.parse(spec, words) if spec is not None else None
     if ns is not None:
-        import importlib
-
+        # __import__, not importlib.import_module: the importlib package
+        # imports warnings, more bytecode than this whole module.
         module_name, _, handler_name, _ = COMMANDS[name]
-        ns.func = getattr(importlib.import_module(f"{__name__}.{module_name}"), handler_name)
+        full = f"{__name__}.{module_name}"
+        __import__(full)
+        ns.func = getattr(sys.modules[full], handler_name)
     return ns
 
 

@@ -81,3 +81,30 @@ def test_a_signal_during_the_hand_off_waits_for_the_thread_then_raises() -> None
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert events == ["signal", "work done", "raised"]
+
+
+def test_a_dropped_program_is_handed_to_the_ledger_at_once_and_reaped_later() -> None:
+    # NsProcess ends with its __del__ (no weakref.finalize): dropped at once
+    # (no reference cycle through a PATH search's error keeps it), a running
+    # program goes to the ledger with its pidfd still open, and is reaped once
+    # it exits.
+    import gc
+
+    from nsprim._ledger import LEDGER
+
+    gc.disable()
+    try:
+        proc = process.spawn(["sleep", "0.2"], die_with_parent=False)  # "sleep" by PATH
+        pid = proc.pid
+        del proc
+        held = [fd for p, fd in LEDGER._orphans if p == pid]
+        assert held and held[0] is not None and not held[0].closed
+    finally:
+        gc.enable()
+    deadline = time.monotonic() + 10
+    while any(p == pid for p, _ in LEDGER._orphans) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        LEDGER.reap_orphans()
+    assert not any(p == pid for p, _ in LEDGER._orphans)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

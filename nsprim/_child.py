@@ -412,6 +412,9 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
         steps.append(("set_link_up", net.set_link_up, ("lo",)))
     if setup.cwd is not None:
         steps.append(("chdir", os.chdir, (setup.cwd,)))
+    if setup.keep_caps:  # (NsOptions keeps it only with a new user namespace)
+        # last: the capabilities the new user namespace gave survive the execve
+        steps.append(("keep_caps", _sc.cap_ambient_raise, ()))
     return tuple(steps)
 
 

@@ -192,6 +192,19 @@ def _fork(
         if pid == 0:
             try:
                 gc.disable()
+                owner = plan.setup.owner if plan.setup is not None else None
+                if owner is not None:
+                    # The user namespace's owner is the euid/egid of its creator.
+                    step = "setgroups"
+                    try:
+                        os.setgroups([])
+                        step = "setgid"
+                        os.setgid(owner[1])
+                        step = "setuid"
+                        os.setuid(owner[0])
+                    except BaseException as exc:
+                        send_frame(plan.chan, ERROR, encode_error(exc, step))
+                        os._exit(255)
                 if child_flags:
                     try:
                         _sc.unshare(child_flags)
@@ -297,12 +310,16 @@ def launch(
         ppfd = LAUNCHER.pidfd() if pdeathsig else -1
         # A pid namespace owned by a new user namespace: clone3 makes both at
         # once, but only a single-threaded process may call it raw (see _fork).
+        # An owner: the child changes its ids before it unshares everything itself,
+        # the pid namespace too (so that the new user namespace owns it).
+        owned = setup is not None and setup.owner is not None
         raw = (
             bool(clone_flags & _NEWPID and clone_flags & _NEWUSER)
             and _clone3_ok[0]
             and (not set_tid and _single_threaded())
+            and not owned
         )
-        pidns = -1 if set_tid or raw else _pidns_to_return_to(clone_flags)
+        pidns = -1 if set_tid or raw or owned else _pidns_to_return_to(clone_flags)
         try:
             # Without a way back for the launcher thread, the child makes the
             # pid namespace and hands over to its PID 1 (see _fork).
@@ -477,6 +494,8 @@ def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False)
         and setup.root is None
         and not setup.mount_proc
         and setup.binfmt_misc is None
+        and setup.owner is None
+        and not setup.keep_caps
         and setup.types <= _FAST_TYPES
         and all(src < 0 or src == i or src > 2 for i, src in enumerate(stdio))
     )

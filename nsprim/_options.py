@@ -198,10 +198,12 @@ class NsOptions:
         "flags",
         "gid_map",
         "hostname",
+        "keep_caps",
         "loopback_up",
         "map_helpers",
         "mount_proc",
         "offsets",
+        "owner",
         "pdeathsig",
         "propagation",
         "root",
@@ -229,11 +231,14 @@ class NsOptions:
         die_with_parent: Union[bool, int] = True,
         map_helpers: bool = False,
         binfmt_misc: Optional[StrPath] = None,
+        owner: Optional[tuple[int, int]] = None,
+        keep_caps: bool = False,
     ) -> None:
         types = set(parse_types(namespaces))
         for flag_name, flag in (
             ("map_root", map_root),
             ("map_helpers", map_helpers),
+            ("keep_caps", keep_caps),
             ("mount_proc", mount_proc),
             ("loopback_up", loopback_up),
         ):
@@ -300,6 +305,19 @@ class NsOptions:
         if self.root is not None:
             types.add(NsType.MNT)
         self.binfmt_misc = _opt_path(binfmt_misc, "binfmt_misc")
+        self.owner: Optional[tuple[int, int]] = None
+        if owner is not None:
+            if (
+                not isinstance(owner, tuple)
+                or len(owner) != 2
+                or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 0xFFFFFFFF
+                    for v in owner
+                )
+            ):
+                raise ValueError(f"owner must be a (uid, gid) pair of ids, got {owner!r}")
+            self.owner = (owner[0], owner[1])
+            types.add(NsType.USER)
         if self.binfmt_misc is not None:
             types.add(NsType.MNT)
         self.offsets = _format_offsets(time_offsets) if time_offsets is not None else None
@@ -321,6 +339,8 @@ class NsOptions:
                 raise ValueError(f"propagation={propagation!r} needs 'mnt' in namespaces")
             self.propagation = 0
         self.mount_proc = mount_proc
+        # unshare(1): --keep-caps acts only with a new user namespace
+        self.keep_caps = keep_caps and NsType.USER in types
         self.loopback_up = loopback_up
         self.types = frozenset(types)
         flags = 0

@@ -87,6 +87,17 @@ __all__ = [
     "pidfd_get_namespace",
     "pidfd_get_info",
     "PidfdInfo",
+    # the kernel's answer, unchecked (probes)
+    "syscall_errno",
+    "unshare_errno",
+    "setns_errno",
+    "sethostname_errno",
+    "setdomainname_errno",
+    "mount_errno",
+    "ioctl_errno",
+    "pidfd_info_errno",
+    "libc_has",
+    "syscall_table_error",
 ]
 
 HOST_NAME_MAX = C.NEW_UTS_LEN
@@ -1164,3 +1175,94 @@ def open_ns_by_id(ns_id: int, nstype: int = 0, ino: int = 0) -> int:
             os.close(fd)
             raise OSError(errno.ESTALE, f"open_by_handle_at: {os.strerror(errno.ESTALE)}")
     return int(fd)
+
+
+# --- the kernel's answer, unchecked: for probes -----------------------------------------------
+#
+# The functions above refuse a 65-byte hostname, unknown flag bits or a NULL
+# path before any syscall. A probe (``nsprim check``, the conformance suite's
+# premises) must pass them, because the question is what the kernel, or a
+# seccomp filter in front of it, answers. These make exactly the one call,
+# never raise for the kernel's refusal, and return its errno (0 on success),
+# closing any fd the call created.
+
+
+def syscall_errno(name: str, *args: int) -> int:
+    """Return the errno of the raw syscall *name* with integer *args* (0 on success).
+
+    ENOSYS also when nsprim has no number for *name* on this architecture.
+    A result fd (``pidfd_open``, ``open_tree``) is closed.
+    """
+    try:
+        ret = _libc.syscall(name, *args)
+    except UnsupportedError:
+        return errno.ENOSYS
+    except OSError as err:
+        return err.errno or errno.EIO
+    if ret >= 0 and name in ("pidfd_open", "open_tree"):
+        os.close(ret)
+    return 0
+
+
+def unshare_errno(flags: int) -> int:
+    """Return the errno of unshare(2) of *flags* as given, unknown bits included (2.6.16)."""
+    return 0 if _libc.unshare(flags) == 0 else ctypes.get_errno()
+
+
+def setns_errno(fd: int, nstype: int) -> int:
+    """Return the errno of setns(2) of *fd*, *nstype* as given, a bad fd included (Linux 3.0)."""
+    return 0 if _libc.setns(fd, nstype) == 0 else ctypes.get_errno()
+
+
+def sethostname_errno(name: bytes, length: Optional[int] = None) -> int:
+    """Return the errno of sethostname(2) of *name*, *length* bytes (default: all), any length."""
+    n = len(name) if length is None else length
+    return 0 if _libc.sethostname(name, n) == 0 else ctypes.get_errno()
+
+
+def setdomainname_errno(name: bytes, length: Optional[int] = None) -> int:
+    """Return the errno of setdomainname(2) of *name*, *length* bytes (default: all)."""
+    n = len(name) if length is None else length
+    return 0 if _libc.setdomainname(name, n) == 0 else ctypes.get_errno()
+
+
+def mount_errno(source: Optional[bytes], target: bytes, fstype: Optional[bytes], flags: int) -> int:
+    """Return the errno of mount(2) as given (no data), a missing target included."""
+    ret = _libc.mount(source, target, fstype, flags, None)
+    return 0 if ret == 0 else ctypes.get_errno()
+
+
+def ioctl_errno(fd: int, request: int, size: int = 0) -> tuple[int, int]:
+    """Return ``(errno, result)`` of ioctl(2) *request* on *fd*; result -1 on error.
+
+    The argument is a zeroed buffer of *size* bytes, or NULL when *size* is 0
+    (the ``_IO()`` requests take none, and the pidfs ones refuse a non-zero
+    one with EINVAL). A result fd is the caller's to close.
+    """
+    buf = ctypes.create_string_buffer(size) if size else None
+    ret = _libc.ioctl(fd, request, ctypes.addressof(buf) if buf is not None else None)
+    if ret == -1:
+        return ctypes.get_errno(), -1
+    return 0, int(ret)
+
+
+def pidfd_info_errno(pidfd: int) -> int:
+    """Return the errno of ioctl(PIDFD_GET_INFO) asking for the pid (Linux 6.13)."""
+    info = _PidfdInfoStruct()
+    info.mask = PIDFD_INFO_PID
+    ret = _libc.ioctl(pidfd, C.PIDFD_GET_INFO, ctypes.addressof(info))
+    return ctypes.get_errno() if ret == -1 else 0
+
+
+def libc_has(name: str) -> bool:
+    """Whether the C library exports the function *name*."""
+    return hasattr(_libc.libc, name)
+
+
+def syscall_table_error(machine: str) -> Optional[str]:
+    """``None`` when nsprim knows the syscall numbers of *machine* (``uname -m``), else why not."""
+    try:
+        _nr.table(machine)
+    except UnsupportedError as err:
+        return str(err)
+    return None

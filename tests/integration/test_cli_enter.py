@@ -515,3 +515,44 @@ def test_rootless_like_nsenter(
         assert (theirs, out.out) == (0, "rootless\nrootless\n")
     else:
         assert (theirs, out.out, out.err) == (1, "rootless\n", nsenter_says)
+
+
+# --- the library side: spawn_in's extra_ns, cwd, keep_caps ----------------------------------
+
+
+def test_spawn_in_extra_ns_without_a_target(target: process.NsProcess) -> None:
+    from nsprim import Namespace
+
+    uts = Namespace.from_path(f"/proc/{target.pid}/ns/uts")
+    with process.spawn_in(
+        None, ["sh", "-c", "readlink /proc/self/ns/uts; pwd"], extra_ns=[uts], cwd="/tmp",
+        stdout=process.PIPE,
+    ) as p:  # fmt: skip
+        out, _ = p.communicate(timeout=30)
+    assert (p.returncode, out.decode().split()) == (0, [_ns(target.pid, "uts"), "/tmp"])
+    # an nsfs fd works as well as a Namespace, and wins over the target's namespace
+    fd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with process.spawn_in(
+            target.pid, ["readlink", "/proc/self/ns/uts"], types=["uts", "net"],
+            extra_ns=[fd], stdout=process.PIPE,
+        ) as p:  # fmt: skip
+            out, _ = p.communicate(timeout=30)
+        assert out.decode().strip() == os.readlink("/proc/self/ns/uts")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "spawn_in needs a target or extra_ns"),
+        ({"extra_ns": ["/proc/self/ns/uts"]}, "extra_ns"),
+        ({"cwd": "/", "target_cwd": True, "extra_ns": [0]}, "mutually exclusive"),
+        ({"cwd": "", "extra_ns": [0]}, "cwd must be a non-empty path"),
+    ],
+)
+def test_spawn_in_refuses_before_anything(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises((ValueError, TypeError)) as info:
+        process.spawn_in(None, ["true"], **kwargs)  # type: ignore[arg-type]
+    assert message in str(info.value)

@@ -983,11 +983,7 @@ def _split_owners() -> None:
 
 def _join_split(target: int, mask: int) -> dict[str, object]:
     """Enter *target*'s user namespace by its nsfs file, then setns(pidfd, *mask*)."""
-    pidfd = syscalls.pidfd_open(target)
-    try:
-        setns_path(f"/proc/{target}/ns/user", NEWUSER)
-    finally:
-        os.close(pidfd)
+    setns_path(f"/proc/{target}/ns/user", NEWUSER)
     return _pidfd_join(target, mask, _SPLIT)
 
 
@@ -1023,7 +1019,7 @@ def pidfd_join_needs_every_right(ctx: Context) -> None:
     theirs = _identities(target.pid, _SPLIT)
     mask = NEWUTS | NEWIPC | (0 if ctx.control else NEWNET)
     seen = ctx.in_child(_join_split, target.pid, mask)
-    _expect_would_move(ctx, seen["before"], theirs, "NS-07")
+    _expect_would_move(ctx, seen["before"], theirs, "setns(pidfd, UTS|IPC|NET)")
     ctx.expect_equal(
         seen["result"], "EPERM", "setns(pidfd, UTS|IPC|NET) with no right over the net namespace"
     )
@@ -1060,7 +1056,7 @@ def _sibling_joins(target: int, own_userns: bool) -> dict[str, str]:
     "nsfs.sibling_userns_unjoinable",
     catalogue="NS-08",
     level="MUST",
-    anchors=("setns(2)", "user_namespaces(7)", "selftest nsfs/owner.c", "LTP setns01"),
+    anchors=("setns(2)", "user_namespaces(7)"),
     needs=Needs(
         userns=True,
         min_kernel=(5, 8),
@@ -1100,7 +1096,7 @@ _SAME_USERNS = ("user", "uts", "ipc", "net")
     "nsfs.pidfd_join_own_userns",
     catalogue="NS-09",
     level="MUST",
-    anchors=("setns(2)", "util-linux nsenter(1)", "selftest pidfd_setns_test"),
+    anchors=("setns(2)", "user_namespaces(7)", "util-linux nsenter(1)"),
     needs=Needs(
         min_kernel=(5, 8),
         kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS"),
@@ -1131,7 +1127,9 @@ def pidfd_join_own_userns(ctx: Context) -> None:
         theirs["user"],
         seen["before"]["user"],
     )
-    _expect_would_move(ctx, seen["before"], {e: theirs[e] for e in _SAME_USERNS[1:]}, "NS-09")
+    _expect_would_move(
+        ctx, seen["before"], {e: theirs[e] for e in _SAME_USERNS[1:]}, "setns(pidfd, USER|...)"
+    )
     ctx.expect_equal(seen["result"], "EINVAL", "setns(pidfd, USER|UTS|IPC|NET), same user ns")
     ctx.expect_equal(seen["after"], seen["before"], "the joiner's namespaces after the EINVAL")
 
@@ -1229,7 +1227,7 @@ def _owner_uids(paths: dict[str, str]) -> dict[str, str]:
     "nsfs.owner_uid_user_only",
     catalogue="NS-11",
     level="MUST",
-    anchors=("ioctl_ns(2)", "LTP ioctl_ns", "selftest nsfs/owner.c"),
+    anchors=("LTP ioctl_ns03", "ioctl_ns(2)"),
     needs=Needs(
         userns=True,
         min_kernel=(4, 11),

@@ -232,7 +232,9 @@ def clone3(
     """Create a child process, fork-style, optionally in new namespaces.
 
     Wraps clone3(2); Linux 5.3 (``set_tid`` 5.5, ``cgroup``/CLONE_INTO_CGROUP
-    5.7, ``CLONE_NEWTIME`` 5.6). Like ``os.fork()``: the child continues from
+    5.7, ``CLONE_NEWTIME`` 6.3: earlier kernels refuse it with EINVAL unless
+    they carry the stable backport of "fork: allow CLONE_NEWTIME in clone3
+    flags"; unshare(2) has it since 5.6). Like ``os.fork()``: the child continues from
     this call with 0 as the result and runs CPython's after-fork handlers, so
     Python stays usable in it. With ``CLONE_NEWPID`` the child is PID 1 of the
     new pid namespace. Shared-memory flags (CLONE_VM, CLONE_THREAD, ...) are

@@ -1,4 +1,4 @@
-"""Cross-cutting nsfs checks: NS-01 to NS-21.
+"""Cross-cutting nsfs checks: NS-01 to NS-22.
 
 Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``, ``nsprim.idmap``,
 ``nsprim.flags``, ``nsprim.namespace``), the conformance registry, and
@@ -983,11 +983,7 @@ def _split_owners() -> None:
 
 def _join_split(target: int, mask: int) -> dict[str, object]:
     """Enter *target*'s user namespace by its nsfs file, then setns(pidfd, *mask*)."""
-    pidfd = syscalls.pidfd_open(target)
-    try:
-        setns_path(f"/proc/{target}/ns/user", NEWUSER)
-    finally:
-        os.close(pidfd)
+    setns_path(f"/proc/{target}/ns/user", NEWUSER)
     return _pidfd_join(target, mask, _SPLIT)
 
 
@@ -1023,7 +1019,7 @@ def pidfd_join_needs_every_right(ctx: Context) -> None:
     theirs = _identities(target.pid, _SPLIT)
     mask = NEWUTS | NEWIPC | (0 if ctx.control else NEWNET)
     seen = ctx.in_child(_join_split, target.pid, mask)
-    _expect_would_move(ctx, seen["before"], theirs, "NS-07")
+    _expect_would_move(ctx, seen["before"], theirs, "setns(pidfd, UTS|IPC|NET)")
     ctx.expect_equal(
         seen["result"], "EPERM", "setns(pidfd, UTS|IPC|NET) with no right over the net namespace"
     )
@@ -1060,7 +1056,7 @@ def _sibling_joins(target: int, own_userns: bool) -> dict[str, str]:
     "nsfs.sibling_userns_unjoinable",
     catalogue="NS-08",
     level="MUST",
-    anchors=("setns(2)", "user_namespaces(7)", "selftest nsfs/owner.c", "LTP setns01"),
+    anchors=("setns(2)", "user_namespaces(7)"),
     needs=Needs(
         userns=True,
         min_kernel=(5, 8),
@@ -1100,7 +1096,7 @@ _SAME_USERNS = ("user", "uts", "ipc", "net")
     "nsfs.pidfd_join_own_userns",
     catalogue="NS-09",
     level="MUST",
-    anchors=("setns(2)", "util-linux nsenter(1)", "selftest pidfd_setns_test"),
+    anchors=("setns(2)", "user_namespaces(7)", "util-linux nsenter(1)"),
     needs=Needs(
         min_kernel=(5, 8),
         kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS"),
@@ -1131,7 +1127,9 @@ def pidfd_join_own_userns(ctx: Context) -> None:
         theirs["user"],
         seen["before"]["user"],
     )
-    _expect_would_move(ctx, seen["before"], {e: theirs[e] for e in _SAME_USERNS[1:]}, "NS-09")
+    _expect_would_move(
+        ctx, seen["before"], {e: theirs[e] for e in _SAME_USERNS[1:]}, "setns(pidfd, USER|...)"
+    )
     ctx.expect_equal(seen["result"], "EINVAL", "setns(pidfd, USER|UTS|IPC|NET), same user ns")
     ctx.expect_equal(seen["after"], seen["before"], "the joiner's namespaces after the EINVAL")
 
@@ -1229,7 +1227,7 @@ def _owner_uids(paths: dict[str, str]) -> dict[str, str]:
     "nsfs.owner_uid_user_only",
     catalogue="NS-11",
     level="MUST",
-    anchors=("ioctl_ns(2)", "LTP ioctl_ns", "selftest nsfs/owner.c"),
+    anchors=("LTP ioctl_ns03", "ioctl_ns(2)"),
     needs=Needs(
         userns=True,
         min_kernel=(4, 11),
@@ -1997,4 +1995,94 @@ def listns_visibility(ctx: Context) -> None:
         ctx.in_child(_listed, theirs, not ctx.control),
         {"its own net namespace": True, "the sibling's": False},
         "net namespaces listns(2) shows from a sibling user namespace",
+    )
+
+
+# -- NS-22 new mount namespaces leave mount-namespace files out -------------------
+
+
+def _is_mountpoint(path: str) -> bool:
+    """Whether *path* is a mount point in the caller's mount namespace (/proc/self/mountinfo)."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def _hold_mntns(wfd: int, rfd: int, others: Sequence[int]) -> None:
+    """In a forked child: a mount namespace of its own, held until *rfd* reaches EOF."""
+    for fd in others:
+        os.close(fd)
+    unshare(NEWNS)
+    os.write(wfd, b"1")
+    os.read(rfd, 1)
+
+
+def _copy_sees(path: str, wfd: int) -> None:
+    """In a forked child: unshare(CLONE_NEWNS); report whether *path* is a mount point there."""
+    unshare(NEWNS)
+    os.write(wfd, b"1" if _is_mountpoint(path) else b"0")
+
+
+def _read_one(fd: int) -> bytes:
+    ready, _, _ = select.select([fd], [], [], 5.0)
+    return os.read(fd, 1) if ready else b""
+
+
+def _mntns_file_copied(tmpdir: str, kind: str) -> dict[str, object]:
+    """Bind a newer namespace's *kind* file here, then see whether a copy of this ns has it."""
+    # One CPU for this process and its children: namespace ids (what the loop rule
+    # compares, see NS-14) then follow creation order, so the newer one's file binds here.
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    unshare(NEWNS)
+    syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+    target = _touch(f"{tmpdir}/ns-held")
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    holder = fork_run(_hold_mntns, ready_w, go_r, (ready_r, go_w), pdeathsig=True)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if _read_one(ready_r) != b"1":
+            raise ChildProcessError("the mount namespace holder did not get ready")
+        seen: dict[str, object] = {"bind": _bind_ns(kind, holder, target)}
+        seen["a mount point here"] = _is_mountpoint(target)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        copier = fork_run(_copy_sees, target, report_w, pdeathsig=True)
+        os.close(report_w)
+        try:
+            seen["a mount point in a copy"] = {b"1": True, b"0": False}.get(
+                _read_one(report_r), "no answer"
+            )
+        finally:
+            os.close(report_r)
+            os.waitpid(copier, 0)
+        return seen
+    finally:
+        os.close(go_w)
+        os.close(ready_r)
+        os.waitpid(holder, 0)
+
+
+@check(
+    "nsfs.mntns_file_not_copied",
+    catalogue="NS-22",
+    level="MUST",
+    anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file"),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt",)),
+    timeout=5.0,
+)
+def mntns_file_not_copied(ctx: Context) -> None:
+    """A new mount namespace does not copy bind mounts of mount namespace files (no hidden pins).
+
+    In a mount namespace of its own, a process bind-mounts the nsfs file of
+    a newer mount namespace (allowed, see NS-14): the file is a mount point
+    there. A copy of that namespace made by unshare(CLONE_NEWNS) must not
+    have the mount, so a namespace can't pin another through mounts nobody
+    asked for. Control: the same with a UTS namespace file, whose bind mount
+    is copied like any other.
+    """
+    kind = "uts" if ctx.control else "mnt"
+    ctx.expect_equal(
+        ctx.in_child(_mntns_file_copied, ctx.tmpdir, kind),
+        {"bind": "ok", "a mount point here": True, "a mount point in a copy": False},
+        f"a bind mount of a {kind} namespace file, and a copy of its mount namespace",
     )

@@ -1484,7 +1484,7 @@ def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, object]:
     catalogue="NS-14",
     level="MUST",
     anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file", "ip-netns(8)"),
-    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt",)),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt", "mount.tmpfs")),
     timeout=5.0,
 )
 def mntns_file_no_loop(ctx: Context) -> None:
@@ -2067,7 +2067,7 @@ def _mntns_file_copied(tmpdir: str, kind: str) -> dict[str, object]:
     catalogue="NS-22",
     level="MUST",
     anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file"),
-    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt",)),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt", "mount.tmpfs")),
     timeout=5.0,
 )
 def mntns_file_not_copied(ctx: Context) -> None:

@@ -299,7 +299,7 @@ def _non_ns_calls(foreign: bool) -> dict[str, str]:
         ops=("setns", *_EVERY_TYPE),
         probes=(_nsfs_ioctls_allowed,),
     ),
-    timeout=5.0,
+    timeout=10.0,
 )
 def typed_join(ctx: Context) -> None:
     """setns(2) refuses an nsfs fd of another type (EINVAL) and fds that are no namespace at all.

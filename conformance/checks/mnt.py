@@ -971,15 +971,17 @@ _IDMAP_NEEDS = Needs(
 _IDMAP_ANCHORS = ("selftest mount_setattr (mount_setattr_idmapped)", "mount_setattr(2)")
 
 
-def _idmap_userns(ctx: Context) -> str:
-    """Create a user namespace with the idmap this run can write; return its nsfs path.
+def _idmap_userns(ctx: Context, maps: str | None = None) -> str:
+    """Create a user namespace with *maps* (default: the idmap this run can write).
 
-    The namespace is held by a helper child (premise-checked by ``spawn_child``);
-    the check's process, in the parent user namespace, writes both maps.
+    Returns its nsfs path. The namespace is held by a helper child
+    (premise-checked by ``spawn_child``); the check's process, in the parent
+    user namespace, writes both maps.
     """
     holder = ctx.spawn_child(idle, unshare=NEWUSER)
     holder.recv()
-    maps = _ROOTLESS_MAP if ctx.as_user else _SWAP_MAP
+    if maps is None:
+        maps = _ROOTLESS_MAP if ctx.as_user else _SWAP_MAP
     idmap.write_uid_map(holder.pid, maps)
     idmap.write_gid_map(holder.pid, maps)
     return holder.ns_path("user")
@@ -1670,3 +1672,76 @@ def set_group_rules(ctx: Context) -> None:
         seen = ctx.in_child(_set_group_case, base, case, not ctx.control, unshare=NEWNS)
         ctx.expect_equal(seen["result"], expected, f"MOVE_MOUNT_SET_GROUP with {case}")
         ctx.expect_equal(seen["after"], seen["before"], f"target's propagation after: {case}")
+
+
+# -- MNT-20 -------------------------------------------------------------------------
+
+#: Maps on-disk id 0 (shown as 1000) and nothing else: not the caller (0), not 1000 on disk.
+_NARROW_MAP = "0 1000 1\n"
+
+
+def _overflow_ids() -> tuple[int, int]:
+    ids = []
+    for name in ("overflowuid", "overflowgid"):
+        with open(f"/proc/sys/fs/{name}") as f:
+            ids.append(int(f.read()))
+    return (ids[0], ids[1])
+
+
+def _unmapped_through(base: str, userns: str) -> dict[str, object]:
+    """In a private mount namespace: look and create through an idmapped copy of a tmpfs."""
+    _make_root_private()
+    src = _tmpfs(f"{base}/src")
+    os.chmod(src, 0o777)
+    _touch(f"{src}/old")
+    os.chown(f"{src}/old", 1000, 1000)
+    fd = _clone(src)
+    try:
+        seen: dict[str, object] = {"idmap": _set_idmap(fd, userns)}
+        _attach(fd, f"{base}/view")
+    finally:
+        os.close(fd)
+    view = f"{base}/view"
+    seen["root shown"] = _owners(view)
+    seen["old shown"] = _owners(f"{view}/old")
+    seen["create"] = attempt(_touch, f"{view}/new")
+    seen["mkdir"] = attempt(os.mkdir, f"{view}/newdir")
+    seen["on disk"] = sorted(os.listdir(src))
+    return seen
+
+
+@check(
+    "mnt.idmap_unmapped_ids",
+    catalogue="MNT-20",
+    level="MUST",
+    anchors=(*_IDMAP_ANCHORS, "xfstests vfs/idmapped-mounts", "mount_idmappings docs"),
+    needs=_IDMAP_NEEDS,
+    timeout=5.0,
+)
+def idmap_unmapped_ids(ctx: Context) -> None:
+    """An idmapped mount shows unmapped owners as overflow ids; unmapped callers can't create there.
+
+    As root, in a helper with a private mount namespace: a tmpfs (root
+    directory owned by 0, mode 0777; a file ``old`` owned by 1000) is cloned,
+    idmapped with a user namespace whose map is only ``0 1000 1``, and
+    attached. The root directory shows owner 1000; ``old``, whose 1000 the
+    idmap doesn't map, shows /proc/sys/fs/overflowuid:overflowgid; root,
+    whose fsuid 0 the idmap doesn't map either, can neither create a file
+    nor a directory there: EOVERFLOW, and nothing appears on the tmpfs.
+    Rootless the sandbox maps one id, so no idmap can leave the caller out
+    and the check SKIPs. Control: the idmap swaps 0 and 1000 (both mapped),
+    so the creations work.
+    """
+    if ctx.as_user:
+        raise Skip(
+            "rootless: the run's user namespace maps a single id, so no idmap can leave "
+            "the caller or a file's owner unmapped"
+        )
+    userns = _idmap_userns(ctx, _SWAP_MAP if ctx.control else _NARROW_MAP)
+    seen = ctx.in_child(_unmapped_through, os.path.join(ctx.tmpdir, "mnt20"), userns, unshare=NEWNS)
+    ctx.expect_equal(seen["idmap"], "ok", "MOUNT_ATTR_IDMAP on the detached copy")
+    ctx.expect_equal(seen["create"], "EOVERFLOW", "creating a file as an unmapped caller")
+    ctx.expect_equal(seen["mkdir"], "EOVERFLOW", "creating a directory as an unmapped caller")
+    ctx.expect_equal(seen["on disk"], ["old"], "entries of the tmpfs after the refused creations")
+    ctx.expect_equal(seen["root shown"], (1000, 1000), "tmpfs root (0 on disk) through the idmap")
+    ctx.expect_equal(seen["old shown"], _overflow_ids(), "a file owned by unmapped 1000")

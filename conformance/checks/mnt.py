@@ -1142,6 +1142,11 @@ def _idmap_twice(base: str, first: str, second: str, control: bool) -> dict[str,
             os.close(fd)
             fd = _clone(src)
         seen["second"] = _set_idmap(fd, second)
+        # attr_clr=MOUNT_ATTR_IDMAP; the control clears a clearable attribute instead.
+        clear = int(MountAttrFlags.NOSUID) if control else IDMAP_ATTR
+        seen["clear"] = attempt(
+            syscalls.mount_setattr, "", dirfd=fd, flags=AT_EMPTY_PATH, attr_clr=clear
+        )
         _attach(fd, f"{base}/view")
     finally:
         os.close(fd)
@@ -1159,22 +1164,24 @@ def _idmap_twice(base: str, first: str, second: str, control: bool) -> dict[str,
     timeout=5.0,
 )
 def idmap_once(ctx: Context) -> None:
-    """An idmapped mount can't be re-idmapped: a second MOUNT_ATTR_IDMAP is EPERM, the first stays.
+    """A mount's idmap is final: a second MOUNT_ATTR_IDMAP is EPERM, clearing it EINVAL.
 
     In a helper with a private mount namespace, a detached copy of a tmpfs
     is idmapped with one user namespace, then MOUNT_ATTR_IDMAP is asked
-    again with a second one: EPERM (selftest ``change_idmapping``). Attached,
-    the copy is idmapped, and as root (where the first idmap swaps ids 0
-    and 1000) its root directory, owned by 0 on disk, shows as owned by
-    1000, the first idmap's view. Control: the second idmap is applied to a
-    fresh copy, so it succeeds.
+    again with a second one: EPERM (selftest ``change_idmapping``); and
+    ``attr_clr=MOUNT_ATTR_IDMAP``: EINVAL. Attached, the copy is idmapped,
+    and as root its root directory, owned by 0 on disk, shows as owned by
+    1000, the first idmap's view (it swaps 0 and 1000; the second would
+    swap 0 and 2000). Control: the second idmap is applied to a fresh
+    copy, so it succeeds, and MOUNT_ATTR_NOSUID is cleared instead.
     """
     first = _idmap_userns(ctx)
-    second = _idmap_userns(ctx)
+    second = _idmap_userns(ctx, None if ctx.as_user else "0 2000 1\n2000 0 1\n")
     base = os.path.join(ctx.tmpdir, "mnt12")
     seen = ctx.in_child(_idmap_twice, base, first, second, ctx.control, unshare=NEWNS)
     ctx.expect_equal(seen["first"], "ok", "the first MOUNT_ATTR_IDMAP on a detached copy")
     ctx.expect_equal(seen["second"], "EPERM", "a second MOUNT_ATTR_IDMAP on the idmapped copy")
+    ctx.expect_equal(seen["clear"], "EINVAL", "attr_clr=MOUNT_ATTR_IDMAP on the idmapped copy")
     ctx.expect(seen["idmapped"], "the copy, attached, is idmapped", True, False)
     if not ctx.as_user:
         ctx.expect_equal(seen["disk owner"], (0, 0), "owner of the tmpfs root on disk")

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
 
-from nsprim import idmap, syscalls
+from nsprim import UnsupportedError, idmap, syscalls
 from nsprim.flags import CloneFlags, MountFlags
 from nsprim.namespace import NsType
 
@@ -299,7 +299,7 @@ def _non_ns_calls(foreign: bool) -> dict[str, str]:
         ops=("setns", *_EVERY_TYPE),
         probes=(_nsfs_ioctls_allowed,),
     ),
-    timeout=5.0,
+    timeout=10.0,
 )
 def typed_join(ctx: Context) -> None:
     """setns(2) refuses an nsfs fd of another type (EINVAL) and fds that are no namespace at all.
@@ -1484,7 +1484,7 @@ def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, object]:
     catalogue="NS-14",
     level="MUST",
     anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file", "ip-netns(8)"),
-    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt",)),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt", "mount.tmpfs")),
     timeout=5.0,
 )
 def mntns_file_no_loop(ctx: Context) -> None:
@@ -1952,15 +1952,32 @@ def initial_inodes(ctx: Context) -> None:
 # -- NS-21 listns(2) shows a caller only what it may see ----------------------------
 
 
-def _listed(sibling_net_id: int, own_userns: bool) -> dict[str, bool]:
-    """listns(CLONE_NEWNET) from a user namespace of our own (if *own_userns*)."""
+def _listns_allowed() -> Optional[str]:
+    """Probe: None when listns(2) answers here, else the refusal that makes NS-21 a SKIP."""
+    try:
+        syscalls.listns(NEWNET)
+    except UnsupportedError:
+        return "listns(2) answers ENOSYS on a kernel that has it: a seccomp filter"
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EACCES):
+            return f"listns(2) is refused here ({errname(err)}): a seccomp filter or an LSM"
+        raise
+    return None
+
+
+def _listed(owner_id: int, net_id: int, own_userns: bool) -> dict[str, object]:
+    """listns(CLONE_NEWNET): all, and by owner *owner_id*, from a user ns of our own (or not)."""
     uid, gid = os.geteuid(), os.getegid()
     if own_userns:
         unshare(NEWUSER)
         idmap.map_root(os.getpid(), uid, gid)
     ours = _ident("/proc/self/ns/net")[2]
-    ids = syscalls.listns(NEWNET)
-    return {"its own net namespace": ours in ids, "the sibling's": sibling_net_id in ids}
+    seen: dict[str, object] = {"its own net namespace": ours in syscalls.listns(NEWNET)}
+    try:
+        seen["the sibling's, asked by owner"] = net_id in syscalls.listns(NEWNET, owner_id)
+    except OSError as err:
+        seen["the sibling's, asked by owner"] = errname(err)
+    return seen
 
 
 @check(
@@ -1973,28 +1990,39 @@ def _listed(sibling_net_id: int, own_userns: bool) -> dict[str, bool]:
         min_kernel=(6, 19),
         kconfig=("USER_NS", "NET_NS"),
         ops=("unshare.net",),
-        probes=(_nsfs_ioctls_allowed,),
+        probes=(_nsfs_ioctls_allowed, _listns_allowed),
     ),
     timeout=5.0,
 )
 def listns_visibility(ctx: Context) -> None:
     """listns(2) shows a caller its own namespaces but none owned by a sibling user namespace.
 
-    A helper unshares a user namespace with a net namespace. From a user
-    namespace of its own (a sibling of the helper's, where it has every
-    capability), a process asks listns(2) for net namespaces: the list must
-    hold the net namespace the process is in, and not the helper's (by
-    NS_GET_ID). Control: the process stays in the parent user namespace,
-    whose CAP_SYS_ADMIN covers the helper's, so the helper's is listed.
+    A helper unshares a user namespace A with a net namespace N. From a user
+    namespace of its own (a sibling of A, where it has every capability), a
+    process asks listns(2) for net namespaces: the list must hold the net
+    namespace the process is in; asked for those owned by A (by A's
+    NS_GET_ID), it must not get N (an empty list or EPERM). Control: the
+    process stays in the parent user namespace, whose CAP_SYS_ADMIN covers
+    A, so asking by A's id lists N.
     """
     helper = ctx.spawn_child(idle, unshare=NEWUSER | NEWNET)
     helper.recv()
+    owner = _ident(helper.ns_path("user"))[2]
     theirs = _ident(helper.ns_path("net"))[2]
-    ctx.expect(theirs is not None, "NS_GET_ID of the helper's net namespace", "an id", theirs)
-    ctx.expect_equal(
-        ctx.in_child(_listed, theirs, not ctx.control),
-        {"its own net namespace": True, "the sibling's": False},
-        "net namespaces listns(2) shows from a sibling user namespace",
+    ctx.expect(
+        owner is not None and theirs is not None,
+        "NS_GET_ID of the helper's user and net namespaces",
+        "two ids",
+        (owner, theirs),
+    )
+    seen = ctx.in_child(_listed, owner, theirs, not ctx.control)
+    ctx.expect_equal(seen["its own net namespace"], True, "listns(2) lists the caller's netns")
+    sibling = seen["the sibling's, asked by owner"]
+    ctx.expect(
+        sibling in (False, "EPERM"),
+        "listns(2) by owner from a sibling user namespace shows its net namespace",
+        "not listed (or EPERM)",
+        sibling,
     )
 
 
@@ -2067,7 +2095,7 @@ def _mntns_file_copied(tmpdir: str, kind: str) -> dict[str, object]:
     catalogue="NS-22",
     level="MUST",
     anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file"),
-    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt",)),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt", "mount.tmpfs")),
     timeout=5.0,
 )
 def mntns_file_not_copied(ctx: Context) -> None:

@@ -55,7 +55,7 @@ def _run_filtered(syscall: str) -> list[tuple[str, str, str]]:
     from nsprim import seccomp
 
     seccomp.install([seccomp.Rule(syscall, errno.EPERM)])
-    run = runner.run(CHECKS, controls=True)
+    run = runner.run(CHECKS, controls=False)
     return [(r.catalogue_id, r.status.value, r.message) for r in run.results if r.type != "guard"]
 
 

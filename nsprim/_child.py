@@ -549,7 +549,7 @@ def run_exec(plan: Plan) -> NoReturn:
         # Python ignores SIGPIPE and SIGXFSZ; ignored dispositions survive
         # execve, so restore them (subprocess restore_signals=True).
         for sig in RESTORE_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+            _set_handler(sig, _SIG_DFL)
         step.name = "execve"
         env = prog.envp if prog.envp is not None else os.environb
         search_exec(prog.executables, lambda exe: os.execve(exe, prog.argv, env))
@@ -562,6 +562,18 @@ def run_exec(plan: Plan) -> NoReturn:
         _fail(plan.chan, exc, step.name)
     _fail(plan.chan, OSError(errno.ENOEXEC, "execve returned"), "execve")
 
+
+# CPython's C signal.signal: the module's wrapper turns the old handler into
+# a Handlers member, enum machinery whose every page the child would copy.
+if TYPE_CHECKING:
+    _set_handler = signal.signal
+    _SIG_DFL = signal.SIG_DFL
+else:
+    try:
+        from _signal import SIG_DFL as _SIG_DFL  # its own int: the C function checks
+        from _signal import signal as _set_handler
+    except ImportError:  # pragma: no cover - another interpreter
+        _set_handler, _SIG_DFL = signal.signal, signal.SIG_DFL
 
 #: Signals Python ignores and a program must not inherit ignored.
 RESTORE_SIGNALS = tuple(

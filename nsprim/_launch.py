@@ -332,9 +332,12 @@ def launch(
         pdeathsig = setup.pdeathsig
     join_hop = join is not None and join.hop
     steps = _child.setup_steps(setup) if setup is not None else ()
-    import socket  # the fork path only: `nsprim run` on the fast path never loads it
+    # _socket's own pair: socket.socketpair wraps both ends in socket.socket
+    # objects only for us to detach them (and `nsprim run` on the fast path
+    # never imports socket.py).
+    import _socket
 
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     pfd, cfd = a.detach(), b.detach()
     LEDGER.track(pfd, cfd)
     cfd_open = [True]
@@ -475,11 +478,24 @@ def launch(
 
 def _thread_children(path: str) -> set[int]:
     """The children of the thread whose ``/proc/self/task/TID/children`` is *path*."""
+    # os-level: a file object (buffer, decoder) is a dozen objects more for
+    # every page the next fork makes this process copy.
     try:
-        with open(path) as f:
-            return {int(p) for p in f.read().split()}
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return set()
+    try:
+        data = b""
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return set()
+    finally:
+        os.close(fd)
+    return {int(p) for p in data.split()}
 
 
 def _reap_lost_successors(before: set[int], children: str) -> None:

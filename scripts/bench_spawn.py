@@ -424,6 +424,93 @@ def _nothing() -> None:
     return None
 
 
+# --- CPU time: what each method costs the machine, steady when the CPUs are shared ------------
+
+CPU_METHODS = ("py_floor", "unshare1", "default", "no_pdeath", "b_default", "b_no_pdeath")
+
+
+def _cpu_child(method: str, types: list[str], n: int) -> None:
+    """In a child interpreter: run *method* *n* times (after two warm-ups)."""
+    fn = methods_for(types, None)[method]
+    for _ in range(n + 2 if n else 0):
+        fn()
+
+
+def _rusage_children() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_bench(n: int, reps: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
+    """CPU seconds (user + system, the spawned programs included) per start, by method.
+
+    Each method runs *n* times in a fresh interpreter (``--before`` passed on),
+    minus that interpreter's own start-up (the same run with none), *reps*
+    times interleaved; the median is reported. The C floor runs *n* starts in
+    its co-process. Wall times say what a caller waits; on a machine whose
+    CPUs other work shares, these say what each method costs.
+    """
+    here = os.path.abspath(__file__)
+    with tempfile.TemporaryDirectory(prefix="nsprim-bench-") as tmp:
+        floor_exe, _ = build_floor(tmp)
+        out: dict[str, Any] = {}
+        for name, types in sets:
+            flags = 0
+            for t in types:
+                flags |= int(_FLAG[t])
+            methods = [m for m in CPU_METHODS if before is not None or not m.startswith("b_")]
+            samples: dict[str, list[float]] = {m: [] for m in [*methods, "c_floor"]}
+            for _ in range(reps):
+                order = [*methods, "c_floor"]
+                random.shuffle(order)
+                for m in order:
+                    if m == "c_floor":
+                        if floor_exe is None:
+                            continue
+                        t0 = _rusage_children()
+                        subprocess.run([floor_exe], input=f"{flags:#x}\n" * n, text=True,
+                                       stdout=subprocess.DEVNULL, check=True)  # fmt: skip
+                        samples[m].append((_rusage_children() - t0) / n)
+                        continue
+                    cost = []
+                    for count in (0, n):
+                        code = (
+                            f"import sys; sys.path.insert(0, {os.path.dirname(here)!r}); "
+                            "import bench_spawn as b; "
+                            + (
+                                f"b.before = b.load_tree({args_before[0]!r}); "
+                                if args_before
+                                else ""
+                            )
+                            + f"b._cpu_child({m!r}, {types!r}, {count})"
+                        )
+                        t0 = _rusage_children()
+                        subprocess.run([sys.executable, "-c", code], check=True)
+                        cost.append(_rusage_children() - t0)
+                    samples[m].append((cost[1] - cost[0]) / n)
+            med = {m: statistics.median(v) * 1e6 for m, v in samples.items() if v}
+            out[name] = {
+                "cpu_us": {m: round(v, 1) for m, v in med.items()},
+                "ratios": {
+                    k: round(med[a] / med[b], 2)
+                    for k, a, b in (
+                        ("default/py_floor", "default", "py_floor"),
+                        ("b_default/py_floor", "b_default", "py_floor"),
+                        ("unshare1/default", "unshare1", "default"),
+                        ("no_pdeath/c_floor", "no_pdeath", "c_floor"),
+                        ("b_no_pdeath/c_floor", "b_no_pdeath", "c_floor"),
+                    )
+                    if a in med and b in med
+                },
+            }
+    return out
+
+
+args_before: list[str] = []  # --before, for the CPU children
+
+
 # Why a set can't take the posix_spawn fast path (a CLONE_VM child of a thread
 # that unshared), whatever nsprim does: the kernel's rules on this machine.
 WHY_FORK = {
@@ -501,6 +588,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--sets", default="", help="comma-separated subset of the flag sets")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument(
+        "--cpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: CPU time per start (N starts per method and set, 3 interleaved reps)",
+    )
+    ap.add_argument(
         "--before",
         default="",
         help="another tree (a git worktree of an older commit): its run() runs in the same "
@@ -510,6 +604,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     global before
     if args.before:
         before = load_tree(args.before)
+        args_before.append(args.before)
     if os.geteuid() != 0:
         print("bench_spawn: needs root (CAP_SYS_ADMIN for every flag set but 'user')",
               file=sys.stderr)  # fmt: skip
@@ -520,6 +615,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"bench_spawn: no such set; choose from {', '.join(n for n, _ in SETS)}",
               file=sys.stderr)  # fmt: skip
         return 2
+    if args.cpu:
+        cpu = cpu_bench(args.cpu, 3, sets)
+        if args.json:
+            print(json.dumps(cpu, indent=2))
+        else:
+            for name, row in cpu.items():
+                cells = "  ".join(f"{m} {v:.0f}" for m, v in row["cpu_us"].items())
+                ratios = "  ".join(f"{k} {v:.2f}x" for k, v in row["ratios"].items())
+                print(f"{name:>15}: CPU us per start: {cells}\n{'':>17}{ratios}")
+        return 0
     result = bench(max(4, args.iterations), sets)
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0

@@ -13,11 +13,16 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Sequence
-from typing import Any, NoReturn, Optional
 
 from .. import __version__
 from . import COMMANDS, DESCRIPTION, EXIT_USAGE, UsageError
+
+# typing.TYPE_CHECKING without importing typing: `nsprim ls` and `check`
+# parse with argparse, and typing would cost them more than their parser.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, NoReturn, Optional
 
 __all__ = ["Parser", "build_parser", "command_parser"]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
@@ -187,3 +188,45 @@ def test_run_as_the_process_waits_for_a_running_thread() -> None:
         "run", "-u", "--", "/bin/true",
     )  # fmt: skip
     assert (r.returncode, r.stdout.strip()) == (0, "thread done"), r.stderr
+
+
+def _runtime_argparse_without_import(path: str) -> list[str]:
+    """Functions of *path* that use ``argparse`` at run time with no import of their own."""
+    import ast
+
+    tree = ast.parse(Path(path).read_text())
+    bad = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        notes: set[int] = set()
+        body: list[ast.AST] = []
+        todo: list[ast.AST] = list(fn.body)
+        while todo:  # this function's own statements, not nested functions'
+            node = todo.pop()
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(node, ast.AnnAssign):
+                notes.update(id(n) for n in ast.walk(node.annotation))
+            body.append(node)
+            todo.extend(ast.iter_child_nodes(node))
+        uses = [
+            n for n in body if isinstance(n, ast.Name) and n.id == "argparse" and id(n) not in notes
+        ]
+        imports = any(
+            isinstance(n, ast.Import) and any(a.name == "argparse" for a in n.names) for n in body
+        )
+        if uses and not imports:
+            bad.append(f"{path}:{fn.lineno} {fn.name}")
+    return bad
+
+
+@pytest.mark.parametrize("name", ["__init__.py", "_spawn.py", "run.py", "enter.py"])
+def test_run_and_enter_modules_import_argparse_where_they_use_it(name: str) -> None:
+    # These modules load without argparse (the fast start); a function that
+    # raises argparse.ArgumentTypeError must import it itself, or the bad
+    # value becomes a NameError traceback instead of util-linux's message.
+    path = os.path.join(ROOT, "nsprim", "cli", name)
+    source = Path(path).read_text()
+    assert "\nimport argparse" not in source and "\nfrom argparse" not in source
+    assert _runtime_argparse_without_import(path) == []

@@ -18,8 +18,6 @@ import select
 import signal
 import time
 import traceback
-from collections.abc import Sequence
-from typing import Any, Callable, NoReturn, Optional
 
 from . import _child
 from . import syscalls as _sc
@@ -29,6 +27,12 @@ from ._launch import Launch, launch
 from ._ledger import kill_reap
 from ._options import NsOptions
 from .errors import CallError, TimeoutExpired, add_note
+
+# typing.TYPE_CHECKING without importing typing (see nsprim/_fd.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Callable, NoReturn, Optional
 
 __all__ = ["pack", "unpack", "call_error", "finish", "start", "outcome", "run"]
 

@@ -553,8 +553,8 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
     t = threading.Thread(target=work, name="nsprim-spawn")
     try:
         t.start()
-    except RuntimeError as exc:  # clone(2) of the thread refused: EAGAIN at pid_max
-        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {exc}") from None
+    except RuntimeError as why:  # clone(2) of the thread refused: EAGAIN at pid_max
+        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {why}") from None
     t.join()
     res = box[0]
     if isinstance(res, tuple):

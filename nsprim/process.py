@@ -40,6 +40,7 @@ from . import namespace as _namespace
 from . import syscalls as _sc
 from ._fd import OwnedFd, fd_of
 from .errors import (
+    CallError,
     NoSuchProcess,
     ThreadScopeError,
     TimeoutExpired,
@@ -842,6 +843,28 @@ class PendingCall(metaclass=_NoPublicConstructor):
 
         self._outcome = ("raise", _calls.call_error(None, self.pid, status))
         self._done = True
+
+    def detach(self) -> int:
+        """Hand the running child over to the caller and return its pid.
+
+        The channel and the pidfd are closed; the child is never killed or
+        reaped by this object again (not on drop either): the caller waits
+        for it with ``os.waitpid``, as for a child of ``os.fork``. Its
+        outcome is not collected, so a callable that returns makes the child
+        exit with status 1 (nobody reads it); end it with ``os._exit(code)``
+        to choose the status. A later :meth:`result` is CallError.
+
+        Raises:
+            ValueError: the child was already reaped.
+        """
+        if self._done:
+            raise ValueError(f"child {self.pid} was already reaped")
+        self._finalizer.detach()
+        self._launch.close_chan()
+        self._launch.pidfd.close()
+        self._ended = self._done = True
+        self._outcome = ("raise", CallError(f"child {self.pid} was detached"))
+        return self.pid
 
     def close(self) -> None:
         """Kill and reap the child if it still runs; close the channel."""

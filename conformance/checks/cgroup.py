@@ -1,4 +1,4 @@
-"""Cgroup namespace checks: CG-01 to CG-08.
+"""Cgroup namespace checks: CG-01 to CG-09.
 
 Layer: conformance checks. Imports public nsprim names and the conformance
 registry only.
@@ -18,7 +18,8 @@ root (cgroup_namespaces(7)); the check process reads from the sandbox
 namespace, whose root is the mount's root, so ``/<base>/a`` names ``a``.
 
 Where the cgroup2 hierarchy can't be written (a rootless run without a
-delegated subtree) the checks SKIP, saying which step was refused.
+delegated subtree) the checks that need cgroups of their own SKIP, saying
+which step was refused; CG-09 needs none.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from nsprim import syscalls
 from nsprim.flags import CloneFlags, MountFlags, UmountFlags
 
 from ..registry import Context, Needs, Skip, check
-from ._common import errname, setns_path, unshare
+from ._common import NEWUSER, attempt, errname, setns_path, unshare
 
 __all__: list[str] = []
 
@@ -518,3 +519,48 @@ def setns_moves_view_only(ctx: Context) -> None:
     with open(tree.procs("b")) as f:
         procs = sorted(int(line) for line in f)
     ctx.expect_equal(procs, [member.pid], "cgroup.procs of b after the member's setns(2)")
+
+
+# -- CG-09 -----------------------------------------------------------------------
+
+
+def _privilege_attempts(drop: bool) -> dict[str, str]:
+    """Clear the capability sets (if *drop*), then try unshare(CLONE_NEWCGROUP) both ways."""
+    if drop:
+        syscalls.drop_capabilities()
+    seen = {"unshare(CLONE_NEWCGROUP)": attempt(syscalls.unshare, NEWCGROUP)}
+    both = attempt(unshare, NEWUSER | NEWCGROUP)
+    seen["unshare(CLONE_NEWUSER|CLONE_NEWCGROUP)"] = both
+    if both == "ok":
+        seen["own cgroup"] = _cgroup_path()
+    return seen
+
+
+@check(
+    "cgroup.unshare_needs_privilege",
+    catalogue="CG-09",
+    level="MUST",
+    anchors=("cgroup_namespaces(7)", "unshare(2) EPERM", "user_namespaces(7)"),
+    needs=Needs(userns=True, min_kernel=(4, 6), kconfig=("CGROUPS", "USER_NS")),
+    timeout=5.0,
+)
+def unshare_needs_privilege(ctx: Context) -> None:
+    """Without CAP_SYS_ADMIN, unshare(CLONE_NEWCGROUP) is EPERM unless a user ns comes with it.
+
+    A helper clears its capability sets (capset(2); the uid stays, so this
+    works rootless, where no cgroup can be created): unshare(CLONE_NEWCGROUP)
+    must fail with EPERM (kernel unshare_nsproxy_namespaces()), while
+    unshare(CLONE_NEWUSER|CLONE_NEWCGROUP) must succeed, the new user
+    namespace giving the capability, and the helper's cgroup is then its
+    namespace root (``0::/``). Control: the helper keeps its capabilities,
+    so the first unshare succeeds.
+    """
+    seen = ctx.in_child(_privilege_attempts, not ctx.control)
+    ctx.expect_equal(
+        seen["unshare(CLONE_NEWCGROUP)"], "EPERM", "unshare(CLONE_NEWCGROUP) without CAP_SYS_ADMIN"
+    )
+    both = seen["unshare(CLONE_NEWUSER|CLONE_NEWCGROUP)"]
+    if both in ("EPERM", "ENOSPC", "EUSERS"):
+        raise Skip(f"unprivileged processes cannot create user namespaces here ({both})")
+    ctx.expect_equal(both, "ok", "unshare(CLONE_NEWUSER|CLONE_NEWCGROUP) without CAP_SYS_ADMIN")
+    ctx.expect_equal(seen["own cgroup"], "/", "the helper's cgroup path in its new cgroup ns")

@@ -1251,6 +1251,16 @@ _TREE = ("a", "b", "c")  # submounts of the tree, in mount order; "b" is the one
 def _idmap_tree(base: str, userns: str, bad: str) -> dict[str, object]:
     """In a private mount namespace: recursively idmap a tree whose "b" is a *bad* fs."""
     _make_root_private()
+    # The premise: ramfs itself refuses an idmap here (no FS_ALLOW_IDMAP).
+    os.makedirs(f"{base}/ramfs")
+    syscalls.mount("ramfs", f"{base}/ramfs", "ramfs", 0)
+    fd = _clone(f"{base}/ramfs")
+    try:
+        alone = _set_idmap(fd, userns)
+    finally:
+        os.close(fd)
+    if alone != "EINVAL":
+        return {"ramfs alone": alone}
     top = _tmpfs(f"{base}/top", "mark")
     for sub in _TREE:
         os.mkdir(f"{top}/{sub}")
@@ -1290,13 +1300,20 @@ def idmap_tree_all_or_nothing(ctx: Context) -> None:
     (OPEN_TREE_CLONE|AT_RECURSIVE) is idmapped with AT_RECURSIVE: EINVAL,
     and once attached no mount of the copy, not even the top or ``a``
     which come before ``b``, shows ``idmapped`` (selftest
-    ``idmap_mount_tree_invalid``). Control: ``b`` is a tmpfs too, so the
-    idmap succeeds and every mount shows ``idmapped``.
+    ``idmap_mount_tree_invalid``). The premise, that ramfs refuses an idmap
+    (EINVAL on a lone ramfs), is checked first; a kernel where it doesn't
+    SKIPs. Control: ``b`` is a tmpfs too, so the idmap succeeds and every
+    mount shows ``idmapped``.
     """
     userns = _idmap_userns(ctx)
     base = os.path.join(ctx.tmpdir, "mnt15")
     bad = "tmpfs" if ctx.control else "ramfs"
     seen = ctx.in_child(_idmap_tree, base, userns, bad, unshare=NEWNS)
+    if "ramfs alone" in seen:
+        raise Skip(
+            f"MOUNT_ATTR_IDMAP on a lone ramfs gives {seen['ramfs alone']}, not EINVAL: "
+            "ramfs can't be the submount that makes the recursion fail on this kernel"
+        )
     ctx.expect(seen["tree"], "the attached copy shows the tree")
     ctx.expect_equal(seen["result"], "EINVAL", "recursive MOUNT_ATTR_IDMAP over a ramfs submount")
     ctx.expect_equal(
@@ -1501,3 +1518,88 @@ def move_mount_set_group(ctx: Context) -> None:
     ctx.expect(
         seen["dst to src"], "a mount under the target reaches the source", "present", "absent"
     )
+
+
+# -- MNT-19 -------------------------------------------------------------------------
+
+# (case, expected errno): do_set_group()'s refusals, each with a well-formed twin.
+_SET_GROUP_CASES = (
+    ("target on another superblock", "EINVAL"),
+    ("private source", "EINVAL"),
+    ("target already shared", "EINVAL"),
+    ("target root wider than the source's", "EINVAL"),
+    ("target not a mount root", "EINVAL"),
+)
+
+
+def _set_group_case(base: str, case: str, malformed: bool) -> dict[str, object]:
+    """In a private mount namespace: build one MOVE_MOUNT_SET_GROUP case and try it.
+
+    With *malformed* false the case's defect is left out (the well-formed twin).
+    """
+    _make_root_private()
+    fs = _tmpfs(f"{base}/fs")
+    os.makedirs(f"{fs}/sub/dir")
+    _set_propagation(fs, MS_SHARED)
+    src, dst = fs, f"{base}/dst"
+    os.mkdir(dst)
+    if case == "target on another superblock" and malformed:
+        _tmpfs(dst)
+    elif case == "target root wider than the source's":
+        # Malformed: the source is a bind of sub (narrower) and the target the whole fs.
+        src = f"{base}/src"
+        os.mkdir(src)
+        syscalls.mount(f"{fs}/sub" if malformed else fs, src, None, MS_BIND)
+        syscalls.mount(fs if malformed else f"{fs}/sub", dst, None, MS_BIND)
+        _set_propagation(src, MS_SHARED)
+    else:
+        syscalls.mount(fs, dst, None, MS_BIND)
+    if case != "target root wider than the source's":
+        _set_propagation(dst, MS_PRIVATE)  # the bind joined the shared fs's group: leave it
+    if case == "private source" and malformed:
+        _set_propagation(src, MS_PRIVATE)
+    if case == "target already shared" and malformed:
+        _set_propagation(dst, MS_SHARED)  # a group of its own
+    else:
+        _set_propagation(dst, MS_PRIVATE)
+    target = f"{dst}/sub" if case == "target not a mount root" and malformed else dst
+    before = _propagation(dst)
+    try:
+        _setup("move_mount", syscalls.move_mount, src, target, MOVE_MOUNT_SET_GROUP)
+        result = "ok"
+    except OSError as err:
+        result = errname(err)
+    return {
+        "result": result,
+        "before": before,
+        "after": _propagation(dst),
+    }
+
+
+@check(
+    "mnt.set_group_rules",
+    catalogue="MNT-19",
+    level="MUST",
+    anchors=("move_mount(2) MOVE_MOUNT_SET_GROUP", "kernel do_set_group()", "CRIU"),
+    needs=Needs(min_kernel=(5, 15)),
+    timeout=5.0,
+)
+def set_group_rules(ctx: Context) -> None:
+    """MOVE_MOUNT_SET_GROUP is EINVAL across superblocks, from private sources, onto shared targets.
+
+    Each case in a helper with a private mount namespace, on a shared
+    tmpfs: the target is another tmpfs; the source is private; the target
+    is already shared (a group of its own); the target's root is wider than
+    the source's (the source is a bind of a subdirectory, the target of the
+    whole tmpfs); the target path is a directory, not a mount root. Each
+    must fail with EINVAL and leave the target's propagation as it was.
+    EPERM, EACCES or ENOSYS from move_mount(2) here is a refusal by policy:
+    SKIP naming it. Control: each case's well-formed twin (a bind of the
+    same tmpfs, a shared source, a private target, a narrower target, the
+    mount root), which succeeds and joins the source's peer group.
+    """
+    for index, (case, expected) in enumerate(_SET_GROUP_CASES):
+        base = os.path.join(ctx.tmpdir, f"mnt19-{index}")
+        seen = ctx.in_child(_set_group_case, base, case, not ctx.control, unshare=NEWNS)
+        ctx.expect_equal(seen["result"], expected, f"MOVE_MOUNT_SET_GROUP with {case}")
+        ctx.expect_equal(seen["after"], seen["before"], f"target's propagation after: {case}")

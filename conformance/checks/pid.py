@@ -1,4 +1,4 @@
-"""PID namespace checks: PID-01 to PID-21.
+"""PID namespace checks: PID-01 to PID-23.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry, :mod:`._procs` (the processes under test) and :mod:`.._libc`
@@ -1344,6 +1344,9 @@ def _info_targets(outside_fd: int) -> dict[str, Any]:
         }
     except UnsupportedError as err:
         return {"unsupported": str(err)}
+    except PermissionError as err:
+        # pidfd_info() has no permission check of its own: this is a filter or an LSM.
+        return {"refused": f"{errname(err)} for ioctl(PIDFD_GET_INFO) of the caller's own member"}
     finally:
         os.close(self_fd)
         os.close(member_fd)
@@ -1373,7 +1376,7 @@ def _from_both_sides(flags: int, outside_pid: int, inside: str) -> dict[str, Any
         seen["init"] = init
         seen["helper"] = os.getpid()
         seen["signal to the init"] = attempt(syscalls.pidfd_send_signal, init_fd, 0)
-        if inside == "info":
+        if inside == "info" and "self" in seen:  # not where the ioctl is missing or refused
             seen["info of the init"] = _id_triple(syscalls.pidfd_get_info(init_fd))
     finally:
         if init_fd >= 0:
@@ -1439,9 +1442,16 @@ def pidfd_info_translation(ctx: Context) -> None:
     outside = ctx.spawn_child(idle)
     outside.recv()
     seen = in_helper(ctx, _from_both_sides, ctx.isolate(NEWPID), outside.pid, "info")
-    ctx.expect("outside" in seen or "unsupported" in seen, "the init reported", "a report", seen)
+    ctx.expect(
+        "outside" in seen or "unsupported" in seen or "refused" in seen,
+        "the init reported",
+        "a report",
+        seen,
+    )
     if "unsupported" in seen:
         raise Skip(f"no PIDFD_GET_INFO here: {seen['unsupported']}")
+    if "refused" in seen:
+        raise Skip(f"PIDFD_GET_INFO is refused by policy here: {seen['refused']}")
     ctx.expect(
         seen["outside"] in ("ESRCH", "EREMOTE"),
         "PIDFD_GET_INFO of a process outside the caller's pid namespace",
@@ -1548,3 +1558,137 @@ def ns_last_pid(ctx: Context) -> None:
     ctx.expect_equal(
         seen["member's write"], "EPERM", "ns_last_pid written from a child user namespace"
     )
+
+
+# -- PID-22 ----------------------------------------------------------------------
+
+
+def _privilege_attempts(drop: bool) -> dict[str, Any]:
+    """Clear the capability sets (if *drop*), then try unshare(CLONE_NEWPID) both ways."""
+    if drop:
+        syscalls.drop_capabilities()
+    seen: dict[str, Any] = {"unshare(CLONE_NEWPID)": attempt(syscalls.unshare, NEWPID)}
+    both = attempt(unshare, NEWUSER | NEWPID)
+    seen["unshare(CLONE_NEWUSER|CLONE_NEWPID)"] = both
+    if both == "ok":
+        seen["first child's pid"] = _member_reports(_getpid)
+    return seen
+
+
+@check(
+    "pid.unshare_needs_privilege",
+    catalogue="PID-22",
+    level="MUST",
+    anchors=("unshare(2) EPERM", "user_namespaces(7)", "util-linux unshare -r --pid"),
+    needs=Needs(userns=True, min_kernel=(3, 8), kconfig=("PID_NS", "USER_NS")),
+    timeout=5.0,
+)
+def unshare_needs_privilege(ctx: Context) -> None:
+    """Without CAP_SYS_ADMIN, unshare(CLONE_NEWPID) is EPERM unless a user ns comes with it.
+
+    A helper clears its capability sets (capset(2); the uid stays, so this
+    works rootless too): unshare(CLONE_NEWPID) must fail with EPERM (kernel
+    unshare_nsproxy_namespaces() wants CAP_SYS_ADMIN in the caller's user
+    namespace), while unshare(CLONE_NEWUSER|CLONE_NEWPID) must succeed, the
+    new user namespace giving the capability, and its next child is pid 1
+    there. Control: the helper keeps its capabilities, so the first unshare
+    succeeds.
+    """
+    seen = in_helper(ctx, _privilege_attempts, not ctx.control)
+    ctx.expect_equal(
+        seen["unshare(CLONE_NEWPID)"], "EPERM", "unshare(CLONE_NEWPID) without CAP_SYS_ADMIN"
+    )
+    both = seen["unshare(CLONE_NEWUSER|CLONE_NEWPID)"]
+    if both in ("EPERM", "ENOSPC", "EUSERS"):
+        raise Skip(f"unprivileged processes cannot create user namespaces here ({both})")
+    ctx.expect_equal(both, "ok", "unshare(CLONE_NEWUSER|CLONE_NEWPID) without CAP_SYS_ADMIN")
+    ctx.expect_equal(seen["first child's pid"], 1, "getpid() of the next child in the new pid ns")
+
+
+# -- PID-23 ----------------------------------------------------------------------
+
+#: The signals whose default action stops a process (signal(7)); SIGSTOP first.
+_STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+#: The two ways PID-23 sends a signal.
+_SENDERS = ("kill", "pidfd_send_signal")
+
+
+def _echo_with_default_stops(cmd_fd: int, reply_fd: int, *others: int) -> None:
+    """PID-05's echoing init, with every stop signal at SIG_DFL ("no handler")."""
+    for sig in _STOP_SIGNALS[1:]:  # SIGSTOP has no disposition to set
+        signal.signal(sig, signal.SIG_DFL)
+    _echo_loop(cmd_fd, reply_fd, *others)
+
+
+def _send_with(how: str, pid: int, sig: int) -> None:
+    if how == "kill":
+        os.kill(pid, sig)
+        return
+    fd = syscalls.pidfd_open(pid)
+    try:
+        syscalls.pidfd_send_signal(fd, sig)
+    finally:
+        os.close(fd)
+
+
+def _send_stop(init: int, sig: int, how: str, from_inside: bool) -> None:
+    """In a fresh process: send *sig* to *init* by *how*, from init's namespace or from here."""
+    if from_inside:
+        # setns(2) moves only the children (PID-12): the sender is a child of the joiner.
+        setns_path(f"/proc/{init}/ns/pid", NEWPID)
+        wait(fork_run(_send_with, how, 1, sig))
+    else:
+        _send_with(how, init, sig)
+
+
+def _stop_init(from_inside: bool) -> dict[str, str]:
+    """PID-23 in the helper: start an echoing init, send it each stop signal both ways."""
+    cmd_r, cmd_w = os.pipe2(os.O_CLOEXEC)
+    reply_r, reply_w = os.pipe2(os.O_CLOEXEC)
+    init = clone_run(NEWPID, _echo_with_default_stops, cmd_r, reply_w, cmd_w, reply_r)
+    os.close(cmd_r)
+    os.close(reply_w)
+    seen: dict[str, str] = {}
+    try:
+        recv_byte(reply_r)  # ready: the stop signals are at SIG_DFL there
+        for how in _SENDERS:
+            for sig in _STOP_SIGNALS:
+                wait(fork_run(_send_stop, init, sig, how, from_inside))
+                seen[f"{sig.name} by {how}"] = outcome = _observe(init, cmd_w, reply_r)
+                if outcome == "stopped":
+                    os.kill(init, signal.SIGCONT)
+                    recv_byte(reply_r)  # the answer to the ping it could not give while stopped
+                elif outcome != "ignored":
+                    return seen
+    finally:
+        os.close(cmd_w)
+        os.close(reply_r)
+        kill_and_reap(init)
+    return seen
+
+
+@check(
+    "pid.init_unstoppable_from_inside",
+    catalogue="PID-23",
+    level="MUST",
+    anchors=("pid_namespaces(7)", "kernel sig_task_ignored()", "pidfd_send_signal(2)"),
+    needs=Needs(min_kernel=(5, 3), kconfig=("PID_NS",), ops=("setns",)),
+    timeout=5.0,
+)
+def init_unstoppable_from_inside(ctx: Context) -> None:
+    """Stop signals sent to a pid namespace's init from inside it, SIGSTOP too, are ignored.
+
+    SIGSTOP can't be caught, yet a member can't stop its init: the kernel
+    forces SIGSTOP and SIGKILL on an init only from an ancestor namespace
+    (sig_task_ignored(), PID-05). The init answers pings with SIGTSTP,
+    SIGTTIN and SIGTTOU at SIG_DFL; processes that joined its namespace
+    (setns(2), then fork) send it SIGSTOP, SIGTSTP, SIGTTIN and SIGTTOU by
+    kill(1, sig) and by pidfd_send_signal(2): after each the init must still
+    answer (waitpid(WUNTRACED) sees no stop). Control: the helper, an
+    ancestor, sends them, so SIGSTOP stops the init.
+    """
+    seen = in_helper(ctx, _stop_init, not ctx.control)
+    for how in _SENDERS:
+        for sig in _STOP_SIGNALS:
+            what = f"{sig.name} by {how}"
+            ctx.expect_equal(seen.get(what), "ignored", f"effect of {what} from inside on the init")

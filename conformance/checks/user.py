@@ -1,4 +1,4 @@
-"""User namespace checks: USR-01 to USR-18.
+"""User namespace checks: USR-01 to USR-21.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry and the helpers every group shares (:mod:`._common`).
@@ -1132,3 +1132,164 @@ def map_within_parent(ctx: Context) -> None:
                 [(k, k, 1) for k in range(6)],
                 "level 2's uid_map read back from level 1",
             )
+
+
+# -- USR-19 -------------------------------------------------------------------------
+
+#: The id USR-19 tries to take on: unmapped in the helper's namespace (it maps only 0).
+_UNMAPPED = 1
+
+
+def _use_unmapped(path: str) -> dict[str, str]:
+    """chown *path* to, then become, uid/gid 1; the uid last (it costs the capabilities)."""
+    return {
+        "chown": attempt(os.chown, path, _UNMAPPED, _UNMAPPED),
+        "setresgid": attempt(os.setresgid, _UNMAPPED, _UNMAPPED, _UNMAPPED),
+        "setresuid": attempt(os.setresuid, _UNMAPPED, _UNMAPPED, _UNMAPPED),
+    }
+
+
+@check(
+    "user.unmapped_ids_unusable",
+    catalogue="USR-19",
+    level="MUST",
+    anchors=("setresuid(2) EINVAL", "chown(2) EINVAL", "user_namespaces(7) (unmapped ids)"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def unmapped_ids_unusable(ctx: Context) -> None:
+    """Ids a user ns doesn't map can't be taken on or given: setresuid/gid and chown are EINVAL.
+
+    A helper in a new user namespace that maps only 0 (onto the check's
+    ids), with every capability there, tries chown(2) of a file the check
+    made to uid/gid 1, then setresgid(1) and setresuid(1): each must fail
+    with EINVAL (the id has no kernel id to convert to), not EPERM, and
+    nothing changes. Control: the namespace maps 1 (onto the same ids)
+    instead, so each call succeeds (the file keeps its owner).
+    """
+    path = _create(os.path.join(ctx.tmpdir, "owned"), 0o644)
+    inside = _UNMAPPED if ctx.control else 0
+    helper = _userns_helper(ctx)
+    _map_helper(helper.pid, f"{inside} {os.geteuid()} 1", f"{inside} {os.getegid()} 1")
+    seen = helper.call(_use_unmapped, path)
+    for call in ("chown", "setresgid", "setresuid"):
+        ctx.expect_equal(seen[call], "EINVAL", f"{call}() to an id the user ns doesn't map")
+    st = os.stat(path)
+    ctx.expect_equal((st.st_uid, st.st_gid), (os.geteuid(), os.getegid()), "the file's owner")
+
+
+# -- USR-20 -------------------------------------------------------------------------
+
+#: fds a USR-20 helper opened, by path (module state of that helper process only).
+_HELD: dict[str, int] = {}
+
+
+def _open_for_writing(path: str) -> int:
+    """In the opener: open *path* for writing and keep it open; return the fd number."""
+    _HELD[path] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    return _HELD[path]
+
+
+def _ids_for_usr20() -> str | None:
+    if os.geteuid() != NOBODY and _mapped("uid", (NOBODY,)) and _mapped("gid", (NOBODY,)):
+        return None
+    return (
+        "needs the id 65534 mapped in this user namespace besides the check's own (a rootless "
+        "sandbox maps one id)"
+    )
+
+
+@check(
+    "user.map_opener_credentials",
+    catalogue="USR-20",
+    level="MUST",
+    anchors=("CVE-2013-1959", "kernel new_idmap_permitted()", "user_namespaces(7)"),
+    needs=Needs(userns=True, min_kernel=(5, 6), kconfig=("USER_NS",), probes=(_ids_for_usr20,)),
+    timeout=5.0,
+)
+def map_opener_credentials(ctx: Context) -> None:
+    """A uid_map write needs the privilege in the opener's credentials too, not only the writer's.
+
+    A helper running as nobody creates a user namespace; another process,
+    nobody with no capabilities, opens that namespace's uid_map for writing
+    and keeps it open. The check, root with CAP_SETUID, takes the fd
+    (pidfd_getfd(2)) and writes ``0 0 1`` through it: EPERM, since the
+    opener could not have mapped root (kernel new_idmap_permitted(), the
+    fix of CVE-2013-1959). The same line through an fd the check opened
+    itself is accepted. Control: the first write also goes through an fd
+    the check opened, so it is accepted.
+    """
+    target = ctx.spawn_child(_drop_then_unshare, NOBODY, NOBODY)
+    target.recv()
+    path = f"/proc/{target.pid}/uid_map"
+    opener = ctx.spawn_child(_writer, True)
+    opener.recv()
+    number = opener.call(_open_for_writing, path)
+    if ctx.control:
+        borrowed = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    else:
+        pidfd = syscalls.pidfd_open(opener.pid)
+        try:
+            borrowed = syscalls.pidfd_getfd(pidfd, number)
+        except PermissionError as err:
+            # root holds CAP_SYS_PTRACE over nobody: only a policy (Yama, an LSM) says no.
+            raise Skip(f"pidfd_getfd(2) of the opener's fd is refused here ({err})") from None
+        finally:
+            os.close(pidfd)
+    try:
+        seen = attempt(os.write, borrowed, b"0 0 1")
+    finally:
+        os.close(borrowed)
+    ctx.expect_equal(seen, "EPERM", "uid_map write through an fd an unprivileged process opened")
+    ctx.expect_equal(_write_attempt(path, "0 0 1"), "ok", "the same write through the check's fd")
+    ctx.expect_equal(_extents(path), [(0, 0, 1)], "the helper's uid_map")
+
+
+# -- USR-21 -------------------------------------------------------------------------
+
+
+def _malformed_maps(own: int) -> tuple[tuple[str, str], ...]:
+    """(what, text) of map writes the kernel must refuse as malformed, around the id *own*."""
+    return (
+        ("overlapping inside ranges", f"0 {own} 1\n0 {own} 1\n"),
+        ("overlapping outside ranges", f"0 {own} 1\n1 {own} 1\n"),
+        ("a zero count", f"0 {own} 0\n"),
+        ("an inside range past 2^32", f"4294967295 {own} 2\n"),
+        ("an outside range past 2^32", "0 4294967295 2\n"),
+        ("a missing field", f"0 {own}\n"),
+        ("a negative id", f"-1 {own} 1\n"),
+        ("trailing garbage", f"0 {own} 1 junk\n"),
+        ("an empty line", f"0 {own} 1\n\n"),
+    )
+
+
+@check(
+    "user.map_syntax",
+    catalogue="USR-21",
+    level="MUST",
+    anchors=("user_namespaces(7) (defining a mapping)", "kernel map_write()", "LTP userns03"),
+    needs=_USERNS,
+    timeout=5.0,
+)
+def map_syntax(ctx: Context) -> None:
+    """A malformed uid_map/gid_map write fails with EINVAL and leaves the map writable.
+
+    The check writes a waiting helper's uid_map and gid_map with overlapping
+    inside or outside ranges, a zero count, a range past 2^32, a missing
+    field, a negative id, trailing garbage and an empty line: each EINVAL
+    (kernel map_write() parses and validates before any permission check,
+    so this holds rootless too), the map stays empty, and the well-formed
+    ``0 <own id> 1`` is then accepted (only a successful write uses up the
+    one write). Control: the first malformed write is replaced by the
+    well-formed line, so it is accepted.
+    """
+    helper = _userns_helper(ctx)
+    for kind, own in (("uid", os.geteuid()), ("gid", os.getegid())):
+        path = f"/proc/{helper.pid}/{kind}_map"
+        good = f"0 {own} 1\n"
+        for i, (what, text) in enumerate(_malformed_maps(own)):
+            seen = _write_attempt(path, good if ctx.control and i == 0 else text)
+            ctx.expect_equal(seen, "EINVAL", f"{kind}_map write with {what}")
+        ctx.expect_equal(_read(path), "", f"{kind}_map after the refused writes")
+        ctx.expect_equal(_write_attempt(path, good), "ok", f"the well-formed {kind}_map write")
+        ctx.expect_equal(_extents(path), [(0, own, 1)], f"{kind}_map read back")

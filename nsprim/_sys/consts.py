@@ -132,6 +132,9 @@ PR_CAP_AMBIENT_RAISE = 2
 # --- <linux/nsfs.h>: listns(2), Linux 6.19 ----------------------------------------
 NS_ID_REQ_SIZE_VER0 = 32  # sizeof(struct ns_id_req) as first published
 LISTNS_CURRENT_USER = 0xFFFFFFFFFFFFFFFF  # user_ns_id: the caller's user namespace
+# <fcntl.h> name_to_handle_at(2)
+AT_EMPTY_PATH = 0x1000
+AT_HANDLE_FID = 0x200  # Linux 6.5: a handle to identify, not to open
 
 # --- <linux/sockios.h> ----------------------------------------------------------
 SIOCGSKNS = 0x894C  # Linux 4.9: the netns of a socket, as an nsfs fd

@@ -135,7 +135,7 @@ def test_bad_usage_matches_util_linux(ours: list[str], theirs: list[str]) -> Non
         (["bogus"], "nsprim: unknown command 'bogus'"),
         ([], "nsprim: no command specified"),
         (["enter", "-u", "true"], "nsprim enter: no target PID specified"),
-        (["ls", "foo"], "nsprim ls: unexpected argument 'foo'"),
+        (["ls", "foo"], "nsprim ls: invalid namespace argument: 'foo'"),
         (["check", "--bogus"], "nsprim check: unrecognized option '--bogus'"),
         (["run", "--map"], "nsprim run: option '--map' is ambiguous; possibilities: "
                            "'--map-root-user' '--map-current-user' '--map-user' '--map-group' "

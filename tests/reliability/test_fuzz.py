@@ -278,6 +278,12 @@ TARGETS: list[Target] = [
     T("syscalls.ns_get_owner_uid", _args(fd()), lambda v: sc.ns_get_owner_uid(*v)),
     T("syscalls.ns_get_id", _args(fd()), lambda v: sc.ns_get_id(*v)),
     T("syscalls.socket_netns", _args(fd()), lambda v: os.close(sc.socket_netns(*v))),
+    T("syscalls.listns", _args(_intish(), _intish()), lambda v: sc.listns(*v)),
+    T(
+        "syscalls.open_ns_by_id",
+        _args(_intish(), _intish(), _intish()),
+        lambda v: os.close(sc.open_ns_by_id(*v)),
+    ),
     T("syscalls.set_pdeathsig", _args(_intish()), lambda v: sc.set_pdeathsig(*v)),
     T("syscalls.set_dumpable", _args(junk()), lambda v: sc.set_dumpable(*v)),
     T("syscalls.capget", _args(pid()), lambda v: sc.capget(*v)),

@@ -10,8 +10,16 @@ takes its signal only as ``--kill-child=SIG``; ``-r``/``--map-group`` refuse
 ignored; ``-R DIR`` chroots (the process API's ``root=`` pivots) and
 ``--mount-proc`` without ``-p`` mounts the current pid namespace's proc — both
 through the small helper :mod:`nsprim.cli._exec`, run as the program. nsprim's
-own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
-``--help``.
+own flags (``--hostname``, ``--domainname``, ``--lo-up``, ``--veth``) are marked
+as such in ``--help``.
+
+``--TYPE=FILE`` and ``--veth`` need the new namespaces before the command runs:
+the helper then waits on a pipe (``--wait-fd``) while this process binds the
+files (:meth:`nsprim.Namespace.persist`) and creates the veth pair, and
+releases it with one byte (unshare's sync byte), or kills it and says why.
+Steps that need the creator's capabilities whatever the mapping
+(``--mount-binfmt``, ``-l``, ``--keep-caps``, ``--owner``, the subordinate id
+maps through newuidmap/newgidmap) are the process API's, before execve.
 """
 
 from __future__ import annotations

@@ -778,13 +778,17 @@ def cmd_run(ns: argparse.Namespace) -> int:
                     )
                 # A mount namespace the kernel would refuse to bind: the held
                 # helper has run nothing yet, so make another (invisible).
-                if "mnt" not in files or _mnt_bindable(proc.pid):
-                    break
+                try:
+                    if "mnt" not in files or _mnt_bindable(proc.pid):
+                        break
+                except BaseException:
+                    _stop(proc)
+                    raise
                 _stop(proc)
             else:
                 raise _Refused(
                     f"mount /proc/{proc.pid}/ns/mnt on {files['mnt']} failed: the kernel binds "
-                    f"only a mount namespace newer than the caller's, and {tries} new ones "
+                    f"only a mount namespace newer than the caller's, and {len(tries)} new ones "
                     "were all older"
                 )
             if rfd >= 0:
@@ -802,7 +806,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 _stop(proc)
                 raise
             if wfd >= 0:
-                os.write(wfd, b"\x06")  # unshare's sync byte: go on
+                with contextlib.suppress(BrokenPipeError):  # the helper died: wait() says how
+                    os.write(wfd, b"\x06")  # unshare's sync byte: go on
         except _Refused as err:
             print(f"nsprim run: {err}", file=sys.stderr)
             return 1

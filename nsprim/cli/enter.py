@@ -218,7 +218,7 @@ def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
         for kind, path in files.items():
             t = NsType(kind)
             if path.startswith(":"):  # util-linux 2.42: =:NSID, a namespace id
-                fd = _open_by_id(path[1:], t)
+                fd = _open_by_id(path[1:])
             else:
                 try:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -314,14 +314,14 @@ def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
             o.close()
 
 
-def _open_by_id(text: str, t: NsType) -> int:
+def _open_by_id(text: str) -> int:
     """``--TYPE=:NSID``: the namespace with that 64-bit id, through an nsfs file handle."""
     from .. import syscalls as sc
 
     if not text.isdigit() or not 0 < int(text) < 2**64:
         raise _Refusal(f"failed to parse nsid: {text}")
     try:
-        return sc.open_ns_by_id(int(text), int(t.flag))
+        return sc.open_ns_by_id(int(text))  # the type is checked by the caller
     except OSError as err:
         raise _Refusal(
             f"cannot open namespace of id {int(text)}: {os.strerror(err.errno or 0)}"

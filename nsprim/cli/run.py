@@ -24,17 +24,12 @@ maps through newuidmap/newgidmap) are the process API's, before execve.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import math
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 from ._spawn import (
     EXIT_ENOENT,
@@ -49,6 +44,14 @@ from ._spawn import (
     wait,
 )
 
+# typing.TYPE_CHECKING without importing typing, and argparse only where the
+# parser is built: plain command lines parse without them (nsprim.cli._fast).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+    from typing import Any, Callable, Optional
+
 __all__ = ["add_run_parser", "cmd_run"]
 
 PROPAGATION = ("slave", "shared", "private", "unchanged")
@@ -60,6 +63,8 @@ _KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
 
 def _one_of(choices: tuple[str, ...], message: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
+
         if text not in choices:
             raise argparse.ArgumentTypeError(message.format(text))
         return text
@@ -94,6 +99,8 @@ def _id_range(text: str) -> Any:
 
     Returns ``(inner, outer, count)``, a line of uid_map, or one of :data:`MAP_WORDS`.
     """
+    import argparse
+
     if text in MAP_WORDS:
         return text
     sep = ":" if ":" in text else ","
@@ -112,6 +119,8 @@ def _id_range(text: str) -> Any:
 
 def _offset(clock: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
+        import argparse
+
         try:
             value = float(text)
         except ValueError:
@@ -124,6 +133,7 @@ def _offset(clock: str) -> Callable[[str], float]:
 
 
 def _signal(text: str) -> int:
+    import argparse
     import signal
 
     name = text.upper()
@@ -139,6 +149,8 @@ def _signal(text: str) -> int:
 
 def _name(flag: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
+
         if len(text.encode("utf-8", "surrogateescape")) > 64:
             raise argparse.ArgumentTypeError(f"{flag}: '{text}' is longer than 64 bytes")
         if "\0" in text:
@@ -149,6 +161,8 @@ def _name(flag: str) -> Callable[[str], str]:
 
 
 def _veth(text: str) -> tuple[str, str]:
+    import argparse
+
     host, sep, inside = text.partition(":")
     if not sep or not host or not inside:
         raise argparse.ArgumentTypeError(f"--veth: '{text}' is not HOST:INSIDE")
@@ -161,6 +175,7 @@ def _veth(text: str) -> tuple[str, str]:
 
 def _cidr(flag: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
         import ipaddress
 
         try:
@@ -563,7 +578,8 @@ def _stop(proc: Any) -> None:
 
 
 # A range of ids to map: (inner, outer, count); inner None: "from 0" (--map-auto).
-_Range = tuple[Optional[int], int, int]
+if TYPE_CHECKING:
+    _Range = tuple[Optional[int], int, int]
 
 
 def _subids(kind: str, identity: bool) -> _Range:

@@ -278,6 +278,18 @@ TARGETS: list[Target] = [
     T("syscalls.ns_get_owner_uid", _args(fd()), lambda v: sc.ns_get_owner_uid(*v)),
     T("syscalls.ns_get_id", _args(fd()), lambda v: sc.ns_get_id(*v)),
     T("syscalls.socket_netns", _args(fd()), lambda v: os.close(sc.socket_netns(*v))),
+    T("syscalls.ns_pid_from_pidns", _args(fd(), _intish()), lambda v: sc.ns_pid_from_pidns(*v)),
+    T("syscalls.ns_pid_in_pidns", _args(fd(), _intish()), lambda v: sc.ns_pid_in_pidns(*v)),
+    T(
+        "syscalls.name_to_handle_at",
+        _args(path(), _intish()),
+        lambda v: sc.name_to_handle_at(v[0], flags=v[1]),
+    ),
+    T(
+        "syscalls.open_by_handle_at",
+        _args(fd(), _intish(), junk(), _intish()),
+        lambda v: os.close(sc.open_by_handle_at(*v)),
+    ),
     T("syscalls.listns", _args(_intish(), _intish()), lambda v: sc.listns(*v)),
     T(
         "syscalls.open_ns_by_id",
@@ -581,8 +593,35 @@ RUN_ARGV = st.tuples(
     CMD_TAIL,
 ).map(lambda t: ["run", *t[0], *t[1]])
 ENTER_ARGV = st.tuples(
-    st.sampled_from([["-t", "1"], ["-t", "0"], ["-t", "-5"], ["-t", "999999999"], ["-t", "x"], []]),
-    _opts([*NS_FLAGS, "-a", "--preserve-credentials", "-r", "-w"], ["-S", "-G", "-t"]),
+    st.sampled_from(
+        [
+            ["-t", "1"],
+            ["-t", "0"],
+            ["-t", "-5"],
+            ["-t", "999999999"],
+            ["-t", "x"],
+            ["-t", "1:5"],
+            ["-t", "1:x"],
+            ["-t", "1:"],
+            [],
+        ]
+    ),
+    # never -F (the example's child would become the command) nor -c (it would move it)
+    _opts(
+        [
+            *NS_FLAGS,
+            "-a",
+            "--preserve-credentials",
+            "-r",
+            "-w",
+            "-e",
+            "--keep-caps",
+            "--user-parent",
+            "--net=:3",
+            "--uts=:x",
+        ],
+        ["-S", "-G", "-t", "-N", "-W"],
+    ),
     CMD_TAIL,
 ).map(lambda t: ["enter", *t[0], *t[1], *t[2]])
 CHECK_VALUES = st.one_of(
@@ -594,9 +633,10 @@ CHECK_VALUES = st.one_of(
 CHECK_ARGV = _opts(["--json", "-v"], ["--require", "--timeout"], CHECK_VALUES).map(
     lambda a: ["check", *a]
 )
-LS_ARGV = _opts(["--json", "--sockets", "--tree"], ["-t", "--type", "--tree", "-p", "--pid"]).map(
-    lambda a: ["ls", *a]
-)
+LS_ARGV = _opts(
+    ["--json", "--sockets", "--tree", "-P", "-H", "-Tprocess", "-r", "4026531836"],
+    ["-t", "--type", "--tree", "-p", "--pid", "-Q", "--filter"],
+).map(lambda a: ["ls", *a])
 _OUT = tempfile.gettempdir()
 CONFORMANCE_ARGV = st.tuples(
     _opts(["--controls"], ["--only", "--exclude", "--format", "--jobs", "--as-user"]),

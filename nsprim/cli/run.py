@@ -191,6 +191,8 @@ def _cidr(flag: str) -> Callable[[str], str]:
 
 def _owner(text: str) -> tuple[int, int]:
     # util-linux: sscanf("%u:%u") and nothing after, else "failed to parse owner"
+    import argparse
+
     uid, sep, gid = text.partition(":")
     if not sep or not uid.isdigit() or not gid.isdigit():
         raise argparse.ArgumentTypeError("failed to parse owner")

@@ -1042,6 +1042,7 @@ def _drop_privileges(user: str | int) -> tuple[int, int]:
     # Import what may be imported lazily later while root can still read it.
     for name in _PRELOAD:
         __import__(name)
+    nsprim.preload()
     os.setgroups([])
     os.setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid)
     os.setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid)

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from .process import call_in as call_in
     from .process import call_start as call_start
     from .process import enter as enter
+    from .process import preload as preload
     from .process import run as run
     from .process import spawn as spawn
     from .process import spawn_in as spawn_in
@@ -85,6 +86,7 @@ _LAZY = {
     "call_start": ("process", "call_start"),
     "PendingCall": ("process", "PendingCall"),
     "enter": ("process", "enter"),
+    "preload": ("process", "preload"),
     "run": ("process", "run"),
     "spawn": ("process", "spawn"),
     "spawn_in": ("process", "spawn_in"),
@@ -144,6 +146,7 @@ __all__ = [
     "enter",
     "namespaces",
     "net",
+    "preload",
     "run",
     "spawn",
     "spawn_in",

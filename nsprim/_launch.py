@@ -577,7 +577,8 @@ def _on_own_thread(work: Callable[[], None]) -> None:
     try:
         _thread.start_new_thread(run, ())
     except RuntimeError as why:  # clone(2) of the thread refused: EAGAIN at pid_max
-        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {why}") from None
+        msg = f"posix_spawn: can't start the thread that unshares first: {why}"
+        raise OSError(errno.EAGAIN, msg) from None
     interrupted: Optional[BaseException] = None
     while True:
         try:

@@ -64,6 +64,7 @@ __all__ = [
     "DEVNULL",
     "STDOUT",
     "THREAD_SCOPED",
+    "preload",
 ]
 
 from . import _launch
@@ -1362,3 +1363,24 @@ def spawn_in(
             if nsfd not in tgt.owned:
                 nsfd.close()
         tgt.close()
+
+
+def preload() -> None:
+    """Import now what the process API would import on first use; no syscall.
+
+    For ``nsprim run`` to start fast, the process API imports its heavier
+    parts when first needed: the call machinery (pickle, traceback), the
+    die-with-parent supervisor, target resolution for ``call_in``/``spawn_in``,
+    netlink, the id-map writers. A program that drops privileges in-process
+    (setuid(2)), chroots, or unmounts the filesystem its Python lives on
+    after importing nsprim calls this first, while the files are still
+    readable; afterwards every nsprim function works without importing.
+    """
+    import datetime  # noqa: F401
+    import locale  # noqa: F401
+    import pickle  # noqa: F401
+    import pwd  # noqa: F401
+    import subprocess  # noqa: F401
+    import traceback  # noqa: F401
+
+    from . import _calls, _supervisor, _targets, idmap, net  # noqa: F401

@@ -1245,7 +1245,8 @@ def listns(nstype: int = 0, user_ns_id: int = 0, *, after: int = 0) -> list[int]
         ValueError/TypeError: *nstype* not a combination of CLONE_NEW* flags,
             an id outside 0..2**64-1.
         UnsupportedError: the kernel lacks listns (before Linux 6.19).
-        OSError: what the kernel answers otherwise (EINVAL, EFAULT).
+        OSError: what the kernel answers otherwise (EINVAL, EFAULT); ENOENT, its
+            answer when nothing is left to list, is an empty (last) page.
     """
     t = _flags(nstype, "nstype", _NS_ALL, "CLONE_NEW*")
     uid = _int(user_ns_id, "user_ns_id")
@@ -1257,7 +1258,12 @@ def listns(nstype: int = 0, user_ns_id: int = 0, *, after: int = 0) -> list[int]
     buf = (ctypes.c_uint64 * _LISTNS_BATCH)()
     req = _NsIdReq(size=C.NS_ID_REQ_SIZE_VER0, ns_id=start, ns_type=t, user_ns_id=uid)
     while True:
-        n = _libc.syscall("listns", ctypes.addressof(req), ctypes.addressof(buf), _LISTNS_BATCH, 0)
+        try:
+            n = _libc.syscall(
+                "listns", ctypes.addressof(req), ctypes.addressof(buf), _LISTNS_BATCH, 0
+            )
+        except FileNotFoundError:
+            return ids  # ENOENT: nothing (more) after req.ns_id
         ids.extend(int(buf[i]) for i in range(n))
         if n < _LISTNS_BATCH:
             return ids
@@ -1329,11 +1335,23 @@ def open_ns_by_id(ns_id: int, nstype: int = 0, ino: int = 0) -> int:
                 raise UnsupportedError("nsfs file handles", requires="Linux 6.18")
             _libc.raise_errno(err, "name_to_handle_at")
         fh.handle_bytes = _NSFS_HANDLE_BYTES
-        fh.ns_id, fh.ns_type, fh.ns_inum = nid, t, inum
+        # The kernel wants the type and the inode together or neither (6.19: neither
+        # is "any"); a type alone is checked here after the open.
+        fh.ns_id, fh.ns_type, fh.ns_inum = nid, t if inum else 0, inum
         fd = _libc.open_by_handle_at(here, ctypes.addressof(fh), os.O_RDONLY | os.O_CLOEXEC)
-        return _libc.check(fd, "open_by_handle_at")
+        _libc.check(fd, "open_by_handle_at")
     finally:
         os.close(here)
+    if t and not inum:
+        try:
+            actual = _ns_ioctl(fd, C.NS_GET_NSTYPE, "NS_GET_NSTYPE")
+        except BaseException:
+            os.close(fd)
+            raise
+        if actual != t:
+            os.close(fd)
+            raise OSError(errno.ESTALE, f"open_by_handle_at: {os.strerror(errno.ESTALE)}")
+    return int(fd)
 
 
 # --- the kernel's answer, unchecked: for probes -----------------------------------------------

@@ -971,15 +971,17 @@ _IDMAP_NEEDS = Needs(
 _IDMAP_ANCHORS = ("selftest mount_setattr (mount_setattr_idmapped)", "mount_setattr(2)")
 
 
-def _idmap_userns(ctx: Context) -> str:
-    """Create a user namespace with the idmap this run can write; return its nsfs path.
+def _idmap_userns(ctx: Context, maps: str | None = None) -> str:
+    """Create a user namespace with *maps* (default: the idmap this run can write).
 
-    The namespace is held by a helper child (premise-checked by ``spawn_child``);
-    the check's process, in the parent user namespace, writes both maps.
+    Returns its nsfs path. The namespace is held by a helper child
+    (premise-checked by ``spawn_child``); the check's process, in the parent
+    user namespace, writes both maps.
     """
     holder = ctx.spawn_child(idle, unshare=NEWUSER)
     holder.recv()
-    maps = _ROOTLESS_MAP if ctx.as_user else _SWAP_MAP
+    if maps is None:
+        maps = _ROOTLESS_MAP if ctx.as_user else _SWAP_MAP
     idmap.write_uid_map(holder.pid, maps)
     idmap.write_gid_map(holder.pid, maps)
     return holder.ns_path("user")
@@ -1140,6 +1142,11 @@ def _idmap_twice(base: str, first: str, second: str, control: bool) -> dict[str,
             os.close(fd)
             fd = _clone(src)
         seen["second"] = _set_idmap(fd, second)
+        # attr_clr=MOUNT_ATTR_IDMAP; the control clears a clearable attribute instead.
+        clear = int(MountAttrFlags.NOSUID) if control else IDMAP_ATTR
+        seen["clear"] = attempt(
+            syscalls.mount_setattr, "", dirfd=fd, flags=AT_EMPTY_PATH, attr_clr=clear
+        )
         _attach(fd, f"{base}/view")
     finally:
         os.close(fd)
@@ -1157,22 +1164,24 @@ def _idmap_twice(base: str, first: str, second: str, control: bool) -> dict[str,
     timeout=5.0,
 )
 def idmap_once(ctx: Context) -> None:
-    """An idmapped mount can't be re-idmapped: a second MOUNT_ATTR_IDMAP is EPERM, the first stays.
+    """A mount's idmap is final: a second MOUNT_ATTR_IDMAP is EPERM, clearing it EINVAL.
 
     In a helper with a private mount namespace, a detached copy of a tmpfs
     is idmapped with one user namespace, then MOUNT_ATTR_IDMAP is asked
-    again with a second one: EPERM (selftest ``change_idmapping``). Attached,
-    the copy is idmapped, and as root (where the first idmap swaps ids 0
-    and 1000) its root directory, owned by 0 on disk, shows as owned by
-    1000, the first idmap's view. Control: the second idmap is applied to a
-    fresh copy, so it succeeds.
+    again with a second one: EPERM (selftest ``change_idmapping``); and
+    ``attr_clr=MOUNT_ATTR_IDMAP``: EINVAL. Attached, the copy is idmapped,
+    and as root its root directory, owned by 0 on disk, shows as owned by
+    1000, the first idmap's view (it swaps 0 and 1000; the second would
+    swap 0 and 2000). Control: the second idmap is applied to a fresh
+    copy, so it succeeds, and MOUNT_ATTR_NOSUID is cleared instead.
     """
     first = _idmap_userns(ctx)
-    second = _idmap_userns(ctx)
+    second = _idmap_userns(ctx, None if ctx.as_user else "0 2000 1\n2000 0 1\n")
     base = os.path.join(ctx.tmpdir, "mnt12")
     seen = ctx.in_child(_idmap_twice, base, first, second, ctx.control, unshare=NEWNS)
     ctx.expect_equal(seen["first"], "ok", "the first MOUNT_ATTR_IDMAP on a detached copy")
     ctx.expect_equal(seen["second"], "EPERM", "a second MOUNT_ATTR_IDMAP on the idmapped copy")
+    ctx.expect_equal(seen["clear"], "EINVAL", "attr_clr=MOUNT_ATTR_IDMAP on the idmapped copy")
     ctx.expect(seen["idmapped"], "the copy, attached, is idmapped", True, False)
     if not ctx.as_user:
         ctx.expect_equal(seen["disk owner"], (0, 0), "owner of the tmpfs root on disk")
@@ -1670,3 +1679,76 @@ def set_group_rules(ctx: Context) -> None:
         seen = ctx.in_child(_set_group_case, base, case, not ctx.control, unshare=NEWNS)
         ctx.expect_equal(seen["result"], expected, f"MOVE_MOUNT_SET_GROUP with {case}")
         ctx.expect_equal(seen["after"], seen["before"], f"target's propagation after: {case}")
+
+
+# -- MNT-20 -------------------------------------------------------------------------
+
+#: Maps on-disk id 0 (shown as 1000) and nothing else: not the caller (0), not 1000 on disk.
+_NARROW_MAP = "0 1000 1\n"
+
+
+def _overflow_ids() -> tuple[int, int]:
+    ids = []
+    for name in ("overflowuid", "overflowgid"):
+        with open(f"/proc/sys/fs/{name}") as f:
+            ids.append(int(f.read()))
+    return (ids[0], ids[1])
+
+
+def _unmapped_through(base: str, userns: str) -> dict[str, object]:
+    """In a private mount namespace: look and create through an idmapped copy of a tmpfs."""
+    _make_root_private()
+    src = _tmpfs(f"{base}/src")
+    os.chmod(src, 0o777)
+    _touch(f"{src}/old")
+    os.chown(f"{src}/old", 1000, 1000)
+    fd = _clone(src)
+    try:
+        seen: dict[str, object] = {"idmap": _set_idmap(fd, userns)}
+        _attach(fd, f"{base}/view")
+    finally:
+        os.close(fd)
+    view = f"{base}/view"
+    seen["root shown"] = _owners(view)
+    seen["old shown"] = _owners(f"{view}/old")
+    seen["create"] = attempt(_touch, f"{view}/new")
+    seen["mkdir"] = attempt(os.mkdir, f"{view}/newdir")
+    seen["on disk"] = sorted(os.listdir(src))
+    return seen
+
+
+@check(
+    "mnt.idmap_unmapped_ids",
+    catalogue="MNT-20",
+    level="MUST",
+    anchors=(*_IDMAP_ANCHORS, "xfstests vfs/idmapped-mounts", "mount_idmappings docs"),
+    needs=_IDMAP_NEEDS,
+    timeout=5.0,
+)
+def idmap_unmapped_ids(ctx: Context) -> None:
+    """An idmapped mount shows unmapped owners as overflow ids; unmapped callers can't create there.
+
+    As root, in a helper with a private mount namespace: a tmpfs (root
+    directory owned by 0, mode 0777; a file ``old`` owned by 1000) is cloned,
+    idmapped with a user namespace whose map is only ``0 1000 1``, and
+    attached. The root directory shows owner 1000; ``old``, whose 1000 the
+    idmap doesn't map, shows /proc/sys/fs/overflowuid:overflowgid; root,
+    whose fsuid 0 the idmap doesn't map either, can neither create a file
+    nor a directory there: EOVERFLOW, and nothing appears on the tmpfs.
+    Rootless the sandbox maps one id, so no idmap can leave the caller out
+    and the check SKIPs. Control: the idmap swaps 0 and 1000 (both mapped),
+    so the creations work.
+    """
+    if ctx.as_user:
+        raise Skip(
+            "rootless: the run's user namespace maps a single id, so no idmap can leave "
+            "the caller or a file's owner unmapped"
+        )
+    userns = _idmap_userns(ctx, _SWAP_MAP if ctx.control else _NARROW_MAP)
+    seen = ctx.in_child(_unmapped_through, os.path.join(ctx.tmpdir, "mnt20"), userns, unshare=NEWNS)
+    ctx.expect_equal(seen["idmap"], "ok", "MOUNT_ATTR_IDMAP on the detached copy")
+    ctx.expect_equal(seen["create"], "EOVERFLOW", "creating a file as an unmapped caller")
+    ctx.expect_equal(seen["mkdir"], "EOVERFLOW", "creating a directory as an unmapped caller")
+    ctx.expect_equal(seen["on disk"], ["old"], "entries of the tmpfs after the refused creations")
+    ctx.expect_equal(seen["root shown"], (1000, 1000), "tmpfs root (0 on disk) through the idmap")
+    ctx.expect_equal(seen["old shown"], _overflow_ids(), "a file owned by unmapped 1000")

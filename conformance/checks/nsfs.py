@@ -1,4 +1,4 @@
-"""Cross-cutting nsfs checks: NS-01 to NS-21.
+"""Cross-cutting nsfs checks: NS-01 to NS-22.
 
 Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``, ``nsprim.idmap``,
 ``nsprim.flags``, ``nsprim.namespace``), the conformance registry, and
@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from typing import Callable, Optional, Union
 
-from nsprim import idmap, syscalls
+from nsprim import UnsupportedError, idmap, syscalls
 from nsprim.flags import CloneFlags, MountFlags
 from nsprim.namespace import NsType
 
@@ -299,7 +299,7 @@ def _non_ns_calls(foreign: bool) -> dict[str, str]:
         ops=("setns", *_EVERY_TYPE),
         probes=(_nsfs_ioctls_allowed,),
     ),
-    timeout=5.0,
+    timeout=10.0,
 )
 def typed_join(ctx: Context) -> None:
     """setns(2) refuses an nsfs fd of another type (EINVAL) and fds that are no namespace at all.
@@ -983,11 +983,7 @@ def _split_owners() -> None:
 
 def _join_split(target: int, mask: int) -> dict[str, object]:
     """Enter *target*'s user namespace by its nsfs file, then setns(pidfd, *mask*)."""
-    pidfd = syscalls.pidfd_open(target)
-    try:
-        setns_path(f"/proc/{target}/ns/user", NEWUSER)
-    finally:
-        os.close(pidfd)
+    setns_path(f"/proc/{target}/ns/user", NEWUSER)
     return _pidfd_join(target, mask, _SPLIT)
 
 
@@ -1023,7 +1019,7 @@ def pidfd_join_needs_every_right(ctx: Context) -> None:
     theirs = _identities(target.pid, _SPLIT)
     mask = NEWUTS | NEWIPC | (0 if ctx.control else NEWNET)
     seen = ctx.in_child(_join_split, target.pid, mask)
-    _expect_would_move(ctx, seen["before"], theirs, "NS-07")
+    _expect_would_move(ctx, seen["before"], theirs, "setns(pidfd, UTS|IPC|NET)")
     ctx.expect_equal(
         seen["result"], "EPERM", "setns(pidfd, UTS|IPC|NET) with no right over the net namespace"
     )
@@ -1060,7 +1056,7 @@ def _sibling_joins(target: int, own_userns: bool) -> dict[str, str]:
     "nsfs.sibling_userns_unjoinable",
     catalogue="NS-08",
     level="MUST",
-    anchors=("setns(2)", "user_namespaces(7)", "selftest nsfs/owner.c", "LTP setns01"),
+    anchors=("setns(2)", "user_namespaces(7)"),
     needs=Needs(
         userns=True,
         min_kernel=(5, 8),
@@ -1100,7 +1096,7 @@ _SAME_USERNS = ("user", "uts", "ipc", "net")
     "nsfs.pidfd_join_own_userns",
     catalogue="NS-09",
     level="MUST",
-    anchors=("setns(2)", "util-linux nsenter(1)", "selftest pidfd_setns_test"),
+    anchors=("setns(2)", "user_namespaces(7)", "util-linux nsenter(1)"),
     needs=Needs(
         min_kernel=(5, 8),
         kconfig=("USER_NS", "UTS_NS", "IPC_NS", "NET_NS"),
@@ -1131,7 +1127,9 @@ def pidfd_join_own_userns(ctx: Context) -> None:
         theirs["user"],
         seen["before"]["user"],
     )
-    _expect_would_move(ctx, seen["before"], {e: theirs[e] for e in _SAME_USERNS[1:]}, "NS-09")
+    _expect_would_move(
+        ctx, seen["before"], {e: theirs[e] for e in _SAME_USERNS[1:]}, "setns(pidfd, USER|...)"
+    )
     ctx.expect_equal(seen["result"], "EINVAL", "setns(pidfd, USER|UTS|IPC|NET), same user ns")
     ctx.expect_equal(seen["after"], seen["before"], "the joiner's namespaces after the EINVAL")
 
@@ -1229,7 +1227,7 @@ def _owner_uids(paths: dict[str, str]) -> dict[str, str]:
     "nsfs.owner_uid_user_only",
     catalogue="NS-11",
     level="MUST",
-    anchors=("ioctl_ns(2)", "LTP ioctl_ns", "selftest nsfs/owner.c"),
+    anchors=("LTP ioctl_ns03", "ioctl_ns(2)"),
     needs=Needs(
         userns=True,
         min_kernel=(4, 11),
@@ -1486,7 +1484,7 @@ def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, object]:
     catalogue="NS-14",
     level="MUST",
     anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file", "ip-netns(8)"),
-    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt",)),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt", "mount.tmpfs")),
     timeout=5.0,
 )
 def mntns_file_no_loop(ctx: Context) -> None:
@@ -1954,15 +1952,30 @@ def initial_inodes(ctx: Context) -> None:
 # -- NS-21 listns(2) shows a caller only what it may see ----------------------------
 
 
-def _listed(sibling_net_id: int, own_userns: bool) -> dict[str, bool]:
-    """listns(CLONE_NEWNET) from a user namespace of our own (if *own_userns*)."""
+def _listns_allowed() -> Optional[str]:
+    """Probe: None when listns(2) answers here, else the refusal that makes NS-21 a SKIP."""
+    try:
+        syscalls.listns(NEWNET)
+    except UnsupportedError:
+        return "listns(2) answers ENOSYS on a kernel that has it: a seccomp filter"
+    except OSError as err:
+        if err.errno in (errno.EPERM, errno.EACCES):
+            return f"listns(2) is refused here ({errname(err)}): a seccomp filter or an LSM"
+        raise
+    return None
+
+
+def _listed(net_path: str, net_id: int, control: bool) -> dict[str, bool]:
+    """listns(CLONE_NEWNET) from a user namespace of our own, or (*control*) from *net_path*'s."""
     uid, gid = os.geteuid(), os.getegid()
-    if own_userns:
-        unshare(NEWUSER)
+    if control:
+        setns_path(net_path, NEWNET)  # now it is a namespace the caller is in
+    else:
+        unshare(NEWUSER)  # a sibling of the net namespace's owner
         idmap.map_root(os.getpid(), uid, gid)
     ours = _ident("/proc/self/ns/net")[2]
     ids = syscalls.listns(NEWNET)
-    return {"its own net namespace": ours in ids, "the sibling's": sibling_net_id in ids}
+    return {"its own net namespace": ours in ids, "the helper's": net_id in ids}
 
 
 @check(
@@ -1974,27 +1987,116 @@ def _listed(sibling_net_id: int, own_userns: bool) -> dict[str, bool]:
         userns=True,
         min_kernel=(6, 19),
         kconfig=("USER_NS", "NET_NS"),
-        ops=("unshare.net",),
-        probes=(_nsfs_ioctls_allowed,),
+        ops=("setns", "unshare.net"),
+        probes=(_nsfs_ioctls_allowed, _listns_allowed),
     ),
     timeout=5.0,
 )
 def listns_visibility(ctx: Context) -> None:
-    """listns(2) shows a caller its own namespaces but none owned by a sibling user namespace.
+    """listns(2) shows a caller the namespaces it is in, and none owned by a sibling user ns.
 
-    A helper unshares a user namespace with a net namespace. From a user
-    namespace of its own (a sibling of the helper's, where it has every
-    capability), a process asks listns(2) for net namespaces: the list must
-    hold the net namespace the process is in, and not the helper's (by
-    NS_GET_ID). Control: the process stays in the parent user namespace,
-    whose CAP_SYS_ADMIN covers the helper's, so the helper's is listed.
+    A helper unshares a user namespace A with a net namespace N. From a user
+    namespace of its own (a sibling of A, where it has every capability), a
+    process asks listns(2) for net namespaces: the list must hold the net
+    namespace the process is in, and not N (compared by NS_GET_ID). Control:
+    the process joins N instead, so N is a namespace it is in and is listed.
     """
     helper = ctx.spawn_child(idle, unshare=NEWUSER | NEWNET)
     helper.recv()
     theirs = _ident(helper.ns_path("net"))[2]
     ctx.expect(theirs is not None, "NS_GET_ID of the helper's net namespace", "an id", theirs)
     ctx.expect_equal(
-        ctx.in_child(_listed, theirs, not ctx.control),
-        {"its own net namespace": True, "the sibling's": False},
+        ctx.in_child(_listed, helper.ns_path("net"), theirs, ctx.control),
+        {"its own net namespace": True, "the helper's": False},
         "net namespaces listns(2) shows from a sibling user namespace",
+    )
+
+
+# -- NS-22 new mount namespaces leave mount-namespace files out -------------------
+
+
+def _is_mountpoint(path: str) -> bool:
+    """Whether *path* is a mount point in the caller's mount namespace (/proc/self/mountinfo)."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def _hold_mntns(wfd: int, rfd: int, others: Sequence[int]) -> None:
+    """In a forked child: a mount namespace of its own, held until *rfd* reaches EOF."""
+    for fd in others:
+        os.close(fd)
+    unshare(NEWNS)
+    os.write(wfd, b"1")
+    os.read(rfd, 1)
+
+
+def _copy_sees(path: str, wfd: int) -> None:
+    """In a forked child: unshare(CLONE_NEWNS); report whether *path* is a mount point there."""
+    unshare(NEWNS)
+    os.write(wfd, b"1" if _is_mountpoint(path) else b"0")
+
+
+def _read_one(fd: int) -> bytes:
+    ready, _, _ = select.select([fd], [], [], 5.0)
+    return os.read(fd, 1) if ready else b""
+
+
+def _mntns_file_copied(tmpdir: str, kind: str) -> dict[str, object]:
+    """Bind a newer namespace's *kind* file here, then see whether a copy of this ns has it."""
+    # One CPU for this process and its children: namespace ids (what the loop rule
+    # compares, see NS-14) then follow creation order, so the newer one's file binds here.
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    unshare(NEWNS)
+    syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+    target = _touch(f"{tmpdir}/ns-held")
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    holder = fork_run(_hold_mntns, ready_w, go_r, (ready_r, go_w), pdeathsig=True)
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if _read_one(ready_r) != b"1":
+            raise ChildProcessError("the mount namespace holder did not get ready")
+        seen: dict[str, object] = {"bind": _bind_ns(kind, holder, target)}
+        seen["a mount point here"] = _is_mountpoint(target)
+        report_r, report_w = os.pipe2(os.O_CLOEXEC)
+        copier = fork_run(_copy_sees, target, report_w, pdeathsig=True)
+        os.close(report_w)
+        try:
+            seen["a mount point in a copy"] = {b"1": True, b"0": False}.get(
+                _read_one(report_r), "no answer"
+            )
+        finally:
+            os.close(report_r)
+            os.waitpid(copier, 0)
+        return seen
+    finally:
+        os.close(go_w)
+        os.close(ready_r)
+        os.waitpid(holder, 0)
+
+
+@check(
+    "nsfs.mntns_file_not_copied",
+    catalogue="NS-22",
+    level="MUST",
+    anchors=("mount_namespaces(7)", "util-linux unshare(1) --mount=file"),
+    needs=Needs(min_kernel=(3, 8), kconfig=("NAMESPACES",), ops=("unshare.mnt", "mount.tmpfs")),
+    timeout=5.0,
+)
+def mntns_file_not_copied(ctx: Context) -> None:
+    """A new mount namespace does not copy bind mounts of mount namespace files (no hidden pins).
+
+    In a mount namespace of its own, a process bind-mounts the nsfs file of
+    a newer mount namespace (allowed, see NS-14): the file is a mount point
+    there. A copy of that namespace made by unshare(CLONE_NEWNS) must not
+    have the mount, so a namespace can't pin another through mounts nobody
+    asked for. Control: the same with a UTS namespace file, whose bind mount
+    is copied like any other.
+    """
+    kind = "uts" if ctx.control else "mnt"
+    ctx.expect_equal(
+        ctx.in_child(_mntns_file_copied, ctx.tmpdir, kind),
+        {"bind": "ok", "a mount point here": True, "a mount point in a copy": False},
+        f"a bind mount of a {kind} namespace file, and a copy of its mount namespace",
     )

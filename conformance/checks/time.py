@@ -42,7 +42,7 @@ from nsprim.namespace import Namespace
 from .. import _libc
 from ..outcome import Fail
 from ..registry import Context, Needs, Skip, check
-from ._common import NEWTIME, NEWUSER, attempt, errname, ns_key, setns_path, unshare
+from ._common import NEWTIME, NEWUSER, attempt, errname, idle, ns_key, setns_path, unshare
 from ._procs import clone_run, fork_run, kill_and_reap, recv_msg, send_msg, wait
 
 __all__: list[str] = []
@@ -1184,7 +1184,7 @@ def offsets_through_proc_pid(ctx: Context) -> None:
     check's own namespace, which processes have entered: the write fails
     (EACCES; EPERM rootless, where that namespace's owner is out of reach).
     """
-    holder = ctx.spawn_child(idle_time, unshare=ctx.isolate(NEWTIME))
+    holder = ctx.spawn_child(idle, unshare=ctx.isolate(NEWTIME))
     holder.recv()
     written = _write_pid_offsets(holder.pid, _record(CLOCK_MONOTONIC, OFFSET_MONOTONIC))
     expected = {
@@ -1211,10 +1211,6 @@ def offsets_through_proc_pid(ctx: Context) -> None:
         f"within {window}",
         child["monotonic"],
     )
-
-
-def idle_time() -> None:
-    """Nothing: the body of a helper that only holds its time_for_children."""
 
 
 # --- TIME-14 ------------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
         for kind, path in files.items():
             t = NsType(kind)
             if path.startswith(":"):  # util-linux 2.42: =:NSID, a namespace id
-                fd = _open_by_id(path[1:], t)
+                fd = _open_by_id(path[1:])
             else:
                 try:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -265,7 +265,7 @@ def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
         entering_user = NsType.USER in over or (
             NsType.USER in from_target and pid is not None and _other_userns(pidfd)
         )
-        uid, gid = _ids(ns, pid, entering_user)
+        uid, gid = _ids(ns, pid, pidfd, entering_user)
         env = _environ(pid, pidfd) if ns.env else None
         if ns.join_cgroup:
             assert pid is not None and pidfd is not None
@@ -314,14 +314,14 @@ def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
             o.close()
 
 
-def _open_by_id(text: str, t: NsType) -> int:
+def _open_by_id(text: str) -> int:
     """``--TYPE=:NSID``: the namespace with that 64-bit id, through an nsfs file handle."""
     from .. import syscalls as sc
 
     if not text.isdigit() or not 0 < int(text) < 2**64:
         raise _Refusal(f"failed to parse nsid: {text}")
     try:
-        return sc.open_ns_by_id(int(text), int(t.flag))
+        return sc.open_ns_by_id(int(text))  # the type is checked by the caller
     except OSError as err:
         raise _Refusal(
             f"cannot open namespace of id {int(text)}: {os.strerror(err.errno or 0)}"
@@ -416,20 +416,42 @@ def _parent_userns(pidfd: Optional[int], over: dict[Any, int], owned: list[Any])
         raise _Refusal(f"failed to open parent namespace: {os.strerror(err.errno or 0)}") from None
 
 
-def _ids(ns: argparse.Namespace, pid: Optional[int], entering_user: bool) -> tuple[Any, Any]:
+def _ids(
+    ns: argparse.Namespace, pid: Optional[int], pidfd: Optional[int], entering_user: bool
+) -> tuple[Any, Any]:
     uid, gid = ns.setuid, ns.setgid
     if "follow" in (uid, gid):
-        if pid is None:
+        if pid is None or pidfd is None:
             raise _Refusal("no target PID specified")
-        st = os.stat(f"/proc/{pid}")
-        uid = st.st_uid if uid == "follow" else uid
-        gid = st.st_gid if gid == "follow" else gid
+        euid, egid = _target_ids(pid, pidfd)
+        uid = euid if uid == "follow" else uid
+        gid = egid if gid == "follow" else gid
     if entering_user and not ns.preserve_credentials:
         # nsenter(1): entering a user namespace sets uid and gid to 0
         # unless --preserve-credentials (or -S/-G) says otherwise.
         uid = 0 if uid is None else uid
         gid = 0 if gid is None else gid
     return uid, gid
+
+
+def _target_ids(pid: int, pidfd: int) -> tuple[int, int]:
+    """The target's effective uid and gid: PIDFD_GET_INFO (Linux 6.13), else the owner of
+    /proc/PID (nsenter's way: root for a process that is not dumpable), read while the
+    pidfd proves the pid was not reused."""
+    from .. import syscalls as sc
+    from ..errors import NoSuchProcess, UnsupportedError
+
+    try:
+        info = sc.pidfd_get_info(pidfd)
+        return info.euid, info.egid
+    except UnsupportedError:
+        pass
+    st = os.stat(f"/proc/{pid}")
+    try:
+        sc.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        raise NoSuchProcess(pid) from None
+    return st.st_uid, st.st_gid
 
 
 def _environ(pid: Optional[int], pidfd: Optional[int]) -> dict[bytes, bytes]:

@@ -275,8 +275,9 @@ def _ls(ns: argparse.Namespace, stdout: TextIO) -> int:
     if flt is not None:
         f = flt
         chosen = [n for n in chosen if f.match(lambda c, n=n: _value(n, c, cache))]  # type: ignore[misc]
-    if columns is None and ns.type and set(ns.type) == {_net_type()}:
-        columns = list(DEFAULT_NET)
+    net_only = bool(ns.type) and set(ns.type) == {_net_type()}
+    if columns is None and net_only and not ns.json:
+        columns = list(DEFAULT_NET)  # as lsns -t net; JSON keeps nsprim's keys, plus these
     if tree in ("owner", "parent"):
         relation = "user" if tree == "owner" else "pid"
         sub = listing.Listing(tuple(chosen), result.scanned, result.vanished, result.denied)
@@ -300,7 +301,15 @@ def _ls(ns: argparse.Namespace, stdout: TextIO) -> int:
             stdout.write(_render_process_tree(nodes, cols, paint, cache, **_style(ns)))
         return 0
     if ns.json:
-        doc = [ns_json(n) if columns is None else _json_columns(n, columns, cache) for n in chosen]
+        doc = [
+            _json_columns(n, columns, cache)
+            if columns is not None
+            else {
+                **ns_json(n),
+                **(_json_columns(n, ("NETNSID", "NSFS"), cache) if net_only else {}),
+            }
+            for n in chosen
+        ]
         json.dump({"namespaces": doc}, stdout, indent=2)
         stdout.write("\n")
     else:

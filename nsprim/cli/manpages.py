@@ -38,7 +38,8 @@ EXIT_STATUS = {
     "enter": "The command's exit status, or death by the signal that killed it. 1 when nsprim "
     "itself fails or on bad usage; 126 when the command can't be executed; 127 when it is not "
     "found.",
-    "ls": "0 on success; 1 on bad usage.",
+    "ls": "0 on success; 1 on bad usage, and where lsns refuses too (a namespace argument "
+    "that names no namespace, a -Q expression that does not parse).",
     "check": "0 normally; 1 when a --require is not available here; 2 on bad usage.",
     "conformance": "0 when something was checked and nothing FAILed or ERRORed (and, with "
     "--controls, every passing check's control FAILed); 1 on a FAIL, an ERROR or a control that "
@@ -60,8 +61,8 @@ SEE_ALSO = {
     "nsprim": ["nsprim-run(1)", "nsprim-enter(1)", "nsprim-ls(1)", "nsprim-check(1)",
                "nsprim-conformance(1)", "namespaces(7)"],
     "run": ["unshare(1)", "nsprim-enter(1)", "namespaces(7)", "user_namespaces(7)"],
-    "enter": ["nsenter(1)", "nsprim-run(1)", "setns(2)"],
-    "ls": ["lsns(8)", "namespaces(7)"],
+    "enter": ["nsenter(1)", "nsprim-run(1)", "setns(2)", "pidfd_open(2)"],
+    "ls": ["lsns(8)", "scols-filter(5)", "listns(2)", "namespaces(7)"],
     "check": ["nsprim-conformance(1)", "namespaces(7)"],
     "conformance": ["nsprim-check(1)", "namespaces(7)"],
 }  # fmt: skip

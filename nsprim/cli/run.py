@@ -10,8 +10,16 @@ takes its signal only as ``--kill-child=SIG``; ``-r``/``--map-group`` refuse
 ignored; ``-R DIR`` chroots (the process API's ``root=`` pivots) and
 ``--mount-proc`` without ``-p`` mounts the current pid namespace's proc — both
 through the small helper :mod:`nsprim.cli._exec`, run as the program. nsprim's
-own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
-``--help``.
+own flags (``--hostname``, ``--domainname``, ``--lo-up``, ``--veth``) are marked
+as such in ``--help``.
+
+``--TYPE=FILE`` and ``--veth`` need the new namespaces before the command runs:
+the helper then waits on a pipe (``--wait-fd``) while this process binds the
+files (:meth:`nsprim.Namespace.persist`) and creates the veth pair, and
+releases it with one byte (unshare's sync byte), or kills it and says why.
+Steps that need the creator's capabilities whatever the mapping
+(``--mount-binfmt``, ``-l``, ``--keep-caps``, ``--owner``, the subordinate id
+maps through newuidmap/newgidmap) are the process API's, before execve.
 """
 
 from __future__ import annotations
@@ -788,13 +796,17 @@ def cmd_run(ns: argparse.Namespace) -> int:
                     )
                 # A mount namespace the kernel would refuse to bind: the held
                 # helper has run nothing yet, so make another (invisible).
-                if "mnt" not in files or _mnt_bindable(proc.pid):
-                    break
+                try:
+                    if "mnt" not in files or _mnt_bindable(proc.pid):
+                        break
+                except BaseException:
+                    _stop(proc)
+                    raise
                 _stop(proc)
             else:
                 raise _Refused(
                     f"mount /proc/{proc.pid}/ns/mnt on {files['mnt']} failed: the kernel binds "
-                    f"only a mount namespace newer than the caller's, and {tries} new ones "
+                    f"only a mount namespace newer than the caller's, and {len(tries)} new ones "
                     "were all older"
                 )
             if rfd >= 0:
@@ -812,7 +824,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 _stop(proc)
                 raise
             if wfd >= 0:
-                os.write(wfd, b"\x06")  # unshare's sync byte: go on
+                with contextlib.suppress(BrokenPipeError):  # the helper died: wait() says how
+                    os.write(wfd, b"\x06")  # unshare's sync byte: go on
         except _Refused as err:
             print(f"nsprim run: {err}", file=sys.stderr)
             return 1

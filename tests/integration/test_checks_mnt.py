@@ -1,4 +1,4 @@
-"""The mount namespace checks (MNT-01..19) PASS on this kernel and their negative controls FAIL.
+"""The mount namespace checks (MNT-01..20) PASS on this kernel and their negative controls FAIL.
 
 Runs through the real runner, as root and rootless (``--as-user nobody``),
 like ``test_checks_uts.py``; see ``conformance_helpers.py``.
@@ -17,6 +17,7 @@ CHECKS = group_checks("mnt")
 _ROOTLESS_SKIPS = {
     "mnt.idmap_not_initial_userns": "the initial one can't be opened from there",
     "mnt.idmap_owner_on_disk": "maps a single id",
+    "mnt.idmap_unmapped_ids": "maps a single id",
     # Only while a host procfs is mounted elsewhere (a VM matrix's chroot): locked rootless.
     "mnt.userns_fs_mount_rules": "another procfs is mounted at",
 }
@@ -28,7 +29,7 @@ def mnt_run(request: pytest.FixtureRequest) -> GroupRun:
 
 
 def test_mnt_group_covers_the_catalogue() -> None:
-    assert sorted(c.catalogue_id for c in CHECKS) == [f"MNT-{i:02d}" for i in range(1, 20)]
+    assert sorted(c.catalogue_id for c in CHECKS) == [f"MNT-{i:02d}" for i in range(1, 21)]
 
 
 @pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
@@ -94,7 +95,11 @@ def _run_filtered(patterns: list[str], rules: list[tuple[str, int]]) -> list[tup
 @pytest.mark.parametrize(
     ("patterns", "rules", "cause"),
     [
-        (["MNT-1[1-7]"], [("mount_setattr", errno.EPERM)], "seccomp filter returns EPERM"),
+        (
+            ["MNT-1[1-7]", "MNT-20"],
+            [("mount_setattr", errno.EPERM)],
+            "seccomp filter returns EPERM",
+        ),
         (["MNT-1[1-5]"], [("open_tree", errno.EPERM)], "seccomp filter returns EPERM"),
         (["MNT-1[1-5]", "MNT-18", "MNT-19"], [("move_mount", errno.ENOSYS)], "move_mount"),
     ],
@@ -117,7 +122,7 @@ def test_new_mnt_checks_declare_the_kernel_they_hold_from() -> None:
     of tmpfs (6.3; MOUNT_ATTR_IDMAP itself is 5.12), mount_setattr (5.12), set-group (5.15)."""
     since = {c.catalogue_id: c.needs.min_kernel for c in CHECKS if c.catalogue_id >= "MNT-11"}
     assert since == {
-        **dict.fromkeys(("MNT-11", "MNT-12", "MNT-13", "MNT-14", "MNT-15"), (6, 3)),
+        **dict.fromkeys(("MNT-11", "MNT-12", "MNT-13", "MNT-14", "MNT-15", "MNT-20"), (6, 3)),
         "MNT-16": (5, 12),
         "MNT-17": (5, 12),
         "MNT-18": (5, 15),

@@ -453,3 +453,106 @@ def test_namespace_by_id(target: process.NsProcess) -> None:
         )  # fmt: skip
     r = nsprim("--uts=:x", "true")
     assert (r.returncode, r.stderr) == (1, "nsprim enter: failed to parse nsid: x\n")
+
+
+# --- rootless: nobody enters its own user namespace's children, like nsenter as nobody -----
+
+
+def _enter_as_nobody(args: list[str]) -> tuple[int, int]:
+    from forked import drop_to_nobody
+
+    from nsprim.cli import command_parser
+    from nsprim.cli import enter as cli_enter
+
+    drop_to_nobody()
+    script = "hostname rootless && exec sleep 60"
+    target = subprocess.Popen([UNSHARE or "unshare", "-Ur", "-u", "sh", "-c", script])
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if _ns(target.pid, "uts") != _ns(os.getpid(), "uts"):
+                    with open(f"/proc/{target.pid}/comm") as f:
+                        if f.read().strip() == "sleep":
+                            break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        ns = command_parser("enter").parse_args(["-t", str(target.pid), *args, "--", "hostname"])
+        ours = cli_enter.cmd_enter(ns)
+        theirs = subprocess.run([NSENTER or "nsenter", "-t", str(target.pid), *args, "hostname"])
+        return ours, theirs.returncode
+    finally:
+        target.kill()
+        target.wait()
+
+
+@needs_nsenter
+@pytest.mark.parametrize(
+    ("args", "nsenter_says"),
+    [
+        (["-u", "-U", "--preserve-credentials"], None),
+        # Where nsprim knowingly differs: util-linux fails when setgroups(2) is denied
+        # in the target's user namespace (unshare -r writes "deny") ...
+        (["-U", "-u"], "nsenter: setgroups failed: Operation not permitted\n"),
+        # ... and -a re-enters the namespaces the caller already shares (here the
+        # cgroup namespace, which nobody may not enter); nsprim skips those.
+        (["-a"], "nsenter: reassociate to namespace 'ns/cgroup' failed: Operation not permitted\n"),
+    ],
+)
+def test_rootless_like_nsenter(
+    args: list[str], nsenter_says: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # nobody has no power over the uts namespace until it is in the user namespace that
+    # owns it: the first pass (user namespace last) fails, the second (user first) works
+    from forked import in_child
+
+    ours, theirs = in_child(_enter_as_nobody, args)
+    out = capfd.readouterr()
+    assert ours == 0
+    if nsenter_says is None:
+        assert (theirs, out.out) == (0, "rootless\nrootless\n")
+    else:
+        assert (theirs, out.out, out.err) == (1, "rootless\n", nsenter_says)
+
+
+# --- the library side: spawn_in's extra_ns, cwd, keep_caps ----------------------------------
+
+
+def test_spawn_in_extra_ns_without_a_target(target: process.NsProcess) -> None:
+    from nsprim import Namespace
+
+    uts = Namespace.from_path(f"/proc/{target.pid}/ns/uts")
+    with process.spawn_in(
+        None, ["sh", "-c", "readlink /proc/self/ns/uts; pwd"], extra_ns=[uts], cwd="/tmp",
+        stdout=process.PIPE,
+    ) as p:  # fmt: skip
+        out, _ = p.communicate(timeout=30)
+    assert (p.returncode, out.decode().split()) == (0, [_ns(target.pid, "uts"), "/tmp"])
+    # an nsfs fd works as well as a Namespace, and wins over the target's namespace
+    fd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with process.spawn_in(
+            target.pid, ["readlink", "/proc/self/ns/uts"], types=["uts", "net"],
+            extra_ns=[fd], stdout=process.PIPE,
+        ) as p:  # fmt: skip
+            out, _ = p.communicate(timeout=30)
+        assert out.decode().strip() == os.readlink("/proc/self/ns/uts")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "spawn_in needs a target or extra_ns"),
+        ({"extra_ns": ["/proc/self/ns/uts"]}, "extra_ns"),
+        ({"cwd": "/", "target_cwd": True, "extra_ns": [0]}, "mutually exclusive"),
+        ({"cwd": "", "extra_ns": [0]}, "cwd must be a non-empty path"),
+    ],
+)
+def test_spawn_in_refuses_before_anything(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises((ValueError, TypeError)) as info:
+        process.spawn_in(None, ["true"], **kwargs)  # type: ignore[arg-type]
+    assert message in str(info.value)

@@ -206,3 +206,43 @@ def test_short_flags_cluster() -> None:
     mine = [f"{t}:[{os.stat(f'/proc/self/ns/{t}').st_ino}]" for t in ("net", "uts")]
     theirs = out.split()
     assert len(theirs) == 2 and theirs[0] != mine[0] and theirs[1] != mine[1]
+
+
+def _never_bindable(d: str) -> tuple[int, str, int, bool, list[int]]:
+    import contextlib
+    import io
+
+    from nsprim.cli import main
+    from nsprim.cli import run as run_mod
+
+    seen: list[int] = []
+
+    def refuse(pid: int) -> bool:
+        seen.append(pid)
+        return False
+
+    run_mod._mnt_bindable = refuse  # as if every new mount namespace were older
+    path = os.path.join(d, "mnt")
+    open(path, "w").close()
+    before = _mounts()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["run", f"--mount={path}", "--", "touch", os.path.join(d, "ran")])
+    alive = [p for p in seen if os.path.exists(f"/proc/{p}")]
+    return rc, err.getvalue(), len(seen), _mounts() == before and not alive, os.listdir(d)
+
+
+def test_mount_file_gives_up_after_bounded_tries_and_leaves_nothing(tmp_path: Path) -> None:
+    # The negative control of the retry: when no new namespace is ever bindable,
+    # nsprim stops after MNT_TRIES namespaces (each killed and reaped, the command
+    # never run) and says why in unshare's form.
+    from nsprim.cli.run import MNT_TRIES
+
+    rc, err, spawned, clean, left = _throwaway(_never_bindable, str(tmp_path))
+    assert rc == 1 and spawned == MNT_TRIES, (rc, err, spawned)
+    assert re.fullmatch(
+        rf"nsprim run: mount /proc/\d+/ns/mnt on .*/mnt failed: the kernel binds only a mount "
+        rf"namespace newer than the caller's, and {MNT_TRIES} new ones were all older\n",
+        err,
+    ), err
+    assert clean and left == ["mnt"]  # no mount, no process, the command never ran

@@ -929,3 +929,41 @@ def test_enter_refusal_is_a_thread_scope_error() -> None:
     cm = nsprim.enter(os.getpid(), "mnt")
     with pytest.raises(nsprim.ThreadScopeError, match=r"use nsprim\.call_in"), cm:
         pass
+
+
+_AFTER_PRELOAD = """
+import os, sys
+import nsprim
+if sys.argv[1] == "preload":
+    nsprim.preload()
+# From here on nothing can be imported (as after a setuid to a user who can't
+# read the checkout).
+sys.path[:] = []
+sys.path_importer_cache.clear()
+assert nsprim.call(os.getpid, namespaces=["uts"]) > 0
+assert nsprim.run(["/bin/true"], namespaces=["uts"]).returncode == 0
+for _ in range(2):  # the second die_with_parent spawn starts the supervisor
+    with nsprim.spawn(["/bin/sleep", "5"], namespaces=["uts"], die_with_parent=True) as p:
+        assert nsprim.call_in(p, os.getpid) > 0
+        p.kill()
+print("ok")
+"""
+
+
+def test_preload_leaves_nothing_to_import_for_the_process_api() -> None:
+    import subprocess
+    import sys
+
+    def go(mode: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", _AFTER_PRELOAD, mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    done = go("preload")
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+    # Control: without preload the same program needs an import on the way.
+    control = go("none")
+    assert control.returncode != 0 and "ModuleNotFoundError" in control.stderr, control.stderr

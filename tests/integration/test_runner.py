@@ -10,6 +10,7 @@ import ctypes
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -424,10 +425,16 @@ def test_full_catalogue_in_parallel_passes_with_discriminating_controls() -> Non
     checks = select(load_checks(), ["*"])
     run = runner.run(checks, controls=True)
     assert not [r for r in run.results if r.type == "guard"]
+    # A check of a newer kernel than this one SKIPs naming it (e.g. listns(2), 6.19).
+    release = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    assert release
+    kernel = (int(release.group(1)), int(release.group(2)))
+    newer = {c.id for c in checks if c.needs.min_kernel > kernel}
     bad = [
         (r.id, r.status.name, r.control and r.control.name, r.message)
         for r in run.results
-        if r.status is not Outcome.PASS or r.control is not Outcome.FAIL
+        if (r.status is not Outcome.PASS or r.control is not Outcome.FAIL)
+        and not (r.id in newer and r.status is Outcome.SKIP and "needs Linux" in r.message)
     ]
     assert bad == []
 

@@ -19,6 +19,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+import nsprim
+
 __all__ = [
     "HostState",
     "host_state",
@@ -323,7 +325,12 @@ def reap(pid: int, timeout: float = 10.0) -> int:
 
 
 def drop_to_nobody() -> None:
-    """Become uid/gid 65534 with no supplementary groups (and so no capabilities)."""
+    """Become uid/gid 65534 with no supplementary groups (and so no capabilities).
+
+    nsprim's lazily imported parts come first: a checkout in a mode-700
+    directory (mkdtemp, /root) is unreadable to nobody afterwards.
+    """
+    nsprim.preload()
     os.setgroups([])
     os.setresgid(65534, 65534, 65534)
     os.setresuid(65534, 65534, 65534)

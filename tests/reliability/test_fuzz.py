@@ -593,8 +593,35 @@ RUN_ARGV = st.tuples(
     CMD_TAIL,
 ).map(lambda t: ["run", *t[0], *t[1]])
 ENTER_ARGV = st.tuples(
-    st.sampled_from([["-t", "1"], ["-t", "0"], ["-t", "-5"], ["-t", "999999999"], ["-t", "x"], []]),
-    _opts([*NS_FLAGS, "-a", "--preserve-credentials", "-r", "-w"], ["-S", "-G", "-t"]),
+    st.sampled_from(
+        [
+            ["-t", "1"],
+            ["-t", "0"],
+            ["-t", "-5"],
+            ["-t", "999999999"],
+            ["-t", "x"],
+            ["-t", "1:5"],
+            ["-t", "1:x"],
+            ["-t", "1:"],
+            [],
+        ]
+    ),
+    # never -F (the example's child would become the command) nor -c (it would move it)
+    _opts(
+        [
+            *NS_FLAGS,
+            "-a",
+            "--preserve-credentials",
+            "-r",
+            "-w",
+            "-e",
+            "--keep-caps",
+            "--user-parent",
+            "--net=:3",
+            "--uts=:x",
+        ],
+        ["-S", "-G", "-t", "-N", "-W"],
+    ),
     CMD_TAIL,
 ).map(lambda t: ["enter", *t[0], *t[1], *t[2]])
 CHECK_VALUES = st.one_of(
@@ -606,9 +633,10 @@ CHECK_VALUES = st.one_of(
 CHECK_ARGV = _opts(["--json", "-v"], ["--require", "--timeout"], CHECK_VALUES).map(
     lambda a: ["check", *a]
 )
-LS_ARGV = _opts(["--json", "--sockets", "--tree"], ["-t", "--type", "--tree", "-p", "--pid"]).map(
-    lambda a: ["ls", *a]
-)
+LS_ARGV = _opts(
+    ["--json", "--sockets", "--tree", "-P", "-H", "-Tprocess", "-r", "4026531836"],
+    ["-t", "--type", "--tree", "-p", "--pid", "-Q", "--filter"],
+).map(lambda a: ["ls", *a])
 _OUT = tempfile.gettempdir()
 CONFORMANCE_ARGV = st.tuples(
     _opts(["--controls"], ["--only", "--exclude", "--format", "--jobs", "--as-user"]),

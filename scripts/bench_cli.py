@@ -141,17 +141,35 @@ def _retried(argv: list[str], tries: int = 3) -> float:
     raise AssertionError("unreachable")
 
 
+def _children_cpu_us() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r.ru_utime + r.ru_stime) * 1e6
+
+
 def rounds(commands: dict[str, list[str]], n: int) -> dict[str, dict[str, float]]:
-    """Median and noise of each command, interleaved round by round (2 warm-up rounds)."""
+    """Median and noise of each command, interleaved round by round (2 warm-up rounds).
+
+    Also the median CPU time (user + system of the command and what it
+    started, from the reaped children's rusage): steadier than the wall time
+    when other work shares the CPUs.
+    """
     samples: dict[str, list[float]] = {k: [] for k in commands}
+    cpu: dict[str, list[float]] = {k: [] for k in commands}
     names = list(commands)
     for i in range(n + 2):
         random.shuffle(names)
         for k in names:
+            c0 = _children_cpu_us()
             dt = _retried(commands[k])
             if i >= 2:
                 samples[k].append(dt)
-    return {k: stats(v) for k, v in samples.items()}
+                cpu[k].append(_children_cpu_us() - c0)
+    out = {k: stats(v) for k, v in samples.items()}
+    for k, v in cpu.items():
+        out[k]["cpu_us"] = round(statistics.median(v), 1)
+    return out
 
 
 def ratio(res: dict[str, dict[str, float]], a: str, b: str) -> float:
@@ -224,7 +242,14 @@ def startup(n: int) -> dict[str, Any]:
     if BEFORE:
         pairs.update({f"before: {k}": (f"before: {a}", b) for k, (a, b) in list(pairs.items())})
     p10 = {k: ratio_p10(res, a, b) for k, (a, b) in pairs.items()}
-    return {"processes": host_processes(), "commands": res, "ratios": ratios, "ratios_p10": p10}
+    cpu = {k: round(res[a]["cpu_us"] / res[b]["cpu_us"], 2) for k, (a, b) in pairs.items()}
+    return {
+        "processes": host_processes(),
+        "commands": res,
+        "ratios": ratios,
+        "ratios_p10": p10,
+        "ratios_cpu": cpu,
+    }
 
 
 def ls_scaling(procs: list[int], n: int) -> list[dict[str, Any]]:
@@ -293,13 +318,17 @@ def render(result: dict[str, Any]) -> str:
     for k, v in st["commands"].items():
         lines.append(
             f"  {k:<32} {v['median_us'] / 1000:8.2f} ms   noise (IQR) {v['iqr_pct']:5.1f}%"
-            f"   p10 {v['p10_us'] / 1000:7.2f} ms"
+            f"   p10 {v['p10_us'] / 1000:7.2f} ms   CPU {v.get('cpu_us', 0) / 1000:6.2f} ms"
         )
     for k, v in st["ratios"].items():
         lines.append(f"  {k:<34} {v:.2f}x")
     if st.get("ratios_p10"):
         lines.append("  the same on the 10th percentiles:")
         for k, v in st["ratios_p10"].items():
+            lines.append(f"  {k:<34} {v:.2f}x")
+    if st.get("ratios_cpu"):
+        lines.append("  the same on CPU time (user + system, medians):")
+        for k, v in st["ratios_cpu"].items():
             lines.append(f"  {k:<34} {v:.2f}x")
     for row in result.get("ls_scaling", []):
         c = row["commands"]

@@ -406,6 +406,8 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
         steps.append(
             ("mount_binfmt", _sc.mount, ("binfmt_misc", setup.binfmt_misc, "binfmt_misc", flags))
         )
+        for entry in setup.binfmt_register:
+            steps.append(("binfmt_register", _binfmt_register, (setup.binfmt_misc, entry)))
     if setup.loopback_up:
         from . import net  # netlink: imported only by the programs that bring lo up
 
@@ -419,6 +421,15 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
 
 
 _MS_REC = int(MountFlags.REC)
+
+
+def _binfmt_register(where: bytes, entry: bytes) -> None:
+    """Write one interpreter definition to WHERE/register (binfmt-misc.rst), in one write."""
+    fd = os.open(os.path.join(where, b"register"), os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, entry)
+    finally:
+        os.close(fd)
 
 
 def run_steps(steps: Sequence[Step], step: StepName) -> None:

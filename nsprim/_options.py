@@ -193,6 +193,7 @@ class NsOptions:
     __slots__ = (
         "_frozen",
         "binfmt_misc",
+        "binfmt_register",
         "cwd",
         "domainname",
         "flags",
@@ -233,6 +234,7 @@ class NsOptions:
         binfmt_misc: Optional[StrPath] = None,
         owner: Optional[tuple[int, int]] = None,
         keep_caps: bool = False,
+        binfmt_register: Iterable[Union[str, bytes]] = (),
     ) -> None:
         types = set(parse_types(namespaces))
         for flag_name, flag in (
@@ -305,6 +307,19 @@ class NsOptions:
         if self.root is not None:
             types.add(NsType.MNT)
         self.binfmt_misc = _opt_path(binfmt_misc, "binfmt_misc")
+        if isinstance(binfmt_register, (str, bytes)):
+            raise TypeError(
+                f"binfmt_register must be an iterable of definitions, got {binfmt_register!r}"
+            )
+        entries = []
+        for entry in binfmt_register:
+            raw = entry.encode("utf-8", "surrogateescape") if isinstance(entry, str) else entry
+            if not isinstance(raw, bytes) or not raw or b"\0" in raw:
+                raise ValueError(f"binfmt_register holds a bad definition: {entry!r}")
+            entries.append(raw)
+        if entries and self.binfmt_misc is None:
+            raise ValueError("binfmt_register needs binfmt_misc (where to register them)")
+        self.binfmt_register = tuple(entries)
         self.owner: Optional[tuple[int, int]] = None
         if owner is not None:
             if (

@@ -462,6 +462,7 @@ def spawn(
     binfmt_misc: Optional[StrPath] = None,
     owner: Optional[tuple[int, int]] = None,
     keep_caps: bool = False,
+    binfmt_register: Iterable[Union[str, bytes]] = (),
 ) -> NsProcess:
     """Start a program in new namespaces and return it as an :class:`NsProcess`.
 
@@ -510,6 +511,9 @@ def spawn(
             into the ambient set just before execve(2), so that a program
             running as a non-root id in it keeps them (``unshare --keep-caps``;
             PR_CAP_AMBIENT, Linux 4.3).
+        binfmt_register: interpreter definitions (``:name:type:offset:magic:
+            mask:interpreter:flags``) written to *binfmt_misc*'s ``register``
+            right after it is mounted (``unshare --load-interp``).
         env: environment (default: the caller's).
         stdin, stdout, stderr: None (inherit), ``PIPE``, ``DEVNULL``, an fd or
             a file; stderr may be ``STDOUT``.
@@ -546,6 +550,7 @@ def spawn(
         propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
         cwd=cwd, die_with_parent=die_with_parent, map_helpers=map_helpers,
         binfmt_misc=binfmt_misc, owner=owner, keep_caps=keep_caps,
+        binfmt_register=binfmt_register,
     )  # fmt: skip
     envp = envp_arg(env)
     fds = pass_fds_arg(pass_fds)

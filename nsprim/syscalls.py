@@ -86,6 +86,12 @@ __all__ = [
     "HOST_NAME_MAX",
     "pidfd_get_namespace",
     "pidfd_get_info",
+    "ns_pid_from_pidns",
+    "ns_pid_in_pidns",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "FD_NSFS_ROOT",
+    "FD_PIDFS_ROOT",
     "PidfdInfo",
     # the kernel's answer, unchecked (probes)
     "syscall_errno",
@@ -226,7 +232,9 @@ def clone3(
     """Create a child process, fork-style, optionally in new namespaces.
 
     Wraps clone3(2); Linux 5.3 (``set_tid`` 5.5, ``cgroup``/CLONE_INTO_CGROUP
-    5.7, ``CLONE_NEWTIME`` 5.6). Like ``os.fork()``: the child continues from
+    5.7, ``CLONE_NEWTIME`` 6.3: earlier kernels refuse it with EINVAL unless
+    they carry the stable backport of "fork: allow CLONE_NEWTIME in clone3
+    flags"; unshare(2) has it since 5.6). Like ``os.fork()``: the child continues from
     this call with 0 as the result and runs CPython's after-fork handlers, so
     Python stays usable in it. With ``CLONE_NEWPID`` the child is PID 1 of the
     new pid namespace. Shared-memory flags (CLONE_VM, CLONE_THREAD, ...) are
@@ -615,6 +623,10 @@ _IOCTL_SINCE = {
     "NS_GET_NSTYPE": "Linux 4.11",
     "NS_GET_OWNER_UID": "Linux 4.11",
     "NS_GET_ID": "Linux 6.18",
+    "NS_GET_PID_FROM_PIDNS": "Linux 6.11",
+    "NS_GET_TGID_FROM_PIDNS": "Linux 6.11",
+    "NS_GET_PID_IN_PIDNS": "Linux 6.11",
+    "NS_GET_TGID_IN_PIDNS": "Linux 6.11",
     "SIOCGSKNS": "Linux 4.9",
 }
 
@@ -689,6 +701,171 @@ def socket_netns(sock: FdLike) -> int:
     namespace that owns that network namespace.
     """
     return _ns_ioctl(sock, C.SIOCGSKNS, "SIOCGSKNS")
+
+
+def _ns_ioctl_value(fd: FdLike, request: int, call: str, value: int) -> int:
+    """An nsfs ioctl whose argument is an integer value, not a pointer; its return value."""
+    f = fd_of(fd, "fd")
+    ret = _libc.ioctl(f, request, value)
+    if ret == -1:
+        err = ctypes.get_errno()
+        if err == errno.ENOTTY and _is_nsfs(f):
+            raise UnsupportedError(call, requires=_IOCTL_SINCE[call])
+        _libc.raise_errno(err, call)
+    return int(ret)
+
+
+def ns_pid_from_pidns(fd: FdLike, pid: int, *, tgid: bool = False) -> int:
+    """Translate *pid*, as pid namespace *fd* numbers it, into the caller's pid namespace.
+
+    Wraps ioctl(NS_GET_PID_FROM_PIDNS), or NS_GET_TGID_FROM_PIDNS with *tgid*
+    (the pid of that thread's thread-group leader); Linux 6.11. Needs no
+    ``/proc`` of either namespace.
+
+    Raises:
+        ValueError/TypeError: *pid* is not a positive process id, *tgid* not a bool.
+        UnsupportedError: the kernel lacks the ioctl (before Linux 6.11).
+        ProcessLookupError: no such process there, or it is not visible here (ESRCH).
+        OSError: EINVAL when *fd* is not a pid namespace, ENOTTY when not an nsfs fd.
+    """
+    p = _pid(pid)
+    if not isinstance(tgid, bool):
+        raise TypeError(f"tgid must be a bool, got {tgid!r}")
+    if tgid:
+        return _ns_ioctl_value(fd, C.NS_GET_TGID_FROM_PIDNS, "NS_GET_TGID_FROM_PIDNS", p)
+    return _ns_ioctl_value(fd, C.NS_GET_PID_FROM_PIDNS, "NS_GET_PID_FROM_PIDNS", p)
+
+
+def ns_pid_in_pidns(fd: FdLike, pid: int, *, tgid: bool = False) -> int:
+    """Translate *pid* of the caller's pid namespace into the one pid namespace *fd* numbers.
+
+    Wraps ioctl(NS_GET_PID_IN_PIDNS), or NS_GET_TGID_IN_PIDNS with *tgid*;
+    Linux 6.11.
+
+    Raises:
+        ValueError/TypeError: *pid* is not a positive process id, *tgid* not a bool.
+        UnsupportedError: the kernel lacks the ioctl (before Linux 6.11).
+        ProcessLookupError: no such process here, or it is not in that namespace (ESRCH).
+        OSError: EINVAL when *fd* is not a pid namespace, ENOTTY when not an nsfs fd.
+    """
+    p = _pid(pid)
+    if not isinstance(tgid, bool):
+        raise TypeError(f"tgid must be a bool, got {tgid!r}")
+    if tgid:
+        return _ns_ioctl_value(fd, C.NS_GET_TGID_IN_PIDNS, "NS_GET_TGID_IN_PIDNS", p)
+    return _ns_ioctl_value(fd, C.NS_GET_PID_IN_PIDNS, "NS_GET_PID_IN_PIDNS", p)
+
+
+# --- file handles ---------------------------------------------------------------------
+
+#: open_by_handle_at(2)'s *mount_fd* for handles of nsfs files (Linux 6.18).
+FD_NSFS_ROOT = C.FD_NSFS_ROOT
+#: open_by_handle_at(2)'s *mount_fd* for handles of pidfds (Linux 6.14).
+FD_PIDFS_ROOT = C.FD_PIDFS_ROOT
+
+_HANDLE_FLAGS = C.AT_EMPTY_PATH | C.AT_SYMLINK_FOLLOW | C.AT_HANDLE_FID
+_MOUNT_FD_SPECIAL = (C.AT_FDCWD, C.FD_PIDFS_ROOT, C.FD_NSFS_ROOT)
+#: The open(2) flags that mean something to open_by_handle_at(2) (it creates nothing).
+_OPEN_BY_HANDLE_FLAGS = (
+    os.O_ACCMODE
+    | os.O_APPEND
+    | os.O_NONBLOCK
+    | os.O_DSYNC
+    | os.O_SYNC
+    | os.O_DIRECTORY
+    | os.O_NOFOLLOW
+    | os.O_NOATIME
+    | os.O_CLOEXEC
+    | os.O_PATH
+    | os.O_LARGEFILE
+)
+
+
+def _file_handle(size: int) -> ctypes.Structure:
+    class FileHandle(ctypes.Structure):
+        # struct file_handle (include/linux/fs.h, fcntl.h)
+        _fields_ = [
+            ("handle_bytes", ctypes.c_uint),
+            ("handle_type", ctypes.c_int),
+            ("f_handle", ctypes.c_ubyte * size),
+        ]
+
+    return FileHandle()
+
+
+def name_to_handle_at(
+    path: StrPath, *, dirfd: FdLike = C.AT_FDCWD, flags: int = 0
+) -> tuple[int, bytes, int]:
+    """Return a file handle for *path*: ``(handle_type, handle_bytes, mount_id)``.
+
+    Wraps name_to_handle_at(2); Linux 2.6.39. Handles of nsfs files need
+    Linux 6.18 (pidfds Linux 6.14): pass an nsfs fd with ``path=""`` and
+    ``AT_EMPTY_PATH``, or a ``/proc/PID/ns/*`` path with ``AT_SYMLINK_FOLLOW``
+    (without it the handle would be procfs's symlink's, which has none). A
+    filesystem without handles answers EOPNOTSUPP.
+
+    Args:
+        path: the file, relative to *dirfd*; ``""`` with ``AT_EMPTY_PATH`` for *dirfd* itself.
+        dirfd: a directory fd, ``AT_FDCWD``, or the file's own fd with ``AT_EMPTY_PATH``.
+        flags: ``AT_EMPTY_PATH``, ``AT_SYMLINK_FOLLOW``, ``AT_HANDLE_FID``.
+
+    Raises:
+        ValueError/TypeError: a bad path, fd or flag.
+        OSError: the kernel refused (EOPNOTSUPP: no handles on that filesystem).
+    """
+    p = _path(path, "path")
+    assert p is not None
+    if isinstance(dirfd, int) and not isinstance(dirfd, bool) and dirfd == C.AT_FDCWD:
+        d = dirfd
+    else:
+        d = fd_of(dirfd, "dirfd")
+    f = _flags(flags, "flags", _HANDLE_FLAGS, "AT_EMPTY_PATH, AT_SYMLINK_FOLLOW, AT_HANDLE_FID")
+    handle = _file_handle(C.MAX_HANDLE_SZ)
+    handle.handle_bytes = C.MAX_HANDLE_SZ
+    mount_id = ctypes.c_int(0)
+    ret = _libc.name_to_handle_at(d, p, ctypes.addressof(handle), ctypes.addressof(mount_id), f)
+    _libc.check(ret, "name_to_handle_at", os.fsdecode(p))
+    data = bytes(handle.f_handle[: handle.handle_bytes])
+    return int(handle.handle_type), data, int(mount_id.value)
+
+
+def open_by_handle_at(mount_fd: FdLike, handle_type: int, handle: bytes, flags: int = 0) -> int:
+    """Open the file a handle from :func:`name_to_handle_at` names; return the new fd.
+
+    Wraps open_by_handle_at(2); Linux 2.6.39. *mount_fd* is an fd on the
+    handle's filesystem, or :data:`FD_NSFS_ROOT` for an nsfs handle (Linux
+    6.18) or :data:`FD_PIDFS_ROOT` for a pidfd's (Linux 6.14). Handles of
+    other filesystems need CAP_DAC_READ_SEARCH; an nsfs handle reopens a
+    namespace the caller is in, or (with CAP_SYS_ADMIN over its owner) one
+    it is not in. O_CLOEXEC is always added.
+
+    Raises:
+        ValueError/TypeError: a bad fd, handle or flags.
+        OSError: ESTALE when the file (or namespace) is gone or out of the
+            caller's reach, EPERM, EINVAL for a malformed handle.
+    """
+    if (
+        isinstance(mount_fd, int)
+        and not isinstance(mount_fd, bool)
+        and mount_fd in _MOUNT_FD_SPECIAL
+    ):
+        m = mount_fd
+    else:
+        m = fd_of(mount_fd, "mount_fd")
+    t = _int(handle_type, "handle_type")
+    if not -(1 << 31) <= t < 1 << 31:
+        raise ValueError(f"handle_type must fit a C int, got {t}")
+    if not isinstance(handle, (bytes, bytearray)):
+        raise TypeError(f"handle must be bytes, got {type(handle).__name__} {handle!r}")
+    if not 0 < len(handle) <= C.MAX_HANDLE_SZ:
+        raise ValueError(f"handle must be 1 to {C.MAX_HANDLE_SZ} bytes, got {len(handle)}")
+    o = _flags(flags, "flags", _OPEN_BY_HANDLE_FLAGS, "O_RDONLY/O_WRONLY/O_RDWR and open(2) flags")
+    fh = _file_handle(len(handle))
+    fh.handle_bytes = len(handle)
+    fh.handle_type = t
+    ctypes.memmove(fh.f_handle, bytes(handle), len(handle))
+    ret = _libc.open_by_handle_at(m, ctypes.addressof(fh), o | os.O_CLOEXEC)
+    return _libc.check(ret, "open_by_handle_at")
 
 
 # --- prctl ---------------------------------------------------------------------------

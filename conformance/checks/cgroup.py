@@ -1,7 +1,7 @@
 """Cgroup namespace checks: CG-01 to CG-09.
 
-Layer: conformance checks. Imports public nsprim names and the conformance
-registry only.
+Layer: conformance checks. Imports public nsprim names, the conformance
+registry and the helpers every group shares (:mod:`._common`).
 
 Every check works in a private cgroup v2 subtree it creates and removes
 (:func:`_tree`): the check mounts a fresh cgroup2 in its own (sandbox) mount

@@ -822,6 +822,68 @@ def _other_procfs() -> list[str]:
     return found
 
 
+def _mountinfo_rows() -> list[tuple[int, int, str, str]]:
+    """(mount id, parent id, mount point, fs type) of every line of /proc/self/mountinfo."""
+    rows = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])  # \040
+            rows.append((int(fields[0]), int(fields[1]), point, fields[fields.index("-") + 1]))
+    return rows
+
+
+def _covering(point: str) -> list[str]:
+    """Mount points of the mounts that hide the procfs on *point* (shortest first).
+
+    A mount on an ancestor path of *point* that is not one of the procfs's own
+    ancestor mounts sits on top of the path: umount2(*point*) can't reach it
+    (the runner's sandbox mounts its own /tmp over the host's, where a chroot's
+    /proc may live).
+    """
+    rows = _mountinfo_rows()
+    parent = {mnt_id: parent_id for mnt_id, parent_id, _, _ in rows}
+    procs = [row for row in rows if row[2] == point and row[3] == "proc"]
+    if not procs:
+        return []
+    chain = {procs[-1][0]}
+    mnt_id = procs[-1][1]
+    while mnt_id in parent and mnt_id not in chain:
+        chain.add(mnt_id)
+        mnt_id = parent[mnt_id]
+    above = {
+        where
+        for mnt_id, _, where, _ in rows
+        if mnt_id not in chain and where != "/" and point.startswith(where.rstrip("/") + "/")
+    }
+    return sorted(above, key=len)
+
+
+def _detach_hidden(points: list[str]) -> None:
+    """Uncover and detach the procfs mounts on *points* in this private mount namespace.
+
+    The covering mount is cloned (open_tree(2), recursive), detached, the
+    procfs now in reach detached, and the clone put back where it was, so
+    every path (the check's tmpdir among them) resolves as before.
+    """
+    for point in points:
+        covers = _covering(point)
+        if not covers:
+            continue
+        cover = covers[0]
+        try:
+            fd = syscalls.open_tree(cover, OPEN_TREE_CLONE | AT_RECURSIVE)
+        except (OSError, UnsupportedError):
+            continue
+        try:
+            syscalls.umount(cover, MNT_DETACH)
+            for hidden in sorted(_other_procfs(), key=len, reverse=True):
+                attempt(syscalls.umount, hidden, MNT_DETACH)
+            syscalls.move_mount("", cover, MOVE_MOUNT_F_EMPTY_PATH, from_dirfd=fd)
+        finally:
+            os.close(fd)
+
+
 def _masked(ctx: Context, masked: bool, fstype: str, target: str, extra: int) -> dict[str, object]:
     """In a privileged mount namespace of its own, over-mount /proc/sys (if *masked*), then try.
 
@@ -829,12 +891,17 @@ def _masked(ctx: Context, masked: bool, fstype: str, target: str, extra: int) ->
     mount namespace is fully visible (mount_too_revealing), so a procfs mounted
     elsewhere (a chroot's /proc being built next to the run) would make the
     kernel right and the check wrong: those are detached from this private
-    copy first, and if one can't be (a locked mount), the case can't be shown.
+    copy first (uncovered first when a mount hides them, as the sandbox's
+    /tmp hides a host chroot under /tmp), and if one can't be (a locked
+    mount), the case can't be shown.
     """
     if masked:
         for point in sorted(_other_procfs(), key=len, reverse=True):
             attempt(syscalls.umount, point, UmountFlags.DETACH)
         left = _other_procfs()
+        if left:
+            _detach_hidden(left)  # under a mount of its own: the sandbox's /tmp
+            left = _other_procfs()
         if left:
             return {"result": "other-procfs", "where": left[0]}
         _tmpfs("/proc/sys")

@@ -40,6 +40,7 @@ from nsprim import syscalls
 from nsprim.namespace import Namespace
 
 from .. import _libc
+from ..outcome import Fail
 from ..registry import Context, Needs, Skip, check
 from ._common import NEWTIME, NEWUSER, attempt, errname, ns_key, setns_path, unshare
 from ._procs import clone_run, fork_run, kill_and_reap, recv_msg, send_msg, wait
@@ -1292,6 +1293,11 @@ def _clone3_time(flags: int) -> dict[str, Any]:
     before = _now(CLOCK_MONOTONIC)
     try:
         pid = clone_run(flags, _cloned_report, w, r)
+    except OSError as err:
+        os.close(r)
+        if err.errno == errno.EINVAL and flags & NEWTIME:
+            return {"clone3": "EINVAL"}
+        raise
     finally:
         os.close(w)
     try:
@@ -1328,10 +1334,20 @@ def clone3_newtime(ctx: Context) -> None:
     name one new namespace, its offsets read zero and its CLOCK_MONOTONIC
     equals the helper's, and writing its offsets fails with EACCES: the
     namespace was entered at birth, so they are frozen. The helper's own
-    namespaces don't change. Control: the child is cloned without
-    CLONE_NEWTIME, so it shares the helper's namespace.
+    namespaces don't change. clone3(2) refused CLONE_NEWTIME (EINVAL, the
+    bit being in CSIGNAL) until "fork: allow CLONE_NEWTIME in clone3 flags"
+    (Linux 6.3, backported to the stable kernels): one without it FAILs
+    saying so. Control: the child is cloned without CLONE_NEWTIME, so it
+    shares the helper's namespace.
     """
     seen = ctx.in_child(_clone3_time, ctx.isolate(NEWTIME))
+    if seen.get("clone3") == "EINVAL":
+        raise Fail(
+            'clone3(CLONE_NEWTIME) fails with EINVAL: this kernel lacks "fork: allow '
+            'CLONE_NEWTIME in clone3 flags" (mainline 6.3, backported to stable kernels)',
+            "a child in a new time namespace",
+            "EINVAL",
+        )
     mine, child = seen["mine"], seen["child"]
     ctx.expect(
         child["time"] != mine["time"],

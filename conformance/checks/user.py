@@ -1,7 +1,8 @@
 """User namespace checks: USR-01 to USR-21.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
-registry and the helpers every group shares (:mod:`._common`).
+registry, the helpers every group shares (:mod:`._common`) and
+:func:`._procs.try_clone3` (USR-17 clones from a chroot).
 
 Most checks follow LTP's userns tests: a helper unshares CLONE_NEWUSER and
 waits (``ctx.spawn_child``; its first ``recv()`` is the "I'm in" message),

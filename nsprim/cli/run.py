@@ -16,17 +16,12 @@ own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import math
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 from ._spawn import (
     EXIT_ENOENT,
@@ -41,6 +36,14 @@ from ._spawn import (
     wait,
 )
 
+# typing.TYPE_CHECKING without importing typing, and argparse only where the
+# parser is built: plain command lines parse without them (nsprim.cli._fast).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+    from typing import Any, Callable, Optional
+
 __all__ = ["add_run_parser", "cmd_run"]
 
 PROPAGATION = ("slave", "shared", "private", "unchanged")
@@ -52,6 +55,8 @@ _KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
 
 def _one_of(choices: tuple[str, ...], message: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
+
         if text not in choices:
             raise argparse.ArgumentTypeError(message.format(text))
         return text
@@ -86,6 +91,8 @@ def _id_range(text: str) -> Any:
 
     Returns ``(inner, outer, count)``, a line of uid_map, or one of :data:`MAP_WORDS`.
     """
+    import argparse
+
     if text in MAP_WORDS:
         return text
     sep = ":" if ":" in text else ","
@@ -104,6 +111,8 @@ def _id_range(text: str) -> Any:
 
 def _offset(clock: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
+        import argparse
+
         try:
             value = float(text)
         except ValueError:
@@ -116,6 +125,7 @@ def _offset(clock: str) -> Callable[[str], float]:
 
 
 def _signal(text: str) -> int:
+    import argparse
     import signal
 
     name = text.upper()
@@ -131,6 +141,8 @@ def _signal(text: str) -> int:
 
 def _name(flag: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
+
         if len(text.encode("utf-8", "surrogateescape")) > 64:
             raise argparse.ArgumentTypeError(f"{flag}: '{text}' is longer than 64 bytes")
         if "\0" in text:
@@ -141,6 +153,8 @@ def _name(flag: str) -> Callable[[str], str]:
 
 
 def _veth(text: str) -> tuple[str, str]:
+    import argparse
+
     host, sep, inside = text.partition(":")
     if not sep or not host or not inside:
         raise argparse.ArgumentTypeError(f"--veth: '{text}' is not HOST:INSIDE")
@@ -153,6 +167,7 @@ def _veth(text: str) -> tuple[str, str]:
 
 def _cidr(flag: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
         import ipaddress
 
         try:
@@ -310,6 +325,14 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="mount a binfmt_misc filesystem on DIR (given as --mount-binfmt=DIR; default "
         "/proc/sys/fs/binfmt_misc, then proc is mounted first as with --mount-proc); "
         "implies -U -m; its own instance from Linux 6.7",
+    )
+    p.add_argument(
+        "-l",
+        "--load-interp",
+        metavar="DEF",
+        action="append",
+        help="register the binfmt_misc interpreter definition DEF (':name:type:offset:magic:"
+        "mask:interpreter:flags') in the namespace's instance (implies --mount-binfmt)",
     )
     p.add_argument(
         "--propagation",
@@ -547,7 +570,8 @@ def _stop(proc: Any) -> None:
 
 
 # A range of ids to map: (inner, outer, count); inner None: "from 0" (--map-auto).
-_Range = tuple[Optional[int], int, int]
+if TYPE_CHECKING:
+    _Range = tuple[Optional[int], int, int]
 
 
 def _subids(kind: str, identity: bool) -> _Range:
@@ -653,6 +677,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         flag = "--addr" if ns.addr is not None else "--host-addr"
         print(f"nsprim run: {flag} needs --veth", file=sys.stderr)
         return 1
+    if ns.load_interp and ns.mount_binfmt is None:
+        ns.mount_binfmt = BINFMT_DEFAULT  # unshare: -l implies --mount-binfmt
     if ns.mount_binfmt == BINFMT_DEFAULT and ns.mount_proc is None:
         ns.mount_proc = "/proc"  # unshare: the default place is in a fresh proc
     hold = bool(files) or ns.veth is not None
@@ -753,6 +779,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         die_with_parent=ns.kill_child if ns.kill_child is not None else False,
                         map_helpers=helpers,
                         binfmt_misc=ns.mount_binfmt,
+                        binfmt_register=ns.load_interp or (),
                         owner=ns.owner,
                         keep_caps=ns.keep_caps,
                         env=env,
@@ -788,6 +815,13 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(f"nsprim run: {err}", file=sys.stderr)
             return 1
         except (NsprimError, OSError, ValueError, TypeError) as err:
+            if getattr(err, "step", None) == "binfmt_register":
+                text = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
+                print(
+                    f"nsprim run: write failed {ns.mount_binfmt}/register: {text}",
+                    file=sys.stderr,
+                )
+                return 1
             if getattr(err, "step", None) == "mount_binfmt":
                 text = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
                 print(f"nsprim run: mount {ns.mount_binfmt} failed: {text}", file=sys.stderr)

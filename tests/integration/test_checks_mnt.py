@@ -17,6 +17,8 @@ CHECKS = group_checks("mnt")
 _ROOTLESS_SKIPS = {
     "mnt.idmap_not_initial_userns": "the initial one can't be opened from there",
     "mnt.idmap_owner_on_disk": "maps a single id",
+    # Only while a host procfs is mounted elsewhere (a VM matrix's chroot): locked rootless.
+    "mnt.userns_fs_mount_rules": "another procfs is mounted at",
 }
 
 
@@ -36,21 +38,25 @@ def test_mnt_check_passes_and_control_fails(mnt_run: GroupRun, check_id: str) ->
 
 
 @pytest.mark.needs_root
+@pytest.mark.parametrize("where", ["/var/tmp", "/tmp"])
 @pytest.mark.parametrize("privileges", PRIVILEGES)
-def test_mnt10_is_not_fooled_by_another_visible_procfs(tmp_path, privileges: str) -> None:
+def test_mnt10_is_not_fooled_by_another_visible_procfs(
+    tmp_path, privileges: str, where: str
+) -> None:
     """A fully visible procfs elsewhere (a chroot's /proc being built) lets the kernel allow
     the user namespace's procfs mount even with /proc/sys masked: MNT-10 must then detach
     it from its private copy (root) or SKIP naming it (rootless, where it is locked), never
-    FAIL. Regression: it FAILed while CI debootstrapped a root next to the run."""
+    FAIL. Regression: it FAILed while CI debootstrapped a root next to the run. Under /tmp
+    the runner's sandbox mounts its own /tmp over it (hidden, it still counts for the
+    kernel): as root MNT-10 must uncover it in its private copy and still PASS (it SKIPped
+    while a VM matrix built its root under /tmp)."""
     import json
     import pathlib
     import subprocess
     import sys
     import tempfile
 
-    # Outside /tmp: the runner's sandbox mounts its own /tmp, which would hide it (a hidden
-    # procfs still counts for the kernel; the check then can't detach it and SKIPs).
-    extra = pathlib.Path(tempfile.mkdtemp(prefix="nsprim-mnt10-", dir="/var/tmp"))
+    extra = pathlib.Path(tempfile.mkdtemp(prefix="nsprim-mnt10-", dir=where))
     tmp_path.chmod(0o755)
     report = tmp_path / "report.json"
     who = [] if privileges == "root" else ["--as-user", privileges]

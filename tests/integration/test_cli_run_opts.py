@@ -8,6 +8,7 @@ source of unshare 2.40-2.42, quoted in each test).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -415,3 +416,24 @@ def test_environment_options(args: list[str], expected: list[str], helper: list[
     rc, out, err = _run([*NSPRIM, "-r", *helper, *args, "--", "/usr/bin/env"], env=env)
     assert rc == 0, err
     assert sorted(out.splitlines()) == expected
+
+
+@needs_binfmt_ns
+def test_load_interp_registers_in_the_namespace(tmp_path: os.PathLike[str]) -> None:
+    # unshare(1) 2.41: "-l, --load-interp <file>: load binfmt definition in the namespace
+    # (implies --mount-binfmt)": a file of the new type then runs through the interpreter.
+    name = f"nsprimt{os.getpid()}"
+    prog = os.path.join(tmp_path, f"x.{name}")
+    with open(prog, "w") as f:
+        f.write("not a program")
+    os.chmod(prog, 0o755)
+    rc, out, err = _run([*NSPRIM, "-r", "-p", "-l", f":{name}:E::{name}::/bin/echo:", "--",
+                         prog, "arg"])  # fmt: skip
+    assert rc == 0, err
+    assert out == f"{prog} arg"  # /bin/echo ran as its interpreter
+    with pytest.raises(OSError) as exc:  # outside: not registered, the kernel refuses it
+        subprocess.run([prog], capture_output=True, timeout=30)
+    assert exc.value.errno == errno.ENOEXEC
+    rc, _, err = _run([*NSPRIM, "-r", "-p", "-l", ":bad", "--", "true"])
+    assert rc == 1
+    assert err == "nsprim run: write failed /proc/sys/fs/binfmt_misc/register: Invalid argument"

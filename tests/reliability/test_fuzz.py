@@ -278,6 +278,18 @@ TARGETS: list[Target] = [
     T("syscalls.ns_get_owner_uid", _args(fd()), lambda v: sc.ns_get_owner_uid(*v)),
     T("syscalls.ns_get_id", _args(fd()), lambda v: sc.ns_get_id(*v)),
     T("syscalls.socket_netns", _args(fd()), lambda v: os.close(sc.socket_netns(*v))),
+    T("syscalls.ns_pid_from_pidns", _args(fd(), _intish()), lambda v: sc.ns_pid_from_pidns(*v)),
+    T("syscalls.ns_pid_in_pidns", _args(fd(), _intish()), lambda v: sc.ns_pid_in_pidns(*v)),
+    T(
+        "syscalls.name_to_handle_at",
+        _args(path(), _intish()),
+        lambda v: sc.name_to_handle_at(v[0], flags=v[1]),
+    ),
+    T(
+        "syscalls.open_by_handle_at",
+        _args(fd(), _intish(), junk(), _intish()),
+        lambda v: os.close(sc.open_by_handle_at(*v)),
+    ),
     T("syscalls.listns", _args(_intish(), _intish()), lambda v: sc.listns(*v)),
     T(
         "syscalls.open_ns_by_id",

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import functools
 import json
 import os
 import platform
@@ -1078,7 +1079,8 @@ def _run_in_dropped_child(
     """Fork, drop to *user*, run the jobs there; return the results and the uid they ran as."""
     # Interrupted (^C, SIGTERM): the worker is killed and reaped, and its
     # sandboxes die with it (PDEATHSIG).
-    worker = _child(_dropped_worker, user, checks, cfg, controls, jobs, progress, repeat)
+    execute = functools.partial(_execute, checks, cfg, controls, jobs, progress, repeat)
+    worker = _child(_dropped_worker, user, cfg, execute)
     try:
         raw = worker.result()
     except nsprim.CallError as err:
@@ -1095,20 +1097,14 @@ def _run_in_dropped_child(
 
 
 def _dropped_worker(
-    user: str | int,
-    checks: Sequence[Check],
-    cfg: RunConfig,
-    controls: bool,
-    jobs: int,
-    progress: ProgressFn | None,
-    repeat: int,
+    user: str | int, cfg: RunConfig, execute: Callable[[], list[CheckResult]]
 ) -> str:
     """The --as-user worker: drop to *user*, run the jobs; the results as one JSON document."""
     try:
         _kernel.set_pdeathsig(signal.SIGKILL)
         uid, _ = _drop_privileges(user)
         before = _guard.snapshot(_guard.PROCESS)
-        results = _execute(checks, cfg, controls, jobs, progress, repeat)
+        results = execute()
         results += _guard.compare(before, _guard.snapshot(_guard.PROCESS))
         rows = [dict(r.to_dict(), control_message=r.control_message) for r in results]
         msg: dict[str, Any] = {"uid": uid, "results": rows, "cfg": _cfg_to_dict(cfg)}

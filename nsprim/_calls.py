@@ -18,17 +18,20 @@ import select
 import signal
 import time
 import traceback
-from collections.abc import Sequence
-from typing import Any, Callable, NoReturn, Optional
 
 from . import _child
 from . import syscalls as _sc
-from ._child import Join
 from ._frames import OUTCOME, STARTED, poll_ms
 from ._launch import Launch, launch
 from ._ledger import kill_reap
 from ._options import NsOptions
 from .errors import CallError, TimeoutExpired, add_note
+
+# typing.TYPE_CHECKING without importing typing (see nsprim/_fd.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Callable, NoReturn, Optional
 
 __all__ = ["pack", "unpack", "call_error", "finish", "start", "outcome", "run"]
 
@@ -143,27 +146,19 @@ def start(
     kwargs: dict[str, Any],
     setup: Optional[NsOptions],
     deadline: Optional[float],
-    *,
-    join: Optional[Join] = None,
-    own: Sequence[int] = (),
-    pdeathsig: int = 0,
-    set_tid: tuple[int, ...] = (),
-    subreaper: bool = False,
-    unshare_late: int = 0,
+    **child: Any,
 ) -> Launch:
     """Launch a child that runs ``fn(*args, **kwargs)``; return once *fn* runs.
 
-    Arguments are validated by the caller; see :func:`nsprim._launch.launch`.
+    *child* holds the other options of :func:`nsprim._launch.launch` (join,
+    own, pdeathsig, set_tid, subreaper, unshare_late), validated by the caller.
     """
 
     def body(plan: _child.Plan) -> NoReturn:
         _child.run_call(plan, fn, args, kwargs, pack)
 
-    child, _ = launch(
-        body, setup=setup, join=join, own=own, pdeathsig=pdeathsig, set_tid=set_tid,
-        subreaper=subreaper, unshare_late=unshare_late, until=STARTED, deadline=deadline,
-    )  # fmt: skip
-    return child
+    launched, _ = launch(body, setup=setup, until=STARTED, deadline=deadline, **child)
+    return launched
 
 
 def outcome(child: Launch, deadline: Optional[float]) -> tuple[bool, Optional[bytes]]:

@@ -406,16 +406,30 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
         steps.append(
             ("mount_binfmt", _sc.mount, ("binfmt_misc", setup.binfmt_misc, "binfmt_misc", flags))
         )
+        for entry in setup.binfmt_register:
+            steps.append(("binfmt_register", _binfmt_register, (setup.binfmt_misc, entry)))
     if setup.loopback_up:
         from . import net  # netlink: imported only by the programs that bring lo up
 
         steps.append(("set_link_up", net.set_link_up, ("lo",)))
     if setup.cwd is not None:
         steps.append(("chdir", os.chdir, (setup.cwd,)))
+    if setup.keep_caps:  # (NsOptions keeps it only with a new user namespace)
+        # last: the capabilities the new user namespace gave survive the execve
+        steps.append(("keep_caps", _sc.cap_ambient_raise, ()))
     return tuple(steps)
 
 
 _MS_REC = int(MountFlags.REC)
+
+
+def _binfmt_register(where: bytes, entry: bytes) -> None:
+    """Write one interpreter definition to WHERE/register (binfmt-misc.rst), in one write."""
+    fd = os.open(os.path.join(where, b"register"), os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, entry)
+    finally:
+        os.close(fd)
 
 
 def run_steps(steps: Sequence[Step], step: StepName) -> None:

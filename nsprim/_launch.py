@@ -12,10 +12,12 @@ in the child; both run the same step table (:func:`nsprim._child.setup_steps`).
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import errno
 import gc
 import os
+import select
 import signal
 import threading
 import time
@@ -100,7 +102,20 @@ def _single_threaded() -> bool:
 
 
 #: Every signal a handler may catch (SIGKILL and SIGSTOP can't be blocked anyway).
-_ALL_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+_ALL_SIGNALS = frozenset(int(s) for s in signal.valid_signals()) - {
+    int(signal.SIGKILL),
+    int(signal.SIGSTOP),
+}
+
+# CPython's C pthread_sigmask answers with ints; signal.pthread_sigmask turns
+# each of the 64 into a Signals member, which cost a fork 60 us (twice).
+if TYPE_CHECKING:
+    _sigmask = signal.pthread_sigmask
+else:
+    try:
+        from _signal import pthread_sigmask as _sigmask
+    except ImportError:  # pragma: no cover - another interpreter
+        _sigmask = signal.pthread_sigmask
 
 
 def _hold_signals() -> set[signal.Signals | int]:
@@ -115,7 +130,7 @@ def _hold_signals() -> set[signal.Signals | int]:
     pending set starts empty (fork(2)), so it gets nothing meant for the
     parent.
     """
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
+    return _sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
 
 
 #: clone3 answered (False once it said ENOSYS, as under some seccomp profiles).
@@ -139,7 +154,7 @@ def _clone(flags: int, plan: Plan, body: Callable[[Plan], NoReturn]) -> tuple[in
     except OSError as err:
         reraise(err, "clone3")
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # in the parent and the child
+        _sigmask(signal.SIG_SETMASK, held)  # in the parent and the child
     assert isinstance(res, tuple)
     pid, pidfd = res
     if pid == 0:
@@ -151,8 +166,16 @@ def _clone(flags: int, plan: Plan, body: Callable[[Plan], NoReturn]) -> tuple[in
     return pid, OwnedFd(pidfd)
 
 
+#: How long the parent waits still, right after a fork, for the child's first word or exec.
+_FIRST_LOOK_MS = 50
+
+
 def _fork(
-    flags: int, plan: Plan, body: Callable[[Plan], NoReturn], pidns: int = -1
+    flags: int,
+    plan: Plan,
+    body: Callable[[Plan], NoReturn],
+    pidns: int = -1,
+    close_chan: Optional[Callable[[], None]] = None,
 ) -> tuple[int, OwnedFd]:
     """Create the child with os.fork() and put it in new namespaces with unshare(2).
 
@@ -181,6 +204,8 @@ def _fork(
         except OSError as err:
             reraise(err, "unshare")
         child_flags &= ~_NEWPID
+    first_look = select.poll()
+    first_look.register(plan.peer, select.POLLIN)
     try:
         held = _hold_signals()
         try:
@@ -188,10 +213,32 @@ def _fork(
         except OSError as err:  # EAGAIN at pid_max or RLIMIT_NPROC: name the call
             raise OSError(err.errno, f"fork: {err.strerror}") from None
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)  # in the parent and the child
+            _sigmask(signal.SIG_SETMASK, held)  # in the parent and the child
+        if pid and close_chan is not None:
+            # Until the child execs (or says something), every page the
+            # parent writes is copied for it: sit still meanwhile instead of
+            # running Python (waiting first took a fork of /bin/true a fifth
+            # less CPU). The child's end closes here, so its exec shows as
+            # end-of-file. Bounded: after _FIRST_LOOK_MS the channel's own
+            # loop, which also watches the pidfd, waits.
+            close_chan()
+            first_look.poll(_FIRST_LOOK_MS)
         if pid == 0:
             try:
                 gc.disable()
+                owner = plan.setup.owner if plan.setup is not None else None
+                if owner is not None:
+                    # The user namespace's owner is the euid/egid of its creator.
+                    step = "setgroups"
+                    try:
+                        os.setgroups([])
+                        step = "setgid"
+                        os.setgid(owner[1])
+                        step = "setuid"
+                        os.setuid(owner[0])
+                    except BaseException as exc:
+                        send_frame(plan.chan, ERROR, encode_error(exc, step))
+                        os._exit(255)
                 if child_flags:
                     try:
                         _sc.unshare(child_flags)
@@ -290,6 +337,12 @@ def launch(
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     pfd, cfd = a.detach(), b.detach()
     LEDGER.track(pfd, cfd)
+    cfd_open = [True]
+
+    def close_cfd() -> None:  # once: the number may be reused after
+        if cfd_open[0]:
+            cfd_open[0] = False
+            LEDGER.close(cfd)
 
     def fork_job() -> tuple[int, OwnedFd, set[int], bool, str]:
         # On the launcher thread (see nsprim._launcher): the child's parent
@@ -297,12 +350,16 @@ def launch(
         ppfd = LAUNCHER.pidfd() if pdeathsig else -1
         # A pid namespace owned by a new user namespace: clone3 makes both at
         # once, but only a single-threaded process may call it raw (see _fork).
+        # An owner: the child changes its ids before it unshares everything itself,
+        # the pid namespace too (so that the new user namespace owns it).
+        owned = setup is not None and setup.owner is not None
         raw = (
             bool(clone_flags & _NEWPID and clone_flags & _NEWUSER)
             and _clone3_ok[0]
             and (not set_tid and _single_threaded())
+            and not owned
         )
-        pidns = -1 if set_tid or raw else _pidns_to_return_to(clone_flags)
+        pidns = -1 if set_tid or raw or owned else _pidns_to_return_to(clone_flags)
         try:
             # Without a way back for the launcher thread, the child makes the
             # pid namespace and hands over to its PID 1 (see _fork).
@@ -339,7 +396,7 @@ def launch(
                     _clone3_ok[0] = False
                     plan.pid_hop = True
                     hop = True
-            pid, pidfd = _fork(clone_flags, plan, body, pidns)
+            pid, pidfd = _fork(clone_flags, plan, body, pidns, close_cfd)
             state["child"] = (pid, pidfd)
             return pid, pidfd, before, hop, children
         finally:
@@ -360,7 +417,7 @@ def launch(
         try:
             pid, pidfd = LAUNCHER.run(fork_job, lambda r: kill_reap(r[0], r[1]))[:2]
         finally:
-            LEDGER.close(cfd)
+            close_cfd()
         launch = Launch(pid, pidfd, Channel(pfd))
         while True:
             try:
@@ -477,9 +534,43 @@ def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False)
         and setup.root is None
         and not setup.mount_proc
         and setup.binfmt_misc is None
+        and setup.owner is None
+        and not setup.keep_caps
         and setup.types <= _FAST_TYPES
         and all(src < 0 or src == i or src > 2 for i, src in enumerate(stdio))
     )
+
+
+def _on_own_thread(work: Callable[[], None]) -> None:
+    """Run *work* on a new thread and wait for it, even through a ^C.
+
+    A bare ``_thread`` with a lock: threading.Thread's bookkeeping (its
+    Event, the registry, join) costs a fast spawn a tenth more. *work*
+    catches everything it raises; an interruption of the wait is re-raised
+    once *work* is done (the caller then finds and kills what it started).
+    """
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(run, ())
+    except RuntimeError as why:  # clone(2) of the thread refused: EAGAIN at pid_max
+        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {why}") from None
+    interrupted: Optional[BaseException] = None
+    while True:
+        try:
+            done.acquire()
+            break
+        except BaseException as exc:  # KeyboardInterrupt from a signal handler
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
@@ -524,19 +615,25 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
     def work() -> None:
         step = _child.StepName("unshare")
         try:
-            _sc.unshare(setup.flags | int(CloneFlags.FS))
-            _child.run_steps(steps, step)
+            if setup.flags or steps:
+                _sc.unshare(setup.flags | int(CloneFlags.FS))
+                _child.run_steps(steps, step)
             step.name = "execve"
             box.append(_child.search_exec(_candidates(setup, program.executables), start))
         except BaseException as exc:  # every failure goes back to the caller's thread
             box.append((step.name, exc))
 
-    t = threading.Thread(target=work, name="nsprim-spawn")
-    try:
-        t.start()
-    except RuntimeError as why:  # clone(2) of the thread refused: EAGAIN at pid_max
-        raise OSError(errno.EAGAIN, f"can't start the thread that unshares: {why}") from None
-    t.join()
+    if setup.flags or steps:
+        try:
+            _on_own_thread(work)
+        except BaseException:
+            if box and not isinstance(box[0], tuple):
+                kill_reap(int(box[0]), None)  # started while the caller was interrupted
+            raise
+    else:
+        # Nothing to unshare or set up: the caller's thread spawns (a thread
+        # costs about a sixth of a posix_spawn of /bin/true).
+        work()
     res = box[0]
     if isinstance(res, tuple):
         step, exc = res

@@ -193,15 +193,18 @@ class NsOptions:
     __slots__ = (
         "_frozen",
         "binfmt_misc",
+        "binfmt_register",
         "cwd",
         "domainname",
         "flags",
         "gid_map",
         "hostname",
+        "keep_caps",
         "loopback_up",
         "map_helpers",
         "mount_proc",
         "offsets",
+        "owner",
         "pdeathsig",
         "propagation",
         "root",
@@ -229,11 +232,15 @@ class NsOptions:
         die_with_parent: Union[bool, int] = True,
         map_helpers: bool = False,
         binfmt_misc: Optional[StrPath] = None,
+        owner: Optional[tuple[int, int]] = None,
+        keep_caps: bool = False,
+        binfmt_register: Iterable[Union[str, bytes]] = (),
     ) -> None:
         types = set(parse_types(namespaces))
         for flag_name, flag in (
             ("map_root", map_root),
             ("map_helpers", map_helpers),
+            ("keep_caps", keep_caps),
             ("mount_proc", mount_proc),
             ("loopback_up", loopback_up),
         ):
@@ -300,6 +307,32 @@ class NsOptions:
         if self.root is not None:
             types.add(NsType.MNT)
         self.binfmt_misc = _opt_path(binfmt_misc, "binfmt_misc")
+        if isinstance(binfmt_register, (str, bytes)):
+            raise TypeError(
+                f"binfmt_register must be an iterable of definitions, got {binfmt_register!r}"
+            )
+        entries = []
+        for entry in binfmt_register:
+            raw = entry.encode("utf-8", "surrogateescape") if isinstance(entry, str) else entry
+            if not isinstance(raw, bytes) or not raw or b"\0" in raw:
+                raise ValueError(f"binfmt_register holds a bad definition: {entry!r}")
+            entries.append(raw)
+        if entries and self.binfmt_misc is None:
+            raise ValueError("binfmt_register needs binfmt_misc (where to register them)")
+        self.binfmt_register = tuple(entries)
+        self.owner: Optional[tuple[int, int]] = None
+        if owner is not None:
+            if (
+                not isinstance(owner, tuple)
+                or len(owner) != 2
+                or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 0xFFFFFFFF
+                    for v in owner
+                )
+            ):
+                raise ValueError(f"owner must be a (uid, gid) pair of ids, got {owner!r}")
+            self.owner = (owner[0], owner[1])
+            types.add(NsType.USER)
         if self.binfmt_misc is not None:
             types.add(NsType.MNT)
         self.offsets = _format_offsets(time_offsets) if time_offsets is not None else None
@@ -321,6 +354,8 @@ class NsOptions:
                 raise ValueError(f"propagation={propagation!r} needs 'mnt' in namespaces")
             self.propagation = 0
         self.mount_proc = mount_proc
+        # unshare(1): --keep-caps acts only with a new user namespace
+        self.keep_caps = keep_caps and NsType.USER in types
         self.loopback_up = loopback_up
         self.types = frozenset(types)
         flags = 0

@@ -74,19 +74,29 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Any, Optional
 
 from . import syscalls as _sc
 from ._fd import OwnedFd
-from ._sys import consts as C
 from .errors import NsprimError, TimeoutExpired
+from .flags import CloneFlags, MountFlags
+
+# typing.TYPE_CHECKING without importing typing: the supervisor's own
+# interpreter starts with this module, and so does a process's first watch.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 #: Namespace types a thread of a multithreaded process can unshare and hand to
 #: a CLONE_VM child: not user (unshare refuses it with several threads), not
 #: time (copy_process refuses CLONE_VM across a time namespace).
-THREAD_FLAGS = (
-    C.CLONE_NEWUTS | C.CLONE_NEWIPC | C.CLONE_NEWNET | C.CLONE_NEWCGROUP | C.CLONE_NEWNS
-) | C.CLONE_NEWPID
+THREAD_FLAGS = int(
+    CloneFlags.NEWUTS
+    | CloneFlags.NEWIPC
+    | CloneFlags.NEWNET
+    | CloneFlags.NEWCGROUP
+    | CloneFlags.NEWNS
+    | CloneFlags.NEWPID
+)
 
 # Signals the supervisor ignores (the terminal's, and Python's two); its
 # children get them back at their default unless the caller ignores them too.
@@ -867,7 +877,7 @@ def _spawn_worker(st: _State, req: tuple[Any, ...], fds: list[int]) -> None:  # 
     step = "unshare"
     try:
         try:
-            _sc.unshare(flags | C.CLONE_FS)
+            _sc.unshare(flags | int(CloneFlags.FS))
             step = "chdir"
             os.fchdir(here)
             os.umask(mask)
@@ -879,7 +889,7 @@ def _spawn_worker(st: _State, req: tuple[Any, ...], fds: list[int]) -> None:  # 
                 _sc.setdomainname(domainname)
             if propagation:
                 step = "mount"
-                _sc.mount(None, "/", None, C.MS_REC | propagation)
+                _sc.mount(None, "/", None, int(MountFlags.REC) | propagation)
             if loopback_up:
                 from . import net as _net
 

@@ -19,6 +19,8 @@ __all__ = [
     "Propagation",
     "PidfdFlags",
     "NAMESPACE_FLAGS",
+    "Ioctl",
+    "NS_INIT_INO",
 ]
 
 
@@ -130,3 +132,30 @@ class Propagation(enum.IntEnum):
     PRIVATE = C.MS_PRIVATE
     SLAVE = C.MS_SLAVE
     UNBINDABLE = C.MS_UNBINDABLE
+
+
+class Ioctl(enum.IntEnum):
+    """ioctl(2) requests on nsfs files, pidfds and sockets, named as in the kernel headers."""
+
+    NS_GET_USERNS = C.NS_GET_USERNS  # Linux 4.9
+    NS_GET_PARENT = C.NS_GET_PARENT  # Linux 4.9
+    NS_GET_NSTYPE = C.NS_GET_NSTYPE  # Linux 4.11
+    NS_GET_OWNER_UID = C.NS_GET_OWNER_UID  # Linux 4.11
+    NS_GET_ID = C.NS_GET_ID  # Linux 6.18
+    PIDFD_GET_UTS_NAMESPACE = C.PIDFD_GET_UTS_NAMESPACE  # Linux 6.11
+    PIDFD_GET_INFO = C.PIDFD_GET_INFO  # Linux 6.13
+    SIOCGSKNS = C.SIOCGSKNS  # Linux 4.9
+
+
+#: The fixed inode number of each type's initial namespace (include/linux/proc_ns.h),
+#: by ``CLONE_NEW*`` flag; the mount and network ones are fixed only since Linux 6.18.
+NS_INIT_INO: dict[CloneFlags, int] = {
+    CloneFlags.NEWNS: C.MNT_NS_INIT_INO,
+    CloneFlags.NEWUTS: C.UTS_NS_INIT_INO,
+    CloneFlags.NEWIPC: C.IPC_NS_INIT_INO,
+    CloneFlags.NEWPID: C.PID_NS_INIT_INO,
+    CloneFlags.NEWNET: C.NET_NS_INIT_INO,
+    CloneFlags.NEWUSER: C.USER_NS_INIT_INO,
+    CloneFlags.NEWCGROUP: C.CGROUP_NS_INIT_INO,
+    CloneFlags.NEWTIME: C.TIME_NS_INIT_INO,
+}

@@ -20,7 +20,11 @@ util-linux ``lsns`` finds a namespace only while some process is a member
   reference to other processes' sockets (if the owner closes its fd meanwhile,
   the final close happens here), and costs four syscalls per socket;
 * owners and parents reached only through NS_GET_USERNS / NS_GET_PARENT (a
-  user namespace with no member process left, kept alive by what it owns).
+  user namespace with no member process left, kept alive by what it owns);
+* on Linux 6.19, every namespace listns(2) names that none of the above found
+  (held by a socket, by a bind mount in a mount namespace no process is in, or
+  by the kernel), opened by its id through an nsfs file handle. Before 6.19
+  listns is ENOSYS and the /proc scan is all there is.
 
 Processes that exit mid-scan, and those the caller may not inspect, are
 skipped and counted, never fatal. Identity is the nsfs ``(st_dev, st_ino)`` pair
@@ -45,7 +49,7 @@ from typing import Optional, TypeVar, Union
 
 from . import syscalls as _sc
 from .errors import UnsupportedError
-from .namespace import NsType
+from .namespace import NsType, nstype_of
 
 __all__ = [
     "Held",
@@ -111,6 +115,7 @@ class Held(str, enum.Enum):
     BIND_MOUNT = "bind-mount"  # an nsfs bind mount (/proc/PID/mountinfo)
     SOCKET = "socket"  # a socket created in it (SIOCGSKNS), net only
     ANCESTOR = "ancestor"  # found only as the owner or parent of another namespace
+    LISTNS = "listns"  # only listns(2) (Linux 6.19) names it: no process, fd or mount here does
 
     def __str__(self) -> str:
         return self.value
@@ -340,8 +345,9 @@ def scan(
     """Find the namespaces visible from here in one pass over /proc.
 
     Reads /proc (Linux 3.8 for nsfs links); NS_GET_USERNS/NS_GET_PARENT (4.9),
-    NS_GET_OWNER_UID (4.11) and NS_GET_ID (6.18) where present; SIOCGSKNS (4.9)
-    and pidfd_getfd (5.6) with *sockets*. Never changes any namespace.
+    NS_GET_OWNER_UID (4.11), NS_GET_ID (6.18), and with *ioctls* listns(2) and
+    nsfs file handles (6.19) where present; SIOCGSKNS (4.9) and pidfd_getfd
+    (5.6) with *sockets*. Never changes any namespace.
 
     Args:
         threads: also look at every thread's namespaces.
@@ -581,6 +587,92 @@ class _Kernel:
         return None
 
 
+def _drain(
+    st: _Scan,
+    kern: _Kernel,
+    todo: list[tuple[_Key, Optional[int]]],
+    done: set[_Key],
+    keys: set[_Key],
+    owner: dict[_Key, Optional[_Key]],
+    parent: dict[_Key, Optional[_Key]],
+    owner_uid: dict[_Key, Optional[int]],
+    ns_id: dict[_Key, Optional[int]],
+    ancestors: set[_Key],
+) -> None:
+    """Ask the kernel about each namespace of *todo* (and the owners and parents it finds)."""
+    while todo:
+        key, fd = todo.pop()
+        if key in done:
+            if fd is not None:
+                os.close(fd)
+            continue
+        done.add(key)
+        if fd is None and key in st.socket_fds:
+            fd = st.socket_fds.pop(key)
+        if fd is None:
+            path = st.opener.get(key)
+            if path is None:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            if _key_of(fd, key[0]) != key:  # the holder moved on; pid reused
+                os.close(fd)
+                continue
+        try:
+            ns_id[key] = kern.ns_id(fd)
+            for table, call, tname in (
+                (owner, _sc.ns_get_userns, "user"),
+                (parent, _sc.ns_get_parent, key[0]),
+            ):
+                if call is _sc.ns_get_parent and key[0] not in ("pid", "user"):
+                    continue
+                try:
+                    rfd = call(fd)
+                except OSError:
+                    table[key] = None  # EPERM: outside the caller's scope
+                    continue
+                rkey = _key_of(rfd, tname)
+                table[key] = rkey
+                if rkey not in keys and rkey not in ancestors:
+                    ancestors.add(rkey)
+                todo.append((rkey, rfd))
+            if key[0] == "user":
+                try:
+                    owner_uid[key] = _sc.ns_get_owner_uid(fd)
+                except OSError:
+                    owner_uid[key] = None
+        finally:
+            os.close(fd)
+
+
+def _listns_extra(st: _Scan, known: set[Optional[int]]) -> list[int]:
+    """nsfs fds of the namespaces listns(2) names and the scan did not find ([] before 6.19)."""
+    try:
+        ids = _sc.listns()
+    except (UnsupportedError, OSError):
+        return []
+    wanted = {NsType(t).flag for t in st.types}
+    out = []
+    for nid in ids:
+        if nid in known:
+            continue
+        try:
+            fd = _sc.open_ns_by_id(nid)
+        except (UnsupportedError, OSError):
+            continue  # gone meanwhile, or out of reach
+        try:
+            keep = nstype_of(fd).flag in wanted
+        except (ValueError, OSError):
+            keep = False
+        if keep:
+            out.append(fd)
+        else:
+            os.close(fd)
+    return out
+
+
 def _key_of(fd: int, t: str) -> _Key:
     s = os.fstat(fd)
     return (t, s.st_dev, s.st_ino)
@@ -594,59 +686,28 @@ def _finish(st: _Scan, ioctls: bool) -> Listing:
     owner_uid: dict[_Key, Optional[int]] = {}
     ns_id: dict[_Key, Optional[int]] = {}
     ancestors: set[_Key] = set()
+    listed: set[_Key] = set()
     if ioctls:
         kern = _Kernel()
         todo: list[tuple[_Key, Optional[int]]] = [(k, None) for k in sorted(keys)]
         done: set[_Key] = set()
-        while todo:
-            key, fd = todo.pop()
-            if key in done:
-                if fd is not None:
-                    os.close(fd)
-                continue
-            done.add(key)
-            if fd is None and key in st.socket_fds:
-                fd = st.socket_fds.pop(key)
-            if fd is None:
-                path = st.opener.get(key)
-                if path is None:
-                    continue
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                except OSError:
-                    continue
-                if _key_of(fd, key[0]) != key:  # the holder moved on; pid reused
-                    os.close(fd)
-                    continue
-            try:
-                ns_id[key] = kern.ns_id(fd)
-                for table, call, tname in (
-                    (owner, _sc.ns_get_userns, "user"),
-                    (parent, _sc.ns_get_parent, key[0]),
-                ):
-                    if call is _sc.ns_get_parent and key[0] not in ("pid", "user"):
-                        continue
-                    try:
-                        rfd = call(fd)
-                    except OSError:
-                        table[key] = None  # EPERM: outside the caller's scope
-                        continue
-                    rkey = _key_of(rfd, tname)
-                    table[key] = rkey
-                    if rkey not in keys and rkey not in ancestors:
-                        ancestors.add(rkey)
-                    todo.append((rkey, rfd))
-                if key[0] == "user":
-                    try:
-                        owner_uid[key] = _sc.ns_get_owner_uid(fd)
-                    except OSError:
-                        owner_uid[key] = None
-            finally:
+        _drain(st, kern, todo, done, keys, owner, parent, owner_uid, ns_id, ancestors)
+        # listns(2) (Linux 6.19) names every namespace the caller may see, also those
+        # nothing under /proc reaches (held by a socket, a foreign mount namespace's
+        # bind mount, the kernel): open them by id and walk them as the others.
+        for fd in _listns_extra(st, set(ns_id.values())):
+            key = _key_of(fd, nstype_of(fd).value)
+            if key in done or key in keys:
                 os.close(fd)
+                continue
+            listed.add(key)
+            todo.append((key, fd))
+        _drain(st, kern, todo, done, keys, owner, parent, owner_uid, ns_id, ancestors)
     for fd in st.socket_fds.values():
         os.close(fd)
     st.socket_fds.clear()
-    keys.update(ancestors)
+    keys.update(listed)
+    keys.update(ancestors - listed)
 
     users: dict[int, Optional[str]] = {}
     out = []
@@ -665,7 +726,7 @@ def _finish(st: _Scan, ioctls: bool) -> Listing:
         if key in st.sockets:
             held.append(Held.SOCKET)
         if not held:
-            held.append(Held.ANCESTOR)
+            held.append(Held.LISTNS if key in listed else Held.ANCESTOR)
         pid = members[0] if members else None
         command = uid = user = None
         if pid is not None:

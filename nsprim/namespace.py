@@ -1,6 +1,6 @@
 """The namespace model: types and identities.
 
-Layer 2: imports :mod:`nsprim.errors`, :mod:`nsprim._sys`, :mod:`nsprim.flags`,
+Layer 2: imports :mod:`nsprim.errors`, :mod:`nsprim.flags`,
 :mod:`nsprim.syscalls`, :mod:`nsprim._fd` and :mod:`nsprim._procfs`.
 
 A namespace *is* its nsfs inode: two handles name the same namespace when
@@ -20,9 +20,8 @@ import stat as _stat
 from . import _procfs
 from . import syscalls as _sc
 from ._fd import OwnedFd, fd_of
-from ._sys import consts as C
 from .errors import AccessDenied, NoSuchProcess, NsprimError, UnsupportedError, reraise
-from .flags import CloneFlags, MountFlags, UmountFlags
+from .flags import NS_INIT_INO, CloneFlags, MountFlags, UmountFlags
 
 # typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
 # than its whole spawn).
@@ -127,16 +126,7 @@ _SINCE = {
     NsType.CGROUP: "Linux 4.6",
     NsType.TIME: "Linux 5.6",
 }
-_INIT_INO = {
-    NsType.MNT: C.MNT_NS_INIT_INO,
-    NsType.UTS: C.UTS_NS_INIT_INO,
-    NsType.IPC: C.IPC_NS_INIT_INO,
-    NsType.PID: C.PID_NS_INIT_INO,
-    NsType.NET: C.NET_NS_INIT_INO,
-    NsType.USER: C.USER_NS_INIT_INO,
-    NsType.CGROUP: C.CGROUP_NS_INIT_INO,
-    NsType.TIME: C.TIME_NS_INIT_INO,
-}
+_INIT_INO = {t: NS_INIT_INO[t.flag] for t in NsType}
 
 
 def nstype_of(fd: FdLike) -> NsType:

@@ -59,6 +59,7 @@ __all__ = [
     "link_monitor",
     "links",
     "move_link",
+    "netnsid",
     "set_link_down",
     "set_link_up",
 ]
@@ -93,6 +94,11 @@ _RTM_GETLINK = 18
 _RTM_SETLINK = 19
 _RTM_NEWADDR = 20
 _RTM_GETADDR = 22
+_RTM_NEWNSID = 88  # Linux 4.0
+_RTM_GETNSID = 90
+_NETNSA_NSID = 1
+_NETNSA_FD = 3
+_NETNSA_NSID_NOT_ASSIGNED = -1
 _RTMGRP_LINK = 0x1
 # <linux/if_link.h>
 _IFLA_ADDRESS = 1
@@ -595,6 +601,36 @@ def link_flags(name: str) -> IfFlags:
     raw = _check_ifname(name)
     with _Rtnl() as rtnl:
         return rtnl.link(raw, name, "link_flags").flags
+
+
+def netnsid(netns: FdLike) -> int | None:
+    """Return the id the caller's network namespace gives the network namespace *netns*.
+
+    Uses RTM_GETNSID with NETNSA_FD over NETLINK_ROUTE (Linux 4.0), as
+    ``ip netns list-id`` and lsns's NETNSID column do. Ids are local to the
+    asking namespace and assigned when something needs one (a veth peer, ``ip
+    netns set``); ``None`` when none is assigned.
+
+    Args:
+        netns: an nsfs fd of a network namespace (``/proc/PID/ns/net``, a bind mount).
+
+    Raises:
+        ValueError: *netns* is not a network namespace fd.
+        OSError: what the kernel answers (EBADF...).
+    """
+    fd = fd_of(netns, "netns")
+    if nstype_of(fd) is not NsType.NET:
+        raise ValueError(f"netns must be a network namespace fd, got a {nstype_of(fd).value} one")
+    body = struct.pack("=Bxxx", socket.AF_UNSPEC) + _attr_u32(_NETNSA_FD, fd)
+    with _Rtnl() as rtnl:
+        replies = rtnl.request(_RTM_GETNSID, body, operation="netnsid")
+    for kind, rbody in replies:
+        if kind == _RTM_NEWNSID:
+            raw = _parse_attrs(rbody, 4).get(_NETNSA_NSID)
+            if raw is not None and len(raw) >= 4:
+                (nsid,) = struct.unpack_from("=i", raw)
+                return None if nsid == _NETNSA_NSID_NOT_ASSIGNED else int(nsid)
+    return None
 
 
 def is_up(name: str = "lo") -> bool:

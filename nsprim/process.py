@@ -40,6 +40,7 @@ from . import namespace as _namespace
 from . import syscalls as _sc
 from ._fd import OwnedFd, fd_of
 from .errors import (
+    CallError,
     NoSuchProcess,
     ThreadScopeError,
     TimeoutExpired,
@@ -459,6 +460,9 @@ def spawn(
     die_with_parent: Union[bool, int] = True,
     map_helpers: bool = False,
     binfmt_misc: Optional[StrPath] = None,
+    owner: Optional[tuple[int, int]] = None,
+    keep_caps: bool = False,
+    binfmt_register: Iterable[Union[str, bytes]] = (),
 ) -> NsProcess:
     """Start a program in new namespaces and return it as an :class:`NsProcess`.
 
@@ -498,6 +502,18 @@ def spawn(
             that mounts it gets its own instance (its own interpreters); on
             older kernels the mount needs CAP_SYS_ADMIN in the initial user
             namespace and shows the host's.
+        owner: ``(uid, gid)``: the child drops its supplementary groups and
+            takes these ids (setgroups, setgid, setuid; needs CAP_SETUID and
+            CAP_SETGID) before it creates the namespaces, so they own the new
+            user namespace (implies "user"), as ``unshare --owner``; the
+            program runs with them. The maps, if any, are written by the caller.
+        keep_caps: with a new user namespace, raise the capabilities it gave
+            into the ambient set just before execve(2), so that a program
+            running as a non-root id in it keeps them (``unshare --keep-caps``;
+            PR_CAP_AMBIENT, Linux 4.3).
+        binfmt_register: interpreter definitions (``:name:type:offset:magic:
+            mask:interpreter:flags``) written to *binfmt_misc*'s ``register``
+            right after it is mounted (``unshare --load-interp``).
         env: environment (default: the caller's).
         stdin, stdout, stderr: None (inherit), ``PIPE``, ``DEVNULL``, an fd or
             a file; stderr may be ``STDOUT``.
@@ -533,7 +549,8 @@ def spawn(
         uid_map=uid_map, gid_map=gid_map, setgroups=setgroups, mount_proc=mount_proc,
         propagation=propagation, root=root, time_offsets=time_offsets, loopback_up=loopback_up,
         cwd=cwd, die_with_parent=die_with_parent, map_helpers=map_helpers,
-        binfmt_misc=binfmt_misc,
+        binfmt_misc=binfmt_misc, owner=owner, keep_caps=keep_caps,
+        binfmt_register=binfmt_register,
     )  # fmt: skip
     envp = envp_arg(env)
     fds = pass_fds_arg(pass_fds)
@@ -826,6 +843,28 @@ class PendingCall(metaclass=_NoPublicConstructor):
 
         self._outcome = ("raise", _calls.call_error(None, self.pid, status))
         self._done = True
+
+    def detach(self) -> int:
+        """Hand the running child over to the caller and return its pid.
+
+        The channel and the pidfd are closed; the child is never killed or
+        reaped by this object again (not on drop either): the caller waits
+        for it with ``os.waitpid``, as for a child of ``os.fork``. Its
+        outcome is not collected, so a callable that returns makes the child
+        exit with status 1 (nobody reads it); end it with ``os._exit(code)``
+        to choose the status. A later :meth:`result` is CallError.
+
+        Raises:
+            ValueError: the child was already reaped.
+        """
+        if self._done:
+            raise ValueError(f"child {self.pid} was already reaped")
+        self._finalizer.detach()
+        self._launch.close_chan()
+        self._launch.pidfd.close()
+        self._ended = self._done = True
+        self._outcome = ("raise", CallError(f"child {self.pid} was detached"))
+        return self.pid
 
     def close(self) -> None:
         """Kill and reap the child if it still runs; close the channel."""

@@ -82,10 +82,28 @@ __all__ = [
     "cap_ambient_raise",
     "listns",
     "LISTNS_CURRENT_USER",
+    "open_ns_by_id",
     "HOST_NAME_MAX",
     "pidfd_get_namespace",
     "pidfd_get_info",
+    "ns_pid_from_pidns",
+    "ns_pid_in_pidns",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "FD_NSFS_ROOT",
+    "FD_PIDFS_ROOT",
     "PidfdInfo",
+    # the kernel's answer, unchecked (probes)
+    "syscall_errno",
+    "unshare_errno",
+    "setns_errno",
+    "sethostname_errno",
+    "setdomainname_errno",
+    "mount_errno",
+    "ioctl_errno",
+    "pidfd_info_errno",
+    "libc_has",
+    "syscall_table_error",
 ]
 
 HOST_NAME_MAX = C.NEW_UTS_LEN
@@ -214,7 +232,9 @@ def clone3(
     """Create a child process, fork-style, optionally in new namespaces.
 
     Wraps clone3(2); Linux 5.3 (``set_tid`` 5.5, ``cgroup``/CLONE_INTO_CGROUP
-    5.7, ``CLONE_NEWTIME`` 5.6). Like ``os.fork()``: the child continues from
+    5.7, ``CLONE_NEWTIME`` 6.3: earlier kernels refuse it with EINVAL unless
+    they carry the stable backport of "fork: allow CLONE_NEWTIME in clone3
+    flags"; unshare(2) has it since 5.6). Like ``os.fork()``: the child continues from
     this call with 0 as the result and runs CPython's after-fork handlers, so
     Python stays usable in it. With ``CLONE_NEWPID`` the child is PID 1 of the
     new pid namespace. Shared-memory flags (CLONE_VM, CLONE_THREAD, ...) are
@@ -603,6 +623,10 @@ _IOCTL_SINCE = {
     "NS_GET_NSTYPE": "Linux 4.11",
     "NS_GET_OWNER_UID": "Linux 4.11",
     "NS_GET_ID": "Linux 6.18",
+    "NS_GET_PID_FROM_PIDNS": "Linux 6.11",
+    "NS_GET_TGID_FROM_PIDNS": "Linux 6.11",
+    "NS_GET_PID_IN_PIDNS": "Linux 6.11",
+    "NS_GET_TGID_IN_PIDNS": "Linux 6.11",
     "SIOCGSKNS": "Linux 4.9",
 }
 
@@ -677,6 +701,171 @@ def socket_netns(sock: FdLike) -> int:
     namespace that owns that network namespace.
     """
     return _ns_ioctl(sock, C.SIOCGSKNS, "SIOCGSKNS")
+
+
+def _ns_ioctl_value(fd: FdLike, request: int, call: str, value: int) -> int:
+    """An nsfs ioctl whose argument is an integer value, not a pointer; its return value."""
+    f = fd_of(fd, "fd")
+    ret = _libc.ioctl(f, request, value)
+    if ret == -1:
+        err = ctypes.get_errno()
+        if err == errno.ENOTTY and _is_nsfs(f):
+            raise UnsupportedError(call, requires=_IOCTL_SINCE[call])
+        _libc.raise_errno(err, call)
+    return int(ret)
+
+
+def ns_pid_from_pidns(fd: FdLike, pid: int, *, tgid: bool = False) -> int:
+    """Translate *pid*, as pid namespace *fd* numbers it, into the caller's pid namespace.
+
+    Wraps ioctl(NS_GET_PID_FROM_PIDNS), or NS_GET_TGID_FROM_PIDNS with *tgid*
+    (the pid of that thread's thread-group leader); Linux 6.11. Needs no
+    ``/proc`` of either namespace.
+
+    Raises:
+        ValueError/TypeError: *pid* is not a positive process id, *tgid* not a bool.
+        UnsupportedError: the kernel lacks the ioctl (before Linux 6.11).
+        ProcessLookupError: no such process there, or it is not visible here (ESRCH).
+        OSError: EINVAL when *fd* is not a pid namespace, ENOTTY when not an nsfs fd.
+    """
+    p = _pid(pid)
+    if not isinstance(tgid, bool):
+        raise TypeError(f"tgid must be a bool, got {tgid!r}")
+    if tgid:
+        return _ns_ioctl_value(fd, C.NS_GET_TGID_FROM_PIDNS, "NS_GET_TGID_FROM_PIDNS", p)
+    return _ns_ioctl_value(fd, C.NS_GET_PID_FROM_PIDNS, "NS_GET_PID_FROM_PIDNS", p)
+
+
+def ns_pid_in_pidns(fd: FdLike, pid: int, *, tgid: bool = False) -> int:
+    """Translate *pid* of the caller's pid namespace into the one pid namespace *fd* numbers.
+
+    Wraps ioctl(NS_GET_PID_IN_PIDNS), or NS_GET_TGID_IN_PIDNS with *tgid*;
+    Linux 6.11.
+
+    Raises:
+        ValueError/TypeError: *pid* is not a positive process id, *tgid* not a bool.
+        UnsupportedError: the kernel lacks the ioctl (before Linux 6.11).
+        ProcessLookupError: no such process here, or it is not in that namespace (ESRCH).
+        OSError: EINVAL when *fd* is not a pid namespace, ENOTTY when not an nsfs fd.
+    """
+    p = _pid(pid)
+    if not isinstance(tgid, bool):
+        raise TypeError(f"tgid must be a bool, got {tgid!r}")
+    if tgid:
+        return _ns_ioctl_value(fd, C.NS_GET_TGID_IN_PIDNS, "NS_GET_TGID_IN_PIDNS", p)
+    return _ns_ioctl_value(fd, C.NS_GET_PID_IN_PIDNS, "NS_GET_PID_IN_PIDNS", p)
+
+
+# --- file handles ---------------------------------------------------------------------
+
+#: open_by_handle_at(2)'s *mount_fd* for handles of nsfs files (Linux 6.18).
+FD_NSFS_ROOT = C.FD_NSFS_ROOT
+#: open_by_handle_at(2)'s *mount_fd* for handles of pidfds (Linux 6.14).
+FD_PIDFS_ROOT = C.FD_PIDFS_ROOT
+
+_HANDLE_FLAGS = C.AT_EMPTY_PATH | C.AT_SYMLINK_FOLLOW | C.AT_HANDLE_FID
+_MOUNT_FD_SPECIAL = (C.AT_FDCWD, C.FD_PIDFS_ROOT, C.FD_NSFS_ROOT)
+#: The open(2) flags that mean something to open_by_handle_at(2) (it creates nothing).
+_OPEN_BY_HANDLE_FLAGS = (
+    os.O_ACCMODE
+    | os.O_APPEND
+    | os.O_NONBLOCK
+    | os.O_DSYNC
+    | os.O_SYNC
+    | os.O_DIRECTORY
+    | os.O_NOFOLLOW
+    | os.O_NOATIME
+    | os.O_CLOEXEC
+    | os.O_PATH
+    | os.O_LARGEFILE
+)
+
+
+def _file_handle(size: int) -> ctypes.Structure:
+    class FileHandle(ctypes.Structure):
+        # struct file_handle (include/linux/fs.h, fcntl.h)
+        _fields_ = [
+            ("handle_bytes", ctypes.c_uint),
+            ("handle_type", ctypes.c_int),
+            ("f_handle", ctypes.c_ubyte * size),
+        ]
+
+    return FileHandle()
+
+
+def name_to_handle_at(
+    path: StrPath, *, dirfd: FdLike = C.AT_FDCWD, flags: int = 0
+) -> tuple[int, bytes, int]:
+    """Return a file handle for *path*: ``(handle_type, handle_bytes, mount_id)``.
+
+    Wraps name_to_handle_at(2); Linux 2.6.39. Handles of nsfs files need
+    Linux 6.18 (pidfds Linux 6.14): pass an nsfs fd with ``path=""`` and
+    ``AT_EMPTY_PATH``, or a ``/proc/PID/ns/*`` path with ``AT_SYMLINK_FOLLOW``
+    (without it the handle would be procfs's symlink's, which has none). A
+    filesystem without handles answers EOPNOTSUPP.
+
+    Args:
+        path: the file, relative to *dirfd*; ``""`` with ``AT_EMPTY_PATH`` for *dirfd* itself.
+        dirfd: a directory fd, ``AT_FDCWD``, or the file's own fd with ``AT_EMPTY_PATH``.
+        flags: ``AT_EMPTY_PATH``, ``AT_SYMLINK_FOLLOW``, ``AT_HANDLE_FID``.
+
+    Raises:
+        ValueError/TypeError: a bad path, fd or flag.
+        OSError: the kernel refused (EOPNOTSUPP: no handles on that filesystem).
+    """
+    p = _path(path, "path")
+    assert p is not None
+    if isinstance(dirfd, int) and not isinstance(dirfd, bool) and dirfd == C.AT_FDCWD:
+        d = dirfd
+    else:
+        d = fd_of(dirfd, "dirfd")
+    f = _flags(flags, "flags", _HANDLE_FLAGS, "AT_EMPTY_PATH, AT_SYMLINK_FOLLOW, AT_HANDLE_FID")
+    handle = _file_handle(C.MAX_HANDLE_SZ)
+    handle.handle_bytes = C.MAX_HANDLE_SZ
+    mount_id = ctypes.c_int(0)
+    ret = _libc.name_to_handle_at(d, p, ctypes.addressof(handle), ctypes.addressof(mount_id), f)
+    _libc.check(ret, "name_to_handle_at", os.fsdecode(p))
+    data = bytes(handle.f_handle[: handle.handle_bytes])
+    return int(handle.handle_type), data, int(mount_id.value)
+
+
+def open_by_handle_at(mount_fd: FdLike, handle_type: int, handle: bytes, flags: int = 0) -> int:
+    """Open the file a handle from :func:`name_to_handle_at` names; return the new fd.
+
+    Wraps open_by_handle_at(2); Linux 2.6.39. *mount_fd* is an fd on the
+    handle's filesystem, or :data:`FD_NSFS_ROOT` for an nsfs handle (Linux
+    6.18) or :data:`FD_PIDFS_ROOT` for a pidfd's (Linux 6.14). Handles of
+    other filesystems need CAP_DAC_READ_SEARCH; an nsfs handle reopens a
+    namespace the caller is in, or (with CAP_SYS_ADMIN over its owner) one
+    it is not in. O_CLOEXEC is always added.
+
+    Raises:
+        ValueError/TypeError: a bad fd, handle or flags.
+        OSError: ESTALE when the file (or namespace) is gone or out of the
+            caller's reach, EPERM, EINVAL for a malformed handle.
+    """
+    if (
+        isinstance(mount_fd, int)
+        and not isinstance(mount_fd, bool)
+        and mount_fd in _MOUNT_FD_SPECIAL
+    ):
+        m = mount_fd
+    else:
+        m = fd_of(mount_fd, "mount_fd")
+    t = _int(handle_type, "handle_type")
+    if not -(1 << 31) <= t < 1 << 31:
+        raise ValueError(f"handle_type must fit a C int, got {t}")
+    if not isinstance(handle, (bytes, bytearray)):
+        raise TypeError(f"handle must be bytes, got {type(handle).__name__} {handle!r}")
+    if not 0 < len(handle) <= C.MAX_HANDLE_SZ:
+        raise ValueError(f"handle must be 1 to {C.MAX_HANDLE_SZ} bytes, got {len(handle)}")
+    o = _flags(flags, "flags", _OPEN_BY_HANDLE_FLAGS, "O_RDONLY/O_WRONLY/O_RDWR and open(2) flags")
+    fh = _file_handle(len(handle))
+    fh.handle_bytes = len(handle)
+    fh.handle_type = t
+    ctypes.memmove(fh.f_handle, bytes(handle), len(handle))
+    ret = _libc.open_by_handle_at(m, ctypes.addressof(fh), o | os.O_CLOEXEC)
+    return _libc.check(ret, "open_by_handle_at")
 
 
 # --- prctl ---------------------------------------------------------------------------
@@ -1073,3 +1262,166 @@ def listns(nstype: int = 0, user_ns_id: int = 0, *, after: int = 0) -> list[int]
         if n < _LISTNS_BATCH:
             return ids
         req.ns_id = int(buf[n - 1])
+
+
+# --- nsfs file handles ----------------------------------------------------------------
+
+
+class _FileHandle(ctypes.Structure):
+    # struct file_handle with room for struct nsfs_file_handle (u64 ns_id, u32 ns_type,
+    # u32 ns_inum; include/uapi/linux/nsfs.h)
+    _fields_ = [
+        ("handle_bytes", ctypes.c_uint),
+        ("handle_type", ctypes.c_int),
+        ("ns_id", ctypes.c_uint64),
+        ("ns_type", ctypes.c_uint32),
+        ("ns_inum", ctypes.c_uint32),
+    ]
+
+
+_NSFS_HANDLE_BYTES = 16
+
+
+def open_ns_by_id(ns_id: int, nstype: int = 0, ino: int = 0) -> int:
+    """Open the namespace whose 64-bit id (NS_GET_ID, listns(2)) is *ns_id*; return an nsfs fd.
+
+    Wraps open_by_handle_at(2) with an nsfs file handle, as ``nsenter
+    --net=:NSID`` does. The handle type comes from name_to_handle_at(2) of the
+    caller's own mount namespace, which also serves as the mount fd. The kernel
+    lets the caller open namespaces it could reach anyway (privilege over the
+    owning user namespace). Linux 6.18 opens a handle only with the type and
+    inode filled in; from 6.19 (listns' kernel) the id alone is enough.
+
+    Args:
+        ns_id: the namespace id (1 .. 2**64-1).
+        nstype: the ``CLONE_NEW*`` flag of the namespace (0: any type, Linux 6.19).
+        ino: its nsfs inode number (0: any, Linux 6.19).
+
+    Raises:
+        ValueError/TypeError: a bad id or type.
+        UnsupportedError: no nsfs file handles in this kernel (before Linux 6.18).
+        OSError: ESTALE when no such namespace is alive (or, before 6.19, without
+            *nstype* and *ino*), EPERM when it is out of reach.
+    """
+    nid = _int(ns_id, "ns_id")
+    if not 0 < nid < 1 << 64:
+        raise ValueError(f"ns_id must be a namespace id from 1 to 2**64-1, got {nid}")
+    t = _flags(nstype, "nstype", _NS_ALL, "CLONE_NEW*")
+    if t and t & (t - 1):
+        raise ValueError(f"nstype must be one CLONE_NEW* flag or 0, got {nstype:#x}")
+    inum = _int(ino, "ino")
+    if not 0 <= inum < 1 << 32:
+        raise ValueError(f"ino must be an nsfs inode number (32 bits) or 0, got {inum}")
+    here = os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fh = _FileHandle(handle_bytes=_NSFS_HANDLE_BYTES)
+        mount_id = ctypes.c_int()
+        ret = _libc.name_to_handle_at(
+            here,
+            b"",
+            ctypes.addressof(fh),
+            ctypes.addressof(mount_id),
+            C.AT_EMPTY_PATH | C.AT_HANDLE_FID,
+        )
+        if ret == -1:
+            err = ctypes.get_errno()
+            if err in (errno.EOPNOTSUPP, errno.EINVAL, errno.EOVERFLOW):
+                raise UnsupportedError("nsfs file handles", requires="Linux 6.18")
+            _libc.raise_errno(err, "name_to_handle_at")
+        fh.handle_bytes = _NSFS_HANDLE_BYTES
+        fh.ns_id, fh.ns_type, fh.ns_inum = nid, t, inum
+        fd = _libc.open_by_handle_at(here, ctypes.addressof(fh), os.O_RDONLY | os.O_CLOEXEC)
+        return _libc.check(fd, "open_by_handle_at")
+    finally:
+        os.close(here)
+
+
+# --- the kernel's answer, unchecked: for probes -----------------------------------------------
+#
+# The functions above refuse a 65-byte hostname, unknown flag bits or a NULL
+# path before any syscall. A probe (``nsprim check``, the conformance suite's
+# premises) must pass them, because the question is what the kernel, or a
+# seccomp filter in front of it, answers. These make exactly the one call,
+# never raise for the kernel's refusal, and return its errno (0 on success),
+# closing any fd the call created.
+
+
+def syscall_errno(name: str, *args: int) -> int:
+    """Return the errno of the raw syscall *name* with integer *args* (0 on success).
+
+    ENOSYS also when nsprim has no number for *name* on this architecture.
+    A result fd (``pidfd_open``, ``open_tree``) is closed.
+    """
+    try:
+        ret = _libc.syscall(name, *args)
+    except UnsupportedError:
+        return errno.ENOSYS
+    except OSError as err:
+        return err.errno or errno.EIO
+    if ret >= 0 and name in ("pidfd_open", "open_tree"):
+        os.close(ret)
+    return 0
+
+
+def unshare_errno(flags: int) -> int:
+    """Return the errno of unshare(2) of *flags* as given, unknown bits included (2.6.16)."""
+    return 0 if _libc.unshare(flags) == 0 else ctypes.get_errno()
+
+
+def setns_errno(fd: int, nstype: int) -> int:
+    """Return the errno of setns(2) of *fd*, *nstype* as given, a bad fd included (Linux 3.0)."""
+    return 0 if _libc.setns(fd, nstype) == 0 else ctypes.get_errno()
+
+
+def sethostname_errno(name: bytes, length: Optional[int] = None) -> int:
+    """Return the errno of sethostname(2) of *name*, *length* bytes (default: all), any length."""
+    n = len(name) if length is None else length
+    return 0 if _libc.sethostname(name, n) == 0 else ctypes.get_errno()
+
+
+def setdomainname_errno(name: bytes, length: Optional[int] = None) -> int:
+    """Return the errno of setdomainname(2) of *name*, *length* bytes (default: all)."""
+    n = len(name) if length is None else length
+    return 0 if _libc.setdomainname(name, n) == 0 else ctypes.get_errno()
+
+
+def mount_errno(source: Optional[bytes], target: bytes, fstype: Optional[bytes], flags: int) -> int:
+    """Return the errno of mount(2) as given (no data), a missing target included."""
+    ret = _libc.mount(source, target, fstype, flags, None)
+    return 0 if ret == 0 else ctypes.get_errno()
+
+
+def ioctl_errno(fd: int, request: int, size: int = 0) -> tuple[int, int]:
+    """Return ``(errno, result)`` of ioctl(2) *request* on *fd*; result -1 on error.
+
+    The argument is a zeroed buffer of *size* bytes, or NULL when *size* is 0
+    (the ``_IO()`` requests take none, and the pidfs ones refuse a non-zero
+    one with EINVAL). A result fd is the caller's to close.
+    """
+    buf = ctypes.create_string_buffer(size) if size else None
+    ret = _libc.ioctl(fd, request, ctypes.addressof(buf) if buf is not None else None)
+    if ret == -1:
+        return ctypes.get_errno(), -1
+    return 0, int(ret)
+
+
+def pidfd_info_errno(pidfd: int) -> int:
+    """Return the errno of ioctl(PIDFD_GET_INFO) asking for the pid (Linux 6.13)."""
+    info = _PidfdInfoStruct()
+    info.mask = PIDFD_INFO_PID
+    ret = _libc.ioctl(pidfd, C.PIDFD_GET_INFO, ctypes.addressof(info))
+    return ctypes.get_errno() if ret == -1 else 0
+
+
+def libc_has(name: str) -> bool:
+    """Whether the C library exports the function *name*."""
+    return hasattr(_libc.libc, name)
+
+
+def syscall_table_error(machine: str) -> Optional[str]:
+    """``None`` when nsprim knows the syscall numbers of *machine* (``uname -m``), else why not."""
+    try:
+        _nr.table(machine)
+    except UnsupportedError as err:
+        return str(err)
+    return None

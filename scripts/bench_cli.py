@@ -27,8 +27,11 @@ put on ``sys.path`` by ``-c``, then ``nsprim.cli.main()``; and the baseline
 console script is reported too ("dev install").
 
 Needs root (the uts namespace for ``run``; ``nsenter``; the pid namespace
-for the process farm). Usage:
-``python scripts/bench_cli.py [-n 30] [--procs 100,1000,2000,5000] [--importtime] [--json]``
+for the process farm). ``--before TREE`` runs another tree's ``nsprim`` (a
+``git worktree`` of an older commit) in the same interleaved rounds, so the
+before/after ratios come from one run. Usage:
+``python scripts/bench_cli.py [-n 30] [--procs 100,1000,2000,5000] [--importtime]
+[--before TREE] [--json]``
 """
 
 from __future__ import annotations
@@ -77,11 +80,14 @@ def _base_python() -> str:
     return base if os.path.exists(base) else sys.executable
 
 
-def nsprim_argv(*args: str) -> list[str]:
+BEFORE = ""  # set by main() from --before: a second tree, measured in the same rounds
+
+
+def nsprim_argv(*args: str, src: str = "") -> list[str]:
     """``nsprim ARGS`` as a wheel install runs it (see the module docstring)."""
     site = sysconfig.get_paths()["purelib"]
     code = (
-        f"import sys; sys.path[:0] = [{SRC!r}, {site!r}]; "
+        f"import sys; sys.path[:0] = [{src or SRC!r}, {site!r}]; "
         "from nsprim.cli import main; sys.exit(main())"
     )
     return [_base_python(), "-I", "-c", code, *args]
@@ -114,8 +120,13 @@ def once_us(argv: list[str]) -> float:
 
 def stats(samples: list[float]) -> dict[str, float]:
     q = statistics.quantiles(samples, n=4) if len(samples) >= 2 else [samples[0]] * 3
+    d = statistics.quantiles(samples, n=10) if len(samples) >= 2 else [samples[0]] * 9
     med = statistics.median(samples)
-    return {"median_us": round(med, 1), "iqr_pct": round(100 * (q[2] - q[0]) / med, 1)}
+    return {
+        "median_us": round(med, 1),
+        "iqr_pct": round(100 * (q[2] - q[0]) / med, 1),
+        "p10_us": round(d[0], 1),
+    }
 
 
 def _retried(argv: list[str], tries: int = 3) -> float:
@@ -147,6 +158,11 @@ def ratio(res: dict[str, dict[str, float]], a: str, b: str) -> float:
     return round(res[a]["median_us"] / res[b]["median_us"], 2)
 
 
+def ratio_p10(res: dict[str, dict[str, float]], a: str, b: str) -> float:
+    """The same ratio on the 10th percentiles: steadier when other work shares the CPUs."""
+    return round(res[a]["p10_us"] / res[b]["p10_us"], 2)
+
+
 def host_processes() -> int:
     return sum(1 for d in os.listdir("/proc") if d.isdigit())
 
@@ -168,22 +184,47 @@ def startup(n: int) -> dict[str, Any]:
             "dev: nsprim run -u -- true": dev_argv("run", "-u", "--", TRUE),
             "dev: python -c pass": [sys.executable, "-c", "pass"],
         }
+        if BEFORE:
+            cmds["before: nsprim run -u -- true"] = nsprim_argv("run", "-u", "--", TRUE, src=BEFORE)
+            cmds["before: nsprim enter -u"] = nsprim_argv(
+                "enter", "-t", pid, "-u", "--", TRUE, src=BEFORE
+            )
+            cmds["before: nsprim ls --json"] = nsprim_argv("ls", "--json", src=BEFORE)
         res = rounds(cmds, n)
     finally:
         target.kill()
         target.wait()
-    return {
-        "processes": host_processes(),
-        "commands": res,
-        "ratios": {
-            "run / python -I (<= 2)": ratio(res, "nsprim run -u -- true", "python -I -c pass"),
-            "run / unshare": ratio(res, "nsprim run -u -- true", "unshare -u true"),
-            "enter / nsenter": ratio(res, "nsprim enter -u", "nsenter -u"),
-            "enter / python -I": ratio(res, "nsprim enter -u", "python -I -c pass"),
-            "ls --json / lsns -J (<= 3 at ~70)": ratio(res, "nsprim ls --json", "lsns -J"),
-            "dev run / python -I": ratio(res, "dev: nsprim run -u -- true", "python -I -c pass"),
-        },
+    ratios = {
+        "run / python -I (<= 2)": ratio(res, "nsprim run -u -- true", "python -I -c pass"),
+        "run / unshare": ratio(res, "nsprim run -u -- true", "unshare -u true"),
+        "enter / nsenter": ratio(res, "nsprim enter -u", "nsenter -u"),
+        "enter / python -I": ratio(res, "nsprim enter -u", "python -I -c pass"),
+        "ls --json / lsns -J (<= 3 at ~70)": ratio(res, "nsprim ls --json", "lsns -J"),
+        "dev run / python -I": ratio(res, "dev: nsprim run -u -- true", "python -I -c pass"),
     }
+    if BEFORE:
+        ratios.update(
+            {
+                "before: run / python -I": ratio(
+                    res, "before: nsprim run -u -- true", "python -I -c pass"
+                ),
+                "before: enter / nsenter": ratio(res, "before: nsprim enter -u", "nsenter -u"),
+                "before: enter / python -I": ratio(
+                    res, "before: nsprim enter -u", "python -I -c pass"
+                ),
+                "before: ls --json / lsns -J": ratio(res, "before: nsprim ls --json", "lsns -J"),
+            }
+        )
+    pairs = {
+        "run / python -I": ("nsprim run -u -- true", "python -I -c pass"),
+        "enter / nsenter": ("nsprim enter -u", "nsenter -u"),
+        "enter / python -I": ("nsprim enter -u", "python -I -c pass"),
+        "ls --json / lsns -J": ("nsprim ls --json", "lsns -J"),
+    }
+    if BEFORE:
+        pairs.update({f"before: {k}": (f"before: {a}", b) for k, (a, b) in list(pairs.items())})
+    p10 = {k: ratio_p10(res, a, b) for k, (a, b) in pairs.items()}
+    return {"processes": host_processes(), "commands": res, "ratios": ratios, "ratios_p10": p10}
 
 
 def ls_scaling(procs: list[int], n: int) -> list[dict[str, Any]]:
@@ -251,10 +292,15 @@ def render(result: dict[str, Any]) -> str:
     )
     for k, v in st["commands"].items():
         lines.append(
-            f"  {k:<28} {v['median_us'] / 1000:8.2f} ms   noise (IQR) {v['iqr_pct']:5.1f}%"
+            f"  {k:<32} {v['median_us'] / 1000:8.2f} ms   noise (IQR) {v['iqr_pct']:5.1f}%"
+            f"   p10 {v['p10_us'] / 1000:7.2f} ms"
         )
     for k, v in st["ratios"].items():
         lines.append(f"  {k:<34} {v:.2f}x")
+    if st.get("ratios_p10"):
+        lines.append("  the same on the 10th percentiles:")
+        for k, v in st["ratios_p10"].items():
+            lines.append(f"  {k:<34} {v:.2f}x")
     for row in result.get("ls_scaling", []):
         c = row["commands"]
         ours, theirs = c["nsprim ls --json"], c["lsns -J"]
@@ -296,11 +342,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--no-startup", action="store_true", help="skip the start-up comparison")
     ap.add_argument("--python", default="", help="interpreter for nsprim and the baseline")
     ap.add_argument("--src", default="", help="the tree whose nsprim to run (default: this one)")
+    ap.add_argument(
+        "--before",
+        default="",
+        help="another tree (e.g. a git worktree of an older commit): its run, enter and ls "
+        "run in the same interleaved rounds, for before/after ratios",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
-    global PYTHON, SRC
+    global PYTHON, SRC, BEFORE
     PYTHON = args.python or _base_python()
     SRC = os.path.abspath(args.src) if args.src else SRC
+    BEFORE = os.path.abspath(args.before) if args.before else ""
     if os.geteuid() != 0:
         print("bench_cli: needs root (unshare -u, nsenter, a pid namespace)", file=sys.stderr)
         return 2
@@ -319,14 +372,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # An installed nsprim has its bytecode; compile it here too, or every start
     # (PYTHONDONTWRITEBYTECODE set, or a read-only tree) pays the compiler.
-    subprocess.run(
-        [PYTHON, "-I", "-m", "compileall", "-q", os.path.join(SRC, "nsprim")],
-        stdout=subprocess.DEVNULL,
-        check=False,
-    )
+    for tree in (SRC, BEFORE):
+        if tree:
+            subprocess.run(
+                [PYTHON, "-I", "-m", "compileall", "-q", os.path.join(tree, "nsprim")],
+                stdout=subprocess.DEVNULL,
+                check=False,
+            )
     n = args.rounds
     result: dict[str, Any] = {
         "src": SRC,
+        "before": BEFORE or None,
         "rounds": n,
         "kernel": os.uname().release,
         "python": sys.version.split()[0],

@@ -59,6 +59,31 @@ except ImportError:  # pragma: no cover
 
 TRUE = "/bin/true"
 
+#: --before TREE: that tree's nsprim, loaded as the package ``nsprim_before``.
+before: Any = None
+
+
+def load_tree(tree: str) -> Any:
+    """Import *tree*/nsprim under another name, to run it in the same rounds as this one.
+
+    nsprim's modules import each other relatively, so the package works under
+    any name; its supervisor (a separate interpreter) imports its own tree.
+    """
+    import importlib
+    import importlib.util
+
+    init = os.path.join(os.path.abspath(tree), "nsprim", "__init__.py")
+    spec = importlib.util.spec_from_file_location(
+        "nsprim_before", init, submodule_search_locations=[os.path.dirname(init)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"bench_spawn: no nsprim package in {tree}")
+    pkg = importlib.util.module_from_spec(spec)
+    sys.modules["nsprim_before"] = pkg
+    spec.loader.exec_module(pkg)
+    return importlib.import_module("nsprim_before.process")
+
+
 ALL = ["mnt", "uts", "ipc", "pid", "net", "user", "cgroup", "time"]
 THREAD = ["mnt", "uts", "ipc", "pid", "net", "cgroup"]
 SETS: list[tuple[str, list[str]]] = [
@@ -246,6 +271,11 @@ def methods_for(types: list[str], floor: Optional[Floor]) -> dict[str, Callable[
         "unshare1": lambda: _timed(lambda: subprocess.run(ucmd, check=True)),
         "py_floor": lambda: _timed(lambda: fork_unshare(flags)),
     }
+    if before is not None:
+        out["b_default"] = lambda: _timed(lambda: before.run([TRUE], namespaces=types, check=True))
+        out["b_no_pdeath"] = lambda: _timed(
+            lambda: before.run([TRUE], namespaces=types, die_with_parent=False, check=True)
+        )
     if floor is not None:
         out["c_floor"] = lambda: floor.once(flags)
     if sup is not None and not flags & ~sup.THREAD_FLAGS:
@@ -312,6 +342,9 @@ def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
                     "why_fork": [WHY_FORK[t] for t in types if t in WHY_FORK],
                     "us": st,
                     "ratios": {
+                        "b_default/py_floor": r("b_default", "py_floor"),
+                        "unshare1/b_default": r("unshare1", "b_default"),
+                        "b_no_pdeath/c_floor": r("b_no_pdeath", "c_floor"),
                         "default/py_floor": r("default", "py_floor"),
                         "unshare1/default": r("unshare1", "default"),
                         "default/c_floor": r("default", "c_floor"),
@@ -323,6 +356,9 @@ def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
                     "ratios_p10": {
                         k: r(k.split("/")[0], k.split("/")[1], low)
                         for k in (
+                            "b_default/py_floor",
+                            "unshare1/b_default",
+                            "b_no_pdeath/c_floor",
                             "default/py_floor",
                             "unshare1/default",
                             "no_pdeath/c_floor",
@@ -396,6 +432,8 @@ WHY_FORK = {
 }
 
 COLUMNS = [
+    ("b_default", "before run()"),
+    ("b_no_pdeath", "before dwp=F"),
     ("default", "run()"),
     ("no_pdeath", "run(dwp=F)"),
     ("supervisor", "supervisor"),
@@ -405,6 +443,9 @@ COLUMNS = [
     ("py_floor", "py fork"),
 ]
 RATIOS = [
+    ("b_default/py_floor", "b run/py"),
+    ("unshare1/b_default", "unsh/b run"),
+    ("b_no_pdeath/c_floor", "b fast/C"),
     ("default/py_floor", "run/py"),
     ("unshare1/default", "unsh/run"),
     ("no_pdeath/c_floor", "fast/C"),
@@ -415,7 +456,7 @@ RATIOS = [
 
 def table(result: dict[str, Any]) -> str:
     head = ["set", "paths (run; dwp=F)"] + [h for _, h in COLUMNS] + [h for _, h in RATIOS]
-    widths = [15, 22] + [12] * len(COLUMNS) + [8] * len(RATIOS)
+    widths = [15, 22] + [12] * len(COLUMNS) + [10] * len(RATIOS)
     lines = [" ".join(f"{h:>{w}}" for h, w in zip(head, widths))]
     for row in result["rows"]:
         cells = [row["set"], f"{row['paths']['default']}; {row['paths']['no_pdeath']}"]
@@ -459,7 +500,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("-n", "--iterations", type=int, default=60, help="rounds (default 60)")
     ap.add_argument("--sets", default="", help="comma-separated subset of the flag sets")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument(
+        "--before",
+        default="",
+        help="another tree (a git worktree of an older commit): its run() runs in the same "
+        "interleaved rounds, for before/after ratios",
+    )
     args = ap.parse_args(argv)
+    global before
+    if args.before:
+        before = load_tree(args.before)
     if os.geteuid() != 0:
         print("bench_spawn: needs root (CAP_SYS_ADMIN for every flag set but 'user')",
               file=sys.stderr)  # fmt: skip

@@ -10,7 +10,10 @@ it may be killed by the very signal under test. A process that only returns
 a result runs through nsprim's own throwaway-child mechanism
 (:func:`run_in_pidns` on :func:`nsprim.call`, with ``set_tid``). The ones a
 check talks to while they run (signals, pings, pipes to their members) are
-made here (:func:`fork_run`, :func:`clone_run`), and this module talks to them
+made here (:func:`fork_run` on the same mechanism, handed over by pid;
+:func:`clone_run` by clone3(2) itself, for what no child mechanism can make:
+a sibling by CLONE_PARENT, or the init of a new pid namespace as the
+caller's direct child with ``set_tid``), and this module talks to them
 over pipes (:func:`send_msg`/:func:`recv_msg`), waits for and reaps them
 (:func:`wait`, :func:`kill_and_reap`, :func:`reap_children`), and runs a
 helper as a child subreaper (:func:`in_helper`) so that whatever a control
@@ -236,17 +239,25 @@ def _start(pid: int, body: Callable[..., Any], args: tuple[Any, ...], pdeathsig:
     return pid
 
 
-def fork_run(body: Callable[..., Any], *args: Any, pdeathsig: bool = False) -> int:
-    """Fork a process that runs ``body(*args)`` and exits 0; return its pid.
+def _member(pdeathsig: bool, body: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    _start(0, body, args, pdeathsig)
 
-    The child leaves with ``os._exit`` whatever *body* does (it never returns
-    into the caller's code). With *pdeathsig* it dies with its parent
-    (PR_SET_PDEATHSIG(SIGKILL)).
+
+def fork_run(body: Callable[..., Any], *args: Any, pdeathsig: bool = False) -> int:
+    """Start a child that runs ``body(*args)`` and exits 0; return its pid.
+
+    The child is made by nsprim's child mechanism (:func:`nsprim.call_start`,
+    a fork of this process) and handed over at once
+    (:meth:`nsprim.PendingCall.detach`): the caller waits for it by pid
+    (:func:`wait`, :func:`kill_and_reap`). It leaves with ``os._exit``
+    whatever *body* does (it never returns into the caller's code). With
+    *pdeathsig* it dies with its parent (PR_SET_PDEATHSIG(SIGKILL)).
 
     Raises:
         OSError: fork(2) failed (ENOMEM in a pid namespace whose init has exited).
     """
-    return _start(os.fork(), body, args, pdeathsig)
+    child = nsprim.call_start(_member, pdeathsig, body, args, die_with_parent=False)
+    return child.detach()
 
 
 def _proc_is_ours() -> bool:

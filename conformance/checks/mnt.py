@@ -822,6 +822,68 @@ def _other_procfs() -> list[str]:
     return found
 
 
+def _mountinfo_rows() -> list[tuple[int, int, str, str]]:
+    """(mount id, parent id, mount point, fs type) of every line of /proc/self/mountinfo."""
+    rows = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])  # \040
+            rows.append((int(fields[0]), int(fields[1]), point, fields[fields.index("-") + 1]))
+    return rows
+
+
+def _covering(point: str) -> list[str]:
+    """Mount points of the mounts that hide the procfs on *point* (shortest first).
+
+    A mount on an ancestor path of *point* that is not one of the procfs's own
+    ancestor mounts sits on top of the path: umount2(*point*) can't reach it
+    (the runner's sandbox mounts its own /tmp over the host's, where a chroot's
+    /proc may live).
+    """
+    rows = _mountinfo_rows()
+    parent = {mnt_id: parent_id for mnt_id, parent_id, _, _ in rows}
+    procs = [row for row in rows if row[2] == point and row[3] == "proc"]
+    if not procs:
+        return []
+    chain = {procs[-1][0]}
+    mnt_id = procs[-1][1]
+    while mnt_id in parent and mnt_id not in chain:
+        chain.add(mnt_id)
+        mnt_id = parent[mnt_id]
+    above = {
+        where
+        for mnt_id, _, where, _ in rows
+        if mnt_id not in chain and where != "/" and point.startswith(where.rstrip("/") + "/")
+    }
+    return sorted(above, key=len)
+
+
+def _detach_hidden(points: list[str]) -> None:
+    """Uncover and detach the procfs mounts on *points* in this private mount namespace.
+
+    The covering mount is cloned (open_tree(2), recursive), detached, the
+    procfs now in reach detached, and the clone put back where it was, so
+    every path (the check's tmpdir among them) resolves as before.
+    """
+    for point in points:
+        covers = _covering(point)
+        if not covers:
+            continue
+        cover = covers[0]
+        try:
+            fd = syscalls.open_tree(cover, OPEN_TREE_CLONE | AT_RECURSIVE)
+        except (OSError, UnsupportedError):
+            continue
+        try:
+            syscalls.umount(cover, MNT_DETACH)
+            for hidden in sorted(_other_procfs(), key=len, reverse=True):
+                attempt(syscalls.umount, hidden, MNT_DETACH)
+            syscalls.move_mount("", cover, MOVE_MOUNT_F_EMPTY_PATH, from_dirfd=fd)
+        finally:
+            os.close(fd)
+
+
 def _masked(ctx: Context, masked: bool, fstype: str, target: str, extra: int) -> dict[str, object]:
     """In a privileged mount namespace of its own, over-mount /proc/sys (if *masked*), then try.
 
@@ -829,12 +891,17 @@ def _masked(ctx: Context, masked: bool, fstype: str, target: str, extra: int) ->
     mount namespace is fully visible (mount_too_revealing), so a procfs mounted
     elsewhere (a chroot's /proc being built next to the run) would make the
     kernel right and the check wrong: those are detached from this private
-    copy first, and if one can't be (a locked mount), the case can't be shown.
+    copy first (uncovered first when a mount hides them, as the sandbox's
+    /tmp hides a host chroot under /tmp), and if one can't be (a locked
+    mount), the case can't be shown.
     """
     if masked:
         for point in sorted(_other_procfs(), key=len, reverse=True):
             attempt(syscalls.umount, point, UmountFlags.DETACH)
         left = _other_procfs()
+        if left:
+            _detach_hidden(left)  # under a mount of its own: the sandbox's /tmp
+            left = _other_procfs()
         if left:
             return {"result": "other-procfs", "where": left[0]}
         _tmpfs("/proc/sys")
@@ -1251,6 +1318,16 @@ _TREE = ("a", "b", "c")  # submounts of the tree, in mount order; "b" is the one
 def _idmap_tree(base: str, userns: str, bad: str) -> dict[str, object]:
     """In a private mount namespace: recursively idmap a tree whose "b" is a *bad* fs."""
     _make_root_private()
+    # The premise: ramfs itself refuses an idmap here (no FS_ALLOW_IDMAP).
+    os.makedirs(f"{base}/ramfs")
+    syscalls.mount("ramfs", f"{base}/ramfs", "ramfs", 0)
+    fd = _clone(f"{base}/ramfs")
+    try:
+        alone = _set_idmap(fd, userns)
+    finally:
+        os.close(fd)
+    if alone != "EINVAL":
+        return {"ramfs alone": alone}
     top = _tmpfs(f"{base}/top", "mark")
     for sub in _TREE:
         os.mkdir(f"{top}/{sub}")
@@ -1290,13 +1367,20 @@ def idmap_tree_all_or_nothing(ctx: Context) -> None:
     (OPEN_TREE_CLONE|AT_RECURSIVE) is idmapped with AT_RECURSIVE: EINVAL,
     and once attached no mount of the copy, not even the top or ``a``
     which come before ``b``, shows ``idmapped`` (selftest
-    ``idmap_mount_tree_invalid``). Control: ``b`` is a tmpfs too, so the
-    idmap succeeds and every mount shows ``idmapped``.
+    ``idmap_mount_tree_invalid``). The premise, that ramfs refuses an idmap
+    (EINVAL on a lone ramfs), is checked first; a kernel where it doesn't
+    SKIPs. Control: ``b`` is a tmpfs too, so the idmap succeeds and every
+    mount shows ``idmapped``.
     """
     userns = _idmap_userns(ctx)
     base = os.path.join(ctx.tmpdir, "mnt15")
     bad = "tmpfs" if ctx.control else "ramfs"
     seen = ctx.in_child(_idmap_tree, base, userns, bad, unshare=NEWNS)
+    if "ramfs alone" in seen:
+        raise Skip(
+            f"MOUNT_ATTR_IDMAP on a lone ramfs gives {seen['ramfs alone']}, not EINVAL: "
+            "ramfs can't be the submount that makes the recursion fail on this kernel"
+        )
     ctx.expect(seen["tree"], "the attached copy shows the tree")
     ctx.expect_equal(seen["result"], "EINVAL", "recursive MOUNT_ATTR_IDMAP over a ramfs submount")
     ctx.expect_equal(
@@ -1501,3 +1585,88 @@ def move_mount_set_group(ctx: Context) -> None:
     ctx.expect(
         seen["dst to src"], "a mount under the target reaches the source", "present", "absent"
     )
+
+
+# -- MNT-19 -------------------------------------------------------------------------
+
+# (case, expected errno): do_set_group()'s refusals, each with a well-formed twin.
+_SET_GROUP_CASES = (
+    ("target on another superblock", "EINVAL"),
+    ("private source", "EINVAL"),
+    ("target already shared", "EINVAL"),
+    ("target root wider than the source's", "EINVAL"),
+    ("target not a mount root", "EINVAL"),
+)
+
+
+def _set_group_case(base: str, case: str, malformed: bool) -> dict[str, object]:
+    """In a private mount namespace: build one MOVE_MOUNT_SET_GROUP case and try it.
+
+    With *malformed* false the case's defect is left out (the well-formed twin).
+    """
+    _make_root_private()
+    fs = _tmpfs(f"{base}/fs")
+    os.makedirs(f"{fs}/sub/dir")
+    _set_propagation(fs, MS_SHARED)
+    src, dst = fs, f"{base}/dst"
+    os.mkdir(dst)
+    if case == "target on another superblock" and malformed:
+        _tmpfs(dst)
+    elif case == "target root wider than the source's":
+        # Malformed: the source is a bind of sub (narrower) and the target the whole fs.
+        src = f"{base}/src"
+        os.mkdir(src)
+        syscalls.mount(f"{fs}/sub" if malformed else fs, src, None, MS_BIND)
+        syscalls.mount(fs if malformed else f"{fs}/sub", dst, None, MS_BIND)
+        _set_propagation(src, MS_SHARED)
+    else:
+        syscalls.mount(fs, dst, None, MS_BIND)
+    if case != "target root wider than the source's":
+        _set_propagation(dst, MS_PRIVATE)  # the bind joined the shared fs's group: leave it
+    if case == "private source" and malformed:
+        _set_propagation(src, MS_PRIVATE)
+    if case == "target already shared" and malformed:
+        _set_propagation(dst, MS_SHARED)  # a group of its own
+    else:
+        _set_propagation(dst, MS_PRIVATE)
+    target = f"{dst}/sub" if case == "target not a mount root" and malformed else dst
+    before = _propagation(dst)
+    try:
+        _setup("move_mount", syscalls.move_mount, src, target, MOVE_MOUNT_SET_GROUP)
+        result = "ok"
+    except OSError as err:
+        result = errname(err)
+    return {
+        "result": result,
+        "before": before,
+        "after": _propagation(dst),
+    }
+
+
+@check(
+    "mnt.set_group_rules",
+    catalogue="MNT-19",
+    level="MUST",
+    anchors=("move_mount(2) MOVE_MOUNT_SET_GROUP", "kernel do_set_group()", "CRIU"),
+    needs=Needs(min_kernel=(5, 15)),
+    timeout=5.0,
+)
+def set_group_rules(ctx: Context) -> None:
+    """MOVE_MOUNT_SET_GROUP is EINVAL across superblocks, from private sources, onto shared targets.
+
+    Each case in a helper with a private mount namespace, on a shared
+    tmpfs: the target is another tmpfs; the source is private; the target
+    is already shared (a group of its own); the target's root is wider than
+    the source's (the source is a bind of a subdirectory, the target of the
+    whole tmpfs); the target path is a directory, not a mount root. Each
+    must fail with EINVAL and leave the target's propagation as it was.
+    EPERM, EACCES or ENOSYS from move_mount(2) here is a refusal by policy:
+    SKIP naming it. Control: each case's well-formed twin (a bind of the
+    same tmpfs, a shared source, a private target, a narrower target, the
+    mount root), which succeeds and joins the source's peer group.
+    """
+    for index, (case, expected) in enumerate(_SET_GROUP_CASES):
+        base = os.path.join(ctx.tmpdir, f"mnt19-{index}")
+        seen = ctx.in_child(_set_group_case, base, case, not ctx.control, unshare=NEWNS)
+        ctx.expect_equal(seen["result"], expected, f"MOVE_MOUNT_SET_GROUP with {case}")
+        ctx.expect_equal(seen["after"], seen["before"], f"target's propagation after: {case}")

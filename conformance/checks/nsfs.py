@@ -1,4 +1,4 @@
-"""Cross-cutting nsfs checks: NS-01 to NS-17.
+"""Cross-cutting nsfs checks: NS-01 to NS-21.
 
 Layer: conformance checks. Imports public nsprim names (``nsprim.syscalls``, ``nsprim.idmap``,
 ``nsprim.flags``, ``nsprim.namespace``), the conformance registry, and
@@ -36,7 +36,7 @@ from nsprim.namespace import NsType
 from .. import _libc
 from ..registry import ChildHandle, Context, Needs, check
 from ._common import WALL, attempt, errname, idle, ns_ident, setns_path, unshare
-from ._procs import clone_run
+from ._procs import clone_run, fork_run
 
 __all__: list[str] = []
 
@@ -1230,21 +1230,28 @@ def _owner_uids(paths: dict[str, str]) -> dict[str, str]:
     catalogue="NS-11",
     level="MUST",
     anchors=("ioctl_ns(2)", "LTP ioctl_ns", "selftest nsfs/owner.c"),
-    needs=Needs(min_kernel=(4, 11), kconfig=("NAMESPACES",), probes=(_nsfs_ioctls_allowed,)),
+    needs=Needs(
+        userns=True,
+        min_kernel=(4, 11),
+        kconfig=("NAMESPACES",),
+        ops=_EVERY_TYPE,
+        probes=(_nsfs_ioctls_allowed,),
+    ),
     timeout=5.0,
 )
 def owner_uid_user_only(ctx: Context) -> None:
     """NS_GET_OWNER_UID answers for a user namespace and refuses every other type with EINVAL.
 
-    NS_GET_OWNER_UID on the caller's nsfs file of every type this kernel
-    has must fail with EINVAL, except on the user namespace, where it
-    succeeds. Control: every call is made on the user namespace's file, so
-    none fails.
+    A helper creates one namespace of every type this kernel has; then
+    NS_GET_OWNER_UID on each of its nsfs files must fail with EINVAL, except
+    on the user namespace's, where it succeeds. Control: every call is made
+    on the user namespace's file, so none fails.
     """
-    paths = {
-        e: "/proc/self/ns/user" if ctx.control else f"/proc/self/ns/{e}"
-        for e in (t.value for t in _types())
-    }
+    flags = 0
+    for t in _types():
+        flags |= int(t.flag)
+    helper = _spawn_holder(ctx, flags)
+    paths = {t.value: helper.ns_path("user" if ctx.control else _entry(t)) for t in _types()}
     ctx.expect_equal(
         ctx.in_child(_owner_uids, paths),
         {e: "ok" if e == "user" else "EINVAL" for e in paths},
@@ -1429,42 +1436,43 @@ def _touch(path: str) -> str:
     return path
 
 
-def _newer_binds_older(kind: str, older: int, target: str, wfd: int, rfd: int) -> None:
-    """In a forked child: a mount namespace newer than *older*'s binds *older*'s nsfs file.
+def _second_binds_first(
+    kind: str, first: int, target: str, wfd: int, rfd: int, others: Sequence[int]
+) -> None:
+    """In a forked child: a second new mount namespace binds *first*'s nsfs file of *kind*.
 
-    *wfd* carries the result; the child exits when *rfd* reaches EOF.
+    *wfd* carries the result; the child returns when *rfd* reaches EOF. It
+    first closes *others*, the parent's ends of those pipes.
     """
-    code = 1
-    try:
-        unshare(NEWNS)
-        syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
-        os.write(wfd, _bind_ns(kind, older, target).encode())
-        os.read(rfd, 1)  # EOF: the older namespace is done with us
-        code = 0
-    finally:
-        os._exit(code)
-
-
-def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, str]:
-    """In a new mount namespace: bind nsfs files of *kind* of itself, an older and a newer ns."""
+    for fd in others:
+        os.close(fd)
+    unshare(NEWNS)
     syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
-    seen = {"its own file, in itself": _bind_ns(kind, "self", _touch(f"{tmpdir}/ns-self"))}
+    os.write(wfd, _bind_ns(kind, first, target).encode())
+    os.read(rfd, 1)  # EOF: the first namespace is done with us
+
+
+def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, object]:
+    """In a new mount namespace: bind its own nsfs file of *kind*, and swap with a second one."""
+    syscalls.mount("none", "/", None, int(MountFlags.REC | MountFlags.PRIVATE))
+    seen: dict[str, object] = {
+        "its own file, in itself": _bind_ns(kind, "self", _touch(f"{tmpdir}/ns-self"))
+    }
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     me = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        os.close(report_r)
-        os.close(go_w)
-        _newer_binds_older(kind, me, _touch(f"{tmpdir}/ns-older"), report_w, go_r)
+    in_second = _touch(f"{tmpdir}/ns-of-first")
+    pid = fork_run(
+        _second_binds_first, kind, me, in_second, report_w, go_r, (report_r, go_w), pdeathsig=True
+    )
     os.close(report_w)
     os.close(go_r)
     try:
         ready, _, _ = select.select([report_r], [], [], 5.0)
         got = os.read(report_r, 64).decode() if ready else ""
-        seen["an older one's file, in a newer one"] = got or "no answer"
-        seen["a newer one's file, in an older one"] = _bind_ns(
-            kind, pid, _touch(f"{tmpdir}/ns-newer")
+        # Exactly one of the two may pin the other, either way round (see NS-14).
+        seen["binds across two namespaces"] = sorted(
+            [got or "no answer", _bind_ns(kind, pid, _touch(f"{tmpdir}/ns-of-second"))]
         )
     finally:
         os.close(go_w)
@@ -1482,24 +1490,22 @@ def _ns_file_binds(tmpdir: str, kind: str) -> dict[str, str]:
     timeout=5.0,
 )
 def mntns_file_no_loop(ctx: Context) -> None:
-    """A mount namespace's nsfs file can be bind-mounted only in an older namespace (else EINVAL).
+    """Bind mounts of mount namespace files can't form a loop: of two, one may pin the other.
 
     A bind mount of /proc/PID/ns/mnt keeps that namespace alive, so the
-    kernel refuses any that could make namespaces pin each other in a loop:
-    in a new mount namespace, bind-mounting its own file must fail with
-    EINVAL, a namespace created after it must get EINVAL binding the first
-    one's file, while the first one may bind the newer one's file.
-    Control: the same binds of UTS namespace files, which pin no mounts,
-    all succeed.
+    kernel refuses any that could make mount namespaces pin each other
+    (EINVAL): in a new mount namespace, bind-mounting its own file must
+    fail, and of it and a second one created afterwards, exactly one may
+    bind the other's file. Which one follows the namespaces' sequence
+    numbers: creation order up to Linux 6.17; since 6.18 the unified
+    namespace ids, which per-CPU batches can make run backwards across
+    CPUs, so the check does not assume the older one wins. Control: the
+    same binds of UTS namespace files, which pin no mounts, all succeed.
     """
     kind = "uts" if ctx.control else "mnt"
     ctx.expect_equal(
         ctx.in_child(_ns_file_binds, ctx.tmpdir, kind, unshare=NEWNS),
-        {
-            "its own file, in itself": "EINVAL",
-            "an older one's file, in a newer one": "EINVAL",
-            "a newer one's file, in an older one": "ok",
-        },
+        {"its own file, in itself": "EINVAL", "binds across two namespaces": ["EINVAL", "ok"]},
         f"bind mounts of {kind} namespace files",
     )
 
@@ -1627,9 +1633,10 @@ def ns_id_unique(ctx: Context) -> None:
     In a fresh process NS_GET_ID must agree through three different opens of
     its UTS namespace. The process then makes four UTS namespaces in turn,
     each freed when the next replaces it (so inode numbers may be reused):
-    their ids must be distinct and increasing, and the ids of the process's
-    namespaces of every type must be distinct. Control: the process makes
-    no new namespace, so it reads one id four times.
+    their ids must be distinct, and the ids of the process's namespaces of
+    every type must be distinct. (Not increasing: ids come from per-CPU
+    batches.) Control: the process makes no new namespace, so it reads one
+    id four times.
     """
     seen = ctx.in_child(_ids, ctx.isolate(NEWUTS), 4)
     fds = seen["through fds"]
@@ -1638,9 +1645,9 @@ def ns_id_unique(ctx: Context) -> None:
     )
     ids = [ns_id for _, ns_id in seen["made in turn"]]
     ctx.expect(
-        ids == sorted(set(ids)) and len(ids) == 4,
-        "NS_GET_ID of UTS namespaces made in turn: distinct and increasing",
-        "4 increasing ids",
+        len(set(ids)) == 4 and None not in ids,
+        "NS_GET_ID of UTS namespaces made in turn: distinct",
+        "4 distinct ids",
         seen["made in turn"],
     )
     every = seen["every type"]
@@ -1691,6 +1698,7 @@ def _ns_access(target: int, pidfd_ioctl: bool) -> dict[str, str]:
     needs=Needs(
         min_kernel=(3, 8),
         kconfig=("NAMESPACES", "UTS_NS"),
+        ops=("unshare.uts",),
         probes=(_nsfs_ioctls_allowed,),
     ),
     timeout=5.0,
@@ -1718,3 +1726,275 @@ def access_needs_ptrace(ctx: Context) -> None:
         target.recv()
         seen = ctx.in_child(_ns_access, target.pid, pidfd_ioctl)
         ctx.expect_equal(seen, {call: "EACCES" for call in seen}, f"nsfs access to a {name} target")
+
+
+# -- NS-18 pid translation between pid namespaces -------------------------------
+
+
+def _nspid(pid: int) -> list[int]:
+    """The NSpid line of /proc/PID/status: its pid at each level, the reader's level first."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("NSpid:"):
+                return [int(v) for v in line.split()[1:]]
+    raise LookupError(f"no NSpid line in /proc/{pid}/status")
+
+
+def _translate(ns_path: str, target: int) -> dict[str, object]:
+    """Translate *target*'s pid both ways through pid namespace *ns_path*, and two refusals."""
+    fd = _open_ns(ns_path)
+    uts = _open_ns("/proc/self/ns/uts")
+    try:
+        inner = _nspid(target)[-1]
+        seen: dict[str, object] = {
+            "pid 1 there, here": _attempt_value(syscalls.ns_pid_from_pidns, fd, 1),
+            "tgid 1 there, here": _attempt_value(syscalls.ns_pid_from_pidns, fd, 1, tgid=True),
+            "target here, there": _attempt_value(syscalls.ns_pid_in_pidns, fd, target),
+            "target here, there (tgid)": _attempt_value(
+                syscalls.ns_pid_in_pidns, fd, target, tgid=True
+            ),
+            "the caller, there": _attempt_value(syscalls.ns_pid_in_pidns, fd, os.getpid()),
+            "on a UTS namespace": _attempt_value(syscalls.ns_pid_from_pidns, uts, 1),
+        }
+        return {"seen": seen, "target inside": inner}
+    finally:
+        os.close(fd)
+        os.close(uts)
+
+
+def _attempt_value(fn: Callable[..., int], *args: object, **kwargs: object) -> Union[int, str]:
+    """``fn(*args, **kwargs)``'s value, or the errno name it failed with."""
+    try:
+        return fn(*args, **kwargs)
+    except OSError as err:
+        return errname(err)
+
+
+@check(
+    "nsfs.pid_translation",
+    catalogue="NS-18",
+    level="MUST",
+    anchors=("ioctl_ns(2)", "pid_namespaces(7)", "proc(5) /proc/PID/status NSpid"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(6, 11),
+        kconfig=("PID_NS",),
+        ops=("clone3", "unshare.pid"),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def pid_translation(ctx: Context) -> None:
+    """NS_GET_{PID,TGID}_{FROM,IN}_PIDNS translate pids between a child pid namespace and ours.
+
+    A target is clone3(2)d as the init of a new pid namespace. Through that
+    namespace's nsfs fd, pid 1 there must translate to the target's pid
+    here and the target's pid here to 1 there (the pid and tgid variants,
+    agreeing with /proc/PID/status NSpid); the caller, which is not in that
+    namespace, must get ESRCH; and a UTS namespace fd must get EINVAL.
+    Control: the check's own pid namespace fd is used instead, where pids
+    are not translated.
+    """
+    pid, pidfd, hold = _start_target(NEWPID, False)
+    ctx.defer(_stop_target, pid, pidfd, hold)
+    path = "/proc/self/ns/pid" if ctx.control else f"/proc/{pid}/ns/pid"
+    got = ctx.in_child(_translate, path, pid)
+    inner = got["target inside"]
+    ctx.expect_equal(inner, 1, "the target's pid in its own namespace (NSpid)")
+    ctx.expect_equal(
+        got["seen"],
+        {
+            "pid 1 there, here": pid,
+            "tgid 1 there, here": pid,
+            "target here, there": inner,
+            "target here, there (tgid)": inner,
+            "the caller, there": "ESRCH",
+            "on a UTS namespace": "EINVAL",
+        },
+        "pid translations through the target's pid namespace",
+    )
+
+
+# -- NS-19 nsfs file handles -----------------------------------------------------
+
+#: name_to_handle_at(2): resolve the /proc/PID/ns/* magic link to the nsfs file.
+_AT_SYMLINK_FOLLOW = 0x400
+
+
+def _handle_of(path: str) -> tuple[int, bytes]:
+    kind, data, _ = syscalls.name_to_handle_at(path, flags=_AT_SYMLINK_FOLLOW)
+    return kind, data
+
+
+def _open_handle(handle: tuple[int, bytes]) -> Union[Ident, str]:
+    try:
+        fd = syscalls.open_by_handle_at(syscalls.FD_NSFS_ROOT, *handle)
+    except OSError as err:
+        return errname(err)
+    try:
+        return ns_ident(fd)
+    finally:
+        os.close(fd)
+
+
+def _handles(child_userns: bool) -> dict[str, object]:
+    """Reopen our UTS namespace by handle; then again from a child user (and UTS) namespace."""
+    home = _ident("/proc/self/ns/uts")
+    handle = _handle_of("/proc/self/ns/uts")
+    seen: dict[str, object] = {"home": home, "home by handle": _open_handle(handle)}
+    if child_userns:
+        uid, gid = os.geteuid(), os.getegid()
+        unshare(NEWUSER | NEWUTS)
+        idmap.map_root(os.getpid(), uid, gid)
+    seen["from a child user namespace"] = _open_handle(handle)
+    return seen
+
+
+@check(
+    "nsfs.file_handles",
+    catalogue="NS-19",
+    level="MUST",
+    anchors=(
+        "selftest namespaces/file_handle_test.c",
+        "open_by_handle_at(2)",
+        "util-linux nsenter(1) --net=:NSID",
+    ),
+    needs=Needs(
+        userns=True,
+        min_kernel=(6, 18),
+        kconfig=("USER_NS", "UTS_NS"),
+        ops=("unshare.uts",),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def file_handles(ctx: Context) -> None:
+    """An nsfs file handle reopens a namespace for a process in it, not from a child user ns.
+
+    In a fresh process without privilege over anything else,
+    name_to_handle_at(2) of /proc/self/ns/uts and
+    open_by_handle_at(FD_NSFS_ROOT) must give back the very namespace (nsfs
+    identity and NS_GET_ID). After the process unshares a user namespace
+    (every capability, in it) and a UTS namespace, the same handle must be
+    refused: ESTALE (as the kernel's selftest expects on 6.18) or EPERM, so
+    a handle gives no reach the process would not have otherwise. Control:
+    the process stays where it was, so the handle opens again.
+    """
+    seen = ctx.in_child(_handles, not ctx.control)
+    ctx.expect_equal(seen["home by handle"], seen["home"], "the caller's UTS namespace by handle")
+    refused = seen["from a child user namespace"]
+    ctx.expect(
+        refused in ("ESTALE", "EPERM"),
+        "open_by_handle_at of the parent's UTS namespace from a child user namespace",
+        "ESTALE or EPERM",
+        refused,
+    )
+
+
+# -- NS-20 the initial namespaces' fixed inode numbers -----------------------------
+
+
+def _initial_inodes(ctl: bool) -> dict[str, object]:
+    """Our user (and time) namespaces' inodes, then those of namespaces made here."""
+    user = _ident("/proc/self/ns/user")
+    seen: dict[str, object] = {"user": user[1]}
+    if os.path.exists("/proc/self/ns/time"):
+        owner = _related(syscalls.ns_get_userns, "/proc/self/ns/time")
+        if isinstance(owner, tuple) and _same(owner, user):
+            seen["time"] = _ident("/proc/self/ns/time")[1]
+    made = [t for t in _types() if t not in (NsType.USER, NsType.PID, NsType.TIME)]
+    flags = 0
+    for t in made:
+        flags |= int(t.flag)
+    unshare(NEWUSER)
+    unshare(flags)
+    if ctl:  # the control reads a user namespace made at run time
+        seen["user"] = _ident("/proc/self/ns/user")[1]
+    reserved = range(0xEFFFFFF8, 0xF0000000)  # dynamic inodes start at 0xF0000000
+    seen["made here, with a reserved inode"] = sorted(
+        e for e in ["user", *(t.value for t in made)] if _ident(f"/proc/self/ns/{e}")[1] in reserved
+    )
+    return seen
+
+
+@check(
+    "nsfs.initial_inodes",
+    catalogue="NS-20",
+    level="MUST",
+    anchors=("selftest namespaces/init_ino_test.c", "linux/nsfs.h enum init_ns_ino", "lsns(8)"),
+    needs=Needs(
+        root=True,
+        min_kernel=(5, 6),
+        kconfig=("USER_NS", "TIME_NS"),
+        ops=_EVERY_TYPE,
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def initial_inodes(ctx: Context) -> None:
+    """The initial namespaces have their fixed nsfs inode numbers, which no other one gets.
+
+    Run as real root, the check is in the initial user namespace (the
+    runner's premise for root: uid_map maps all 2**32 ids) and, the sandbox
+    leaving time namespaces alone, in the initial time namespace when that
+    one is owned by it: their inodes must be 0xEFFFFFFD (user) and
+    0xEFFFFFFA (time). Namespaces of every other type made at run time, in a
+    new user namespace, must all have inodes outside the reserved
+    0xEFFFFFF8..0xEFFFFFFF range. Control: the user namespace read is one
+    made at run time.
+    """
+    seen = ctx.in_child(_initial_inodes, ctx.control)
+    want: dict[str, object] = {"user": NsType.USER.init_ino}
+    if "time" in seen:
+        want["time"] = NsType.TIME.init_ino
+    want["made here, with a reserved inode"] = []
+    ctx.expect_equal(seen, want, "nsfs inode numbers")
+
+
+# -- NS-21 listns(2) shows a caller only what it may see ----------------------------
+
+
+def _listed(sibling_net_id: int, own_userns: bool) -> dict[str, bool]:
+    """listns(CLONE_NEWNET) from a user namespace of our own (if *own_userns*)."""
+    uid, gid = os.geteuid(), os.getegid()
+    if own_userns:
+        unshare(NEWUSER)
+        idmap.map_root(os.getpid(), uid, gid)
+    ours = _ident("/proc/self/ns/net")[2]
+    ids = syscalls.listns(NEWNET)
+    return {"its own net namespace": ours in ids, "the sibling's": sibling_net_id in ids}
+
+
+@check(
+    "nsfs.listns_visibility",
+    catalogue="NS-21",
+    level="MUST",
+    anchors=("selftest namespaces/listns_permissions_test.c", "listns(2)", "lsns(8)"),
+    needs=Needs(
+        userns=True,
+        min_kernel=(6, 19),
+        kconfig=("USER_NS", "NET_NS"),
+        ops=("unshare.net",),
+        probes=(_nsfs_ioctls_allowed,),
+    ),
+    timeout=5.0,
+)
+def listns_visibility(ctx: Context) -> None:
+    """listns(2) shows a caller its own namespaces but none owned by a sibling user namespace.
+
+    A helper unshares a user namespace with a net namespace. From a user
+    namespace of its own (a sibling of the helper's, where it has every
+    capability), a process asks listns(2) for net namespaces: the list must
+    hold the net namespace the process is in, and not the helper's (by
+    NS_GET_ID). Control: the process stays in the parent user namespace,
+    whose CAP_SYS_ADMIN covers the helper's, so the helper's is listed.
+    """
+    helper = ctx.spawn_child(idle, unshare=NEWUSER | NEWNET)
+    helper.recv()
+    theirs = _ident(helper.ns_path("net"))[2]
+    ctx.expect(theirs is not None, "NS_GET_ID of the helper's net namespace", "an id", theirs)
+    ctx.expect_equal(
+        ctx.in_child(_listed, theirs, not ctx.control),
+        {"its own net namespace": True, "the sibling's": False},
+        "net namespaces listns(2) shows from a sibling user namespace",
+    )

@@ -1,4 +1,4 @@
-"""Time namespace checks: TIME-01 to TIME-14.
+"""Time namespace checks: TIME-01 to TIME-15.
 
 Layer: conformance checks. Imports public nsprim names, the conformance
 registry, and :mod:`.._libc` for the calls neither :mod:`os`, :mod:`time` nor
@@ -40,9 +40,10 @@ from nsprim import syscalls
 from nsprim.namespace import Namespace
 
 from .. import _libc
+from ..outcome import Fail
 from ..registry import Context, Needs, Skip, check
 from ._common import NEWTIME, NEWUSER, attempt, errname, ns_key, setns_path, unshare
-from ._procs import fork_run, kill_and_reap, recv_msg, send_msg, wait
+from ._procs import clone_run, fork_run, kill_and_reap, recv_msg, send_msg, wait
 
 __all__: list[str] = []
 
@@ -1264,3 +1265,106 @@ def setns_sets_both(ctx: Context) -> None:
         f"within {window}",
         child["monotonic"],
     )
+
+
+# --- TIME-15 ------------------------------------------------------------------------------
+
+
+def _cloned_report(wfd: int, other: int) -> None:
+    """In the clone3 child: report its time namespaces, offsets, clock, and an offset write."""
+    os.close(other)
+    report = {
+        "time": _time_ns("/proc/self/ns/time"),
+        "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+        "offsets": _read_offsets(),
+        "monotonic": _now(CLOCK_MONOTONIC),
+        "write": _write_offsets(_record(CLOCK_MONOTONIC, OFFSET_MONOTONIC)),
+    }
+    send_msg(wfd, report)
+
+
+def _clone3_time(flags: int) -> dict[str, Any]:
+    """clone3(2) a child with *flags*; return its report and this process's view around it."""
+    mine = {
+        "time": _time_ns("/proc/self/ns/time"),
+        "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+    }
+    r, w = os.pipe()
+    before = _now(CLOCK_MONOTONIC)
+    try:
+        pid = clone_run(flags, _cloned_report, w, r)
+    except OSError as err:
+        os.close(r)
+        if err.errno == errno.EINVAL and flags & NEWTIME:
+            return {"clone3": "EINVAL"}
+        raise
+    finally:
+        os.close(w)
+    try:
+        ok, child = recv_msg(r)
+    finally:
+        os.close(r)
+        wait(pid)
+    if not ok:
+        raise RuntimeError("the clone3 child died before reporting")
+    return {
+        "mine": mine,
+        "mine after": {
+            "time": _time_ns("/proc/self/ns/time"),
+            "time_for_children": _time_ns("/proc/self/ns/time_for_children"),
+        },
+        "child": child,
+        "window": (before, _now(CLOCK_MONOTONIC)),
+    }
+
+
+@check(
+    "time.clone3_newtime",
+    catalogue="TIME-15",
+    level="MUST",
+    anchors=("clone(2) (CLONE_NEWTIME, clone3 only)", _ANCHOR, "kernel timens_on_fork()"),
+    needs=Needs(min_kernel=(5, 6), kconfig=("TIME_NS",), ops=("clone3", "timens_offsets")),
+    timeout=5.0,
+)
+def clone3_newtime(ctx: Context) -> None:
+    """clone3(CLONE_NEWTIME) starts the child in a new time namespace with zero, frozen offsets.
+
+    A helper clone3(2)s a child with CLONE_NEWTIME (clone(2) can't: the bit
+    is in CSIGNAL). The child's ``time`` and ``time_for_children`` must both
+    name one new namespace, its offsets read zero and its CLOCK_MONOTONIC
+    equals the helper's, and writing its offsets fails with EACCES: the
+    namespace was entered at birth, so they are frozen. The helper's own
+    namespaces don't change. clone3(2) refused CLONE_NEWTIME (EINVAL, the
+    bit being in CSIGNAL) until "fork: allow CLONE_NEWTIME in clone3 flags"
+    (Linux 6.3, backported to the stable kernels): one without it FAILs
+    saying so. Control: the child is cloned without CLONE_NEWTIME, so it
+    shares the helper's namespace.
+    """
+    seen = ctx.in_child(_clone3_time, ctx.isolate(NEWTIME))
+    if seen.get("clone3") == "EINVAL":
+        raise Fail(
+            'clone3(CLONE_NEWTIME) fails with EINVAL: this kernel lacks "fork: allow '
+            'CLONE_NEWTIME in clone3 flags" (mainline 6.3, backported to stable kernels)',
+            "a child in a new time namespace",
+            "EINVAL",
+        )
+    mine, child = seen["mine"], seen["child"]
+    ctx.expect(
+        child["time"] != mine["time"],
+        "the clone3(CLONE_NEWTIME) child is in a new time namespace",
+        f"not {mine['time']}",
+        child["time"],
+    )
+    ctx.expect_equal(child["time_for_children"], child["time"], "the child's time_for_children")
+    ctx.expect_equal(seen["mine after"], mine, "the helper's time namespaces after the clone3")
+    ctx.expect_equal(
+        child["offsets"], {"monotonic": (0, 0), "boottime": (0, 0)}, "the child's offsets"
+    )
+    window = seen["window"]
+    ctx.expect(
+        window[0] <= child["monotonic"] <= window[1],
+        "CLOCK_MONOTONIC in the new namespace equals the helper's (zero offset)",
+        f"within {window}",
+        child["monotonic"],
+    )
+    ctx.expect_equal(child["write"], "EACCES", "the child's write to its frozen offsets")

@@ -105,6 +105,10 @@ AT_SYMLINK_NOFOLLOW = 0x100
 AT_NO_AUTOMOUNT = 0x800
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
+AT_SYMLINK_FOLLOW = 0x400
+MAX_HANDLE_SZ = 128
+FD_PIDFS_ROOT = -10002  # Linux 6.14: open_by_handle_at(2) of a pidfd handle
+FD_NSFS_ROOT = -10003  # Linux 6.18: open_by_handle_at(2) of an nsfs handle
 
 # --- <linux/pidfd.h> ----------------------------------------------------------
 PIDFD_NONBLOCK = 0o4000  # == O_NONBLOCK; Linux 5.10
@@ -132,6 +136,9 @@ PR_CAP_AMBIENT_RAISE = 2
 # --- <linux/nsfs.h>: listns(2), Linux 6.19 ----------------------------------------
 NS_ID_REQ_SIZE_VER0 = 32  # sizeof(struct ns_id_req) as first published
 LISTNS_CURRENT_USER = 0xFFFFFFFFFFFFFFFF  # user_ns_id: the caller's user namespace
+# <fcntl.h> name_to_handle_at(2)
+AT_EMPTY_PATH = 0x1000
+AT_HANDLE_FID = 0x200  # Linux 6.5: a handle to identify, not to open
 
 # --- <linux/sockios.h> ----------------------------------------------------------
 SIOCGSKNS = 0x894C  # Linux 4.9: the netns of a socket, as an nsfs fd
@@ -185,7 +192,7 @@ NS_GET_PARENT = io(NSIO, 0x2)  # Linux 4.9
 NS_GET_NSTYPE = io(NSIO, 0x3)  # Linux 4.11
 NS_GET_OWNER_UID = io(NSIO, 0x4)  # Linux 4.11
 NS_GET_MNTNS_ID = ior(NSIO, 0x5, 8)  # Linux 6.8 (mnt only)
-NS_GET_PID_FROM_PIDNS = ior(NSIO, 0x6, 4)  # Linux 6.9
+NS_GET_PID_FROM_PIDNS = ior(NSIO, 0x6, 4)  # Linux 6.11
 NS_GET_TGID_FROM_PIDNS = ior(NSIO, 0x7, 4)
 NS_GET_PID_IN_PIDNS = ior(NSIO, 0x8, 4)
 NS_GET_TGID_IN_PIDNS = ior(NSIO, 0x9, 4)

@@ -48,6 +48,11 @@ setns = _proto("setns", _c_int, _c_int, _c_int)  # glibc 2.14
 sethostname = _proto("sethostname", _c_int, _c_char_p, _c_size_t)
 setdomainname = _proto("setdomainname", _c_int, _c_char_p, _c_size_t)
 mount = _proto("mount", _c_int, _c_char_p, _c_char_p, _c_char_p, _c_ulong, _c_void_p)
+# glibc 2.14; nsfs file handles: Linux 6.18
+name_to_handle_at = _proto(
+    "name_to_handle_at", _c_int, _c_int, _c_char_p, _c_void_p, _c_void_p, _c_int
+)
+open_by_handle_at = _proto("open_by_handle_at", _c_int, _c_int, _c_void_p, _c_int)
 umount2 = _proto("umount2", _c_int, _c_char_p, _c_int)
 ioctl = _proto("ioctl", _c_int, _c_int, _c_ulong, _c_void_p)
 prctl = _proto("prctl", _c_int, _c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong)

@@ -1,7 +1,7 @@
 """The last steps of ``nsprim run`` that unshare(1) takes and the process API does not.
 
 Run as a script (``python -I -S _exec.py [--root DIR] [--wd DIR] [--mount-proc
-[--private-proc]] -- COMMAND...``) as the program :func:`nsprim.spawn` starts,
+DIR [--private-proc]] -- COMMAND...``) as the program :func:`nsprim.spawn` starts,
 so it is already in the new namespaces, then it becomes COMMAND with
 execvp(2). It does what ``unshare`` does after unshare(2), in its order:
 
@@ -16,9 +16,9 @@ execvp(2). It does what ``unshare`` does after unshare(2), in its order:
 * ``--wd DIR`` alone: chdir(2);
 * ``--setgid GID``/``--setuid UID``: setgroups(2) to none and setgid(2), then
   setuid(2), last (unshare's ``-G``/``-S``);
-* ``--mount-proc``: mount a proc filesystem on ``/proc`` (inside the new root
+* ``--mount-proc DIR``: mount a proc filesystem on DIR (inside the new root
   if there is one) for the pid namespace this process is in — also without
-  ``-p``, as unshare does; ``--private-proc`` first makes ``/proc`` private
+  ``-p``, as unshare does; ``--private-proc`` first makes DIR private
   (unshare does so when the propagation it was given is not ``private``).
 
 Started with ``-S`` (no site) and imports only :mod:`os`, :mod:`signal` and
@@ -42,7 +42,7 @@ def _die(parts: list[str], status: int = 1) -> None:
     os._exit(status)
 
 
-def _mount_proc(private: bool) -> None:
+def _mount_proc(where: str, private: bool) -> None:
     # The typed binding, from the package this file belongs to (-S left sys.path bare).
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     from nsprim import syscalls
@@ -50,23 +50,44 @@ def _mount_proc(private: bool) -> None:
 
     if private:
         try:
-            syscalls.mount("none", "/proc", None, MountFlags.PRIVATE | MountFlags.REC)
+            syscalls.mount("none", where, None, MountFlags.PRIVATE | MountFlags.REC)
         except OSError as err:
             if err.errno != 22:  # EINVAL: /proc is no mount point yet (unshare ignores it too)
-                _die(["--mount-proc", "/proc", os.strerror(err.errno or 0)])
+                _die(["--mount-proc", where, os.strerror(err.errno or 0)])
     try:
         syscalls.mount(
-            "proc", "/proc", "proc", MountFlags.NOSUID | MountFlags.NOEXEC | MountFlags.NODEV
+            "proc", where, "proc", MountFlags.NOSUID | MountFlags.NOEXEC | MountFlags.NODEV
         )
     except OSError as err:
-        _die(["--mount-proc", "/proc", os.strerror(err.errno or 0)])
+        _die(["--mount-proc", where, os.strerror(err.errno or 0)])
+
+
+def _exec_environ() -> dict[bytes, bytes] | None:
+    """The environment this process was exec'd with (/proc/self/environ), or None.
+
+    Not ``os.environ``: the interpreter edits that at start-up (PEP 538 sets
+    LC_CTYPE under a C locale), and the command must get what nsprim gave.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    env = {}
+    for item in raw.split(b"\0"):
+        name, eq, value = item.partition(b"=")
+        if eq and name:
+            env[name] = value
+    return env
 
 
 def main(argv: list[str]) -> None:
     """Apply the options in *argv*, then execvp(2) the command after ``--``."""
+    environ = _exec_environ()
     root = wd = None
     uid = gid = None
-    mount_proc = private = False
+    mount_proc: str | None = None
+    private = False
     wait_fd = -1
     affinity: list[int] = []
     i = 0
@@ -77,7 +98,7 @@ def main(argv: list[str]) -> None:
         elif opt == "--wd":
             wd, i = argv[i + 1], i + 2
         elif opt == "--mount-proc":
-            mount_proc, i = True, i + 1
+            mount_proc, i = argv[i + 1], i + 2
         elif opt == "--affinity":
             affinity, i = [int(c) for c in argv[i + 1].split(",")], i + 2
         elif opt == "--wait-fd":
@@ -123,8 +144,8 @@ def main(argv: list[str]) -> None:
             os.chdir(wd)
         except OSError as err:
             _die(["--wd", wd, os.strerror(err.errno or 0)])
-    if mount_proc:
-        _mount_proc(private and root is None)
+    if mount_proc is not None:
+        _mount_proc(mount_proc, private and root is None)
     # unshare -G/-S: drop supplementary groups, then the gid, then the uid
     if uid is not None or gid is not None:
         import warnings  # noqa: F401  (execvp imports it; the new uid may not read it)
@@ -140,7 +161,9 @@ def main(argv: list[str]) -> None:
         except OSError as err:
             _die(["--setuid", str(uid), os.strerror(err.errno or 0)])
     try:
-        os.execvp(command[0], command)
+        if environ is None:
+            os.execvp(command[0], command)
+        os.execvpe(command[0], command, environ)
     except OSError as err:
         _die(
             [f"failed to execute {command[0]}", os.strerror(err.errno or 0)],

@@ -24,18 +24,23 @@ with the dispositions it would have had.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import SignalStatus
 
+# typing.TYPE_CHECKING without importing typing, and argparse only where a
+# parser is built: `nsprim run` and `nsprim enter` with plain options parse
+# without them (nsprim.cli._fast), and they cost more than the spawn.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Callable, Optional
+
     from ..namespace import NsType
     from ..process import NsProcess
 
@@ -106,6 +111,8 @@ def ns_files(ns: argparse.Namespace) -> dict[str, str]:
 
 def add_command(p: argparse.ArgumentParser) -> None:
     """Add the trailing ``[--] COMMAND [ARG...]``."""
+    import argparse
+
     p.add_argument(
         "command",
         nargs=argparse.REMAINDER,
@@ -135,6 +142,8 @@ def number(what: str, lowest: int = 0) -> Callable[[str], int]:
     """An argparse type: a decimal integer >= *lowest*, else util-linux's ``failed to parse``."""
 
     def parse(text: str) -> int:
+        import argparse
+
         try:
             value = int(text, 10)
         except ValueError:

@@ -217,10 +217,13 @@ def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
         over: dict[NsType, int] = {}
         for kind, path in files.items():
             t = NsType(kind)
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as err:
-                raise _Refusal(f"cannot open {path}: {os.strerror(err.errno or 0)}") from None
+            if path.startswith(":"):  # util-linux 2.42: =:NSID, a namespace id
+                fd = _open_by_id(path[1:], t)
+            else:
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as err:
+                    raise _Refusal(f"cannot open {path}: {os.strerror(err.errno or 0)}") from None
             owned.append(OwnedFd(fd))
             try:
                 actual = nstype_of(fd)
@@ -309,6 +312,20 @@ def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
     finally:
         for o in owned:
             o.close()
+
+
+def _open_by_id(text: str, t: NsType) -> int:
+    """``--TYPE=:NSID``: the namespace with that 64-bit id, through an nsfs file handle."""
+    from .. import syscalls as sc
+
+    if not text.isdigit() or not 0 < int(text) < 2**64:
+        raise _Refusal(f"failed to parse nsid: {text}")
+    try:
+        return sc.open_ns_by_id(int(text), int(t.flag))
+    except OSError as err:
+        raise _Refusal(
+            f"cannot open namespace of id {int(text)}: {os.strerror(err.errno or 0)}"
+        ) from None
 
 
 def _keep(owned: list[Any], fd: int) -> int:

@@ -17,7 +17,7 @@ never calls ``sys.exit``.
        "dev": 4,                   # nsfs st_dev: (dev, ns) is the identity
        "id": 4097,                 # NS_GET_ID (Linux 6.18), or null
        "uid": 0,                   # numeric uid of "pid", or null
-       "held": ["process", "fd"],  # process | thread | fd | bind-mount | socket | ancestor
+       "held": ["process", "fd"],  # process | thread | fd | bind-mount | socket | ancestor | listns
        "owner": 4026531837,        # inode of the owning user namespace, or null
        "owner_uid": 0,             # creator's euid of that user namespace, or null
        "parent": null,             # parent inode (pid and user namespaces), or null
@@ -34,6 +34,7 @@ objects), and only the roots are listed at the top, as ``lsns -J --tree`` does.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional, TextIO
@@ -72,8 +73,27 @@ COLUMNS = (
     "NETNSID", "NSFS", "PNS", "ONS",
 )  # fmt: skip
 DEFAULT = ("NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND")
+DEFAULT_NET = ("NS", "TYPE", "NPROCS", "PID", "USER", "NETNSID", "NSFS", "COMMAND")  # -t net
+DEFAULT_PROCS = ("PID", "PPID", "USER", "COMMAND")  # with a namespace argument
+HELP = {
+    "NS": "namespace identifier (inode number)",
+    "TYPE": "kind of namespace",
+    "PATH": "path to the namespace",
+    "NPROCS": "number of processes in the namespace",
+    "PID": "lowest PID in the namespace",
+    "PPID": "PPID of the PID",
+    "COMMAND": "command line of the PID",
+    "UID": "UID of the PID",
+    "USER": "username of the PID",
+    "NETNSID": "namespace ID as used by network subsystem",
+    "NSFS": "nsfs mountpoint (usually used network subsystem)",
+    "PNS": "parent namespace identifier (inode number)",
+    "ONS": "owner namespace identifier (inode number)",
+}
+TREES = ("owner", "parent", "process", "user", "pid")  # lsns's three, and nsprim's aliases
 _RIGHT = frozenset({"NS", "NPROCS", "PID", "PPID", "UID", "NETNSID", "PNS", "ONS"})
 _NUMBERS = frozenset({"NS", "NPROCS", "PID", "PPID", "UID", "PNS", "ONS"})
+_HINTS = {"NS": 10, "TYPE": 5, "NPROCS": 5, "PID": 5, "PPID": 5, "PNS": 10, "ONS": 10}
 
 
 def _column_list(text: str) -> list[str]:
@@ -90,6 +110,8 @@ __all__ = ["add_ls_parser", "cmd_ls", "ns_json", "render_ls", "render_tree"]
 
 def add_ls_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``ls`` subcommand (handler :func:`cmd_ls` in ``func``)."""
+    from . import Parser
+
     p = subparsers.add_parser(
         "ls",
         help="list namespaces (like lsns, plus those held by threads, fds and bind mounts)",
@@ -122,7 +144,7 @@ def add_ls_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         + ", ".join(DEFAULT)
         + "). Available: "
         + ", ".join(COLUMNS)
-        + " (NETNSID stays empty: nsprim does not ask rtnetlink for it)",
+        + " (see -H)",
     )
     p.add_argument("--output-all", action="store_true", help="print every column")
     p.add_argument("-n", "--noheadings", action="store_true", help="don't print headings")
@@ -144,15 +166,38 @@ def add_ls_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         action="store_true",
         help="accepted for lsns(8) compatibility; nsprim never wraps",
     )
+    tree_help = (
+        "tree format: the ownership (owner, the default), parent (parent) or process "
+        "(process) hierarchy"
+    )
+    if isinstance(p, Parser):
+        p.add_explicit_only(
+            "-T", "--tree", const="owner", metavar="owner|parent|process", help=tree_help
+        )
+    else:
+        p.add_argument(
+            "-T", "--tree", nargs="?", const="owner", metavar="owner|parent|process",
+            help=tree_help,
+        )  # fmt: skip
     p.add_argument(
-        "-T",
-        "--tree",
+        "-P",
+        "--persistent",
+        action="store_true",
+        help="only namespaces without processes (held by a bind mount, an fd or a thread)",
+    )
+    p.add_argument(
+        "-Q",
+        "--filter",
+        metavar="EXPR",
+        help='only the lines EXPR is true of (scols-filter(5): e.g. \'TYPE == "net" && '
+        "NPROCS > 1'; columns need not be shown)",
+    )
+    p.add_argument("-H", "--list-columns", action="store_true", help="list the available columns")
+    p.add_argument(
+        "namespace",
         nargs="?",
-        const="user",
-        choices=("user", "owner", "pid", "parent"),
-        metavar="owner|parent",
-        help="show the ownership (owner, user: the default) or parent (parent, pid) hierarchy "
-        "as a tree",
+        metavar="NS",
+        help="list the processes of the namespace with this inode number (lsns <namespace>)",
     )
     p.add_argument(
         "--sockets",
@@ -164,35 +209,218 @@ def add_ls_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def cmd_ls(ns: argparse.Namespace, out: Optional[TextIO] = None) -> int:
-    """Run ``nsprim ls``: 0 (bad usage never reaches here: the parser refuses it)."""
+    """Run ``nsprim ls``: 0, or 1 when lsns would refuse (util-linux's message on stderr)."""
+    stdout = out if out is not None else sys.stdout
+    try:
+        return _ls(ns, stdout)
+    except _Refusal as err:
+        print(f"nsprim ls: {err}", file=sys.stderr)
+        return 1
+
+
+class _Refusal(Exception):
+    """lsns's words for a refusal: ``nsprim ls: MESSAGE``, exit 1."""
+
+
+def _ls(ns: argparse.Namespace, stdout: TextIO) -> int:
     import json
 
     from .. import listing
 
-    stdout = out if out is not None else sys.stdout
-    paint = not ns.json and not getattr(ns, "raw", False) and colour(stdout)
+    raw = getattr(ns, "raw", False)
+    if getattr(ns, "list_columns", False):
+        stdout.write(_list_columns(ns.json, raw))
+        return 0
+    if ns.json and raw:
+        raise _Refusal("mutually exclusive arguments: --json --raw")
+    persistent = getattr(ns, "persistent", False)
+    if persistent and ns.pid:
+        raise _Refusal("mutually exclusive arguments: --persistent --task")
+    nsid: Optional[int] = None
+    if getattr(ns, "namespace", None) is not None:
+        if ns.pid:
+            raise _Refusal("--task is mutually exclusive with <namespace>")
+        text = ns.namespace
+        if not text.isdigit():
+            raise _Refusal(f"invalid namespace argument: '{text}'")
+        if int(text) >= 2**64:  # util-linux's strtou64_or_err() adds the errno
+            raise _Refusal(f"invalid namespace argument: '{text}': {os.strerror(34)}")
+        nsid = int(text)
+    tree = ns.tree
+    if tree is not None and tree not in TREES:
+        raise _Refusal(f"unknown tree type: {tree}")
+    tree = {"user": "owner", "pid": "parent"}.get(tree, tree)
+    if getattr(ns, "list", False):
+        tree = None  # -l: the list format (lsns 2.38 lets it win over --tree)
+    flt = None
+    if getattr(ns, "filter", None) is not None:
+        from ._filter import Filter, FilterError
+
+        try:
+            flt = Filter(ns.filter, {c: c in _NUMBERS for c in COLUMNS})
+        except FilterError as err:
+            if str(err).startswith("unknown column"):
+                raise _Refusal(f"failed to initialize filter ({err})") from None
+            raise _Refusal(f'failed to parse "{ns.filter}": {err}') from None
+    paint = not ns.json and not raw and colour(stdout)
     columns = _chosen_columns(ns)
     result = listing.scan(sockets=ns.sockets)
-    chosen = result.select(ns.type or None, ns.pid)
-    tree = ns.tree and not getattr(ns, "list", False)
-    if tree:
-        relation = {"owner": "user", "parent": "pid"}.get(ns.tree, ns.tree)
+    cache: dict[Any, Any] = {}
+    if nsid is not None:
+        return _ls_members(ns, stdout, result, nsid, columns, tree, flt, cache)
+    # lsns's order: by inode (the library sorts by type first)
+    chosen = sorted(result.select(ns.type or None, ns.pid), key=lambda n: (n.ino, n.dev))
+    if persistent:
+        chosen = [n for n in chosen if n.nprocs == 0]
+    if flt is not None:
+        f = flt
+        chosen = [n for n in chosen if f.match(lambda c, n=n: _value(n, c, cache))]  # type: ignore[misc]
+    if columns is None and ns.type and set(ns.type) == {_net_type()}:
+        columns = list(DEFAULT_NET)
+    if tree in ("owner", "parent"):
+        relation = "user" if tree == "owner" else "pid"
         sub = listing.Listing(tuple(chosen), result.scanned, result.vanished, result.denied)
         roots = listing.tree(sub, relation)
         if ns.json:
-            doc = [_tree_json(r, columns) for r in roots]
+            doc = [_tree_json(r, columns, cache) for r in roots]
             json.dump({"namespaces": doc}, stdout, indent=2)
             stdout.write("\n")
         else:
             stdout.write(render_tree(roots, paint=paint, columns=columns, **_style(ns)))
         return 0
+    if tree == "process":
+        # a line goes under the latest line of its pid's parent, as in lsns
+        nodes = _process_tree([(n, n.pid) for n in chosen])
+        cols = list(columns or DEFAULT)
+        if ns.json:
+            doc = [_proc_json(node, cols, cache) for node in nodes]
+            json.dump({"namespaces": doc}, stdout, indent=2)
+            stdout.write("\n")
+        else:
+            stdout.write(_render_process_tree(nodes, cols, paint, cache, **_style(ns)))
+        return 0
     if ns.json:
-        doc = [ns_json(n) if columns is None else _json_columns(n, columns) for n in chosen]
+        doc = [ns_json(n) if columns is None else _json_columns(n, columns, cache) for n in chosen]
         json.dump({"namespaces": doc}, stdout, indent=2)
         stdout.write("\n")
     else:
-        stdout.write(render_ls(chosen, paint=paint, columns=columns, **_style(ns)))
+        stdout.write(render_ls(chosen, paint=paint, columns=columns, cache=cache, **_style(ns)))
     return 0
+
+
+def _net_type() -> NsType:
+    from ..namespace import NsType
+
+    return NsType.NET
+
+
+def _ls_members(
+    ns: argparse.Namespace,
+    stdout: TextIO,
+    result: listing.Listing,
+    nsid: int,
+    columns: Optional[list[str]],
+    tree: Optional[str],
+    flt: Any,
+    cache: dict[Any, Any],
+) -> int:
+    """``lsns NS``: the processes of one namespace (PID PPID USER COMMAND), as a process tree."""
+    import json
+
+    found = [n for n in result.namespaces if n.ino == nsid]
+    if not found:
+        raise _Refusal(f"not found namespace: {nsid}")
+    n = found[0]
+    cols = list(columns or DEFAULT_PROCS)
+    members = [(n, pid) for pid in sorted(n.pids)]
+    if flt is not None:
+        f = flt
+        members = [m for m in members if f.match(lambda c, m=m: _value(m[0], c, cache, m[1]))]
+    if tree in (None, "process") and not getattr(ns, "list", False):
+        nodes = _process_tree(members)
+    else:
+        nodes = [_Node(ns_, pid) for ns_, pid in members]
+    if ns.json:
+        json.dump({"namespaces": [_proc_json(x, cols, cache) for x in nodes]}, stdout, indent=2)
+        stdout.write("\n")
+    else:
+        paint = not getattr(ns, "raw", False) and colour(stdout)
+        stdout.write(_render_process_tree(nodes, cols, paint, cache, **_style(ns)))
+    return 0
+
+
+class _Node:
+    """A line of a process tree: a namespace, the process shown for it, the lines under it."""
+
+    __slots__ = ("children", "ns", "pid")
+
+    def __init__(self, ns: listing.NsInfo, pid: Optional[int]) -> None:
+        self.ns, self.pid = ns, pid
+        self.children: list[_Node] = []
+
+
+def _process_tree(lines: Sequence[tuple[listing.NsInfo, Optional[int]]]) -> list[_Node]:
+    """lsns's process tree: a line goes under the latest earlier line of its pid's parent."""
+    nodes = [_Node(n, pid) for n, pid in lines]
+    last: dict[int, _Node] = {}
+    roots: list[_Node] = []
+    for node in nodes:
+        ppid = _ppid(node.pid)
+        parent = last.get(ppid) if ppid else None
+        (parent.children if parent is not None else roots).append(node)
+        if node.pid is not None:
+            last[node.pid] = node
+    return roots
+
+
+def _proc_json(node: _Node, cols: Sequence[str], cache: dict[Any, Any]) -> dict[str, Any]:
+    d = _json_columns(node.ns, cols, cache, node.pid)
+    if node.children:
+        d["children"] = [_proc_json(c, cols, cache) for c in node.children]
+    return d
+
+
+def _render_process_tree(
+    roots: Sequence[_Node],
+    cols: Sequence[str],
+    paint: bool,
+    cache: dict[Any, Any],
+    raw: bool = False,
+    headings: bool = True,
+) -> str:
+    rows: list[list[str]] = []
+    held: list[bool] = []
+
+    def visit(node: _Node, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─" if last else "├─")
+        row = [_cell(node.ns, c, cache, node.pid) for c in cols]
+        if "COMMAND" in cols:
+            i = cols.index("COMMAND")
+            row[i] = f"{prefix}{branch}{row[i]}"
+        rows.append(row)
+        held.append(node.pid is None)
+        child_prefix = prefix if top else prefix + ("  " if last else "│ ")
+        for k, c in enumerate(node.children):
+            visit(c, child_prefix, k == len(node.children) - 1, False)
+
+    for r in roots:
+        visit(r, "", True, True)
+    return _table(cols, rows, held, paint, raw, headings)
+
+
+def _list_columns(as_json: bool, raw: bool) -> str:
+    """``lsns -H``: each column, its JSON type and what it shows (no headings)."""
+    types = [("<integer>" if c in _NUMBERS else "<string>") for c in COLUMNS]
+    if as_json:
+        import json
+
+        doc = [{"holder": c, "type": t, "description": HELP[c]} for c, t in zip(COLUMNS, types)]
+        return json.dumps({"lsns-columns": doc}, indent=3) + "\n"
+    rows = [[c, t, HELP[c]] for c, t in zip(COLUMNS, types)]
+    return _table(
+        ["HOLDER", "TYPE", "DESCRIPTION"], rows, [False] * len(rows), raw=raw, headings=False,
+        right=frozenset({"HOLDER"}),
+    )  # fmt: skip
 
 
 def _chosen_columns(ns: argparse.Namespace) -> Optional[list[str]]:
@@ -200,6 +428,12 @@ def _chosen_columns(ns: argparse.Namespace) -> Optional[list[str]]:
     if getattr(ns, "output_all", False):
         return list(COLUMNS)
     output: Optional[list[str]] = getattr(ns, "output", None)
+    if (
+        output is not None
+        and getattr(ns, "namespace", None) is not None
+        and output[: len(DEFAULT)] == list(DEFAULT)
+    ):
+        return [*DEFAULT_PROCS, *output[len(DEFAULT) :]]  # '+LIST' adds to that default
     return output
 
 
@@ -217,39 +451,98 @@ def _ppid(pid: Optional[int]) -> Optional[int]:
         return None
 
 
-def _value(n: listing.NsInfo, column: str) -> Any:
-    """One lsns column of *n*: an int, a str, or None when it has no value."""
+def _value(
+    n: listing.NsInfo, column: str, cache: Optional[dict[Any, Any]] = None, pid: Any = -1
+) -> Any:
+    """One lsns column of *n* (of its process *pid*, default: the lowest): int, str or None."""
+    if pid == -1:
+        pid = n.pid
     if column == "NS":
         return n.ino
     if column == "TYPE":
         return n.type.value
     if column == "PATH":
-        if n.pid is not None:
-            return f"/proc/{n.pid}/ns/{n.type.value}"
+        if pid is not None:
+            return f"/proc/{pid}/ns/{n.type.value}"
         return n.mounts[0].path if n.mounts else None
     if column == "NPROCS":
         return n.nprocs
     if column == "PID":
-        return n.pid
+        return pid
     if column == "PPID":
-        return _ppid(n.pid)
-    if column == "COMMAND":
-        return n.command if n.pid is not None else _holder_text(n)
-    if column == "UID":
-        return n.uid
-    if column == "USER":
-        return n.user
+        return _ppid(pid)
+    if column in ("COMMAND", "UID", "USER"):
+        if pid is None:
+            return _holder_text(n) if column == "COMMAND" else None
+        if pid == n.pid:
+            return {"COMMAND": n.command, "UID": n.uid, "USER": n.user}[column]
+        return _proc_info(pid, cache)[column]
     if column == "NSFS":
         return n.mounts[0].path if n.mounts else None
     if column == "PNS":
         return n.parent.ino if n.parent else 0
     if column == "ONS":
         return n.owner.ino if n.owner else 0
-    return None  # NETNSID: nsprim does not ask rtnetlink for it (RTM_GETNSID)
+    if column == "NETNSID":
+        return _netnsid(n, cache if cache is not None else {})
+    return None
 
 
-def _json_columns(n: listing.NsInfo, columns: Sequence[str]) -> dict[str, Any]:
-    return {c.lower(): _value(n, c) for c in columns}
+def _proc_info(pid: int, cache: Optional[dict[Any, Any]]) -> dict[str, Any]:
+    from .. import listing
+
+    key = ("proc", pid)
+    if cache is not None and key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    command, uid = listing._command_and_uid(pid)
+    info = {
+        "COMMAND": command,
+        "UID": uid,
+        "USER": listing._user_name(uid) if uid is not None else None,
+    }
+    if cache is not None:
+        cache[key] = info
+    return info
+
+
+def _netnsid(n: listing.NsInfo, cache: dict[Any, Any]) -> Optional[str]:
+    """lsns's NETNSID: the id this network namespace gives *n* (RTM_GETNSID), or "unassigned"."""
+    from .. import net
+    from ..namespace import NsType
+
+    if n.type is not NsType.NET:
+        return None
+    key = ("netnsid", n.dev, n.ino)
+    if key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    value: Optional[str] = None
+    paths = [f"/proc/{n.pid}/ns/net"] if n.pid is not None else []
+    paths += [f"/proc/{m.pid}/root{m.path}" for m in n.mounts]
+    paths += [f"/proc/{h.pid}/fd/{h.fd}" for h in n.fds]
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != (n.dev, n.ino):
+                continue  # the pid or the fd number was reused meanwhile
+            nsid = net.netnsid(fd)
+            value = "unassigned" if nsid is None else str(nsid)
+            break
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    cache[key] = value
+    return value
+
+
+def _json_columns(
+    n: listing.NsInfo, columns: Sequence[str], cache: Optional[dict[Any, Any]] = None, pid: Any = -1
+) -> dict[str, Any]:
+    return {c.lower(): _value(n, c, cache, pid) for c in columns}
 
 
 def ns_json(n: listing.NsInfo) -> dict[str, Any]:
@@ -275,9 +568,13 @@ def ns_json(n: listing.NsInfo) -> dict[str, Any]:
     }
 
 
-def _tree_json(node: listing.TreeNode, columns: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    d = ns_json(node.ns) if columns is None else _json_columns(node.ns, columns)
-    d["children"] = [_tree_json(c, columns) for c in node.children]
+def _tree_json(
+    node: listing.TreeNode,
+    columns: Optional[Sequence[str]] = None,
+    cache: Optional[dict[Any, Any]] = None,
+) -> dict[str, Any]:
+    d = ns_json(node.ns) if columns is None else _json_columns(node.ns, columns, cache)
+    d["children"] = [_tree_json(c, columns, cache) for c in node.children]
     return d
 
 
@@ -291,11 +588,15 @@ def _holder_text(n: listing.NsInfo) -> str:
         return f"[bind mount {n.mounts[0].path} (mnt ns of pid {n.mounts[0].pid})]"
     if n.sockets:
         return f"[socket fd {n.sockets[0].fd} of pid {n.sockets[0].pid}]"
+    if any(h.value == "listns" for h in n.held):
+        return "[listed by listns(2) only]"
     return "[ancestor only]"
 
 
-def _cell(n: listing.NsInfo, column: str) -> str:
-    value = _value(n, column)
+def _cell(
+    n: listing.NsInfo, column: str, cache: Optional[dict[Any, Any]] = None, pid: Any = -1
+) -> str:
+    value = _value(n, column, cache, pid)
     if value is None:
         # nsprim's own rows (no member process) show '-' where lsns has no row at all
         return "-" if column in ("PID", "PPID", "UID", "USER") else ""
@@ -319,6 +620,7 @@ def render_ls(
     columns: Optional[Sequence[str]] = None,
     raw: bool = False,
     headings: bool = True,
+    cache: Optional[dict[Any, Any]] = None,
 ) -> str:
     """Return the lsns-style table (default columns NS TYPE NPROCS PID USER COMMAND).
 
@@ -326,7 +628,7 @@ def render_ls(
     and a namespace no process is a member of shows its holder in yellow.
     """
     cols = list(columns or DEFAULT)
-    rows = [[_cell(n, c) for c in cols] for n in namespaces]
+    rows = [[_cell(n, c, cache) for c in cols] for n in namespaces]
     held = [n.pid is None for n in namespaces]
     return _table(cols, rows, held, paint=paint, raw=raw, headings=headings)
 
@@ -347,19 +649,23 @@ def _table(
         return ""
     if raw:
         return "".join(" ".join(_escape(c) for c in r) + "\n" for r in table)
-    widths = [max(len(r[i]) for r in table) for i in range(len(cols))]
+    # lsns's width hints are the least width of a column; the last one is padded
+    # only when it is right-aligned
+    widths = [max(_HINTS.get(cols[i], 0), *(len(r[i]) for r in table)) for i in range(len(cols))]
+    last = len(cols) - 1
     lines = []
     for k, r in enumerate(table):
         cells = [
             r[i].rjust(widths[i]) if cols[i] in right else r[i].ljust(widths[i])
             for i in range(len(r) - 1)
         ]
-        line = " ".join([*cells, r[-1]])
+        tail = r[-1].rjust(widths[last]) if cols[last] in right else r[-1]
+        line = " ".join([*cells, tail])
         is_head = headings and k == 0
         if paint and is_head:
             line = _BOLD + line + _RESET
         elif paint and held[k - 1 if headings else k]:
-            line = " ".join([*cells, _YELLOW + r[-1] + _RESET])
+            line = " ".join([*cells, _YELLOW + tail + _RESET])
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -16,17 +16,12 @@ own flags (``--hostname``, ``--domainname``, ``--lo-up``) are marked as such in
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import math
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Optional
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 from ._spawn import (
     EXIT_ENOENT,
@@ -41,6 +36,14 @@ from ._spawn import (
     wait,
 )
 
+# typing.TYPE_CHECKING without importing typing, and argparse only where the
+# parser is built: plain command lines parse without them (nsprim.cli._fast).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+    from typing import Any, Callable, Optional
+
 __all__ = ["add_run_parser", "cmd_run"]
 
 PROPAGATION = ("slave", "shared", "private", "unchanged")
@@ -52,6 +55,8 @@ _KTIME_SEC_MAX = (2**63 - 1) // 1_000_000_000
 
 def _one_of(choices: tuple[str, ...], message: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
+
         if text not in choices:
             raise argparse.ArgumentTypeError(message.format(text))
         return text
@@ -86,6 +91,8 @@ def _id_range(text: str) -> Any:
 
     Returns ``(inner, outer, count)``, a line of uid_map, or one of :data:`MAP_WORDS`.
     """
+    import argparse
+
     if text in MAP_WORDS:
         return text
     sep = ":" if ":" in text else ","
@@ -104,6 +111,8 @@ def _id_range(text: str) -> Any:
 
 def _offset(clock: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
+        import argparse
+
         try:
             value = float(text)
         except ValueError:
@@ -116,6 +125,7 @@ def _offset(clock: str) -> Callable[[str], float]:
 
 
 def _signal(text: str) -> int:
+    import argparse
     import signal
 
     name = text.upper()
@@ -131,6 +141,8 @@ def _signal(text: str) -> int:
 
 def _name(flag: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
+
         if len(text.encode("utf-8", "surrogateescape")) > 64:
             raise argparse.ArgumentTypeError(f"{flag}: '{text}' is longer than 64 bytes")
         if "\0" in text:
@@ -141,6 +153,8 @@ def _name(flag: str) -> Callable[[str], str]:
 
 
 def _veth(text: str) -> tuple[str, str]:
+    import argparse
+
     host, sep, inside = text.partition(":")
     if not sep or not host or not inside:
         raise argparse.ArgumentTypeError(f"--veth: '{text}' is not HOST:INSIDE")
@@ -153,6 +167,7 @@ def _veth(text: str) -> tuple[str, str]:
 
 def _cidr(flag: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
+        import argparse
         import ipaddress
 
         try:
@@ -164,6 +179,16 @@ def _cidr(flag: str) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def _owner(text: str) -> tuple[int, int]:
+    # util-linux: sscanf("%u:%u") and nothing after, else "failed to parse owner"
+    uid, sep, gid = text.partition(":")
+    if not sep or not uid.isdigit() or not gid.isdigit():
+        raise argparse.ArgumentTypeError("failed to parse owner")
+    if int(uid) >= 2**32 - 1 or int(gid) >= 2**32 - 1:
+        raise argparse.ArgumentTypeError("failed to parse owner")
+    return int(uid), int(gid)
 
 
 def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -267,17 +292,31 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="map your first /etc/subuid and /etc/subgid ranges to themselves (implies -U)",
     )
     p.add_argument(
+        "--owner",
+        metavar="UID:GID",
+        type=_owner,
+        help="create the user namespace as UID:GID, its owner: setgroups(2) to none, "
+        "setgid(2), setuid(2) before unshare(2); the command runs as them (implies -U)",
+    )
+    p.add_argument(
+        "--keep-caps",
+        action="store_true",
+        help="with -U: the capabilities the new user namespace gives survive execve(2) "
+        "(raised into the ambient set)",
+    )
+    p.add_argument(
         "--setgroups",
         metavar="allow|deny",
         choices=SETGROUPS,
         type=_one_of(SETGROUPS, "unsupported --setgroups argument '{}'"),
         help="control setgroups(2) in the new user namespace",
     )
-    p.add_argument(
+    p.add_explicit_only(
         "--mount-proc",
-        action="store_true",
-        help="mount proc on /proc (implies -m): with -p the new pid namespace's, "
-        "else the current one's",
+        const="/proc",
+        metavar="DIR",
+        help="mount proc on DIR (given as --mount-proc=DIR; default /proc; implies -m): with -p "
+        "the new pid namespace's, else the current one's",
     )
     p.add_explicit_only(
         "--mount-binfmt",
@@ -286,6 +325,14 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="mount a binfmt_misc filesystem on DIR (given as --mount-binfmt=DIR; default "
         "/proc/sys/fs/binfmt_misc, then proc is mounted first as with --mount-proc); "
         "implies -U -m; its own instance from Linux 6.7",
+    )
+    p.add_argument(
+        "-l",
+        "--load-interp",
+        metavar="DEF",
+        action="append",
+        help="register the binfmt_misc interpreter definition DEF (':name:type:offset:magic:"
+        "mask:interpreter:flags') in the namespace's instance (implies --mount-binfmt)",
     )
     p.add_argument(
         "--propagation",
@@ -301,6 +348,16 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="chroot(2) into DIR before running the command (working directory: --wd or /)",
     )
     p.add_argument("-w", "--wd", metavar="DIR", help="working directory of the command")
+    p.add_argument(
+        "--clear-env",
+        action="store_true",
+        help="run the command with an empty environment",
+    )
+    p.add_argument(
+        "--whitelist-env",
+        metavar="NAME,...",
+        help="run the command with only these variables of the environment",
+    )
     p.add_argument(
         "--monotonic",
         metavar="SECONDS",
@@ -361,7 +418,9 @@ _EXEC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_exec.py")
 def _helper(ns: argparse.Namespace, pid: bool, wait_fd: int) -> Optional[list[str]]:
     """The helper's options, or None when the process API does it all."""
     ids = ns.setuid is not None or ns.setgid is not None
-    if ns.root is None and not (ns.mount_proc and not pid) and not ids and wait_fd < 0:
+    # the process API mounts only /proc, and only for a new pid namespace
+    proc = ns.mount_proc is not None and (not pid or ns.mount_proc != "/proc")
+    if ns.root is None and not proc and not ids and wait_fd < 0:
         return None
     opts = []
     if wait_fd >= 0:
@@ -370,8 +429,8 @@ def _helper(ns: argparse.Namespace, pid: bool, wait_fd: int) -> Optional[list[st
         opts += ["--root", ns.root]
     if ns.wd is not None:
         opts += ["--wd", ns.wd]
-    if ns.mount_proc:
-        opts.append("--mount-proc")
+    if ns.mount_proc is not None:
+        opts += ["--mount-proc", ns.mount_proc]
         if ns.propagation not in (None, "private"):
             opts.append("--private-proc")
     if ns.setgid is not None:
@@ -511,7 +570,8 @@ def _stop(proc: Any) -> None:
 
 
 # A range of ids to map: (inner, outer, count); inner None: "from 0" (--map-auto).
-_Range = tuple[Optional[int], int, int]
+if TYPE_CHECKING:
+    _Range = tuple[Optional[int], int, int]
 
 
 def _subids(kind: str, identity: bool) -> _Range:
@@ -617,8 +677,10 @@ def cmd_run(ns: argparse.Namespace) -> int:
         flag = "--addr" if ns.addr is not None else "--host-addr"
         print(f"nsprim run: {flag} needs --veth", file=sys.stderr)
         return 1
-    if ns.mount_binfmt is not None and ns.mount_binfmt == BINFMT_DEFAULT:
-        ns.mount_proc = True  # unshare: the default place is in a fresh proc
+    if ns.load_interp and ns.mount_binfmt is None:
+        ns.mount_binfmt = BINFMT_DEFAULT  # unshare: -l implies --mount-binfmt
+    if ns.mount_binfmt == BINFMT_DEFAULT and ns.mount_proc is None:
+        ns.mount_proc = "/proc"  # unshare: the default place is in a fresh proc
     hold = bool(files) or ns.veth is not None
     rfd = wfd = -1
     forward = (signal.SIGTERM, signal.SIGINT) if ns.forward_signals else ()
@@ -637,7 +699,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             uid_ranges = _ranges(ns.map_users, "uid", ns.map_auto, ns.map_subids)
             gid_ranges = _ranges(ns.map_groups, "gid", ns.map_auto, ns.map_subids)
             setgroups = ns.setgroups
-            if map_gid is not None and not gid_ranges:
+            if map_gid is not None and not gid_ranges and ns.owner is None:
                 if setgroups == "allow":
                     raise ValueError(
                         "options --setgroups=allow and --map-group are mutually exclusive"
@@ -668,7 +730,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 types.append(NsType.USER)
             if ns.mount_binfmt is not None:  # unshare: implies --user and --mount
                 types += [t for t in (NsType.USER, NsType.MNT) if t not in types]
-            if ns.mount_proc and NsType.MNT not in types:
+            if ns.mount_proc is not None and NsType.MNT not in types:
                 types.append(NsType.MNT)  # unshare(1): --mount-proc implies --mount
             offsets = {
                 k: v
@@ -676,6 +738,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 if v is not None
             }
             argv = command(ns)
+            env: Optional[dict[str, str]] = None
+            if ns.clear_env or ns.whitelist_env is not None:
+                # unshare: clearenv(), then setenv() each listed variable that is set
+                keep = [n for n in (ns.whitelist_env or "").split(",") if n]
+                env = {n: os.environ[n] for n in keep if n in os.environ}
             if hold:
                 # The helper waits on this pipe until the binds are in place.
                 rfd, wfd = os.pipe2(os.O_CLOEXEC)
@@ -700,7 +767,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         uid_map="\n".join(uid_lines) or None,
                         gid_map="\n".join(gid_lines) or None,
                         setgroups=setgroups,
-                        mount_proc=ns.mount_proc and helper is None,
+                        mount_proc=ns.mount_proc is not None and helper is None,
                         # unshare(1) changes propagation only in a new mount namespace
                         propagation=(ns.propagation or "private")
                         if NsType.MNT in types
@@ -712,6 +779,10 @@ def cmd_run(ns: argparse.Namespace) -> int:
                         die_with_parent=ns.kill_child if ns.kill_child is not None else False,
                         map_helpers=helpers,
                         binfmt_misc=ns.mount_binfmt,
+                        binfmt_register=ns.load_interp or (),
+                        owner=ns.owner,
+                        keep_caps=ns.keep_caps,
+                        env=env,
                     )
                 # A mount namespace the kernel would refuse to bind: the held
                 # helper has run nothing yet, so make another (invisible).
@@ -744,6 +815,13 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(f"nsprim run: {err}", file=sys.stderr)
             return 1
         except (NsprimError, OSError, ValueError, TypeError) as err:
+            if getattr(err, "step", None) == "binfmt_register":
+                text = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
+                print(
+                    f"nsprim run: write failed {ns.mount_binfmt}/register: {text}",
+                    file=sys.stderr,
+                )
+                return 1
             if getattr(err, "step", None) == "mount_binfmt":
                 text = os.strerror(err.errno) if isinstance(err, OSError) and err.errno else err
                 print(f"nsprim run: mount {ns.mount_binfmt} failed: {text}", file=sys.stderr)
@@ -757,7 +835,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            return fail("run", err)
+            owner_steps = {"setgroups": "--owner", "setgid": "--owner", "setuid": "--owner"}
+            return fail("run", err, owner_steps if ns.owner is not None else None)
         finally:
             for fd in (rfd, wfd):
                 if fd >= 0:

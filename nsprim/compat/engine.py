@@ -43,7 +43,7 @@ from .. import syscalls as _sc
 from ..errors import UnsupportedError
 from ..flags import CloneFlags, MountAttrFlags, MountFlags
 from ..namespace import NsType
-from . import _raw, _throwaway
+from . import _throwaway
 from .facts import Facts, ename, gather, read_int, status_fields
 
 __all__ = [
@@ -248,7 +248,7 @@ def _unshare(s: _Steps, t: NsType) -> None:
         "unshare",
         lambda: _sc.unshare(flag),
         # An unknown flag bit: the kernel says EINVAL before any permission check.
-        sentinel=lambda: _raw.unshare_errno(flag | 0x1),
+        sentinel=lambda: _sc.unshare_errno(flag | 0x1),
         type_=t,
     )
     if _ns_ino(t, later) == before:
@@ -320,21 +320,21 @@ def _private_tmpfs(s: _Steps) -> str:
         "mount --make-rprivate /",
         "mount",
         lambda: _sc.mount(None, "/", None, int(MountFlags.REC | MountFlags.PRIVATE)),
-        sentinel=lambda: _raw.mount_errno(None, b"/nonexistent/nsprim-probe", None, 0),
+        sentinel=lambda: _sc.mount_errno(None, b"/nonexistent/nsprim-probe", None, 0),
     )
     target = "/tmp" if os.path.isdir("/tmp") else "/mnt"
     s.do(
         "mount -t tmpfs",
         "mount",
         lambda: _sc.mount("tmpfs", target, "tmpfs", int(MountFlags.NOSUID | MountFlags.NODEV)),
-        sentinel=lambda: _raw.mount_errno(b"tmpfs", b"/nonexistent/nsprim-probe", b"tmpfs", 0),
+        sentinel=lambda: _sc.mount_errno(b"tmpfs", b"/nonexistent/nsprim-probe", b"tmpfs", 0),
     )
     return target
 
 
 def _uts_name(s: _Steps, call: str) -> None:
     _unshare(s, NsType.UTS)
-    raw = _raw.sethostname_errno if call == "sethostname" else _raw.setdomainname_errno
+    raw = _sc.sethostname_errno if call == "sethostname" else _sc.setdomainname_errno
     err = raw(b"nsprim-probe")
     if err:
         # Through the same Steps record, with the sentinel: 65 bytes is EINVAL
@@ -435,9 +435,7 @@ def _op_mount_proc(s: _Steps, _cg: str) -> None:
                     "proc",
                     int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC),
                 ),
-                sentinel=lambda: _raw.mount_errno(
-                    b"proc", b"/nonexistent/nsprim-probe", b"proc", 0
-                ),
+                sentinel=lambda: _sc.mount_errno(b"proc", b"/nonexistent/nsprim-probe", b"proc", 0),
             )
             inner.done.append(f"getpid() = {os.getpid()}")
         except _Stop:
@@ -487,7 +485,7 @@ def _op_setns(s: _Steps, _cg: str) -> None:
             f"setns(fd, {name})",
             "setns",
             functools.partial(_sc.setns, fd, flag),
-            sentinel=functools.partial(_raw.setns_errno, -1, flag),
+            sentinel=functools.partial(_sc.setns_errno, -1, flag),
         )
         if _ns_ino(t) != target:
             s.premise(f"setns({name}) returned 0 and the thread is not in the target namespace")
@@ -512,7 +510,7 @@ def _op_mount_setattr(s: _Steps, _cg: str) -> None:
         "mount_setattr(MOUNT_ATTR_RDONLY)",
         "mount_setattr",
         lambda: _sc.mount_setattr(target, attr_set=int(MountAttrFlags.RDONLY)),
-        sentinel=lambda: _raw.syscall_errno("mount_setattr", -1, 0, 0, 0, 0),
+        sentinel=lambda: _sc.syscall_errno("mount_setattr", -1, 0, 0, 0, 0),
     )
 
 
@@ -526,7 +524,7 @@ def _clone3(s: _Steps, step: str, call: str, type_: Optional[NsType] = None, **k
             os.close(pidfd)
         os.waitpid(pid, 0)
 
-    s.do(step, call, go, sentinel=lambda: _raw.syscall_errno("clone3", 0, 0), type_=type_)
+    s.do(step, call, go, sentinel=lambda: _sc.syscall_errno("clone3", 0, 0), type_=type_)
 
 
 def _op_clone3(s: _Steps, _cg: str) -> None:

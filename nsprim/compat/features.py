@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 from .. import syscalls as _sc
 from ..flags import CloneFlags, MountFlags
-from . import _raw
 from ._throwaway import Result as _Result
 from ._throwaway import map_self as _map_self
 from ._throwaway import run as _in_child
@@ -172,7 +171,7 @@ def _hostname_body(euid: int, egid: int) -> Callable[[], _Result]:
             name = b"h" * n
             # The raw libc call: nsprim.syscalls.sethostname refuses 65 bytes
             # itself, and the question is what the kernel accepts.
-            res[str(n)] = _raw.sethostname_errno(name, n)
+            res[str(n)] = _sc.sethostname_errno(name, n)
         return res
 
     return body

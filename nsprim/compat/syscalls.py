@@ -17,15 +17,13 @@ from typing import Any
 
 from .. import syscalls as _sc
 from ..errors import UnsupportedError
-from . import _raw
+from ..flags import Ioctl
 from .context import Ctx
 from .engine import _SECCOMP_FIX
 from .facts import Facts, ename, setns_pidfd_errno
 from .record import Probe, child_failed
 
 __all__ = ["probes", "REQUIRABLE"]
-
-C = _raw.C
 
 #: (name, arguments of a call that cannot do anything, text, kernel that added it)
 TABLE: list[tuple[str, tuple[int, ...], str, str]] = [
@@ -144,7 +142,7 @@ def probes(ctx: Ctx) -> list[Probe]:
     for name, args, text, since in TABLE:
         if name == "pidfd_open":
             args = (os.getpid(), 0)
-        out.append(syscall_probe(name, _raw.syscall_errno(name, *args), text, since, f))
+        out.append(syscall_probe(name, _sc.syscall_errno(name, *args), text, since, f))
     # setns with a pidfd (5.8): the errno of joining our own UTS namespace, in a child.
     err = setns_pidfd_errno(ctx.timeout)
     if err is None:
@@ -180,11 +178,11 @@ def _ioctls(f: Facts) -> list[Probe]:
     fd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
     try:
         for name, req, since in (
-            ("NS_GET_USERNS", C.NS_GET_USERNS, "Linux 4.9"),
-            ("NS_GET_NSTYPE", C.NS_GET_NSTYPE, "Linux 4.11"),
-            ("NS_GET_ID", C.NS_GET_ID, "Linux 6.18"),
+            ("NS_GET_USERNS", Ioctl.NS_GET_USERNS, "Linux 4.9"),
+            ("NS_GET_NSTYPE", Ioctl.NS_GET_NSTYPE, "Linux 4.11"),
+            ("NS_GET_ID", Ioctl.NS_GET_ID, "Linux 6.18"),
         ):
-            err, ret = _raw.ioctl_errno(fd, req, 8 if name == "NS_GET_ID" else 0)
+            err, ret = _sc.ioctl_errno(fd, req, 8 if name == "NS_GET_ID" else 0)
             if err == 0 and name == "NS_GET_USERNS":
                 os.close(ret)
             out.append(_ioctl_probe(name, err, since, f))
@@ -193,11 +191,11 @@ def _ioctls(f: Facts) -> list[Probe]:
     ufd = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     pfd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        err, ret = _raw.ioctl_errno(pfd, C.NS_GET_PARENT)
+        err, ret = _sc.ioctl_errno(pfd, Ioctl.NS_GET_PARENT)
         if err == 0:
             os.close(ret)
         out.append(_ioctl_probe("NS_GET_PARENT", err, "Linux 4.9", f))
-        err, _ = _raw.ioctl_errno(ufd, C.NS_GET_OWNER_UID, 4)
+        err, _ = _sc.ioctl_errno(ufd, Ioctl.NS_GET_OWNER_UID, 4)
         out.append(_ioctl_probe("NS_GET_OWNER_UID", err, "Linux 4.11", f))
     finally:
         os.close(ufd)
@@ -218,18 +216,16 @@ def _ioctls(f: Facts) -> list[Probe]:
             )
     else:
         try:
-            err, ret = _raw.ioctl_errno(pidfd, C.PIDFD_GET_UTS_NAMESPACE)
+            err, ret = _sc.ioctl_errno(pidfd, Ioctl.PIDFD_GET_UTS_NAMESPACE)
             if err == 0:
                 os.close(ret)
             out.append(_ioctl_probe("PIDFD_GET_NAMESPACE", err, "Linux 6.11", f))
-            out.append(
-                _ioctl_probe("PIDFD_GET_INFO", _raw.pidfd_info_errno(pidfd), "Linux 6.13", f)
-            )
+            out.append(_ioctl_probe("PIDFD_GET_INFO", _sc.pidfd_info_errno(pidfd), "Linux 6.13", f))
         finally:
             os.close(pidfd)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            err, ret = _raw.ioctl_errno(s.fileno(), C.SIOCGSKNS)
+            err, ret = _sc.ioctl_errno(s.fileno(), Ioctl.SIOCGSKNS)
             if err == 0:
                 os.close(ret)
     except OSError as exc:

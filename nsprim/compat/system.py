@@ -12,7 +12,7 @@ import shutil
 import sys
 from typing import Any
 
-from . import _raw
+from .. import syscalls as _sc
 from .context import Ctx
 from .record import Probe
 
@@ -39,7 +39,7 @@ def probes(ctx: Ctx) -> list[Probe]:
         )
     )
     machine = platform.machine()
-    why = _raw.syscall_table_error(machine)
+    why = _sc.syscall_table_error(machine)
     odd = machine.startswith(("mips", "ppc", "powerpc", "sparc", "alpha"))
     ioctl = "; ioctl direction bits: " + ("3 (alpha/mips/powerpc/sparc)" if odd else "2 (generic)")
     out.append(
@@ -91,7 +91,7 @@ def probes(ctx: Ctx) -> list[Probe]:
         "clone3",
         "pidfd_spawn",
     )
-    have = [n for n in names if _raw.libc_has(n)]
+    have = [n for n in names if _sc.libc_has(n)]
     lack = [n for n in names if n not in have]
     out.append(
         _p(

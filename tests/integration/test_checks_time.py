@@ -1,4 +1,4 @@
-"""The TIME checks (TIME-01..14) PASS on this kernel and their negative controls FAIL.
+"""The TIME checks (TIME-01..15) PASS on this kernel and their negative controls FAIL.
 
 Runs through the real runner, as root and rootless (``--as-user nobody``),
 like ``test_checks_uts.py``; see ``conformance_helpers.py``.
@@ -21,7 +21,7 @@ def time_run(request: pytest.FixtureRequest) -> GroupRun:
 
 
 def test_time_group_covers_the_catalogue() -> None:
-    assert sorted(c.catalogue_id for c in CHECKS) == [f"TIME-{i:02d}" for i in range(1, 15)]
+    assert sorted(c.catalogue_id for c in CHECKS) == [f"TIME-{i:02d}" for i in range(1, 16)]
 
 
 @pytest.mark.parametrize("check_id", [c.id for c in CHECKS])
@@ -47,3 +47,9 @@ def test_time14_setns_refused_by_policy_is_a_skip() -> None:
     results = in_child(_run_filtered, ["TIME-14"], [("setns", errno.EPERM)], timeout=100)
     assert [r[:2] for r in results] == [("TIME-14", "SKIP")], results
     assert "seccomp filter returns EPERM for setns" in results[0][2], results
+
+
+def test_new_time_checks_declare_the_kernel_they_hold_from() -> None:
+    """execve(2) switching to time_for_children is Linux 6.2 (2b5f9dad32ed); the rest 5.6."""
+    since = {c.catalogue_id: c.needs.min_kernel for c in CHECKS if c.catalogue_id >= "TIME-10"}
+    assert since == {"TIME-10": (6, 2), **{f"TIME-{i}": (5, 6) for i in range(11, 16)}}

@@ -435,3 +435,21 @@ def test_entering_uses_the_pidfd_namespace_ioctls(target: process.NsProcess) -> 
             os.close(ns)
     finally:
         os.close(fd)
+
+
+def test_namespace_by_id(target: process.NsProcess) -> None:
+    # util-linux 2.42's --TYPE=:NSID: an nsfs file handle with the id alone, Linux 6.19
+    fd = os.open(f"/proc/{target.pid}/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        nid = sc.ns_get_id(fd)
+    finally:
+        os.close(fd)
+    r = nsprim(f"--uts=:{nid}", "readlink", "/proc/self/ns/uts")
+    if tuple(int(x) for x in os.uname().release.split(".")[:2]) >= (6, 19):
+        assert (r.returncode, r.stdout.strip()) == (0, _ns(target.pid, "uts")), r.stderr
+    else:  # 6.18 opens a handle only with its type and inode: what nsenter gets too
+        assert (r.returncode, r.stderr) == (
+            1, f"nsprim enter: cannot open namespace of id {nid}: Stale file handle\n"
+        )  # fmt: skip
+    r = nsprim("--uts=:x", "true")
+    assert (r.returncode, r.stderr) == (1, "nsprim enter: failed to parse nsid: x\n")

@@ -8,6 +8,7 @@ source of unshare 2.40-2.42, quoted in each test).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -277,3 +278,162 @@ def test_mount_binfmt_dir(tmp_path: os.PathLike[str]) -> None:
 def test_mount_binfmt_onto_a_missing_dir_fails_cleanly() -> None:
     rc, _, err = _run([*NSPRIM, "--mount-binfmt=/nonexistent/x", "-r", "--", "true"])
     assert rc == 1 and err == "nsprim run: mount /nonexistent/x failed: No such file or directory"
+
+
+# --- --owner (util-linux 2.40) ---------------------------------------------------------------
+
+
+def _owned(d: str, owner: list[str], path: str) -> tuple[int, str, int, bool]:
+    import nsprim
+    from nsprim import Namespace, syscalls
+
+    syscalls.mount("tmpfs", d, "tmpfs", 0)
+    user, pid = os.path.join(d, "user"), os.path.join(d, "pid")
+    open(user, "w").close()
+    open(pid, "w").close()
+    # the copy nobody can read: the held helper runs as the owner
+    rc, out, err = _run(["/usr/bin/python3", "-m", "nsprim", "run", *owner, "-p",
+                         f"--user={user}", f"--pid={pid}", "--", "sh", "-c", "id -u; echo $$"],
+                        env={**os.environ, "PYTHONPATH": path})  # fmt: skip
+    if rc != 0:
+        return rc, err, -1, False
+    u, p = Namespace.from_path(user), Namespace.from_path(pid)
+    res = (rc, out, u.owner_uid, p.owner() == u)
+    nsprim.unpersist(user)
+    nsprim.unpersist(pid)
+    return res
+
+
+@pytest.mark.needs_root  # setuid to another user
+@pytest.mark.parametrize(("owner", "uid"), [(["--owner", "65534:65534"], 65534), ([], 0)],
+                         ids=["--owner", "control"])  # fmt: skip
+def test_owner_owns_the_new_user_namespace(tmp_path: os.PathLike[str], owner: list[str],
+                                           uid: int, nobody_path: str) -> None:  # fmt: skip
+    # unshare(1) 2.40: "--owner uid:gid: set the user namespace owner": unshare setgroups(0),
+    # setgid and setuid before unshare(2), so NS_GET_OWNER_UID reports uid, and the pid
+    # namespace made in the same call belongs to that user namespace. The control without
+    # --owner: root owns it.
+    import nsprim
+
+    rc, out, owner_uid, pid_owned = nsprim.call(
+        _owned, str(tmp_path), owner, nobody_path, namespaces=["mnt"], timeout=60
+    )
+    assert rc == 0, out
+    assert owner_uid == uid and pid_owned
+    assert out.split() == ["65534", "1"]  # no map: the overflow uid inside; PID 1
+
+
+@pytest.mark.needs_root
+def test_owner_refused_for_a_caller_without_setuid(nobody_path: str) -> None:
+    rc, _, err = _nobody(nobody_path, ["/usr/bin/python3", "-m", "nsprim", "run", "--owner",
+                                         "0:0", "--", "true"])  # fmt: skip
+    assert rc == 1 and err == "nsprim run: --owner: Operation not permitted", err
+
+
+@pytest.mark.parametrize("value", ["1:x", "1", "1:2:3", "-1:0", ":"])
+def test_owner_bad_value(value: str) -> None:
+    rc, _, err = _run([*NSPRIM, f"--owner={value}", "true"])
+    assert rc == 1 and err.splitlines()[0] == "nsprim run: failed to parse owner", err
+
+
+# --- --keep-caps (util-linux 2.38 has it: compared side by side) -----------------------------
+
+CAPS = ["grep", "-E", "^Cap(Inh|Prm|Eff|Amb)", "/proc/self/status"]
+
+
+@pytest.mark.needs_root
+@needs_unshare
+@pytest.mark.parametrize(
+    "args",
+    [["--map-user=1000", "--keep-caps"], ["--map-user=1000"], ["-r", "--keep-caps"],
+     ["-c", "--keep-caps"], ["-u", "--keep-caps"], ["-r", "--keep-caps", "-R", "/"],
+     ["-r", "--keep-caps", "-S", "0"]],
+    ids=" ".join,
+)  # fmt: skip
+def test_keep_caps_like_unshare(args: list[str]) -> None:
+    # A non-root id in the new user namespace keeps its capabilities across execve only
+    # with --keep-caps (ambient set); without a new user namespace it changes nothing.
+    ours = _run([*NSPRIM, *args, "--", *CAPS])
+    theirs = _run([UNSHARE or "unshare", *args, *CAPS])
+    assert theirs[0] == 0, theirs
+    assert ours[:2] == theirs[:2], (ours, theirs)
+    amb = [line.split()[1] for line in ours[1].splitlines() if line.startswith("CapAmb")]
+    assert (int(amb[0], 16) != 0) == ("--keep-caps" in args and "-u" not in args), ours
+
+
+@needs_root_uidmap_unshare
+def test_keep_caps_as_nobody_like_unshare(nobody_path: str) -> None:
+    ours, theirs = _both(nobody_path, ["-c", "--keep-caps"], CAPS)
+    assert theirs[0] == 0, theirs
+    assert ours[:2] == theirs[:2], (ours, theirs)
+    assert "CapAmb:\t0000000000000000" not in ours[1], ours  # kept, unprivileged too
+
+
+# --- --mount-proc=DIR (util-linux 2.38 has it: compared side by side) --------------------------
+
+
+@pytest.mark.needs_root
+@needs_unshare
+@pytest.mark.parametrize("pid", [True, False], ids=["-p", "no -p"])
+def test_mount_proc_dir_like_unshare(tmp_path: os.PathLike[str], pid: bool) -> None:
+    d = os.path.join(tmp_path, "p")
+    os.mkdir(d)
+    # with -p the command is PID 1 of the new pid namespace's proc mounted on DIR; without,
+    # DIR shows the current pid namespace (the command's pid is not 1)
+    cmd = ["sh", "-c", f"exec readlink {d}/self"]
+    ours = _run([*NSPRIM, *(["-p"] if pid else ["-m"]), f"--mount-proc={d}", "--", *cmd])
+    theirs = _run([UNSHARE or "unshare", "-f", *(["-p"] if pid else ["-m"]),
+                   f"--mount-proc={d}", *cmd])  # fmt: skip
+    assert ours[0] == theirs[0] == 0, (ours, theirs)
+    assert (ours[1] == "1") == (theirs[1] == "1") == pid, (ours, theirs)
+    assert os.listdir(d) == []  # mounted in the new mount namespace only
+
+
+@pytest.mark.needs_root
+@needs_unshare
+def test_mount_proc_missing_dir_like_unshare() -> None:
+    ours = _run([*NSPRIM, "-p", "--mount-proc=/nonexistent", "--", "true"])
+    theirs = _run([UNSHARE or "unshare", "-fp", "--mount-proc=/nonexistent", "true"])
+    assert ours[0] == theirs[0] == 1, (ours, theirs)
+    assert ours[2] == "nsprim run: --mount-proc: /nonexistent: No such file or directory"
+    assert theirs[2].endswith("No such file or directory")
+
+
+# --- --clear-env, --whitelist-env (util-linux after 2.38) -----------------------------------------
+
+
+@pytest.mark.parametrize("helper", [[], ["-R", "/"]], ids=["direct", "through the helper"])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["--clear-env"], []), (["--whitelist-env", "FOO,NOPE"], ["FOO=1"]),
+     (["--whitelist-env=FOO,BAR"], ["BAR=2", "FOO=1"]), (["--clear-env", "--whitelist-env", "BAR"], ["BAR=2"])],
+)  # fmt: skip
+def test_environment_options(args: list[str], expected: list[str], helper: list[str]) -> None:
+    # unshare(1) (after 2.38): "--clear-env: do not inherit environment variables from the calling
+    # process"; "--whitelist-env <list>: clear environment except for specified variables"
+    # (a comma-separated list; unset names are skipped).
+    env = {**os.environ, "FOO": "1", "BAR": "2"}
+    rc, out, err = _run([*NSPRIM, "-r", *helper, *args, "--", "/usr/bin/env"], env=env)
+    assert rc == 0, err
+    assert sorted(out.splitlines()) == expected
+
+
+@needs_binfmt_ns
+def test_load_interp_registers_in_the_namespace(tmp_path: os.PathLike[str]) -> None:
+    # unshare(1) 2.41: "-l, --load-interp <file>: load binfmt definition in the namespace
+    # (implies --mount-binfmt)": a file of the new type then runs through the interpreter.
+    name = f"nsprimt{os.getpid()}"
+    prog = os.path.join(tmp_path, f"x.{name}")
+    with open(prog, "w") as f:
+        f.write("not a program")
+    os.chmod(prog, 0o755)
+    rc, out, err = _run([*NSPRIM, "-r", "-p", "-l", f":{name}:E::{name}::/bin/echo:", "--",
+                         prog, "arg"])  # fmt: skip
+    assert rc == 0, err
+    assert out == f"{prog} arg"  # /bin/echo ran as its interpreter
+    with pytest.raises(OSError) as exc:  # outside: not registered, the kernel refuses it
+        subprocess.run([prog], capture_output=True, timeout=30)
+    assert exc.value.errno == errno.ENOEXEC
+    rc, _, err = _run([*NSPRIM, "-r", "-p", "-l", ":bad", "--", "true"])
+    assert rc == 1
+    assert err == "nsprim run: write failed /proc/sys/fs/binfmt_misc/register: Invalid argument"

@@ -135,12 +135,12 @@ def test_bad_usage_matches_util_linux(ours: list[str], theirs: list[str]) -> Non
         (["bogus"], "nsprim: unknown command 'bogus'"),
         ([], "nsprim: no command specified"),
         (["enter", "-u", "true"], "nsprim enter: no target PID specified"),
-        (["ls", "foo"], "nsprim ls: unexpected argument 'foo'"),
+        (["ls", "foo"], "nsprim ls: invalid namespace argument: 'foo'"),
         (["check", "--bogus"], "nsprim check: unrecognized option '--bogus'"),
         (["run", "--map"], "nsprim run: option '--map' is ambiguous; possibilities: "
                            "'--map-root-user' '--map-current-user' '--map-user' '--map-group' "
                            "'--map-users' '--map-groups' '--map-auto' '--map-subids'"),
-        (["run", "--mount-proc=x", "true"], "nsprim run: option '--mount-proc' doesn't allow an argument"),
+        (["run", "--mount-proc=/nonexistent", "true"], "nsprim run: --mount-proc: /nonexistent: No such file or directory"),
     ],
 )  # fmt: skip
 def test_messages_speak_flags_and_paths(args: list[str], expected: str) -> None:

@@ -649,6 +649,29 @@ def test_nested_call_keeps_fds_that_reuse_the_parent_channel_number() -> None:
     assert seen == fds
 
 
+def _sleep_then_exit(seconds: float, code: int) -> None:
+    time.sleep(seconds)
+    os._exit(code)
+
+
+def test_pending_call_detach_hands_the_child_over() -> None:
+    child = nsprim.call_start(_sleep_then_exit, 0.2, 7)
+    pid = child.detach()
+    assert child.pidfd == -1 and child.fileno() == -1
+    with pytest.raises(CallError, match="detached"):
+        child.result()
+    del child  # dropping it neither kills nor reaps the child now
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 7
+
+
+def test_pending_call_detach_after_reaping_is_value_error() -> None:
+    child = nsprim.call_start(os.getpid)
+    child.result()
+    with pytest.raises(ValueError, match="already reaped"):
+        child.detach()
+
+
 def test_call_start_returns_while_the_callable_runs() -> None:
     r, w = os.pipe()
     try:

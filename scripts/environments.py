@@ -62,7 +62,7 @@ Debian's package), and `tests/environments/test_environments.py` asserts in
 each: no ERROR, no FAIL (except where namespaces are faked, where every FAIL
 names the broken premise), every SKIP names a cause of that environment,
 every PASS has its control FAILing. The table is produced by
-`scripts/environments.py` (all 80 checks, with controls). PASS to ERROR
+`scripts/environments.py` (the whole catalogue, with controls). PASS to ERROR
 count the checks; "guard" counts the host guard's findings (the run changed
 the host), "transient" when what it saw was gone seconds later, i.e. another
 program's temporary files on a shared machine (such a run still exits 1).

@@ -24,6 +24,7 @@ import os
 import select
 import signal
 import socket
+import stat
 import threading
 import time
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from nsprim.flags import CloneFlags, MountFlags
 from nsprim.namespace import NsType
 
 from .. import _libc
-from ..registry import ChildHandle, Context, Needs, check
+from ..registry import ChildHandle, Context, Needs, Skip, check
 from ._common import WALL, attempt, errname, idle, ns_ident, setns_path, unshare
 from ._procs import clone_run, fork_run
 
@@ -1175,7 +1176,7 @@ def _socket_ns_rights(refuse: bool) -> dict[str, str]:
     "nsfs.siocgskns_needs_net_admin",
     catalogue="NS-10",
     level="MUST",
-    anchors=("selftest namespaces/siocgskns_test.c", "ioctl_ns(2)", "netdevice(7)"),
+    anchors=("selftest namespaces/siocgskns_test.c", "ioctl_ns(2)"),
     needs=Needs(
         userns=True,
         min_kernel=(4, 9),
@@ -1892,8 +1893,30 @@ def file_handles(ctx: Context) -> None:
 # -- NS-20 the initial namespaces' fixed inode numbers -----------------------------
 
 
-def _initial_inodes(ctl: bool) -> dict[str, object]:
+def _in_initial_userns(tmpdir: str) -> Optional[str]:
+    """None if this process is root of the initial user namespace, else why it seems not.
+
+    A full uid_map (the runner's premise for root) can be written in a nested
+    user namespace too; creating a character device needs CAP_MKNOD in the
+    initial one (capable(CAP_MKNOD) in vfs_mknod), whatever the map says.
+    """
+    path = os.path.join(tmpdir, "nsprim-initial-userns-probe")
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    except OSError as err:
+        return (
+            f"mknod(2) of a character device is refused ({errname(err)}): this is not the "
+            "initial user namespace, whatever uid_map says"
+        )
+    os.unlink(path)
+    return None
+
+
+def _initial_inodes(ctl: bool, tmpdir: str) -> dict[str, object]:
     """Our user (and time) namespaces' inodes, then those of namespaces made here."""
+    not_initial = _in_initial_userns(tmpdir)
+    if not_initial:
+        raise Skip(not_initial)
     user = _ident("/proc/self/ns/user")
     seen: dict[str, object] = {"user": user[1]}
     if os.path.exists("/proc/self/ns/time"):
@@ -1933,7 +1956,9 @@ def initial_inodes(ctx: Context) -> None:
     """The initial namespaces have their fixed nsfs inode numbers, which no other one gets.
 
     Run as real root, the check is in the initial user namespace (the
-    runner's premise for root: uid_map maps all 2**32 ids) and, the sandbox
+    runner's premise for root, uid_map mapping all 2**32 ids, confirmed by
+    creating a character device, which needs CAP_MKNOD there; else a SKIP
+    saying so) and, the sandbox
     leaving time namespaces alone, in the initial time namespace when that
     one is owned by it: their inodes must be 0xEFFFFFFD (user) and
     0xEFFFFFFA (time). Namespaces of every other type made at run time, in a
@@ -1941,7 +1966,7 @@ def initial_inodes(ctx: Context) -> None:
     0xEFFFFFF8..0xEFFFFFFF range. Control: the user namespace read is one
     made at run time.
     """
-    seen = ctx.in_child(_initial_inodes, ctx.control)
+    seen = ctx.in_child(_initial_inodes, ctx.control, ctx.tmpdir)
     want: dict[str, object] = {"user": NsType.USER.init_ino}
     if "time" in seen:
         want["time"] = NsType.TIME.init_ino

@@ -8,7 +8,9 @@ source of unshare 2.40-2.42, quoted in each test).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import shutil
 import signal
@@ -131,9 +133,23 @@ def nobody_path() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _subid_files_locked() -> Iterator[None]:
+    """Hold the tests' lock on /etc/subuid and /etc/subgid (pytest -n, or two runs at once)."""
+    where = next(d for d in ("/run/lock", "/run", "/tmp") if os.path.isdir(d))
+    with open(os.path.join(where, "nsprim-tests-subids.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture
 def subids() -> Iterator[None]:
     """/etc/subuid and /etc/subgid giving nobody a range each; the originals put back after."""
+    with _subid_files_locked():
+        yield from _prepared_subids()
+
+
+def _prepared_subids() -> Iterator[None]:
     saved = {}
     for path, text in (("/etc/subuid", SUBUID), ("/etc/subgid", SUBGID)):
         try:
@@ -193,15 +209,16 @@ def test_map_subids_maps_the_ranges_to_themselves(nobody_path: str, subids: None
 
 @needs_root_uidmap_unshare
 def test_no_subuid_line_like_unshare(nobody_path: str) -> None:
-    with open("/etc/subuid") as f:
-        saved = f.read()
-    try:
-        with open("/etc/subuid", "w") as f:
-            f.write("someoneelse:100000:65536\n")
-        ours, theirs = _both(nobody_path, ["--map-auto"], ["true"])
-    finally:
-        with open("/etc/subuid", "w") as f:
-            f.write(saved)
+    with _subid_files_locked():
+        with open("/etc/subuid") as f:
+            saved = f.read()
+        try:
+            with open("/etc/subuid", "w") as f:
+                f.write("someoneelse:100000:65536\n")
+            ours, theirs = _both(nobody_path, ["--map-auto"], ["true"])
+        finally:
+            with open("/etc/subuid", "w") as f:
+                f.write(saved)
     assert ours[0] == theirs[0] == 1, (ours, theirs)
     # 2.38 says it with err(3), so ": Success" (errno 0) trails it; later releases don't
     assert ours[2] == theirs[2].replace("unshare:", "nsprim run:").removesuffix(": Success")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import platform
 import signal
 import socket
 import tempfile
@@ -17,11 +18,12 @@ import time
 import pytest
 from forked import drop_to_nobody, in_child
 
+import nsprim
 from nsprim import UnsupportedError
 from nsprim import syscalls as S
 from nsprim._sys import consts as C
 from nsprim._sys import libc
-from nsprim.flags import CloneFlags, MountFlags, UmountFlags
+from nsprim.flags import CloneFlags, Ioctl, MountFlags, UmountFlags
 from nsprim.namespace import Namespace, NsType, namespaces
 
 pytestmark = pytest.mark.needs_root
@@ -480,3 +482,36 @@ def _subreaper_adopts_orphans() -> bool:
 
 def test_child_subreaper_adopts_orphaned_grandchildren() -> None:
     assert in_child(_subreaper_adopts_orphans)
+
+
+def _errno_answers() -> dict[str, object]:
+    fd = os.open("/proc/self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        nstype = S.ioctl_errno(fd, Ioctl.NS_GET_NSTYPE)
+    finally:
+        os.close(fd)
+    return {
+        "sethostname 65 bytes": S.sethostname_errno(b"h" * 65),
+        "sethostname 64 bytes": S.sethostname_errno(b"h" * 64),
+        "setns(-1)": S.setns_errno(-1, 0),
+        "unshare(unknown bit)": S.unshare_errno(1 << 0),
+        "pidfd_open(self)": S.syscall_errno("pidfd_open", os.getpid(), 0),
+        "NS_GET_NSTYPE": nstype,
+    }
+
+
+def test_errno_calls_pass_what_the_bindings_refuse_and_return_the_kernels_answer() -> None:
+    # The probes' unchecked calls: no validation, no exception, the errno.
+    with pytest.raises(ValueError):
+        S.sethostname(b"h" * 65)
+    assert nsprim.call(_errno_answers, namespaces=["uts"]) == {
+        "sethostname 65 bytes": errno.EINVAL,
+        "sethostname 64 bytes": 0,
+        "setns(-1)": errno.EBADF,
+        "unshare(unknown bit)": errno.EINVAL,
+        "pidfd_open(self)": 0,
+        "NS_GET_NSTYPE": (0, int(CloneFlags.NEWUTS)),
+    }
+    assert S.libc_has("unshare") and not S.libc_has("nsprim_no_such_function")
+    assert S.syscall_table_error(platform.machine()) is None
+    assert "vax" in (S.syscall_table_error("vax") or "")

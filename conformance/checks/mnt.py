@@ -36,6 +36,7 @@ from typing import Any, Callable, TypeVar
 
 from nsprim import UnsupportedError, idmap, process, syscalls
 from nsprim.flags import CloneFlags, MountAttrFlags, MountFlags, UmountFlags
+from nsprim.namespace import NsType
 
 from .. import _libc, _needs
 from ..registry import Context, Needs, Skip, check
@@ -1188,22 +1189,21 @@ def idmap_once(ctx: Context) -> None:
         ctx.expect_equal(seen["shown owner"], (1000, 1000), "owner shown through the first idmap")
 
 
-def _initial_userns_path() -> str | None:
-    """Return /proc/self/ns/user if this process is in the initial user namespace, else None.
+def _not_initial_userns() -> str | None:
+    """None if this process is in the initial user namespace, else why not.
 
-    The initial user namespace has no parent: NS_GET_PARENT on it is EPERM.
+    The initial user namespace has a fixed nsfs inode (0xEFFFFFFD); a nested
+    one, even with a uid_map of all 2**32 ids (a privileged container), has
+    another, and from inside it its ancestors can't be opened (NS_GET_PARENT
+    and NS_GET_USERNS stop at the caller's own user namespace with EPERM).
     """
-    fd = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        try:
-            os.close(syscalls.ns_get_parent(fd))
-        except OSError as err:
-            if err.errno == errno.EPERM:
-                return "/proc/self/ns/user"
-            raise
+    if os.stat("/proc/self/ns/user").st_ino == NsType.USER.init_ino:
         return None
-    finally:
-        os.close(fd)
+    return (
+        f"the run is in a nested user namespace (its nsfs inode is not "
+        f"{NsType.USER.init_ino:#x}), not the initial user namespace, which can't be "
+        "opened from inside it"
+    )
 
 
 def _idmap_with(base: str, userns: str) -> dict[str, object]:
@@ -1235,20 +1235,22 @@ def idmap_not_initial_userns(ctx: Context) -> None:
     so it can't be an idmap (selftest ``invalid_fd_initial_userns``). In a
     helper with a private mount namespace, a detached copy of a tmpfs gets
     MOUNT_ATTR_IDMAP with an fd of the initial user namespace: EPERM, and
-    attached it is not idmapped. Rootless, no fd of the initial user
-    namespace can be had (NS_GET_PARENT from inside stops with EPERM), so
-    the check SKIPs. Control: a user namespace the check created instead,
-    so the idmap succeeds.
+    attached it is not idmapped. Rootless, or as root of a nested user
+    namespace (a full uid_map doesn't make it the initial one: its nsfs
+    inode tells), no fd of the initial user namespace can be had
+    (NS_GET_PARENT from inside stops with EPERM), so the check SKIPs.
+    Control: a user namespace the check created instead, so the idmap
+    succeeds.
     """
     if ctx.as_user:
         raise Skip(
             "rootless: the run is inside a user namespace and the initial one can't be "
             "opened from there (NS_GET_PARENT stops with EPERM)"
         )
-    initial = _initial_userns_path()
-    if initial is None:
-        raise Skip("this process is not in the initial user namespace, which can't be opened")
-    userns = _idmap_userns(ctx) if ctx.control else initial
+    nested = _not_initial_userns()
+    if nested is not None:
+        raise Skip(nested)
+    userns = _idmap_userns(ctx) if ctx.control else "/proc/self/ns/user"
     seen = ctx.in_child(_idmap_with, os.path.join(ctx.tmpdir, "mnt13"), userns, unshare=NEWNS)
     ctx.expect_equal(seen["result"], "EPERM", "MOUNT_ATTR_IDMAP with the initial user namespace")
     ctx.expect(

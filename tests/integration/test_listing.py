@@ -124,8 +124,6 @@ def _pair_in_new_uts(w: int) -> None:
     _say(w, str(pid))
 
 
-@pytest.mark.needs_root
-@pytest.mark.skipif(LSNS is None, reason="util-linux lsns not installed")
 def _still_in(pid: int, type_: str, ino: int) -> bool:
     """True if process *pid* is (still) in the *type_* namespace with inode *ino*."""
     try:
@@ -134,6 +132,8 @@ def _still_in(pid: int, type_: str, ino: int) -> bool:
         return False
 
 
+@pytest.mark.needs_root
+@pytest.mark.skipif(LSNS is None, reason="util-linux lsns not installed")
 def test_ls_is_a_superset_of_lsns() -> None:
     net_uts_ipc = int(CloneFlags.NEWNET | CloneFlags.NEWUTS | CloneFlags.NEWIPC)
     user_net = int(CloneFlags.NEWUSER | CloneFlags.NEWNET)

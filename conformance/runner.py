@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import fcntl
 import functools
 import json
 import os
@@ -1036,6 +1037,44 @@ _PRELOAD = (
 )
 
 
+#: Each run's scratch directory under the temporary directory starts with this.
+RUN_DIR_PREFIX = "nsprim-conformance-"
+#: A run directory younger than this is never swept (a run between mkdtemp and its lock).
+STALE_AFTER_S = 60.0
+
+
+def _sweep_stale_run_dirs() -> None:
+    """Remove the run directories of runs that were SIGKILLed, which could not clean up.
+
+    A live run holds a shared flock(2) on its directory; one that nobody
+    holds and that is older than :data:`STALE_AFTER_S` belongs to a run
+    that is gone. Only the caller's own directories (or any, for root) are
+    touched; anything unexpected is left alone.
+    """
+    tmp = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(tmp) if n.startswith(RUN_DIR_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(tmp, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if os.geteuid() not in (0, st.st_uid) or time.time() - st.st_mtime < STALE_AFTER_S:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # a live run holds it
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
 def _drop_privileges(user: str | int) -> tuple[int, int]:
     """Become *user* in-process (no exec: the interpreter may not be readable by *user*)."""
     pw = pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(user)
@@ -1169,8 +1208,13 @@ def run(
     rootless = drop or not privileged
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     t0 = time.monotonic()
+    _sweep_stale_run_dirs()
     before = _guard.snapshot() if guard else None
-    run_dir = tempfile.mkdtemp(prefix="nsprim-conformance-")
+    run_dir = tempfile.mkdtemp(prefix=RUN_DIR_PREFIX)
+    # Held for the run's lifetime: what tells a live run's directory from one
+    # a SIGKILLed run left behind (see _sweep_stale_run_dirs).
+    held = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(held, fcntl.LOCK_SH)
     try:
         # Others may pass through (a check's mapped uid reaching its tmpdir), not list it.
         os.chmod(run_dir, 0o711)
@@ -1193,6 +1237,7 @@ def run(
             results = _execute(checks, cfg, controls, jobs, progress, repeat)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        os.close(held)
     if before is not None:
         results += _guard.compare(before, _guard.snapshot())
         results += _guard.leftovers(run_dir)

@@ -738,3 +738,34 @@ def test_checks_write_temporary_files_into_the_run_directory_not_tmp() -> None:
         os.unlink(f"/tmp/{marker}")
     else:
         assert not os.path.exists(f"/tmp/{marker}")  # /tmp was the sandbox's own tmpfs
+
+
+@needs_root
+def test_a_run_sweeps_the_directories_of_killed_runs_only() -> None:
+    import fcntl
+    import shutil
+
+    reg = Registry()
+
+    def body(ctx: Context) -> None:
+        """Nothing to check."""
+
+    reg.check("test.ok", catalogue="TEST-01")(body)
+    tmp = tempfile.gettempdir()
+    old = time.time() - 2 * runner.STALE_AFTER_S
+    stale, live, young = (tempfile.mkdtemp(prefix=runner.RUN_DIR_PREFIX) for _ in range(3))
+    held = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_SH)  # as a running run holds its own
+        for d in (stale, live):
+            os.mkdir(os.path.join(d, "ipc.posix_mq-x"))  # what a killed run leaves
+            os.utime(d, (old, old))
+        runner.run(_checks(reg), jobs=1)
+        assert not os.path.exists(stale), "a directory no run holds was left"
+        assert os.path.isdir(live), "a live run's directory was swept"
+        assert os.path.isdir(young), "a directory younger than STALE_AFTER_S was swept"
+        assert tmp == tempfile.gettempdir()
+    finally:
+        os.close(held)
+        for d in (stale, live, young):
+            shutil.rmtree(d, ignore_errors=True)

@@ -262,14 +262,30 @@ def wait_unmarked(token: str, timeout: float = 10.0) -> list[str]:
         time.sleep(0.02)
 
 
-def zombies_of(pid: int) -> list[int]:
-    """Children of *pid* that are zombies (exited, not reaped)."""
-    out = []
+def _zombies_now(pid: int) -> set[int]:
+    out = set()
     for tid in _listdir(f"/proc/{pid}/task"):
         for child in _read(f"/proc/{pid}/task/{tid}/children").split():
             if _state(int(child)) == "Z":
-                out.append(int(child))
+                out.add(int(child))
     return out
+
+
+def zombies_of(pid: int, settle: float = 2.0) -> list[int]:
+    """Children of *pid* that stay zombies (exited, never reaped) for *settle* seconds.
+
+    A zombie that one of the process's threads reaps a moment later is not a
+    leak: nsprim's supervisor start leaves its short-lived intermediate to a
+    reaper thread (see nsprim._supervisor._start), and on a loaded machine
+    that thread may run only milliseconds after the intermediate exited.
+    A leaked zombie stays: it is in every scan until *settle* runs out.
+    """
+    left = _zombies_now(pid)
+    deadline = time.monotonic() + settle
+    while left and time.monotonic() < deadline:
+        time.sleep(0.01)
+        left &= _zombies_now(pid)
+    return sorted(left)
 
 
 def fd_count() -> int:

@@ -227,3 +227,19 @@ def test_pid_max_exhaustion_is_eagain_and_recovers() -> None:
     assert "fork" in r["message"] or "posix_spawn" in r["message"], r
     assert r["fds_leaked"] == 0 and r["zombies"] == [], r
     assert r["recovered"], r
+
+
+def test_zombies_of_reports_a_zombie_nobody_reaps() -> None:
+    # The control for the zombie counts above: a child that exited and is
+    # never reaped stays in every scan and is reported after the settle time.
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 5
+        while pid not in zombies_of(os.getpid(), settle=0.0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert zombies_of(os.getpid(), settle=0.2) == [pid]
+    finally:
+        os.waitpid(pid, 0)
+    assert pid not in zombies_of(os.getpid(), settle=0.0)

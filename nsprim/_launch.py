@@ -19,7 +19,6 @@ import gc
 import os
 import select
 import signal
-import threading
 import time
 from collections.abc import Sequence
 
@@ -385,7 +384,7 @@ def launch(
             hop = pid_hop or join_hop or bool(set_tid)
             # The successor of a hop is this thread's child (CLONE_PARENT), and
             # so is a child whose pid a ^C took between fork and return.
-            tid = threading.get_native_id()
+            tid = _thread.get_native_id()
             children = f"/proc/self/task/{tid}/children"
             sweep = hop or tid == caller
             before = _thread_children(children) if sweep else set()
@@ -411,7 +410,7 @@ def launch(
     # What fork_job got so far, for the clean-up when a signal (^C) lands
     # between the fork and the launch object: that child must not be lost.
     state: dict[str, Any] = {}
-    caller = threading.get_native_id()
+    caller = _thread.get_native_id()
     launch: Optional[Launch] = None
     hopped = False
     if deadline is None:

@@ -32,13 +32,18 @@ After ``os.fork()`` the child process gets a launcher of its own, created on
 its first launch; the programs of the parent stay tied to the parent.
 When no thread can be started any more (interpreter shutdown), the launch
 runs on the calling thread, as before this module existed.
+
+The threading module is imported only when the launcher thread starts or
+a launch must tell the main thread from another (a fork-path launch):
+`nsprim run`, whose launches take the posix_spawn path, never loads it.
 """
 
 from __future__ import annotations
 
+import _thread
 import collections
 import os
-import threading
+import sys
 
 from . import syscalls as _sc
 from .flags import PidfdFlags
@@ -47,6 +52,7 @@ from .flags import PidfdFlags
 # than its whole spawn).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Callable, Optional, TypeVar
 
     T = TypeVar("T")
@@ -62,7 +68,7 @@ class _Job:
         self.fn = fn
         self.result: object = None
         self.error: Optional[BaseException] = None
-        self.done = threading.Lock()
+        self.done = _thread.allocate_lock()
         self.done.acquire()
 
     def run(self) -> None:
@@ -78,25 +84,31 @@ class Launcher:
     """One daemon thread, started on first use, that runs launch jobs in order."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._queue: collections.deque[_Job] = collections.deque()
-        self._wake = threading.Semaphore(0)
+        self._wake: Optional[threading.Semaphore] = None  # made with the thread
         self._thread: Optional[threading.Thread] = None
         self.tid = 0
+        # The thread threading calls the main one: the first to import
+        # threading, or, when nsprim came first, the thread that imported
+        # this module (as threading would have, imported here).
+        self._main_ident = None if "threading" in sys.modules else _thread.get_ident()
 
     def reset_after_fork(self) -> None:
         """In a forked child: the launcher thread did not come along; start anew."""
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._queue = collections.deque()
-        self._wake = threading.Semaphore(0)
+        self._wake = None
         self._thread = None
         self.tid = 0
+        if self._main_ident is not None:
+            self._main_ident = _thread.get_ident()  # threading's _after_fork does the same
 
-    def _serve(self, started: threading.Lock) -> None:
-        self.tid = threading.get_native_id()
+    def _serve(self, started: _thread.LockType, wake: threading.Semaphore) -> None:
+        self.tid = _thread.get_native_id()
         started.release()
         while True:
-            self._wake.acquire()
+            wake.acquire()
             self._queue.popleft().run()
 
     def _ensure(self) -> bool:
@@ -106,22 +118,34 @@ class Launcher:
         with self._lock:
             if self._thread is not None:
                 return True
-            started = threading.Lock()
+            import threading
+
+            started = _thread.allocate_lock()
             started.acquire()
+            wake = threading.Semaphore(0)
             t = threading.Thread(
-                target=self._serve, args=(started,), name="nsprim-launcher", daemon=True
+                target=self._serve, args=(started, wake), name="nsprim-launcher", daemon=True
             )
             try:
                 t.start()
             except RuntimeError:  # "can't create new thread at interpreter shutdown"
                 return False
             started.acquire()
+            self._wake = wake
             self._thread = t
             return True
 
     def on_launcher(self) -> bool:
         """True when the caller is the launcher thread itself."""
-        return self._thread is not None and threading.get_native_id() == self.tid
+        return self._thread is not None and _thread.get_native_id() == self.tid
+
+    def _on_main_thread(self) -> bool:
+        """``threading.current_thread() is threading.main_thread()``."""
+        if self._main_ident is not None:
+            return _thread.get_ident() == self._main_ident
+        import threading
+
+        return threading.current_thread() is threading.main_thread()
 
     def run(self, fn: Callable[[], T], abandon: Callable[[T], object]) -> T:
         """Run *fn* on a thread that lives as long as the process; return its result.
@@ -139,14 +163,11 @@ class Launcher:
         goes to *abandon* (kill and reap the child) and the interruption
         is re-raised.
         """
-        if (
-            threading.current_thread() is threading.main_thread()
-            or self.on_launcher()
-            or not self._ensure()
-        ):
+        if self._on_main_thread() or self.on_launcher() or not self._ensure():
             return fn()
         job = _Job(fn)
         self._queue.append(job)
+        assert self._wake is not None  # _ensure() made it
         self._wake.release()
         interrupted: Optional[BaseException] = None
         while True:
@@ -172,7 +193,7 @@ class Launcher:
         parent-death race check; -1 when none can be opened.
         """
         try:
-            return _sc.pidfd_open(threading.get_native_id(), PidfdFlags.THREAD)
+            return _sc.pidfd_open(_thread.get_native_id(), PidfdFlags.THREAD)
         except (OSError, ValueError):
             pass
         try:

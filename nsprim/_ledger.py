@@ -12,10 +12,10 @@ as ``subprocess._active`` does, so none stays a zombie.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import signal
-import threading
 
 from . import syscalls as _sc
 from ._fd import OwnedFd
@@ -35,14 +35,14 @@ class Ledger:
     def __init__(self) -> None:
         self._fds: set[int] = set()
         self._orphans: list[tuple[int, Optional[OwnedFd]]] = []
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def reset_after_fork(self) -> None:
         """In a forked child: the parent's launches are not ours (their fds are closed or
         inherited, their numbers free for reuse; their children are not our children)."""
         self._fds = set()
         self._orphans = []
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def track(self, *fds: int) -> None:
         """Record *fds* as in flight (other children close them at once)."""

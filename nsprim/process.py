@@ -26,12 +26,12 @@ and ESRCH as :class:`~nsprim.NoSuchProcess` (one translator,
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import select
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -194,7 +194,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # threading.Lock, without threading
         self._output: dict[str, list[bytes]] = {}
         self._input = memoryview(b"")
         self._input_offset = 0
@@ -1148,7 +1148,7 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
             saved.append(
                 (t, OwnedFd(os.open(f"/proc/thread-self/ns/{t.value}", os.O_RDONLY | os.O_CLOEXEC)))
             )
-        tid = threading.get_native_id()
+        tid = _thread.get_native_id()
         if todo:
             if tgt.pidfd is not None and _targets.pidfd_setns:
                 mask = 0
@@ -1164,10 +1164,10 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
         try:
             yield
         finally:
-            if threading.get_native_id() != tid:
+            if _thread.get_native_id() != tid:
                 raise RuntimeError(
                     "nsprim.enter() must be left on the thread that entered it "
-                    f"(entered on {tid}, leaving on {threading.get_native_id()})"
+                    f"(entered on {tid}, leaving on {_thread.get_native_id()})"
                 )
             _targets.restore(joined, saved)
     finally:

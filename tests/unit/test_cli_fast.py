@@ -177,13 +177,14 @@ def test_fast_ls_answer_is_argparse_answer_for_any_token_soup(words: list[str]) 
 
 def test_nsprim_run_imports_neither_argparse_nor_typing() -> None:
     # The point of the fast path: a plain `nsprim run` loads no argparse, re or
-    # typing (and no dataclasses); --help still does. (Counted from what the
+    # typing (and no dataclasses, nor threading: its spawn needs none); --help
+    # still does. (Counted from what the
     # interpreter had already loaded: a venv's editable-install hook loads re.)
     code = (
         f"import sys; sys.path.insert(0, {ROOT!r}); before = set(sys.modules); "
         "from nsprim.cli import main; rc = main(['run', '-u', '--', 'true']); "
         "print(rc, *sorted(m for m in ('argparse', 're', 'typing', 'dataclasses', 'pickle', "
-        "'subprocess', 'socket') if m in set(sys.modules) - before))"
+        "'subprocess', 'socket', 'threading') if m in set(sys.modules) - before))"
     )
     out = subprocess.run(
         [sys.executable, "-I", "-c", code],

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from . import syscalls as _sc
 from ._frames import ERROR, GO, HOP, OUTCOME, READY, STARTED, encode_error, recv_frame, send_frame
-from .flags import CloneFlags, MountFlags, UmountFlags
+from .flags import _MNT_DETACH, _MS_BIND, _MS_NODEV, _MS_NOEXEC, _MS_NOSUID, _MS_REC, CloneFlags
 
 # typing.TYPE_CHECKING without importing typing (see nsprim.process).
 TYPE_CHECKING = False
@@ -392,17 +392,17 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
         # directory is needed, and the old root is detached at once.
         root = setup.root
         steps += [
-            ("mount", _sc.mount, (root, root, None, int(MountFlags.BIND) | _MS_REC)),
+            ("mount", _sc.mount, (root, root, None, _MS_BIND | _MS_REC)),
             ("chdir", os.chdir, (root,)),
             ("pivot_root", _sc.pivot_root, (".", ".")),
-            ("umount2", _sc.umount, (".", int(UmountFlags.DETACH))),
+            ("umount2", _sc.umount, (".", _MNT_DETACH)),
             ("chdir", os.chdir, ("/",)),
         ]
     if setup.mount_proc:
-        flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
+        flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
         steps.append(("mount_proc", _sc.mount, ("proc", "/proc", "proc", flags)))
     if setup.binfmt_misc is not None:
-        flags = int(MountFlags.NOSUID | MountFlags.NODEV | MountFlags.NOEXEC)
+        flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
         steps.append(
             ("mount_binfmt", _sc.mount, ("binfmt_misc", setup.binfmt_misc, "binfmt_misc", flags))
         )
@@ -418,9 +418,6 @@ def setup_steps(setup: NsOptions) -> tuple[Step, ...]:
         # last: the capabilities the new user namespace gave survive the execve
         steps.append(("keep_caps", _sc.cap_ambient_raise, ()))
     return tuple(steps)
-
-
-_MS_REC = int(MountFlags.REC)
 
 
 def _binfmt_register(where: bytes, entry: bytes) -> None:

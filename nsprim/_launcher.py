@@ -46,7 +46,7 @@ import os
 import sys
 
 from . import syscalls as _sc
-from .flags import PidfdFlags
+from .flags import _PIDFD_THREAD
 
 # typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
 # than its whole spawn).
@@ -193,7 +193,7 @@ class Launcher:
         parent-death race check; -1 when none can be opened.
         """
         try:
-            return _sc.pidfd_open(_thread.get_native_id(), PidfdFlags.THREAD)
+            return _sc.pidfd_open(_thread.get_native_id(), _PIDFD_THREAD)
         except (OSError, ValueError):
             pass
         try:

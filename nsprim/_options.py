@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 from . import syscalls as _sc
-from .flags import CloneFlags, MountFlags
+from .flags import _MS_PRIVATE, _MS_SHARED, _MS_SLAVE, _MS_UNBINDABLE, CloneFlags
 from .namespace import NsType
 
 # typing.TYPE_CHECKING without importing typing (see nsprim.process); the
@@ -52,10 +52,10 @@ for _t in NsType:
 del _t
 
 _PROPAGATION = {
-    "private": int(MountFlags.PRIVATE),
-    "slave": int(MountFlags.SLAVE),
-    "shared": int(MountFlags.SHARED),
-    "unbindable": int(MountFlags.UNBINDABLE),
+    "private": _MS_PRIVATE,
+    "slave": _MS_SLAVE,
+    "shared": _MS_SHARED,
+    "unbindable": _MS_UNBINDABLE,
     "unchanged": 0,
 }
 
@@ -344,7 +344,7 @@ class NsOptions:
             )
         if NsType.MNT in types:
             self.propagation = _PROPAGATION[propagation]
-            if self.root is not None and self.propagation in (0, int(MountFlags.SHARED)):
+            if self.root is not None and self.propagation in (0, _MS_SHARED):
                 raise ValueError(
                     f"root needs propagation 'private', 'slave' or 'unbindable' "
                     f"(pivot_root(2) refuses shared mounts), got {propagation!r}"

@@ -3,6 +3,10 @@
 Layer 1: imports only :mod:`nsprim._sys.consts`. Members drop the header
 prefix (``CloneFlags.NEWNET`` is ``CLONE_NEWNET``) and keep its value, so they
 mix freely with ``os.CLONE_*`` integers.
+
+Only :class:`CloneFlags` is made on import; the other classes (mount, umount,
+mount_setattr, pidfd, propagation, ioctl) are made on first use (PEP 562)
+in the private ``nsprim._lazyflags``, which ``nsprim run`` never loads.
 """
 
 from __future__ import annotations
@@ -10,6 +14,16 @@ from __future__ import annotations
 import enum
 
 from ._sys import consts as C
+
+# typing.TYPE_CHECKING without importing typing (mypy knows the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._lazyflags import Ioctl as Ioctl
+    from ._lazyflags import MountAttrFlags as MountAttrFlags
+    from ._lazyflags import MountFlags as MountFlags
+    from ._lazyflags import PidfdFlags as PidfdFlags
+    from ._lazyflags import Propagation as Propagation
+    from ._lazyflags import UmountFlags as UmountFlags
 
 __all__ = [
     "CloneFlags",
@@ -65,88 +79,6 @@ class CloneFlags(enum.IntFlag):
 NAMESPACE_FLAGS = int(CloneFlags.NS_ALL)
 
 
-class MountFlags(enum.IntFlag):
-    """``MS_*`` flags of mount(2)."""
-
-    RDONLY = C.MS_RDONLY
-    NOSUID = C.MS_NOSUID
-    NODEV = C.MS_NODEV
-    NOEXEC = C.MS_NOEXEC
-    SYNCHRONOUS = C.MS_SYNCHRONOUS
-    REMOUNT = C.MS_REMOUNT
-    MANDLOCK = C.MS_MANDLOCK
-    DIRSYNC = C.MS_DIRSYNC
-    NOSYMFOLLOW = C.MS_NOSYMFOLLOW
-    NOATIME = C.MS_NOATIME
-    NODIRATIME = C.MS_NODIRATIME
-    BIND = C.MS_BIND
-    MOVE = C.MS_MOVE
-    REC = C.MS_REC
-    SILENT = C.MS_SILENT
-    POSIXACL = C.MS_POSIXACL
-    UNBINDABLE = C.MS_UNBINDABLE
-    PRIVATE = C.MS_PRIVATE
-    SLAVE = C.MS_SLAVE
-    SHARED = C.MS_SHARED
-    RELATIME = C.MS_RELATIME
-    KERNMOUNT = C.MS_KERNMOUNT
-    I_VERSION = C.MS_I_VERSION
-    STRICTATIME = C.MS_STRICTATIME
-    LAZYTIME = C.MS_LAZYTIME
-
-
-class UmountFlags(enum.IntFlag):
-    """Flags of umount2(2)."""
-
-    FORCE = C.MNT_FORCE
-    DETACH = C.MNT_DETACH
-    EXPIRE = C.MNT_EXPIRE
-    NOFOLLOW = C.UMOUNT_NOFOLLOW
-
-
-class MountAttrFlags(enum.IntFlag):
-    """``MOUNT_ATTR_*`` flags of mount_setattr(2) (Linux 5.12)."""
-
-    RDONLY = C.MOUNT_ATTR_RDONLY
-    NOSUID = C.MOUNT_ATTR_NOSUID
-    NODEV = C.MOUNT_ATTR_NODEV
-    NOEXEC = C.MOUNT_ATTR_NOEXEC
-    NOATIME = C.MOUNT_ATTR_NOATIME
-    STRICTATIME = C.MOUNT_ATTR_STRICTATIME
-    NODIRATIME = C.MOUNT_ATTR_NODIRATIME
-    IDMAP = C.MOUNT_ATTR_IDMAP
-    NOSYMFOLLOW = C.MOUNT_ATTR_NOSYMFOLLOW
-
-
-class PidfdFlags(enum.IntFlag):
-    """Flags of pidfd_open(2): ``PIDFD_NONBLOCK`` (Linux 5.10), ``PIDFD_THREAD`` (6.9)."""
-
-    NONBLOCK = C.PIDFD_NONBLOCK
-    THREAD = C.PIDFD_THREAD
-
-
-class Propagation(enum.IntEnum):
-    """Mount propagation types (mount_namespaces(7))."""
-
-    SHARED = C.MS_SHARED
-    PRIVATE = C.MS_PRIVATE
-    SLAVE = C.MS_SLAVE
-    UNBINDABLE = C.MS_UNBINDABLE
-
-
-class Ioctl(enum.IntEnum):
-    """ioctl(2) requests on nsfs files, pidfds and sockets, named as in the kernel headers."""
-
-    NS_GET_USERNS = C.NS_GET_USERNS  # Linux 4.9
-    NS_GET_PARENT = C.NS_GET_PARENT  # Linux 4.9
-    NS_GET_NSTYPE = C.NS_GET_NSTYPE  # Linux 4.11
-    NS_GET_OWNER_UID = C.NS_GET_OWNER_UID  # Linux 4.11
-    NS_GET_ID = C.NS_GET_ID  # Linux 6.18
-    PIDFD_GET_UTS_NAMESPACE = C.PIDFD_GET_UTS_NAMESPACE  # Linux 6.11
-    PIDFD_GET_INFO = C.PIDFD_GET_INFO  # Linux 6.13
-    SIOCGSKNS = C.SIOCGSKNS  # Linux 4.9
-
-
 #: The fixed inode number of each type's initial namespace (include/linux/proc_ns.h),
 #: by ``CLONE_NEW*`` flag; the mount and network ones are fixed only since Linux 6.18.
 NS_INIT_INO: dict[CloneFlags, int] = {
@@ -159,3 +91,39 @@ NS_INIT_INO: dict[CloneFlags, int] = {
     CloneFlags.NEWCGROUP: C.CGROUP_NS_INIT_INO,
     CloneFlags.NEWTIME: C.TIME_NS_INIT_INO,
 }
+
+
+# The bits of the lazily made classes that a spawn uses (propagation, the
+# root's bind mount and detach, /proc's flags, the launcher's pidfd), as plain
+# ints: the process API and its child need none of those classes.
+_MS_BIND = C.MS_BIND
+_MS_REC = C.MS_REC
+_MS_NOSUID = C.MS_NOSUID
+_MS_NODEV = C.MS_NODEV
+_MS_NOEXEC = C.MS_NOEXEC
+_MS_PRIVATE = C.MS_PRIVATE
+_MS_SLAVE = C.MS_SLAVE
+_MS_SHARED = C.MS_SHARED
+_MS_UNBINDABLE = C.MS_UNBINDABLE
+_MNT_DETACH = C.MNT_DETACH
+_UMOUNT_NOFOLLOW = C.UMOUNT_NOFOLLOW
+_PIDFD_THREAD = C.PIDFD_THREAD
+
+_LAZY = frozenset(
+    {"MountFlags", "UmountFlags", "MountAttrFlags", "PidfdFlags", "Propagation", "Ioctl"}
+)
+
+
+def __getattr__(name: str) -> object:
+    # The classes of nsprim._lazyflags, made on first use (PEP 562).
+    if name in _LAZY:
+        from . import _lazyflags
+
+        value = getattr(_lazyflags, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

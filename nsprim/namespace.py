@@ -21,7 +21,7 @@ from . import _procfs
 from . import syscalls as _sc
 from ._fd import OwnedFd, fd_of
 from .errors import AccessDenied, NoSuchProcess, NsprimError, UnsupportedError, reraise
-from .flags import NS_INIT_INO, CloneFlags, MountFlags, UmountFlags
+from .flags import _MNT_DETACH, _MS_BIND, _UMOUNT_NOFOLLOW, NS_INIT_INO, CloneFlags
 
 # typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
 # than its whole spawn).
@@ -492,7 +492,7 @@ class Namespace:
                     os.close(os.open(target, flags, 0o444))
                     created = True
                 try:
-                    _sc.mount(source, target, None, MountFlags.BIND)
+                    _sc.mount(source, target, None, _MS_BIND)
                 except OSError as err:
                     if self.type is NsType.MNT and err.errno == errno.EINVAL:
                         raise ValueError(
@@ -507,7 +507,7 @@ class Namespace:
                     raise NsprimError(f"{target}: the bind mount shows another file than {self}")
             except BaseException:
                 if mounted:
-                    _sc.umount(target, UmountFlags.DETACH | UmountFlags.NOFOLLOW)
+                    _sc.umount(target, _MNT_DETACH | _UMOUNT_NOFOLLOW)
                 if created:
                     os.unlink(target)
                 raise
@@ -586,7 +586,7 @@ def unpersist(path: Union[str, os.PathLike[str]], *, remove: bool = True) -> Non
     finally:
         os.close(fd)
     try:
-        _sc.umount(target, UmountFlags.DETACH | UmountFlags.NOFOLLOW)
+        _sc.umount(target, _MNT_DETACH | _UMOUNT_NOFOLLOW)
     except OSError as err:
         reraise(err, "umount2", hint="needs CAP_SYS_ADMIN", filename=target)
     if not remove:

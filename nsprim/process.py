@@ -1371,10 +1371,11 @@ def preload() -> None:
     For ``nsprim run`` to start fast, the process API imports its heavier
     parts when first needed: the call machinery (pickle, traceback), the
     die-with-parent supervisor, target resolution for ``call_in``/``spawn_in``,
-    netlink, the id-map writers. A program that drops privileges in-process
-    (setuid(2)), chroots, or unmounts the filesystem its Python lives on
-    after importing nsprim calls this first, while the files are still
-    readable; afterwards every nsprim function works without importing.
+    netlink, the id-map writers, the flag enums other than ``CloneFlags``. A
+    program that drops privileges in-process (setuid(2)), chroots, or
+    unmounts the filesystem its Python lives on after importing nsprim calls
+    this first, while the files are still readable; afterwards every nsprim
+    function works without importing.
     """
     import datetime  # noqa: F401
     import locale  # noqa: F401
@@ -1383,4 +1384,4 @@ def preload() -> None:
     import subprocess  # noqa: F401
     import traceback  # noqa: F401
 
-    from . import _calls, _supervisor, _targets, idmap, net  # noqa: F401
+    from . import _calls, _lazyflags, _supervisor, _targets, idmap, net  # noqa: F401

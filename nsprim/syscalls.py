@@ -38,7 +38,7 @@ from ._sys.structs import (
     MountAttr,
 )
 from .errors import UnsupportedError
-from .flags import CloneFlags, MountAttrFlags, MountFlags, Propagation, UmountFlags
+from .flags import CloneFlags
 
 # typing.TYPE_CHECKING without importing typing: every nsprim command imports
 # this module, and typing (with the re it imports) costs `nsprim run` more
@@ -333,16 +333,24 @@ def setdomainname(name: Union[str, bytes]) -> None:
 
 # --- mounts ------------------------------------------------------------------------
 
-_MS_ALL = 0
-for _m in MountFlags:
-    _MS_ALL |= int(_m)
-_UMOUNT_ALL = 0
-for _u in UmountFlags:
-    _UMOUNT_ALL |= int(_u)
-_ATTR_ALL = 0
-for _a in MountAttrFlags:
-    _ATTR_ALL |= int(_a)
-_ATTR_ALL |= C.MOUNT_ATTR__ATIME
+# The bits of nsprim.flags.MountFlags, UmountFlags and MountAttrFlags (plus
+# MOUNT_ATTR__ATIME) and the values of Propagation, spelled from the constants:
+# those enums are made on first use, and a spawn's child mounts without them.
+# tests/unit/test_flags_lazy.py checks that both agree.
+_MS_ALL = (
+    C.MS_RDONLY | C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC | C.MS_SYNCHRONOUS | C.MS_REMOUNT
+    | C.MS_MANDLOCK | C.MS_DIRSYNC | C.MS_NOSYMFOLLOW | C.MS_NOATIME | C.MS_NODIRATIME
+    | C.MS_BIND | C.MS_MOVE | C.MS_REC | C.MS_SILENT | C.MS_POSIXACL | C.MS_UNBINDABLE
+    | C.MS_PRIVATE | C.MS_SLAVE | C.MS_SHARED | C.MS_RELATIME | C.MS_KERNMOUNT
+    | C.MS_I_VERSION | C.MS_STRICTATIME | C.MS_LAZYTIME
+)  # fmt: skip
+_UMOUNT_ALL = C.MNT_FORCE | C.MNT_DETACH | C.MNT_EXPIRE | C.UMOUNT_NOFOLLOW
+_ATTR_ALL = (
+    C.MOUNT_ATTR_RDONLY | C.MOUNT_ATTR_NOSUID | C.MOUNT_ATTR_NODEV | C.MOUNT_ATTR_NOEXEC
+    | C.MOUNT_ATTR_NOATIME | C.MOUNT_ATTR_STRICTATIME | C.MOUNT_ATTR_NODIRATIME
+    | C.MOUNT_ATTR_IDMAP | C.MOUNT_ATTR_NOSYMFOLLOW | C.MOUNT_ATTR__ATIME
+)  # fmt: skip
+_PROPAGATIONS = frozenset((C.MS_SHARED, C.MS_PRIVATE, C.MS_SLAVE, C.MS_UNBINDABLE))
 
 
 def mount(
@@ -508,7 +516,7 @@ def mount_setattr(
     s = _flags(attr_set, "attr_set", _ATTR_ALL, "MOUNT_ATTR_* flags")
     c = _flags(attr_clr, "attr_clr", _ATTR_ALL, "MOUNT_ATTR_* flags")
     prop = _int(propagation, "propagation")
-    if prop != 0 and prop not in {int(x) for x in Propagation}:
+    if prop != 0 and prop not in _PROPAGATIONS:
         raise ValueError(
             "propagation must be 0 or one of MS_SHARED/MS_PRIVATE/MS_SLAVE/MS_UNBINDABLE, "
             f"got {prop:#x}"

@@ -24,6 +24,7 @@ LAYERS = {
     "_version": 0,
     "_sys": 0,
     "flags": 1,
+    "_lazyflags": 1,
     "_fd": 1,
     "_procfs": 1,
     "syscalls": 1,
@@ -150,7 +151,13 @@ ALLOW_PRIVATE_NAMES: set[str] = set()
 #: Where raw ctypes libraries may be opened: the raw layer and the suite's one libc module.
 CTYPES_HOME = ("nsprim/_sys/", "conformance/_libc.py")
 #: Modules that may import nsprim._sys: itself and the typed bindings over it.
-SYS_USERS = ("nsprim/_sys/", "nsprim/flags.py", "nsprim/syscalls.py", "nsprim/seccomp.py")
+SYS_USERS = (
+    "nsprim/_sys/",
+    "nsprim/flags.py",
+    "nsprim/_lazyflags.py",
+    "nsprim/syscalls.py",
+    "nsprim/seccomp.py",
+)
 #: The one child mechanism: the only place that forks. The fast path's supervisor
 #: (die_with_parent for posix_spawn children) belongs to it: it forks itself, once.
 FORK_HOME = ("nsprim/_launch.py", "nsprim/_supervisor.py")

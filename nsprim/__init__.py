@@ -11,8 +11,6 @@ namespace discovery :mod:`nsprim.listing`.
 
 from __future__ import annotations
 
-from ._version import __version__ as __version__
-
 # typing.TYPE_CHECKING without importing typing (mypy knows the name).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,6 +20,7 @@ if TYPE_CHECKING:
     from . import syscalls as syscalls
     from ._fd import FdLike as FdLike
     from ._fd import OwnedFd as OwnedFd
+    from ._version import __version__ as __version__
     from .errors import AccessDenied as AccessDenied
     from .errors import CallError as CallError
     from .errors import NoSuchProcess as NoSuchProcess
@@ -54,10 +53,12 @@ if TYPE_CHECKING:
     from .process import spawn as spawn
     from .process import spawn_in as spawn_in
 
-# Everything loads on first use (PEP 562): `import nsprim` costs no more than
-# the interpreter's start-up, and each command imports only what it touches
-# (the process API and netlink ~30 ms, ctypes bindings and enums ~15 ms).
+# Everything loads on first use (PEP 562), __version__ included: `import nsprim`
+# costs no more than the interpreter's start-up, and each command imports only
+# what it touches (the process API and netlink ~30 ms, ctypes bindings and
+# enums ~15 ms).
 _LAZY = {
+    "__version__": ("_version", "__version__"),
     "syscalls": ("syscalls", None),
     "FdLike": ("_fd", "FdLike"),
     "OwnedFd": ("_fd", "OwnedFd"),

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import signal
 import sys
@@ -120,6 +119,7 @@ def _id_range(text: str) -> Any:
 def _offset(clock: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
         import argparse
+        import math
 
         try:
             value = float(text)

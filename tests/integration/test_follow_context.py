@@ -17,6 +17,9 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import pytest
@@ -186,3 +189,99 @@ def test_spawn_in_exec_context() -> None:
             assert (err.errno, err.filename) == (errno.EINVAL, "/proc/thread-self/attr/exec")
             assert getattr(err, "step", None) == "setexeccon"
         target.kill()
+
+
+# --- the command line, beside nsenter -----------------------------------------------------
+
+
+@pytest.fixture
+def target() -> Iterator[nsprim.NsProcess]:
+    # its own pid namespace too: entering it with -p takes the pid-namespace hop
+    with nsprim.spawn(["sleep", "60"], namespaces=["uts", "pid"], hostname=TARGET_HOSTNAME) as p:
+        yield p
+        p.kill()
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
+
+
+SCRIPT = "echo ran; hostname; exit 3"
+
+
+@pytest.mark.needs_root
+@needs_nsenter_z
+@pytest.mark.parametrize(
+    ("args", "runs"),
+    [
+        (["-Z", "-t", "{pid}", "-u"], True),
+        (["--follow-context", "-t", "{pid}", "-u"], True),
+        (["-Zt", "{pid}", "-u"], True),
+        (["-Z", "-t", "{pid}", "-u", "-F"], True),
+        (["-Z", "-t", "{pid}", "-p", "-u"], True),
+        # bad input: no target, an argument to the flag
+        (["-Z", "-u"], False),
+        (["--follow-context=1", "-t", "{pid}", "-u"], False),
+    ],
+    ids=lambda a: " ".join(a) if isinstance(a, list) else str(a),
+)
+def test_follow_context_like_nsenter(target: nsprim.NsProcess, args: list[str], runs: bool) -> None:
+    argv = [a.format(pid=target.pid) for a in args]
+    ours = _run([sys.executable, "-m", "nsprim", "enter", *argv, "--", "sh", "-c", SCRIPT])
+    theirs = _run([NSENTER or "nsenter", *argv, "--", "sh", "-c", SCRIPT])
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), (ours, theirs)
+    if runs:
+        assert (ours.returncode, ours.stdout) == (3, f"ran\n{TARGET_HOSTNAME}\n"), ours
+    else:
+        assert (ours.returncode, ours.stdout) == (1, ""), ours
+        assert ours.stderr.startswith("nsprim enter: ") and theirs.stderr
+        if "--follow-context=1" in args:  # getopt's words (2.38's "no target" ones are older)
+            mine = ours.stderr.split(": ", 1)[1]
+            assert mine == theirs.stderr.split(": ", 1)[1].replace("nsenter", "nsprim enter")
+
+
+# Where SELinux is not enabled, the kernel can't answer nsenter's SELinux-enabled
+# path. These runs replace the one fact it can't give (that SELinux is enabled,
+# and for the last runs the target's context) and let the kernel answer the rest:
+# its EINVAL to the reads and writes of attr/current and attr/exec.
+_FAKE = textwrap.dedent(
+    """
+    import sys
+    import nsprim.lsm as lsm
+    lsm.selinux_enabled = lambda: True
+    if sys.argv[1]:
+        lsm.pid_context = lambda pid: sys.argv[1].encode()
+    from nsprim.cli import main
+    sys.exit(main(["enter", *sys.argv[2:]]))
+    """
+)
+
+
+@pytest.mark.needs_root
+@pytest.mark.skipif(_lsm_context() is not None, reason="an LSM answers attr/current here")
+@pytest.mark.parametrize(
+    ("context", "args", "error"),
+    [
+        ("", ["-Z", "-u"], "no target PID specified for --follow-context"),
+        ("", ["-Z"], "no target PID specified for --follow-context"),
+        ("", ["-Z", "-t", "{pid}", "-u"], "failed to get {pid} SELinux context"),
+        ("", ["-Z", "-t", "{pid}", "-u", "-F"], "failed to get {pid} SELinux context"),
+        ("", ["-Z", "-t", "{gone}", "-u"], "failed to get {gone} SELinux context"),
+        ("u:r:t:s0", ["-Z", "-t", "{pid}", "-u"], "failed to set exec context to 'u:r:t:s0'"),
+        ("u:r:t:s0", ["-Z", "-t", "{pid}", "-u", "-F"], "failed to set exec context to 'u:r:t:s0'"),
+        ("u:r:t:s0", ["-Z", "-t", "{pid}", "-p"], "failed to set exec context to 'u:r:t:s0'"),
+    ],
+)
+def test_follow_context_with_selinux_fails_as_nsenter(
+    target: nsprim.NsProcess, context: str, args: list[str], error: str
+) -> None:
+    gone = nsprim.spawn(["true"])
+    with gone:
+        gone.wait()
+    fmt = {"pid": target.pid, "gone": gone.pid}
+    argv = [a.format(**fmt) for a in args]
+    out = _run([sys.executable, "-c", _FAKE, context, *argv, "--", "sh", "-c", SCRIPT])
+    assert (out.returncode, out.stdout) == (1, ""), out  # the command never ran
+    assert out.stderr == f"nsprim enter: {error.format(**fmt)}\n"

@@ -1244,8 +1244,9 @@ def idmap_not_initial_userns(ctx: Context) -> None:
     """
     if ctx.as_user:
         raise Skip(
-            "rootless: the run is inside a user namespace and the initial one can't be "
-            "opened from there (NS_GET_PARENT stops with EPERM)"
+            "the run is inside a user namespace of its own (no CAP_SYS_ADMIN in the "
+            "initial one) and the initial one can't be opened from there "
+            "(NS_GET_PARENT stops with EPERM)"
         )
     nested = _not_initial_userns()
     if nested is not None:
@@ -1309,7 +1310,7 @@ def idmap_owner_on_disk(ctx: Context) -> None:
     """
     if ctx.as_user:
         raise Skip(
-            "rootless: the run's user namespace maps a single id, so no idmap can show or "
+            "the run's own user namespace maps a single id, so no idmap can show or "
             "store a file's owner as another id"
         )
     userns = _idmap_userns(ctx)
@@ -1743,7 +1744,7 @@ def idmap_unmapped_ids(ctx: Context) -> None:
     """
     if ctx.as_user:
         raise Skip(
-            "rootless: the run's user namespace maps a single id, so no idmap can leave "
+            "the run's own user namespace maps a single id, so no idmap can leave "
             "the caller or a file's owner unmapped"
         )
     userns = _idmap_userns(ctx, _SWAP_MAP if ctx.control else _NARROW_MAP)

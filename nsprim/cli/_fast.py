@@ -345,6 +345,8 @@ SPECS: dict[str, dict[str, Any]] = {
             "--no-fork": ("no_fork", True),
             "-c": ("join_cgroup", True),
             "--join-cgroup": ("join_cgroup", True),
+            "-Z": ("follow_context", True),
+            "--follow-context": ("follow_context", True),
         },
         "values": {
             "-t": ("target", "pid", 1),
@@ -376,6 +378,7 @@ SPECS: dict[str, dict[str, Any]] = {
             "env": False,
             "no_fork": False,
             "join_cgroup": False,
+            "follow_context": False,
         },
         "command": "command",
     },

@@ -10,12 +10,14 @@ not found, and the probe as failed, in its JSON and in the rendered matrix.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from nsprim.conformance import lsprobe
+from nsprim.conformance import cli, lsprobe
 from nsprim.conformance.report import matrix
 
 from nsprim import syscalls as sc
@@ -136,3 +138,13 @@ def test_a_probe_that_cannot_run_fails_with_every_plant_not_planted() -> None:
         assert {(p["planted"], p["found"], p["ok"]) for p in _plants(result).values()} == {
             (False, False, False)
         }
+
+
+def test_merge_renders_probe_results_next_to_reports(tmp_path: Path) -> None:
+    probe_path, out = tmp_path / "host-ls.json", tmp_path / "matrix.md"
+    probe_path.write_text(json.dumps(lsprobe.probe({"mounts": False})))
+    assert cli.main(["--merge", str(probe_path), "--format", "markdown", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "**What nsprim ls finds**" in text
+    assert "| fd (uts) | only an open fd refers to it | found (fd) |" in text
+    assert "not found FAIL: expected found (bind-mount)" in text

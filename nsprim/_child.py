@@ -76,13 +76,16 @@ class Join:
             there), or empty.
         keep_caps: raise the permitted capabilities into the ambient set
             after the id switch, so that they survive execve(2).
+        exec_context: LSM context for the execve(2), written to
+            ``/proc/thread-self/attr/exec`` before the first setns (see
+            :mod:`nsprim.lsm`), or empty.
     """
 
     # Plain classes, not dataclasses: importing dataclasses (inspect, ast,
     # dis, tokenize) would cost every `nsprim run` more than its whole spawn.
     __slots__ = (
-        "atomic", "cwd_fd", "fds", "gid", "hop", "keep_caps", "mask", "pidfd", "root_fd", "uid",
-        "wdns",
+        "atomic", "cwd_fd", "exec_context", "fds", "gid", "hop", "keep_caps", "mask", "pidfd",
+        "root_fd", "uid", "wdns",
     )  # fmt: skip
 
     def __init__(
@@ -98,6 +101,7 @@ class Join:
         gid: int = -1,
         wdns: bytes = b"",
         keep_caps: bool = False,
+        exec_context: bytes = b"",
     ) -> None:
         self.pidfd = pidfd
         self.mask = mask
@@ -110,6 +114,7 @@ class Join:
         self.gid = gid
         self.wdns = wdns
         self.keep_caps = keep_caps
+        self.exec_context = exec_context
 
 
 class Program:
@@ -263,6 +268,16 @@ def _handshake(plan: Plan, step: StepName) -> None:
 
 def _join(join: Join, step: StepName, chan: int) -> bool:
     """Join the target's namespaces; return True in the process that goes on."""
+    if join.exec_context:
+        # First, as util-linux nsenter calls setexeccon() before any setns:
+        # here /proc is still this process's own (after the joins it may be
+        # another pid namespace's, or absent after the chroot). The context
+        # lives in the credentials: setns, setresuid and the pid-namespace
+        # hop's clone3 copy it; the execve uses and resets it.
+        step.name = "setexeccon"
+        from . import lsm  # already imported by the parent that planned this
+
+        lsm.write_exec_context(join.exec_context)
     step.name = "setns"
     # Two passes as util-linux nsenter does: the user namespace last on the
     # first pass (a privileged caller keeps its power over the others), and

@@ -241,6 +241,7 @@ HINTS = {
     "chroot": "needs CAP_SYS_CHROOT",
     "setuid": "needs CAP_SETUID in the joined user namespace",
     "setgid": "needs CAP_SETGID in the joined user namespace",
+    "setexeccon": "the LSM policy must allow the switch (SELinux: process setexec permission)",
 }
 
 

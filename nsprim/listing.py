@@ -44,12 +44,19 @@ import contextlib
 import enum
 import os
 import pwd
-from collections.abc import Iterable, Iterator
-from typing import Optional, TypeVar, Union
 
 from . import syscalls as _sc
 from .errors import UnsupportedError
 from .namespace import NsType, nstype_of
+
+# typing.TYPE_CHECKING without importing typing: `nsprim ls` on a small host
+# spends more on imports than on its scan.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Optional, TypeVar, Union
+
+    _T = TypeVar("_T")
 
 __all__ = [
     "Held",
@@ -311,7 +318,6 @@ class TreeNode(_Record):
 
 
 _Key = tuple[str, int, int]  # (type name, dev, ino): cheap to hash during the scan
-_T = TypeVar("_T")
 
 
 class _Scan:

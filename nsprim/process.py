@@ -1248,6 +1248,7 @@ def spawn_in(
     extra_ns: Iterable[Union[Namespace, HasFileno, int]] = (),
     cwd: Optional[StrPath] = None,
     keep_caps: bool = False,
+    exec_context: Union[str, bytes, None] = None,
 ) -> NsProcess:
     """Start a program in the namespaces of *target*, as ``nsenter(1)`` does.
 
@@ -1272,10 +1273,19 @@ def spawn_in(
         keep_caps: raise the permitted capabilities into the ambient set
             after the id switch (PR_CAP_AMBIENT, Linux 4.3), as nsenter's
             ``--keep-caps``.
+        exec_context: the LSM context the program runs in, as nsenter's
+            ``-Z`` sets the target's (:func:`nsprim.lsm.pid_context`): the
+            child writes it to its ``/proc/thread-self/attr/exec`` (procfs,
+            Linux 3.17) before it joins, and the LSM applies it at execve(2).
+            Its meaning and whether it is allowed are the active LSM's
+            (an SELinux ``user:role:type:level``); see :mod:`nsprim.lsm`.
 
     Raises:
         NoSuchProcess, AccessDenied, ValueError: as :func:`call_in`.
         FileNotFoundError: the program was not found (``err.step == "execve"``).
+        OSError: with ``err.step == "setexeccon"`` and the attr file as its
+            filename, the exec context was refused: EINVAL where no LSM takes
+            one (or it rejects the text); AccessDenied where the policy forbids.
     """
     argv = argv_arg(args)
     envp = envp_arg(env)
@@ -1293,6 +1303,10 @@ def spawn_in(
     if not isinstance(keep_caps, bool):
         raise TypeError(f"keep_caps must be a bool, got {keep_caps!r}")
     extra["keep_caps"] = keep_caps
+    if exec_context is not None:
+        from . import lsm
+
+        extra["exec_context"] = lsm.exec_context_arg(exec_context)
     if cwd is not None:
         if target_cwd is not False:
             raise ValueError("cwd and target_cwd are mutually exclusive")

@@ -32,7 +32,6 @@ import sys
 # are read by nsprim.cli._fast.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Sequence
     from typing import IO, Any, Callable, Optional
 
@@ -156,7 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
-            rc = _dispatch(args)
+            rc = _dispatch(args, program=argv is None)
         except SystemExit as done:  # argparse's --help and --version
             code = done.code
             rc = _flushed(code if isinstance(code, int) else 0 if code is None else 1)
@@ -172,13 +171,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rc = SignalStatus(13)  # SIGPIPE, as lsns(8) dies writing to `| head`
     if argv is None and isinstance(rc, SignalStatus):
         _die_like(rc.signal)
-    if argv is None and args and args[0] in _WRAPPERS:
+    if argv is None and args and args[0] in _QUICK_EXIT:
         _exit_now(int(rc))
     return int(rc)
 
 
-# The commands that only wrap another program: once it has exited, nothing is left to do.
-_WRAPPERS = ("run", "enter")
+# The commands that leave nothing for the interpreter's teardown: the wrappers (once
+# their program has exited) and ls (once its output is written).
+_QUICK_EXIT = ("run", "enter", "ls")
 
 
 def _exit_now(rc: int) -> None:
@@ -186,9 +186,10 @@ def _exit_now(rc: int) -> None:
 
     Freeing every module and object at exit costs a wrapper like ``nsprim
     run`` several milliseconds that nobody waits for (unshare(1) just calls
-    exit(3)). What a normal exit would still do is done first: the atexit
-    handlers and the flush of stdout and stderr. Any other thread still
-    running, or a flush that fails, leaves the exit to the interpreter.
+    exit(3)), and ``nsprim ls`` as many once its output is written. What a
+    normal exit would still do is done first: the atexit handlers and the
+    flush of stdout and stderr. Any other thread still running, or a flush
+    that fails, leaves the exit to the interpreter.
     """
     import atexit
 
@@ -207,32 +208,58 @@ def _exit_now(rc: int) -> None:
     os._exit(rc)
 
 
-def _dispatch(args: list[str]) -> int:
+def _dispatch(args: list[str], program: bool = False) -> int:
+    handler, arg = _load(args, program)
     if args and args[0] == "conformance":
-        from .conformance import cmd_conformance
-
-        return _flushed(cmd_conformance(args[1:]))
-    ns: Any = None
-    if args and args[0] in COMMANDS:
-        ns = _fast_args(args[0], args[1:])
-        if ns is None:
-            from ._parser import command_parser
-
-            ns = command_parser(args[0]).parse_args(args[1:])
-    else:
-        from ._parser import build_parser
-
-        ns = build_parser().parse_args(args)  # help, version, or a usage error
-    handler: Callable[[argparse.Namespace], int] = ns.func
+        return _flushed(handler(arg))
     from ..errors import NsprimError
 
     try:
-        return _flushed(handler(ns))
+        return _flushed(handler(arg))
     except BrokenPipeError:
         raise
     except (NsprimError, OSError, ValueError, TypeError) as err:
         print(f"nsprim {args[0]}: {err}", file=sys.stderr)
         return 1
+
+
+def _load(args: list[str], program: bool) -> tuple[Callable[[Any], int], Any]:
+    """The handler of the command line *args* and what to call it with: its module imported.
+
+    The imports are most of a command's start (``nsprim run`` loads ctypes,
+    the enums and the process API: some ten thousand objects, none of them
+    garbage), so the cyclic garbage collector is held off while they run,
+    instead of walking the growing heap again and again; the nsprim program
+    itself (*program*) then freezes what they made into the permanent
+    generation (``gc.freeze``, Python 3.7), which later collections skip.
+    An embedding caller keeps its collector as it was.
+    """
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        if args and args[0] == "conformance":
+            from .conformance import cmd_conformance
+
+            return cmd_conformance, args[1:]
+        ns: Any = None
+        if args and args[0] in COMMANDS:
+            ns = _fast_args(args[0], args[1:])
+            if ns is None:
+                from ._parser import command_parser
+
+                ns = command_parser(args[0]).parse_args(args[1:])
+        else:
+            from ._parser import build_parser
+
+            ns = build_parser().parse_args(args)  # help, version, or a usage error
+        return ns.func, ns
+    finally:
+        if program:
+            gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 def _fast_args(name: str, words: list[str]) -> Any:

@@ -1,4 +1,4 @@
-"""The plain command lines of ``nsprim run`` and ``nsprim enter``, parsed without argparse.
+"""The plain command lines of ``nsprim run``, ``enter`` and ``ls``, parsed without argparse.
 
 Layer 4, private. Building an argparse parser costs a command like
 ``nsprim run -u -- true`` more than its whole spawn: argparse imports re,
@@ -20,7 +20,9 @@ cluster: getopt takes the rest of the word as their value), ``values``
 *lowest* to 2**31-1, as ``nsprim.cli._spawn.number`` reads it (kind
 ``"int"``) or as ``enter -t`` reads a plain PID (kind ``"pid"``, the value
 ``(pid, None)``)), ``defaults`` (every dest of the parser) and ``command``
-(the dest of the trailing ``[--] COMMAND...``).
+(the dest of the trailing ``[--] COMMAND...``, or None for a command
+whose only positional is an optional word, as ``ls [NS]``: a command line
+that gives it is left to argparse).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def parse(spec: dict[str, Any], words: list[str]) -> Optional[Namespace]:
     while i < len(words):
         word = words[i]
         if word == "--" or not word.startswith("-"):
+            if spec["command"] is None:
+                return None  # `ls NS`, `ls -- NS`: argparse reads the positional
             break  # the command, "--" included (argparse's REMAINDER keeps it)
         if word == "-":
             return None
@@ -97,7 +101,8 @@ def parse(spec: dict[str, Any], words: list[str]) -> Optional[Namespace]:
                 else:
                     return None  # "-", -h, -V, a value option, a typo
         i += 1
-    values[spec["command"]] = words[i:]
+    if spec["command"] is not None:
+        values[spec["command"]] = words[i:]
     return Namespace(**values)
 
 
@@ -127,6 +132,7 @@ def derive(parser: argparse.ArgumentParser) -> Optional[dict[str, Any]]:
     last: list[str] = []
     defaults: dict[str, Any] = {}
     command = None
+    optional = False  # an optional positional (`ls [NS]`) instead of a command
     explicit: dict[str, str] = getattr(parser, "_explicit_only", {})
     bare: set[str] = getattr(parser, "_short_bare", set())
     sample = number("x", 0)
@@ -134,9 +140,15 @@ def derive(parser: argparse.ArgumentParser) -> Optional[dict[str, Any]]:
         if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             continue
         if not action.option_strings:
-            if action.nargs != argparse.REMAINDER or command is not None:
+            if command is not None or optional:
                 return None
-            command = action.dest
+            if action.nargs == argparse.REMAINDER:
+                command = action.dest
+            elif action.nargs == "?" and action.default is None:
+                optional = True  # left to argparse whenever it is given
+                defaults[action.dest] = None
+            else:
+                return None
             continue
         if not _plain(action.default) or (isinstance(action.default, str) and action.type):
             return None  # argparse would convert a str default with its type
@@ -173,7 +185,7 @@ def derive(parser: argparse.ArgumentParser) -> Optional[dict[str, Any]]:
             if not _plain(value):
                 return None
             defaults[dest] = value
-    if command is None:
+    if command is None and not optional:
         return None
     return {
         "flags": flags,
@@ -193,7 +205,7 @@ def derive_all() -> dict[str, dict[str, Any]]:
     from ._parser import command_parser
 
     out = {}
-    for name in ("run", "enter"):
+    for name in ("run", "enter", "ls"):
         spec = derive(command_parser(name))
         if spec is not None:
             out[name] = spec
@@ -333,6 +345,8 @@ SPECS: dict[str, dict[str, Any]] = {
             "--no-fork": ("no_fork", True),
             "-c": ("join_cgroup", True),
             "--join-cgroup": ("join_cgroup", True),
+            "-Z": ("follow_context", True),
+            "--follow-context": ("follow_context", True),
         },
         "values": {
             "-t": ("target", "pid", 1),
@@ -364,8 +378,54 @@ SPECS: dict[str, dict[str, Any]] = {
             "env": False,
             "no_fork": False,
             "join_cgroup": False,
+            "follow_context": False,
         },
         "command": "command",
+    },
+    "ls": {
+        "flags": {
+            "-J": ("json", True),
+            "--json": ("json", True),
+            "--output-all": ("output_all", True),
+            "-n": ("noheadings", True),
+            "--noheadings": ("noheadings", True),
+            "-r": ("raw", True),
+            "--raw": ("raw", True),
+            "-l": ("list", True),
+            "--list": ("list", True),
+            "-u": ("notruncate", True),
+            "--notruncate": ("notruncate", True),
+            "-W": ("nowrap", True),
+            "--nowrap": ("nowrap", True),
+            "-T": ("tree", "owner"),
+            "--tree": ("tree", "owner"),
+            "-P": ("persistent", True),
+            "--persistent": ("persistent", True),
+            "-H": ("list_columns", True),
+            "--list-columns": ("list_columns", True),
+            "--sockets": ("sockets", True),
+        },
+        "values": {},
+        "last": ["-T"],
+        "defaults": {
+            "json": False,
+            "type": None,
+            "pid": None,
+            "output": None,
+            "output_all": False,
+            "noheadings": False,
+            "raw": False,
+            "list": False,
+            "notruncate": False,
+            "nowrap": False,
+            "tree": None,
+            "persistent": False,
+            "filter": None,
+            "list_columns": False,
+            "namespace": None,
+            "sockets": False,
+        },
+        "command": None,
     },
 }
 # --- end of generated table ---

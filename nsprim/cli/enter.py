@@ -10,7 +10,10 @@ the start (``-t PID:INODE`` checks the pidfd's inode, so a reused pid is
 refused); its namespaces come through the pidfd (PIDFD_GET_<TYPE>_NAMESPACE,
 Linux 6.11, else ``/proc/PID/ns``); ``--TYPE=FILE``, ``--root=DIR`` and
 ``--wd=DIR`` are opened in the caller's namespaces before any join;
-``--wdns`` is resolved after the joins and the chroot.
+``--wdns`` is resolved after the joins and the chroot. ``-Z`` acts only where
+SELinux is enabled (:func:`nsprim.lsm.selinux_enabled`, libselinux's rule): the
+target's context is read once its pidfd is open, and the child writes it to its
+own ``attr/exec`` before its first setns, as nsenter calls setexeccon() first.
 """
 
 from __future__ import annotations
@@ -164,6 +167,13 @@ def add_enter_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="join the cgroup (v2) of the target process",
     )
+    p.add_argument(
+        "-Z",
+        "--follow-context",
+        action="store_true",
+        help="run the command in the SELinux context of the target (needs -t; "
+        "nothing to do where SELinux is not enabled)",
+    )
     add_command(p)
     return p
 
@@ -203,17 +213,28 @@ def cmd_enter(ns: argparse.Namespace) -> int:
 def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
     from .. import syscalls as sc
     from .._fd import OwnedFd
+    from ..errors import NoSuchProcess
     from ..namespace import NsType, nstype_of
     from ..process import spawn_in
 
     named = [NsType(t) for _, _, t in NS_OPTIONS if getattr(ns, f"ns_{t}", None) is not None]
     from_target = [t for t in named if t.value not in files]
     pid: Optional[int] = ns.target[0] if ns.target else None
+    # nsenter -Z acts only where libselinux says SELinux is enabled, and first of all
+    selinux = ns.follow_context and _selinux_enabled()
+    if selinux and pid is None:
+        raise _Refusal("no target PID specified for --follow-context")
     if pid is None and (from_target or ns.all or ns.net_socket is not None or ns.user_parent):
         raise _Refusal("no target PID specified")
     owned: list[OwnedFd] = []
     try:
-        pidfd = _open_target(ns, owned) if pid is not None else None
+        try:
+            pidfd = _open_target(ns, owned) if pid is not None else None
+        except NoSuchProcess:
+            if not selinux:
+                raise
+            raise _Refusal(f"failed to get {pid} SELinux context") from None
+        context = _target_context(pid, pidfd) if selinux else None
         over: dict[NsType, int] = {}
         for kind, path in files.items():
             t = NsType(kind)
@@ -298,20 +319,54 @@ def _enter(ns: argparse.Namespace, files: dict[str, str]) -> int:
             extra_ns=list(over.values()),
             cwd=wdns,
             keep_caps=ns.keep_caps and entering_user,
+            exec_context=context,
         )
         if targ is None:
             kw["types"] = None
-        if ns.no_fork:
-            return _exec_here(targ, argv, kw)
-        # nsenter(1) without a fork *is* the command: `kill PID` reaches it. nsprim
-        # forks, so it passes SIGTERM and SIGHUP on.
-        with signals_held(forward=(signal.SIGTERM, signal.SIGHUP)) as held:
-            proc = spawn_in(targ, argv, die_with_parent=False, **kw)
-            held.started(proc)
-            return wait(proc)
+        try:
+            if ns.no_fork:
+                return _exec_here(targ, argv, kw)
+            # nsenter(1) without a fork *is* the command: `kill PID` reaches it. nsprim
+            # forks, so it passes SIGTERM and SIGHUP on.
+            with signals_held(forward=(signal.SIGTERM, signal.SIGHUP)) as held:
+                proc = spawn_in(targ, argv, die_with_parent=False, **kw)
+                held.started(proc)
+                return wait(proc)
+        except OSError as err:
+            if context is None or getattr(err, "step", None) != "setexeccon":
+                raise
+            text = context.decode("utf-8", "surrogateescape")
+            raise _Refusal(f"failed to set exec context to '{text}'") from None
     finally:
         for o in owned:
             o.close()
+
+
+def _selinux_enabled() -> bool:
+    from .. import lsm
+
+    return lsm.selinux_enabled()
+
+
+def _target_context(pid: Optional[int], pidfd: Optional[int]) -> Optional[bytes]:
+    """nsenter's getpidcon(PID): the target's ``/proc/PID/attr/current``, read while its
+    pidfd proves it is the same process; None when it has none (nothing to set)."""
+    from .. import lsm
+    from .. import syscalls as sc
+
+    assert pid is not None and pidfd is not None
+    refused = _Refusal(f"failed to get {pid} SELinux context")
+    try:
+        context = lsm.pid_context(pid)
+    except OSError:
+        raise refused from None
+    try:
+        sc.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        raise refused from None  # the pid was reused while it was read
+    except PermissionError:
+        pass  # alive, another user's
+    return context or None
 
 
 def _open_by_id(text: str) -> int:
@@ -512,6 +567,7 @@ def _exec_here(target: Any, argv: list[str], kw: dict[str, Any]) -> int:
     extra: dict[str, Any] = {
         "keep_caps": kw["keep_caps"],
         "wdns": os.fsencode(kw["cwd"]) if kw["cwd"] else b"",
+        "exec_context": kw["exec_context"] or b"",
     }
     for key in ("uid", "gid"):
         if kw[key] is not None:

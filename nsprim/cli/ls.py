@@ -33,15 +33,20 @@ objects), and only the roots are listed at the top, as ``lsns -J --tree`` does.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 from . import colour
 
+# typing.TYPE_CHECKING without importing typing, and argparse only where the
+# command line needs it (see nsprim.cli._fast): `nsprim ls` on a small host
+# spends more on imports than on its scan.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any, Optional, TextIO
+
     from .. import listing
     from ..namespace import NsType
 
@@ -49,6 +54,8 @@ TYPES = ("mnt", "net", "ipc", "user", "pid", "uts", "cgroup", "time")  # lsns(8)
 
 
 def _ns_type(text: str) -> NsType:
+    import argparse
+
     from ..namespace import NsType
 
     try:
@@ -58,6 +65,8 @@ def _ns_type(text: str) -> NsType:
 
 
 def _pid(text: str) -> int:
+    import argparse
+
     try:
         value = int(text, 10)
     except ValueError:
@@ -97,6 +106,8 @@ _HINTS = {"NS": 10, "TYPE": 5, "NPROCS": 5, "PID": 5, "PPID": 5, "PNS": 10, "ONS
 
 
 def _column_list(text: str) -> list[str]:
+    import argparse
+
     add = text.startswith("+")
     names = [c.strip().upper() for c in text.lstrip("+").split(",") if c.strip()]
     for c in names:
@@ -105,7 +116,7 @@ def _column_list(text: str) -> list[str]:
     return [*DEFAULT, *names] if add else names
 
 
-__all__ = ["add_ls_parser", "cmd_ls", "ns_json", "render_ls", "render_tree"]
+__all__ = ["add_ls_parser", "cmd_ls", "json_text", "ns_json", "render_ls", "render_tree"]
 
 
 def add_ls_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -223,8 +234,6 @@ class _Refusal(Exception):
 
 
 def _ls(ns: argparse.Namespace, stdout: TextIO) -> int:
-    import json
-
     from .. import listing
 
     raw = getattr(ns, "raw", False)
@@ -286,8 +295,7 @@ def _ls(ns: argparse.Namespace, stdout: TextIO) -> int:
         roots = listing.tree(sub, relation)
         if ns.json:
             doc = [_tree_json(r, columns, cache) for r in roots]
-            json.dump({"namespaces": doc}, stdout, indent=2)
-            stdout.write("\n")
+            stdout.write(json_text({"namespaces": doc}) + "\n")
         else:
             stdout.write(render_tree(roots, paint=paint, columns=columns, **_style(ns)))
         return 0
@@ -297,8 +305,7 @@ def _ls(ns: argparse.Namespace, stdout: TextIO) -> int:
         cols = list(columns or DEFAULT)
         if ns.json:
             doc = [_proc_json(node, cols, cache) for node in nodes]
-            json.dump({"namespaces": doc}, stdout, indent=2)
-            stdout.write("\n")
+            stdout.write(json_text({"namespaces": doc}) + "\n")
         else:
             stdout.write(_render_process_tree(nodes, cols, paint, cache, **_style(ns)))
         return 0
@@ -312,8 +319,7 @@ def _ls(ns: argparse.Namespace, stdout: TextIO) -> int:
             }
             for n in chosen
         ]
-        json.dump({"namespaces": doc}, stdout, indent=2)
-        stdout.write("\n")
+        stdout.write(json_text({"namespaces": doc}) + "\n")
     else:
         stdout.write(render_ls(chosen, paint=paint, columns=columns, cache=cache, **_style(ns)))
     return 0
@@ -336,8 +342,6 @@ def _ls_members(
     cache: dict[Any, Any],
 ) -> int:
     """``lsns NS``: the processes of one namespace (PID PPID USER COMMAND), as a process tree."""
-    import json
-
     found = [n for n in result.namespaces if n.ino == nsid]
     if not found:
         raise _Refusal(f"not found namespace: {nsid}")
@@ -352,12 +356,50 @@ def _ls_members(
     else:
         nodes = [_Node(ns_, pid) for ns_, pid in members]
     if ns.json:
-        json.dump({"namespaces": [_proc_json(x, cols, cache) for x in nodes]}, stdout, indent=2)
-        stdout.write("\n")
+        doc = [_proc_json(x, cols, cache) for x in nodes]
+        stdout.write(json_text({"namespaces": doc}) + "\n")
     else:
         paint = not getattr(ns, "raw", False) and colour(stdout)
         stdout.write(_render_process_tree(nodes, cols, paint, cache, **_style(ns)))
     return 0
+
+
+def json_text(value: Any, level: int = 0) -> str:
+    """``json.dumps(value, indent=2)``, without importing json, for what a listing holds.
+
+    ``import json`` loads its decoder and with it re: more than the whole
+    scan of a small host. So the common values are written here, as json
+    writes them (``None``, bools, ints, printable ASCII strings, lists,
+    tuples and dicts with such keys), and anything else (a float, a string
+    json escapes further, another key type) is handed to json itself, from
+    *level* (the nesting depth, two spaces each) on.
+    """
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable():
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    elif value is None:
+        return "null"
+    elif value is True:
+        return "true"
+    elif value is False:
+        return "false"
+    elif isinstance(value, int):
+        return int.__repr__(value)
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        inner = "\n" + "  " * (level + 1)
+        items = [json_text(v, level + 1) for v in value]
+        return "[" + inner + ("," + inner).join(items) + "\n" + "  " * level + "]"
+    elif isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        if not value:
+            return "{}"
+        inner = "\n" + "  " * (level + 1)
+        items = [f"{json_text(k)}: {json_text(v, level + 1)}" for k, v in value.items()]
+        return "{" + inner + ("," + inner).join(items) + "\n" + "  " * level + "}"
+    import json
+
+    return json.dumps(value, indent=2).replace("\n", "\n" + "  " * level)
 
 
 class _Node:

@@ -1,4 +1,4 @@
-"""nsprim.cli._fast: the argparse-free reading of `run`/`enter` gives argparse's answer or none.
+"""nsprim.cli._fast: the argparse-free reading of `run`/`enter`/`ls` gives argparse's answer or none.
 
 Wherever the fast parser answers, its namespace must equal the one the real
 parser builds (every dest, the command included); where argparse refuses a
@@ -42,10 +42,10 @@ def test_the_table_is_what_the_parsers_say_today() -> None:
     assert _fast.derive_all() == _fast.SPECS, "regenerate: python -m nsprim.cli._fast"
 
 
-def test_both_commands_have_a_table() -> None:
+def test_every_fast_command_has_a_table() -> None:
     # If derive() gives up on a parser (a default that isn't plain data), the
     # command silently loses its fast start: say so here.
-    assert set(_fast.SPECS) == {"run", "enter"}
+    assert set(_fast.SPECS) == {"run", "enter", "ls"}
 
 
 CASES = [
@@ -95,6 +95,31 @@ CASES = [
     ("enter", ["-t", "\u0661", "-u", "true"]),  # a digit, but not ASCII
     ("enter", ["-t"]),
     ("enter", ["--target"]),
+    ("ls", []),
+    ("ls", ["--json"]),
+    ("ls", ["-J"]),
+    ("ls", ["-Jn", "--sockets"]),
+    ("ls", ["-T"]),
+    ("ls", ["-T", "parent"]),  # -T's value: argparse's
+    ("ls", ["-Tparent"]),
+    ("ls", ["--tree"]),
+    ("ls", ["--tree=process"]),
+    ("ls", ["-TJ"]),  # getopt: -T's value is "J"
+    ("ls", ["-JT"]),
+    ("ls", ["-lPW", "-u", "--output-all", "-r"]),
+    ("ls", ["-H", "-J"]),
+    ("ls", ["4026531836"]),
+    ("ls", ["--json", "4026531836"]),
+    ("ls", ["4026531836", "--json"]),
+    ("ls", ["--", "4026531836"]),
+    ("ls", ["--"]),
+    ("ls", ["-t", "net", "-J"]),
+    ("ls", ["-p", "1"]),
+    ("ls", ["-o", "NS,TYPE"]),
+    ("ls", ["-Q", "NPROCS > 1"]),
+    ("ls", ["--js"]),  # an abbreviation
+    ("ls", ["-x"]),
+    ("ls", ["-"]),
 ]
 
 
@@ -112,6 +137,9 @@ def test_the_common_command_lines_take_the_fast_path() -> None:
         ("run", ["-rmpf", "--mount-proc", "sh"]),
         ("enter", ["-t", "4242", "-a", "--", "sh"]),
         ("enter", ["--target=1", "-u", "-n", "true"]),
+        ("ls", []),
+        ("ls", ["--json"]),
+        ("ls", ["-J", "--tree"]),
     ]:
         assert fast_ns(name, words) is not None, words
     for name, words in [("run", ["--help"]), ("run", ["--ut", "x"]), ("enter", ["-t", "0"])]:
@@ -124,6 +152,11 @@ TOKENS = [
     "--lo-up", "--mount-proc", "--kill-child", "--kill-child=TERM", "--ut", "--hostname",
     "-un", "-nu", "-mup", "-t3", "-at", "-S0", "-rU", "0", "1", "3", "x", "true", "-1",
 ]  # fmt: skip
+LS_TOKENS = [
+    "-J", "--json", "-n", "-r", "-l", "-u", "-W", "-P", "-H", "-T", "-t", "-p", "-o", "-Q",
+    "-Jn", "-TJ", "-JT", "-Tparent", "--tree", "--tree=owner", "--tree=x", "--sockets",
+    "--output-all", "--js", "--", "-", "-x", "net", "owner", "process", "1", "4026531836",
+]  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
@@ -132,6 +165,14 @@ def test_fast_answer_is_argparse_answer_for_any_token_soup(name: str, words: lis
     fast = fast_ns(name, words)
     if fast is not None:
         assert fast == argparse_ns(name, words)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(LS_TOKENS), max_size=6))
+def test_fast_ls_answer_is_argparse_answer_for_any_token_soup(words: list[str]) -> None:
+    fast = fast_ns("ls", words)
+    if fast is not None:
+        assert fast == argparse_ns("ls", words)
 
 
 def test_nsprim_run_imports_neither_argparse_nor_typing() -> None:
@@ -155,6 +196,26 @@ def test_nsprim_run_imports_neither_argparse_nor_typing() -> None:
     assert out == ["0"]
 
 
+def test_nsprim_ls_json_imports_neither_argparse_nor_json() -> None:
+    # `nsprim ls --json` on a small host costs mostly imports: no argparse,
+    # typing, or json (whose decoder loads re); its output is still JSON.
+    code = (
+        f"import sys, io; sys.path.insert(0, {ROOT!r}); before = set(sys.modules); "
+        "from nsprim.cli import main; sys.stdout = io.StringIO(); rc = main(['ls', '--json']); "
+        "text, sys.stdout = sys.stdout.getvalue(), sys.__stdout__; "
+        "new = sorted(m for m in ('argparse', 're', 'typing', 'json', 'dataclasses') "
+        "if m in set(sys.modules) - before); "
+        "import json; print(rc, len(json.loads(text)['namespaces']) > 0, *new)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["0", "True"]
+
+
 def _as_nsprim(prelude: str, *args: str) -> subprocess.CompletedProcess[str]:
     code = (
         f"import sys; sys.path.insert(0, {ROOT!r}); {prelude}; "
@@ -175,6 +236,34 @@ def test_run_as_the_process_still_runs_atexit_and_flushes_before_its_quick_exit(
         "run", "-u", "--", "/bin/sh", "-c", "exit 3",
     )  # fmt: skip
     assert (r.returncode, r.stdout) == (3, "buffered atexit ran"), r.stderr
+
+
+def test_ls_as_the_process_runs_atexit_and_writes_all_its_output() -> None:
+    # `nsprim ls` as the program also ends with the quick exit: its output
+    # complete, the atexit handlers run, the status kept.
+    r = _as_nsprim(
+        "import atexit; atexit.register(lambda: print('atexit ran', end=''))", "ls", "--json"
+    )
+    assert r.returncode == 0, r.stderr
+    doc, _, tail = r.stdout.rpartition("\n")
+    assert tail == "atexit ran"
+    assert doc.startswith('{\n  "namespaces": [') and doc.endswith("\n  ]\n}")
+
+
+def test_the_collector_is_the_callers_again_after_main() -> None:
+    # main() holds the cyclic GC off while it imports a command; an embedding
+    # caller (argv given) gets it back as it was, and nothing frozen.
+    code = (
+        f"import sys, io, gc; sys.path.insert(0, {ROOT!r}); from nsprim.cli import main; "
+        "sys.stdout = io.StringIO(); states = []\n"
+        "for enabled in (True, False):\n"
+        "    gc.enable() if enabled else gc.disable()\n"
+        "    main(['ls', '-J']); main(['ls', '--bogus'])\n"
+        "    states.append((gc.isenabled(), gc.get_freeze_count()))\n"
+        "sys.stdout = sys.__stdout__; print(states)"
+    )
+    r = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip() == "[(True, 0), (False, 0)]", r.stderr
 
 
 def test_run_as_the_process_waits_for_a_running_thread() -> None:

@@ -26,6 +26,7 @@ LAYERS = {
     "flags": 1,
     "_fd": 1,
     "_procfs": 1,
+    "lsm": 1,
     "syscalls": 1,
     "seccomp": 1,
     "namespace": 2,

@@ -19,7 +19,9 @@ The planted namespaces (:data:`PLANTS`):
   a uts namespace that an fd holds (found through NS_GET_USERNS, Linux 4.9);
 * ``hidden-mount``: a uts namespace held only by a bind mount inside a mount
   namespace that no process is in (only an fd holds that mount namespace). No
-  /proc file names the bind mount: only listns(2) (Linux 6.19) finds it;
+  /proc file names the bind mount: only listns(2) (Linux 6.19) finds it. The
+  probe calls listns(2) itself: where the kernel answers it, a scan that did not
+  use it, or did not find this namespace, fails;
 * ``socket``: a network namespace only a socket holds. ``nsprim ls`` looks at
   sockets only with ``--sockets``, and a socket's reference is not one listns(2)
   counts, so the default scan is not expected to find it on any kernel; the row
@@ -84,11 +86,15 @@ class Plant:
         self.needs_listns = needs_listns
         self.judged = judged
 
-    def expected(self, sources: Sequence[str]) -> Optional[bool]:
-        """Whether a scan that looked in *sources* should find it (None: not judged)."""
+    def expected(self, listns: str) -> Optional[bool]:
+        """Whether the scan should find it where listns(2) is *listns* (None: not judged).
+
+        *listns* is what the probe itself got from listns(2): ``present``, ``absent``
+        (ENOSYS, before Linux 6.19) or ``refused: ...`` (e.g. by seccomp).
+        """
         if not self.judged:
             return None
-        return "listns" in sources if self.needs_listns else True
+        return listns == "present" if self.needs_listns else True
 
 
 PLANTS = (
@@ -139,11 +145,14 @@ def probe(
         python: the interpreter to run the child with.
 
     Returns:
-        A dict (schema ``nsprim.lsprobe/1``): ``kernel``, ``sources``, ``seconds``,
-        ``ok``, ``error`` (None, or why the probe could not run) and ``plants``, a
-        list of dicts with ``name``, ``type``, ``how``, ``planted``, ``found``,
-        ``held`` (what the scan says; None when not found), ``expected`` (None:
-        not judged), ``expected_held``, ``ok`` and ``error``.
+        A dict (schema ``nsprim.lsprobe/1``): ``kernel``, ``sources`` (where the
+        scan looked: :attr:`nsprim.listing.Listing.sources`), ``listns`` (what the
+        probe itself got from listns(2): ``present``, ``absent`` or ``refused: ...``;
+        where it is present the scan must have used it), ``seconds``, ``ok``,
+        ``error`` (None, or why the probe could not run) and ``plants``, a list of
+        dicts with ``name``, ``type``, ``how``, ``planted``, ``ino``, ``id``,
+        ``found``, ``held`` (what the scan says; None when not found),
+        ``expected`` (None: not judged), ``expected_held``, ``ok`` and ``error``.
 
     Raises:
         TypeError: *scan_options* is not a mapping of names to bools.
@@ -187,10 +196,11 @@ def _failed(error: str, started: float) -> dict[str, Any]:
         "schema": SCHEMA,
         "kernel": os.uname().release,
         "sources": [],
+        "listns": None,
         "seconds": round(time.monotonic() - started, 2),
         "ok": False,
         "error": error,
-        "plants": [_row(p, None, None, [], error) for p in PLANTS],
+        "plants": [_row(p, None, None, "absent", error) for p in PLANTS],
     }
 
 
@@ -198,10 +208,10 @@ def _row(
     plant: Plant,
     key: Optional[_Ident],
     held: Optional[list[str]],
-    sources: Sequence[str],
+    listns: str,
     error: Optional[str],
 ) -> dict[str, Any]:
-    expected = plant.expected(sources)
+    expected = plant.expected(listns)
     found = held is not None
     if error is not None:
         ok: Optional[bool] = False
@@ -254,6 +264,7 @@ def _plant_and_scan(workdir: str, options: Mapping[str, bool]) -> dict[str, Any]
     import nsprim
     from nsprim import listing
     from nsprim import syscalls as sc
+    from nsprim.errors import UnsupportedError
     from nsprim.flags import CloneFlags, MountFlags
 
     newns, newuts = int(CloneFlags.NEWNS), int(CloneFlags.NEWUTS)
@@ -355,6 +366,15 @@ def _plant_and_scan(workdir: str, options: Mapping[str, bool]) -> dict[str, Any]
     step("socket", plant_socket)
     for fd in own.values():
         os.close(fd)
+    # Whether this kernel answers listns(2), asked directly: where it does, a scan
+    # that did not use it is a failure, not "the /proc scan" shown as if by design.
+    try:
+        sc.listns()
+        listns = "present"
+    except UnsupportedError:
+        listns = "absent"
+    except OSError as err:
+        listns = f"refused: {err.strerror or err}"
     try:
         result = listing.scan(**options)
     finally:
@@ -371,13 +391,15 @@ def _plant_and_scan(workdir: str, options: Mapping[str, bool]) -> dict[str, Any]
         key = keys.get(plant.name)
         info = found.get(key[:2]) if key is not None else None
         held = None if info is None else [h.value for h in info.held]
-        rows.append(_row(plant, key, held, result.sources, errors.get(plant.name)))
+        rows.append(_row(plant, key, held, listns, errors.get(plant.name)))
     return {
         "schema": SCHEMA,
         "kernel": os.uname().release,
         "sources": list(result.sources),
+        "listns": listns,
         "scan_options": dict(options),
-        "ok": all(r["ok"] is not False for r in rows),
+        "ok": all(r["ok"] is not False for r in rows)
+        and ("listns" in result.sources) == (listns == "present"),
         "error": None,
         "plants": rows,
     }

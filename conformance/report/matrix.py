@@ -85,7 +85,9 @@ class LsColumn:
     """What ``nsprim ls`` found on one kernel (an ``nsprim.lsprobe/1`` result).
 
     *plants* are the probe's plant dicts as it wrote them (``name``, ``type``,
-    ``how``, ``found``, ``held``, ``expected``, ``ok``, ``error``, ...).
+    ``how``, ``found``, ``held``, ``expected``, ``ok``, ``error``, ...);
+    *listns* is what the probe itself got from listns(2) (``present``,
+    ``absent``, ``refused: ...``; None if not recorded).
     """
 
     label: str
@@ -94,6 +96,7 @@ class LsColumn:
     ok: bool
     error: str | None
     plants: tuple[Mapping[str, Any], ...]
+    listns: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,7 @@ def _ls_columns(
                 ok=probe.get("ok") is True,
                 error=None if error is None else _one_line(str(error)),
                 plants=tuple(dict(p) for p in probe.get("plants") or ()),
+                listns=None if probe.get("listns") is None else str(probe.get("listns")),
             )
         )
     return tuple(out)
@@ -281,7 +285,13 @@ def _ls_source(column: LsColumn) -> str:
         return "probe ERROR"
     if "listns" in column.sources:
         return "/proc scan + listns(2)"
-    return "/proc scan" if column.sources else _MISSING
+    if not column.sources:
+        return _MISSING
+    if column.listns == "present":
+        return "/proc scan FAIL: listns(2) answers here"
+    if column.listns and column.listns.startswith("refused"):
+        return f"/proc scan (listns(2) {column.listns})"
+    return "/proc scan"
 
 
 def ls_table(matrix: Matrix) -> tuple[list[str], list[list[str]], list[str]]:
@@ -475,6 +485,7 @@ def matrix_to_dict(matrix: Matrix) -> dict[str, Any]:
                 "ok": c.ok,
                 "error": c.error,
                 "plants": [dict(p) for p in c.plants],
+                "listns": c.listns,
             }
             for c in matrix.ls
         ],
@@ -524,6 +535,7 @@ def matrix_from_dict(data: Mapping[str, Any]) -> Matrix:
                 ok=c.get("ok") is True,
                 error=c.get("error"),
                 plants=tuple(dict(p) for p in c.get("plants") or ()),
+                listns=c.get("listns"),
             )
             for c in data.get("ls") or ()
         ),

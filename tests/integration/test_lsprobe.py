@@ -41,6 +41,7 @@ def test_the_probe_finds_what_this_kernel_can_find() -> None:
     assert result["error"] is None
     assert result["kernel"] == os.uname().release
     assert result["sources"] == (["proc", "listns"] if LISTNS else ["proc"])
+    assert result["listns"] == ("present" if LISTNS else "absent")
     plants = _plants(result)
     assert list(plants) == [p.name for p in lsprobe.PLANTS]
     assert all(p["planted"] and p["error"] is None for p in plants.values())

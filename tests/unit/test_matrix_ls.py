@@ -93,3 +93,13 @@ def test_bad_probes_are_refused() -> None:
         matrix.build_matrix([], ls_probes=[{"schema": "nsprim.conformance/1"}])
     with pytest.raises(ValueError, match="ls_labels"):
         matrix.build_matrix([], ls_probes=[OLD], ls_labels=["a", "b"])
+
+
+def test_a_scan_that_skipped_an_answering_listns_says_fail() -> None:
+    # listns(2) answered the probe, yet the scan looked in /proc only: not "by design".
+    skipped = dict(NEW, sources=["proc"], listns="present", ok=False)
+    _, body, _ = matrix.ls_table(matrix.build_matrix([], ls_probes=[skipped]))
+    assert body[0][2] == "/proc scan FAIL: listns(2) answers here"
+    refused = dict(OLD, listns="refused: Operation not permitted")
+    _, body, _ = matrix.ls_table(matrix.build_matrix([], ls_probes=[refused]))
+    assert body[0][2] == "/proc scan (listns(2) refused: Operation not permitted)"

@@ -42,7 +42,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -122,7 +121,6 @@ PLANTS = (
         judged=False,
     ),
 )
-_BY_NAME = {p.name: p for p in PLANTS}
 
 
 def probe(
@@ -247,7 +245,8 @@ def _key(path_or_fd: Any) -> _Ident:
     from nsprim import syscalls as sc
     from nsprim.errors import UnsupportedError
 
-    fd = path_or_fd if isinstance(path_or_fd, int) else os.open(path_or_fd, os.O_RDONLY)
+    opened = not isinstance(path_or_fd, int)
+    fd = os.open(path_or_fd, os.O_RDONLY | os.O_CLOEXEC) if opened else path_or_fd
     try:
         s = os.fstat(fd)
         try:
@@ -256,7 +255,7 @@ def _key(path_or_fd: Any) -> _Ident:
             ns_id = None
         return (s.st_dev, s.st_ino, ns_id)
     finally:
-        if fd is not path_or_fd:
+        if opened:
             os.close(fd)
 
 
@@ -420,8 +419,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--scan-options", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.plant is not None:
-        # The child: plant, scan, print. A signal ends it; the kernel frees the rest.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # The child: plant, scan, print. If it is killed, the kernel frees the rest.
         try:
             options = json.loads(args.scan_options)
         except ValueError:

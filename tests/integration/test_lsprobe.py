@@ -149,3 +149,10 @@ def test_merge_renders_probe_results_next_to_reports(tmp_path: Path) -> None:
     assert "**What nsprim ls finds**" in text
     assert "| fd (uts) | only an open fd refers to it | found (fd) |" in text
     assert "not found FAIL: expected found (bind-mount)" in text
+
+
+def test_a_probe_out_of_time_is_an_error_and_leaves_no_directory() -> None:
+    before = set(glob.glob("/tmp/nsprim-lsprobe-*"))
+    result = lsprobe.probe(timeout=0.01)  # the child is killed (SIGKILL) long before it plants
+    assert result["ok"] is False and "took more than" in str(result["error"])
+    assert set(glob.glob("/tmp/nsprim-lsprobe-*")) == before

@@ -111,7 +111,8 @@ def build_parser(prog: str = "nsprim conformance") -> argparse.ArgumentParser:
         "--merge",
         nargs="+",
         metavar="REPORT.json",
-        help="render JSON reports of several runs as one matrix instead of running",
+        help="render JSON reports of several runs as one matrix instead of running"
+        " (nsprim.conformance.lsprobe results among them: the 'what nsprim ls finds' section)",
     )
     return p
 
@@ -172,17 +173,21 @@ def _merge(paths: Sequence[str], fmt: str, output: str | None) -> int:
     if fmt not in matrix.FORMATS:
         raise _UsageError(f"--merge renders {', '.join(matrix.FORMATS)}, not {fmt!r}")
     reports = []
+    probes = []
     for path in paths:
         try:
             with open(path) as f:
                 doc = json.load(f)
         except (OSError, ValueError) as err:
             raise _UsageError(f"cannot read report {path!r}: {err}") from err
+        if isinstance(doc, dict) and doc.get("schema") == matrix.LS_SCHEMA:
+            probes.append(doc)  # what nsprim ls found on one kernel (lsprobe)
+            continue
         problems = json_report.validate(doc)
         if problems:
             raise _UsageError(f"{path!r} is not a {json_report.SCHEMA} report: {problems[0]}")
         reports.append(doc)
-    _write(matrix.render_matrix(matrix.build_matrix(reports), fmt), output)
+    _write(matrix.render_matrix(matrix.build_matrix(reports, ls_probes=probes), fmt), output)
     return EXIT_OK
 
 

@@ -246,18 +246,28 @@ class Listing(_Record):
         scanned: processes inspected.
         vanished: processes that exited during the scan (skipped).
         denied: processes the caller may not inspect (skipped; run as root to see them).
+        sources: where the namespaces came from: ``("proc",)`` when the /proc scan
+            was all there was (before Linux 6.19, where listns(2) is ENOSYS, or with
+            ``ioctls=False``), ``("proc", "listns")`` when listns(2) also answered
+            and every namespace it names was looked for (Linux 6.19).
     """
 
     namespaces: tuple[NsInfo, ...]
     scanned: int
     vanished: int
     denied: int
-    _fields = ("namespaces", "scanned", "vanished", "denied")
+    sources: tuple[str, ...]
+    _fields = ("namespaces", "scanned", "vanished", "denied", "sources")
 
     def __init__(
-        self, namespaces: tuple[NsInfo, ...], scanned: int, vanished: int, denied: int
+        self,
+        namespaces: tuple[NsInfo, ...],
+        scanned: int,
+        vanished: int,
+        denied: int,
+        sources: tuple[str, ...] = ("proc",),
     ) -> None:
-        self._set(namespaces, scanned, vanished, denied)
+        self._set(namespaces, scanned, vanished, denied, sources)
 
     def by_ref(self) -> dict[NsRef, NsInfo]:
         """Return the namespaces keyed by identity."""
@@ -653,12 +663,15 @@ def _drain(
             os.close(fd)
 
 
-def _listns_extra(st: _Scan, known: set[Optional[int]]) -> list[int]:
-    """nsfs fds of the namespaces listns(2) names and the scan did not find ([] before 6.19)."""
+def _listns_extra(st: _Scan, known: set[Optional[int]]) -> Optional[list[int]]:
+    """nsfs fds of the namespaces listns(2) names and the scan did not find.
+
+    None when listns(2) did not answer (ENOSYS before 6.19, or refused).
+    """
     try:
         ids = _sc.listns()
     except (UnsupportedError, OSError):
-        return []
+        return None
     wanted = {NsType(t).flag for t in st.types}
     out = []
     for nid in ids:
@@ -693,6 +706,7 @@ def _finish(st: _Scan, ioctls: bool) -> Listing:
     ns_id: dict[_Key, Optional[int]] = {}
     ancestors: set[_Key] = set()
     listed: set[_Key] = set()
+    sources: tuple[str, ...] = ("proc",)
     if ioctls:
         kern = _Kernel()
         todo: list[tuple[_Key, Optional[int]]] = [(k, None) for k in sorted(keys)]
@@ -701,7 +715,10 @@ def _finish(st: _Scan, ioctls: bool) -> Listing:
         # listns(2) (Linux 6.19) names every namespace the caller may see, also those
         # nothing under /proc reaches (held by a socket, a foreign mount namespace's
         # bind mount, the kernel): open them by id and walk them as the others.
-        for fd in _listns_extra(st, set(ns_id.values())):
+        extra = _listns_extra(st, set(ns_id.values()))
+        if extra is not None:
+            sources = ("proc", "listns")
+        for fd in extra or ():
             key = _key_of(fd, nstype_of(fd).value)
             if key in done or key in keys:
                 os.close(fd)
@@ -768,7 +785,7 @@ def _finish(st: _Scan, ioctls: bool) -> Listing:
         )
     order = {t.value: i for i, t in enumerate(NsType)}
     out.sort(key=lambda n: (order[n.type.value], n.ino, n.dev))
-    return Listing(tuple(out), st.scanned, st.vanished, st.denied)
+    return Listing(tuple(out), st.scanned, st.vanished, st.denied, sources)
 
 
 def _ref(key: _Key) -> NsRef:

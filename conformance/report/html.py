@@ -24,7 +24,7 @@ from typing import Any
 from ..outcome import CheckResult
 from . import json as json_report
 from ._common import ReportInfo
-from .matrix import STATUSES, Matrix, Row, build_matrix
+from .matrix import STATUSES, Matrix, Row, build_matrix, ls_table
 
 __all__ = ["render", "render_matrix_html"]
 
@@ -118,6 +118,38 @@ def _cell(row: Row, index: int, numbers: Mapping[str, int]) -> str:
     )
 
 
+def _ls_section(matrix: Matrix) -> list[str]:
+    """The "what nsprim ls finds" table: a FAIL cell is red, a namespace found green."""
+    if not matrix.ls:
+        return []
+    headers, body, notes = ls_table(matrix)
+    out = [
+        '<h2 id="ls">What nsprim ls finds</h2>',
+        '<p class="lead">Namespaces planted held each way, one column per kernel: whether'
+        " <code>nsprim ls</code> finds each one, and how it says the namespace is held.</p>",
+        '<table class="ls"><thead><tr>',
+    ]
+    out += [f'<th class="col">{_e(h)}</th>' for h in headers]
+    out.append("</tr></thead><tbody>")
+    for line in body:
+        out.append(f'<tr><td class="id">{_e(line[0])}</td><td class="title">{_e(line[1])}</td>')
+        for text in line[2:]:
+            if "FAIL" in text or "ERROR" in text:
+                css = "o-FAIL"
+            elif text.startswith("found") or text == "ok":
+                css = "o-PASS"
+            else:
+                css = "o-SKIP"
+            out.append(f'<td class="o {css}" data-ls="{_e(text)}">{_e(text)}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    if notes:
+        out.append("<ul>")
+        out += [f"<li>{_e(n)}</li>" for n in notes]
+        out.append("</ul>")
+    return out
+
+
 def _environment_table(matrix: Matrix) -> list[str]:
     keys: list[str] = []
     for column in matrix.columns:
@@ -183,6 +215,7 @@ def render_matrix_html(matrix: Matrix, *, title: str = "nsprim conformance") -> 
         out.append('<h2>Notes</h2><ol class="notes">')
         out += [f'<li id="n{n}">{_e(text)}</li>' for text, n in numbers.items()]
         out.append("</ol>")
+    out += _ls_section(matrix)
     out += _environment_table(matrix)
     if matrix.notes:
         out.append("<h2>Notes on the runs</h2><ul>")

@@ -4,7 +4,9 @@ Pure functions, no I/O: ``build_matrix`` turns reports (the ``nsprim.conformance
 JSON schema, already parsed) into a :class:`Matrix`; ``render_matrix`` turns a
 matrix into text (``table``, ``markdown`` or ``json``). Used by
 ``nsprim conformance --merge`` and by ``scripts/vm/matrix`` (one column per
-kernel and privilege level).
+kernel and privilege level). ``scripts/vm/matrix`` also passes each kernel's
+``nsprim.lsprobe/1`` result (:mod:`nsprim.conformance.lsprobe`): the section
+"what nsprim ls finds", one column per kernel.
 
 Imports only the standard library and tabulate.
 """
@@ -24,10 +26,13 @@ __all__ = [
     "STATUSES",
     "Cell",
     "Column",
+    "LS_SCHEMA",
+    "LsColumn",
     "Matrix",
     "Row",
     "build_matrix",
     "differing_rows",
+    "ls_table",
     "matrix_from_dict",
     "matrix_to_dict",
     "render_matrix",
@@ -35,6 +40,7 @@ __all__ = [
 
 MATRIX_SCHEMA = "nsprim.conformance.matrix/1"
 REPORT_SCHEMA = "nsprim.conformance/1"
+LS_SCHEMA = "nsprim.lsprobe/1"
 STATUSES = ("PASS", "FAIL", "SKIP", "ERROR")
 FORMATS = ("table", "markdown", "json", "html")
 # Statuses whose reason is worth a footnote (PASS needs no explanation).
@@ -75,12 +81,35 @@ class Row:
 
 
 @dataclass(frozen=True)
+class LsColumn:
+    """What ``nsprim ls`` found on one kernel (an ``nsprim.lsprobe/1`` result).
+
+    *plants* are the probe's plant dicts as it wrote them (``name``, ``type``,
+    ``how``, ``found``, ``held``, ``expected``, ``ok``, ``error``, ...);
+    *listns* is what the probe itself got from listns(2) (``present``,
+    ``absent``, ``refused: ...``; None if not recorded).
+    """
+
+    label: str
+    kernel: str
+    sources: tuple[str, ...]
+    ok: bool
+    error: str | None
+    plants: tuple[Mapping[str, Any], ...]
+    listns: str | None = None
+
+
+@dataclass(frozen=True)
 class Matrix:
-    """Checks (rows) by reports (columns), plus notes (e.g. a kernel that did not boot)."""
+    """Checks (rows) by reports (columns), plus notes (e.g. a kernel that did not boot).
+
+    *ls* holds what ``nsprim ls`` found per kernel (empty when no probe ran).
+    """
 
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
     notes: tuple[str, ...] = ()
+    ls: tuple[LsColumn, ...] = ()
 
 
 def _one_line(text: str) -> str:
@@ -111,6 +140,8 @@ def build_matrix(
     reports: Sequence[Mapping[str, Any]],
     labels: Sequence[str | None] | None = None,
     notes: Sequence[str] = (),
+    ls_probes: Sequence[Mapping[str, Any]] = (),
+    ls_labels: Sequence[str | None] | None = None,
 ) -> Matrix:
     """Merge conformance reports into a matrix, one column per report.
 
@@ -123,10 +154,15 @@ def build_matrix(
         labels: optional label per report (``None`` entries fall back to the default).
         notes: free text shown under the matrix (a kernel that failed to boot, or what
             its config lacks).
+        ls_probes: ``nsprim.lsprobe/1`` results, one per kernel: the "what nsprim ls
+            finds" section.
+        ls_labels: optional column label per probe (default: the probe's kernel).
 
     Raises:
-        ValueError: a report has another schema, or *labels* has the wrong length.
+        ValueError: a report or probe has another schema, or *labels* or
+            *ls_labels* has the wrong length.
     """
+    ls = _ls_columns(ls_probes, ls_labels)
     if labels is not None and len(labels) != len(reports):
         raise ValueError(
             f"labels must have one entry per report ({len(reports)}), got {len(labels)}"
@@ -194,7 +230,96 @@ def build_matrix(
                 anchors=tuple(str(a) for a in first.get("anchors") or ()),
             )
         )
-    return Matrix(columns=tuple(columns), rows=tuple(rows), notes=tuple(notes))
+    return Matrix(columns=tuple(columns), rows=tuple(rows), notes=tuple(notes), ls=ls)
+
+
+def _ls_columns(
+    probes: Sequence[Mapping[str, Any]], labels: Sequence[str | None] | None
+) -> tuple[LsColumn, ...]:
+    if labels is not None and len(labels) != len(probes):
+        raise ValueError(
+            f"ls_labels must have one entry per probe ({len(probes)}), got {len(labels)}"
+        )
+    out = []
+    for index, probe in enumerate(probes):
+        schema = probe.get("schema")
+        if schema != LS_SCHEMA:
+            raise ValueError(f"probe {index + 1}: schema must be {LS_SCHEMA!r}, got {schema!r}")
+        kernel = str(probe.get("kernel") or "")
+        label = (labels[index] if labels is not None else None) or kernel or f"kernel {index + 1}"
+        error = probe.get("error")
+        out.append(
+            LsColumn(
+                label=label,
+                kernel=kernel,
+                sources=tuple(str(x) for x in probe.get("sources") or ()),
+                ok=probe.get("ok") is True,
+                error=None if error is None else _one_line(str(error)),
+                plants=tuple(dict(p) for p in probe.get("plants") or ()),
+                listns=None if probe.get("listns") is None else str(probe.get("listns")),
+            )
+        )
+    return tuple(out)
+
+
+def _ls_cell(plant: Mapping[str, Any] | None) -> str:
+    """One planted namespace on one kernel, in words; a failed expectation says FAIL."""
+    if plant is None:
+        return _MISSING
+    if plant.get("error") is not None or plant.get("planted") is False:
+        return "not planted: FAIL"
+    held = plant.get("held")
+    if plant.get("found"):
+        text = f"found ({', '.join(str(h) for h in held or ())})"
+        if plant.get("ok") is False:
+            want = plant.get("expected_held") if plant.get("expected") else "not found"
+            text += f" FAIL: expected {want}"
+        return text
+    if plant.get("ok") is False:
+        return f"not found FAIL: expected found ({plant.get('expected_held')})"
+    return "not found"
+
+
+def _ls_source(column: LsColumn) -> str:
+    if column.error is not None:
+        return "probe ERROR"
+    if "listns" in column.sources:
+        return "/proc scan + listns(2)"
+    if not column.sources:
+        return _MISSING
+    if column.listns == "present":
+        return "/proc scan FAIL: listns(2) answers here"
+    if column.listns and column.listns.startswith("refused"):
+        return f"/proc scan (listns(2) {column.listns})"
+    return "/proc scan"
+
+
+def ls_table(matrix: Matrix) -> tuple[list[str], list[list[str]], list[str]]:
+    """Return the "what nsprim ls finds" section as headers, rows and notes.
+
+    The first row says where each kernel's scan looked, then one row per planted
+    namespace (``found (how it is held)``, ``not found``; ``FAIL`` where that
+    contradicts what the scan should find), then whether the probe as a whole
+    held. The notes are the probes' errors.
+    """
+    headers = ["Planted namespace", "Held only by", *[c.label for c in matrix.ls]]
+    order: dict[str, Mapping[str, Any]] = {}
+    for column in matrix.ls:
+        for plant in column.plants:
+            order.setdefault(str(plant.get("name")), plant)
+    body = [["source", "where the scan looked", *[_ls_source(c) for c in matrix.ls]]]
+    for name, first in order.items():
+        cells = []
+        for column in matrix.ls:
+            by_name = {str(p.get("name")): p for p in column.plants}
+            cells.append(_ls_cell(by_name.get(name)))
+        label = f"{name} ({first.get('type')})"
+        body.append([label, _one_line(str(first.get("how") or "")), *cells])
+    body.append(
+        ["probe", "every judged plant as expected", *["ok" if c.ok else "FAIL" for c in matrix.ls]]
+    )
+    notes = [f"{c.label}: {c.error}" for c in matrix.ls if c.error is not None]
+    return headers, body, notes
 
 
 def _differing_groups(row: Row, columns: Sequence[Column]) -> list[str]:
@@ -288,6 +413,9 @@ def _render_text(matrix: Matrix, markdown: bool) -> str:
         for row, _groups in diffs:
             text = _describe_difference(row, matrix.columns)
             out.append(f"- `{row.id}`: {text}" if markdown else f"- {row.id}: {text}")
+    if matrix.ls:
+        out.append("")
+        out += _render_ls_text(matrix, markdown)
     if matrix.notes:
         out.append("")
         out.append("**Notes on the runs**" if markdown else "Notes on the runs:")
@@ -296,6 +424,28 @@ def _render_text(matrix: Matrix, markdown: bool) -> str:
         for note in matrix.notes:
             out.append(f"- {_one_line(note)}")
     return "\n".join(out) + "\n"
+
+
+def _render_ls_text(matrix: Matrix, markdown: bool) -> list[str]:
+    headers, body, notes = ls_table(matrix)
+    out = []
+    if markdown:
+        out.append(
+            "**What nsprim ls finds** (namespaces planted held each way, one column per kernel)"
+        )
+        out.append("")
+        out.append("| " + " | ".join(_escape_md(h) for h in headers) + " |")
+        out.append("|" + "|".join(["---"] * len(headers)) + "|")
+        for line in body:
+            out.append("| " + " | ".join(_escape_md(x) for x in line) + " |")
+    else:
+        out.append(
+            "What nsprim ls finds (namespaces planted held each way, one column per kernel):"
+        )
+        out.append(tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True))
+    for note in notes:
+        out.append(f"- {note}")
+    return out
 
 
 def matrix_to_dict(matrix: Matrix) -> dict[str, Any]:
@@ -327,6 +477,18 @@ def matrix_to_dict(matrix: Matrix) -> dict[str, Any]:
             for r in matrix.rows
         ],
         "notes": list(matrix.notes),
+        "ls": [
+            {
+                "label": c.label,
+                "kernel": c.kernel,
+                "sources": list(c.sources),
+                "ok": c.ok,
+                "error": c.error,
+                "plants": [dict(p) for p in c.plants],
+                "listns": c.listns,
+            }
+            for c in matrix.ls
+        ],
     }
 
 
@@ -365,6 +527,18 @@ def matrix_from_dict(data: Mapping[str, Any]) -> Matrix:
             for r in data["rows"]
         ),
         notes=tuple(str(n) for n in data.get("notes", [])),
+        ls=tuple(
+            LsColumn(
+                label=str(c["label"]),
+                kernel=str(c["kernel"]),
+                sources=tuple(str(x) for x in c.get("sources") or ()),
+                ok=c.get("ok") is True,
+                error=c.get("error"),
+                plants=tuple(dict(p) for p in c.get("plants") or ()),
+                listns=c.get("listns"),
+            )
+            for c in data.get("ls") or ()
+        ),
     )
 
 

@@ -289,7 +289,9 @@ def _ls(ns: argparse.Namespace, stdout: TextIO) -> int:
         columns = list(DEFAULT_NET)  # as lsns -t net; JSON keeps nsprim's keys, plus these
     if tree in ("owner", "parent"):
         relation = "user" if tree == "owner" else "pid"
-        sub = listing.Listing(tuple(chosen), result.scanned, result.vanished, result.denied)
+        sub = listing.Listing(
+            tuple(chosen), result.scanned, result.vanished, result.denied, result.sources
+        )
         roots = listing.tree(sub, relation)
         if ns.json:
             doc = [_tree_json(r, columns, cache) for r in roots]

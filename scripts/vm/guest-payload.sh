@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs as root inside a scripts/vm matrix guest; $1 selects the payload:
 #   smoke  print SMOKE key=value lines (nsprim imports, pid and user namespaces work)
-#   suite  run the conformance suite as root and as nobody; reports go to /mnt/out
+#   suite  run the conformance suite as root and as nobody, then the nsprim ls probe
+#          (nsprim.conformance.lsprobe); reports go to /mnt/out
 #   none   do nothing (boot test)
 #   sshd   serve SSH for an Ansible fleet run (scripts/vm/fleet): the NIC is qemu's
 #          user-mode network with restrict=on (no way out of the VM) and only
@@ -79,6 +80,19 @@ suite)
             status=1
         fi
     done
+    # What nsprim ls finds on this kernel: namespaces planted held each way, then a
+    # scan (nsprim.conformance.lsprobe; a few seconds). Its JSON goes next to the reports.
+    start=$(date +%s)
+    (cd / && python3 -m nsprim.conformance.lsprobe -o "$reports/ls.json") \
+        >"$reports/ls.log" 2>&1
+    echo "NSPRIM-LSPROBE rc=$? seconds=$(($(date +%s) - start))"
+    cp "$reports/ls.log" "$out/ls.log"
+    if [ -s "$reports/ls.json" ]; then
+        cp "$reports/ls.json" "$out/ls.json"
+    else
+        echo "NSPRIM-NOREPORT ls"
+        tail -n 5 "$reports/ls.log"
+    fi
     exit "$status"
     ;;
 sshd)

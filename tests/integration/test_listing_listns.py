@@ -61,3 +61,8 @@ def test_a_namespace_only_a_hidden_bind_mount_holds() -> None:
                 assert ino not in found
         finally:
             p.kill()
+
+
+def test_the_listing_says_where_it_looked() -> None:
+    assert listing.scan().sources == (("proc", "listns") if RELEASE >= (6, 19) else ("proc",))
+    assert listing.scan(ioctls=False).sources == ("proc",)  # listns is one of the ioctls' calls

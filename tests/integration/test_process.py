@@ -255,6 +255,25 @@ def test_spawn_cwd_env_and_propagation(tmp_path: Path) -> None:
     assert b"shared:" in r.stdout
 
 
+@pytest.mark.parametrize("types", [["user"], ["uts"], []], ids=["fork-path", "fast-path", "none"])
+def test_spawn_default_env_is_the_current_environment(
+    types: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # env=None: the program gets os.environ as it is now, additions and
+    # removals included, on every path. Not environ(7): a C library may
+    # setenv behind os.environ's back (GNU readline exports LINES and
+    # COLUMNS), and the fork path must not differ from the posix_spawn one.
+    monkeypatch.setenv("NSPRIM_ENV_PROBE", "added")
+    monkeypatch.delenv("NSPRIM_ENV_GONE", raising=False)
+    os.environ["NSPRIM_ENV_GONE"] = "x"
+    del os.environ["NSPRIM_ENV_GONE"]
+    r = process.run(["/usr/bin/env"], namespaces=types, capture_output=True, check=True)
+    lines = set(r.stdout.decode().splitlines())
+    assert "NSPRIM_ENV_PROBE=added" in lines
+    assert not any(line.startswith("NSPRIM_ENV_GONE=") for line in lines)
+    assert {f"{k}={v}" for k, v in os.environ.items()} == lines
+
+
 def _die_with_parent(flag: bool) -> int:
     p = process.spawn(["sleep", "60"], die_with_parent=flag)
     return p.pid  # this process exits now without waiting

@@ -589,7 +589,9 @@ def _on_own_thread(work: Callable[[], None]) -> None:
         raise interrupted
 
 
-def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
+def fast_spawn(
+    setup: NsOptions, program: Program, watch: Optional[Callable[[int], None]] = None
+) -> tuple[int, OwnedFd]:
     """Start the program with posix_spawn(3) from a throwaway thread that unshared first.
 
     glibc's posix_spawn uses clone(CLONE_VM|CLONE_VFORK): nothing of this
@@ -599,6 +601,13 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
     CLONE_FS, so its cwd and root are its own), set up there (hostname,
     propagation, lo, cwd), and inherited by the child. The thread
     then ends, and the namespaces live on in the child.
+
+    *watch*, if given, gets the program's pidfd on the spawning thread
+    right after posix_spawn returns (die_with_parent's hand-over to the
+    supervisor): no thread switch lies between the program's start and
+    the request, so a caller killed meanwhile leaves nothing running but
+    for those few microseconds. If *watch* raises, the program is killed
+    and reaped and the exception propagates.
     """
     argv, pass_fds = program.argv, program.pass_fds
     actions: list[tuple[int, ...]] = []
@@ -628,6 +637,8 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
             exe, argv, env, file_actions=actions, setsigdef=_child.RESTORE_SIGNALS
         )
 
+    opened: list[OwnedFd] = []
+
     def work() -> None:
         step = _child.StepName("unshare")
         try:
@@ -638,18 +649,29 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
             box.append(_child.search_exec(_candidates(setup, program.executables), start))
         except BaseException as exc:  # every failure goes back to the caller's thread
             box.append((step.name, exc))
+            return
+        if watch is not None:
+            try:
+                opened.append(OwnedFd(_sc.pidfd_open(int(box[0]))))
+                watch(opened[0].fileno())
+            except BaseException as exc:
+                box.append(exc)  # the caller kills the program and raises it
 
     if setup.flags or steps:
         try:
             _on_own_thread(work)
         except BaseException:
             if box and not isinstance(box[0], tuple):
-                kill_reap(int(box[0]), None)  # started while the caller was interrupted
+                # started while the caller was interrupted
+                kill_reap(int(box[0]), opened[0] if opened else None)
             raise
     else:
         # Nothing to unshare or set up: the caller's thread spawns (a thread
         # costs about a sixth of a posix_spawn of /bin/true).
         work()
+    if len(box) > 1:  # the watch failed: nothing may run unwatched
+        kill_reap(int(box[0]), opened[0] if opened else None)
+        raise box[1]
     res = box[0]
     if isinstance(res, tuple):
         step, exc = res
@@ -666,6 +688,8 @@ def fast_spawn(setup: NsOptions, program: Program) -> tuple[int, OwnedFd]:
         add_note(exc, "in the posix_spawn child before exec")  # as the fork path says
         raise exc
     pid = int(res)
+    if opened:
+        return pid, opened[0]
     try:
         return pid, OwnedFd(_sc.pidfd_open(pid))
     except BaseException:

@@ -37,8 +37,12 @@ Two ways to use it:
   channel of its own that the supervisor reads in batches (every 20 ms at
   most): the pidfds wait in the socket, held by the kernel, so a spawn costs
   the caller one sendmsg and the supervisor no wake-up of its own; when the
-  caller dies, the queue is read first. The window: a SIGKILL of the caller
-  between the clone and the sendmsg (microseconds) leaves the child running.
+  caller dies, the queue is read first. The window: the caller killed
+  (SIGKILL, or SIGTERM at its default) between the clone and the sendmsg
+  leaves the child running; that is posix_spawn's own clone-to-exec time
+  (a fraction of a millisecond, more under load) plus microseconds, as
+  :func:`want_watch` starts the supervisor before the program and the
+  spawning thread sends the request itself (``fast_spawn``'s *watch*).
 
 The supervisor is a fresh ``python -I -S`` that the caller posix_spawns
 without waiting for it (requests queue in the socket meanwhile; a caller
@@ -377,7 +381,9 @@ def _send(h: _Handle, payload: bytes, fds: Sequence[int]) -> None:
     socket.send_fds(h.sock, [payload], list(fds), socket.MSG_NOSIGNAL)
 
 
-def watch(pidfd: int, sig: int = signal.SIGKILL, owner: Optional[object] = None) -> None:
+def watch(
+    pidfd: int, sig: int = signal.SIGKILL, owner: Optional[object] = None, start: bool = True
+) -> None:
     """Have the supervisor send *sig* to the process behind *pidfd* when the caller dies.
 
     The pidfd is duplicated into the supervisor (SCM_RIGHTS); the process
@@ -385,16 +391,27 @@ def watch(pidfd: int, sig: int = signal.SIGKILL, owner: Optional[object] = None)
     ``returncode``, such as an ``NsProcess``), a supervisor started because
     the previous one was killed takes the process over at its start; until
     then (the next request) the process would not die with the caller.
+    With *start* false, only a supervisor that is running already is asked
+    (for a thread that unshared namespaces, where a supervisor started
+    would live in them).
 
     Raises:
         SupervisorError: no supervisor can be reached.
     """
     payload = marshal.dumps(("watch", int(sig)))
     for attempt in (0, 1):
-        h = _get(restart=attempt == 1)
+        if start:
+            h = _get(restart=attempt == 1)
+        else:
+            with _lock:
+                h = _handle  # type: ignore[assignment]
+            if h is None or h.owner != os.getpid() or not h.alive():
+                raise SupervisorError("no running supervisor to hand the program to")
         try:
             socket.send_fds(h.wsock, [payload], [pidfd], socket.MSG_NOSIGNAL)
         except (BrokenPipeError, ConnectionResetError):
+            if not start:
+                raise SupervisorError("the supervisor is gone") from None
             continue
         if owner is not None:
             remember(owner, sig)
@@ -411,12 +428,24 @@ def want_watch() -> bool:
     False for the first such spawn of a process (which takes the fork path),
     True from the second on: a one-shot program (``nsprim run``) never pays
     the supervisor's start (~1 ms of the caller's time, its interpreter's
-    start in the background), a program that spawns again does once.
+    start in the background), a program that spawns again does once. When
+    it says True the supervisor has been started (or is still alive), so
+    that the program's unwatched time is a single sendmsg.
     """
     global _dwp_spawns
     _dwp_spawns += 1
     h = _handle
-    return _dwp_spawns > 1 or (h is not None and h.owner == os.getpid())
+    if not (_dwp_spawns > 1 or (h is not None and h.owner == os.getpid())):
+        return False
+    # Start the supervisor now, before the program exists: started between
+    # posix_spawn and the hand-over, its start (~1.4 ms of the caller's time)
+    # was a window in which a SIGTERM of the caller left the program running.
+    # What is left is one sendmsg. No supervisor: the fork path.
+    try:
+        _get()
+    except (SupervisorError, OSError):
+        return False
+    return True
 
 
 def remember(owner: object, sig: int = signal.SIGKILL) -> None:

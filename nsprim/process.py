@@ -563,10 +563,14 @@ def spawn(
             handed (its pidfd, SCM_RIGHTS) to a supervisor process that
             nsprim starts once per process and that sends the signal when
             this process dies (pidfd_open(2) of it, Linux 5.3). It stays a
-            real child either way. Residual window of the supervised path: a
-            SIGKILL of this process between posix_spawn and the hand-over
-            (microseconds) leaves the program running; the signal arrives
-            when the supervisor wakes, not synchronously with the exit.
+            real child either way. Residual window of the supervised path:
+            this process dying of a signal it does not handle (SIGKILL,
+            SIGTERM at its default) while posix_spawn runs, from the
+            program's clone to its exec (a fraction of a millisecond, more
+            under load), or in the microseconds before the hand-over that
+            follows on the same thread, leaves the program running; the
+            signal arrives when the supervisor wakes, not synchronously
+            with the exit. The fork path has no such window.
 
     Returns:
         The running program.
@@ -606,18 +610,19 @@ def spawn(
         if _launch.fast_eligible(setup, program.stdio, watched=True) and _watch_wanted():
             # die_with_parent at the fast path's cost: the program stays our
             # child, and nsprim's supervisor process kills it when this
-            # process dies (see nsprim._supervisor; window: a SIGKILL of this
-            # process between posix_spawn and the hand-over, microseconds).
+            # process dies (see nsprim._supervisor; window: this process
+            # killed while posix_spawn runs or just before the hand-over).
             from . import _supervisor
 
-            pid, pidfd = _launch.fast_spawn(setup, program)
+            sig = setup.pdeathsig
             try:
-                _supervisor.watch(pidfd.fileno(), setup.pdeathsig)
+                # The hand-over happens on the spawning thread, right after
+                # posix_spawn (see fast_spawn's *watch*).
+                pid, pidfd = _launch.fast_spawn(
+                    setup, program, watch=lambda fd: _supervisor.watch(fd, sig, start=False)
+                )
             except _supervisor.SupervisorError:
-                kill_reap(pid, pidfd)  # no supervisor: the launcher's fork below
-            except BaseException:
-                kill_reap(pid, pidfd)
-                raise
+                pass  # no supervisor (the program was killed): the launcher's fork below
             else:
                 watched.append(True)
                 return pid, pidfd

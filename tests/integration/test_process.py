@@ -846,9 +846,9 @@ def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_pa
     calls: list[int] = []
     real = _launch.fast_spawn
 
-    def counting(*a: Any) -> Any:
+    def counting(*a: Any, **kw: Any) -> Any:
         calls.append(1)
-        return real(*a)
+        return real(*a, **kw)
 
     monkeypatch.setattr(_launch, "fast_spawn", counting)
     host = socket.gethostname()
@@ -879,13 +879,61 @@ def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert calls == [1, 1]
 
 
+def test_watched_fast_path_hands_over_on_the_spawning_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # die_with_parent on the fast path: the pidfd reaches the supervisor from
+    # the thread that posix_spawned (no thread switch in the kill window),
+    # and a hand-over that fails kills and reaps the program, then the fork
+    # path starts it instead (still a child that dies with this process).
+    seen: list[tuple[int, int]] = []
+    real_watch = _supervisor.watch
+
+    def watch(fd: int, sig: int = signal.SIGKILL, owner: Any = None, start: bool = True) -> None:
+        seen.append((threading.get_native_id(), os.readlink(f"/proc/self/fd/{fd}") != ""))
+        real_watch(fd, sig, owner, start)
+
+    monkeypatch.setattr(_supervisor, "watch", watch)
+    process.run(["true"], namespaces=["uts"])  # a first spawn: the fork path
+    r = process.run(["true"], namespaces=["uts"])
+    assert r.returncode == 0 and len(seen) == 1
+    assert seen[0][0] != threading.get_native_id()  # the thread that unshared and spawned
+
+    started: list[int] = []
+    real_fast = _launch.fast_spawn
+
+    def failing(fd: int, sig: int = signal.SIGKILL, owner: Any = None, start: bool = True) -> None:
+        raise _supervisor.SupervisorError("test: no supervisor")
+
+    def fast(*a: Any, **kw: Any) -> Any:
+        try:
+            return real_fast(*a, **kw)
+        finally:
+            started.extend(_children_now())
+
+    monkeypatch.setattr(_supervisor, "watch", failing)
+    monkeypatch.setattr(_launch, "fast_spawn", fast)
+    before = set(_children_now())
+    r = process.run(["sh", "-c", "echo $PPID"], namespaces=["uts"], capture_output=True)
+    assert r.returncode == 0 and int(r.stdout) == os.getpid()  # forked instead, our child
+    assert not (set(started) - before), "the unwatched program was reaped before the fork path"
+
+
+def _children_now() -> list[int]:
+    out: list[int] = []
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/children") as f:
+            out += [int(p) for p in f.read().split()]
+    return out
+
+
 def test_fast_path_takes_pid_and_gives_pid1(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real = _launch.fast_spawn
 
-    def counting(*a: Any) -> Any:
+    def counting(*a: Any, **kw: Any) -> Any:
         calls.append(1)
-        return real(*a)
+        return real(*a, **kw)
 
     monkeypatch.setattr(_launch, "fast_spawn", counting)
     me = Namespace.of_self("pid")

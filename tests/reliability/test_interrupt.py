@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -54,9 +54,22 @@ def _marker(rng: random.Random) -> str:
     return str(rng.randrange(10**11, 10**12))
 
 
-def _leftovers(marker: str, before: dict[str, list[str]], what: str) -> list[str]:
+def _leftovers(
+    marker: str, before: dict[str, list[str]], what: str, window: bool = False
+) -> list[str]:
+    """What *marker*'s run left behind; with *window*, survivors are excused.
+
+    *window*: the process died of a signal it can't handle (SIGKILL, or
+    SIGTERM at its default action) inside a ``spawn()`` call. A program
+    that posix_spawn had started but that was not yet handed to the
+    supervisor outlives it: die_with_parent's documented window on the
+    fast path (see nsprim.spawn). Those survivors are still killed and
+    the host is still compared; they are counted, not failed.
+    """
     survivors = wait_unmarked(marker, GONE_WITHIN)
-    problems = [f"{what}: survivor {p}" for p in survivors]
+    problems = [] if window else [f"{what}: survivor {p}" for p in survivors]
+    if window and survivors:
+        WINDOW_SURVIVORS.append(f"{what}: {len(survivors)} in the spawn window")
     for p in survivors:  # report them, but never leave them behind
         with contextlib.suppress(OSError):
             os.kill(int(p.split()[0]), signal.SIGKILL)
@@ -220,6 +233,21 @@ def test_nsprim_conformance_interrupted_leaves_nothing() -> None:
 # --- the library, in a forked child that is then signalled ----------------------------------
 
 _BASE = ["uts", "ipc", "net", "mnt"]
+#: The forked library child's write end of a pipe: "B" before each spawn(), "E" after it.
+_IN_SPAWN = [-1]
+#: Survivors excused by _leftovers(window=True), for the report.
+WINDOW_SURVIVORS: list[str] = []
+
+
+def _spawn(*args: Any, **kwargs: Any) -> process.NsProcess:
+    """process.spawn, telling the harness whether a signal landed inside it."""
+    fd = _IN_SPAWN[0]
+    if fd >= 0:
+        os.write(fd, b"B")
+    proc = process.spawn(*args, **kwargs)
+    if fd >= 0:
+        os.write(fd, b"E")
+    return proc
 
 
 def _extra(rng: random.Random) -> list[str]:
@@ -230,7 +258,7 @@ def _lib_spawn(marker: str, rng: random.Random) -> None:
     while True:
         types = _BASE + _extra(rng)
         script = _dirty.SHELL_DIRTY_PID if "pid" in types else _dirty.SHELL_DIRTY
-        with process.spawn(
+        with _spawn(
             ["/bin/sh", "-c", script, f"rel-{marker}", f"{rng.choice([0, 600])}.{marker}"],
             namespaces=types,
             map_root=rng.random() < 0.3,
@@ -252,7 +280,7 @@ def _lib_call(marker: str, rng: random.Random) -> None:
 
 def _lib_call_in(marker: str, rng: random.Random) -> None:
     while True:
-        with process.spawn(
+        with _spawn(
             ["/bin/sleep", f"600.{marker}"],
             namespaces=_BASE + _extra(rng),
         ) as holder:
@@ -268,13 +296,14 @@ LIBRARY: dict[str, Callable[[str, random.Random], None]] = {
 }
 
 
-def _fork_library(api: str, marker: str, seed: str) -> int:
+def _fork_library(api: str, marker: str, seed: str) -> tuple[int, int]:
     # The signals stay blocked across the fork until the child is ready: a
     # SIGINT that lands in CPython's own after-fork hooks (threading's) raises
     # KeyboardInterrupt there, where Python prints "Exception ignored" and
     # drops it, and the child would then run its loop forever: the harness's
     # race, not the library's.
     held = {signal.SIGINT, signal.SIGTERM}
+    flags_r, flags_w = os.pipe()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     pid = -1
     try:
@@ -282,8 +311,11 @@ def _fork_library(api: str, marker: str, seed: str) -> int:
     finally:
         if pid != 0:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            os.close(flags_w)
     if pid == 0:  # pragma: no cover - child
         code = 0
+        os.close(flags_r)
+        _IN_SPAWN[0] = flags_w
         try:
             set_comm(f"r{marker}")
             signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -298,7 +330,17 @@ def _fork_library(api: str, marker: str, seed: str) -> int:
             code = 1
         finally:
             os._exit(code)
-    return pid
+    return pid, flags_r
+
+
+def _read_all(fd: int) -> bytes:
+    data = b""
+    try:
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    finally:
+        os.close(fd)
+    return data
 
 
 #: (api, signal) pairs the random test cycles through.
@@ -314,7 +356,7 @@ def test_library_interrupted_leaves_nothing() -> None:
         marker = _marker(rng)
         before = host_state()
         delay = rng.uniform(0.0, 0.25)
-        pid = _fork_library(api, marker, f"{SEED}-{i}")
+        pid, flags = _fork_library(api, marker, f"{SEED}-{i}")
         time.sleep(delay)
         running = len(marked(marker)) > 1
         os.kill(pid, sig)
@@ -326,7 +368,12 @@ def test_library_interrupted_leaves_nothing() -> None:
                 break
             time.sleep(0.005)
         tally[f"{api} {sig.name} {'children running' if running else 'in setup'}"] += 1
-        problems += _leftovers(marker, before, f"#{i} {api} {sig.name} after {delay:.3f}s")
+        in_spawn = _read_all(flags).endswith(b"B")
+        window = in_spawn and sig in (signal.SIGTERM, signal.SIGKILL)
+        what = f"#{i} {api} {sig.name} after {delay:.3f}s"
+        problems += _leftovers(marker, before, what, window=window)
+    for line in WINDOW_SURVIVORS:
+        print(f"  excused (die_with_parent's fast-path window): {line}")
     _report("library", tally, problems)
 
 

@@ -581,6 +581,10 @@ def spawn(
         OSError: another refusal; ``err.step`` names the step, and a note says
             which child it came from. FileNotFoundError when the program is missing.
         UnsupportedError: the kernel lacks a feature that was asked for.
+        nsprim._supervisor.SupervisorError (an NsprimError): die_with_parent
+            on the fast path, and the supervisor died after the program had
+            started and no new one could be started; the program is killed
+            and reaped (never started a second time by the fork path).
     """
     argv = argv_arg(args)
     setup = NsOptions(
@@ -615,17 +619,27 @@ def spawn(
             from . import _supervisor
 
             sig = setup.pdeathsig
-            try:
-                # The hand-over happens on the spawning thread, right after
-                # posix_spawn (see fast_spawn's *watch*).
-                pid, pidfd = _launch.fast_spawn(
-                    setup, program, watch=lambda fd: _supervisor.watch(fd, sig, start=False)
-                )
-            except _supervisor.SupervisorError:
-                pass  # no supervisor (the program was killed): the launcher's fork below
-            else:
-                watched.append(True)
-                return pid, pidfd
+            missed: list[BaseException] = []
+
+            def hand_over(fd: int) -> None:
+                # On the spawning thread, right after posix_spawn (see
+                # fast_spawn's *watch*); it may not start a supervisor.
+                try:
+                    _supervisor.watch(fd, sig, start=False)
+                except _supervisor.SupervisorError as why:
+                    missed.append(why)
+
+            pid, pidfd = _launch.fast_spawn(setup, program, watch=hand_over)
+            if missed:
+                # The supervisor died since want_watch: this thread starts
+                # another. The program runs already; never start it twice.
+                try:
+                    _supervisor.watch(pidfd.fileno(), sig)
+                except BaseException:
+                    kill_reap(pid, pidfd)
+                    raise
+            watched.append(True)
+            return pid, pidfd
         child, _ = launch(_child.run_exec, setup=setup, program=program, own=[*child_std, *fds])
         child.close_chan()
         return child.pid, child.pidfd

@@ -880,43 +880,50 @@ def test_fast_path_is_taken_and_isolates(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_watched_fast_path_hands_over_on_the_spawning_thread(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # die_with_parent on the fast path: the pidfd reaches the supervisor from
-    # the thread that posix_spawned (no thread switch in the kill window),
-    # and a hand-over that fails kills and reaps the program, then the fork
-    # path starts it instead (still a child that dies with this process).
-    seen: list[tuple[int, int]] = []
+    # the thread that posix_spawned (no thread switch in the kill window).
+    seen: list[tuple[int, bool]] = []
     real_watch = _supervisor.watch
 
     def watch(fd: int, sig: int = signal.SIGKILL, owner: Any = None, start: bool = True) -> None:
-        seen.append((threading.get_native_id(), os.readlink(f"/proc/self/fd/{fd}") != ""))
+        seen.append((threading.get_native_id(), start))
         real_watch(fd, sig, owner, start)
 
     monkeypatch.setattr(_supervisor, "watch", watch)
-    process.run(["true"], namespaces=["uts"])  # a first spawn: the fork path
-    r = process.run(["true"], namespaces=["uts"])
+    process.run(["true"], namespaces=["uts"])  # a process's first may take the fork path
+    seen.clear()
+    r = process.run(["true"], namespaces=["uts"])  # from the second on: watched
     assert r.returncode == 0 and len(seen) == 1
-    assert seen[0][0] != threading.get_native_id()  # the thread that unshared and spawned
+    assert seen[0][0] != threading.get_native_id() and seen[0][1] is False
 
-    started: list[int] = []
-    real_fast = _launch.fast_spawn
+    # A supervisor gone since want_watch: the caller's thread hands the
+    # running program to a new one; the program is never started twice.
+    def gone_then_back(
+        fd: int, sig: int = signal.SIGKILL, owner: Any = None, start: bool = True
+    ) -> None:
+        seen.append((threading.get_native_id(), start))
+        if not start:
+            raise _supervisor.SupervisorError("test: gone")
+        real_watch(fd, sig, owner, start)
 
-    def failing(fd: int, sig: int = signal.SIGKILL, owner: Any = None, start: bool = True) -> None:
+    monkeypatch.setattr(_supervisor, "watch", gone_then_back)
+    seen.clear()
+    log = tmp_path / "runs"
+    r = process.run(["sh", "-c", f"echo $PPID >> {log}"], namespaces=["uts"])
+    assert r.returncode == 0 and log.read_text().split() == [str(os.getpid())]
+    assert [s for _, s in seen] == [False, True] and seen[1][0] == threading.get_native_id()
+
+    # No supervisor at all: the spawn fails, the program is killed and reaped.
+    def never(fd: int, sig: int = signal.SIGKILL, owner: Any = None, start: bool = True) -> None:
         raise _supervisor.SupervisorError("test: no supervisor")
 
-    def fast(*a: Any, **kw: Any) -> Any:
-        try:
-            return real_fast(*a, **kw)
-        finally:
-            started.extend(_children_now())
-
-    monkeypatch.setattr(_supervisor, "watch", failing)
-    monkeypatch.setattr(_launch, "fast_spawn", fast)
+    monkeypatch.setattr(_supervisor, "watch", never)
     before = set(_children_now())
-    r = process.run(["sh", "-c", "echo $PPID"], namespaces=["uts"], capture_output=True)
-    assert r.returncode == 0 and int(r.stdout) == os.getpid()  # forked instead, our child
-    assert not (set(started) - before), "the unwatched program was reaped before the fork path"
+    with pytest.raises(_supervisor.SupervisorError):
+        process.run(["sleep", "60"], namespaces=["uts"])
+    assert set(_children_now()) <= before
 
 
 def _children_now() -> list[int]:

@@ -400,13 +400,7 @@ def watch(
     """
     payload = marshal.dumps(("watch", int(sig)))
     for attempt in (0, 1):
-        if start:
-            h = _get(restart=attempt == 1)
-        else:
-            with _lock:
-                h = _handle  # type: ignore[assignment]
-            if h is None or h.owner != os.getpid() or not h.alive():
-                raise SupervisorError("no running supervisor to hand the program to")
+        h = _get(restart=attempt == 1) if start else _running()
         try:
             socket.send_fds(h.wsock, [payload], [pidfd], socket.MSG_NOSIGNAL)
         except (BrokenPipeError, ConnectionResetError):
@@ -417,6 +411,15 @@ def watch(
             remember(owner, sig)
         return
     raise SupervisorError("the supervisor died twice in a row")
+
+
+def _running() -> _Handle:
+    """This process's supervisor if it runs; never starts one."""
+    with _lock:
+        h = _handle
+    if h is None or h.owner != os.getpid() or not h.alive():
+        raise SupervisorError("no running supervisor to hand the program to")
+    return h
 
 
 _dwp_spawns = 0
@@ -430,7 +433,7 @@ def want_watch() -> bool:
     the supervisor's start (~1 ms of the caller's time, its interpreter's
     start in the background), a program that spawns again does once. When
     it says True the supervisor has been started (or is still alive), so
-    that the program's unwatched time is a single sendmsg.
+    that its start is not part of the program's unwatched time.
     """
     global _dwp_spawns
     _dwp_spawns += 1
@@ -438,9 +441,9 @@ def want_watch() -> bool:
     if not (_dwp_spawns > 1 or (h is not None and h.owner == os.getpid())):
         return False
     # Start the supervisor now, before the program exists: started between
-    # posix_spawn and the hand-over, its start (~1.4 ms of the caller's time)
-    # was a window in which a SIGTERM of the caller left the program running.
-    # What is left is one sendmsg. No supervisor: the fork path.
+    # posix_spawn and the hand-over, its start (~1.4 ms of the caller's time,
+    # more in a fresh fork) was a window in which a SIGTERM of the caller
+    # left the program running. No supervisor: the fork path.
     try:
         _get()
     except (SupervisorError, OSError):

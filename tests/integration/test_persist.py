@@ -7,6 +7,7 @@ host's mount table never changes; the files live under pytest's tmp_path.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -37,10 +38,18 @@ def _spawn(types: list[str], **kw: object) -> nsprim.NsProcess:
 
     The kernel binds a mount namespace file only when its namespace id is
     above the caller's, and those ids come from per-CPU batches, so a child's
-    can be lower than its parent's: spawn again until it is above.
+    can be lower than its parent's: spawn again until it is above. Each try
+    pins this process's threads (the launcher's too: the fork path forks
+    there) to the next CPU, so that a scheduler that keeps putting the
+    child on the CPU with the older batch can't make every try miss (seen
+    in CI: 50 misses on 2 CPUs). This runs in nsprim.call's throwaway child.
     """
     mine = Namespace.of_self("mnt").ns_id
-    for _ in range(50):
+    cpus = sorted(os.sched_getaffinity(0))
+    for i in range(50):
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that just ended
+                os.sched_setaffinity(int(tid), {cpus[i % len(cpus)]})
         proc = nsprim.spawn(["sleep", "60"], namespaces=types, **kw)  # type: ignore[arg-type]
         theirs = Namespace.of_pid(proc.pid, "mnt").ns_id
         if "mnt" not in types or mine is None or theirs is None or theirs > mine:

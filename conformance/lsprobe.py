@@ -294,14 +294,7 @@ def _plant_and_scan(workdir: str, options: Mapping[str, bool]) -> dict[str, Any]
         try:
             sc.mount(None, "/", None, rprivate)
             sc.mount("tmpfs", workdir, "tmpfs", 0, "mode=700,size=64k")
-            target = os.path.join(workdir, "hidden-uts")
-            open(target, "w").close()
-            sc.unshare(newuts)
-            try:
-                sc.mount("/proc/self/ns/uts", target, None, bind)
-            finally:
-                sc.setns(own["uts"], newuts)
-            key = _key(target)
+            key = bind_new_uts(os.path.join(workdir, "hidden-uts"))
             keep.append(os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
         finally:
             sc.setns(own["mnt"], newns)
@@ -334,8 +327,8 @@ def _plant_and_scan(workdir: str, options: Mapping[str, bool]) -> dict[str, Any]
         keep.append(fd)
         return _key(fd)
 
-    def plant_bind_mount() -> _Ident:
-        target = os.path.join(workdir, "uts")
+    def bind_new_uts(target: str) -> _Ident:
+        # A new uts namespace, held only by a bind mount of its nsfs file on *target*.
         open(target, "w").close()
         sc.unshare(newuts)
         try:
@@ -343,6 +336,9 @@ def _plant_and_scan(workdir: str, options: Mapping[str, bool]) -> dict[str, Any]
         finally:
             sc.setns(own["uts"], newuts)
         return _key(target)
+
+    def plant_bind_mount() -> _Ident:
+        return bind_new_uts(os.path.join(workdir, "uts"))
 
     def plant_socket() -> _Ident:
         if "net" not in own:

@@ -659,6 +659,22 @@ def _cell(
 _BOLD, _YELLOW, _RESET = "\033[1m", "\033[33m", "\033[0m"
 
 
+def _width(column: str, data: int) -> int:
+    """The width libsmartcols gives a column of non-terminal output.
+
+    Its quirk (calculate.c, count_column_width): the header's width is the least
+    width, and the width hint applies only when the data are at least as wide as
+    the header. So ``PID`` over ``907`` is 5 wide (the hint), ``PPID`` over
+    ``758`` only 4, and ``TYPE`` over ``uts`` 4 (the hint 5 never applies), with
+    or without headings.
+    """
+    least = max(len(column), 1)
+    if data < least:
+        return least
+    hint = _HINTS.get(column, 0)
+    return hint if least < hint and data < hint else data
+
+
 def _escape(text: str) -> str:
     # libsmartcols' raw output: bytes outside printable ASCII, space and backslash as \xHH
     out = []
@@ -702,9 +718,8 @@ def _table(
         return ""
     if raw:
         return "".join(" ".join(_escape(c) for c in r) + "\n" for r in table)
-    # lsns's width hints are the least width of a column; the last one is padded
-    # only when it is right-aligned
-    widths = [max(_HINTS.get(cols[i], 0), *(len(r[i]) for r in table)) for i in range(len(cols))]
+    # the last column is padded only when it is right-aligned
+    widths = [_width(c, max((len(r[i]) for r in rows), default=0)) for i, c in enumerate(cols)]
     last = len(cols) - 1
     lines = []
     for k, r in enumerate(table):

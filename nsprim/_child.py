@@ -14,15 +14,14 @@ frame naming the step (see :mod:`nsprim._frames`).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import select
-import signal
 from collections.abc import Sequence
 
 from . import syscalls as _sc
 from ._frames import ERROR, GO, HOP, OUTCOME, READY, STARTED, encode_error, recv_frame, send_frame
+from ._stdlib import signal, suppress
 from .flags import _MNT_DETACH, _MS_BIND, _MS_NODEV, _MS_NOEXEC, _MS_NOSUID, _MS_REC, CloneFlags
 
 # typing.TYPE_CHECKING without importing typing (see nsprim.process).
@@ -315,7 +314,7 @@ def _join(join: Join, step: StepName, chan: int) -> bool:
         step.name = "setgroups"
         # With setgroups=deny in the joined user namespace this is EPERM;
         # util-linux nsenter ignores that too.
-        with contextlib.suppress(PermissionError):
+        with suppress(PermissionError):
             os.setgroups([])
         if join.gid >= 0:
             step.name = "setgid"
@@ -487,7 +486,7 @@ def _prologue(plan: Plan, step: StepName) -> None:
     step.name = "close"
     os.close(plan.peer)
     for fd in plan.foreign:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.close(fd)
     _early(plan, step)
     if plan.join is not None:
@@ -578,17 +577,11 @@ def run_exec(plan: Plan) -> NoReturn:
     _fail(plan.chan, OSError(errno.ENOEXEC, "execve returned"), "execve")
 
 
-# CPython's C signal.signal: the module's wrapper turns the old handler into
-# a Handlers member, enum machinery whose every page the child would copy.
-if TYPE_CHECKING:
-    _set_handler = signal.signal
-    _SIG_DFL = signal.SIG_DFL
-else:
-    try:
-        from _signal import SIG_DFL as _SIG_DFL  # its own int: the C function checks
-        from _signal import signal as _set_handler
-    except ImportError:  # pragma: no cover - another interpreter
-        _set_handler, _SIG_DFL = signal.signal, signal.SIG_DFL
+# _signal's signal() (see nsprim._stdlib): the signal module's wrapper turns the
+# old handler into a Handlers member, enum machinery whose every page the child
+# would copy.
+_set_handler = signal.signal
+_SIG_DFL = signal.SIG_DFL
 
 #: Signals Python ignores and a program must not inherit ignored.
 RESTORE_SIGNALS = tuple(
@@ -606,7 +599,7 @@ def _reap_descendants() -> None:
         except OSError:
             kids = []
         for kid in kids:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.kill(int(kid), signal.SIGKILL)
         try:
             os.waitpid(-1, WALL)

@@ -8,8 +8,9 @@ names the parameter.
 
 from __future__ import annotations
 
-import contextlib
 import os
+
+from ._stdlib import suppress
 
 __all__ = ["HasFileno", "FdLike", "fd_of", "OwnedFd"]
 
@@ -124,7 +125,7 @@ class OwnedFd:
 
     def __del__(self) -> None:
         # Last resort, like io.FileIO: never leak an fd because a caller forgot.
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             self.close()
 
     def __repr__(self) -> str:

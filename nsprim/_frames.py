@@ -13,12 +13,12 @@ is running.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import struct
 import time
 
+from ._stdlib import suppress
 from .errors import NsprimError, UnsupportedError, add_note, translate
 
 # typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
@@ -190,7 +190,7 @@ def decode_error(payload: bytes, pid: int, when: str = "before exec") -> BaseExc
         exc = _CLASSES[name](detail)
     else:
         exc = NsprimError(f"{step}: {name}: {detail}" if detail else f"{step}: {name}")
-    with contextlib.suppress(AttributeError):
+    with suppress(AttributeError):
         exc.step = step  # type: ignore[attr-defined]
     add_note(exc, f"in child {pid} {when}")
     return exc

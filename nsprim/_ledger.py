@@ -13,12 +13,11 @@ as ``subprocess._active`` does, so none stays a zombie.
 from __future__ import annotations
 
 import _thread
-import contextlib
 import os
-import signal
 
 from . import syscalls as _sc
 from ._fd import OwnedFd
+from ._stdlib import signal, suppress
 
 # typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
 # than its whole spawn).
@@ -55,7 +54,7 @@ class Ledger:
     def close(self, fd: int) -> None:
         """Stop tracking *fd* and close it."""
         self._fds.discard(fd)
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.close(fd)
 
     def foreign(self, own: set[int]) -> tuple[int, ...]:
@@ -87,13 +86,13 @@ class Ledger:
 
 def kill_reap(pid: int, pidfd: Optional[OwnedFd]) -> Optional[int]:
     """SIGKILL and reap a child; return its wait status (None if someone else reaped it)."""
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         if pidfd is not None and not pidfd.closed:
             _sc.pidfd_send_signal(pidfd, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
     status: Optional[int] = None
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ChildProcessError):
         status = os.waitpid(pid, 0)[1]
     if pidfd is not None:
         pidfd.close()

@@ -9,11 +9,11 @@ the value (CPython's Popen does the same), so nothing starts on bad input.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 from . import syscalls as _sc
+from ._stdlib import signal
 from .flags import _MS_PRIVATE, _MS_SHARED, _MS_SLAVE, _MS_UNBINDABLE, CloneFlags
 from .namespace import NsType
 

@@ -14,10 +14,11 @@ at the bottom, so every layer applies the same rules.
 
 from __future__ import annotations
 
-import contextlib
 import errno as _errno
 import functools
 import os
+
+from ._stdlib import suppress
 
 # typing.TYPE_CHECKING without importing typing: this module is imported by
 # every command, and typing (with the re it imports) would cost `nsprim run`
@@ -337,5 +338,5 @@ def add_note(exc: BaseException, note: str) -> None:
     if not isinstance(notes, list):
         notes = []
     notes.append(note)
-    with contextlib.suppress(AttributeError, TypeError):
+    with suppress(AttributeError, TypeError):
         exc.__notes__ = notes  # type: ignore[attr-defined]

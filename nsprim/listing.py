@@ -40,12 +40,12 @@ is reported.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import pwd
 
 from . import syscalls as _sc
+from ._stdlib import suppress
 from .errors import UnsupportedError
 from .namespace import NsType, nstype_of
 
@@ -796,16 +796,16 @@ def _command_and_uid(pid: int) -> tuple[Optional[str], Optional[int]]:
     # lsns: the command line with NULs as spaces, else the comm name.
     command: Optional[str] = None
     uid: Optional[int] = None
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         uid = os.stat(f"{_PROC}/{pid}").st_uid
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         with open(f"{_PROC}/{pid}/cmdline", "rb") as f:
             raw = f.read()
         text = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape")
         if text:
             command = text
     if command is None:
-        with contextlib.suppress(OSError), open(f"{_PROC}/{pid}/comm", "rb") as f:
+        with suppress(OSError), open(f"{_PROC}/{pid}/comm", "rb") as f:
             command = f.read().rstrip(b"\n").decode("utf-8", "surrogateescape")
     return command, uid
 

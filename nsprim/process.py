@@ -27,10 +27,8 @@ and ESRCH as :class:`~nsprim.NoSuchProcess` (one translator,
 from __future__ import annotations
 
 import _thread
-import contextlib
 import os
 import select
-import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -39,6 +37,7 @@ from . import _child
 from . import namespace as _namespace
 from . import syscalls as _sc
 from ._fd import OwnedFd, fd_of
+from ._stdlib import signal, suppress
 from .errors import (
     CallError,
     NoSuchProcess,
@@ -89,6 +88,7 @@ from ._options import (
 # mechanism. So do pickle, subprocess and traceback: imported where used.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import contextlib
     import subprocess
     from types import TracebackType
     from typing import IO, Any, Callable, NoReturn, Optional, TypeVar, Union, final
@@ -286,7 +286,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
         fd = self._pidfd
         if self.returncode is not None or fd is None or fd.closed:
             return
-        with contextlib.suppress(ProcessLookupError):  # exited meanwhile; wait() will tell
+        with suppress(ProcessLookupError):  # exited meanwhile; wait() will tell
             self._pidfd_send_signal(fd, sig)
 
     @wrap_exceptions("pidfd_send_signal")
@@ -378,7 +378,7 @@ class NsProcess(metaclass=_NoPublicConstructor):
         if f.closed:
             return
         LEDGER.forget(f.fileno())
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             f.close()
 
     # --- queries -----------------------------------------------------------------------
@@ -1107,8 +1107,9 @@ def call_start(
 # --- enter -------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -> Iterator[None]:
+def enter(
+    target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec
+) -> contextlib.AbstractContextManager[None]:
     """Move the calling **thread** into *target*'s namespaces; move it back on exit.
 
     Wraps setns(2) (Linux 3.0; one atomic call with a pidfd on Linux 5.8).
@@ -1131,6 +1132,15 @@ def enter(target: Union[int, HasFileno, NsProcess, Namespace], *types: NsSpec) -
         NoSuchProcess: the target process is gone.
         AccessDenied: setns(2) was refused; nothing was changed.
     """
+    import contextlib  # here, not at import: `nsprim run` never enters
+
+    return contextlib.contextmanager(_entering)(target, types)
+
+
+def _entering(
+    target: Union[int, HasFileno, NsProcess, Namespace], types: tuple[NsSpec, ...]
+) -> Iterator[None]:
+    """The generator behind :func:`enter`."""
     wanted = parse_types(types, "types")
     bad = sorted(t.value for t in wanted - THREAD_SCOPED)
     if bad:

@@ -20,10 +20,10 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import signal
 from collections.abc import Sequence
 
 from ._fd import fd_of
+from ._stdlib import signal
 from ._sys import consts as C
 from ._sys import libc as _libc
 from ._sys import nr as _nr

@@ -24,13 +24,11 @@ with the dispositions it would have had.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import sys
-from collections.abc import Iterator
 
+from .._stdlib import signal, suppress
 from . import SignalStatus
 
 # typing.TYPE_CHECKING without importing typing, and argparse only where a
@@ -225,33 +223,45 @@ class Held:
         if self.proc is None:
             self.pending.append(signum)
             return
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             self.proc.send_signal(signum)
 
     def started(self, proc: NsProcess) -> None:
         """Pass on what came while the command was being started."""
         self.proc = proc
         for signum in self.pending:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 proc.send_signal(signum)
         self.pending.clear()
 
 
-@contextlib.contextmanager
-def signals_held(forward: tuple[int, ...] = ()) -> Iterator[Held]:
-    """Hold SIGINT/SIGTERM/SIGQUIT (and pass *forward* on) while the command runs."""
-    held = Held(forward)
-    old: dict[int, Any] = {}
-    try:
-        for s in dict.fromkeys(_HELD + forward):
-            old[s] = signal.signal(s, held.handler)
-    except ValueError:
-        pass  # not the main thread (an embedding caller): signals stay theirs
-    try:
-        yield held
-    finally:
-        for s, h in old.items():
+class signals_held:
+    """Hold SIGINT/SIGTERM/SIGQUIT (and pass *forward* on) while the command runs.
+
+    ``with signals_held(forward) as held:``; a class rather than a
+    contextlib generator, which would import contextlib on every start.
+    """
+
+    def __init__(self, forward: tuple[int, ...] = ()) -> None:
+        self.held = Held(forward)
+        self.forward = forward
+        self.old: dict[int, Any] = {}
+
+    def __enter__(self) -> Held:
+        try:
+            for s in dict.fromkeys(_HELD + self.forward):
+                self.old[s] = signal.signal(s, self.held.handler)
+        except ValueError:
+            pass  # not the main thread (an embedding caller): signals stay theirs
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.held
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self.old.items():
             signal.signal(s, h)
+        self.old.clear()
 
 
 def wait(proc: NsProcess) -> int:

@@ -19,8 +19,8 @@ own ``attr/exec`` before its first setns, as nsenter calls setexeccon() first.
 from __future__ import annotations
 
 import os
-import signal
 
+from .._stdlib import signal
 from ._spawn import (
     NO_FILE,
     NS_OPTIONS,

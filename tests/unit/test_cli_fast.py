@@ -178,16 +178,18 @@ def test_fast_ls_answer_is_argparse_answer_for_any_token_soup(words: list[str]) 
 def test_nsprim_run_imports_neither_argparse_nor_typing() -> None:
     # The point of the fast path: a plain `nsprim run` loads no argparse, re or
     # typing (and no dataclasses, nor threading: its spawn needs none); --help
-    # still does. (Counted from what the
-    # interpreter had already loaded: a venv's editable-install hook loads re.)
+    # still does; nor contextlib or signal (nsprim._stdlib stands in). With -S:
+    # a site's .pth hooks (an editable install's) load re and contextlib at
+    # start-up, which would hide them.
     code = (
         f"import sys; sys.path.insert(0, {ROOT!r}); before = set(sys.modules); "
         "from nsprim.cli import main; rc = main(['run', '-u', '--', 'true']); "
         "print(rc, *sorted(m for m in ('argparse', 're', 'typing', 'dataclasses', 'pickle', "
-        "'subprocess', 'socket', 'threading') if m in set(sys.modules) - before))"
+        "'subprocess', 'socket', 'threading', 'contextlib', 'signal') "
+        "if m in set(sys.modules) - before))"
     )
     out = subprocess.run(
-        [sys.executable, "-I", "-c", code],
+        [sys.executable, "-I", "-S", "-c", code],
         capture_output=True,
         text=True,
         check=True,
@@ -204,12 +206,13 @@ def test_nsprim_ls_json_imports_neither_argparse_nor_json() -> None:
         f"import sys, io; sys.path.insert(0, {ROOT!r}); before = set(sys.modules); "
         "from nsprim.cli import main; sys.stdout = io.StringIO(); rc = main(['ls', '--json']); "
         "text, sys.stdout = sys.stdout.getvalue(), sys.__stdout__; "
-        "new = sorted(m for m in ('argparse', 're', 'typing', 'json', 'dataclasses') "
+        "new = sorted(m for m in ('argparse', 're', 'typing', 'json', 'dataclasses', "
+        "'contextlib') "
         "if m in set(sys.modules) - before); "
         "import json; print(rc, len(json.loads(text)['namespaces']) > 0, *new)"
     )
     out = subprocess.run(
-        [sys.executable, "-I", "-c", code],
+        [sys.executable, "-I", "-S", "-c", code],
         capture_output=True,
         text=True,
         check=True,

@@ -23,6 +23,7 @@ LAYERS = {
     "errors": 0,
     "_version": 0,
     "_sys": 0,
+    "_stdlib": 0,
     "flags": 1,
     "_lazyflags": 1,
     "_fd": 1,

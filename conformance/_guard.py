@@ -20,6 +20,7 @@ process's children and open fds.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,7 +28,16 @@ from typing import Callable
 
 from .outcome import CheckResult, Outcome
 
-__all__ = ["HOST", "PROCESS", "Snapshot", "snapshot", "compare", "own_cgroup2_dir", "leftovers"]
+__all__ = [
+    "HOST",
+    "PROCESS",
+    "Snapshot",
+    "snapshot",
+    "settled",
+    "compare",
+    "own_cgroup2_dir",
+    "leftovers",
+]
 
 _SHOWN = 8  # list every item in expected/actual only when there are this few
 
@@ -171,6 +181,30 @@ PROCESS = ("children", "fds")
 def snapshot(categories: Iterable[str] = HOST + PROCESS) -> Snapshot:
     """Observe the host (as this process sees it) in each of *categories*."""
     return Snapshot({name: _OBSERVERS[name]() for name in categories})
+
+
+def settled(before: Snapshot, after: Snapshot, wait: float = 2.0) -> Snapshot:
+    """*after*, keeping of what appeared in an added-only category only what persists.
+
+    The cgroup directory is shared with whatever else runs in the runner's
+    cgroup: another conformance run (a CI stage in a chroot next to a test
+    run) creates and removes its checks' cgroups there within milliseconds.
+    A leak stays. So what appeared is observed again every 0.1 s for *wait*
+    seconds (only when something appeared), and only what was there every
+    time counts.
+    """
+    out = Snapshot(dict(after.items))
+    deadline = time.monotonic() + wait
+    for category in _ADDED_ONLY:
+        if category not in before.items or category not in after.items:
+            continue
+        old = before.items[category]
+        persist = after.items[category] - old
+        while persist and time.monotonic() < deadline:
+            time.sleep(0.1)
+            persist &= _OBSERVERS[category]() - old
+        out.items[category] = old + persist
+    return out
 
 
 def compare(before: Snapshot, after: Snapshot, ignore: Iterable[str] = ()) -> list[CheckResult]:

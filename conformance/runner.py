@@ -1239,7 +1239,7 @@ def run(
         shutil.rmtree(run_dir, ignore_errors=True)
         os.close(held)
     if before is not None:
-        results += _guard.compare(before, _guard.snapshot())
+        results += _guard.compare(before, _guard.settled(before, _guard.snapshot()))
         results += _guard.leftovers(run_dir)
     return Run(
         results=results,

@@ -454,6 +454,34 @@ def test_guard_reports_a_cgroup_left_under_the_runner() -> None:
     assert path in (found[0].actual or "") + found[0].message
 
 
+def test_guard_keeps_a_lasting_cgroup_and_drops_a_passing_one() -> None:
+    # A concurrent run's check cgroup comes and goes under the same directory;
+    # only what is still there on every look after the run is the run's leak.
+    import threading
+
+    base = _guard.own_cgroup2_dir()
+    if base is None or not os.access(base, os.W_OK):
+        pytest.skip("no writable cgroup v2 directory for this process")
+    before = _guard.snapshot(["cgroup"])
+    lasting = os.path.join(base, f"nsprim-guard-lasting-{os.getpid()}")
+    passing = os.path.join(base, f"nsprim-guard-passing-{os.getpid()}")
+    os.mkdir(lasting)
+    os.mkdir(passing)
+    gone = threading.Timer(0.3, os.rmdir, (passing,))
+    try:
+        after = _guard.snapshot(["cgroup"])
+        gone.start()
+        found = _guard.compare(before, _guard.settled(before, after, wait=1.0))
+    finally:
+        gone.join()
+        os.rmdir(lasting)
+        if os.path.isdir(passing):
+            os.rmdir(passing)
+    assert [r.id for r in found] == ["guard.cgroup"]
+    text = (found[0].actual or "") + found[0].message
+    assert lasting in text and passing not in text
+
+
 # -- premises, policy refusals, exit statuses (issue 11) ------------------------
 
 

@@ -28,10 +28,10 @@ from ._fd import OwnedFd
 from ._frames import ERROR, GO, HOP, READY, Channel, decode_error, encode_error, send_frame
 from ._launcher import LAUNCHER
 from ._ledger import LEDGER, kill_reap
+from ._nstype import NsType
 from ._stdlib import signal, suppress
 from .errors import AccessDenied, TimeoutExpired, UnsupportedError, add_note, reraise, translate
 from .flags import CloneFlags
-from .namespace import NsType
 
 # typing.TYPE_CHECKING without importing typing (see nsprim.process).
 TYPE_CHECKING = False

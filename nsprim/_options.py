@@ -13,9 +13,9 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 from . import syscalls as _sc
+from ._nstype import NsType
 from ._stdlib import signal
 from .flags import _MS_PRIVATE, _MS_SHARED, _MS_SLAVE, _MS_UNBINDABLE, CloneFlags
-from .namespace import NsType
 
 # typing.TYPE_CHECKING without importing typing (see nsprim.process); the
 # aliases below exist for type checkers only.

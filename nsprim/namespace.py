@@ -12,7 +12,6 @@ across nsfs instances, so nsprim never compares them.
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 import stat as _stat
@@ -20,8 +19,9 @@ import stat as _stat
 from . import _procfs
 from . import syscalls as _sc
 from ._fd import OwnedFd, fd_of
+from ._nstype import NsType
 from .errors import AccessDenied, NoSuchProcess, NsprimError, UnsupportedError, reraise
-from .flags import _MNT_DETACH, _MS_BIND, _UMOUNT_NOFOLLOW, NS_INIT_INO, CloneFlags
+from .flags import _MNT_DETACH, _MS_BIND, _UMOUNT_NOFOLLOW
 
 # typing.TYPE_CHECKING without importing typing (it costs `nsprim run` more
 # than its whole spawn).
@@ -32,101 +32,6 @@ if TYPE_CHECKING:
     from ._fd import FdLike
 
 __all__ = ["NsType", "Namespace", "namespaces", "nstype_of", "unpersist"]
-
-
-class NsType(str, enum.Enum):
-    """The eight namespace types, named as in ``/proc/PID/ns``.
-
-    Each member has ``flag`` (its ``CLONE_NEW*`` bit), ``since`` (the kernel
-    that made it usable) and ``init_ino`` (the fixed inode of the initial
-    namespace, or None where the kernel gives none).
-    """
-
-    MNT = "mnt"
-    UTS = "uts"
-    IPC = "ipc"
-    PID = "pid"
-    NET = "net"
-    USER = "user"
-    CGROUP = "cgroup"
-    TIME = "time"
-
-    @property
-    def flag(self) -> CloneFlags:
-        """The ``CLONE_NEW*`` flag of this type."""
-        return _FLAGS[self]
-
-    @property
-    def since(self) -> str:
-        """The first kernel version with this namespace type."""
-        return _SINCE[self]
-
-    @property
-    def init_ino(self) -> int:
-        """The inode number of the initial namespace of this type.
-
-        Fixed (``<linux/nsfs.h>``) since Linux 3.8 for ipc/uts/user/pid, 4.6
-        for cgroup, 5.6 for time, 6.18 for net and mnt.
-        """
-        return _INIT_INO[self]
-
-    @property
-    def hierarchical(self) -> bool:
-        """Whether namespaces of this type have parents (pid and user)."""
-        return self in (NsType.PID, NsType.USER)
-
-    @classmethod
-    def parse(cls, value: Union[NsType, str, int]) -> NsType:
-        """Return the type named by a member, a proc name or a ``CLONE_NEW*`` flag.
-
-        Raises:
-            ValueError: no such namespace type.
-            TypeError: not a str, NsType or int.
-        """
-        if isinstance(value, NsType):
-            return value
-        if isinstance(value, str):
-            try:
-                return cls(value.lower())
-            except ValueError:
-                names = ", ".join(t.value for t in cls)
-                raise ValueError(
-                    f"unknown namespace type {value!r}; expected one of {names}"
-                ) from None
-        if isinstance(value, int) and not isinstance(value, bool):
-            for t in cls:
-                if int(t.flag) == int(value):
-                    return t
-            raise ValueError(f"{value!r} is not a single CLONE_NEW* flag")
-        raise TypeError(
-            f"namespace type must be NsType, str or int, got {type(value).__name__} {value!r}"
-        )
-
-    def __str__(self) -> str:
-        return self.value
-
-
-_FLAGS = {
-    NsType.MNT: CloneFlags.NEWNS,
-    NsType.UTS: CloneFlags.NEWUTS,
-    NsType.IPC: CloneFlags.NEWIPC,
-    NsType.PID: CloneFlags.NEWPID,
-    NsType.NET: CloneFlags.NEWNET,
-    NsType.USER: CloneFlags.NEWUSER,
-    NsType.CGROUP: CloneFlags.NEWCGROUP,
-    NsType.TIME: CloneFlags.NEWTIME,
-}
-_SINCE = {
-    NsType.MNT: "Linux 2.4.19",
-    NsType.UTS: "Linux 2.6.19",
-    NsType.IPC: "Linux 2.6.19",
-    NsType.PID: "Linux 2.6.24",
-    NsType.NET: "Linux 2.6.29",
-    NsType.USER: "Linux 3.8",
-    NsType.CGROUP: "Linux 4.6",
-    NsType.TIME: "Linux 5.6",
-}
-_INIT_INO = {t: NS_INIT_INO[t.flag] for t in NsType}
 
 
 def nstype_of(fd: FdLike) -> NsType:

@@ -34,9 +34,9 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from . import _child
-from . import namespace as _namespace
 from . import syscalls as _sc
 from ._fd import OwnedFd, fd_of
+from ._nstype import NsType
 from ._stdlib import signal, suppress
 from .errors import (
     CallError,
@@ -47,7 +47,6 @@ from .errors import (
     wrap_exceptions,
 )
 from .flags import CloneFlags
-from .namespace import Namespace, NsType
 
 __all__ = [
     "NsProcess",
@@ -96,6 +95,7 @@ if TYPE_CHECKING:
     from ._fd import HasFileno
     from ._options import NsSpec, StdSpec, StrPath
     from .idmap import IdMapLike
+    from .namespace import Namespace
 
     T = TypeVar("T")
 else:
@@ -392,7 +392,9 @@ class NsProcess(metaclass=_NoPublicConstructor):
             raise NoSuchProcess(
                 self.pid, f"process {self.pid} has exited (returncode {self.returncode})"
             )
-        return _namespace.namespaces(self.pid)
+        from . import namespace  # the model: not imported by a spawn
+
+        return namespace.namespaces(self.pid)
 
     # --- context manager ---------------------------------------------------------------
     def close(self) -> None:
@@ -1346,6 +1348,8 @@ def spawn_in(
     if target is None and not extras:
         raise ValueError("spawn_in needs a target or extra_ns")
     tgt = _targets.resolve(target, (NsProcess,)) if target is not None else _targets.Target()
+    from .namespace import Namespace, nstype_of  # _targets imported it already
+
     theirs: list[tuple[NsType, OwnedFd]] = []
     aux: list[int] = []
     over: dict[NsType, int] = {}
@@ -1357,7 +1361,7 @@ def spawn_in(
                 t, ofd = item.type, aux[-1]
             else:
                 ofd = fd_of(item, "extra_ns")
-                t = _namespace.nstype_of(ofd)
+                t = nstype_of(ofd)
             if t in over:
                 raise ValueError(f"extra_ns names two {t.value} namespaces")
             over[t] = ofd

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any, Callable, Optional
 
-    from ..namespace import NsType
+    from .._nstype import NsType
     from ..process import NsProcess
 
 EXIT_FAILURE = 1
@@ -131,7 +131,7 @@ def command(ns: argparse.Namespace) -> list[str]:
 
 def chosen_types(ns: argparse.Namespace) -> list[NsType]:
     """Return the namespace types whose flag was given."""
-    from ..namespace import NsType
+    from .._nstype import NsType
 
     return [NsType(t) for _, _, t in NS_OPTIONS if getattr(ns, f"ns_{t}", False)]
 

@@ -683,8 +683,8 @@ def _helpers_missing(uid: bool, gid: bool) -> Optional[str]:
 
 def cmd_run(ns: argparse.Namespace) -> int:
     """Handle ``nsprim run``; return the exit status."""
+    from .._nstype import NsType
     from ..errors import NsprimError
-    from ..namespace import NsType
     from ..process import spawn
 
     helper: Optional[list[str]] = None

@@ -26,6 +26,7 @@ LAYERS = {
     "_stdlib": 0,
     "flags": 1,
     "_lazyflags": 1,
+    "_nstype": 1,
     "_fd": 1,
     "_procfs": 1,
     "lsm": 1,

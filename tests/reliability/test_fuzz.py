@@ -557,7 +557,7 @@ def _opts(
     one = st.one_of(
         st.sampled_from(flags).map(lambda f: [f]),
         st.tuples(st.sampled_from(valued), values).map(list),
-        st.sampled_from(["--bogus", "-Z", "--", "-"]).map(lambda f: [f]),
+        st.sampled_from(["--bogus", "-Q", "--", "-"]).map(lambda f: [f]),
     )
     return st.lists(one, max_size=5).map(lambda parts: [a for p in parts for a in p])
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from . import syscalls as _sc
 from ._frames import ERROR, GO, HOP, OUTCOME, READY, STARTED, encode_error, recv_frame, send_frame
-from ._stdlib import signal, suppress
+from ._stdlib import environ_bytes, signal, suppress
 from .flags import _MNT_DETACH, _MS_BIND, _MS_NODEV, _MS_NOEXEC, _MS_NOSUID, _MS_REC, CloneFlags
 
 # typing.TYPE_CHECKING without importing typing (see nsprim.process).
@@ -565,7 +565,7 @@ def run_exec(plan: Plan) -> NoReturn:
         for sig in RESTORE_SIGNALS:
             _set_handler(sig, _SIG_DFL)
         step.name = "execve"
-        env = prog.envp if prog.envp is not None else os.environb
+        env = prog.envp if prog.envp is not None else environ_bytes()
         search_exec(prog.executables, lambda exe: os.execve(exe, prog.argv, env))
     except OSError as exc:
         if step.name == "execve":

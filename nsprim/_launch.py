@@ -29,7 +29,7 @@ from ._frames import ERROR, GO, HOP, READY, Channel, decode_error, encode_error,
 from ._launcher import LAUNCHER
 from ._ledger import LEDGER, kill_reap
 from ._nstype import NsType
-from ._stdlib import signal, suppress
+from ._stdlib import environ_bytes, signal, suppress
 from .errors import AccessDenied, TimeoutExpired, UnsupportedError, add_note, reraise, translate
 from .flags import CloneFlags
 
@@ -694,7 +694,7 @@ def fast_spawn(
                 continue
             if inheritable:
                 actions.append((os.POSIX_SPAWN_CLOSE, fd))
-    env = program.envp if program.envp is not None else os.environb
+    env = program.envp if program.envp is not None else environ_bytes()
     steps = _child.setup_steps(setup)
     box: list[Any] = []
 

@@ -598,18 +598,17 @@ def _go_back(back: list[tuple[int, int]]) -> None:
 def _nothing_else_runs_here() -> bool:
     """Whether only nsprim's code can run on this thread while it is in other namespaces.
 
-    Python runs signal handlers on the main thread at any call, whichever
-    thread the signal reached (so holding them on this thread is not
-    enough), and trace and profile hooks at every call: a handler of the
-    caller's, a debugger or a profiler would run there in the new
-    namespaces. The default SIGINT handler only raises KeyboardInterrupt,
-    which unwinds back home. Then the spawn takes a thread of its own.
-    About 4 microseconds.
+    Trace and profile hooks run at every call: not with those. Python runs
+    signal handlers on the main thread at any call, whichever thread took
+    the signal: on another thread never; on the main thread only when no
+    other thread can take one (this process has one thread, and it holds
+    every signal while away), so that a handler runs once the thread is
+    home. A main thread among others takes a thread of its own. About
+    10 microseconds (the /proc/self/task listing, main thread only).
     """
     if sys.gettrace() is not None or sys.getprofile() is not None:
         return False
-    harmless = (signal.SIG_DFL, signal.SIG_IGN, None, signal.default_int_handler)
-    return all(signal.getsignal(s) in harmless for s in _ALL_SIGNALS)
+    return not LAUNCHER._on_main_thread() or _single_threaded()
 
 
 def _handlers_ran() -> None:
@@ -662,8 +661,11 @@ def fast_spawn(
 
     * the calling thread, for uts, ipc, net, cgroup and pid with no step
       but hostname, domainname and lo, when it may setns(2) back into each
-      namespace it is in (probed first): every signal is held from the
-      unshare to the way back, and the program gets the caller's mask;
+      namespace it is in (probed first) and no code but this can run on it
+      meanwhile (no trace or profile hook; not the main thread of a process
+      with other threads, where Python would run a signal handler): every
+      signal is held from the unshare to the way back, and the program
+      gets the caller's mask;
     * else a throwaway thread (with CLONE_FS, so its cwd and root are its
       own: mnt and cwd need that, and it can't be undone), which then ends;
       the namespaces live on in the child. A thread costs about 0.1 ms.
@@ -698,12 +700,11 @@ def fast_spawn(
     steps = _child.setup_steps(setup)
     box: list[Any] = []
 
-    # On the calling thread (see _ways_back) every signal is held on it and the
-    # collector is off from before the saved fds are opened to the way back: no
-    # __del__ or weakref callback runs in the new namespaces, no fd is lost,
-    # and the default ^C handler (the only one allowed, see
-    # _nothing_else_runs_here) raises only once the thread is home or
-    # unwinds through the way back. The program gets the mask the caller had.
+    # On the calling thread (see _ways_back and _nothing_else_runs_here) every
+    # signal is held on it and the collector is off from before the saved fds
+    # are opened to the way back: no handler, __del__ or weakref callback runs
+    # in the new namespaces, and no fd is lost. The program gets the mask the
+    # caller had.
     back: Optional[list[tuple[int, int]]] = None
     mask: Optional[set[Any]] = None
     collecting = gc.isenabled()

@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,24 +165,3 @@ def leak_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         if now[key] != before:
             problems.append(f"host {key} changed: {before!r} -> {now[key]!r}")
     pytest.fail("leak guard: " + "; ".join(problems), pytrace=False)
-
-
-@pytest.fixture
-def no_handlers() -> Iterator[None]:
-    """No Python signal handler but the default SIGINT one, as in a plain program.
-
-    pytest-timeout's SIGALRM handler would send every spawn to a thread of
-    its own (see _launch._nothing_else_runs_here); ignored for the test.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signal handlers: main thread only")
-    saved = {}
-    for sig in signal.valid_signals():
-        h = signal.getsignal(sig)
-        if callable(h) and h is not signal.default_int_handler:
-            saved[sig] = signal.signal(sig, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        for sig, h in saved.items():
-            signal.signal(sig, h)

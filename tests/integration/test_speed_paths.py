@@ -55,32 +55,89 @@ def _mine() -> dict[str, str]:
     return {t: os.readlink(f"/proc/thread-self/ns/{t}") for t in THREAD_SIDE}
 
 
-@pytest.mark.parametrize(
-    "types", [["uts"], ["pid"], ["net"], ["uts", "ipc", "net", "cgroup", "pid"]], ids="+".join
-)
-def test_thread_scoped_sets_unshare_on_the_callers_thread_and_come_back(
-    monkeypatch: pytest.MonkeyPatch, types: list[str], no_handlers: None
-) -> None:
-    # No thread for the types a thread can leave again with setns(2): the
-    # caller's thread unshares, spawns and goes back, namespaces unchanged.
-    started = _count_threads(monkeypatch)
-    before = _mine()
-    script = "echo $$; hostname; readlink /proc/self/ns/net /proc/self/ns/uts"
-    for _ in range(2):  # twice: the pid namespace of the first is dead by then
-        r = process.run(
-            ["sh", "-c", script],
+def _counting_threads() -> list[int]:
+    """In a call() child: count the threads fast_spawn starts (no monkeypatch there)."""
+    threads: list[int] = []
+    real = _launch._thread.start_new_thread
+
+    def counting(*a: Any) -> Any:
+        threads.append(1)
+        return real(*a)
+
+    _launch._thread.start_new_thread = counting  # type: ignore[assignment]
+    return threads
+
+
+SCRIPT = "echo $$; hostname; readlink /proc/self/ns/net /proc/self/ns/uts"
+
+
+def _spawn_twice(types: list[str]) -> list[list[str]]:
+    # twice: the pid namespace of the first is dead by then
+    return [
+        process.run(
+            ["sh", "-c", SCRIPT],
             namespaces=types,
             hostname="inner" if "uts" in types else None,
             die_with_parent=False,
             capture_output=True,
             check=True,
         )
-        pid, host, net, uts = r.stdout.decode().split()
+        .stdout.decode()
+        .split()
+        for _ in range(2)
+    ]
+
+
+def _check_outputs(types: list[str], before: dict[str, str], outs: list[list[str]]) -> None:
+    for pid, host, net, uts in outs:
         assert (pid == "1") == ("pid" in types)
         assert (host == "inner") == ("uts" in types)
         assert (net != before["net"]) == ("net" in types)
         assert (uts != before["uts"]) == ("uts" in types)
-    assert started == [] and _mine() == before
+
+
+SETS = pytest.mark.parametrize(
+    "types", [["uts"], ["pid"], ["net"], ["uts", "ipc", "net", "cgroup", "pid"]], ids="+".join
+)
+
+
+@SETS
+def test_a_single_threaded_caller_unshares_on_its_own_thread_and_comes_back(
+    types: list[str],
+) -> None:
+    # A one-thread process (the usual script, `nsprim run`, a call() child):
+    # no thread for the types a thread can leave again with setns(2). Its
+    # main thread unshares, spawns and goes back, namespaces unchanged.
+    def inside() -> tuple[int, dict[str, str], list[list[str]], dict[str, str]]:
+        threads = _counting_threads()
+        before = _mine()
+        outs = _spawn_twice(types)
+        return len(threads), before, outs, _mine()
+
+    started, before, outs, after = process.call(inside)
+    _check_outputs(types, before, outs)
+    assert started == 0 and after == before
+
+
+@SETS
+def test_another_thread_unshares_on_itself_and_comes_back(
+    monkeypatch: pytest.MonkeyPatch, types: list[str]
+) -> None:
+    # Not the main thread: Python runs no signal handler there, so it may go
+    # away whatever other threads there are.
+    started = _count_threads(monkeypatch)
+    got: list[Any] = []
+
+    def worker() -> None:
+        before = _mine()
+        got.extend([before, _spawn_twice(types), _mine()])
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    before, outs, after = got
+    _check_outputs(types, before, outs)
+    assert started == [] and after == before
 
 
 def test_a_caller_that_could_not_come_back_takes_a_thread() -> None:
@@ -88,17 +145,7 @@ def test_a_caller_that_could_not_come_back_takes_a_thread() -> None:
     # back into the one it is in (the initial user namespace owns that): the
     # probe says so, and the spawn takes a throwaway thread instead.
     def inside() -> tuple[int, str, bool]:
-        for sig in signal.valid_signals():  # no handler of pytest's sends it to a thread
-            if callable(signal.getsignal(sig)) and sig != signal.SIGINT:
-                signal.signal(sig, signal.SIG_IGN)
-        threads: list[int] = []
-        real = _launch._thread.start_new_thread
-
-        def counting(*a: Any) -> Any:
-            threads.append(1)
-            return real(*a)
-
-        _launch._thread.start_new_thread = counting  # type: ignore[assignment]
+        threads = _counting_threads()
         before = _mine()
         r = process.run(
             ["hostname"], namespaces=["uts"], hostname="inner", capture_output=True, check=True,
@@ -114,9 +161,52 @@ MAIN_ONLY = pytest.mark.skipif(
 )
 
 
-def _slow_sethostname(monkeypatch: pytest.MonkeyPatch) -> None:
+def _slow_sethostname() -> None:
     # The step a spawn runs while in its new uts namespace, made slow enough
-    # for a signal to land inside it.
+    # for a signal to land inside it (patched for the rest of the process:
+    # call() children only).
+    from nsprim import syscalls
+
+    real = syscalls.sethostname
+
+    def slow(name: Any) -> None:
+        time.sleep(0.3)
+        real(name)
+
+    syscalls.sethostname = slow  # type: ignore[assignment]
+
+
+def test_a_signal_while_a_single_thread_is_away_is_handled_once_home() -> None:
+    # One thread, holding every signal while away: the handler (a ^C) runs
+    # once the thread is home, and the program it interrupted is killed and
+    # reaped, not left running.
+    def inside() -> tuple[int, bool, list[bool], list[str]]:
+        _slow_sethostname()
+        threads = _counting_threads()
+        before = _mine()
+        seen: list[bool] = []
+
+        def interrupt(signum: int, frame: Any) -> None:
+            seen.append(_mine() == before)
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            process.spawn(["sleep", "30"], namespaces=["uts"], hostname="x", die_with_parent=False)
+        except KeyboardInterrupt:
+            seen.append(True)  # raised out of the spawn
+        kids = Path(f"/proc/self/task/{threading.get_native_id()}/children").read_text().split()
+        return len(threads), _mine() == before, seen, kids
+
+    assert process.call(inside) == (0, True, [True, True], [])
+
+
+@MAIN_ONLY
+def test_a_main_thread_among_others_takes_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python runs a handler on the main thread whichever thread took the
+    # signal, so a main thread with company never goes away: the handler sees
+    # the caller's namespaces, and the program a ^C interrupted is killed.
     from nsprim import syscalls
 
     real = syscalls.sethostname
@@ -126,17 +216,6 @@ def _slow_sethostname(monkeypatch: pytest.MonkeyPatch) -> None:
         real(name)
 
     monkeypatch.setattr(syscalls, "sethostname", slow)
-
-
-@MAIN_ONLY
-def test_a_handler_of_the_callers_makes_the_spawn_take_a_thread(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Python runs a handler on the main thread whichever thread the signal
-    # reached: with one of the caller's installed, the caller's thread never
-    # goes away, and the handler sees the caller's namespaces. The program a
-    # ^C interrupted is killed and reaped, not left running.
-    _slow_sethostname(monkeypatch)
     started = _count_threads(monkeypatch)
     before = _mine()
     seen: list[dict[str, str]] = []
@@ -160,31 +239,6 @@ def test_a_handler_of_the_callers_makes_the_spawn_take_a_thread(
         bystander.set()
         other.join()
     assert seen == [before] and _mine() == before and started == [1]  # the throwaway
-    assert Path(kids).read_text().split() == []
-
-
-@MAIN_ONLY
-def test_a_ctrl_c_while_the_callers_thread_is_away_unwinds_home(
-    monkeypatch: pytest.MonkeyPatch, no_handlers: None
-) -> None:
-    # Python's own SIGINT handler only raises KeyboardInterrupt: the spawn
-    # stays on the caller's thread, and the ^C, raised in the new namespaces
-    # (another thread took the signal) or once home (held on this one),
-    # leaves the thread home and nothing running.
-    _slow_sethostname(monkeypatch)
-    started = _count_threads(monkeypatch)
-    before = _mine()
-    kids = f"/proc/self/task/{threading.get_native_id()}/children"
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    ctrl_c = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
-    try:
-        ctrl_c.start()
-        with pytest.raises(KeyboardInterrupt):
-            process.spawn(["sleep", "30"], namespaces=["uts"], hostname="x", die_with_parent=False)
-    finally:
-        ctrl_c.join()
-        signal.signal(signal.SIGINT, old)
-    assert _mine() == before and started == []
     assert Path(kids).read_text().split() == []
 
 

@@ -31,6 +31,7 @@ LAYERS = {
     "_procfs": 1,
     "lsm": 1,
     "syscalls": 1,
+    "_syscalls_more": 1,
     "seccomp": 1,
     "namespace": 2,
     "net": 2,
@@ -159,6 +160,7 @@ SYS_USERS = (
     "nsprim/flags.py",
     "nsprim/_lazyflags.py",
     "nsprim/syscalls.py",
+    "nsprim/_syscalls_more.py",
     "nsprim/seccomp.py",
 )
 #: The one child mechanism: the only place that forks. The fast path's supervisor

@@ -31,27 +31,7 @@ if TYPE_CHECKING:
 
     from ._fd import FdLike
 
-__all__ = [
-    "pidfd_get_namespace",
-    "PIDFD_INFO_PID",
-    "PIDFD_INFO_CREDS",
-    "PIDFD_INFO_CGROUPID",
-    "PidfdInfo",
-    "pidfd_get_info",
-    "LISTNS_CURRENT_USER",
-    "listns",
-    "open_ns_by_id",
-    "syscall_errno",
-    "unshare_errno",
-    "setns_errno",
-    "sethostname_errno",
-    "setdomainname_errno",
-    "mount_errno",
-    "ioctl_errno",
-    "pidfd_info_errno",
-    "libc_has",
-    "syscall_table_error",
-]
+# No __all__: every public name here is exported by nsprim.syscalls (its __all__).
 
 
 # --- pidfd namespace ioctls (pidfs) ---------------------------------------------------

@@ -63,6 +63,8 @@ __all__ = [
     "STDOUT",
     "THREAD_SCOPED",
     "preload",
+    "use_forker",
+    "helper_pids",
 ]
 
 from . import _launch
@@ -572,7 +574,11 @@ def spawn(
             under load), or in the microseconds before the hand-over that
             follows on the same thread, leaves the program running; the
             signal arrives when the supervisor wakes, not synchronously
-            with the exit. The fork path has no such window.
+            with the exit. The fork path has no such window, nor has the
+            forker (see :func:`use_forker`), which from a process's second
+            fork-path spawn on creates the program with clone3(CLONE_PARENT)
+            as a child of that same long-lived thread, with PR_SET_PDEATHSIG
+            and the same race check.
 
     Returns:
         The running program.
@@ -642,6 +648,17 @@ def spawn(
                     raise
             watched.append(True)
             return pid, pidfd
+        if _fork_spawns[0]:
+            # The second fork-path program of a process on: a small helper
+            # process forks it for us, as our child (see nsprim._forker).
+            from . import _forker
+
+            if _forker.eligible(setup, program):
+                got = _forker.spawn(setup, program, time.monotonic() + _launch.SETUP_TIMEOUT)
+                if got is not None:
+                    return got
+        else:
+            _fork_spawns[0] = 1
         child, _ = launch(_child.run_exec, setup=setup, program=program, own=[*child_std, *fds])
         child.close_chan()
         return child.pid, child.pidfd
@@ -652,6 +669,46 @@ def spawn(
 
         _supervisor.remember(proc, setup.pdeathsig)  # a restarted supervisor takes it over
     return proc
+
+
+#: Whether this process made a fork-path program spawn yet (the forker starts at the second).
+_fork_spawns = [0]
+os.register_at_fork(after_in_child=lambda: _fork_spawns.__setitem__(0, 0))
+
+
+def use_forker(on: bool) -> None:
+    """Let a helper process fork the fork path's programs, or not (default: on).
+
+    From a process's second spawn that needs the fork path (a new user or
+    time namespace, ``mount_proc``, ``root`` ...), nsprim starts a small
+    helper, a child of this process named ``nsprim-forker``, that creates
+    each such program with clone3(CLONE_PARENT) (Linux 5.3): the program is
+    still this process's own child, with the state a fork would give it
+    (what differs is checked per spawn, and the fork path taken then), at
+    about half the fork path's cost in a large process. A caller that loops
+    on ``os.wait()`` until ECHILD meets the helper; :func:`helper_pids`
+    names it, and ``use_forker(False)`` stops it now and takes the fork path
+    for every such spawn after.
+
+    Raises:
+        TypeError: *on* is not a bool.
+    """
+    from . import _forker
+
+    _forker.use(on)
+
+
+def helper_pids() -> frozenset[int]:
+    """The pids of the helper processes nsprim runs as this process's children.
+
+    Today at most one: the forker (see :func:`use_forker`). For leak checks
+    that count a process's children.
+    """
+    if "nsprim._forker" not in sys.modules:
+        return frozenset()
+    from . import _forker
+
+    return _forker.helper_pids()
 
 
 def _watch_wanted() -> bool:

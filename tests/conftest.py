@@ -75,6 +75,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _children() -> set[int]:
+    # nsprim's forker (nsprim.process.helper_pids()) is this process's child
+    # for the process's life, as the launcher thread lives on: not a leak of
+    # the test that happened to start it.
+    from nsprim import process
+
+    helpers = process.helper_pids()
     me = str(os.getpid())
     out = set()
     for name in os.listdir("/proc"):
@@ -86,7 +92,7 @@ def _children() -> set[int]:
         except OSError:
             continue
         fields = stat[stat.rindex(b")") + 2 :].split()
-        if fields[1].decode() == me:
+        if fields[1].decode() == me and int(name) not in helpers:
             out.add(int(name))
     return out
 
@@ -95,9 +101,9 @@ def _fds() -> dict[int, str]:
     # The supervisor that die_with_parent spawns start once per process holds
     # its channel and pidfd for the process's life, as the launcher thread
     # lives on: not a leak of the test that happened to start it.
-    from nsprim import _supervisor
+    from nsprim import _forker, _supervisor
 
-    held = _supervisor.held_fds()
+    held = _supervisor.held_fds() | _forker.held_fds()
     out = {}
     for name in os.listdir("/proc/self/fd"):
         if int(name) in held:

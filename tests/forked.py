@@ -78,3 +78,24 @@ def drop_to_nobody() -> None:
     os.setgroups([])
     os.setresgid(65534, 65534, 65534)
     os.setresuid(65534, 65534, 65534)
+
+
+def assert_all_reaped() -> None:
+    """Every child of this process was reaped, but nsprim's own helpers.
+
+    ``os.waitpid(-1, WNOHANG)`` raising ChildProcessError was the test; since
+    nsprim keeps a forker process as this process's child once it has made
+    two fork-path spawns (``nsprim.process.helper_pids()``), it answers
+    ``(0, 0)`` then. So: no zombie to reap, and no live child but the helpers.
+    """
+    from nsprim import process
+
+    try:
+        assert os.waitpid(-1, os.WNOHANG) == (0, 0), "a child was left unreaped"
+    except ChildProcessError:
+        return
+    kids: set[int] = set()
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/children") as f:
+            kids |= {int(p) for p in f.read().split()}
+    assert kids <= process.helper_pids(), f"children left: {sorted(kids - process.helper_pids())}"

@@ -26,6 +26,7 @@ import pytest
 from forked import drop_to_nobody, in_child
 
 import nsprim
+import nsprim._forker as _forker
 import nsprim._launch as _launch
 import nsprim._supervisor as _supervisor
 import nsprim.process as process
@@ -572,6 +573,8 @@ def test_spawn_without_clone3_still_makes_pid_namespaces(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(nsprim.syscalls, "clone3", no_clone3)
     monkeypatch.setattr(_launch, "_clone3_ok", [True])  # learns ENOSYS here, forgets after
+    # This process's own fork path (the forker's clone3 is not the one patched here).
+    monkeypatch.setattr(_forker, "_enabled", [False])
     r = process.run(["hostname"], hostname="forked", capture_output=True, check=True)
     assert r.stdout == b"forked\n"
     assert process.call(os.getpid, namespaces=["pid"]) == 1

@@ -239,7 +239,8 @@ def test_a_main_thread_among_others_takes_a_thread(monkeypatch: pytest.MonkeyPat
         bystander.set()
         other.join()
     assert seen == [before] and _mine() == before and started == [1]  # the throwaway
-    assert Path(kids).read_text().split() == []
+    # (nsprim's forker, if an earlier test started it, is the main thread's child too)
+    assert {int(p) for p in Path(kids).read_text().split()} <= process.helper_pids()
 
 
 def test_the_spawning_thread_leaves_the_callers_namespaces_alone() -> None:

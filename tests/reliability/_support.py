@@ -289,15 +289,15 @@ def zombies_of(pid: int, settle: float = 2.0) -> list[int]:
 
 
 def fd_count() -> int:
-    """How many fds this process holds, not counting its supervisor channel.
+    """How many fds this process holds, not counting its supervisor's and forker's.
 
     nsprim starts one supervisor per process at its second die_with_parent spawn and
     keeps its channel for the process's life (like the leak guard in conftest, this
     is not a leak: nsprim._supervisor.held_fds() names those fds).
     """
-    from nsprim import _supervisor
+    from nsprim import _forker, _supervisor
 
-    held = _supervisor.held_fds()
+    held = _supervisor.held_fds() | _forker.held_fds()
     fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
     return len([fd for fd in fds if fd not in held]) - 1  # minus listdir's own
 

@@ -49,6 +49,8 @@ LAYERS = {
     "_targets": 2,
     "process": 3,
     "_supervisor": 3,
+    "_forker": 3,
+    "_forkerd": 3,
     "aio": 3,
     "cli": 4,
     "pytest_plugin": 4,
@@ -162,10 +164,17 @@ SYS_USERS = (
     "nsprim/syscalls.py",
     "nsprim/_syscalls_more.py",
     "nsprim/seccomp.py",
+    # the forker process's loop: nsprim._sys.lean only, so that it stays small
+    "nsprim/_forkerd.py",
 )
 #: The one child mechanism: the only place that forks. The fast path's supervisor
 #: (die_with_parent for posix_spawn children) belongs to it: it forks itself, once.
-FORK_HOME = ("nsprim/_launch.py", "nsprim/_supervisor.py")
+FORK_HOME = (
+    "nsprim/_launch.py",
+    "nsprim/_supervisor.py",
+    "nsprim/_forker.py",
+    "nsprim/_forkerd.py",
+)
 
 
 def _ctypes_uses(tree: ast.AST) -> list[str]:

@@ -1,60 +1,68 @@
-"""The forker: a small helper process that forks the fork path's programs for the caller.
+"""The forker: a small helper process that starts the fork path's programs for the caller.
 
 Layer 3, private: imports the standard library and nsprim layers 0-2 only.
-:func:`nsprim.spawn` calls :func:`spawn` for a program that needs the fork
-path (a new user or time namespace, ``mount_proc``, ``root`` ...), from a
-process's second such spawn on; ``None`` means "take the fork path".
+This is the caller's side; :mod:`nsprim._forkerd` is the loop the helper
+runs. :func:`nsprim.spawn` calls :func:`spawn` for a program that needs the
+fork path (a new user or time namespace, ``mount_proc``, ``root`` ...), from
+a process's second such spawn on; ``None`` means "take the fork path".
 
-Why. A fork of the caller write-protects every page of the caller; each
-page its Python code writes afterwards faults again (about 280 per
-spawn for nsprim's launch, wait and bookkeeping), and the child copies the
-pages it touches before its exec. A fresh ``python -I -S`` has a tenth of
-the pages: its fork, and its child's Python until exec, cost a fraction.
+Why. A fork of the caller write-protects every page of the caller, and
+each page its Python code writes afterwards faults again (about 280 per
+spawn for nsprim's launch, wait and bookkeeping); the child copies every
+page it touches before its exec, and the exec tears down a copy of the
+caller's page tables. So the fork path costs more the larger the caller.
+A fresh ``python -I -S`` that imports almost nothing has a few MB: its
+clone and its child's exec cost the same whatever the caller's size.
 
-How the programs stay the caller's own. The forker is the caller's child,
-posix_spawned by the thread that forks the fork path's children (the main
-thread or nsprim's launcher thread, which live as long as the process; see
-:mod:`nsprim._launcher`). It creates each program with
+How the programs stay the caller's own. The helper is the caller's child,
+started on the fork path by the thread that forks the fork path's children
+(the main thread or nsprim's launcher thread, which live as long as the
+process; see :mod:`nsprim._launcher`). It creates each program with
 clone3(CLONE_PARENT) (Linux 5.3; every namespace flag at once, so a new pid
 namespace needs no hop), so the program's parent is that thread, exactly as
 on the fork path: ``waitpid``, exit statuses, ``getppid``, rusage and the
-parent-death signal (PR_SET_PDEATHSIG follows that thread) are unchanged,
-and the pidfd comes back over the channel (SCM_RIGHTS).
+parent-death signal (PR_SET_PDEATHSIG, with the same race check on that
+thread's pidfd) are unchanged, and the pidfd comes back over the channel
+(SCM_RIGHTS). The caller then runs the frame protocol with the child as
+:func:`nsprim._launch.launch` does (id maps, time offsets, errors, exec).
 
 What the program inherits. A forked child gets the caller's state at the
-fork; the forker's children get the forker's, which is the caller's when
-the forker started. So each request carries what changes often (working
+fork; the helper's children get the helper's, which is the caller's when
+the helper started. So each request carries what changes often (working
 directory as an fd, umask, signal mask, ignored signals, environment,
-stdio and ``pass_fds`` as SCM_RIGHTS), and :func:`_status` and :func:`_rest` compare the
-rest, on the forking thread, with the snapshot taken when the forker
-started: every line of ``/proc/thread-self/status`` that a child inherits
-(ids, groups, capability sets, no_new_privs, seccomp mode and filter
-count, CPU and memory affinity), the thread's namespaces and root, the
-rlimits, the cgroup, ``oom_score_adj``, the nice value, the scheduling
-policy, the process group and session, the LSM label and the audit
-login id. Any difference retires the forker (a new one starts, with a new
-snapshot) and the spawn takes the fork path. Not compared: securebits,
-keyrings, personality, timer slack and I/O priority (rarely changed by a
-running program; disable the forker with ``nsprim.process.use_forker``
-when they are).
+stdio and ``pass_fds`` as SCM_RIGHTS), and :func:`_status` and
+:func:`_rest` compare the rest, on the forking thread, with the snapshot
+taken when the helper started: every line of ``/proc/thread-self/status``
+that a child inherits (ids, groups, capability sets, no_new_privs, seccomp
+mode and filter count, CPU and memory affinity), the thread's namespaces
+and root, the rlimits, the cgroup, ``oom_score_adj``, the nice value, the
+scheduling policy, the process group, session and terminal, the LSM label
+and the audit login id. :func:`_rest` runs while the helper clones; the
+child waits for the caller's go, which comes only when all of it matched.
+Any difference retires the helper (a new one starts, with a new snapshot)
+and the spawn takes the fork path. Not compared: securebits, keyrings,
+personality, timer slack and I/O priority (rarely changed by a running
+program; turn the helper off with ``nsprim.process.use_forker(False)``
+when they are). No ``/proc``: no helper.
 
 What a user sees. One more child process of the caller, a ``python3``
-(comm ``nsprim-forker``), started at the second fork-path program spawn
-of a process (never by a single spawn, so ``nsprim run`` never starts one)
-and until then the fork path is taken. It ignores the terminal's signals,
+(comm ``nsprim-forker``), started at the second fork-path program spawn of
+a process (never by a single spawn, so ``nsprim run`` never starts one);
+until it is up, the fork path is taken. It ignores the terminal's signals,
 dies with the thread that started it (PR_SET_PDEATHSIG) and exits when the
-caller closes its end (:func:`shutdown`, exit, exec). Like the resource
-tracker and the fork server of :mod:`multiprocessing`, a caller looping on
-``os.wait()`` until ECHILD meets it; :func:`helper_pids` names it, and
-``nsprim.process.use_forker(False)`` turns it off (the fork path for every
-such spawn again).
+caller closes its end (:func:`shutdown`, exit, exec). Like the fork server
+and the resource tracker of :mod:`multiprocessing`, a caller looping on
+``os.wait()`` until ECHILD meets it; ``nsprim.process.helper_pids()`` names
+it, and ``use_forker(False)`` or ``NSPRIM_FORKER=0`` turns it off.
 
-Errors. A refused clone3 (ENOSYS, EPERM, ENOSPC ...) or a refused id map
-write is answered "take the fork path": that path then meets the same
-refusal and reports it in its own words. An error of the child's setup or
-exec is decoded by the caller from the child's own frame, as on the fork
-path. If the forker dies during a request, the caller kills and reaps the
-program it announced.
+Errors. A refused clone3 (ENOSYS, EPERM, ENOSPC ...) is answered "take the
+fork path": that path meets the same refusal and reports it in its own
+words. Everything after the clone (id maps, the child's setup, exec) reads
+as on the fork path, from the same frames. A helper that dies is replaced
+at a later spawn; three that die before their hello turn it off for the
+process. The one window: a helper killed between its clone and its answer
+leaves that program running without nsprim knowing its pid (it is still the
+caller's child, and its parent-death signal still holds).
 """
 
 from __future__ import annotations
@@ -239,10 +247,6 @@ def use(on: bool) -> None:
     _enabled[0] = on
     if not on:
         shutdown()
-
-
-def enabled() -> bool:
-    return _enabled[0]
 
 
 def shutdown() -> None:

@@ -8,6 +8,9 @@ of one start-and-reap of ``/bin/true`` with:
 * ``nsprim.run`` as users call it (defaults, so ``die_with_parent=True``);
 * ``nsprim.run(die_with_parent=False)`` (the posix_spawn fast path where
   the set allows it);
+* for the sets that need the fork path (user, time): ``nsprim.run`` with
+  the forker turned off (:mod:`nsprim._forker`), i.e. forked by this
+  process itself, next to the default, which the forker starts;
 * the prototype supervisor (:mod:`nsprim._supervisor`): ``spawn`` (the
   supervisor unshares and posix_spawns; its children die with this process)
   and ``watch`` (this process posix_spawns through the fast path and hands
@@ -48,6 +51,14 @@ from typing import Any, Callable, Optional
 import nsprim.process as process
 from nsprim.flags import CloneFlags
 from nsprim.syscalls import unshare
+
+try:  # absent from trees older than the forker: that column and label are left out
+    from nsprim import _forker as forker
+
+    if os.path.dirname(forker.__file__ or "") != os.path.dirname(process.__file__ or ""):
+        forker = None  # type: ignore[assignment]
+except ImportError:  # pragma: no cover
+    forker = None  # type: ignore[assignment]
 
 try:  # absent from trees older than the prototype: those columns are left out
     from nsprim import _supervisor as sup
@@ -208,13 +219,24 @@ def fork_unshare(flags: int) -> None:
 
 
 class PathProbe:
-    """Counts os.posix_spawn and supervisor requests to tell which path a call took."""
+    """Counts os.posix_spawn, supervisor and forker requests to tell which path a call took."""
 
     def __init__(self) -> None:
         self.spawns = 0
         self.sup = 0
+        self.forked = 0
         self._posix_spawn = os.posix_spawn
         self._sup_spawn = sup.spawn if sup is not None else None
+        self._forker_request = forker._request if forker is not None else None
+
+        def counted_request(*a: Any, **k: Any) -> Any:
+            assert self._forker_request is not None
+            got = self._forker_request(*a, **k)
+            self.forked += got is not None
+            return got
+
+        if forker is not None:
+            forker._request = counted_request
 
         def counted_spawn(*a: Any, **k: Any) -> int:
             self.spawns += 1
@@ -230,11 +252,15 @@ class PathProbe:
             sup.spawn = counted_sup
 
     def path(self, fn: Callable[[], object]) -> str:
-        self.spawns = self.sup = 0
+        self.spawns = self.sup = self.forked = 0
         fn()
+        if self.forked:
+            return "forker"
         return "supervisor" if self.sup else "posix_spawn" if self.spawns else "fork"
 
     def close(self) -> None:
+        if forker is not None and self._forker_request is not None:
+            forker._request = self._forker_request
         os.posix_spawn = self._posix_spawn
         if sup is not None and self._sup_spawn is not None:
             sup.spawn = self._sup_spawn
@@ -278,6 +304,16 @@ def methods_for(types: list[str], floor: Optional[Floor]) -> dict[str, Callable[
         )
     if floor is not None:
         out["c_floor"] = lambda: floor.once(flags)
+    if forker is not None and any(t in WHY_FORK for t in types):
+
+        def fork_path() -> None:
+            forker._enabled[0] = False  # not use(False): that would stop the forker
+            try:
+                process.run([TRUE], namespaces=types, check=True)
+            finally:
+                forker._enabled[0] = True
+
+        out["fork_path"] = lambda: _timed(fork_path)
     if sup is not None and not flags & ~sup.THREAD_FLAGS:
 
         def via_supervisor() -> None:
@@ -296,10 +332,23 @@ def methods_for(types: list[str], floor: Optional[Floor]) -> dict[str, Callable[
     return out
 
 
+def _warm_forker() -> None:
+    """Start the forker outside the timings (it starts at a process's second fork-path spawn)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        process.run([TRUE], namespaces=["user"], check=True)
+        h = forker._handle
+        if h is not None and h.up():
+            return
+        time.sleep(0.02)
+
+
 def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
     rows = []
     if sup is not None:
         sup.usable()  # start the supervisor outside the timings (once per process)
+    if forker is not None and any(t in WHY_FORK for _, ts in sets for t in ts):
+        _warm_forker()
     with tempfile.TemporaryDirectory(prefix="nsprim-bench-") as tmp:
         floor_exe, note = build_floor(tmp)
         floor = Floor(floor_exe) if floor_exe else None
@@ -346,6 +395,7 @@ def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
                         "unshare1/b_default": r("unshare1", "b_default"),
                         "b_no_pdeath/c_floor": r("b_no_pdeath", "c_floor"),
                         "default/py_floor": r("default", "py_floor"),
+                        "fork_path/py_floor": r("fork_path", "py_floor"),
                         "unshare1/default": r("unshare1", "default"),
                         "default/c_floor": r("default", "c_floor"),
                         "no_pdeath/c_floor": r("no_pdeath", "c_floor"),
@@ -360,6 +410,7 @@ def bench(n: int, sets: list[tuple[str, list[str]]]) -> dict[str, Any]:
                             "unshare1/b_default",
                             "b_no_pdeath/c_floor",
                             "default/py_floor",
+                            "fork_path/py_floor",
                             "unshare1/default",
                             "no_pdeath/c_floor",
                             "supervisor/c_floor",
@@ -522,6 +573,7 @@ COLUMNS = [
     ("b_default", "before run()"),
     ("b_no_pdeath", "before dwp=F"),
     ("default", "run()"),
+    ("fork_path", "run() forked"),
     ("no_pdeath", "run(dwp=F)"),
     ("supervisor", "supervisor"),
     ("fast_watch", "fast+watch"),
@@ -534,6 +586,7 @@ RATIOS = [
     ("unshare1/b_default", "unsh/b run"),
     ("b_no_pdeath/c_floor", "b fast/C"),
     ("default/py_floor", "run/py"),
+    ("fork_path/py_floor", "forked/py"),
     ("unshare1/default", "unsh/run"),
     ("no_pdeath/c_floor", "fast/C"),
     ("supervisor/c_floor", "sup/C"),
@@ -560,6 +613,10 @@ def table(result: dict[str, Any]) -> str:
     lines.append(
         "default run() takes the fast path from a process's second die_with_parent spawn "
         "(the supervisor watches it); the first is forked by the launcher thread"
+    )
+    lines.append(
+        "a fork-path set (user, time) is started by the forker from a process's second "
+        "such spawn on; 'run() forked' is the same call with the forker off"
     )
     lines.append("")
     lines.append("the same ratios on the 10th percentiles (steadier when the CPUs are shared):")

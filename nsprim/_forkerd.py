@@ -65,8 +65,9 @@ IGNORED: tuple[int, ...] = (
 CATCHABLE: tuple[int, ...] = tuple(
     int(s) for s in sorted(signal.valid_signals()) if s not in (signal.SIGKILL, signal.SIGSTOP)
 )
-#: Where the forker keeps its own fds, above those a caller usually passes.
-_HIGH = 600
+#: Where the forker keeps its own fds, above those a caller usually passes (lower
+#: under a small RLIMIT_NOFILE, where F_DUPFD at 600 would be EINVAL).
+_HIGH = max(10, min(600, os.sysconf("SC_OPEN_MAX") // 2))
 _MAX_FDS = 253  # SCM_MAX_FD
 _PR_SET_PDEATHSIG = 1
 _PR_GET_DUMPABLE = 3

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from nsprim import _forker, process
+from nsprim import _forker, _forkerd, process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -349,22 +349,26 @@ def test_a_forked_caller_gets_its_own(forker: list[int]) -> None:
 
 
 def test_pass_fds_on_the_forkers_own_numbers(forker: list[int]) -> None:
-    # The forker keeps its own fds at 600 and up: a caller's fd there still
-    # arrives under its number, and the forker goes on serving.
+    # The forker keeps its own fds at _HIGH and up (600 under the usual
+    # limit): a caller's fd there still arrives under its number, and the
+    # forker goes on serving.
+    high = _forkerd._HIGH
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    wanted = [high, high + 1, high + 2] + ([1000] if soft > 1001 else [])
     r, w = os.pipe()
-    wanted = [600, 601, 602, 1000]
     try:
         for fd in wanted:
             os.dup2(w, fd)
         used = len(forker)
+        script = " ".join(str(fd) for fd in wanted)
         out = process.run(
-            ["sh", "-c", "for fd in 600 601 602 1000; do echo $fd > /proc/self/fd/$fd; done; "
+            ["sh", "-c", f"for fd in {script}; do echo $fd > /proc/self/fd/$fd; done; "
              "ls /proc/self/fd | sort -n | tr '\\n' ' '"],
             namespaces=["user"], pass_fds=wanted, capture_output=True,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
         assert len(forker) == used + 1
-        assert out.stdout.decode().split() == ["0", "1", "2", "3", "600", "601", "602", "1000"]
+        assert out.stdout.decode().split() == ["0", "1", "2", "3", *map(str, wanted)]
     finally:
         for fd in (w, *wanted):
             os.close(fd)

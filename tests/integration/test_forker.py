@@ -399,3 +399,32 @@ def test_closed_stdio_stays_closed(forker: list[int]) -> None:
     assert p.returncode == 0 and len(forker) == used + 1
     assert os.read(r, 100).split()[:2] == [b"1", b"2"]  # no 0
     os.close(r)
+
+
+def test_threads_spawning_at_once_each_get_their_own_program(forker: list[int]) -> None:
+    # One request at a time on one channel: 8 threads x 5 spawns, each
+    # program answering with what it was given, none mixed up or lost.
+    import threading
+
+    errors: list[str] = []
+
+    def worker(k: int) -> None:
+        for i in range(5):
+            r = process.run(
+                ["sh", "-c", 'echo "$TAG $(cat /proc/self/uid_map | tr -s " ")"'],
+                namespaces=["user"],
+                map_root=bool(i % 2),
+                env={"TAG": f"{k}.{i}"},
+                capture_output=True,
+            )
+            want = [f"{k}.{i}", "0", str(os.geteuid()), "1"] if i % 2 else [f"{k}.{i}"]
+            if r.returncode != 0 or r.stdout.decode().split()[: len(want)] != want:
+                errors.append(f"{k}.{i}: {r.returncode} {r.stdout!r} {r.stderr!r}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(forker) >= 30  # (a few may take the fork path while it is busy: none here)

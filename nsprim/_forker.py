@@ -98,7 +98,7 @@ __all__ = ["helper_pids", "held_fds", "shutdown", "spawn", "use"]
 _MAX_FDS = 250  # SCM_MAX_FD is 253: cwd, the child's channel, three stdio, the rest pass_fds
 _MAX_MSG = 1 << 20
 #: Forkers that may die before saying hello before a process stops starting them.
-_MAX_FAILED_STARTS = 3
+_MAX_FAILED_STARTS = 3  # (use_forker(True) forgets them)
 
 #: Lines of /proc/PID/status that a forked child inherits from its parent.
 _STATUS_KEYS = (
@@ -236,7 +236,7 @@ _lock = _thread.allocate_lock()
 _handle: Optional[_Handle] = None
 #: Off with NSPRIM_FORKER=0 in the environment (for programs that can't call use_forker).
 _enabled = [os.environ.get("NSPRIM_FORKER") != "0"]
-#: Forkers of this process that exited before their hello.
+#: Forkers of this process that exited before their hello or during a request.
 _failed = [0]
 
 
@@ -245,7 +245,9 @@ def use(on: bool) -> None:
     if not isinstance(on, bool):
         raise TypeError(f"use_forker takes a bool, got {on!r}")
     _enabled[0] = on
-    if not on:
+    if on:
+        _failed[0] = 0
+    else:
         shutdown()
 
 
@@ -390,7 +392,7 @@ def _current() -> Optional[_Handle]:
 
 
 def _failed_start() -> None:
-    """A few failed starts, then this process takes the fork path for good."""
+    """A few failed starts or deaths, then this process takes the fork path for good."""
     _failed[0] += 1
     if _failed[0] >= _MAX_FAILED_STARTS:
         _enabled[0] = False
@@ -562,10 +564,12 @@ def _started(h: _Handle, seq: int) -> Optional[tuple[int, OwnedFd]]:
         except BaseException as exc:  # ^C: the answer must still be read
             interrupted = interrupted or exc
     if not data or marshal.loads(data)[0] != seq:
-        # The forker died (or, never seen, lost count): a new one next time.
+        # The forker died (or, never seen, lost count): a new one next time,
+        # and after a few such deaths none (a request that kills it each time).
         for fd in got:
             os.close(fd)
         _retire(h)
+        _failed_start()
         if interrupted is not None:
             raise interrupted
         if data:

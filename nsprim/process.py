@@ -682,16 +682,16 @@ def use_forker(on: bool) -> None:
     From a process's second spawn that needs the fork path (a new user or
     time namespace, ``mount_proc``, ``root`` ...), nsprim starts a small
     helper, a child of this process named ``nsprim-forker``, that creates
-    each such program with clone3(CLONE_PARENT) (Linux 5.3): the program is
+    each such program with clone3(CLONE_PARENT) (Linux 5.3). The program is
     still this process's own child, with the state a fork would give it
-    (what differs is checked per spawn, and the fork path taken then), in
-    about 0.6 of the fork path's time for a 40 MB caller, and the same for a
-    larger one (the fork path grows with the caller). A caller that loops
-    on ``os.wait()`` until ECHILD meets the helper; :func:`helper_pids`
-    names it, and ``use_forker(False)`` (or ``NSPRIM_FORKER=0`` in the
-    environment, read when the helper is first wanted) stops it now and takes the fork path for every
-    such spawn after. nsprim also stops using it by itself after
-    three helpers died (before they were up, or during a request);
+    (what could differ is checked per spawn, and the fork path taken then),
+    and its start no longer costs more the larger this process is: about
+    0.6 of the fork path's time for a 40 MB caller. A caller that loops on
+    ``os.wait()`` until ECHILD meets the helper; :func:`helper_pids` names
+    it. ``use_forker(False)``, or ``NSPRIM_FORKER=0`` in the environment
+    (read when the helper is first wanted), stops it now and takes the fork
+    path for every such spawn after. nsprim also stops using it by itself
+    after three helpers died (before they were up, or during a request);
     ``use_forker(True)`` starts afresh.
 
     Raises:

@@ -43,6 +43,18 @@ def forker() -> Iterator[list[int]]:
     """A fresh, running forker for this test; counts the spawns it answered."""
     _forker.shutdown()
     process.use_forker(True)
+    real = _forker._request
+    used = _count_answers()
+    try:
+        _warm()
+        yield used
+    finally:
+        _forker._request = real  # type: ignore[assignment]
+        _forker.shutdown()
+
+
+def _count_answers() -> list[int]:
+    """Wrap the forker's request so that each program it started is listed (by pid)."""
     used: list[int] = []
     real = _forker._request
 
@@ -53,12 +65,7 @@ def forker() -> Iterator[list[int]]:
         return got
 
     _forker._request = counting  # type: ignore[assignment]
-    try:
-        _warm()
-        yield used
-    finally:
-        _forker._request = real  # type: ignore[assignment]
-        _forker.shutdown()
+    return used
 
 
 def _warm() -> None:
@@ -406,16 +413,7 @@ def _threads_at_once() -> tuple[list[str], int]:
     """In a forked child (its threads must not outlive it in pytest's process)."""
     import threading
 
-    used: list[int] = []
-    real = _forker._request
-
-    def counting(*a: Any) -> Any:
-        got = real(*a)
-        if got is not None:
-            used.append(got[0])
-        return got
-
-    _forker._request = counting  # type: ignore[assignment]
+    used = _count_answers()
     _warm()
     errors: list[str] = []
 

@@ -551,12 +551,17 @@ def fast_eligible(setup: NsOptions, stdio: Sequence[int], watched: bool = False)
 
 
 # Types the calling thread itself can unshare for one spawn and leave again
-# with setns(2): none needs CLONE_FS (mnt does, and a thread that unshares
-# its fs_struct can't share the process's cwd again), and every one can be
-# re-entered by a caller allowed to setns into it (probed first). Steps that
-# touch only those namespaces.
-_CALLER_TYPES = frozenset({NsType.UTS, NsType.IPC, NsType.NET, NsType.CGROUP, NsType.PID})
-_CALLER_STEPS = frozenset({"sethostname", "setdomainname", "set_link_up"})
+# with setns(2), every one re-entered by a caller allowed to setns into it
+# (probed first), and the steps that touch only those namespaces and the
+# thread's own working directory. mnt and a cwd step change the fs_struct
+# (root, cwd), which every thread of a process shares: the calling thread
+# takes them only when it is its process's one thread (see _fs_home).
+_CALLER_TYPES = frozenset(
+    {NsType.UTS, NsType.IPC, NsType.NET, NsType.CGROUP, NsType.PID, NsType.MNT}
+)
+_CALLER_STEPS = frozenset({"sethostname", "setdomainname", "set_link_up", "mount", "chdir"})
+_NEWNS = int(CloneFlags.NEWNS)
+_O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 def _ways_back(setup: NsOptions) -> Optional[list[tuple[int, int]]]:
@@ -570,7 +575,7 @@ def _ways_back(setup: NsOptions) -> Optional[list[tuple[int, int]]]:
     """
     back: list[tuple[int, int]] = []
     try:
-        for t in setup.types:
+        for t in setup.types - {NsType.MNT}:  # (mnt: _fs_home's probe)
             name = "pid_for_children" if t is NsType.PID else t.value
             fd = os.open(f"/proc/thread-self/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
             back.append((fd, int(t.flag)))
@@ -580,6 +585,52 @@ def _ways_back(setup: NsOptions) -> Optional[list[tuple[int, int]]]:
             os.close(fd)
         return None
     return back
+
+
+def _fs_home() -> Optional[tuple[int, int, int]]:
+    """This thread's working directory, root and mount namespace as fds, if it may leave them.
+
+    For mnt (unshare(CLONE_NEWNS) on this thread) and a cwd step. setns(2)
+    back into a mount namespace sets root and cwd to its root, so both are
+    kept as O_PATH fds and restored after it with fchdir(2) and chroot(2).
+    None when the way back is not sure: setns(CLONE_NEWNS) is EINVAL when
+    the thread's fs_struct is shared (another thread, or a process cloned
+    with CLONE_FS, would see the move; unshare would take a private copy
+    that can never be shared again), and EPERM without CAP_SYS_ADMIN and
+    CAP_SYS_CHROOT. The probe is a setns into the mount namespace the
+    thread is in, after a restore of root and cwd to themselves has shown
+    that a filter or LSM lets the restore through (so a refusal changes
+    nothing).
+    """
+    opened: list[int] = []
+    try:
+        for path in (".", "/"):
+            opened.append(os.open(path, _O_PATH_DIR))
+        opened.append(os.open("/proc/thread-self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC))
+        cwd, root, mnt = opened
+        os.fchdir(cwd)
+        try:
+            os.fchdir(root)
+            os.chroot(".")
+        finally:
+            os.fchdir(cwd)
+        _sc.setns(mnt, _NEWNS)
+    except OSError:
+        for fd in opened:
+            os.close(fd)
+        return None
+    _fs_back(cwd, root)
+    return cwd, root, mnt
+
+
+def _fs_back(cwd: int, root: int) -> None:
+    """Root and working directory back to the fds :func:`_fs_home` kept (probed there)."""
+    try:
+        os.fchdir(root)
+        os.chroot(".")
+        os.fchdir(cwd)
+    except OSError as err:  # pragma: no cover - refused after the probe accepted it
+        raise RuntimeError(f"chroot/fchdir back to the caller's root and cwd: {err}") from err
 
 
 def _go_back(back: list[tuple[int, int]]) -> None:
@@ -595,7 +646,7 @@ def _go_back(back: list[tuple[int, int]]) -> None:
             os.close(fd)
 
 
-def _nothing_else_runs_here() -> bool:
+def _nothing_else_runs_here(fs: bool = False) -> bool:
     """Whether only nsprim's code can run on this thread while it is in other namespaces.
 
     Trace and profile hooks run at every call: not with those. Python runs
@@ -603,11 +654,15 @@ def _nothing_else_runs_here() -> bool:
     the signal: on another thread never; on the main thread only when no
     other thread can take one (this process has one thread, and it holds
     every signal while away), so that a handler runs once the thread is
-    home. A main thread among others takes a thread of its own. About
-    10 microseconds (the /proc/self/task listing, main thread only).
+    home. A main thread among others takes a thread of its own. *fs*: the
+    work moves the thread's root or cwd, which all its process's threads
+    share, so only a process's one thread may do it. About 10 microseconds
+    (the /proc/self/task listing, main thread or *fs* only).
     """
     if sys.gettrace() is not None or sys.getprofile() is not None:
         return False
+    if fs:
+        return _single_threaded()
     return not LAUNCHER._on_main_thread() or _single_threaded()
 
 
@@ -665,10 +720,13 @@ def fast_spawn(
       meanwhile (no trace or profile hook; not the main thread of a process
       with other threads, where Python would run a signal handler): every
       signal is held from the unshare to the way back, and the program
-      gets the caller's mask;
+      gets the caller's mask. Also mnt, propagation and cwd when it is its
+      process's one thread and may setns back into its mount namespace,
+      which resets root and cwd: both are restored from O_PATH fds with
+      fchdir(2) and chroot(2) (see :func:`_fs_home`);
     * else a throwaway thread (with CLONE_FS, so its cwd and root are its
-      own: mnt and cwd need that, and it can't be undone), which then ends;
-      the namespaces live on in the child. A thread costs about 0.1 ms.
+      own: mnt and cwd need that there, and it can't be undone), which then
+      ends; the namespaces live on in the child. A thread costs about 0.1 ms.
 
     *watch*, if given, gets the program's pidfd on the spawning thread
     right after posix_spawn returns (die_with_parent's hand-over to the
@@ -706,18 +764,31 @@ def fast_spawn(
     # in the new namespaces, and no fd is lost. The program gets the mask the
     # caller had.
     back: Optional[list[tuple[int, int]]] = None
+    home: Optional[tuple[int, int, int]] = None
     mask: Optional[set[Any]] = None
     collecting = gc.isenabled()
+    fs = NsType.MNT in setup.types or any(s[0] == "chdir" for s in steps)
     if (
         setup.flags
         and setup.types <= _CALLER_TYPES
         and all(s[0] in _CALLER_STEPS for s in steps)
-        and _nothing_else_runs_here()
+        and _nothing_else_runs_here(fs)
     ):
         held = _hold_signals()
         gc.disable()
-        back = _ways_back(setup)
+        if fs:
+            home = _fs_home()
+        back = _ways_back(setup) if home is not None or not fs else None
+        if back is not None and home is not None:
+            if NsType.MNT in setup.types:
+                back.append((home[2], _NEWNS))
+            else:
+                os.close(home[2])  # a cwd step alone: the probe was all it was for
         if back is None:  # no way back: a throwaway thread, below
+            if home is not None:
+                for fd in home:
+                    os.close(fd)
+                home = None
             if collecting:
                 gc.enable()
             _sigmask(signal.SIG_SETMASK, held)
@@ -766,7 +837,15 @@ def fast_spawn(
                 work()
             finally:
                 try:
-                    _go_back(back)
+                    try:
+                        _go_back(back)  # mnt among them resets root and cwd: restored next
+                    finally:
+                        if home is not None:
+                            try:
+                                _fs_back(home[0], home[1])
+                            finally:
+                                os.close(home[0])
+                                os.close(home[1])
                 finally:
                     if collecting:
                         gc.enable()

@@ -41,11 +41,11 @@ def test_nothing_to_unshare_spawns_from_the_callers_thread(
     r = process.run(["sh", "-c", "echo $$"], die_with_parent=False, capture_output=True)
     assert r.returncode == 0 and int(r.stdout) > 1
     assert started == []
-    # A step that needs CLONE_FS (cwd is the thread's own then), or mnt: a thread.
+    # A cwd and no namespace: no setns probe tells whether the process's
+    # fs_struct is its own (see _launch._fs_home), so a thread.
     r = process.run(["pwd"], cwd=tmp_path, die_with_parent=False, capture_output=True)
     assert r.stdout.decode().strip() == str(tmp_path) and os.getcwd() != str(tmp_path)
-    process.run(["true"], namespaces=["mnt"], die_with_parent=False, check=True)
-    assert started == [1, 1]
+    assert started == [1]
 
 
 THREAD_SIDE = ("uts", "ipc", "net", "cgroup", "pid_for_children", "mnt")
@@ -140,20 +140,141 @@ def test_another_thread_unshares_on_itself_and_comes_back(
     assert started == [] and after == before
 
 
-def test_a_caller_that_could_not_come_back_takes_a_thread() -> None:
-    # Root of a new user namespace may unshare a uts namespace, but not setns
-    # back into the one it is in (the initial user namespace owns that): the
-    # probe says so, and the spawn takes a throwaway thread instead.
-    def inside() -> tuple[int, str, bool]:
+@pytest.mark.parametrize("kind", ["uts", "mnt"])
+def test_a_caller_that_could_not_come_back_takes_a_thread(kind: str) -> None:
+    # Root of a new user namespace may unshare a uts or mount namespace, but
+    # not setns back into the one it is in (the initial user namespace owns
+    # that): the probe says so, and the spawn takes a throwaway thread instead.
+    def inside() -> tuple[int, str, bool, str]:
         threads = _counting_threads()
         before = _mine()
+        where = os.getcwd()
         r = process.run(
-            ["hostname"], namespaces=["uts"], hostname="inner", capture_output=True, check=True,
+            ["sh", "-c", "hostname; readlink /proc/self/ns/mnt"], namespaces=[kind],
+            hostname="inner" if kind == "uts" else None, capture_output=True, check=True,
             die_with_parent=False,
         )  # fmt: skip
-        return len(threads), r.stdout.decode().strip(), _mine() == before
+        host, mnt = r.stdout.decode().split()
+        changed = (host == "inner") if kind == "uts" else (mnt != before["mnt"])
+        return len(threads), str(changed), _mine() == before, os.getcwd() == where
 
-    assert process.call(inside, namespaces=["user"], map_root=True) == (1, "inner", True)
+    got = process.call(inside, namespaces=["user"], map_root=True)
+    assert got == (1, "True", True, True)
+
+
+# --- mnt and cwd on the caller's thread: root and cwd restored ----------------------------------
+
+MARKER = "nsprim-jail-marker"
+
+
+def _into_a_jail(top: str) -> None:
+    """In a call() child with a mount namespace of its own: chroot(2) into a tmpfs at *top*
+    that has the system's programs and /proc, a marker file and a /work, and chdir to /work.
+
+    The root is then not the mount namespace's, which a setns(2) back would give.
+    """
+    from nsprim import syscalls
+
+    # Everything the spawn imports, imported while the interpreter's files are in reach.
+    process.run(["true"], namespaces=["mnt"], die_with_parent=False, check=True)
+    syscalls.mount("tmpfs", top, "tmpfs", 0, None)
+    for name in ("usr", "bin", "sbin", "lib", "lib64", "proc"):
+        here = f"/{name}"
+        if os.path.islink(here):  # merged /usr
+            os.symlink(os.readlink(here), f"{top}/{name}")
+        elif os.path.isdir(here):
+            os.mkdir(f"{top}/{name}")
+            syscalls.mount(here, f"{top}/{name}", None, 0x1000 | 0x4000, None)  # MS_BIND|MS_REC
+    Path(top, MARKER).touch()
+    os.mkdir(f"{top}/work")
+    os.chroot(top)
+    os.chdir("/work")
+
+
+def _fs_state() -> tuple[Any, ...]:
+    root, cwd = os.stat("/"), os.stat(".")
+    return (
+        (root.st_dev, root.st_ino),
+        (cwd.st_dev, cwd.st_ino),
+        os.getcwd(),
+        os.path.exists(f"/{MARKER}"),
+        os.readlink("/proc/thread-self/ns/mnt"),
+    )
+
+
+def _mnt_spawn_in_a_jail(top: str, restore_root: bool) -> tuple[Any, ...]:
+    if not restore_root:  # the control: cwd restored, root left where setns put it
+        _launch._fs_back = lambda cwd, root: os.fchdir(cwd)  # type: ignore[assignment]
+    _into_a_jail(top)
+    threads = _counting_threads()
+    before = _fs_state()
+    outs = [
+        process.run(
+            ["sh", "-c", "readlink /proc/self/ns/mnt; pwd; ls /"], namespaces=types, cwd="/usr",
+            hostname="inner" if "uts" in types else None, die_with_parent=False,
+            capture_output=True, check=True,
+        ).stdout.decode().split()
+        for types in (["mnt"], ["mnt", "uts", "net"], ["uts"])
+    ]  # fmt: skip
+    return len(threads), before, outs, _fs_state()
+
+
+def test_a_single_threaded_caller_takes_mnt_and_cwd_on_its_own_thread(tmp_path: Path) -> None:
+    # A one-thread process unshares its mount namespace (and changes its cwd
+    # for the program) on its own thread, then comes back: setns(2) into its
+    # mount namespace resets root and cwd to that namespace's root, and both
+    # are restored, a chroot(2) included.
+    started, before, outs, after = process.call(
+        _mnt_spawn_in_a_jail, str(tmp_path), True, namespaces=["mnt"]
+    )
+    assert started == 0
+    assert before[3] is True and after == before  # still in the jail, still in /work
+    for out, new_mnt in zip(outs, (True, True, False)):
+        mnt, pwd, *listing = out
+        assert (mnt != before[4]) == new_mnt and pwd == "/usr" and MARKER in listing
+
+
+def test_a_caller_whose_root_is_not_restored_is_caught(tmp_path: Path) -> None:
+    # The control of the test above: without chroot(2) back, the caller ends
+    # up at the mount namespace's root, out of its jail, and the check sees it.
+    started, before, _, after = process.call(
+        _mnt_spawn_in_a_jail, str(tmp_path), False, namespaces=["mnt"]
+    )
+    assert started == 0 and before[3] is True
+    assert after != before and after[3] is False
+
+
+def test_mnt_from_a_thread_among_others_takes_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root and cwd belong to every thread of a process: one that is not its
+    # process's only thread never moves them, whether it is the main one or
+    # not. It spawns from a throwaway thread, and the cwd stays.
+    started = _count_threads(monkeypatch)
+    where = os.getcwd()
+    mnt = os.readlink("/proc/thread-self/ns/mnt")
+    got: list[list[str]] = []
+
+    def spawn() -> None:
+        got.append(
+            process.run(
+                ["sh", "-c", "readlink /proc/self/ns/mnt; pwd"], namespaces=["mnt"], cwd="/usr",
+                die_with_parent=False, capture_output=True, check=True,
+            ).stdout.decode().split()
+        )  # fmt: skip
+
+    worker = threading.Thread(target=spawn)
+    worker.start()
+    worker.join()
+    bystander = threading.Event()
+    other = threading.Thread(target=bystander.wait)
+    other.start()
+    try:
+        spawn()  # this thread, with company
+    finally:
+        bystander.set()
+        other.join()
+    assert started == [1, 1]
+    assert all(out[0] != mnt and out[1] == "/usr" for out in got) and len(got) == 2
+    assert os.getcwd() == where and os.readlink("/proc/thread-self/ns/mnt") == mnt
 
 
 MAIN_ONLY = pytest.mark.skipif(

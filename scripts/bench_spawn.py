@@ -18,14 +18,17 @@ of one start-and-reap of ``/bin/true`` with:
 * a C program doing ``clone3`` + ``execve`` + ``waitpid`` (the floor;
   compiled at run time with the machine's ``cc`` into a temporary folder and
   kept running as a co-process that times one start per request);
-* ``subprocess.run(["unshare", ..., "--fork", "/bin/true"])``;
+* ``subprocess.run(["unshare", ..., "/bin/true"])``, with ``--fork`` for
+  the sets with pid only (the program is then in every namespace of the
+  set, as with nsprim; a fork it doesn't need would slow the baseline);
 * ``os.fork`` + ctypes ``unshare`` + ``execve`` (the bare Python floor).
 
 The methods run interleaved: each round starts every method once per set, in
 a shuffled order, so the noise of a shared machine falls on all of them
 alike. Reported: medians, the interquartile range as a share of the median
-(noise), the path each nsprim call took (fork, posix_spawn, supervisor:
-seen by counting calls, not assumed), and the ratios the speed issue names:
+(noise), the path each nsprim call took (fork, forker, posix_spawn from the
+calling thread or from a throwaway one, supervisor: seen by counting calls,
+not assumed), and the ratios the speed issue names:
 default / Python floor (target <= 1.1), unshare(1) / default (>= 1), fast
 path / C floor and supervisor / C floor (<= 1.3). Then ``call()`` of a
 trivial function and ``enter()``/``call_in()`` round trips. ``--json``
@@ -59,6 +62,8 @@ try:  # absent from trees older than the forker: that column and label are left 
         forker = None  # type: ignore[assignment]
 except ImportError:  # pragma: no cover
     forker = None  # type: ignore[assignment]
+
+from nsprim import _launch as launch  # its fast path's thread, counted for the paths column
 
 try:  # absent from trees older than the prototype: those columns are left out
     from nsprim import _supervisor as sup
@@ -228,6 +233,16 @@ class PathProbe:
         self._posix_spawn = os.posix_spawn
         self._sup_spawn = sup.spawn if sup is not None else None
         self._forker_request = forker._request if forker is not None else None
+        self.threads = 0
+        self._own_thread = getattr(launch, "_on_own_thread", None)
+
+        def counted_thread(*a: Any, **k: Any) -> Any:
+            self.threads += 1
+            assert self._own_thread is not None
+            return self._own_thread(*a, **k)
+
+        if self._own_thread is not None:
+            launch._on_own_thread = counted_thread
 
         def counted_request(*a: Any, **k: Any) -> Any:
             assert self._forker_request is not None
@@ -252,13 +267,20 @@ class PathProbe:
             sup.spawn = counted_sup
 
     def path(self, fn: Callable[[], object]) -> str:
-        self.spawns = self.sup = self.forked = 0
+        self.spawns = self.sup = self.forked = self.threads = 0
         fn()
         if self.forked:
             return "forker"
-        return "supervisor" if self.sup else "posix_spawn" if self.spawns else "fork"
+        if self.sup:
+            return "supervisor"
+        if self.spawns:
+            # +thread: from a throwaway thread, not the calling one (nsprim._launch.fast_spawn)
+            return "posix_spawn+thread" if self.threads else "posix_spawn"
+        return "fork"
 
     def close(self) -> None:
+        if self._own_thread is not None:
+            launch._on_own_thread = self._own_thread
         if forker is not None and self._forker_request is not None:
             forker._request = self._forker_request
         os.posix_spawn = self._posix_spawn
@@ -288,7 +310,12 @@ def methods_for(types: list[str], floor: Optional[Floor]) -> dict[str, Callable[
     flags = 0
     for t in types:
         flags |= int(_FLAG[t])
-    ucmd = ["unshare", *[_UNSHARE_OPT[t] for t in types], "--fork", TRUE]
+    # --fork only where the program needs it to be in every namespace asked
+    # for (pid: unshare(2) moves only the caller's children). Elsewhere
+    # unshare(1) execs the program itself, as nsprim does: a fork it doesn't
+    # need would slow the baseline down and flatter nsprim's ratio.
+    fork = ["--fork"] if "pid" in types else []
+    ucmd = ["unshare", *[_UNSHARE_OPT[t] for t in types], *fork, TRUE]
     out: dict[str, Callable[[], float]] = {
         "default": lambda: _timed(lambda: process.run([TRUE], namespaces=types, check=True)),
         "no_pdeath": lambda: _timed(

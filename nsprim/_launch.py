@@ -93,9 +93,15 @@ def _pidns_to_return_to(flags: int) -> int:
 
 
 def _single_threaded() -> bool:
-    """True when this process has exactly one thread (no other can hold or want the GIL)."""
+    """True when this process has exactly one thread (no other can hold or want the GIL).
+
+    One stat(2): procfs gives /proc/PID/task a link count of its threads + 2
+    (proc_task_getattr, as a directory with a subdirectory per thread would
+    have). A count below 3 is a /proc that doesn't keep it: then the listing.
+    """
     try:
-        return len(os.listdir("/proc/self/task")) == 1
+        links = os.stat("/proc/self/task").st_nlink
+        return links == 3 if links >= 3 else len(os.listdir("/proc/self/task")) == 1
     except OSError:
         return False
 

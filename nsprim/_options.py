@@ -236,6 +236,9 @@ class NsOptions:
         keep_caps: bool = False,
         binfmt_register: Iterable[Union[str, bytes]] = (),
     ) -> None:
+        # Set first: __setattr__ reads it for each of the twenty fields below,
+        # and a missing slot makes each read raise and catch an AttributeError.
+        object.__setattr__(self, "_frozen", False)
         types = set(parse_types(namespaces))
         for flag_name, flag in (
             ("map_root", map_root),

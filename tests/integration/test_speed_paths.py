@@ -424,3 +424,28 @@ def test_a_dropped_program_is_handed_to_the_ledger_at_once_and_reaped_later() ->
     assert not any(p == pid for p, _ in LEDGER._orphans)
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def test_one_thread_is_told_by_the_link_count_or_by_the_listing() -> None:
+    # procfs counts a process's threads in /proc/PID/task's link count (+2);
+    # a /proc that keeps no count (below 3) gets the directory listed.
+    def inside() -> list[bool]:
+        seen = [_launch._single_threaded()]
+        other = threading.Thread(target=time.sleep, args=(0.5,))
+        other.start()
+        seen.append(_launch._single_threaded())
+        real = os.stat
+
+        class NoCount:
+            st_nlink = 2
+
+        def stat(path: Any, *a: Any, **k: Any) -> Any:
+            return NoCount() if path == "/proc/self/task" else real(path, *a, **k)
+
+        os.stat = stat  # type: ignore[assignment]  # (a call() child: gone after)
+        seen.append(_launch._single_threaded())
+        other.join()
+        seen.append(_launch._single_threaded())
+        return seen
+
+    assert process.call(inside) == [True, False, False, True]
